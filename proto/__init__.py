@@ -1,0 +1,1 @@
+"""Wire contracts of fuli: msgspec Structs for every request, response and bus event."""

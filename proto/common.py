@@ -1,0 +1,47 @@
+"""Types shared by every contract."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+
+Id = Annotated[
+    str,
+    Meta(min_length=1, max_length=128, pattern=ID_PATTERN,
+         description="1-128 characters of [A-Za-z0-9._:-]"),
+]
+TenantName = Annotated[
+    str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+]
+Points = Annotated[int, Meta(gt=0, le=1_000_000_000, description="points, a positive integer")]
+Cents = Annotated[int, Meta(ge=0, le=100_000_000_000, description="money in integer cents")]
+ShortText = Annotated[str, Meta(max_length=200)]
+LongText = Annotated[str, Meta(max_length=2000)]
+Limit = Annotated[int, Meta(ge=1, le=500)]
+
+
+class Request(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every request body: unknown fields are rejected."""
+
+
+class Response(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every response body."""
+
+
+class ErrorBody(Response):
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorEnvelope(Response):
+    error: ErrorBody
+
+
+class Health(Response):
+    status: str
+    checks: dict[str, str] = {}

@@ -1,0 +1,8 @@
+"""Background work of the points service."""
+
+from __future__ import annotations
+
+from services.runtime.bus import ActorSpec, PeriodicJob
+
+ACTORS: list[ActorSpec] = []
+PERIODIC: list[PeriodicJob] = []

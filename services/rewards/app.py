@@ -1,0 +1,20 @@
+"""The rewards service: perks, redemptions, coupons, blind boxes, red packets, team-buy."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from services.runtime.app import create_service_app
+from services.runtime.settings import Settings
+
+SERVICE = "rewards"
+
+
+def create_app(settings: Settings, *, standalone: bool = True) -> Litestar:
+    return create_service_app(
+        service=SERVICE,
+        settings=settings,
+        route_handlers=[],
+        description="Everything members spend points on, and team-buy leaderboards.",
+        standalone=standalone,
+    )

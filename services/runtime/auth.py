@@ -1,0 +1,167 @@
+"""Who is calling: API keys and member tokens, the authentication middleware and route guards."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import jwt
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from services.runtime.errors import Forbidden, Unauthorized
+from services.runtime.tenants import hash_key, key_id_of
+
+EXCLUDE_OPT = "exclude_from_auth"
+TOKEN_ISSUER = "fuli"
+TOKEN_ALGORITHM = "HS256"
+MAX_CACHED_KEYS = 10_000
+IMPLIED_ROLES = {"admin": {"admin", "operator", "ingest"}, "operator": {"operator"},
+                 "ingest": {"ingest"}}
+
+
+class Principal(msgspec.Struct, frozen=True):
+    tenant_id: str
+    role: str
+    key_id: str | None = None
+    member_id: str | None = None
+
+    @property
+    def is_member(self) -> bool:
+        return self.role == "member"
+
+    @property
+    def rate_identity(self) -> tuple[str, str]:
+        if self.is_member:
+            return "member", f"m:{self.member_id}"
+        return "key", f"k:{self.key_id}"
+
+    def require_member(self, member_id: str) -> None:
+        """A member token acts only as its own member."""
+        if self.is_member and member_id != self.member_id:
+            raise Forbidden("a member token may act only as its own member")
+
+
+class _Cached(msgspec.Struct):
+    fetched_at: float
+    value: Any
+
+
+class Authenticator:
+    """Verifies bearer credentials against fuli.api_keys and tenant token secrets.
+
+    Verified keys are cached per process for ``cache_ttl_s``: revoking a key through the API
+    takes effect at once in that process and within the TTL in every other one.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, cache_ttl_s: float) -> None:
+        self._pool = pool
+        self._ttl = cache_ttl_s
+        self._keys: dict[str, _Cached] = {}
+        self._secrets: dict[str, _Cached] = {}
+
+    def forget_key(self, key_id: str) -> None:
+        self._keys.pop(key_id, None)
+
+    async def authenticate(self, header: str | None) -> Principal:
+        if not header:
+            raise Unauthorized("missing Authorization: Bearer header")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("expected Authorization: Bearer <key or member token>")
+        if token.count(".") == 2:
+            return await self._member(token)
+        return await self._api_key(token)
+
+    async def _api_key(self, token: str) -> Principal:
+        key_id = key_id_of(token)
+        cached = self._keys.get(key_id)
+        if cached is None or time.monotonic() - cached.fetched_at > self._ttl:
+            row = await self._pool.fetchrow(
+                "SELECT tenant_id, role, secret_hash, revoked_at FROM fuli.api_keys"
+                " WHERE key_id = $1", key_id)
+            cached = _Cached(time.monotonic(), row)
+            if len(self._keys) >= MAX_CACHED_KEYS:
+                self._keys.clear()  # bounded: unknown keys must not grow it forever
+            self._keys[key_id] = cached
+        row = cached.value
+        if row is None or row["secret_hash"] != hash_key(token):
+            raise Unauthorized("unknown API key")
+        if row["revoked_at"] is not None:
+            raise Unauthorized("this API key was revoked")
+        return Principal(tenant_id=row["tenant_id"], role=row["role"], key_id=key_id)
+
+    async def tenant_secret(self, tenant_id: str) -> bytes | None:
+        cached = self._secrets.get(tenant_id)
+        if cached is None or (cached.value is None and
+                              time.monotonic() - cached.fetched_at > self._ttl):
+            secret = await self._pool.fetchval(
+                "SELECT token_secret FROM fuli.tenants WHERE tenant_id = $1", tenant_id)
+            cached = _Cached(time.monotonic(), secret)
+            self._secrets[tenant_id] = cached
+        return cached.value  # type: ignore[no-any-return]
+
+    async def _member(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+            tenant_id = claims.get("tid")
+            secret = await self.tenant_secret(tenant_id) if isinstance(tenant_id, str) else None
+            if secret is None:
+                raise Unauthorized("invalid member token")
+            claims = jwt.decode(token, secret, algorithms=[TOKEN_ALGORITHM], issuer=TOKEN_ISSUER,
+                                options={"require": ["exp", "iat", "sub", "tid", "iss"]})
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("member token expired", code="token_expired") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("invalid member token") from None
+        return Principal(tenant_id=claims["tid"], role="member", member_id=claims["sub"])
+
+    async def mint_member_token(self, tenant_id: str, member_id: str,
+                                ttl_s: int) -> tuple[str, datetime]:
+        secret = await self.tenant_secret(tenant_id)
+        if secret is None:
+            raise Unauthorized("unknown tenant")
+        now = datetime.now(UTC).replace(microsecond=0)
+        expires_at = now + timedelta(seconds=ttl_s)
+        token = jwt.encode({"iss": TOKEN_ISSUER, "tid": tenant_id, "sub": member_id,
+                            "iat": now, "exp": expires_at}, secret, algorithm=TOKEN_ALGORITHM)
+        return token, expires_at
+
+
+class AuthMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]
+                                   ) -> AuthenticationResult:
+        authenticator: Authenticator = connection.app.state.resources.authenticator
+        principal = await authenticator.authenticate(connection.headers.get("authorization"))
+        return AuthenticationResult(user=principal, auth=None)
+
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+def allow(*roles: str, member: bool = False) -> Guard:
+    """Guard: API keys with one of ``roles`` (admin implies every role) and, if ``member``,
+    member tokens, which may only name their own member in a ``member_id`` path parameter."""
+    allowed = frozenset(roles)
+    names = " or ".join(sorted(allowed | ({"member token"} if member else set())))
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal: Principal = connection.user
+        if principal.is_member:
+            if not member:
+                raise Forbidden(f"this route needs {names}")
+            path_member = connection.path_params.get("member_id")
+            if path_member is not None:
+                principal.require_member(path_member)
+            return
+        if not IMPLIED_ROLES[principal.role] & allowed:
+            raise Forbidden(f"this route needs {names}; this key is {principal.role}")
+
+    guard.fuli_roles = allowed  # type: ignore[attr-defined]
+    return guard

@@ -1,0 +1,270 @@
+"""The ``fuli`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+import proto
+
+from services.runtime import tenants
+from services.runtime.embedded import embedded_servers
+from services.runtime.errors import FuliError
+from services.runtime.migrations import migrate
+from services.runtime.observability import configure_logging
+from services.runtime.settings import Settings, SettingsError, load_settings
+
+SERVICES = ("points", "rewards", "tiers")
+OPENAPI_DIR = Path(proto.__file__).resolve().parent / "openapi"
+
+
+@contextlib.contextmanager
+def resolved(settings: Settings) -> Iterator[Settings]:
+    """Settings with both URLs filled in, starting the embedded servers for what is missing."""
+    if not settings.embedded:
+        yield settings
+        return
+    with embedded_servers(settings.data_dir, postgres=settings.database_url is None,
+                          valkey=settings.redis_url is None) as urls:
+        yield msgspec.structs.replace(
+            settings,
+            database_url=settings.database_url or urls.database_url,
+            redis_url=settings.redis_url or urls.redis_url,
+        )
+
+
+async def _with_connection(settings: Settings,
+                           action: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await action(conn)
+    finally:
+        await conn.close()
+
+
+async def prepare_database(settings: Settings, *, create_default_tenant: bool) -> str | None:
+    """Apply migrations and the bootstrap key; returns a new admin key if one was made."""
+
+    async def run(conn: asyncpg.Connection) -> str | None:
+        await migrate(conn)
+        if settings.bootstrap_key:
+            await tenants.ensure_tenant_with_key(conn, "default", settings.bootstrap_key)
+            return None
+        if create_default_tenant and await tenants.tenant_count(conn) == 0:
+            return (await tenants.create_tenant(conn, "default")).key
+        return None
+
+    return await _with_connection(settings, run)  # type: ignore[no-any-return]
+
+
+def _serve(app: Any, settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
+                access_log=False, lifespan="on", loop="auto", http="auto",
+                timeout_graceful_shutdown=10)
+
+
+def _banner(settings: Settings, services: tuple[str, ...], admin_key: str | None) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [f"fuli is serving on {base}"]
+    for name in services:
+        lines.append(f"  {name:8} API {base}/{name}/v1   docs {base}/{name}/docs")
+    lines.append(f"  health   {base}/health/ready   metrics {base}/metrics")
+    if settings.database_url and "host=" in settings.database_url:
+        lines.append(f"  data     {Path(settings.data_dir).resolve()}")
+    if admin_key:
+        lines.append("")
+        lines.append("Created tenant 'default'. Its admin key (shown once):")
+        lines.append(f"  {admin_key}")
+    print("\n".join(lines), flush=True)
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from services.runtime.stack import Stack
+
+    with resolved(settings) as ready:
+        admin_key = asyncio.run(prepare_database(ready, create_default_tenant=True))
+        worker = _spawn_worker(ready) if ready.worker else None
+        try:
+            _banner(ready, SERVICES, admin_key)
+            _serve(Stack(ready), ready)
+        finally:
+            if worker is not None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+    return 0
+
+
+def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["FULI_DATABASE_URL"] = settings.database_url or ""
+    env["FULI_REDIS_URL"] = settings.redis_url or ""
+    return subprocess.Popen([sys.executable, "-m", "services.runtime.cli", "worker"], env=env)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f"services.{args.service}.app")
+    with resolved(settings) as ready:
+        asyncio.run(prepare_database(ready, create_default_tenant=False))
+        _banner(ready, (args.service,), None)
+        _serve(module.create_app(ready), ready)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from services.runtime.worker import run_worker
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with resolved(settings) as ready:
+        asyncio.run(prepare_database(ready, create_default_tenant=False))
+        run_worker(ready, args.service or list(SERVICES), stop)
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    with resolved(settings) as ready:
+        applied = asyncio.run(_with_connection(ready, migrate))
+    for migration in applied:
+        print(f"applied {migration.service}/{migration.version:04d}_{migration.name}.sql")
+    print(f"{len(applied)} migration(s) applied; the schema is up to date")
+    return 0
+
+
+def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
+    with resolved(settings) as ready:
+        asyncio.run(prepare_database(ready, create_default_tenant=False))
+        issued = asyncio.run(_with_connection(
+            ready, lambda conn: tenants.create_tenant(conn, args.name, args.time_zone)))
+    print(f"tenant {args.name} created; admin key {issued.key_id} (shown once):")
+    print(issued.key)
+    return 0
+
+
+def cmd_key_create(settings: Settings, args: argparse.Namespace) -> int:
+    with resolved(settings) as ready:
+        issued = asyncio.run(_with_connection(
+            ready, lambda conn: tenants.create_key(conn, args.tenant, args.role, args.label)))
+    print(f"{args.role} key {issued.key_id} for tenant {args.tenant} (shown once):")
+    print(issued.key)
+    return 0
+
+
+def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    with resolved(settings) as ready:
+        asyncio.run(_with_connection(ready, lambda conn: tenants.revoke_key(conn, args.key_id)))
+    print(f"key {args.key_id} revoked (running servers stop accepting it within "
+          f"{settings.auth_cache_ttl_s:g} s)")
+    return 0
+
+
+def openapi_documents(settings: Settings) -> dict[str, str]:
+    from services.runtime.stack import service_apps
+
+    return {
+        name: json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True) + "\n"
+        for name, app in service_apps(settings).items()
+    }
+
+
+def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    stale = []
+    for name, text in openapi_documents(settings).items():
+        path = out / f"{name}.json"
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print("stale OpenAPI documents (run `fuli openapi`): " + ", ".join(stale),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fuli", description="fuli points-and-rewards engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("up", help="serve all three services and the worker (what `make run` does)"
+                   ).set_defaults(func=cmd_up)
+    serve = sub.add_parser("serve", help="serve one service alone")
+    serve.add_argument("service", choices=SERVICES)
+    serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="run actors, the outbox relay and periodic jobs")
+    worker.add_argument("--service", action="append", choices=SERVICES,
+                        help="only this service's actors (repeatable; default all)")
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+
+    tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
+    create = tenant.add_parser("create", help="create a tenant and print its admin key")
+    create.add_argument("name")
+    create.add_argument("--time-zone", default=tenants.DEFAULT_TIME_ZONE)
+    create.set_defaults(func=cmd_tenant_create)
+
+    key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
+    key_create = key.add_parser("create", help="create an API key and print it once")
+    key_create.add_argument("--tenant", required=True)
+    key_create.add_argument("--role", required=True, choices=tenants.ROLES)
+    key_create.add_argument("--label")
+    key_create.set_defaults(func=cmd_key_create)
+    key_revoke = key.add_parser("revoke", help="revoke an API key")
+    key_revoke.add_argument("key_id")
+    key_revoke.set_defaults(func=cmd_key_revoke)
+
+    openapi = sub.add_parser("openapi", help="write each service's OpenAPI document")
+    openapi.add_argument("--out", default=str(OPENAPI_DIR))
+    openapi.add_argument("--check", action="store_true",
+                         help="exit 1 if the written documents are stale")
+    openapi.set_defaults(func=cmd_openapi)
+    return parser
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"fuli: bad setting: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, json=settings.log_json)
+    # SIGTERM unwinds like Ctrl-C, so embedded servers this process started are stopped.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return int(args.func(settings, args))
+    except FuliError as exc:
+        print(f"fuli: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

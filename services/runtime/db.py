@@ -1,0 +1,30 @@
+"""PostgreSQL connection pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def _encode_json(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(type_name, schema="pg_catalog", encoder=_encode_json,
+                                  decoder=msgspec.json.decode, format="text")
+
+
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20,
+                      application_name: str = "fuli") -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=_init_connection,
+        server_settings={"application_name": application_name, "timezone": "UTC"},
+    )
+    assert pool is not None
+    return pool

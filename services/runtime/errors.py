@@ -1,0 +1,156 @@
+"""Errors with a stable code, and the one place that maps every error to an HTTP response."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from proto.common import ErrorBody, ErrorEnvelope
+
+log = logging.getLogger("fuli.errors")
+
+
+class FuliError(Exception):
+    """A domain or request error. Subclasses fix the HTTP status; ``code`` is stable for clients."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+    def envelope(self) -> ErrorEnvelope:
+        return ErrorEnvelope(error=ErrorBody(code=self.code, message=self.message,
+                                             details=self.details))
+
+
+class ValidationFailed(FuliError):
+    status_code = 422
+    code = "validation_failed"
+
+
+class Unauthorized(FuliError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(FuliError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(FuliError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(FuliError):
+    status_code = 409
+    code = "conflict"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+
+class PayloadTooLarge(FuliError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class RateLimited(FuliError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after_s: float) -> None:
+        seconds = max(1, math.ceil(retry_after_s))
+        super().__init__("too many requests", retry_after_s=seconds)
+        self.retry_after_s = seconds
+
+
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    415: "unsupported_media_type", 422: "validation_failed", 429: "rate_limited",
+    500: "internal_error", 503: "unavailable",
+}
+
+_encoder = msgspec.json.Encoder()
+_FIELD_IN_MESSAGE = re.compile(r"at `\$\.?([^`]*)`")
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any],
+                   headers: dict[str, str] | None = None) -> Response[bytes]:
+    body = ErrorEnvelope(error=ErrorBody(code=code, message=message, details=details))
+    return Response(_encoder.encode(body), status_code=status, media_type=MediaType.JSON,
+                    headers=headers)
+
+
+def fuli_error_response(exc: FuliError) -> Response[bytes]:
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+
+
+def describe_decode_error(message: str) -> dict[str, Any]:
+    """Pull the failing field out of a msgspec error message (``... - at `$.items[0].points` ``)."""
+    details: dict[str, Any] = {}
+    unknown = _UNKNOWN_FIELD.search(message)
+    if unknown:
+        details["field"] = unknown.group(1)
+    else:
+        match = _FIELD_IN_MESSAGE.search(message)
+        if match and match.group(1):
+            details["field"] = match.group(1)
+    return details
+
+
+def _validation_response(exc: ValidationException) -> Response[bytes]:
+    # Litestar wraps msgspec's message in `extra`: [{"message": ..., "key": ..., "source": ...}]
+    message = exc.detail or "invalid request"
+    details: dict[str, Any] = {}
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for item in extra:
+        if isinstance(item, dict):
+            text = str(item.get("message", ""))
+            message = text or message
+            details = describe_decode_error(text)
+            if "field" not in details and item.get("key"):
+                details["field"] = item["key"]
+            if item.get("source"):
+                details["source"] = item["source"]
+            break
+    if message.startswith("Validation failed for"):
+        message = "invalid request"
+    return error_response(422, "validation_failed", message, details)
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, FuliError):
+        return fuli_error_response(exc)
+    if isinstance(exc, ValidationException):
+        return _validation_response(exc)
+    if isinstance(exc, (msgspec.ValidationError, msgspec.DecodeError)):
+        return error_response(422, "validation_failed", str(exc), describe_decode_error(str(exc)))
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        if status == 400 and "JSON" in str(exc.detail):
+            return error_response(422, "validation_failed", "malformed JSON body", {})
+        code = HTTP_CODES.get(status, "http_error")
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(status, code, str(exc.detail), {}, headers)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "internal error", {})
+
+
+EXCEPTION_HANDLERS = {Exception: handle_exception}

@@ -1,0 +1,107 @@
+"""Settings: one frozen Struct, read once from ``FULI_*`` environment variables."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+PREFIX = "FULI_"
+
+RATE_LIMIT_ENTRY = re.compile(r"^(key|member)\.([a-z_]+)=(\d+)/(\d+)$")
+
+DEFAULT_RATE_LIMITS = (
+    "key.default=60000/60,key.events=600000/60,"
+    "member.default=600/60,member.write=120/60"
+)
+
+
+class SettingsError(Exception):
+    """A bad setting: the message names the variable."""
+
+
+class RateLimit(msgspec.Struct, frozen=True):
+    limit: int
+    period_s: int
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None = None
+    redis_url: str | None = None
+    broker_url: str | None = None
+    data_dir: str = ".fuli"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 8000
+    bootstrap_key: Annotated[str, Meta(min_length=16, max_length=256)] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 4_000_000
+    db_pool_min: Annotated[int, Meta(ge=1)] = 2
+    db_pool_max: Annotated[int, Meta(ge=1)] = 20
+    auth_cache_ttl_s: Annotated[float, Meta(ge=0)] = 5.0
+    member_token_max_ttl_s: Annotated[int, Meta(ge=60)] = 86_400
+    rate_limits: str = DEFAULT_RATE_LIMITS
+    outbox_poll_ms: Annotated[int, Meta(ge=10)] = 200
+    worker_threads: Annotated[int, Meta(ge=1)] = 4
+    worker: bool = True
+
+    @property
+    def embedded(self) -> bool:
+        """True when fuli must start its own PostgreSQL and Redis servers."""
+        return self.database_url is None or self.redis_url is None
+
+    def rate_limit(self, principal_kind: str, group: str) -> RateLimit:
+        table = parse_rate_limits(self.rate_limits)
+        return table.get((principal_kind, group)) or table[(principal_kind, "default")]
+
+
+@functools.lru_cache(maxsize=8)
+def parse_rate_limits(spec: str) -> dict[tuple[str, str], RateLimit]:
+    """``key.events=600000/60,member.default=600/60`` -> {(kind, group): RateLimit}."""
+    table: dict[tuple[str, str], RateLimit] = {}
+    for entry in DEFAULT_RATE_LIMITS.split(",") + [e for e in spec.split(",") if e.strip()]:
+        match = RATE_LIMIT_ENTRY.match(entry.strip())
+        if match is None:
+            raise ValueError(f"bad rate limit {entry.strip()!r}, expected e.g. key.events=1000/60")
+        kind, group, limit, period = match.groups()
+        if int(limit) < 1 or int(period) < 1:
+            raise ValueError(f"bad rate limit {entry.strip()!r}: limit and period must be >= 1")
+        table[(kind, group)] = RateLimit(int(limit), int(period))
+    return table
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read ``FULI_<FIELD>`` variables; a bad value raises SettingsError naming the variable."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for field in msgspec.structs.fields(Settings):
+        name = PREFIX + field.name.upper()
+        value = environ.get(name)
+        if value is not None and value != "":
+            raw[field.name] = value
+    raw.update(overrides)
+    for name in raw:
+        try:
+            msgspec.convert({name: raw[name]}, Settings, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"{PREFIX}{name.upper()}={raw[name]!r}: {exc}") from None
+    settings = msgspec.convert(raw, Settings, strict=False)
+    try:
+        parse_rate_limits(settings.rate_limits)
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}RATE_LIMITS: {exc}") from None
+    for name, url, schemes in (
+        ("DATABASE_URL", settings.database_url, ("postgres://", "postgresql://")),
+        ("REDIS_URL", settings.redis_url, ("redis://", "rediss://", "unix://")),
+        ("BROKER_URL", settings.broker_url, ("redis://", "rediss://", "unix://", "amqp://", "amqps://")),
+    ):
+        if url is not None and not url.startswith(schemes):
+            raise SettingsError(f"{PREFIX}{name}: expected a URL starting with one of {schemes}")
+    if settings.db_pool_min > settings.db_pool_max:
+        raise SettingsError(f"{PREFIX}DB_POOL_MIN must not exceed {PREFIX}DB_POOL_MAX")
+    return settings

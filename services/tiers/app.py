@@ -1,0 +1,20 @@
+"""The tiers service: tier policies, community groups, value scores and KOCs."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from services.runtime.app import create_service_app
+from services.runtime.settings import Settings
+
+SERVICE = "tiers"
+
+
+def create_app(settings: Settings, *, standalone: bool = True) -> Litestar:
+    return create_service_app(
+        service=SERVICE,
+        settings=settings,
+        route_handlers=[],
+        description="Tier policies, community groups and their health, value scores and KOCs.",
+        standalone=standalone,
+    )
