@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, post
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from proto.auth import KeyCreated, KeyCreateRequest, KeyInfo, KeyList, MemberToken, \
-    MemberTokenRequest
-from proto.common import Id
+from proto.auth import (
+    KeyCreated,
+    KeyCreateRequest,
+    KeyInfo,
+    KeyList,
+    MemberToken,
+    MemberTokenRequest,
+)
 from services.runtime import tenants
-from services.runtime.auth import Principal, allow
+from services.runtime.auth import allow
+from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
 from services.runtime.errors import ValidationFailed
-from services.runtime.resources import Resources
 
 
 class AccessController(Controller):
     tags = ["access"]
 
     @post("/keys", guards=[allow("admin")], status_code=HTTP_201_CREATED)
-    async def create_key(self, data: KeyCreateRequest, principal: Principal,
-                         resources: Resources) -> KeyCreated:
+    async def create_key(self, data: JSONBody[KeyCreateRequest], principal: PrincipalDep,
+                         resources: ResourcesDep) -> KeyCreated:
         """Create an API key for this tenant. The key is shown once."""
         async with resources.pool.acquire() as conn:
             issued = await tenants.create_key(conn, principal.tenant_id, data.role, data.label)
@@ -27,21 +33,22 @@ class AccessController(Controller):
                           label=issued.label, created_at=issued.created_at)
 
     @get("/keys", guards=[allow("admin")])
-    async def list_keys(self, principal: Principal, resources: Resources) -> KeyList:
+    async def list_keys(self, principal: PrincipalDep, resources: ResourcesDep) -> KeyList:
         async with resources.pool.acquire() as conn:
             rows = await tenants.list_keys(conn, principal.tenant_id)
         return KeyList(items=[KeyInfo(**dict(row)) for row in rows])
 
     @delete("/keys/{key_id:str}", guards=[allow("admin")], status_code=HTTP_204_NO_CONTENT)
-    async def revoke_key(self, key_id: Id, principal: Principal, resources: Resources) -> None:
+    async def revoke_key(self, key_id: PathId, principal: PrincipalDep,
+                         resources: ResourcesDep) -> None:
         """Revoke a key: it stops working at once on this process."""
         async with resources.pool.acquire() as conn:
             await tenants.revoke_key(conn, key_id, principal.tenant_id)
         resources.authenticator.forget_key(key_id)
 
     @post("/member-tokens", guards=[allow("ingest")], status_code=HTTP_201_CREATED)
-    async def mint_member_token(self, data: MemberTokenRequest, principal: Principal,
-                                resources: Resources) -> MemberToken:
+    async def mint_member_token(self, data: JSONBody[MemberTokenRequest], principal: PrincipalDep,
+                                resources: ResourcesDep) -> MemberToken:
         """A short-lived token that may read and act only as ``member_id``."""
         if data.ttl_s > resources.settings.member_token_max_ttl_s:
             raise ValidationFailed(

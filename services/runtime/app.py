@@ -16,7 +16,8 @@ from litestar.types import ControllerRouterHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proto.common import Health
-from services.runtime.auth import EXCLUDE_OPT, AuthMiddleware, Principal
+from services.runtime.auth import EXCLUDE_OPT, AuthMiddleware
+from services.runtime.deps import get_principal, get_resources
 from services.runtime.errors import EXCEPTION_HANDLERS
 from services.runtime.observability import (
     OUTBOX_LAG,
@@ -25,19 +26,12 @@ from services.runtime.observability import (
     response_observer,
 )
 from services.runtime.ratelimit import RateLimitMiddleware
+from services.runtime.requests import StrictRequest
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 
 API_VERSION = "1.0.0"
 PUBLIC = {EXCLUDE_OPT: True}
-
-
-def get_resources(request: Request[Any, Any, Any]) -> Resources:
-    return request.app.state.resources  # type: ignore[no-any-return]
-
-
-def get_principal(request: Request[Any, Any, Any]) -> Principal:
-    return request.user  # type: ignore[no-any-return]
 
 
 def health_handlers(prefix: str) -> list[ControllerRouterHandler]:
@@ -119,13 +113,14 @@ def create_service_app(*, service: str, settings: Settings,
         middleware=[
             RequestContextMiddleware,
             DefineMiddleware(AuthMiddleware, exclude=[docs_path]),
-            DefineMiddleware(RateLimitMiddleware, exclude=[docs_path]),
+            RateLimitMiddleware(exclude=(docs_path,)),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title=f"fuli {service}", version=API_VERSION, description=description,
             path=docs_path, render_plugins=[ScalarRenderPlugin()],
         ),
+        request_class=StrictRequest,
         request_max_body_size=settings.max_body_bytes,
         before_send=[response_observer(service)],
         logging_config=None,

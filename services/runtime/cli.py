@@ -19,7 +19,6 @@ import asyncpg
 import msgspec
 
 import proto
-
 from services.runtime import tenants
 from services.runtime.embedded import embedded_servers
 from services.runtime.errors import FuliError

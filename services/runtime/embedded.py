@@ -80,8 +80,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _run(cmd: list[str], *, user: str | None = None, timeout: float = START_TIMEOUT_S) -> None:
+    identity: dict[str, object] = {}
+    if user is not None:
+        # Drop root's group too: group bits, not "other" bits, would apply to gid 0.
+        identity = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
     result = subprocess.run(
-        cmd, user=user, capture_output=True, text=True, timeout=timeout, check=False
+        cmd, capture_output=True, text=True, timeout=timeout, check=False, **identity  # type: ignore[call-overload]
     )
     if result.returncode != 0:
         raise EmbeddedServerError(

@@ -87,7 +87,7 @@ HTTP_CODES = {
 
 _encoder = msgspec.json.Encoder()
 _FIELD_IN_MESSAGE = re.compile(r"at `\$\.?([^`]*)`")
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any],
@@ -103,16 +103,15 @@ def fuli_error_response(exc: FuliError) -> Response[bytes]:
 
 
 def describe_decode_error(message: str) -> dict[str, Any]:
-    """Pull the failing field out of a msgspec error message (``... - at `$.items[0].points` ``)."""
-    details: dict[str, Any] = {}
-    unknown = _UNKNOWN_FIELD.search(message)
-    if unknown:
-        details["field"] = unknown.group(1)
-    else:
-        match = _FIELD_IN_MESSAGE.search(message)
-        if match and match.group(1):
-            details["field"] = match.group(1)
-    return details
+    """The failing field of a msgspec error, e.g. ``Expected `int`, got `str` - at
+    `$.items[0].points` `` -> ``items[0].points``; unknown and missing fields are named in the
+    message and sit under the path."""
+    path_match = _FIELD_IN_MESSAGE.search(message)
+    path = path_match.group(1) if path_match else ""
+    named = _NAMED_FIELD.search(message)
+    if named:
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    return {"field": path} if path else {}
 
 
 def _validation_response(exc: ValidationException) -> Response[bytes]:

@@ -7,8 +7,9 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
-from litestar.middleware import AbstractMiddleware
-from litestar.types import Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from services.runtime.auth import EXCLUDE_OPT, Principal
@@ -42,10 +43,15 @@ class RateLimiter:
         return int(wait_ms) / 1000.0
 
 
-class RateLimitMiddleware(AbstractMiddleware):
+class RateLimitMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
     exclude_opt_key = EXCLUDE_OPT
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, exclude: tuple[str, ...] = ()) -> None:
+        self.exclude_path_pattern = exclude or None
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send,
+                     next_app: ASGIApp) -> None:
         principal: Any = scope.get("user")
         if isinstance(principal, Principal):
             group = scope["route_handler"].opt.get(RATE_GROUP_OPT, "default")
@@ -53,4 +59,4 @@ class RateLimitMiddleware(AbstractMiddleware):
             wait_s = await limiter.retry_after_s(principal, group)
             if wait_s > 0:
                 raise RateLimited(wait_s)
-        await self.app(scope, receive, send)
+        await next_app(scope, receive, send)

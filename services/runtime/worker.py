@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 
 import dramatiq
 import redis
+from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware.asyncio import AsyncIO
 
 from services.runtime.bus import ActorSpec, PeriodicJob

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from services.runtime.migrations import SERVICES, MigrationError, migrate, migrations_of
+from tests.conftest import SessionServers, _with_database
+
+
+@pytest.fixture
+async def empty_database(servers: SessionServers) -> AsyncIterator[str]:
+    name = f"fuli_mig_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(servers.admin_database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(servers.admin_database_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def test_every_service_has_numbered_migrations() -> None:
+    for service in SERVICES:
+        found = migrations_of(service)
+        assert [m.version for m in found] == list(range(1, len(found) + 1)), service
+
+
+async def test_all_migrations_apply_to_an_empty_database_then_are_a_no_op(
+        empty_database: str) -> None:
+    conn = await asyncpg.connect(empty_database)
+    try:
+        applied = await migrate(conn)
+        expected = [(m.service, m.version) for s in SERVICES for m in migrations_of(s)]
+        assert [(m.service, m.version) for m in applied] == expected
+        tracked = await conn.fetch(
+            "SELECT service, version FROM fuli.schema_migrations ORDER BY applied_at, service")
+        assert sorted((r["service"], r["version"]) for r in tracked) == sorted(expected)
+        assert await migrate(conn) == []
+        schemas = {r["nspname"] for r in await conn.fetch("SELECT nspname FROM pg_namespace")}
+        assert {"fuli"} <= schemas
+    finally:
+        await conn.close()
+
+
+async def test_an_edited_migration_is_refused(empty_database: str) -> None:
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await migrate(conn)
+        await conn.execute("UPDATE fuli.schema_migrations SET checksum = 'edited'"
+                           " WHERE service = 'runtime' AND version = 1")
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_migrators_apply_each_file_once(empty_database: str) -> None:
+    import asyncio
+
+    conns = [await asyncpg.connect(empty_database) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*[migrate(c) for c in conns])
+        total = sum(len(r) for r in results)
+        assert total == sum(len(migrations_of(s)) for s in SERVICES)
+    finally:
+        for c in conns:
+            await c.close()
