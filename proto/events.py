@@ -7,6 +7,7 @@ the id consumers deduplicate on.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
 import msgspec
 
@@ -29,11 +30,79 @@ class Subscriber(msgspec.Struct, frozen=True):
     actor: str
 
 
+class ActionRecorded(Event, frozen=True):
+    """Every accepted earning event, capped or not: activity for tiers and group reports."""
+
+    member_id: str
+    event_id: str
+    action: str
+    occurred_at: datetime
+    amount_cents: int | None = None
+    attributes: dict[str, Any] = {}
+    points: int
+
+
+class PointsAwarded(Event, frozen=True):
+    member_id: str
+    points: int
+    source: Literal["event", "grant"]
+    ref: str
+    action: str | None = None
+    occurred_at: datetime
+    expires_at: datetime
+
+
+class PointsSpent(Event, frozen=True):
+    member_id: str
+    points: int
+    kind: Literal["debit", "capture"]
+    ref: str
+    reason: str
+    spent_at: datetime
+
+
+class PurchaseRecorded(Event, frozen=True):
+    member_id: str
+    event_id: str
+    amount_cents: int
+    occurred_at: datetime
+    attributes: dict[str, Any] = {}
+
+
+class PurchaseReversed(Event, frozen=True):
+    member_id: str
+    event_id: str
+    reversal_id: str
+    amount_cents: int
+    occurred_at: datetime
+    reversed_at: datetime
+
+
+class PointsReversed(Event, frozen=True):
+    member_id: str
+    event_id: str
+    reversal_id: str
+    points: int
+    clawed_back: int
+    shortfall: int
+    reversed_at: datetime
+
+
+class PointsExpired(Event, frozen=True):
+    member_id: str
+    points: int
+    expired_at: datetime
+
+
 # event type -> the actors (by queue and name) that consume it. The outbox relay reads this, so a
 # relay in any process can route every event without importing the consumers.
 SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {}
 
-EVENT_TYPES: dict[str, type[Event]] = {}
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (ActionRecorded, PointsAwarded, PointsSpent, PurchaseRecorded, PurchaseReversed,
+                PointsReversed, PointsExpired)
+}
 
 
 def event_name(event: Event) -> str:

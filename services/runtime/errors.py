@@ -78,6 +78,29 @@ class RateLimited(FuliError):
         self.retry_after_s = seconds
 
 
+# Refusals raised by SQL functions (SQLSTATE P0001, MESSAGE = code) that are not conflicts.
+NOT_FOUND_REFUSALS = frozenset({"unknown_member", "unknown_hold", "unknown_event"})
+INVALID_REFUSALS = frozenset({"amount_not_refundable"})
+
+
+def refusal_from_database(exc: Exception) -> FuliError | None:
+    """The FuliError for a refusal raised by a SQL function, or None for any other error."""
+    if getattr(exc, "sqlstate", None) != "P0001":
+        return None
+    code = str(getattr(exc, "message", "")) or "conflict"
+    hint = getattr(exc, "hint", None) or code.replace("_", " ")
+    try:
+        details = msgspec.json.decode(getattr(exc, "detail", None) or "{}")
+    except msgspec.DecodeError:
+        details = {}
+    details = details if isinstance(details, dict) else {}
+    if code in NOT_FOUND_REFUSALS:
+        return NotFound(hint, code=code, **details)
+    if code in INVALID_REFUSALS:
+        return ValidationFailed(hint, code=code, **details)
+    return Conflict(hint, code=code, **details)
+
+
 HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
@@ -137,6 +160,9 @@ def _validation_response(exc: ValidationException) -> Response[bytes]:
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     if isinstance(exc, FuliError):
         return fuli_error_response(exc)
+    refusal = refusal_from_database(exc)
+    if refusal is not None:
+        return fuli_error_response(refusal)
     if isinstance(exc, ValidationException):
         return _validation_response(exc)
     if isinstance(exc, (msgspec.ValidationError, msgspec.DecodeError)):

@@ -1,0 +1,230 @@
+"""Contracts of the points service (``/points/v1``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+from proto.common import Cents, Id, Points, Request, Response, ShortText
+
+ActionName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+Period = Literal["day", "week", "month", "lifetime"]
+AttributeValue = Annotated[str, Meta(max_length=256)] | int | float | bool
+Attributes = Annotated[dict[Annotated[str, Meta(min_length=1, max_length=64)], AttributeValue],
+                       Meta(max_length=32)]
+Reason = Annotated[str, Meta(min_length=1, max_length=200)]
+MAX_BATCH_EVENTS = 1000
+MAX_GRANT_ITEMS = 10_000
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+class Limit(Request):
+    period: Period
+    max_events: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+    max_points: Annotated[int, Meta(ge=1, le=1_000_000_000)] | None = None
+
+
+class RuleIn(Request):
+    points: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
+    points_per_unit: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
+    unit_cents: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
+    limits: Annotated[list[Limit], Meta(max_length=4)] = []
+    expires_after_days: Annotated[int, Meta(ge=1, le=36_500)] = 365
+    enabled: bool = True
+
+
+class LimitOut(Response):
+    period: Period
+    max_events: int | None = None
+    max_points: int | None = None
+
+
+class Rule(Response):
+    action: str
+    points: int
+    points_per_unit: int
+    unit_cents: int | None
+    limits: list[LimitOut]
+    expires_after_days: int
+    enabled: bool
+    builtin: bool
+
+
+class RuleList(Response):
+    items: list[Rule]
+
+
+# --- events --------------------------------------------------------------------------------
+
+class EventIn(Request):
+    event_id: Id
+    member_id: Id
+    action: ActionName
+    occurred_at: datetime | None = None
+    amount_cents: Cents | None = None
+    attributes: Attributes | None = None
+
+
+class EventResult(Response):
+    event_id: str
+    member_id: str
+    status: Literal["awarded", "capped"]
+    points: int
+    capped_points: int
+    balance: int
+
+
+class EventBatchIn(Request):
+    events: Annotated[list[EventIn], Meta(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
+
+class BatchItemError(Response):
+    code: str
+    message: str
+
+
+class BatchItem(Response):
+    """One event's outcome: ``status_code`` as if it had been posted alone; ``result`` or
+    ``error``."""
+
+    event_id: str
+    status_code: int
+    result: EventResult | None = None
+    error: BatchItemError | None = None
+
+
+class EventBatchResult(Response):
+    items: list[BatchItem]
+
+
+class ReversalIn(Request):
+    reversal_id: Id
+    amount_cents: Annotated[int, Meta(gt=0, le=100_000_000_000)] | None = None
+
+
+class Reversal(Response):
+    reversal_id: str
+    event_id: str
+    member_id: str
+    refunded_cents: int
+    points: int
+    clawed_back: int
+    shortfall: int
+    balance: int
+
+
+# --- members -------------------------------------------------------------------------------
+
+class Expiring(Response):
+    points: int
+    expires_at: datetime
+
+
+class Member(Response):
+    member_id: str
+    available: int
+    held: int
+    lifetime_earned: int
+    spent: int
+    expired: int
+    reversed: int
+    spend_cents: int
+    earn_multiplier: float
+    expiring: list[Expiring]
+
+
+class Entry(Response):
+    entry_id: str
+    kind: Literal["earn", "grant", "hold", "capture", "void", "debit", "reversal", "expiry"]
+    points: int
+    held_change: int
+    balance_after: int
+    held_after: int
+    ref: str
+    at: datetime
+
+
+class EntryPage(Response):
+    items: list[Entry]
+    next_cursor: str | None
+
+
+class MultiplierIn(Request):
+    earn_multiplier: Annotated[float, Meta(gt=0, le=100)]
+
+
+# --- holds and debits ----------------------------------------------------------------------
+
+class HoldIn(Request):
+    hold_id: Id
+    member_id: Id
+    points: Points
+    reason: Reason
+    expires_in_s: Annotated[int, Meta(ge=1, le=7 * 86_400)] = 900
+
+
+class Hold(Response):
+    hold_id: str
+    member_id: str
+    points: int
+    status: Literal["pending", "captured", "voided", "expired"]
+    available: int
+    held: int
+    expires_at: datetime | None = None
+
+
+class SettleIn(Request):
+    """Body of capture and void (optional)."""
+
+    note: ShortText | None = None
+
+
+class DebitIn(Request):
+    debit_id: Id
+    member_id: Id
+    points: Points
+    reason: Reason
+
+
+class Debit(Response):
+    debit_id: str
+    member_id: str
+    points: int
+    available: int
+
+
+# --- grants --------------------------------------------------------------------------------
+
+class GrantItem(Request):
+    member_id: Id
+    points: Points
+    expires_at: datetime | None = None
+
+
+class GrantIn(Request):
+    grant_id: Id
+    reason: Reason
+    items: Annotated[list[GrantItem], Meta(min_length=1, max_length=MAX_GRANT_ITEMS)]
+
+
+class Grant(Response):
+    grant_id: str
+    item_count: int
+    total_points: int
+
+
+# --- ledger check --------------------------------------------------------------------------
+
+class LedgerProblem(Response):
+    tenant_id: str
+    member_id: str | None
+    problem: str
+    detail: dict[str, object]
+
+
+class LedgerCheck(Response):
+    ok: bool
+    problems: list[LedgerProblem]

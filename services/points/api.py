@@ -1,0 +1,174 @@
+"""HTTP handlers of the points service: decode, authorise, call the ledger, encode."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from litestar import Controller, Response, get, post, put
+from litestar.params import JSONBody, Parameter
+
+from proto import points as p
+from services.points import ledger, store
+from services.runtime.app import json_response
+from services.runtime.auth import allow
+from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
+
+ActionPath = Annotated[str, Parameter(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+PageLimit = Annotated[int, Parameter(ge=1, le=500)]
+Cursor = Annotated[str | None, Parameter(max_length=64)]
+
+EVENTS = {"rate_group": "events"}
+WRITE = {"rate_group": "write"}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RulesController(Controller):
+    path = "/rules"
+    tags = ["rules"]
+
+    @get(guards=[allow("admin")])
+    async def list_rules(self, principal: PrincipalDep, resources: ResourcesDep) -> p.RuleList:
+        """Earning rules: the tenant's own and the built-in defaults it has not replaced."""
+        async with resources.pool.acquire() as conn:
+            rows = await store.rules(conn, principal.tenant_id)
+        return p.RuleList(items=[ledger.rule_out(r) for r in rows])
+
+    @put("/{action:str}", guards=[allow("admin")])
+    async def put_rule(self, action: ActionPath, data: JSONBody[p.RuleIn],
+                       principal: PrincipalDep, resources: ResourcesDep) -> p.Rule:
+        """Create or replace the earning rule of an action."""
+        async with resources.pool.acquire() as conn:
+            return await ledger.put_rule(conn, principal.tenant_id, action, data)
+
+
+class EventsController(Controller):
+    path = "/events"
+    tags = ["events"]
+
+    @post(guards=[allow("ingest")], opt=EVENTS, status_code=201,
+          responses={201: p.EventResult})  # type: ignore[dict-item]
+    async def record_event(self, data: JSONBody[p.EventIn], principal: PrincipalDep,
+                           resources: ResourcesDep) -> Response[bytes]:
+        """Record a member action and award points by its rule; idempotent by ``event_id``."""
+        async with resources.pool.acquire() as conn:
+            outcome = await ledger.record_event(conn, principal.tenant_id, data, now())
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
+    @post("/batch", guards=[allow("ingest")], opt=EVENTS, status_code=200)
+    async def record_batch(self, data: JSONBody[p.EventBatchIn], principal: PrincipalDep,
+                           resources: ResourcesDep) -> p.EventBatchResult:
+        """Up to 1000 events in one request and one transaction; each is idempotent alone."""
+        async with resources.pool.acquire() as conn:
+            return await ledger.record_batch(conn, principal.tenant_id, data, now())
+
+    @post("/{event_id:str}/reversal", guards=[allow("ingest")], opt=WRITE, status_code=201,
+          responses={201: p.Reversal})  # type: ignore[dict-item]
+    async def reverse(self, event_id: PathId, data: JSONBody[p.ReversalIn],
+                      principal: PrincipalDep, resources: ResourcesDep) -> Response[bytes]:
+        """Refund: claw back the event's points (pro rata for a partial refund) and its spend."""
+        async with resources.pool.acquire() as conn:
+            outcome = await ledger.reverse_event(conn, principal.tenant_id, event_id, data, now())
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
+
+class MembersController(Controller):
+    path = "/members/{member_id:str}"
+    tags = ["members"]
+
+    @get(guards=[allow("ingest", member=True)])
+    async def get_member(self, member_id: PathId, principal: PrincipalDep,
+                         resources: ResourcesDep) -> p.Member:
+        """Balances, spend and the next expiring points of a member."""
+        async with resources.pool.acquire() as conn:
+            return await ledger.member(conn, principal.tenant_id, member_id, now())
+
+    @get("/entries", guards=[allow("ingest", member=True)])
+    async def get_entries(self, member_id: PathId, principal: PrincipalDep,
+                          resources: ResourcesDep, limit: PageLimit = 50,
+                          cursor: Cursor = None) -> p.EntryPage:
+        """Ledger history, newest first."""
+        async with resources.pool.acquire() as conn:
+            return await ledger.entries(conn, principal.tenant_id, member_id, cursor, limit)
+
+    @put("/earn-multiplier", guards=[allow("admin")])
+    async def put_multiplier(self, member_id: PathId, data: JSONBody[p.MultiplierIn],
+                             principal: PrincipalDep, resources: ResourcesDep) -> p.MultiplierIn:
+        """Set the member's earn multiplier (a tier benefit); rule points are multiplied by it."""
+        async with resources.pool.acquire() as conn:
+            await store.set_multiplier(conn, principal.tenant_id, member_id,
+                                       data.earn_multiplier)
+        return data
+
+
+class HoldsController(Controller):
+    path = "/holds"
+    tags = ["holds"]
+
+    @post(guards=[allow("ingest")], opt=WRITE, status_code=201,
+          responses={201: p.Hold})  # type: ignore[dict-item]
+    async def place(self, data: JSONBody[p.HoldIn], principal: PrincipalDep,
+                    resources: ResourcesDep) -> Response[bytes]:
+        """Reserve points for a two-phase spend; a pending hold times out to void."""
+        async with resources.pool.acquire() as conn:
+            outcome = await ledger.place_hold(conn, principal.tenant_id, data, now())
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
+    @post("/{hold_id:str}/capture", guards=[allow("ingest")], opt=WRITE, status_code=200,
+          responses={200: p.Hold})  # type: ignore[dict-item]
+    async def capture(self, hold_id: PathId, principal: PrincipalDep,
+                      resources: ResourcesDep,
+                      data: JSONBody[p.SettleIn | None] = None) -> Response[bytes]:
+        """Spend the held points. A hold past its expiry can never be captured (409)."""
+        return await self._settle(hold_id, "capture", data, principal.tenant_id, resources)
+
+    @post("/{hold_id:str}/void", guards=[allow("ingest")], opt=WRITE, status_code=200,
+          responses={200: p.Hold})  # type: ignore[dict-item]
+    async def void(self, hold_id: PathId, principal: PrincipalDep, resources: ResourcesDep,
+                   data: JSONBody[p.SettleIn | None] = None) -> Response[bytes]:
+        """Release the held points back to available."""
+        return await self._settle(hold_id, "void", data, principal.tenant_id, resources)
+
+    @staticmethod
+    async def _settle(hold_id: str, action: str, data: p.SettleIn | None, tenant_id: str,
+                      resources: ResourcesDep) -> Response[bytes]:
+        async with resources.pool.acquire() as conn:
+            outcome = await ledger.settle_hold(conn, tenant_id, hold_id, action,
+                                               data or p.SettleIn(), now())
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
+
+class SpendController(Controller):
+    tags = ["debits", "grants"]
+
+    @post("/debits", guards=[allow("ingest")], opt=WRITE, status_code=201,
+          responses={201: p.Debit})  # type: ignore[dict-item]
+    async def debit(self, data: JSONBody[p.DebitIn], principal: PrincipalDep,
+                    resources: ResourcesDep) -> Response[bytes]:
+        """Spend points at once; 409 insufficient_points shows what is available."""
+        async with resources.pool.acquire() as conn:
+            outcome = await ledger.debit(conn, principal.tenant_id, data, now())
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
+    @post("/grants", guards=[allow("operator")], opt=WRITE, status_code=201,
+          responses={201: p.Grant})  # type: ignore[dict-item]
+    async def grant(self, data: JSONBody[p.GrantIn], principal: PrincipalDep,
+                    resources: ResourcesDep) -> Response[bytes]:
+        """Issue points to up to 10 000 members, all or nothing; audited."""
+        async with resources.pool.acquire() as conn:
+            outcome = await ledger.grant(conn, principal.tenant_id, principal.key_id, data, now())
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
+    @get("/ledger/check", guards=[allow("admin")])
+    async def check(self, principal: PrincipalDep, resources: ResourcesDep) -> p.LedgerCheck:
+        """The ledger's invariants for this tenant: accounts sum to zero, balances match lots and
+        transfers, balance-after chains hold, every event is in the ledger once."""
+        async with resources.pool.acquire() as conn:
+            return await ledger.ledger_check(conn, principal.tenant_id)
+
+
+CONTROLLERS = [RulesController, EventsController, MembersController, HoldsController,
+               SpendController]
