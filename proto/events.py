@@ -30,7 +30,7 @@ class Subscriber(msgspec.Struct, frozen=True):
     actor: str
 
 
-class ActionRecorded(Event, frozen=True):
+class ActionRecorded(Event, frozen=True, kw_only=True):
     """Every accepted earning event, capped or not: activity for tiers and group reports."""
 
     member_id: str
@@ -42,7 +42,7 @@ class ActionRecorded(Event, frozen=True):
     points: int
 
 
-class PointsAwarded(Event, frozen=True):
+class PointsAwarded(Event, frozen=True, kw_only=True):
     member_id: str
     points: int
     source: Literal["event", "grant"]
@@ -52,7 +52,7 @@ class PointsAwarded(Event, frozen=True):
     expires_at: datetime
 
 
-class PointsSpent(Event, frozen=True):
+class PointsSpent(Event, frozen=True, kw_only=True):
     member_id: str
     points: int
     kind: Literal["debit", "capture"]
@@ -61,7 +61,7 @@ class PointsSpent(Event, frozen=True):
     spent_at: datetime
 
 
-class PurchaseRecorded(Event, frozen=True):
+class PurchaseRecorded(Event, frozen=True, kw_only=True):
     member_id: str
     event_id: str
     amount_cents: int
@@ -69,7 +69,7 @@ class PurchaseRecorded(Event, frozen=True):
     attributes: dict[str, Any] = {}
 
 
-class PurchaseReversed(Event, frozen=True):
+class PurchaseReversed(Event, frozen=True, kw_only=True):
     member_id: str
     event_id: str
     reversal_id: str
@@ -78,7 +78,7 @@ class PurchaseReversed(Event, frozen=True):
     reversed_at: datetime
 
 
-class PointsReversed(Event, frozen=True):
+class PointsReversed(Event, frozen=True, kw_only=True):
     member_id: str
     event_id: str
     reversal_id: str
@@ -88,7 +88,7 @@ class PointsReversed(Event, frozen=True):
     reversed_at: datetime
 
 
-class PointsExpired(Event, frozen=True):
+class PointsExpired(Event, frozen=True, kw_only=True):
     member_id: str
     points: int
     expired_at: datetime

@@ -177,6 +177,44 @@ def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grants_import(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from services.points.grants_import import GrantFileError, import_grants
+
+    async def run(conn: asyncpg.Connection) -> Any:
+        with tqdm(unit="item", desc="granting", disable=args.quiet) as bar:
+            return await import_grants(conn, tenant_id=args.tenant, reason=args.reason,
+                                       path=Path(args.file), chunk_size=args.chunk_size,
+                                       progress=bar.update)
+
+    with resolved(settings) as ready:
+        asyncio.run(prepare_database(ready, create_default_tenant=False))
+        try:
+            result = asyncio.run(_with_connection(ready, run))
+        except GrantFileError as exc:
+            print(f"fuli: nothing granted:\n{exc}", file=sys.stderr)
+            return 1
+    print(f"{result.items} items, {result.points} points in {result.chunks} chunk(s): "
+          f"{result.granted_chunks} granted now, {result.replayed_chunks} already granted before")
+    return 0
+
+
+def cmd_ledger_check(settings: Settings, args: argparse.Namespace) -> int:
+    from services.points import ledger
+
+    with resolved(settings) as ready:
+        report = asyncio.run(_with_connection(
+            ready, lambda conn: ledger.ledger_check(conn, args.tenant)))
+    for problem in report.problems:
+        print(f"{problem.tenant_id} {problem.member_id or '-'} {problem.problem} "
+              f"{json.dumps(problem.detail, default=str)}")
+    scope = f"tenant {args.tenant}" if args.tenant else "all tenants"
+    print(f"ledger check ({scope}): " + ("ok" if report.ok else
+                                          f"{len(report.problems)} problem(s)"))
+    return 0 if report.ok else 1
+
+
 def openapi_documents(settings: Settings) -> dict[str, str]:
     from services.runtime.stack import service_apps
 
@@ -235,6 +273,23 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke = key.add_parser("revoke", help="revoke an API key")
     key_revoke.add_argument("key_id")
     key_revoke.set_defaults(func=cmd_key_revoke)
+
+    grants = sub.add_parser("grants", help="bulk issuance").add_subparsers(dest="action",
+                                                                             required=True)
+    grants_import = grants.add_parser(
+        "import", help="grant points from a CSV of member_id,points[,expires_at]; safe to re-run")
+    grants_import.add_argument("file")
+    grants_import.add_argument("--tenant", required=True)
+    grants_import.add_argument("--reason", required=True)
+    grants_import.add_argument("--chunk-size", type=int, default=1000)
+    grants_import.add_argument("--quiet", action="store_true", help="no progress bar")
+    grants_import.set_defaults(func=cmd_grants_import)
+
+    ledger_cmd = sub.add_parser("ledger", help="the ledger").add_subparsers(dest="action",
+                                                                           required=True)
+    check = ledger_cmd.add_parser("check", help="verify the ledger's invariants; exit 1 if broken")
+    check.add_argument("--tenant", help="only this tenant (default: all)")
+    check.set_defaults(func=cmd_ledger_check)
 
     openapi = sub.add_parser("openapi", help="write each service's OpenAPI document")
     openapi.add_argument("--out", default=str(OPENAPI_DIR))
