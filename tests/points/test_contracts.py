@@ -1,0 +1,42 @@
+"""What the SQL functions write must be exactly what proto declares."""
+
+from __future__ import annotations
+
+import msgspec
+
+from proto.events import EVENT_TYPES
+from proto.points import EventResult
+from services.runtime.resources import Resources
+from tests.points.helpers import Points, uid
+
+
+async def test_event_response_is_the_proto_struct_encoding(points: Points) -> None:
+    response = await points.event(uid("m"), "purchase", amount_cents=4321,
+                                  attributes={"group_id": "g-1", "channel": "wecom"})
+    decoded = msgspec.json.decode(response.content, type=EventResult)
+    assert msgspec.json.encode(decoded) == response.content
+
+
+async def test_outbox_payloads_decode_into_the_event_structs(points: Points,
+                                                              resources: Resources) -> None:
+    member = uid("m")
+    purchase = await points.event(member, "purchase", amount_cents=20_000,
+                                  attributes={"group_id": "g-9"})
+    await points.event(member, "speak", attributes={"group_id": "g-9", "n": 3, "ok": True})
+    await points.give(member, 5)
+    await points.debit(member, 3)
+    hold_id = (await points.hold(member, 4)).json()["hold_id"]
+    await points.capture(hold_id)
+    await points.reverse(purchase.json()["event_id"], amount_cents=10_000)
+    rows = await resources.pool.fetch(
+        "SELECT event_type, payload FROM fuli.outbox WHERE tenant_id = $1 ORDER BY id",
+        points.tenant.name)
+    types = [r["event_type"] for r in rows]
+    assert set(types) == {"ActionRecorded", "PointsAwarded", "PurchaseRecorded", "PointsSpent",
+                          "PointsReversed", "PurchaseReversed"}
+    for row in rows:
+        event = msgspec.json.decode(row["payload"], type=EVENT_TYPES[row["event_type"]])
+        assert getattr(event, "member_id") == member
+    recorded = [msgspec.json.decode(r["payload"], type=EVENT_TYPES["PurchaseRecorded"])
+                for r in rows if r["event_type"] == "PurchaseRecorded"]
+    assert recorded[0].amount_cents == 20_000 and recorded[0].attributes == {"group_id": "g-9"}
