@@ -12,23 +12,23 @@ from proto.common import Id, Request, Response, ShortText
 Role = Literal["admin", "operator", "ingest"]
 
 
-class MemberTokenRequest(Request):
+class MemberTokenRequest(Request, frozen=True, kw_only=True):
     member_id: Id
     ttl_s: Annotated[int, Meta(ge=60, le=86_400)] = 3600
 
 
-class MemberToken(Response):
+class MemberToken(Response, frozen=True, kw_only=True):
     token: str
     member_id: str
     expires_at: datetime
 
 
-class KeyCreateRequest(Request):
+class KeyCreateRequest(Request, frozen=True, kw_only=True):
     role: Role
     label: ShortText | None = None
 
 
-class KeyCreated(Response):
+class KeyCreated(Response, frozen=True, kw_only=True):
     key_id: str
     key: str
     role: Role
@@ -36,7 +36,7 @@ class KeyCreated(Response):
     created_at: datetime
 
 
-class KeyInfo(Response):
+class KeyInfo(Response, frozen=True, kw_only=True):
     key_id: str
     role: Role
     label: str | None
@@ -44,5 +44,5 @@ class KeyInfo(Response):
     revoked_at: datetime | None
 
 
-class KeyList(Response):
+class KeyList(Response, frozen=True, kw_only=True):
     items: list[KeyInfo]

@@ -32,16 +32,16 @@ class Response(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every response body."""
 
 
-class ErrorBody(Response):
+class ErrorBody(Response, frozen=True, kw_only=True):
     code: str
     message: str
     details: dict[str, Any] = {}
 
 
-class ErrorEnvelope(Response):
+class ErrorEnvelope(Response, frozen=True, kw_only=True):
     error: ErrorBody
 
 
-class Health(Response):
+class Health(Response, frozen=True, kw_only=True):
     status: str
     checks: dict[str, str] = {}

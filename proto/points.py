@@ -21,13 +21,13 @@ MAX_GRANT_ITEMS = 10_000
 
 # --- rules ---------------------------------------------------------------------------------
 
-class Limit(Request):
+class Limit(Request, frozen=True, kw_only=True):
     period: Period
     max_events: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
     max_points: Annotated[int, Meta(ge=1, le=1_000_000_000)] | None = None
 
 
-class RuleIn(Request):
+class RuleIn(Request, frozen=True, kw_only=True):
     points: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
     points_per_unit: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
     unit_cents: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
@@ -36,13 +36,13 @@ class RuleIn(Request):
     enabled: bool = True
 
 
-class LimitOut(Response):
+class LimitOut(Response, frozen=True, kw_only=True):
     period: Period
     max_events: int | None = None
     max_points: int | None = None
 
 
-class Rule(Response):
+class Rule(Response, frozen=True, kw_only=True):
     action: str
     points: int
     points_per_unit: int
@@ -53,13 +53,13 @@ class Rule(Response):
     builtin: bool
 
 
-class RuleList(Response):
+class RuleList(Response, frozen=True, kw_only=True):
     items: list[Rule]
 
 
 # --- events --------------------------------------------------------------------------------
 
-class EventIn(Request):
+class EventIn(Request, frozen=True, kw_only=True):
     event_id: Id
     member_id: Id
     action: ActionName
@@ -68,7 +68,7 @@ class EventIn(Request):
     attributes: Attributes | None = None
 
 
-class EventResult(Response):
+class EventResult(Response, frozen=True, kw_only=True):
     event_id: str
     member_id: str
     status: Literal["awarded", "capped"]
@@ -77,16 +77,16 @@ class EventResult(Response):
     balance: int
 
 
-class EventBatchIn(Request):
+class EventBatchIn(Request, frozen=True, kw_only=True):
     events: Annotated[list[EventIn], Meta(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
-class BatchItemError(Response):
+class BatchItemError(Response, frozen=True, kw_only=True):
     code: str
     message: str
 
 
-class BatchItem(Response):
+class BatchItem(Response, frozen=True, kw_only=True):
     """One event's outcome: ``status_code`` as if it had been posted alone; ``result`` or
     ``error``."""
 
@@ -96,16 +96,16 @@ class BatchItem(Response):
     error: BatchItemError | None = None
 
 
-class EventBatchResult(Response):
+class EventBatchResult(Response, frozen=True, kw_only=True):
     items: list[BatchItem]
 
 
-class ReversalIn(Request):
+class ReversalIn(Request, frozen=True, kw_only=True):
     reversal_id: Id
     amount_cents: Annotated[int, Meta(gt=0, le=100_000_000_000)] | None = None
 
 
-class Reversal(Response):
+class Reversal(Response, frozen=True, kw_only=True):
     reversal_id: str
     event_id: str
     member_id: str
@@ -118,12 +118,12 @@ class Reversal(Response):
 
 # --- members -------------------------------------------------------------------------------
 
-class Expiring(Response):
+class Expiring(Response, frozen=True, kw_only=True):
     points: int
     expires_at: datetime
 
 
-class Member(Response):
+class Member(Response, frozen=True, kw_only=True):
     member_id: str
     available: int
     held: int
@@ -136,7 +136,7 @@ class Member(Response):
     expiring: list[Expiring]
 
 
-class Entry(Response):
+class Entry(Response, frozen=True, kw_only=True):
     entry_id: str
     kind: Literal["earn", "grant", "hold", "capture", "void", "debit", "reversal", "expiry"]
     points: int
@@ -147,18 +147,18 @@ class Entry(Response):
     at: datetime
 
 
-class EntryPage(Response):
+class EntryPage(Response, frozen=True, kw_only=True):
     items: list[Entry]
     next_cursor: str | None
 
 
-class MultiplierIn(Request):
+class MultiplierIn(Request, frozen=True, kw_only=True):
     earn_multiplier: Annotated[float, Meta(gt=0, le=100)]
 
 
 # --- holds and debits ----------------------------------------------------------------------
 
-class HoldIn(Request):
+class HoldIn(Request, frozen=True, kw_only=True):
     hold_id: Id
     member_id: Id
     points: Points
@@ -166,7 +166,7 @@ class HoldIn(Request):
     expires_in_s: Annotated[int, Meta(ge=1, le=7 * 86_400)] = 900
 
 
-class Hold(Response):
+class Hold(Response, frozen=True, kw_only=True):
     hold_id: str
     member_id: str
     points: int
@@ -176,20 +176,20 @@ class Hold(Response):
     expires_at: datetime | None = None
 
 
-class SettleIn(Request):
+class SettleIn(Request, frozen=True, kw_only=True):
     """Body of capture and void (optional)."""
 
     note: ShortText | None = None
 
 
-class DebitIn(Request):
+class DebitIn(Request, frozen=True, kw_only=True):
     debit_id: Id
     member_id: Id
     points: Points
     reason: Reason
 
 
-class Debit(Response):
+class Debit(Response, frozen=True, kw_only=True):
     debit_id: str
     member_id: str
     points: int
@@ -198,19 +198,19 @@ class Debit(Response):
 
 # --- grants --------------------------------------------------------------------------------
 
-class GrantItem(Request):
+class GrantItem(Request, frozen=True, kw_only=True):
     member_id: Id
     points: Points
     expires_at: datetime | None = None
 
 
-class GrantIn(Request):
+class GrantIn(Request, frozen=True, kw_only=True):
     grant_id: Id
     reason: Reason
     items: Annotated[list[GrantItem], Meta(min_length=1, max_length=MAX_GRANT_ITEMS)]
 
 
-class Grant(Response):
+class Grant(Response, frozen=True, kw_only=True):
     grant_id: str
     item_count: int
     total_points: int
@@ -218,13 +218,13 @@ class Grant(Response):
 
 # --- ledger check --------------------------------------------------------------------------
 
-class LedgerProblem(Response):
+class LedgerProblem(Response, frozen=True, kw_only=True):
     tenant_id: str
     member_id: str | None
     problem: str
     detail: dict[str, object]
 
 
-class LedgerCheck(Response):
+class LedgerCheck(Response, frozen=True, kw_only=True):
     ok: bool
     problems: list[LedgerProblem]

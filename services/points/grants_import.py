@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 import msgspec
@@ -87,12 +86,11 @@ def chunks(items: list[GrantItem], size: int) -> Iterator[list[GrantItem]]:
         yield items[start:start + size]
 
 
-async def import_grants(conn: asyncpg.Connection, *, tenant_id: str, reason: str, path: Path,
+async def import_grants(conn: asyncpg.Connection, *, tenant_id: str, reason: str, raw: bytes,
                         chunk_size: int = 1000,
                         progress: Callable[[int], None] = lambda n: None) -> ImportResult:
     if not 1 <= chunk_size <= MAX_CHUNK:
         raise GrantFileError(f"chunk size must be 1..{MAX_CHUNK}")
-    raw = path.read_bytes()
     now = datetime.now(UTC)
     items = parse_rows(raw.decode("utf-8-sig"), now)
     digest = hashlib.sha256(b"\0".join([tenant_id.encode(), reason.encode(), raw])).hexdigest()

@@ -182,10 +182,12 @@ def cmd_grants_import(settings: Settings, args: argparse.Namespace) -> int:
 
     from services.points.grants_import import GrantFileError, import_grants
 
+    raw = Path(args.file).read_bytes()
+
     async def run(conn: asyncpg.Connection) -> Any:
         with tqdm(unit="item", desc="granting", disable=args.quiet) as bar:
             return await import_grants(conn, tenant_id=args.tenant, reason=args.reason,
-                                       path=Path(args.file), chunk_size=args.chunk_size,
+                                       raw=raw, chunk_size=args.chunk_size,
                                        progress=bar.update)
 
     with resolved(settings) as ready:

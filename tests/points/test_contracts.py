@@ -36,7 +36,7 @@ async def test_outbox_payloads_decode_into_the_event_structs(points: Points,
                           "PointsReversed", "PurchaseReversed"}
     for row in rows:
         event = msgspec.json.decode(row["payload"], type=EVENT_TYPES[row["event_type"]])
-        assert getattr(event, "member_id") == member
+        assert event.member_id == member  # type: ignore[attr-defined]
     recorded = [msgspec.json.decode(r["payload"], type=EVENT_TYPES["PurchaseRecorded"])
                 for r in rows if r["event_type"] == "PurchaseRecorded"]
     assert recorded[0].amount_cents == 20_000 and recorded[0].attributes == {"group_id": "g-9"}
