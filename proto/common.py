@@ -19,8 +19,10 @@ TenantName = Annotated[
 ]
 Points = Annotated[int, Meta(gt=0, le=1_000_000_000, description="points, a positive integer")]
 Cents = Annotated[int, Meta(ge=0, le=100_000_000_000, description="money in integer cents")]
-ShortText = Annotated[str, Meta(max_length=200)]
-LongText = Annotated[str, Meta(max_length=2000)]
+# Free text: PostgreSQL text and jsonb cannot hold NUL characters, so they are refused up front.
+NO_NUL = r"^[^\x00]*$"
+ShortText = Annotated[str, Meta(max_length=200, pattern=NO_NUL)]
+LongText = Annotated[str, Meta(max_length=2000, pattern=NO_NUL)]
 Limit = Annotated[int, Meta(ge=1, le=500)]
 
 

@@ -7,14 +7,16 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from proto.common import Cents, Id, Points, Request, Response, ShortText
+from proto.common import NO_NUL, Cents, Id, Points, Request, Response, ShortText
 
 ActionName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 Period = Literal["day", "week", "month", "lifetime"]
-AttributeValue = Annotated[str, Meta(max_length=256)] | int | float | bool
-Attributes = Annotated[dict[Annotated[str, Meta(min_length=1, max_length=64)], AttributeValue],
-                       Meta(max_length=32)]
-Reason = Annotated[str, Meta(min_length=1, max_length=200)]
+AttributeValue = (Annotated[str, Meta(max_length=256, pattern=NO_NUL)]
+                  | Annotated[int, Meta(ge=-(2**53), le=2**53)] | float | bool)
+Attributes = Annotated[
+    dict[Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)], AttributeValue],
+    Meta(max_length=32)]
+Reason = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 MAX_BATCH_EVENTS = 1000
 MAX_GRANT_ITEMS = 10_000
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post, put
+from litestar import Controller, Request, Response, get, post, put
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from proto import points as p
 from services.points import ledger, store
+from services.points.group_commit import EventCommitter
 from services.runtime.app import json_response
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
@@ -33,6 +34,15 @@ WRITE = {"rate_group": "write"}
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def event_committer(request: Request[Any, Any, Any]) -> EventCommitter:
+    """One group committer per app, on the app's pool."""
+    state = request.app.state
+    committer = state.get("event_committer")
+    if committer is None:
+        committer = state["event_committer"] = EventCommitter(state.resources.pool)
+    return committer  # type: ignore[no-any-return]
 
 
 class RulesController(Controller):
@@ -61,10 +71,10 @@ class EventsController(Controller):
     @post(guards=[allow("ingest")], opt=EVENTS, status_code=201,
           responses=body(201, p.EventResult))
     async def record_event(self, data: JSONBody[p.EventIn], principal: PrincipalDep,
-                           resources: ResourcesDep) -> Response[bytes]:
+                           request: Request[Any, Any, Any]) -> Response[bytes]:
         """Record a member action and award points by its rule; idempotent by ``event_id``."""
-        async with resources.pool.acquire() as conn:
-            outcome = await ledger.record_event(conn, principal.tenant_id, data, now())
+        outcome = await ledger.record_event(event_committer(request), principal.tenant_id, data,
+                                            now())
         return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
 
     @post("/batch", guards=[allow("ingest")], opt=EVENTS, status_code=200)

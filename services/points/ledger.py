@@ -12,6 +12,7 @@ import msgspec
 
 from proto import points as p
 from services.points import domain, store
+from services.points.group_commit import EventCommitter
 from services.runtime.errors import IdempotencyConflict, ValidationFailed
 from services.runtime.idempotency import Outcome, fingerprint, run_once
 
@@ -59,12 +60,12 @@ async def put_rule(conn: asyncpg.Connection, tenant_id: str, action: str,
 
 # --- events --------------------------------------------------------------------------------
 
-async def record_event(conn: asyncpg.Connection, tenant_id: str, event: p.EventIn,
+async def record_event(committer: EventCommitter, tenant_id: str, event: p.EventIn,
                        now: datetime) -> Outcome:
     occurred_at = _occurred_at(event.occurred_at, now, "occurred_at")
-    row = await store.record_event(conn, tenant_id, event,
-                                   fingerprint(EVENTS_SCOPE, event.event_id, event),
-                                   occurred_at, now)
+    row = await committer.record(tenant_id, event,
+                                 fingerprint(EVENTS_SCOPE, event.event_id, event),
+                                 occurred_at, now)
     if row["status_code"] == 422:
         raise _unknown_action(event.action)
     if row["status_code"] == 409:

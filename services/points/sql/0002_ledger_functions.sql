@@ -165,11 +165,12 @@ BEGIN
     SELECT t.time_zone INTO v_tz FROM fuli.tenants t WHERE t.tenant_id = p_tenant;
     m := points.lock_member(p_tenant, p_member, true);
 
-    v_points := v_rule.points;
-    IF v_rule.unit_cents IS NOT NULL AND p_amount_cents IS NOT NULL THEN
-        v_points := v_points + (p_amount_cents / v_rule.unit_cents) * v_rule.points_per_unit;
-    END IF;
-    v_points := floor(v_points * m.earn_multiplier)::bigint;
+    -- Computed in numeric and bounded, so no rule, amount and multiplier can overflow.
+    v_points := least(floor(
+        (v_rule.points + CASE WHEN v_rule.unit_cents IS NOT NULL AND p_amount_cents IS NOT NULL
+                              THEN (p_amount_cents / v_rule.unit_cents)::numeric * v_rule.points_per_unit
+                              ELSE 0 END)
+        * m.earn_multiplier), 1000000000)::bigint;
     v_award := v_points;
 
     -- Caps: the member row is locked, so the usage read here is exact.
