@@ -25,6 +25,7 @@ from services.runtime.observability import (
     RequestContextMiddleware,
     response_observer,
 )
+from services.runtime.outbox import outbox_backlog
 from services.runtime.ratelimit import RateLimitMiddleware
 from services.runtime.requests import StrictRequest
 from services.runtime.resources import Resources
@@ -60,13 +61,9 @@ def health_handlers(prefix: str) -> list[ControllerRouterHandler]:
     @get(f"{prefix}/metrics", opt=PUBLIC, include_in_schema=False)
     async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         resources: Resources = request.app.state.resources
-        row = await resources.pool.fetchrow(
-            "SELECT count(*) AS pending,"
-            " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS lag"
-            " FROM fuli.outbox")
-        if row is not None:
-            OUTBOX_PENDING.set(row["pending"])
-            OUTBOX_LAG.set(float(row["lag"]))
+        pending, lag = await outbox_backlog(resources.pool)
+        OUTBOX_PENDING.set(pending)
+        OUTBOX_LAG.set(lag)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return [live, ready, metrics]

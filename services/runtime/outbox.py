@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 
 import asyncpg
 import dramatiq
@@ -35,11 +35,13 @@ async def emit(conn: asyncpg.Connection, *, service: str, tenant_id: str,
     )
 
 
-async def outbox_lag_seconds(conn: asyncpg.Connection) -> float:
-    """Age of the oldest event not yet relayed; 0 when the outbox is empty."""
-    value = await conn.fetchval(
-        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM fuli.outbox")
-    return float(value)
+async def outbox_backlog(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, float]:
+    """Events waiting to be relayed, and the age in seconds of the oldest (0 when empty)."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS pending,"
+        " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS lag FROM fuli.outbox")
+    assert row is not None
+    return int(row["pending"]), float(row["lag"])
 
 
 def envelope_json(row: asyncpg.Record) -> str:
@@ -101,7 +103,3 @@ class OutboxRelay:
                     await asyncio.wait_for(stop.wait(), timeout=poll_s)
                 except TimeoutError:
                     pass
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
