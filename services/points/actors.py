@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+
+import asyncpg
 
 from services.points import store
 from services.runtime.bus import ActorSpec, PeriodicJob
@@ -15,32 +18,29 @@ QUEUE = "points"
 SWEEP_BATCH = 200
 
 
-async def sweep_expired_lots() -> None:
-    """Move the remainders of expired lots to the expiry account, in member batches."""
+async def _in_batches(step: Callable[[asyncpg.Connection, datetime, int], Awaitable[int]],
+                      what: str) -> None:
+    """Run a sweep step until it handles less than a full batch."""
     resources = await WorkerContext.resources()
     total = 0
     while True:
         async with resources.pool.acquire() as conn:
-            swept = await store.sweep_expired_lots(conn, datetime.now(UTC), SWEEP_BATCH)
-        total += swept
-        if swept < SWEEP_BATCH:
+            done = await step(conn, datetime.now(UTC), SWEEP_BATCH)
+        total += done
+        if done < SWEEP_BATCH:
             break
     if total:
-        log.info("expired lots swept", extra={"fields": {"members": total}})
+        log.info("%s swept", what, extra={"fields": {"count": total}})
+
+
+async def sweep_expired_lots() -> None:
+    """Move the remainders of expired lots to the expiry account."""
+    await _in_batches(store.sweep_expired_lots, "members with expired lots")
 
 
 async def expire_holds() -> None:
     """Void pending holds whose time ran out."""
-    resources = await WorkerContext.resources()
-    total = 0
-    while True:
-        async with resources.pool.acquire() as conn:
-            voided = await store.expire_holds(conn, datetime.now(UTC), SWEEP_BATCH)
-        total += voided
-        if voided < SWEEP_BATCH:
-            break
-    if total:
-        log.info("expired holds voided", extra={"fields": {"holds": total}})
+    await _in_batches(store.expire_holds, "expired holds")
 
 
 ACTORS: list[ActorSpec] = [

@@ -272,15 +272,14 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION points.place_hold(p_tenant text, p_hold_id text, p_member text, p_points bigint,
-                                  p_reason text, p_expires_in_s int, p_now timestamptz)
-RETURNS TABLE (available bigint, held bigint, expires_at timestamptz)
-LANGUAGE plpgsql AS $$
+-- Lock a member who is about to spend p_points; refuse unknown members and short balances.
+-- Returns the live available balance before the spend.
+CREATE FUNCTION points.lock_spender(p_tenant text, p_member text, p_points bigint,
+                                    p_now timestamptz)
+RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     m points.members;
     v_live bigint;
-    v_alloc jsonb;
-    v_expires timestamptz := p_now + make_interval(secs => p_expires_in_s);
 BEGIN
     m := points.lock_member(p_tenant, p_member, false);
     IF m.member_id IS NULL THEN
@@ -291,6 +290,20 @@ BEGIN
         PERFORM points.refuse('insufficient_points', 'not enough points available',
                               jsonb_build_object('available', v_live, 'requested', p_points));
     END IF;
+    RETURN v_live;
+END $$;
+
+CREATE FUNCTION points.place_hold(p_tenant text, p_hold_id text, p_member text, p_points bigint,
+                                  p_reason text, p_expires_in_s int, p_now timestamptz)
+RETURNS TABLE (available bigint, held bigint, expires_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    m points.members;
+    v_live bigint;
+    v_alloc jsonb;
+    v_expires timestamptz := p_now + make_interval(secs => p_expires_in_s);
+BEGIN
+    v_live := points.lock_spender(p_tenant, p_member, p_points, p_now);
     v_alloc := points.take_from_lots(p_tenant, p_member, p_points, p_now, 'hold');
     UPDATE points.members SET available = points.members.available - p_points,
                               held = points.members.held + p_points
@@ -376,15 +389,7 @@ DECLARE
     m points.members;
     v_live bigint;
 BEGIN
-    m := points.lock_member(p_tenant, p_member, false);
-    IF m.member_id IS NULL THEN
-        PERFORM points.refuse('unknown_member', 'no such member', jsonb_build_object('member_id', p_member));
-    END IF;
-    v_live := m.available - points.expired_unswept(p_tenant, p_member, p_now);
-    IF v_live < p_points THEN
-        PERFORM points.refuse('insufficient_points', 'not enough points available',
-                              jsonb_build_object('available', v_live, 'requested', p_points));
-    END IF;
+    v_live := points.lock_spender(p_tenant, p_member, p_points, p_now);
     PERFORM points.take_from_lots(p_tenant, p_member, p_points, p_now, 'spend');
     UPDATE points.members x SET available = x.available - p_points, spent = x.spent + p_points
     WHERE x.tenant_id = p_tenant AND x.member_id = p_member RETURNING * INTO m;
