@@ -41,7 +41,11 @@ def event_committer(request: Request[Any, Any, Any]) -> EventCommitter:
     state = request.app.state
     committer = state.get("event_committer")
     if committer is None:
-        committer = state["event_committer"] = EventCommitter(state.resources.pool)
+        resources = state.resources
+        grouped = resources.settings.event_group_commit
+        committer = state["event_committer"] = EventCommitter(
+            resources.pool, max_group=200 if grouped else 1,
+            max_in_flight=4 if grouped else resources.settings.db_pool_max)
     return committer  # type: ignore[no-any-return]
 
 

@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_poll_ms: Annotated[int, Meta(ge=10)] = 200
     worker_threads: Annotated[int, Meta(ge=1)] = 4
     worker: bool = True
+    event_group_commit: bool = True
 
     @property
     def embedded(self) -> bool:
