@@ -88,6 +88,13 @@ class PointsReversed(Event, frozen=True, kw_only=True):
     reversed_at: datetime
 
 
+class PointsRefunded(Event, frozen=True, kw_only=True):
+    member_id: str
+    points: int
+    ref: str
+    refunded_at: datetime
+
+
 class PointsExpired(Event, frozen=True, kw_only=True):
     member_id: str
     points: int
@@ -101,7 +108,7 @@ SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {}
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (ActionRecorded, PointsAwarded, PointsSpent, PurchaseRecorded, PurchaseReversed,
-                PointsReversed, PointsExpired)
+                PointsReversed, PointsRefunded, PointsExpired)
 }
 
 

@@ -140,7 +140,8 @@ class Member(Response, frozen=True, kw_only=True):
 
 class Entry(Response, frozen=True, kw_only=True):
     entry_id: str
-    kind: Literal["earn", "grant", "hold", "capture", "void", "debit", "reversal", "expiry"]
+    kind: Literal["earn", "grant", "hold", "capture", "void", "debit", "reversal", "expiry",
+                  "refund"]
     points: int
     held_change: int
     balance_after: int
@@ -182,6 +183,18 @@ class SettleIn(Request, frozen=True, kw_only=True):
     """Body of capture and void (optional)."""
 
     note: ShortText | None = None
+
+
+class RefundIn(Request, frozen=True, kw_only=True):
+    refund_id: Id
+
+
+class Refund(Response, frozen=True, kw_only=True):
+    refund_id: str
+    hold_id: str
+    member_id: str
+    points: int
+    available: int
 
 
 class DebitIn(Request, frozen=True, kw_only=True):

@@ -155,6 +155,15 @@ class HoldsController(Controller):
         """Release the held points back to available."""
         return await self._settle(hold_id, "void", data, principal.tenant_id, resources)
 
+    @post("/{hold_id:str}/refund", guards=[allow("ingest")], opt=WRITE, status_code=201,
+          responses=body(201, p.Refund))
+    async def refund(self, hold_id: PathId, data: JSONBody[p.RefundIn],
+                     principal: PrincipalDep, resources: ResourcesDep) -> Response[bytes]:
+        """Give a captured hold back whole, once, into the lots it came from."""
+        async with resources.pool.acquire() as conn:
+            outcome = await ledger.refund_hold(conn, principal.tenant_id, hold_id, data, now())
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
     @staticmethod
     async def _settle(hold_id: str, action: str, data: p.SettleIn | None, tenant_id: str,
                       resources: ResourcesDep) -> Response[bytes]:

@@ -152,6 +152,18 @@ async def settle_hold(conn: asyncpg.Connection, tenant_id: str, hold_id: str, ac
                           key=hold_id, request=body, effect=effect)
 
 
+async def refund_hold(conn: asyncpg.Connection, tenant_id: str, hold_id: str,
+                      body: p.RefundIn, now: datetime) -> Outcome:
+    async def effect(tx: asyncpg.Connection) -> tuple[int, p.Refund]:
+        row = await store.refund_hold(tx, tenant_id, hold_id, now)
+        return 201, p.Refund(refund_id=body.refund_id, hold_id=hold_id,
+                             member_id=row["member_id"], points=row["points"],
+                             available=row["available"])
+
+    return await run_once(conn, tenant_id=tenant_id, scope="points.refunds", key=body.refund_id,
+                          request={"hold_id": hold_id, "body": body}, effect=effect)
+
+
 async def debit(conn: asyncpg.Connection, tenant_id: str, body: p.DebitIn,
                 now: datetime) -> Outcome:
     async def effect(tx: asyncpg.Connection) -> tuple[int, p.Debit]:

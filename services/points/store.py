@@ -94,6 +94,16 @@ async def settle_hold(conn: asyncpg.Connection, tenant_id: str, hold_id: str, ac
     return row
 
 
+async def refund_hold(conn: asyncpg.Connection, tenant_id: str, hold_id: str,
+                      now: datetime) -> asyncpg.Record:
+    with refusals():
+        row = await conn.fetchrow(
+            "SELECT member_id, points, available FROM points.refund_hold($1, $2, $3)",
+            tenant_id, hold_id, now)
+    assert row is not None
+    return row
+
+
 async def debit(conn: asyncpg.Connection, tenant_id: str, debit_id: str, member_id: str,
                 points: int, reason: str, now: datetime) -> int:
     with refusals():

@@ -105,3 +105,29 @@ async def test_capture_and_void_are_final(points: Points) -> None:
     assert missing.status_code == 404 and error_code(missing) == "unknown_hold"
     info = await points.member(member)
     assert info["available"] == 0 and info["spent"] == 10
+
+
+async def test_a_captured_hold_is_refunded_once_into_its_lots(points: Points) -> None:
+    member = uid("m")
+    await points.grant([{"member_id": member, "points": 30, "expires_at": soon(5000)},
+                        {"member_id": member, "points": 30, "expires_at": soon(9000)}])
+    hold_id = (await points.hold(member, 40)).json()["hold_id"]
+    refund_url = f"/points/v1/holds/{hold_id}/refund"
+    early = await points.client.post(refund_url, headers=points.ingest,
+                                     json={"refund_id": uid("rf")})
+    assert early.status_code == 409 and error_code(early) == "hold_not_captured"
+    assert (await points.capture(hold_id)).status_code == 200
+    same_id = uid("rf")
+    replays = await asyncio.gather(*[
+        points.client.post(refund_url, headers=points.ingest, json={"refund_id": same_id})
+        for _ in range(5)])
+    assert {r.status_code for r in replays} == {201} and len({r.content for r in replays}) == 1
+    others = await asyncio.gather(*[
+        points.client.post(refund_url, headers=points.ingest, json={"refund_id": uid("rf")})
+        for _ in range(5)])
+    assert {r.status_code for r in others} == {409}
+    assert {error_code(r) for r in others} == {"already_refunded"}
+    info = await points.member(member)
+    assert info["available"] == 60 and info["spent"] == 0
+    assert [e["points"] for e in info["expiring"]] == [30, 30]
+    await points.assert_ledger_ok()
