@@ -101,14 +101,59 @@ class PointsExpired(Event, frozen=True, kw_only=True):
     expired_at: datetime
 
 
+class RedemptionCompleted(Event, frozen=True, kw_only=True):
+    member_id: str
+    redemption_id: str
+    sku: str
+    quantity: int
+    points: int
+    completed_at: datetime
+
+
+class RedemptionCancelled(Event, frozen=True, kw_only=True):
+    member_id: str
+    redemption_id: str
+    sku: str
+    quantity: int
+    points: int
+    cancelled_at: datetime
+
+
+class CouponUsed(Event, frozen=True, kw_only=True):
+    member_id: str
+    coupon_id: str
+    sku: str
+    used_at: datetime
+    uses_by_member: int
+
+
+class CouponTransferred(Event, frozen=True, kw_only=True):
+    from_member_id: str
+    to_member_id: str
+    coupon_id: str
+    new_coupon_id: str
+    sku: str
+    transferred_at: datetime
+
+
+class TierChanged(Event, frozen=True, kw_only=True):
+    member_id: str
+    tier: str
+    previous_tier: str | None = None
+    changed_at: datetime
+
+
 # event type -> the actors (by queue and name) that consume it. The outbox relay reads this, so a
 # relay in any process can route every event without importing the consumers.
-SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {}
+SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
+    "TierChanged": (Subscriber("rewards", "rewards.apply_tier_changed"),),
+}
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (ActionRecorded, PointsAwarded, PointsSpent, PurchaseRecorded, PurchaseReversed,
-                PointsReversed, PointsRefunded, PointsExpired)
+                PointsReversed, PointsRefunded, PointsExpired, RedemptionCompleted,
+                RedemptionCancelled, CouponUsed, CouponTransferred, TierChanged)
 }
 
 

@@ -1,8 +1,74 @@
-"""Background work of the rewards service."""
+"""Background work of the rewards service: finishing redemptions a crash left half-way, keeping
+the Redis stock mirror in step, and members' tiers from the tiers service."""
 
 from __future__ import annotations
 
-from services.runtime.bus import ActorSpec, PeriodicJob
+import logging
+from datetime import UTC, datetime, timedelta
 
-ACTORS: list[ActorSpec] = []
-PERIODIC: list[PeriodicJob] = []
+import msgspec
+
+from proto.events import TierChanged
+from services.rewards import store
+from services.rewards.points_client import PointsClient, PointsUnavailable
+from services.rewards.redemptions import HOLD_EXPIRES_S, Redeemer
+from services.rewards.stock import StockMirror
+from services.runtime.bus import ActorSpec, PeriodicJob, decode_envelope, first_delivery
+from services.runtime.errors import FuliError
+from services.runtime.worker import WorkerContext
+
+log = logging.getLogger("fuli.rewards.actors")
+
+QUEUE = "rewards"
+STUCK_AFTER_S = 20
+BATCH = 200
+
+
+async def recover_redemptions() -> None:
+    """Drive redemptions untouched for a while to their end. One still waiting for its hold
+    after the hold's own lifetime is given up (and its hold voided if it exists)."""
+    resources = await WorkerContext.resources()
+    points = PointsClient.for_resources(resources)
+    redeemer = Redeemer(resources, points, StockMirror(resources.redis))
+    now = datetime.now(UTC)
+    try:
+        rows = await store.unfinished_redemptions(resources.pool,
+                                                  now - timedelta(seconds=STUCK_AFTER_S), BATCH)
+        for row in rows:
+            full = await store.redemption(resources.pool, row["tenant_id"], row["redemption_id"])
+            assert full is not None
+            abandon = (now - full["created_at"]).total_seconds() > HOLD_EXPIRES_S
+            try:
+                await redeemer.drive(row["tenant_id"], row["redemption_id"],
+                                     abandon_pending=abandon)
+            except (PointsUnavailable, FuliError) as exc:
+                log.warning("redemption %s not finished yet: %s", row["redemption_id"], exc)
+    finally:
+        await points.close()
+
+
+async def sync_stock() -> None:
+    """Republish every perk's stock to Redis (after a flush, or missed writes)."""
+    resources = await WorkerContext.resources()
+    await StockMirror(resources.redis).sync_all(resources.pool)
+
+
+async def apply_tier_changed(body: str) -> None:
+    envelope = decode_envelope(body)
+    changed = msgspec.json.decode(envelope.data, type=TierChanged)
+    resources = await WorkerContext.resources()
+    async with resources.pool.acquire() as conn, conn.transaction():
+        if await first_delivery(conn, "rewards.apply_tier_changed", envelope):
+            await store.set_member_tier(conn, envelope.tenant_id, changed.member_id,
+                                        changed.tier, changed.changed_at)
+
+
+ACTORS: list[ActorSpec] = [
+    ActorSpec("rewards.recover_redemptions", QUEUE, recover_redemptions, max_retries=3),
+    ActorSpec("rewards.sync_stock", QUEUE, sync_stock, max_retries=3),
+    ActorSpec("rewards.apply_tier_changed", QUEUE, apply_tier_changed),
+]
+PERIODIC: list[PeriodicJob] = [
+    PeriodicJob("rewards.recover_redemptions", QUEUE, every_s=10),
+    PeriodicJob("rewards.sync_stock", QUEUE, every_s=30),
+]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
 
+from services.rewards.api import CONTROLLERS
 from services.runtime.app import create_service_app
 from services.runtime.settings import Settings
 
@@ -14,7 +15,7 @@ def create_app(settings: Settings, *, standalone: bool = True) -> Litestar:
     return create_service_app(
         service=SERVICE,
         settings=settings,
-        route_handlers=[],
+        route_handlers=[Router(path="/rewards/v1", route_handlers=CONTROLLERS)],
         description="Everything members spend points on, and team-buy leaderboards.",
         standalone=standalone,
     )

@@ -120,7 +120,21 @@ class Authenticator:
             raise Unauthorized("member token expired", code="token_expired") from None
         except jwt.PyJWTError:
             raise Unauthorized("invalid member token") from None
+        if claims.get("svc"):
+            # A service acting for the tenant (rewards calling points): an ingest principal.
+            return Principal(tenant_id=claims["tid"], role="ingest", key_id=f"svc:{claims['svc']}")
         return Principal(tenant_id=claims["tid"], role="member", member_id=claims["sub"])
+
+    async def mint_service_token(self, tenant_id: str, service: str,
+                                 ttl_s: int = 300) -> str:
+        """A short-lived ingest token for one fuli service calling another for a tenant."""
+        secret = await self.tenant_secret(tenant_id)
+        if secret is None:
+            raise Unauthorized("unknown tenant")
+        now = datetime.now(UTC).replace(microsecond=0)
+        return jwt.encode({"iss": TOKEN_ISSUER, "tid": tenant_id, "sub": f"service:{service}",
+                           "svc": service, "iat": now, "exp": now + timedelta(seconds=ttl_s)},
+                          secret, algorithm=TOKEN_ALGORITHM)
 
     async def mint_member_token(self, tenant_id: str, member_id: str,
                                 ttl_s: int) -> tuple[str, datetime]:

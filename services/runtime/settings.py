@@ -50,6 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_threads: Annotated[int, Meta(ge=1)] = 4
     worker: bool = True
     event_group_commit: bool = True
+    points_url: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -100,6 +101,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         ("DATABASE_URL", settings.database_url, ("postgres://", "postgresql://")),
         ("REDIS_URL", settings.redis_url, ("redis://", "rediss://", "unix://")),
         ("BROKER_URL", settings.broker_url, ("redis://", "rediss://", "unix://", "amqp://", "amqps://")),
+        ("POINTS_URL", settings.points_url, ("http://", "https://")),
     ):
         if url is not None and not url.startswith(schemes):
             raise SettingsError(f"{PREFIX}{name}: expected a URL starting with one of {schemes}")

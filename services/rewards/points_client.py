@@ -1,0 +1,102 @@
+"""The points service's HTTP API, as rewards uses it (holds, captures, voids, refunds).
+
+Calls carry a short-lived service token for the tenant. With FULI_POINTS_URL set they go over
+the network; without it, to a points app inside this process (same API, no network hop).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import msgspec
+
+from services.runtime.errors import FuliError
+from services.runtime.resources import Resources
+
+TOKEN_TTL_S = 300
+TIMEOUT_S = 5.0
+
+
+class PointsUnavailable(FuliError):
+    status_code = 503
+    code = "points_unavailable"
+
+
+class PointsAnswer(msgspec.Struct, frozen=True):
+    status_code: int
+    body: dict[str, Any]
+
+    @property
+    def error_code(self) -> str | None:
+        error = self.body.get("error")
+        return error.get("code") if isinstance(error, dict) else None
+
+    @property
+    def error_details(self) -> dict[str, Any]:
+        error = self.body.get("error")
+        return dict(error.get("details", {})) if isinstance(error, dict) else {}
+
+
+class PointsClient:
+    def __init__(self, http: httpx.AsyncClient, resources: Resources) -> None:
+        self._http = http
+        self._resources = resources
+        self._tokens: dict[str, tuple[float, str]] = {}
+
+    @classmethod
+    def for_resources(cls, resources: Resources) -> PointsClient:
+        url = resources.settings.points_url
+        if url:
+            http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=TIMEOUT_S)
+        else:
+            from services.points.app import create_app
+
+            app = create_app(resources.settings, standalone=False)
+            app.state.resources = resources
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://points.internal", timeout=TIMEOUT_S)
+        return cls(http, resources)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _token(self, tenant_id: str) -> str:
+        cached = self._tokens.get(tenant_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        token = await self._resources.authenticator.mint_service_token(
+            tenant_id, "rewards", TOKEN_TTL_S)
+        self._tokens[tenant_id] = (time.monotonic() + TOKEN_TTL_S / 2, token)
+        return token
+
+    async def _post(self, tenant_id: str, path: str, body: dict[str, Any] | None) -> PointsAnswer:
+        headers = {"Authorization": f"Bearer {await self._token(tenant_id)}"}
+        try:
+            response = await self._http.post(f"/points/v1{path}", json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise PointsUnavailable(f"the points service did not answer: {type(exc).__name__}"
+                                    ) from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise PointsUnavailable(f"the points service answered {response.status_code}")
+        try:
+            decoded = msgspec.json.decode(response.content) if response.content else {}
+        except msgspec.DecodeError:
+            raise PointsUnavailable("the points service answered garbage") from None
+        return PointsAnswer(response.status_code, decoded if isinstance(decoded, dict) else {})
+
+    async def hold(self, tenant_id: str, hold_id: str, member_id: str, points: int,
+                   reason: str, expires_in_s: int) -> PointsAnswer:
+        return await self._post(tenant_id, "/holds", {
+            "hold_id": hold_id, "member_id": member_id, "points": points, "reason": reason,
+            "expires_in_s": expires_in_s})
+
+    async def capture(self, tenant_id: str, hold_id: str) -> PointsAnswer:
+        return await self._post(tenant_id, f"/holds/{hold_id}/capture", None)
+
+    async def void(self, tenant_id: str, hold_id: str) -> PointsAnswer:
+        return await self._post(tenant_id, f"/holds/{hold_id}/void", None)
+
+    async def refund(self, tenant_id: str, hold_id: str, refund_id: str) -> PointsAnswer:
+        return await self._post(tenant_id, f"/holds/{hold_id}/refund", {"refund_id": refund_id})

@@ -1,0 +1,307 @@
+"""The rewards service's SQL, one function per query."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from proto.rewards import PerkIn
+
+PERK_COLUMNS = (
+    "sku, name, description, cost_points, stock_left, stock_version, per_member_limit, tiers,"
+    " starts_at, ends_at, fulfilment, coupon_valid_days, enabled"
+)
+REDEMPTION_COLUMNS = (
+    "redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status, codes,"
+    " outcome_status, outcome_body, created_at, updated_at"
+)
+
+
+class Refused(Exception):
+    """A reservation was refused; the transaction rolls back."""
+
+    def __init__(self, code: str, **details: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.details = details
+
+
+# --- perks and codes -----------------------------------------------------------------------
+
+async def put_perk(conn: asyncpg.Connection, tenant_id: str, sku: str,
+                   perk: PerkIn) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "INSERT INTO rewards.perks (tenant_id, sku, name, description, cost_points, stock_left,"
+        " per_member_limit, tiers, starts_at, ends_at, fulfilment, coupon_valid_days, enabled)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " ON CONFLICT (tenant_id, sku) DO UPDATE SET name = EXCLUDED.name,"
+        " description = EXCLUDED.description, cost_points = EXCLUDED.cost_points,"
+        " stock_left = EXCLUDED.stock_left, stock_version = rewards.perks.stock_version + 1,"
+        " per_member_limit = EXCLUDED.per_member_limit, tiers = EXCLUDED.tiers,"
+        " starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,"
+        " fulfilment = EXCLUDED.fulfilment, coupon_valid_days = EXCLUDED.coupon_valid_days,"
+        " enabled = EXCLUDED.enabled, updated_at = now()"
+        f" RETURNING {PERK_COLUMNS}",
+        tenant_id, sku, perk.name, perk.description, perk.cost_points, perk.stock,
+        perk.per_member_limit, perk.tiers, perk.starts_at, perk.ends_at, perk.fulfilment,
+        perk.coupon_valid_days, perk.enabled)
+    assert row is not None
+    return row
+
+
+async def perk(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
+               sku: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {PERK_COLUMNS} FROM rewards.perks WHERE tenant_id = $1 AND sku = $2",
+        tenant_id, sku)
+
+
+async def perks(conn: asyncpg.Connection, tenant_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {PERK_COLUMNS}, (SELECT count(*) FROM rewards.codes c"
+        " WHERE c.tenant_id = p.tenant_id AND c.sku = p.sku AND c.redemption_id IS NULL"
+        " AND c.issue_id IS NULL) AS codes_available"
+        " FROM rewards.perks p WHERE tenant_id = $1 ORDER BY sku", tenant_id)
+
+
+async def stock_versions(conn: asyncpg.Connection | asyncpg.Pool,
+                         limit: int = 10_000) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT tenant_id, sku, stock_left, stock_version FROM rewards.perks"
+        " WHERE stock_left IS NOT NULL ORDER BY tenant_id, sku LIMIT $1", limit)
+
+
+async def add_codes(conn: asyncpg.Connection, tenant_id: str, sku: str,
+                    codes: Sequence[str]) -> int:
+    added = await conn.fetchval(
+        "WITH added AS (INSERT INTO rewards.codes (tenant_id, sku, code)"
+        " SELECT $1, $2, c FROM unnest($3::text[]) AS c ON CONFLICT DO NOTHING RETURNING 1)"
+        " SELECT count(*) FROM added", tenant_id, sku, list(codes))
+    return int(added)
+
+
+async def free_codes(conn: asyncpg.Connection, tenant_id: str, sku: str) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM rewards.codes WHERE tenant_id = $1 AND sku = $2"
+        " AND redemption_id IS NULL AND issue_id IS NULL", tenant_id, sku))
+
+
+async def member_tier(conn: asyncpg.Connection, tenant_id: str, member_id: str) -> str | None:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT tier FROM rewards.member_tiers WHERE tenant_id = $1 AND member_id = $2",
+        tenant_id, member_id)
+
+
+async def allowance_used(conn: asyncpg.Connection, tenant_id: str, member_id: str
+                         ) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT sku, redeemed FROM rewards.allowances WHERE tenant_id = $1 AND member_id = $2",
+        tenant_id, member_id)
+    return {r["sku"]: r["redeemed"] for r in rows}
+
+
+# --- stock, allowance and codes: reserved together, released together ----------------------
+
+async def take_stock(conn: asyncpg.Connection, tenant_id: str, sku: str, quantity: int,
+                     member_id: str | None, redemption_id: str | None = None,
+                     issue_id: str | None = None) -> tuple[list[str], asyncpg.Record]:
+    """Inside the caller's transaction: stock, the member's allowance and codes, or Refused."""
+    row = await conn.fetchrow(
+        "UPDATE rewards.perks SET stock_left = CASE WHEN stock_left IS NULL THEN NULL"
+        " ELSE stock_left - $3 END, stock_version = stock_version + 1"
+        " WHERE tenant_id = $1 AND sku = $2 AND (stock_left IS NULL OR stock_left >= $3)"
+        " RETURNING stock_left, stock_version, per_member_limit, fulfilment",
+        tenant_id, sku, quantity)
+    if row is None:
+        left = await conn.fetchval(
+            "SELECT stock_left FROM rewards.perks WHERE tenant_id = $1 AND sku = $2",
+            tenant_id, sku)
+        raise Refused("out_of_stock", stock=left, requested=quantity)
+    if member_id is not None and row["per_member_limit"] is not None:
+        held = await conn.fetchval(
+            "INSERT INTO rewards.allowances AS a (tenant_id, sku, member_id, redeemed)"
+            " SELECT $1, $2, $3, $4::int WHERE $4::int <= $5::int"
+            " ON CONFLICT (tenant_id, sku, member_id) DO UPDATE"
+            " SET redeemed = a.redeemed + EXCLUDED.redeemed"
+            " WHERE a.redeemed + EXCLUDED.redeemed <= $5::int RETURNING redeemed",
+            tenant_id, sku, member_id, quantity, row["per_member_limit"])
+        if held is None:
+            raise Refused("limit_reached", per_member_limit=row["per_member_limit"])
+    codes: list[str] = []
+    if row["fulfilment"] == "code":
+        codes = [r["code"] for r in await conn.fetch(
+            "UPDATE rewards.codes SET redemption_id = $4, issue_id = $5, assigned_at = now()"
+            " WHERE (tenant_id, sku, code) IN (SELECT tenant_id, sku, code FROM rewards.codes"
+            "   WHERE tenant_id = $1 AND sku = $2 AND redemption_id IS NULL AND issue_id IS NULL"
+            "   ORDER BY code LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING code",
+            tenant_id, sku, quantity, redemption_id, issue_id)]
+        if len(codes) < quantity:
+            raise Refused("out_of_stock", codes_available=len(codes), requested=quantity)
+    return codes, row
+
+
+async def put_back_stock(conn: asyncpg.Connection, tenant_id: str, sku: str, quantity: int,
+                         member_id: str, redemption_id: str,
+                         free_codes_too: bool) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "UPDATE rewards.perks SET stock_left = stock_left + $3,"
+        " stock_version = stock_version + 1 WHERE tenant_id = $1 AND sku = $2"
+        " RETURNING stock_left, stock_version", tenant_id, sku, quantity)
+    await conn.execute(
+        "UPDATE rewards.allowances SET redeemed = greatest(redeemed - $4, 0)"
+        " WHERE tenant_id = $1 AND sku = $2 AND member_id = $3",
+        tenant_id, sku, member_id, quantity)
+    if free_codes_too:
+        await conn.execute(
+            "UPDATE rewards.codes SET redemption_id = NULL, assigned_at = NULL"
+            " WHERE tenant_id = $1 AND sku = $2 AND redemption_id = $3",
+            tenant_id, sku, redemption_id)
+    assert row is not None
+    return row
+
+
+# --- redemptions ---------------------------------------------------------------------------
+
+async def insert_redemption(conn: asyncpg.Connection, tenant_id: str, redemption_id: str,
+                            member_id: str, sku: str, quantity: int, points: int,
+                            fingerprint: bytes, hold_id: str, status: str,
+                            outcome: tuple[int, bytes] | None) -> asyncpg.Record | None:
+    """The new row, or None if the id is taken."""
+    return await conn.fetchrow(
+        "INSERT INTO rewards.redemptions (tenant_id, redemption_id, member_id, sku, quantity,"
+        " points, fingerprint, hold_id, status, outcome_status, outcome_body)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+        f" RETURNING {REDEMPTION_COLUMNS}",
+        tenant_id, redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status,
+        outcome[0] if outcome else None, outcome[1] if outcome else None)
+
+
+async def redemption(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
+                     redemption_id: str, *, lock: bool = False) -> asyncpg.Record | None:
+    suffix = " FOR UPDATE" if lock else ""
+    return await conn.fetchrow(
+        f"SELECT {REDEMPTION_COLUMNS} FROM rewards.redemptions"
+        f" WHERE tenant_id = $1 AND redemption_id = $2{suffix}", tenant_id, redemption_id)
+
+
+async def move_redemption(conn: asyncpg.Connection, tenant_id: str, redemption_id: str,
+                          from_status: str, to_status: str, *,
+                          outcome: tuple[int, bytes] | None = None,
+                          codes: list[str] | None = None) -> bool:
+    """Compare-and-set of the status; False if someone else moved it first."""
+    moved = await conn.fetchval(
+        "UPDATE rewards.redemptions SET status = $4, updated_at = now(),"
+        " outcome_status = coalesce($5, outcome_status), outcome_body = coalesce($6, outcome_body),"
+        " codes = coalesce($7, codes)"
+        " WHERE tenant_id = $1 AND redemption_id = $2 AND status = $3 RETURNING true",
+        tenant_id, redemption_id, from_status, to_status, outcome[0] if outcome else None,
+        outcome[1] if outcome else None, codes)
+    return bool(moved)
+
+
+async def member_redemptions(conn: asyncpg.Connection, tenant_id: str, member_id: str,
+                             before: tuple[datetime, str] | None,
+                             limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {REDEMPTION_COLUMNS} FROM rewards.redemptions"
+        " WHERE tenant_id = $1 AND member_id = $2"
+        " AND status IN ('completed', 'pending_fulfilment', 'cancelled', 'cancelling')"
+        " AND ($3::timestamptz IS NULL OR (created_at, redemption_id) < ($3, $4))"
+        " ORDER BY created_at DESC, redemption_id DESC LIMIT $5",
+        tenant_id, member_id, before[0] if before else None, before[1] if before else None,
+        limit)
+
+
+async def unfinished_redemptions(conn: asyncpg.Connection | asyncpg.Pool, older_than: datetime,
+                                 limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT tenant_id, redemption_id FROM rewards.redemptions"
+        " WHERE status IN ('pending', 'reserved', 'releasing', 'cancelling')"
+        " AND updated_at < $1 ORDER BY updated_at LIMIT $2", older_than, limit)
+
+
+# --- coupons -------------------------------------------------------------------------------
+
+async def add_coupons(conn: asyncpg.Connection, tenant_id: str, rows: Sequence[tuple[Any, ...]]
+                      ) -> None:
+    """rows: (coupon_id, member_id, sku, code, expires_at, source, ref)"""
+    await conn.executemany(
+        "INSERT INTO rewards.coupons (tenant_id, coupon_id, member_id, sku, code, state,"
+        " expires_at, source, ref) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8)",
+        [(tenant_id, *row) for row in rows])
+
+
+async def coupon(conn: asyncpg.Connection, tenant_id: str, coupon_id: str, *,
+                 lock: bool = False) -> asyncpg.Record | None:
+    suffix = " FOR UPDATE" if lock else ""
+    return await conn.fetchrow(
+        "SELECT coupon_id, member_id, sku, code, state, expires_at, source, ref, transferred_to"
+        f" FROM rewards.coupons WHERE tenant_id = $1 AND coupon_id = $2{suffix}",
+        tenant_id, coupon_id)
+
+
+async def member_coupons(conn: asyncpg.Connection, tenant_id: str, member_id: str,
+                         after: str | None, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT coupon_id, sku, code, state, expires_at, transferred_to FROM rewards.coupons"
+        " WHERE tenant_id = $1 AND member_id = $2 AND ($3::text IS NULL OR coupon_id > $3)"
+        " ORDER BY coupon_id LIMIT $4", tenant_id, member_id, after, limit)
+
+
+async def set_coupon_state(conn: asyncpg.Connection, tenant_id: str, coupon_id: str,
+                           state: str, *, transferred_to: str | None = None,
+                           used_at: datetime | None = None) -> None:
+    await conn.execute(
+        "UPDATE rewards.coupons SET state = $3, transferred_to = coalesce($4, transferred_to),"
+        " used_at = coalesce($5, used_at) WHERE tenant_id = $1 AND coupon_id = $2",
+        tenant_id, coupon_id, state, transferred_to, used_at)
+
+
+async def revoke_coupons(conn: asyncpg.Connection, tenant_id: str, ref: str) -> list[str]:
+    """Expire the unused coupons a redemption handed out; returns the states found."""
+    rows = await conn.fetch(
+        "SELECT state FROM rewards.coupons WHERE tenant_id = $1 AND ref = $2 FOR UPDATE",
+        tenant_id, ref)
+    await conn.execute(
+        "UPDATE rewards.coupons SET state = 'expired' WHERE tenant_id = $1 AND ref = $2"
+        " AND state = 'active'", tenant_id, ref)
+    return [r["state"] for r in rows]
+
+
+async def coupons_used_by(conn: asyncpg.Connection, tenant_id: str, member_id: str) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM rewards.coupons WHERE tenant_id = $1 AND member_id = $2"
+        " AND state = 'used'", tenant_id, member_id))
+
+
+# --- issues and tickets --------------------------------------------------------------------
+
+async def add_tickets(conn: asyncpg.Connection, tenant_id: str, box_id: str,
+                      member_ids: Sequence[str], count: int) -> None:
+    await conn.execute(
+        "INSERT INTO rewards.tickets AS t (tenant_id, member_id, box_id, count)"
+        " SELECT $1, m, $2, $4 FROM unnest($3::text[]) AS m"
+        " ON CONFLICT (tenant_id, member_id, box_id) DO UPDATE SET count = t.count + $4",
+        tenant_id, box_id, list(member_ids), count)
+
+
+async def audit_issue(conn: asyncpg.Connection, tenant_id: str, issue_id: str,
+                      key_id: str | None, reason: str, kind: str, sku: str | None,
+                      box_id: str | None, count: int, member_count: int) -> None:
+    await conn.execute(
+        "INSERT INTO rewards.issue_audit (tenant_id, issue_id, key_id, reason, kind, sku,"
+        " box_id, count, member_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        tenant_id, issue_id, key_id, reason, kind, sku, box_id, count, member_count)
+
+
+async def set_member_tier(conn: asyncpg.Connection, tenant_id: str, member_id: str,
+                          tier: str, at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO rewards.member_tiers (tenant_id, member_id, tier, updated_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, member_id) DO UPDATE"
+        " SET tier = EXCLUDED.tier, updated_at = EXCLUDED.updated_at"
+        " WHERE rewards.member_tiers.updated_at <= EXCLUDED.updated_at",
+        tenant_id, member_id, tier, at)
