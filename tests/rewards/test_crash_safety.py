@@ -1,0 +1,134 @@
+"""Redemptions end completed or with no charge and no stock taken, whatever fails."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+
+from proto.rewards import RedemptionIn
+from services.rewards import actors, store
+from services.rewards.points_client import PointsClient, PointsUnavailable
+from services.rewards.redemptions import Redeemer
+from services.rewards.stock import StockMirror, stock_key
+from services.runtime.resources import Resources
+from services.runtime.settings import Settings
+from services.runtime.worker import WorkerContext
+from tests.points.helpers import uid
+from tests.rewards.conftest import Rewards
+
+
+class FailingTransport(httpx.AsyncBaseTransport):
+    """The points API, unreachable for the requests ``fails`` picks."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport,
+                 fails: Callable[[httpx.Request], bool]) -> None:
+        self.inner = inner
+        self.fails = fails
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.fails(request):
+            raise httpx.ConnectError("points service unreachable", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+def redeemer_with(resources: Resources, fails: Callable[[httpx.Request], bool]) -> Redeemer:
+    healthy = PointsClient.for_resources(resources)
+    transport = FailingTransport(healthy._http._transport, fails)
+    http = httpx.AsyncClient(transport=transport, base_url="http://points.internal")
+    return Redeemer(resources, PointsClient(http, resources), StockMirror(resources.redis))
+
+
+async def run_recovery(settings: Settings) -> None:
+    WorkerContext.configure(settings)
+    try:
+        await actors.recover_redemptions()
+    finally:
+        await WorkerContext.close()
+
+
+async def test_capture_unreachable_then_hold_voided_leaves_no_charge(
+        rewards: Rewards, resources: Resources, settings: Settings) -> None:
+    member = uid("m")
+    await rewards.points.give(member, 40)
+    sku = await rewards.perk(cost_points=25, stock=2)
+    broken = redeemer_with(resources, lambda request: request.url.path.endswith("/capture"))
+    body = RedemptionIn(redemption_id=uid("rd"), member_id=member, sku=sku)
+    try:
+        await broken.redeem(rewards.tenant.name, body, datetime.now(UTC))
+        raise AssertionError("capture should have failed")
+    except PointsUnavailable:
+        pass
+    row = await store.redemption(resources.pool, rewards.tenant.name, body.redemption_id)
+    assert row is not None and row["status"] == "reserved"
+    assert await rewards.stock(sku) == 1
+    assert (await rewards.points.member(member))["held"] == 25
+    # Meanwhile the hold is voided (operations, or its time-out); then the worker runs.
+    assert (await rewards.points.void(row["hold_id"])).status_code == 200
+    await resources.pool.execute(
+        "UPDATE rewards.redemptions SET updated_at = now() - interval '1 hour'"
+        " WHERE tenant_id = $1 AND redemption_id = $2", rewards.tenant.name, body.redemption_id)
+    await run_recovery(settings)
+    row = await store.redemption(resources.pool, rewards.tenant.name, body.redemption_id)
+    assert row is not None and row["status"] == "failed"
+    info = await rewards.points.member(member)
+    assert (info["available"], info["held"], info["spent"]) == (40, 0, 0)
+    assert await rewards.stock(sku) == 2
+    replay = await rewards.client.post("/rewards/v1/redemptions", headers=rewards.ingest,
+                                       json={"redemption_id": body.redemption_id,
+                                             "member_id": member, "sku": sku, "quantity": 1})
+    assert replay.status_code == 409
+    assert replay.json()["error"]["code"] == "redemption_failed"
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_a_crash_after_reserving_is_finished_by_the_worker(
+        rewards: Rewards, resources: Resources, settings: Settings) -> None:
+    member = uid("m")
+    await rewards.points.give(member, 40)
+    sku = await rewards.perk(cost_points=25, stock=2)
+    broken = redeemer_with(resources, lambda request: request.url.path.endswith("/capture"))
+    body = RedemptionIn(redemption_id=uid("rd"), member_id=member, sku=sku)
+    try:
+        await broken.redeem(rewards.tenant.name, body, datetime.now(UTC))
+    except PointsUnavailable:
+        pass
+    await resources.pool.execute(
+        "UPDATE rewards.redemptions SET updated_at = now() - interval '1 hour'"
+        " WHERE tenant_id = $1 AND redemption_id = $2", rewards.tenant.name, body.redemption_id)
+    await run_recovery(settings)
+    replay = await rewards.client.post("/rewards/v1/redemptions", headers=rewards.ingest,
+                                       json={"redemption_id": body.redemption_id,
+                                             "member_id": member, "sku": sku, "quantity": 1})
+    assert replay.status_code == 201 and replay.json()["status"] == "pending_fulfilment"
+    info = await rewards.points.member(member)
+    assert (info["available"], info["held"], info["spent"]) == (15, 0, 25)
+    assert await rewards.stock(sku) == 1
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_redis_flushed_mid_burst_never_oversells(
+        rewards: Rewards, resources: Resources, settings: Settings) -> None:
+    sku = await rewards.perk(cost_points=1, stock=60)
+    members = [uid("m") for _ in range(150)]
+    await rewards.points.grant([{"member_id": m, "points": 1} for m in members])
+
+    async def flush_soon() -> None:
+        await asyncio.sleep(0.05)
+        await resources.redis.delete(stock_key(rewards.tenant.name, sku))
+        await resources.redis.flushdb()
+
+    results = await asyncio.gather(flush_soon(), *[rewards.redeem(m, sku) for m in members])
+    responses = results[1:]
+    assert sum(1 for r in responses if r.status_code == 201) == 60
+    assert all(r.status_code in (201, 409) for r in responses)
+    WorkerContext.configure(settings)
+    try:
+        await actors.sync_stock()
+    finally:
+        await WorkerContext.close()
+    mirrored = await resources.redis.hget(stock_key(rewards.tenant.name, sku), "left")
+    assert await rewards.stock(sku) == 0 and mirrored is not None and int(mirrored) == 0
+    await rewards.points.assert_ledger_ok()
