@@ -1,8 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
+from datetime import UTC, datetime
 
+import msgspec
+
+from proto.events import EVENT_TYPES, Envelope, TierChanged
+from services.rewards import actors
+from services.runtime.resources import Resources
+from services.runtime.settings import Settings
+from services.runtime.worker import WorkerContext
 from tests.conftest import error_code, member_token
 from tests.points.helpers import uid
 from tests.rewards.conftest import Rewards
@@ -111,3 +120,50 @@ async def test_member_tokens_act_only_for_their_member(rewards: Rewards) -> None
     mine = next(p for p in perks.json()["items"] if p["sku"] == sku)
     assert mine["eligibility"]["eligible"] is True
     assert (await rewards.points.member(bob))["available"] == 100
+
+
+async def test_tiers_listing_fulfilment_and_events(rewards: Rewards, resources: Resources,
+                                                   settings: Settings) -> None:
+    member = uid("m")
+    await rewards.points.give(member, 100)
+    vip = await rewards.perk(cost_points=10, tiers=["vip"])
+    assert error_code(await rewards.redeem(member, vip)) == "not_eligible"
+    # The tiers service announces the member's new tier; rewards applies it once.
+    changed = TierChanged(member_id=member, tier="vip", changed_at=datetime.now(UTC))
+    envelope = msgspec.json.encode(Envelope(
+        event_id=str(uuid.uuid4()),
+        tenant_id=rewards.tenant.name, service="tiers", type="TierChanged",
+        emitted_at=changed.changed_at, data=msgspec.Raw(msgspec.json.encode(changed)))).decode()
+    WorkerContext.configure(settings)
+    try:
+        await actors.apply_tier_changed(envelope)
+        await actors.apply_tier_changed(envelope)
+    finally:
+        await WorkerContext.close()
+    perks = await rewards.client.get("/rewards/v1/perks", headers=rewards.ingest,
+                                     params={"member_id": member})
+    listed = next(p for p in perks.json()["items"] if p["sku"] == vip)
+    assert listed["eligibility"] == {"eligible": True, "reason": None,
+                                     "remaining_allowance": None}
+    ids = []
+    for _ in range(3):
+        response = await rewards.redeem(member, vip)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["redemption_id"])
+    page = await rewards.client.get(f"/rewards/v1/members/{member}/redemptions",
+                                    headers=rewards.ingest, params={"limit": 2})
+    assert [i["redemption_id"] for i in page.json()["items"]] == ids[::-1][:2]
+    rest = await rewards.client.get(f"/rewards/v1/members/{member}/redemptions",
+                                    headers=rewards.ingest,
+                                    params={"limit": 2, "cursor": page.json()["next_cursor"]})
+    assert [i["redemption_id"] for i in rest.json()["items"]] == [ids[0]]
+    assert rest.json()["next_cursor"] is None
+    fulfilled = await rewards.client.post(f"/rewards/v1/redemptions/{ids[0]}/fulfil",
+                                          headers=rewards.operator)
+    assert fulfilled.status_code == 200 and fulfilled.json()["status"] == "completed"
+    rows = await resources.pool.fetch(
+        "SELECT event_type, payload FROM fuli.outbox WHERE tenant_id = $1 AND service = 'rewards'",
+        rewards.tenant.name)
+    assert [r["event_type"] for r in rows] == ["RedemptionCompleted"] * 3
+    for row in rows:
+        msgspec.json.decode(row["payload"], type=EVENT_TYPES[row["event_type"]])
