@@ -10,15 +10,6 @@ import asyncpg
 
 from proto.rewards import PerkIn
 
-PERK_COLUMNS = (
-    "sku, name, description, cost_points, stock_left, stock_version, per_member_limit, tiers,"
-    " starts_at, ends_at, fulfilment, coupon_valid_days, enabled"
-)
-REDEMPTION_COLUMNS = (
-    "redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status, codes,"
-    " outcome_status, outcome_body, created_at, updated_at"
-)
-
 
 class Refused(Exception):
     """A reservation was refused; the transaction rolls back."""
@@ -44,7 +35,8 @@ async def put_perk(conn: asyncpg.Connection, tenant_id: str, sku: str,
         " starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,"
         " fulfilment = EXCLUDED.fulfilment, coupon_valid_days = EXCLUDED.coupon_valid_days,"
         " enabled = EXCLUDED.enabled, updated_at = now()"
-        f" RETURNING {PERK_COLUMNS}",
+        " RETURNING sku, name, description, cost_points, stock_left, stock_version,"
+        " per_member_limit, tiers, starts_at, ends_at, fulfilment, coupon_valid_days, enabled",
         tenant_id, sku, perk.name, perk.description, perk.cost_points, perk.stock,
         perk.per_member_limit, perk.tiers, perk.starts_at, perk.ends_at, perk.fulfilment,
         perk.coupon_valid_days, perk.enabled)
@@ -55,13 +47,16 @@ async def put_perk(conn: asyncpg.Connection, tenant_id: str, sku: str,
 async def perk(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
                sku: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"SELECT {PERK_COLUMNS} FROM rewards.perks WHERE tenant_id = $1 AND sku = $2",
-        tenant_id, sku)
+        "SELECT sku, name, description, cost_points, stock_left, stock_version,"
+        " per_member_limit, tiers, starts_at, ends_at, fulfilment, coupon_valid_days, enabled"
+        " FROM rewards.perks WHERE tenant_id = $1 AND sku = $2", tenant_id, sku)
 
 
 async def perks(conn: asyncpg.Connection, tenant_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {PERK_COLUMNS}, (SELECT count(*) FROM rewards.codes c"
+        "SELECT sku, name, description, cost_points, stock_left, stock_version,"
+        " per_member_limit, tiers, starts_at, ends_at, fulfilment, coupon_valid_days, enabled,"
+        " (SELECT count(*) FROM rewards.codes c"
         " WHERE c.tenant_id = p.tenant_id AND c.sku = p.sku AND c.redemption_id IS NULL"
         " AND c.issue_id IS NULL) AS codes_available"
         " FROM rewards.perks p WHERE tenant_id = $1 ORDER BY sku", tenant_id)
@@ -174,17 +169,23 @@ async def insert_redemption(conn: asyncpg.Connection, tenant_id: str, redemption
         "INSERT INTO rewards.redemptions (tenant_id, redemption_id, member_id, sku, quantity,"
         " points, fingerprint, hold_id, status, outcome_status, outcome_body)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
-        f" RETURNING {REDEMPTION_COLUMNS}",
+        " RETURNING redemption_id, member_id, sku, quantity, points, fingerprint, hold_id,"
+        " status, codes, outcome_status, outcome_body, created_at, updated_at",
         tenant_id, redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status,
         outcome[0] if outcome else None, outcome[1] if outcome else None)
 
 
+REDEMPTION_BY_ID = (
+    "SELECT redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status,"
+    " codes, outcome_status, outcome_body, created_at, updated_at FROM rewards.redemptions"
+    " WHERE tenant_id = $1 AND redemption_id = $2"
+)
+
+
 async def redemption(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
                      redemption_id: str, *, lock: bool = False) -> asyncpg.Record | None:
-    suffix = " FOR UPDATE" if lock else ""
-    return await conn.fetchrow(
-        f"SELECT {REDEMPTION_COLUMNS} FROM rewards.redemptions"
-        f" WHERE tenant_id = $1 AND redemption_id = $2{suffix}", tenant_id, redemption_id)
+    query = REDEMPTION_BY_ID + " FOR UPDATE" if lock else REDEMPTION_BY_ID
+    return await conn.fetchrow(query, tenant_id, redemption_id)
 
 
 async def move_redemption(conn: asyncpg.Connection, tenant_id: str, redemption_id: str,
@@ -206,8 +207,8 @@ async def member_redemptions(conn: asyncpg.Connection, tenant_id: str, member_id
                              before: tuple[datetime, str] | None,
                              limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {REDEMPTION_COLUMNS} FROM rewards.redemptions"
-        " WHERE tenant_id = $1 AND member_id = $2"
+        "SELECT redemption_id, member_id, sku, quantity, points, status, codes, created_at"
+        " FROM rewards.redemptions WHERE tenant_id = $1 AND member_id = $2"
         " AND status IN ('completed', 'pending_fulfilment', 'cancelled', 'cancelling')"
         " AND ($3::timestamptz IS NULL OR (created_at, redemption_id) < ($3, $4))"
         " ORDER BY created_at DESC, redemption_id DESC LIMIT $5",
@@ -234,13 +235,16 @@ async def add_coupons(conn: asyncpg.Connection, tenant_id: str, rows: Sequence[t
         [(tenant_id, *row) for row in rows])
 
 
+COUPON_BY_ID = (
+    "SELECT coupon_id, member_id, sku, code, state, expires_at, source, ref, transferred_to"
+    " FROM rewards.coupons WHERE tenant_id = $1 AND coupon_id = $2"
+)
+
+
 async def coupon(conn: asyncpg.Connection, tenant_id: str, coupon_id: str, *,
                  lock: bool = False) -> asyncpg.Record | None:
-    suffix = " FOR UPDATE" if lock else ""
-    return await conn.fetchrow(
-        "SELECT coupon_id, member_id, sku, code, state, expires_at, source, ref, transferred_to"
-        f" FROM rewards.coupons WHERE tenant_id = $1 AND coupon_id = $2{suffix}",
-        tenant_id, coupon_id)
+    query = COUPON_BY_ID + " FOR UPDATE" if lock else COUPON_BY_ID
+    return await conn.fetchrow(query, tenant_id, coupon_id)
 
 
 async def member_coupons(conn: asyncpg.Connection, tenant_id: str, member_id: str,
