@@ -39,8 +39,11 @@ async def recover_redemptions() -> None:
             assert full is not None
             abandon = (now - full["created_at"]).total_seconds() > HOLD_EXPIRES_S
             try:
-                await redeemer.drive(row["tenant_id"], row["redemption_id"],
-                                     abandon_pending=abandon)
+                if full["status"] == "cancelling":
+                    await redeemer.cancel(row["tenant_id"], row["redemption_id"])
+                else:
+                    await redeemer.drive(row["tenant_id"], row["redemption_id"],
+                                         abandon_pending=abandon)
             except (PointsUnavailable, FuliError) as exc:
                 log.warning("redemption %s not finished yet: %s", row["redemption_id"], exc)
     finally:

@@ -132,3 +132,27 @@ async def test_redis_flushed_mid_burst_never_oversells(
     mirrored = await resources.redis.hget(stock_key(rewards.tenant.name, sku), "left")
     assert await rewards.stock(sku) == 0 and mirrored is not None and int(mirrored) == 0
     await rewards.points.assert_ledger_ok()
+
+
+async def test_a_cancel_interrupted_before_the_refund_is_finished_by_the_worker(
+        rewards: Rewards, resources: Resources, settings: Settings) -> None:
+    member = uid("m")
+    await rewards.points.give(member, 30)
+    sku = await rewards.perk(cost_points=30, stock=1)
+    rid = (await rewards.redeem(member, sku)).json()["redemption_id"]
+    broken = redeemer_with(resources, lambda request: request.url.path.endswith("/refund"))
+    try:
+        await broken.cancel(rewards.tenant.name, rid)
+        raise AssertionError("the refund should have failed")
+    except PointsUnavailable:
+        pass
+    assert (await rewards.points.member(member))["available"] == 0
+    await resources.pool.execute(
+        "UPDATE rewards.redemptions SET updated_at = now() - interval '1 hour'"
+        " WHERE tenant_id = $1 AND redemption_id = $2", rewards.tenant.name, rid)
+    await run_recovery(settings)
+    row = await store.redemption(resources.pool, rewards.tenant.name, rid)
+    assert row is not None and row["status"] == "cancelled"
+    assert (await rewards.points.member(member))["available"] == 30
+    assert await rewards.stock(sku) == 1
+    await rewards.points.assert_ledger_ok()
