@@ -148,3 +148,122 @@ class Issued(Response, frozen=True, kw_only=True):
     kind: str
     member_count: int
     count: int
+
+
+# --- blind boxes ---------------------------------------------------------------------------
+
+class PrizeIn(Request, frozen=True, kw_only=True):
+    prize_id: Id
+    name: Name
+    weight: Annotated[int, Meta(gt=0, le=1_000_000_000)]
+    stock: Annotated[int, Meta(ge=0, le=100_000_000)] | None = None
+    kind: Literal["points", "perk", "coupon", "nothing"]
+    points: Annotated[int, Meta(gt=0, le=1_000_000_000)] | None = None
+    sku: Id | None = None
+
+
+class PityIn(Request, frozen=True, kw_only=True):
+    after_draws: Annotated[int, Meta(ge=1, le=1000)]
+    prize_ids: Annotated[list[Id], Meta(min_length=1, max_length=50)]
+
+
+class BoxIn(Request, frozen=True, kw_only=True):
+    name: Name
+    cost_points: Annotated[int, Meta(ge=0, le=1_000_000_000)]
+    prizes: Annotated[list[PrizeIn], Meta(min_length=1, max_length=50)]
+    pity: PityIn | None = None
+    daily_limit_per_member: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    min_age: Literal[8, 18] | None = None
+    enabled: bool = True
+
+
+class PityRule(Response, frozen=True, kw_only=True):
+    after_draws: int
+    prize_ids: list[str]
+
+
+class PrizeOdds(Response, frozen=True, kw_only=True):
+    prize_id: str
+    name: str
+    kind: str
+    probability: float
+    stock_left: int | None
+
+
+class Odds(Response, frozen=True, kw_only=True):
+    box_id: str
+    cost_points: int
+    prizes: list[PrizeOdds]
+    pity: PityRule | None
+    pity_counter: int | None = None
+    seed_no: int
+    commitment: str
+
+
+class DrawIn(Request, frozen=True, kw_only=True):
+    draw_id: Id
+    member_id: Id
+    use_ticket: bool = False
+
+
+class DrawnPrize(Response, frozen=True, kw_only=True):
+    prize_id: str
+    name: str
+    kind: str
+    points: int | None = None
+    coupon_id: str | None = None
+
+
+class DrawResult(Response, frozen=True, kw_only=True):
+    draw_id: str
+    prize: DrawnPrize
+    paid_with: Literal["points", "ticket"]
+    pity_counter: int
+
+
+class WeightedPrize(Response, frozen=True, kw_only=True):
+    prize_id: str
+    weight: int
+
+
+class DrawProof(Response, frozen=True, kw_only=True):
+    """Everything needed to recompute one draw: roll = HMAC-SHA256(seed, draw_id), first 8
+    bytes big-endian, scaled onto the candidates' cumulative weights in this order."""
+
+    draw_id: str
+    box_id: str
+    seed_no: int
+    commitment: str
+    seed: str | None
+    candidates: list[WeightedPrize]
+    pity_applied: bool
+    prize_id: str
+
+
+class TicketsIn(Request, frozen=True, kw_only=True):
+    ticket_grant_id: Id
+    member_id: Id
+    box_id: Id
+    count: Annotated[int, Meta(ge=1, le=100)] = 1
+
+
+class Tickets(Response, frozen=True, kw_only=True):
+    ticket_grant_id: str
+    member_id: str
+    box_id: str
+    count: int
+
+
+class EligibilityIn(Request, frozen=True, kw_only=True):
+    age_band: Literal["under_8", "8_17", "adult"]
+    guardian_consent: bool = False
+
+
+class SeedRotated(Response, frozen=True, kw_only=True):
+    box_id: str
+    revealed_seed_no: int | None
+    revealed_seed: str | None
+    seed_no: int
+    commitment: str

@@ -10,6 +10,8 @@ import msgspec
 
 from proto.events import TierChanged
 from services.rewards import store
+from services.rewards.boxes import HOLD_EXPIRES_S as DRAW_HOLD_EXPIRES_S
+from services.rewards.boxes import Drawer
 from services.rewards.points_client import PointsClient, PointsUnavailable
 from services.rewards.redemptions import HOLD_EXPIRES_S, Redeemer
 from services.rewards.stock import StockMirror
@@ -50,6 +52,24 @@ async def recover_redemptions() -> None:
         await points.close()
 
 
+async def recover_draws() -> None:
+    """Finish draws a crash or an unreachable points service left half-way."""
+    resources = await WorkerContext.resources()
+    points = PointsClient.for_resources(resources)
+    drawer = Drawer(resources, points)
+    now = datetime.now(UTC)
+    try:
+        for row in await store.unfinished_draws(resources.pool,
+                                                now - timedelta(seconds=STUCK_AFTER_S), BATCH):
+            abandon = (now - row["created_at"]).total_seconds() > DRAW_HOLD_EXPIRES_S
+            try:
+                await drawer.drive(row["tenant_id"], row["draw_id"], abandon_pending=abandon)
+            except FuliError as exc:
+                log.warning("draw %s not finished yet: %s", row["draw_id"], exc)
+    finally:
+        await points.close()
+
+
 async def sync_stock() -> None:
     """Republish every perk's stock to Redis (after a flush, or missed writes)."""
     resources = await WorkerContext.resources()
@@ -68,10 +88,12 @@ async def apply_tier_changed(body: str) -> None:
 
 ACTORS: list[ActorSpec] = [
     ActorSpec("rewards.recover_redemptions", QUEUE, recover_redemptions, max_retries=3),
+    ActorSpec("rewards.recover_draws", QUEUE, recover_draws, max_retries=3),
     ActorSpec("rewards.sync_stock", QUEUE, sync_stock, max_retries=3),
     ActorSpec("rewards.apply_tier_changed", QUEUE, apply_tier_changed),
 ]
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("rewards.recover_redemptions", QUEUE, every_s=10),
+    PeriodicJob("rewards.recover_draws", QUEUE, every_s=10),
     PeriodicJob("rewards.sync_stock", QUEUE, every_s=30),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Litestar, Router
 
 from services.rewards.api import CONTROLLERS
+from services.rewards.boxes_api import BoxesController
 from services.runtime.app import create_service_app
 from services.runtime.settings import Settings
 
@@ -15,7 +16,7 @@ def create_app(settings: Settings, *, standalone: bool = True) -> Litestar:
     return create_service_app(
         service=SERVICE,
         settings=settings,
-        route_handlers=[Router(path="/rewards/v1", route_handlers=CONTROLLERS)],
+        route_handlers=[Router(path="/rewards/v1", route_handlers=[*CONTROLLERS, BoxesController])],
         description="Everything members spend points on, and team-buy leaderboards.",
         standalone=standalone,
     )

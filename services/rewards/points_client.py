@@ -98,5 +98,11 @@ class PointsClient:
     async def void(self, tenant_id: str, hold_id: str) -> PointsAnswer:
         return await self._post(tenant_id, f"/holds/{hold_id}/void", None)
 
+    async def grant(self, tenant_id: str, grant_id: str, member_id: str, points: int,
+                    reason: str) -> PointsAnswer:
+        return await self._post(tenant_id, "/grants", {
+            "grant_id": grant_id, "reason": reason,
+            "items": [{"member_id": member_id, "points": points}]})
+
     async def refund(self, tenant_id: str, hold_id: str, refund_id: str) -> PointsAnswer:
         return await self._post(tenant_id, f"/holds/{hold_id}/refund", {"refund_id": refund_id})

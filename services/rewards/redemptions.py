@@ -42,6 +42,8 @@ MESSAGES = {
     "not_eligible": "the member's tier may not redeem this perk",
     "not_available": "the perk is not available now",
     "redemption_failed": "the redemption could not be completed; nothing was charged",
+    "draw_failed": "the draw could not be completed; nothing was charged",
+    "no_ticket": "the member has no draw ticket for this box",
 }
 
 

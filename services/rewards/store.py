@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from proto.rewards import PerkIn
+from services.rewards.draws import commitment, new_seed
 
 
 class Refused(Exception):
@@ -309,3 +310,215 @@ async def set_member_tier(conn: asyncpg.Connection, tenant_id: str, member_id: s
         " SET tier = EXCLUDED.tier, updated_at = EXCLUDED.updated_at"
         " WHERE rewards.member_tiers.updated_at <= EXCLUDED.updated_at",
         tenant_id, member_id, tier, at)
+
+
+# --- blind boxes ---------------------------------------------------------------------------
+
+async def put_box(conn: asyncpg.Connection, tenant_id: str, box_id: str, box: Any,
+                  key_id: str | None, definition: Any) -> None:
+    await conn.execute(
+        "INSERT INTO rewards.boxes (tenant_id, box_id, name, cost_points, daily_limit_per_member,"
+        " pity_after, pity_prize_ids, starts_at, ends_at, min_age, enabled)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        " ON CONFLICT (tenant_id, box_id) DO UPDATE SET name = EXCLUDED.name,"
+        " cost_points = EXCLUDED.cost_points,"
+        " daily_limit_per_member = EXCLUDED.daily_limit_per_member,"
+        " pity_after = EXCLUDED.pity_after, pity_prize_ids = EXCLUDED.pity_prize_ids,"
+        " starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,"
+        " min_age = EXCLUDED.min_age, enabled = EXCLUDED.enabled, updated_at = now()",
+        tenant_id, box_id, box.name, box.cost_points, box.daily_limit_per_member,
+        box.pity.after_draws if box.pity else None, box.pity.prize_ids if box.pity else None,
+        box.starts_at, box.ends_at, box.min_age, box.enabled)
+    await conn.execute("DELETE FROM rewards.box_prizes WHERE tenant_id = $1 AND box_id = $2",
+                       tenant_id, box_id)
+    await conn.executemany(
+        "INSERT INTO rewards.box_prizes (tenant_id, box_id, prize_id, position, name, weight,"
+        " stock_left, kind, points, sku) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        [(tenant_id, box_id, p.prize_id, i, p.name, p.weight, p.stock, p.kind, p.points, p.sku)
+         for i, p in enumerate(box.prizes)])
+    await conn.execute(
+        "INSERT INTO rewards.box_audit (tenant_id, box_id, key_id, definition)"
+        " VALUES ($1, $2, $3, $4)", tenant_id, box_id, key_id, definition)
+
+
+async def box(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
+              box_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT box_id, name, cost_points, daily_limit_per_member, pity_after, pity_prize_ids,"
+        " starts_at, ends_at, min_age, enabled FROM rewards.boxes"
+        " WHERE tenant_id = $1 AND box_id = $2", tenant_id, box_id)
+
+
+async def box_prizes(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, box_id: str, *,
+                     lock: bool = False) -> list[asyncpg.Record]:
+    query = ("SELECT prize_id, name, weight, stock_left, kind, points, sku"
+             " FROM rewards.box_prizes WHERE tenant_id = $1 AND box_id = $2 ORDER BY position")
+    return await conn.fetch(query + " FOR UPDATE" if lock else query, tenant_id, box_id)
+
+
+async def live_seed(conn: asyncpg.Connection, tenant_id: str, box_id: str) -> asyncpg.Record:
+    """The box's live seed, made (and its commitment published) on first need."""
+    row = await conn.fetchrow(
+        "SELECT seed_no, seed, commitment FROM rewards.box_seeds"
+        " WHERE tenant_id = $1 AND box_id = $2 AND revealed_at IS NULL", tenant_id, box_id)
+    if row is not None:
+        return row
+    seed = new_seed()
+    await conn.execute(
+        "INSERT INTO rewards.box_seeds (tenant_id, box_id, seed_no, seed, commitment)"
+        " SELECT $1, $2, coalesce(max(seed_no), 0) + 1, $3, $4 FROM rewards.box_seeds"
+        " WHERE tenant_id = $1 AND box_id = $2 ON CONFLICT DO NOTHING",
+        tenant_id, box_id, seed, commitment(seed))
+    row = await conn.fetchrow(
+        "SELECT seed_no, seed, commitment FROM rewards.box_seeds"
+        " WHERE tenant_id = $1 AND box_id = $2 AND revealed_at IS NULL", tenant_id, box_id)
+    assert row is not None
+    return row
+
+
+async def reveal_seed(conn: asyncpg.Connection, tenant_id: str, box_id: str) -> None:
+    await conn.execute(
+        "UPDATE rewards.box_seeds SET revealed_at = now()"
+        " WHERE tenant_id = $1 AND box_id = $2 AND revealed_at IS NULL", tenant_id, box_id)
+
+
+async def seeds(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
+                box_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT seed_no, seed, commitment, created_at, revealed_at FROM rewards.box_seeds"
+        " WHERE tenant_id = $1 AND box_id = $2 ORDER BY seed_no", tenant_id, box_id)
+
+
+async def box_member(conn: asyncpg.Connection, tenant_id: str, box_id: str,
+                     member_id: str) -> asyncpg.Record:
+    """The member's row for this box, created and locked: it serialises the member's draws."""
+    await conn.execute(
+        "INSERT INTO rewards.box_members (tenant_id, box_id, member_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING", tenant_id, box_id, member_id)
+    row = await conn.fetchrow(
+        "SELECT pity_counter, day, draws_that_day FROM rewards.box_members"
+        " WHERE tenant_id = $1 AND box_id = $2 AND member_id = $3 FOR UPDATE",
+        tenant_id, box_id, member_id)
+    assert row is not None
+    return row
+
+
+async def pity_counter(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, box_id: str,
+                       member_id: str) -> int:
+    value = await conn.fetchval(
+        "SELECT pity_counter FROM rewards.box_members"
+        " WHERE tenant_id = $1 AND box_id = $2 AND member_id = $3", tenant_id, box_id, member_id)
+    return int(value or 0)
+
+
+async def set_box_member(conn: asyncpg.Connection, tenant_id: str, box_id: str, member_id: str,
+                         pity: int, day: Any, draws_that_day: int) -> None:
+    await conn.execute(
+        "UPDATE rewards.box_members SET pity_counter = $4, day = $5, draws_that_day = $6"
+        " WHERE tenant_id = $1 AND box_id = $2 AND member_id = $3",
+        tenant_id, box_id, member_id, pity, day, draws_that_day)
+
+
+async def use_ticket(conn: asyncpg.Connection, tenant_id: str, member_id: str,
+                     box_id: str) -> bool:
+    used = await conn.fetchval(
+        "UPDATE rewards.tickets SET count = count - 1 WHERE tenant_id = $1 AND member_id = $2"
+        " AND box_id = $3 AND count > 0 RETURNING true", tenant_id, member_id, box_id)
+    return bool(used)
+
+
+async def change_prize_stock(conn: asyncpg.Connection, tenant_id: str, box_id: str,
+                             prize_id: str, delta: int) -> None:
+    await conn.execute(
+        "UPDATE rewards.box_prizes SET stock_left = stock_left + $4"
+        " WHERE tenant_id = $1 AND box_id = $2 AND prize_id = $3 AND stock_left IS NOT NULL",
+        tenant_id, box_id, prize_id, delta)
+
+
+DRAW_BY_ID = (
+    "SELECT draw_id, box_id, member_id, fingerprint, paid_with, cost_points, hold_id, status,"
+    " seed_no, candidates, pity_applied, prize_id, pity_before, pity_after, outcome_status,"
+    " outcome_body, created_at FROM rewards.draws WHERE tenant_id = $1 AND draw_id = $2"
+)
+
+
+async def draw(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
+               draw_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(DRAW_BY_ID, tenant_id, draw_id)
+
+
+async def insert_draw(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, draw_id: str,
+                      box_id: str, member_id: str, fingerprint: bytes, paid_with: str,
+                      cost_points: int, hold_id: str, status: str,
+                      outcome: tuple[int, bytes] | None) -> bool:
+    inserted = await conn.fetchval(
+        "INSERT INTO rewards.draws (tenant_id, draw_id, box_id, member_id, fingerprint,"
+        " paid_with, cost_points, hold_id, status, outcome_status, outcome_body)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+        " RETURNING true", tenant_id, draw_id, box_id, member_id, fingerprint, paid_with,
+        cost_points, hold_id, status, outcome[0] if outcome else None,
+        outcome[1] if outcome else None)
+    return bool(inserted)
+
+
+async def record_pick(conn: asyncpg.Connection, tenant_id: str, draw_id: str, seed_no: int,
+                      candidates: Any, pity_applied: bool, prize_id: str, pity_before: int,
+                      pity_after: int) -> bool:
+    moved = await conn.fetchval(
+        "UPDATE rewards.draws SET status = 'drawn', seed_no = $3, candidates = $4,"
+        " pity_applied = $5, prize_id = $6, pity_before = $7, pity_after = $8,"
+        " updated_at = now() WHERE tenant_id = $1 AND draw_id = $2 AND status = 'pending'"
+        " RETURNING true", tenant_id, draw_id, seed_no, candidates, pity_applied, prize_id,
+        pity_before, pity_after)
+    return bool(moved)
+
+
+async def move_draw(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, draw_id: str,
+                    from_status: str, to_status: str,
+                    outcome: tuple[int, bytes] | None = None) -> bool:
+    moved = await conn.fetchval(
+        "UPDATE rewards.draws SET status = $4, updated_at = now(),"
+        " outcome_status = coalesce($5, outcome_status), outcome_body = coalesce($6, outcome_body)"
+        " WHERE tenant_id = $1 AND draw_id = $2 AND status = $3 RETURNING true",
+        tenant_id, draw_id, from_status, to_status, outcome[0] if outcome else None,
+        outcome[1] if outcome else None)
+    return bool(moved)
+
+
+async def revealed_draws(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
+                         box_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT d.draw_id, d.candidates, d.prize_id, s.seed, s.commitment FROM rewards.draws d"
+        " JOIN rewards.box_seeds s ON s.tenant_id = d.tenant_id AND s.box_id = d.box_id"
+        "  AND s.seed_no = d.seed_no"
+        " WHERE d.tenant_id = $1 AND d.box_id = $2 AND s.revealed_at IS NOT NULL"
+        " AND d.prize_id IS NOT NULL ORDER BY d.draw_id", tenant_id, box_id)
+
+
+async def member_profile(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
+                         member_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT age_band, guardian_consent FROM rewards.member_profiles"
+        " WHERE tenant_id = $1 AND member_id = $2", tenant_id, member_id)
+
+
+async def put_member_profile(conn: asyncpg.Connection, tenant_id: str, member_id: str,
+                             age_band: str, guardian_consent: bool) -> None:
+    await conn.execute(
+        "INSERT INTO rewards.member_profiles (tenant_id, member_id, age_band, guardian_consent)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, member_id) DO UPDATE"
+        " SET age_band = EXCLUDED.age_band, guardian_consent = EXCLUDED.guardian_consent,"
+        " updated_at = now()", tenant_id, member_id, age_band, guardian_consent)
+
+
+async def tenant_time_zone(conn: asyncpg.Connection, tenant_id: str) -> str:
+    return str(await conn.fetchval(
+        "SELECT time_zone FROM fuli.tenants WHERE tenant_id = $1", tenant_id))
+
+
+async def unfinished_draws(conn: asyncpg.Connection | asyncpg.Pool, older_than: datetime,
+                           limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT tenant_id, draw_id, created_at FROM rewards.draws"
+        " WHERE status IN ('pending', 'drawn', 'releasing') AND updated_at < $1"
+        " ORDER BY updated_at LIMIT $2", older_than, limit)

@@ -22,7 +22,7 @@ TOKEN_ISSUER = "fuli"
 TOKEN_ALGORITHM = "HS256"
 MAX_CACHED_KEYS = 10_000
 IMPLIED_ROLES = {"admin": {"admin", "operator", "ingest"}, "operator": {"operator"},
-                 "ingest": {"ingest"}}
+                 "ingest": {"ingest"}, "service": {"operator", "ingest"}}
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -121,8 +121,9 @@ class Authenticator:
         except jwt.PyJWTError:
             raise Unauthorized("invalid member token") from None
         if claims.get("svc"):
-            # A service acting for the tenant (rewards calling points): an ingest principal.
-            return Principal(tenant_id=claims["tid"], role="ingest", key_id=f"svc:{claims['svc']}")
+            # A service acting for the tenant (rewards calling points): may ingest and operate.
+            return Principal(tenant_id=claims["tid"], role="service",
+                             key_id=f"svc:{claims['svc']}")
         return Principal(tenant_id=claims["tid"], role="member", member_id=claims["sub"])
 
     async def mint_service_token(self, tenant_id: str, service: str,

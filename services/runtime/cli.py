@@ -20,6 +20,7 @@ import msgspec
 
 import proto
 from services.runtime import tenants
+from services.runtime.db import init_connection
 from services.runtime.embedded import embedded_servers
 from services.runtime.errors import FuliError
 from services.runtime.migrations import migrate
@@ -48,6 +49,7 @@ def resolved(settings: Settings) -> Iterator[Settings]:
 async def _with_connection(settings: Settings,
                            action: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
     conn = await asyncpg.connect(settings.database_url)
+    await init_connection(conn)
     try:
         return await action(conn)
     finally:
@@ -217,6 +219,25 @@ def cmd_ledger_check(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_draws_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from services.rewards import draws, store
+
+    with resolved(settings) as ready:
+        rows = asyncio.run(_with_connection(
+            ready, lambda conn: store.revealed_draws(conn, args.tenant, args.box)))
+    failed = []
+    for row in rows:
+        options = [draws.Candidate(c["prize_id"], c["weight"]) for c in row["candidates"]]
+        if not draws.verify(seed=bytes(row["seed"]), published_commitment=row["commitment"],
+                            draw_id=row["draw_id"], options=options, prize_id=row["prize_id"]):
+            failed.append(row["draw_id"])
+    for draw_id in failed:
+        print(f"MISMATCH {draw_id}")
+    print(f"{len(rows)} revealed draw(s) of box {args.box} recomputed: "
+          f"{len(rows) - len(failed)} confirmed, {len(failed)} mismatched")
+    return 1 if failed else 0
+
+
 def openapi_documents(settings: Settings) -> dict[str, str]:
     from services.runtime.stack import service_apps
 
@@ -292,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = ledger_cmd.add_parser("check", help="verify the ledger's invariants; exit 1 if broken")
     check.add_argument("--tenant", help="only this tenant (default: all)")
     check.set_defaults(func=cmd_ledger_check)
+
+    draws_cmd = sub.add_parser("draws", help="blind-box draws").add_subparsers(dest="action",
+                                                                            required=True)
+    verify = draws_cmd.add_parser("verify", help="recompute every revealed draw of a box")
+    verify.add_argument("--tenant", required=True)
+    verify.add_argument("--box", required=True)
+    verify.set_defaults(func=cmd_draws_verify)
 
     openapi = sub.add_parser("openapi", help="write each service's OpenAPI document")
     openapi.add_argument("--out", default=str(OPENAPI_DIR))

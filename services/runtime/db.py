@@ -14,7 +14,7 @@ def _encode_json(value: Any) -> str:
     return _json_encoder.encode(value).decode()
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(type_name, schema="pg_catalog", encoder=_encode_json,
                                   decoder=msgspec.json.decode, format="text")
@@ -23,7 +23,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20,
                       application_name: str = "fuli") -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=_init_connection,
+        url, min_size=min_size, max_size=max_size, init=init_connection,
         server_settings={"application_name": application_name, "timezone": "UTC"},
     )
     assert pool is not None
