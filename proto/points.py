@@ -211,6 +211,38 @@ class Debit(Response, frozen=True, kw_only=True):
     available: int
 
 
+class MoveIn(Request, frozen=True, kw_only=True):
+    move_id: Id
+    from_member_id: Id
+    to_member_id: Id
+    points: Points
+    reason: Reason
+    expires_after_days: Annotated[int, Meta(ge=1, le=36_500)] = 365
+
+
+class Move(Response, frozen=True, kw_only=True):
+    move_id: str
+    from_member_id: str
+    to_member_id: str
+    points: int
+    from_available: int
+    to_available: int
+
+
+class RetirementIn(Request, frozen=True, kw_only=True):
+    retirement_id: Id
+    member_id: Id
+    points: Points
+    reason: Reason
+
+
+class Retirement(Response, frozen=True, kw_only=True):
+    retirement_id: str
+    member_id: str
+    points: int
+    available: int
+
+
 # --- grants --------------------------------------------------------------------------------
 
 class GrantItem(Request, frozen=True, kw_only=True):

@@ -185,6 +185,25 @@ class SpendController(Controller):
             outcome = await ledger.debit(conn, principal.tenant_id, data, now())
         return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
 
+    @post("/moves", guards=[allow("ingest")], opt=WRITE, status_code=201,
+          responses=body(201, p.Move))
+    async def move(self, data: JSONBody[p.MoveIn], principal: PrincipalDep,
+                   resources: ResourcesDep) -> Response[bytes]:
+        """Move points from one member to another (red packets): spent by the sender, a new
+        lot for the receiver."""
+        async with resources.pool.acquire() as conn:
+            outcome = await ledger.move_points(conn, principal.tenant_id, data, now())
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
+    @post("/retirements", guards=[allow("operator")], opt=WRITE, status_code=201,
+          responses=body(201, p.Retirement))
+    async def retire(self, data: JSONBody[p.RetirementIn], principal: PrincipalDep,
+                     resources: ResourcesDep) -> Response[bytes]:
+        """Give a member's points back to the issuance account (an ended pool's escrow)."""
+        async with resources.pool.acquire() as conn:
+            outcome = await ledger.retire_points(conn, principal.tenant_id, data, now())
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
     @post("/grants", guards=[allow("operator")], opt=WRITE, status_code=201,
           responses=body(201, p.Grant))
     async def grant(self, data: JSONBody[p.GrantIn], principal: PrincipalDep,

@@ -164,6 +164,33 @@ async def refund_hold(conn: asyncpg.Connection, tenant_id: str, hold_id: str,
                           request={"hold_id": hold_id, "body": body}, effect=effect)
 
 
+async def move_points(conn: asyncpg.Connection, tenant_id: str, body: p.MoveIn,
+                      now: datetime) -> Outcome:
+    async def effect(tx: asyncpg.Connection) -> tuple[int, p.Move]:
+        row = await store.move_points(tx, tenant_id, body.move_id, body.from_member_id,
+                                      body.to_member_id, body.points, body.reason,
+                                      body.expires_after_days, now)
+        return 201, p.Move(move_id=body.move_id, from_member_id=body.from_member_id,
+                           to_member_id=body.to_member_id, points=body.points,
+                           from_available=row["from_available"],
+                           to_available=row["to_available"])
+
+    return await run_once(conn, tenant_id=tenant_id, scope="points.moves", key=body.move_id,
+                          request=body, effect=effect)
+
+
+async def retire_points(conn: asyncpg.Connection, tenant_id: str, body: p.RetirementIn,
+                        now: datetime) -> Outcome:
+    async def effect(tx: asyncpg.Connection) -> tuple[int, p.Retirement]:
+        available = await store.retire_points(tx, tenant_id, body.retirement_id,
+                                              body.member_id, body.points, now)
+        return 201, p.Retirement(retirement_id=body.retirement_id, member_id=body.member_id,
+                                 points=body.points, available=available)
+
+    return await run_once(conn, tenant_id=tenant_id, scope="points.retirements",
+                          key=body.retirement_id, request=body, effect=effect)
+
+
 async def debit(conn: asyncpg.Connection, tenant_id: str, body: p.DebitIn,
                 now: datetime) -> Outcome:
     async def effect(tx: asyncpg.Connection) -> tuple[int, p.Debit]:

@@ -104,6 +104,27 @@ async def refund_hold(conn: asyncpg.Connection, tenant_id: str, hold_id: str,
     return row
 
 
+async def move_points(conn: asyncpg.Connection, tenant_id: str, move_id: str, from_member: str,
+                      to_member: str, points: int, reason: str, expires_days: int,
+                      now: datetime) -> asyncpg.Record:
+    with refusals():
+        row = await conn.fetchrow(
+            "SELECT from_available, to_available FROM points.move_points("
+            "$1, $2, $3, $4, $5, $6, $7, $8)",
+            tenant_id, move_id, from_member, to_member, points, reason, expires_days, now)
+    assert row is not None
+    return row
+
+
+async def retire_points(conn: asyncpg.Connection, tenant_id: str, retirement_id: str,
+                        member_id: str, points: int, now: datetime) -> int:
+    with refusals():
+        value = await conn.fetchval(
+            "SELECT available FROM points.retire_points($1, $2, $3, $4, $5)",
+            tenant_id, retirement_id, member_id, points, now)
+    return int(value)
+
+
 async def debit(conn: asyncpg.Connection, tenant_id: str, debit_id: str, member_id: str,
                 points: int, reason: str, now: datetime) -> int:
     with refusals():

@@ -92,3 +92,20 @@ async def test_mixed_concurrent_traffic_on_many_members_keeps_the_ledger_sound(
     assert all(r.status_code in (201, 409) for r in responses), \
         [r.text for r in responses if r.status_code not in (201, 409)]
     await points.assert_ledger_ok()
+
+
+async def test_moves_between_members_never_overdraw(points: Points) -> None:
+    maker, friends = uid("maker"), [uid("f") for _ in range(30)]
+    await points.give(maker, 100)
+    responses = await asyncio.gather(*[points.client.post(
+        "/points/v1/moves", headers=points.ingest,
+        json={"move_id": uid("mv"), "from_member_id": maker, "to_member_id": f, "points": 7,
+              "reason": "red packet"}) for f in friends])
+    assert Counter(r.status_code for r in responses) == {201: 14, 409: 16}
+    assert (await points.member(maker))["available"] == 2
+    received = await asyncio.gather(*[points.member(f) for f in friends])
+    assert sum(r["available"] for r in received) == 98
+    retire = await points.client.post("/points/v1/retirements", headers=points.operator, json={
+        "retirement_id": uid("rt"), "member_id": maker, "points": 2, "reason": "pool ended"})
+    assert retire.status_code == 201 and retire.json()["available"] == 0
+    await points.assert_ledger_ok()
