@@ -136,6 +136,24 @@ class CouponTransferred(Event, frozen=True, kw_only=True):
     transferred_at: datetime
 
 
+class PacketMade(Event, frozen=True, kw_only=True):
+    member_id: str
+    packet_id: str
+    total_points: int
+    shares: int
+    group_id: str | None = None
+    made_at: datetime
+
+
+class PacketGrabbed(Event, frozen=True, kw_only=True):
+    member_id: str
+    maker_member_id: str
+    packet_id: str
+    points: int
+    group_id: str | None = None
+    grabbed_at: datetime
+
+
 class TierChanged(Event, frozen=True, kw_only=True):
     member_id: str
     tier: str
@@ -153,7 +171,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (ActionRecorded, PointsAwarded, PointsSpent, PurchaseRecorded, PurchaseReversed,
                 PointsReversed, PointsRefunded, PointsExpired, RedemptionCompleted,
-                RedemptionCancelled, CouponUsed, CouponTransferred, TierChanged)
+                RedemptionCancelled, CouponUsed, CouponTransferred, PacketMade, PacketGrabbed,
+                TierChanged)
 }
 
 

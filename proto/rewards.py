@@ -267,3 +267,92 @@ class SeedRotated(Response, frozen=True, kw_only=True):
     revealed_seed: str | None
     seed_no: int
     commitment: str
+
+
+# --- red packets ---------------------------------------------------------------------------
+
+class PoolIn(Request, frozen=True, kw_only=True):
+    pool_id: Id
+    name: Name
+    total_points: Annotated[int, Meta(gt=0, le=1_000_000_000)]
+    packets: Annotated[int, Meta(gt=0, le=100_000)]
+    split: Literal["lucky", "equal"] = "lucky"
+    open_cost_points: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
+    per_member_opens: Annotated[int, Meta(ge=1, le=1000)] = 1
+    starts_at: datetime | None = None
+    ends_at: datetime
+
+
+class PoolOpenIn(Request, frozen=True, kw_only=True):
+    open_id: Id
+    member_id: Id
+
+
+class PoolOpened(Response, frozen=True, kw_only=True):
+    open_id: str
+    member_id: str
+    points: int
+
+
+class PoolOpenView(Response, frozen=True, kw_only=True):
+    open_id: str
+    member_id: str
+    points: int
+    at: datetime
+
+
+class Pool(Response, frozen=True, kw_only=True):
+    pool_id: str
+    name: str
+    total_points: int
+    packets: int
+    split: str
+    open_cost_points: int
+    per_member_opens: int
+    starts_at: datetime | None
+    ends_at: datetime
+    status: Literal["open", "settled"]
+    remaining_packets: int
+    remaining_points: int
+    latest_opens: list[PoolOpenView]
+
+
+class PacketIn(Request, frozen=True, kw_only=True):
+    packet_id: Id
+    member_id: Id
+    total_points: Annotated[int, Meta(gt=0, le=100_000_000)]
+    shares: Annotated[int, Meta(gt=0, le=1000)]
+    split: Literal["lucky", "equal"] = "lucky"
+    group_id: Id | None = None
+    expires_in_s: Annotated[int, Meta(ge=60, le=7 * 86_400)] = 86_400
+
+
+class GrabIn(Request, frozen=True, kw_only=True):
+    member_id: Id
+
+
+class Grab(Response, frozen=True, kw_only=True):
+    packet_id: str
+    member_id: str
+    points: int
+
+
+class GrabView(Response, frozen=True, kw_only=True):
+    member_id: str
+    points: int
+    at: datetime
+
+
+class Packet(Response, frozen=True, kw_only=True):
+    packet_id: str
+    member_id: str
+    total_points: int
+    shares: int
+    split: str
+    group_id: str | None
+    expires_at: datetime
+    status: Literal["open", "expired"]
+    remaining_shares: int
+    remaining_points: int
+    refunded_points: int | None
+    grabs: list[GrabView]

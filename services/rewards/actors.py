@@ -4,6 +4,7 @@ the Redis stock mirror in step, and members' tiers from the tiers service."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -13,6 +14,7 @@ from services.rewards import store
 from services.rewards.boxes import HOLD_EXPIRES_S as DRAW_HOLD_EXPIRES_S
 from services.rewards.boxes import Drawer
 from services.rewards.points_client import PointsClient, PointsUnavailable
+from services.rewards.red_packets import RedPackets
 from services.rewards.redemptions import HOLD_EXPIRES_S, Redeemer
 from services.rewards.stock import StockMirror
 from services.runtime.bus import ActorSpec, PeriodicJob, decode_envelope, first_delivery
@@ -23,6 +25,7 @@ log = logging.getLogger("fuli.rewards.actors")
 
 QUEUE = "rewards"
 STUCK_AFTER_S = 20
+GRACE_S = 5  # late grabs and opens of a just-ended pool or packet land first
 BATCH = 200
 
 
@@ -70,6 +73,35 @@ async def recover_draws() -> None:
         await points.close()
 
 
+async def settle_red_packets() -> None:
+    """Finish opens left half-way, return ended pools' remainders to the issuance account and
+    expired packets' remainders to their makers."""
+    resources = await WorkerContext.resources()
+    points = PointsClient.for_resources(resources)
+    red = RedPackets(resources, points)
+    now = datetime.now(UTC)
+    try:
+        for row in await store.reserved_opens(resources.pool,
+                                              now - timedelta(seconds=STUCK_AFTER_S), BATCH):
+            await _quietly(red.finish_open(row["tenant_id"], row["open_id"]), row["open_id"])
+        for row in await store.ended_pools(resources.pool, now - timedelta(seconds=GRACE_S),
+                                           BATCH):
+            await _quietly(red.settle_pool(row["tenant_id"], row["pool_id"]), row["pool_id"])
+        for row in await store.expired_packets(resources.pool, now - timedelta(seconds=GRACE_S),
+                                               BATCH):
+            await _quietly(red.expire_packet(row["tenant_id"], row["packet_id"]),
+                           row["packet_id"])
+    finally:
+        await points.close()
+
+
+async def _quietly(step: Awaitable[object], what: str) -> None:
+    try:
+        await step
+    except FuliError as exc:
+        log.warning("%s not settled yet: %s", what, exc)
+
+
 async def sync_stock() -> None:
     """Republish every perk's stock to Redis (after a flush, or missed writes)."""
     resources = await WorkerContext.resources()
@@ -89,11 +121,13 @@ async def apply_tier_changed(body: str) -> None:
 ACTORS: list[ActorSpec] = [
     ActorSpec("rewards.recover_redemptions", QUEUE, recover_redemptions, max_retries=3),
     ActorSpec("rewards.recover_draws", QUEUE, recover_draws, max_retries=3),
+    ActorSpec("rewards.settle_red_packets", QUEUE, settle_red_packets, max_retries=3),
     ActorSpec("rewards.sync_stock", QUEUE, sync_stock, max_retries=3),
     ActorSpec("rewards.apply_tier_changed", QUEUE, apply_tier_changed),
 ]
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("rewards.recover_redemptions", QUEUE, every_s=10),
     PeriodicJob("rewards.recover_draws", QUEUE, every_s=10),
+    PeriodicJob("rewards.settle_red_packets", QUEUE, every_s=10),
     PeriodicJob("rewards.sync_stock", QUEUE, every_s=30),
 ]

@@ -104,5 +104,33 @@ class PointsClient:
             "grant_id": grant_id, "reason": reason,
             "items": [{"member_id": member_id, "points": points}]})
 
+    async def move(self, tenant_id: str, move_id: str, from_member: str, to_member: str,
+                   points: int, reason: str) -> PointsAnswer:
+        return await self._post(tenant_id, "/moves", {
+            "move_id": move_id, "from_member_id": from_member, "to_member_id": to_member,
+            "points": points, "reason": reason})
+
+    async def retire(self, tenant_id: str, retirement_id: str, member_id: str, points: int,
+                     reason: str) -> PointsAnswer:
+        return await self._post(tenant_id, "/retirements", {
+            "retirement_id": retirement_id, "member_id": member_id, "points": points,
+            "reason": reason})
+
+    async def debit(self, tenant_id: str, debit_id: str, member_id: str, points: int,
+                    reason: str) -> PointsAnswer:
+        return await self._post(tenant_id, "/debits", {
+            "debit_id": debit_id, "member_id": member_id, "points": points, "reason": reason})
+
+    async def available(self, tenant_id: str, member_id: str) -> int:
+        headers = {"Authorization": f"Bearer {await self._token(tenant_id)}"}
+        try:
+            response = await self._http.get(f"/points/v1/members/{member_id}", headers=headers)
+        except httpx.HTTPError as exc:
+            raise PointsUnavailable(f"the points service did not answer: {type(exc).__name__}"
+                                    ) from None
+        if response.status_code != 200:
+            raise PointsUnavailable(f"the points service answered {response.status_code}")
+        return int(msgspec.json.decode(response.content)["available"])
+
     async def refund(self, tenant_id: str, hold_id: str, refund_id: str) -> PointsAnswer:
         return await self._post(tenant_id, f"/holds/{hold_id}/refund", {"refund_id": refund_id})

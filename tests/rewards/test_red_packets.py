@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.rewards import actors, splits
+from services.rewards.red_packets import escrow_of
+from services.runtime.resources import Resources
+from services.runtime.settings import Settings
+from services.runtime.worker import WorkerContext
+from tests.conftest import error_code
+from tests.points.helpers import uid
+from tests.rewards.conftest import Rewards
+
+
+def later(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+async def make_pool(rewards: Rewards, **fields: Any) -> str:
+    pool_id = uid("pool")
+    response = await rewards.client.post("/rewards/v1/pools", headers=rewards.operator, json={
+        "pool_id": pool_id, "name": "Spring pool", "total_points": 1000, "packets": 100,
+        "ends_at": later(3600), **fields})
+    assert response.status_code == 201, response.text
+    return pool_id
+
+
+async def open_pool(rewards: Rewards, pool_id: str, member: str) -> Any:
+    return await rewards.client.post(f"/rewards/v1/pools/{pool_id}/opens",
+                                     headers=rewards.ingest,
+                                     json={"open_id": uid("o"), "member_id": member})
+
+
+async def run(settings: Settings, step: Any) -> None:
+    WorkerContext.configure(settings)
+    try:
+        await step()
+    finally:
+        await WorkerContext.close()
+
+
+@pytest.mark.parametrize("how", ["lucky", "equal"])
+def test_splits_add_up_and_give_everyone_a_point(how: str) -> None:
+    for total, shares in [(100, 7), (7, 7), (1000, 100), (5, 1), (10_000, 999)]:
+        for _ in range(50 if how == "lucky" else 1):
+            cut = splits.split(total, shares, how)
+            assert len(cut) == shares and sum(cut) == total and min(cut) >= 1
+    with pytest.raises(ValueError):
+        splits.split(3, 4, how)
+
+
+async def test_1000_members_open_a_pool_of_100(rewards: Rewards, settings: Settings) -> None:
+    pool_id = await make_pool(rewards, per_member_opens=1)
+    members = [uid("m") for _ in range(1000)]
+    responses = await asyncio.gather(*[open_pool(rewards, pool_id, m) for m in members])
+    assert Counter(r.status_code for r in responses) == {201: 100, 409: 900}
+    assert {error_code(r) for r in responses if r.status_code == 409} == {"out_of_stock"}, \
+        Counter(r.text[:300] for r in responses if r.status_code == 409 and
+                error_code(r) != "out_of_stock")
+    paid = [r.json() for r in responses if r.status_code == 201]
+    assert sum(p["points"] for p in paid) == 1000 and min(p["points"] for p in paid) >= 1
+    states = await asyncio.gather(*[rewards.points.member(p["member_id"]) for p in paid])
+    assert sum(s["available"] for s in states) == 1000
+    view = (await rewards.client.get(f"/rewards/v1/pools/{pool_id}",
+                                     headers=rewards.ingest)).json()
+    assert (view["remaining_packets"], view["remaining_points"]) == (0, 0)
+    escrow = await rewards.points.member(escrow_of("pool", pool_id))
+    assert escrow["available"] == 0
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_per_member_opens_and_open_cost(rewards: Rewards) -> None:
+    pool_id = await make_pool(rewards, per_member_opens=2, open_cost_points=3)
+    member, poor = uid("m"), uid("poor")
+    await rewards.points.give(member, 10)
+    results = await asyncio.gather(*[open_pool(rewards, pool_id, member) for _ in range(6)])
+    assert Counter(r.status_code for r in results) == {201: 2, 409: 4}
+    assert {error_code(r) for r in results if r.status_code == 409} == {"limit_reached"}
+    got = sum(r.json()["points"] for r in results if r.status_code == 201)
+    assert (await rewards.points.member(member))["available"] == 10 - 6 + got
+    refused = await open_pool(rewards, pool_id, poor)
+    assert refused.status_code == 409 and error_code(refused) == "insufficient_points"
+    view = (await rewards.client.get(f"/rewards/v1/pools/{pool_id}",
+                                     headers=rewards.ingest)).json()
+    assert view["remaining_packets"] == 98, "a refused open gives its packet back"
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_redis_flushed_mid_pool_pays_no_packet_twice(
+        rewards: Rewards, resources: Resources) -> None:
+    pool_id = await make_pool(rewards, total_points=500, packets=50)
+    members = [uid("m") for _ in range(200)]
+
+    async def flush_soon() -> None:
+        await asyncio.sleep(0.05)
+        await resources.redis.flushdb()
+
+    results = await asyncio.gather(flush_soon(), *[open_pool(rewards, pool_id, m)
+                                                   for m in members])
+    responses = results[1:]
+    assert all(r.status_code in (201, 409) for r in responses), \
+        [r.text for r in responses if r.status_code not in (201, 409)]
+    paid = [r.json() for r in responses if r.status_code == 201]
+    assert len(paid) == 50 and sum(p["points"] for p in paid) == 500
+    indexes = await resources.pool.fetch(
+        "SELECT share_index FROM rewards.pool_opens WHERE tenant_id = $1 AND status = 'paid'",
+        rewards.tenant.name)
+    assert len({r["share_index"] for r in indexes}) == 50
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_an_ended_pool_returns_its_remainder_to_issuance(
+        rewards: Rewards, settings: Settings) -> None:
+    pool_id = await make_pool(rewards, ends_at=later(1.5))
+    opened = [await open_pool(rewards, pool_id, uid("m")) for _ in range(3)]
+    handed = sum(r.json()["points"] for r in opened)
+    await asyncio.sleep(7)  # past the end and the settling grace
+    late = await open_pool(rewards, pool_id, uid("m"))
+    assert late.status_code == 409 and error_code(late) == "not_available"
+    await run(settings, actors.settle_red_packets)
+    await run(settings, actors.settle_red_packets)
+    view = (await rewards.client.get(f"/rewards/v1/pools/{pool_id}",
+                                     headers=rewards.ingest)).json()
+    assert view["status"] == "settled"
+    escrow = await rewards.points.member(escrow_of("pool", pool_id))
+    assert escrow["available"] == 0 and escrow["reversed"] == 1000 - handed
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_a_member_packet_of_100_in_7_shares_grabbed_by_20(
+        rewards: Rewards, settings: Settings) -> None:
+    maker = uid("maker")
+    await rewards.points.give(maker, 150)
+    packet_id = uid("pk")
+    made = await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest, json={
+        "packet_id": packet_id, "member_id": maker, "total_points": 100, "shares": 7,
+        "split": "lucky", "group_id": "g-1", "expires_in_s": 60})
+    assert made.status_code == 201, made.text
+    assert (await rewards.points.member(maker))["available"] == 50
+    grabbers = [uid("g") for _ in range(20)]
+    grabs = await asyncio.gather(*[
+        rewards.client.post(f"/rewards/v1/packets/{packet_id}/grabs", headers=rewards.ingest,
+                            json={"member_id": g}) for g in grabbers])
+    ok = [g.json() for g in grabs if g.status_code == 201]
+    assert len(ok) == 7 and sum(g["points"] for g in ok) == 100
+    assert min(g["points"] for g in ok) >= 1
+    assert {error_code(g) for g in grabs if g.status_code != 201} == {"out_of_stock"}
+    again = await rewards.client.post(f"/rewards/v1/packets/{packet_id}/grabs",
+                                      headers=rewards.ingest,
+                                      json={"member_id": ok[0]["member_id"]})
+    assert again.status_code == 201 and again.json() == ok[0]
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_an_expired_packet_returns_the_remainder_to_its_maker_once(
+        rewards: Rewards, resources: Resources, settings: Settings) -> None:
+    maker = uid("maker")
+    await rewards.points.give(maker, 100)
+    packet_id = uid("pk")
+    made = await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest, json={
+        "packet_id": packet_id, "member_id": maker, "total_points": 90, "shares": 9,
+        "split": "equal", "expires_in_s": 60})
+    assert made.status_code == 201
+    for _ in range(4):
+        grab = await rewards.client.post(f"/rewards/v1/packets/{packet_id}/grabs",
+                                         headers=rewards.ingest, json={"member_id": uid("g")})
+        assert grab.json()["points"] == 10
+    await resources.pool.execute(
+        "UPDATE rewards.packets SET expires_at = now() - interval '1 minute'"
+        " WHERE tenant_id = $1 AND packet_id = $2", rewards.tenant.name, packet_id)
+    await asyncio.gather(run(settings, actors.settle_red_packets),
+                         run(settings, actors.settle_red_packets))
+    await run(settings, actors.settle_red_packets)
+    assert (await rewards.points.member(maker))["available"] == 10 + 50
+    view = (await rewards.client.get(f"/rewards/v1/packets/{packet_id}",
+                                     headers=rewards.ingest)).json()
+    assert view["status"] == "expired" and view["refunded_points"] == 50
+    late = await rewards.client.post(f"/rewards/v1/packets/{packet_id}/grabs",
+                                     headers=rewards.ingest, json={"member_id": uid("g")})
+    assert late.status_code == 409
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_bad_red_packets_are_4xx_and_change_nothing(rewards: Rewards) -> None:
+    maker = uid("maker")
+    await rewards.points.give(maker, 10)
+    for body in [{"total_points": 5, "packets": 6}, {"total_points": 0, "packets": 1},
+                 {"packets": 0}, {"surprise": 1}, {"ends_at": "2020-01-01T00:00:00Z"},
+                 {"split": "random"}]:
+        response = await rewards.client.post("/rewards/v1/pools", headers=rewards.operator,
+                                             json={"pool_id": uid("p"), "name": "x",
+                                                   "total_points": 100, "packets": 10,
+                                                   "ends_at": later(60), **body})
+        assert response.status_code == 422, (body, response.text)
+    for body in [{"total_points": 5, "shares": 6}, {"total_points": 11, "shares": 2}]:
+        response = await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest,
+                                             json={"packet_id": uid("pk"), "member_id": maker,
+                                                   "split": "equal", **body})
+        assert response.status_code in (409, 422), (body, response.text)
+    assert (await rewards.points.member(maker))["available"] == 10
+    unknown = await open_pool(rewards, "no-such-pool", maker)
+    assert unknown.status_code == 404
