@@ -28,7 +28,9 @@ class Resources:
         pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
                                  max_size=settings.db_pool_max,
                                  application_name=application_name)
-        client = aioredis.Redis.from_url(settings.redis_url)
+        # Bursts wait for a free connection instead of failing past the pool's size.
+        client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.redis_pool_max, timeout=10))
         return cls(
             settings=settings,
             pool=pool,

@@ -43,6 +43,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 4_000_000
     db_pool_min: Annotated[int, Meta(ge=1)] = 2
     db_pool_max: Annotated[int, Meta(ge=1)] = 20
+    redis_pool_max: Annotated[int, Meta(ge=1)] = 100
     auth_cache_ttl_s: Annotated[float, Meta(ge=0)] = 5.0
     member_token_max_ttl_s: Annotated[int, Meta(ge=60)] = 86_400
     rate_limits: str = DEFAULT_RATE_LIMITS
