@@ -165,6 +165,8 @@ class TierChanged(Event, frozen=True, kw_only=True):
 # relay in any process can route every event without importing the consumers.
 SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
     "TierChanged": (Subscriber("rewards", "rewards.apply_tier_changed"),),
+    "PacketMade": (Subscriber("points", "points.earn_for_red_packets"),),
+    "PacketGrabbed": (Subscriber("points", "points.earn_for_red_packets"),),
 }
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -7,9 +7,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
+import msgspec
 
+from proto.points import EventIn
 from services.points import store
-from services.runtime.bus import ActorSpec, PeriodicJob
+from services.points.ledger import EVENTS_SCOPE
+from services.runtime.bus import ActorSpec, PeriodicJob, decode_envelope
+from services.runtime.idempotency import fingerprint
 from services.runtime.worker import WorkerContext
 
 log = logging.getLogger("fuli.points.actors")
@@ -43,9 +47,33 @@ async def expire_holds() -> None:
     await _in_batches(store.expire_holds, "expired holds")
 
 
+# Red-packet activity earns points through ordinary earning rules, if the tenant has a rule for
+# these actions (there is no built-in one).
+PACKET_ACTIONS = {"PacketMade": "make_packet", "PacketGrabbed": "share_packet"}
+
+
+async def earn_for_red_packets(body: str) -> None:
+    """PacketMade earns the maker `make_packet`; each PacketGrabbed earns the maker
+    `share_packet`. The envelope's id makes the earning event idempotent."""
+    envelope = decode_envelope(body)
+    event = msgspec.json.decode(envelope.data)
+    maker = event.get("maker_member_id") or event["member_id"]
+    attributes = {"packet_id": event["packet_id"]}
+    if event.get("group_id"):
+        attributes["group_id"] = event["group_id"]
+    earning = EventIn(event_id=f"rp:{envelope.event_id}", member_id=maker,
+                      action=PACKET_ACTIONS[envelope.type], attributes=attributes)
+    resources = await WorkerContext.resources()
+    now = datetime.now(UTC)
+    async with resources.pool.acquire() as conn:
+        await store.record_event(conn, envelope.tenant_id, earning,
+                                 fingerprint(EVENTS_SCOPE, earning.event_id, earning), now, now)
+
+
 ACTORS: list[ActorSpec] = [
     ActorSpec("points.sweep_expired_lots", QUEUE, sweep_expired_lots, max_retries=3),
     ActorSpec("points.expire_holds", QUEUE, expire_holds, max_retries=3),
+    ActorSpec("points.earn_for_red_packets", QUEUE, earn_for_red_packets),
 ]
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("points.sweep_expired_lots", QUEUE, every_s=60),

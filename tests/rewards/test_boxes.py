@@ -216,3 +216,18 @@ async def test_a_draw_whose_capture_fails_gives_the_prize_back(
                                        headers=rewards.ingest,
                                        json={"draw_id": body.draw_id, "member_id": member})
     assert replay.status_code == 409 and error_code(replay) == "draw_failed"
+
+
+async def test_every_change_of_prizes_is_audited(rewards: Rewards, resources: Any) -> None:
+    box_id = await put_box(rewards)
+    await put_box(rewards, box_id, prizes=[
+        {"prize_id": "spa", "name": "Counter SPA", "weight": 9, "stock": 3, "kind": "nothing"}])
+    bad = await rewards.client.put(f"/rewards/v1/boxes/{box_id}", headers=rewards.operator,
+                                   json={"name": "x", "cost_points": 1, "prizes": []})
+    assert bad.status_code == 422
+    rows = await resources.pool.fetch(
+        "SELECT key_id, definition FROM rewards.box_audit WHERE tenant_id = $1 AND box_id = $2"
+        " ORDER BY change_id", rewards.tenant.name, box_id)
+    assert [len(r["definition"]["prizes"]) for r in rows] == [3, 1]
+    assert rows[1]["definition"]["prizes"][0]["weight"] == 9
+    assert {r["key_id"] for r in rows} == {rewards.tenant.operator.split("_")[1]}

@@ -205,3 +205,38 @@ async def test_bad_red_packets_are_4xx_and_change_nothing(rewards: Rewards) -> N
     assert (await rewards.points.member(maker))["available"] == 10
     unknown = await open_pool(rewards, "no-such-pool", maker)
     assert unknown.status_code == 404
+
+
+async def test_making_and_sharing_packets_earn_through_rules(
+        rewards: Rewards, resources: Resources, settings: Settings) -> None:
+    from proto.events import SUBSCRIPTIONS
+    from services.points import actors as points_actors
+    from services.runtime.outbox import envelope_json
+
+    await rewards.points.put_rule("make_packet", points=5, limits=[{"period": "day",
+                                                                    "max_events": 3}])
+    await rewards.points.put_rule("share_packet", points=2)
+    maker = uid("maker")
+    await rewards.points.give(maker, 30)
+    packet_id = uid("pk")
+    await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest, json={
+        "packet_id": packet_id, "member_id": maker, "total_points": 20, "shares": 2,
+        "group_id": "g-7"})
+    for _ in range(2):
+        await rewards.client.post(f"/rewards/v1/packets/{packet_id}/grabs",
+                                  headers=rewards.ingest, json={"member_id": uid("g")})
+    rows = await resources.pool.fetch(
+        "SELECT id, event_id, service, tenant_id, event_type, payload, created_at"
+        " FROM fuli.outbox WHERE tenant_id = $1 AND event_type LIKE 'Packet%' ORDER BY id",
+        rewards.tenant.name)
+    assert [r["event_type"] for r in rows] == ["PacketMade", "PacketGrabbed", "PacketGrabbed"]
+    assert all(s.actor == "points.earn_for_red_packets" for r in rows
+               for s in SUBSCRIPTIONS[r["event_type"]])
+    WorkerContext.configure(settings)
+    try:
+        for row in [*rows, rows[0]]:  # a redelivered event earns nothing more
+            await points_actors.earn_for_red_packets(envelope_json(row))
+    finally:
+        await WorkerContext.close()
+    assert (await rewards.points.member(maker))["available"] == 30 - 20 + 5 + 2 * 2
+    await rewards.points.assert_ledger_ok()
