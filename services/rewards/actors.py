@@ -19,6 +19,7 @@ from services.rewards.redemptions import HOLD_EXPIRES_S, Redeemer
 from services.rewards.stock import StockMirror
 from services.runtime.bus import ActorSpec, PeriodicJob, decode_envelope, first_delivery
 from services.runtime.errors import FuliError
+from services.runtime.resources import Resources
 from services.runtime.worker import WorkerContext
 
 log = logging.getLogger("fuli.rewards.actors")
@@ -29,70 +30,67 @@ GRACE_S = 5  # late grabs and opens of a just-ended pool or packet land first
 BATCH = 200
 
 
+def worker_points_client(resources: Resources) -> PointsClient:
+    """One points client for the worker's resources (one in-process points app)."""
+    client = WorkerContext.extras.get("points_client")
+    if client is None:
+        client = WorkerContext.extras["points_client"] = PointsClient.for_resources(resources)
+    return client  # type: ignore[no-any-return]
+
+
 async def recover_redemptions() -> None:
     """Drive redemptions untouched for a while to their end. One still waiting for its hold
     after the hold's own lifetime is given up (and its hold voided if it exists)."""
     resources = await WorkerContext.resources()
-    points = PointsClient.for_resources(resources)
+    points = worker_points_client(resources)
     redeemer = Redeemer(resources, points, StockMirror(resources.redis))
     now = datetime.now(UTC)
-    try:
-        rows = await store.unfinished_redemptions(resources.pool,
-                                                  now - timedelta(seconds=STUCK_AFTER_S), BATCH)
-        for row in rows:
-            full = await store.redemption(resources.pool, row["tenant_id"], row["redemption_id"])
-            assert full is not None
-            abandon = (now - full["created_at"]).total_seconds() > HOLD_EXPIRES_S
-            try:
-                if full["status"] == "cancelling":
-                    await redeemer.cancel(row["tenant_id"], row["redemption_id"])
-                else:
-                    await redeemer.drive(row["tenant_id"], row["redemption_id"],
-                                         abandon_pending=abandon)
-            except (PointsUnavailable, FuliError) as exc:
-                log.warning("redemption %s not finished yet: %s", row["redemption_id"], exc)
-    finally:
-        await points.close()
+    rows = await store.unfinished_redemptions(resources.pool,
+                                              now - timedelta(seconds=STUCK_AFTER_S), BATCH)
+    for row in rows:
+        full = await store.redemption(resources.pool, row["tenant_id"], row["redemption_id"])
+        assert full is not None
+        abandon = (now - full["created_at"]).total_seconds() > HOLD_EXPIRES_S
+        try:
+            if full["status"] == "cancelling":
+                await redeemer.cancel(row["tenant_id"], row["redemption_id"])
+            else:
+                await redeemer.drive(row["tenant_id"], row["redemption_id"],
+                                     abandon_pending=abandon)
+        except (PointsUnavailable, FuliError) as exc:
+            log.warning("redemption %s not finished yet: %s", row["redemption_id"], exc)
 
 
 async def recover_draws() -> None:
     """Finish draws a crash or an unreachable points service left half-way."""
     resources = await WorkerContext.resources()
-    points = PointsClient.for_resources(resources)
-    drawer = Drawer(resources, points)
+    drawer = Drawer(resources, worker_points_client(resources))
     now = datetime.now(UTC)
-    try:
-        for row in await store.unfinished_draws(resources.pool,
-                                                now - timedelta(seconds=STUCK_AFTER_S), BATCH):
-            abandon = (now - row["created_at"]).total_seconds() > DRAW_HOLD_EXPIRES_S
-            try:
-                await drawer.drive(row["tenant_id"], row["draw_id"], abandon_pending=abandon)
-            except FuliError as exc:
-                log.warning("draw %s not finished yet: %s", row["draw_id"], exc)
-    finally:
-        await points.close()
+    for row in await store.unfinished_draws(resources.pool,
+                                            now - timedelta(seconds=STUCK_AFTER_S), BATCH):
+        abandon = (now - row["created_at"]).total_seconds() > DRAW_HOLD_EXPIRES_S
+        try:
+            await drawer.drive(row["tenant_id"], row["draw_id"], abandon_pending=abandon)
+        except FuliError as exc:
+            log.warning("draw %s not finished yet: %s", row["draw_id"], exc)
 
 
 async def settle_red_packets() -> None:
     """Finish opens left half-way, return ended pools' remainders to the issuance account and
     expired packets' remainders to their makers."""
     resources = await WorkerContext.resources()
-    points = PointsClient.for_resources(resources)
-    red = RedPackets(resources, points)
+    red = RedPackets(resources, worker_points_client(resources))
     now = datetime.now(UTC)
-    try:
-        for row in await store.reserved_opens(resources.pool,
-                                              now - timedelta(seconds=STUCK_AFTER_S), BATCH):
-            await _quietly(red.finish_open(row["tenant_id"], row["open_id"]), row["open_id"])
-        for row in await store.ended_pools(resources.pool, now - timedelta(seconds=GRACE_S),
+    for row in await store.reserved_opens(resources.pool,
+                                          now - timedelta(seconds=STUCK_AFTER_S), BATCH):
+        await _quietly(red.finish_open(row["tenant_id"], row["open_id"]), row["open_id"])
+    for row in await store.ended_pools(resources.pool, now - timedelta(seconds=GRACE_S),
+                                       BATCH):
+        await _quietly(red.settle_pool(row["tenant_id"], row["pool_id"]), row["pool_id"])
+    for row in await store.expired_packets(resources.pool, now - timedelta(seconds=GRACE_S),
                                            BATCH):
-            await _quietly(red.settle_pool(row["tenant_id"], row["pool_id"]), row["pool_id"])
-        for row in await store.expired_packets(resources.pool, now - timedelta(seconds=GRACE_S),
-                                               BATCH):
-            await _quietly(red.expire_packet(row["tenant_id"], row["packet_id"]),
-                           row["packet_id"])
-    finally:
-        await points.close()
+        await _quietly(red.expire_packet(row["tenant_id"], row["packet_id"]),
+                       row["packet_id"])
 
 
 async def _quietly(step: Awaitable[object], what: str) -> None:

@@ -13,7 +13,7 @@ from litestar.params import JSONBody, Parameter
 
 from proto import rewards as r
 from services.rewards import domain, store, wallet
-from services.rewards.points_client import PointsClient
+from services.rewards.points_client import shared_points_client
 from services.rewards.redemptions import Redeemer, perk_rules
 from services.rewards.stock import StockMirror
 from services.runtime.app import json_response
@@ -41,7 +41,7 @@ def redeemer(request: Request[Any, Any, Any]) -> Redeemer:
     found = state.get("redeemer")
     if found is None:
         resources = state.resources
-        found = state["redeemer"] = Redeemer(resources, PointsClient.for_resources(resources),
+        found = state["redeemer"] = Redeemer(resources, shared_points_client(state),
                                              StockMirror(resources.redis))
     return found  # type: ignore[no-any-return]
 

@@ -12,7 +12,7 @@ from litestar.params import JSONBody
 from proto import rewards as r
 from services.rewards import draws, store
 from services.rewards.boxes import Drawer
-from services.rewards.points_client import PointsClient
+from services.rewards.points_client import shared_points_client
 from services.runtime.app import json_response
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
@@ -27,7 +27,7 @@ def drawer(request: Request[Any, Any, Any]) -> Drawer:
     found = state.get("drawer")
     if found is None:
         resources = state.resources
-        found = state["drawer"] = Drawer(resources, PointsClient.for_resources(resources))
+        found = state["drawer"] = Drawer(resources, shared_points_client(state))
     return found  # type: ignore[no-any-return]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from litestar.datastructures import State
 
 from services.runtime.errors import FuliError
 from services.runtime.resources import Resources
@@ -134,3 +135,12 @@ class PointsClient:
 
     async def refund(self, tenant_id: str, hold_id: str, refund_id: str) -> PointsAnswer:
         return await self._post(tenant_id, f"/holds/{hold_id}/refund", {"refund_id": refund_id})
+
+
+
+def shared_points_client(state: State) -> PointsClient:
+    """One points client per app: one in-process points app, one token cache."""
+    client = state.get("points_client")
+    if client is None:
+        client = state["points_client"] = PointsClient.for_resources(state.resources)
+    return client  # type: ignore[no-any-return]

@@ -10,7 +10,7 @@ from litestar.params import JSONBody
 
 from proto import rewards as r
 from services.rewards import store
-from services.rewards.points_client import PointsClient
+from services.rewards.points_client import shared_points_client
 from services.rewards.red_packets import RedPackets
 from services.runtime.app import json_response
 from services.runtime.auth import allow
@@ -27,7 +27,7 @@ def red_packets(request: Request[Any, Any, Any]) -> RedPackets:
     if found is None:
         resources = state.resources
         found = state["red_packets"] = RedPackets(resources,
-                                                  PointsClient.for_resources(resources))
+                                                  shared_points_client(state))
     return found  # type: ignore[no-any-return]
 
 

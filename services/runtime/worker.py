@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import dramatiq
 import redis
@@ -63,12 +64,15 @@ class WorkerContext:
     settings: Settings | None = None
     _resources: Resources | None = None
     _lock: asyncio.Lock | None = None
+    # Service-specific helpers that live as long as the resources (e.g. a points client).
+    extras: dict[str, Any] = {}
 
     @classmethod
     def configure(cls, settings: Settings) -> None:
         cls.settings = settings
         cls._resources = None
         cls._lock = None
+        cls.extras = {}
 
     @classmethod
     async def resources(cls) -> Resources:
@@ -84,6 +88,7 @@ class WorkerContext:
 
     @classmethod
     async def close(cls) -> None:
+        cls.extras = {}
         if cls._resources is not None:
             await cls._resources.close()
             cls._resources = None
