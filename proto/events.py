@@ -159,13 +159,18 @@ class TierChanged(Event, frozen=True, kw_only=True):
     tier: str
     previous_tier: str | None = None
     changed_at: datetime
+    earn_multiplier: float | None = None
 
 
 # event type -> the actors (by queue and name) that consume it. The outbox relay reads this, so a
 # relay in any process can route every event without importing the consumers.
 SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
-    "TierChanged": (Subscriber("rewards", "rewards.apply_tier_changed"),),
+    "TierChanged": (Subscriber("rewards", "rewards.apply_tier_changed"),
+                    Subscriber("points", "points.apply_tier_multiplier")),
     "PacketMade": (Subscriber("points", "points.earn_for_red_packets"),),
+    **{name: (Subscriber("tiers", "tiers.apply_points_event"),)
+       for name in ("PointsAwarded", "PointsSpent", "PointsExpired", "PurchaseRecorded",
+                    "PurchaseReversed", "PointsReversed", "PointsRefunded")},
     "PacketGrabbed": (Subscriber("points", "points.earn_for_red_packets"),),
 }
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
+from proto.events import TierChanged
 from proto.points import EventIn
 from services.points import store
 from services.points.ledger import EVENTS_SCOPE
@@ -70,10 +71,23 @@ async def earn_for_red_packets(body: str) -> None:
                                  fingerprint(EVENTS_SCOPE, earning.event_id, earning), now, now)
 
 
+async def apply_tier_multiplier(body: str) -> None:
+    """A tier's earn multiplier, announced by the tiers service, applies to later earning."""
+    envelope = decode_envelope(body)
+    changed = msgspec.json.decode(envelope.data, type=TierChanged)
+    if changed.earn_multiplier is None:
+        return
+    resources = await WorkerContext.resources()
+    async with resources.pool.acquire() as conn:
+        await store.set_multiplier(conn, envelope.tenant_id, changed.member_id,
+                                   changed.earn_multiplier)
+
+
 ACTORS: list[ActorSpec] = [
     ActorSpec("points.sweep_expired_lots", QUEUE, sweep_expired_lots, max_retries=3),
     ActorSpec("points.expire_holds", QUEUE, expire_holds, max_retries=3),
     ActorSpec("points.earn_for_red_packets", QUEUE, earn_for_red_packets),
+    ActorSpec("points.apply_tier_multiplier", QUEUE, apply_tier_multiplier),
 ]
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("points.sweep_expired_lots", QUEUE, every_s=60),

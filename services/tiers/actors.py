@@ -1,8 +1,45 @@
-"""Background work of the tiers service."""
+"""Background work of the tiers service: folding points facts into metrics (re-evaluating the
+member at once) and letting rolling windows roll."""
 
 from __future__ import annotations
 
-from services.runtime.bus import ActorSpec, PeriodicJob
+import logging
+from datetime import UTC, datetime
 
-ACTORS: list[ActorSpec] = []
-PERIODIC: list[PeriodicJob] = []
+from services.runtime.bus import ActorSpec, PeriodicJob, decode_envelope, first_delivery
+from services.runtime.worker import WorkerContext
+from services.tiers import store
+from services.tiers.evaluation import apply_fact, evaluate
+
+log = logging.getLogger("fuli.tiers.actors")
+
+QUEUE = "tiers"
+BATCH = 1000
+
+
+async def apply_points_event(body: str) -> None:
+    envelope = decode_envelope(body)
+    resources = await WorkerContext.resources()
+    async with resources.pool.acquire() as conn, conn.transaction():
+        if not await first_delivery(conn, "tiers.apply_points_event", envelope):
+            return
+        member_id = await apply_fact(conn, envelope)
+        if member_id is not None:
+            await evaluate(conn, envelope.tenant_id, member_id)
+
+
+async def roll_windows(at: str | None = None) -> None:
+    """Re-evaluate members of windowed threshold policies: spend older than the window stops
+    counting without any new event. ``at`` (RFC 3339) evaluates as of another time."""
+    resources = await WorkerContext.resources()
+    now = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    for row in await store.members_with_tiers(resources.pool, None, 100_000):
+        async with resources.pool.acquire() as conn, conn.transaction():
+            await evaluate(conn, row["tenant_id"], row["member_id"], now)
+
+
+ACTORS: list[ActorSpec] = [
+    ActorSpec("tiers.apply_points_event", QUEUE, apply_points_event),
+    ActorSpec("tiers.roll_windows", QUEUE, roll_windows, max_retries=3),
+]
+PERIODIC: list[PeriodicJob] = [PeriodicJob("tiers.roll_windows", QUEUE, every_s=3600)]

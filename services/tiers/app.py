@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
 
 from services.runtime.app import create_service_app
 from services.runtime.settings import Settings
+from services.tiers.api import CONTROLLERS
 
 SERVICE = "tiers"
 
@@ -14,7 +15,7 @@ def create_app(settings: Settings, *, standalone: bool = True) -> Litestar:
     return create_service_app(
         service=SERVICE,
         settings=settings,
-        route_handlers=[],
+        route_handlers=[Router(path="/tiers/v1", route_handlers=CONTROLLERS)],
         description="Tier policies, community groups and their health, value scores and KOCs.",
         standalone=standalone,
     )

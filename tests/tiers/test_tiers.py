@@ -1,0 +1,149 @@
+"""Tier policies and threshold evaluation from the points service's events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from proto.events import SUBSCRIPTIONS
+from services.runtime.outbox import envelope_json
+from services.runtime.resources import Resources
+from services.runtime.settings import Settings
+from services.runtime.worker import WorkerContext, service_jobs
+from services.tiers.evaluation import evaluate
+from tests.conftest import Tenant, error_code
+from tests.points.helpers import Points, uid
+
+LADDER = {"mode": "threshold", "grace_days": 7, "tiers": [
+    {"name": "fan"},
+    {"name": "member", "min": {"spend_cents": 30_000}},
+    {"name": "vip", "min": {"spend_cents": 100_000}, "benefits": {"earn_multiplier": 1.5}}]}
+
+
+async def deliver(resources: Resources, settings: Settings, tenant: str,
+                  twice: bool = False) -> int:
+    """What the relay and the worker do, in this process: every outbox event of the tenant to
+    each subscriber (again and again until consumers stop emitting), then removed."""
+    actors = {spec.name: spec.fn for spec in service_jobs(["points", "rewards", "tiers"])[0]}
+    delivered = 0
+    WorkerContext.configure(settings)
+    try:
+        while rows := await resources.pool.fetch(
+                "SELECT id, event_id, service, tenant_id, event_type, payload, created_at"
+                " FROM fuli.outbox WHERE tenant_id = $1 ORDER BY id", tenant):
+            for row in rows:
+                for subscriber in SUBSCRIPTIONS.get(row["event_type"], ()):
+                    for _ in range(2 if twice else 1):
+                        await actors[subscriber.actor](envelope_json(row))
+            await resources.pool.execute("DELETE FROM fuli.outbox WHERE id = any($1::bigint[])",
+                                         [r["id"] for r in rows])
+            delivered += len(rows)
+    finally:
+        await WorkerContext.close()
+    return delivered
+
+
+async def tier_of(client: httpx.AsyncClient, tenant: Tenant, member: str) -> dict[str, Any]:
+    response = await client.get(f"/tiers/v1/members/{member}/tier",
+                                headers=tenant.headers(tenant.ingest))
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_threshold_ladder_up_at_once_down_after_grace(
+        client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
+        settings: Settings) -> None:
+    points = Points(client, tenant)
+    put = await client.put("/tiers/v1/policy", headers=tenant.headers(tenant.admin), json=LADDER)
+    assert put.status_code == 200, put.text
+    member = uid("m")
+    first = await points.event(member, "purchase", amount_cents=40_000)
+    await deliver(resources, settings, tenant.name, twice=True)
+    state = await tier_of(client, tenant, member)
+    assert state["tier"] == "member" and state["metrics"]["spend_cents"] == 40_000
+    assert state["next"] == {"tier": "vip", "needed": {"spend_cents": 60_000}}
+    await points.event(member, "purchase", amount_cents=70_000)
+    await deliver(resources, settings, tenant.name)
+    assert (await tier_of(client, tenant, member))["tier"] == "vip"
+    # VIP earns 1.5x: the multiplier reached the points service through TierChanged.
+    boosted = await points.event(member, "purchase", amount_cents=10_000)
+    assert boosted.json()["points"] == 150
+    await deliver(resources, settings, tenant.name)
+    # A full refund of the big purchases drops the spend below the line; the tier holds
+    # through the grace period.
+    second_id = first.json()["event_id"]
+    assert (await points.reverse(second_id)).status_code == 201
+    await deliver(resources, settings, tenant.name)
+    state = await tier_of(client, tenant, member)
+    assert state["tier"] == "vip" and state["grace_until"] is not None
+    async with resources.pool.acquire() as conn, conn.transaction():
+        await evaluate(conn, tenant.name, member, datetime.now(UTC) + timedelta(days=8))
+    state = await tier_of(client, tenant, member)
+    assert state["tier"] == "member" and state["grace_until"] is None
+    history = (await client.get(f"/tiers/v1/members/{member}/tier-history",
+                                headers=tenant.headers(tenant.ingest))).json()["items"]
+    assert [(h["from_tier"], h["to_tier"]) for h in history] == [
+        ("vip", "member"), ("member", "vip"), ("fan", "member"), (None, "fan")]
+
+
+async def test_a_rolling_window_drops_old_spend_without_new_events(
+        client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
+        settings: Settings) -> None:
+    points = Points(client, tenant)
+    await client.put("/tiers/v1/policy", headers=tenant.headers(tenant.admin),
+                     json={**LADDER, "window_days": 365, "grace_days": 0})
+    member = uid("m")
+    old = (datetime.now(UTC) - timedelta(days=360)).isoformat()
+    await points.event(member, "purchase", amount_cents=120_000, occurred_at=old)
+    await deliver(resources, settings, tenant.name)
+    assert (await tier_of(client, tenant, member))["tier"] == "vip"
+    from services.tiers import actors as tier_actors
+
+    WorkerContext.configure(settings)
+    try:
+        await tier_actors.roll_windows()  # today: still inside the window, nothing changes
+        assert (await tier_of(client, tenant, member))["tier"] == "vip"
+        await tier_actors.roll_windows((datetime.now(UTC) + timedelta(days=10)).isoformat())
+    finally:
+        await WorkerContext.close()
+    row = await resources.pool.fetchrow(
+        "SELECT tier, metrics FROM tiers.members WHERE tenant_id = $1 AND member_id = $2",
+        tenant.name, member)
+    assert row["tier"] == "fan" and row["metrics"]["spend_cents"] == 0
+
+
+@pytest.mark.parametrize("policy", [
+    {"mode": "percentile", "metric": "spend_cents",
+     "tiers": [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.4}]},
+    {"mode": "percentile", "metric": "height", "tiers": [{"name": "a", "share": 1.0}]},
+    {"mode": "threshold", "tiers": [{"name": "fan"},
+                                    {"name": "vip", "min": {"spend_cents": 100}},
+                                    {"name": "member", "min": {"spend_cents": 50}}]},
+    {"mode": "threshold", "tiers": [{"name": "fan"}, {"name": "fan", "min": {"spend_cents": 1}}]},
+    {"mode": "threshold", "tiers": [{"name": "fan"}, {"name": "vip"}]},
+    {"mode": "threshold", "tiers": [{"name": "fan"}], "surprise": True},
+    {"mode": "sideways", "tiers": [{"name": "fan"}]},
+])
+async def test_bad_policies_are_422_and_change_nothing(
+        client: httpx.AsyncClient, tenant: Tenant, policy: dict[str, Any]) -> None:
+    ok = await client.put("/tiers/v1/policy", headers=tenant.headers(tenant.admin), json=LADDER)
+    assert ok.status_code == 200
+    response = await client.put("/tiers/v1/policy", headers=tenant.headers(tenant.admin),
+                                json=policy)
+    assert response.status_code == 422, response.text
+    assert error_code(response) == "validation_failed"
+    current = await client.get("/tiers/v1/policy", headers=tenant.headers(tenant.admin))
+    assert current.json()["tiers"][2]["name"] == "vip"
+
+
+async def test_members_read_only_their_own_tier(
+        client: httpx.AsyncClient, tenant: Tenant) -> None:
+    from tests.conftest import member_token
+
+    token = tenant.headers(await member_token(client, tenant, "alice"))
+    assert (await client.get("/tiers/v1/members/alice/tier", headers=token)).status_code == 200
+    assert (await client.get("/tiers/v1/members/bob/tier", headers=token)).status_code == 403
+    assert (await client.get("/tiers/v1/policy", headers=token)).status_code == 403
