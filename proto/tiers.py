@@ -27,7 +27,7 @@ class Benefits(Request, frozen=True, kw_only=True):
 
 class ThresholdTier(Request, frozen=True, kw_only=True):
     name: TierName
-    min: Minimums = Minimums()
+    min: Minimums | None = None
     match: Literal["any", "all"] = "all"
     benefits: Benefits | None = None
 

@@ -21,7 +21,8 @@ def validate_policy(policy: Policy) -> None:
         return
     floors: dict[str, int] = {}
     for index, tier in enumerate(policy.tiers):
-        minimums = {m: getattr(tier.min, m) for m in METRICS if getattr(tier.min, m) is not None}
+        minimums = {m: getattr(tier.min, m) for m in METRICS
+                    if tier.min is not None and getattr(tier.min, m) is not None}
         if index > 0 and not minimums:
             raise ValidationFailed("every tier above the first needs a minimum",
                                    field=f"tiers[{index}].min")
@@ -60,5 +61,5 @@ def needed_for_next(policy: ThresholdPolicy, index: int,
         return None
     tier = policy.tiers[index + 1]
     missing = {m: max(getattr(tier.min, m) - metrics.get(m, 0), 0) for m in METRICS
-               if getattr(tier.min, m) is not None}
+               if tier.min is not None and getattr(tier.min, m) is not None}
     return tier.name, missing

@@ -64,5 +64,6 @@ RETURNS int LANGUAGE sql IMMUTABLE AS $$
                        THEN coalesce(bool_or((p_metrics ->> m.key)::numeric >= m.value::numeric), true)
                        ELSE coalesce(bool_and((p_metrics ->> m.key)::numeric >= m.value::numeric), true)
                   END
-           FROM jsonb_each_text(coalesce(t.tier -> 'min', '{}'::jsonb)) AS m(key, value));
+           FROM jsonb_each_text(coalesce(nullif(t.tier -> 'min', 'null'::jsonb), '{}'::jsonb))
+                AS m(key, value));
 $$;
