@@ -116,10 +116,10 @@ async def test_redis_flushed_mid_pool_pays_no_packet_twice(
 
 async def test_an_ended_pool_returns_its_remainder_to_issuance(
         rewards: Rewards, settings: Settings) -> None:
-    pool_id = await make_pool(rewards, ends_at=later(1.5))
+    pool_id = await make_pool(rewards, ends_at=later(3))
     opened = [await open_pool(rewards, pool_id, uid("m")) for _ in range(3)]
     handed = sum(r.json()["points"] for r in opened)
-    await asyncio.sleep(7)  # past the end and the settling grace
+    await asyncio.sleep(8.5)  # past the end and the settling grace
     late = await open_pool(rewards, pool_id, uid("m"))
     assert late.status_code == 409 and error_code(late) == "not_available"
     await run(settings, actors.settle_red_packets)
