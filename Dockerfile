@@ -1,15 +1,32 @@
-# One image for every fuli process: `fuli serve points|rewards|tiers`, `fuli worker`, `fuli migrate`.
-# In the cluster FULI_DATABASE_URL and FULI_REDIS_URL point at external servers, so the embedded
-# servers that come with the dependencies are never started.
+# One image for every fuli process: `fuli serve points|rewards|tiers`, `fuli worker`,
+# `fuli migrate` and the admin commands (`fuli tenant create`, `fuli key create`, ...).
+#
+#   docker build -t registry.example.com/fuli:0.1.0 .
+#
+# The embedded PostgreSQL and Valkey wheels come in as ordinary dependencies. They stay unused
+# in the cluster: with FULI_DATABASE_URL and FULI_REDIS_URL both set, nothing embedded starts.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    FULI_HOST=0.0.0.0 FULI_PORT=8000
-WORKDIR /app
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    FULI_HOST=0.0.0.0 \
+    FULI_PORT=8000
+
+RUN groupadd --system --gid 10001 fuli \
+ && useradd --system --uid 10001 --gid fuli --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin fuli
+
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY services ./services
-RUN pip install . && useradd --system --uid 10001 --no-create-home fuli
-USER 10001
+# Only the installed package remains: the processes import it from site-packages.
+RUN pip install . \
+ && cd / && rm -rf /src
+
+WORKDIR /
+USER 10001:10001
 EXPOSE 8000
 CMD ["fuli", "serve", "points"]
