@@ -81,3 +81,28 @@ class TierHistory(Response, frozen=True, kw_only=True):
 
 def policy_json(policy: Policy) -> bytes:
     return msgspec.json.encode(policy)
+
+
+class CutLine(Response, frozen=True, kw_only=True):
+    tier: str
+    members: int
+    from_value: float | None
+
+
+class Evaluation(Response, frozen=True, kw_only=True):
+    members: int
+    changed: int
+    cuts: list[CutLine]
+
+
+class TierShare(Response, frozen=True, kw_only=True):
+    tier: str
+    members: int
+    share: float
+
+
+class Distribution(Response, frozen=True, kw_only=True):
+    members: int
+    tiers: list[TierShare]
+    cut_lines: list[CutLine]
+    evaluated_at: datetime | None

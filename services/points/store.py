@@ -3,27 +3,14 @@ sql/0002_ledger_functions.sql."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from proto.points import EventIn, GrantItem, RuleIn
-from services.runtime.errors import refusal_from_database
-
-
-@contextlib.contextmanager
-def refusals() -> Iterator[None]:
-    """Turn refusals raised by ledger functions into FuliErrors."""
-    try:
-        yield
-    except asyncpg.PostgresError as exc:
-        refusal = refusal_from_database(exc)
-        if refusal is None:
-            raise
-        raise refusal from None
+from services.runtime.db import refusals
 
 
 async def rules(conn: asyncpg.Connection, tenant_id: str) -> list[asyncpg.Record]:

@@ -81,6 +81,7 @@ class RateLimited(FuliError):
 # Refusals raised by SQL functions (SQLSTATE P0001, MESSAGE = code) that are not conflicts.
 NOT_FOUND_REFUSALS = frozenset({"unknown_member", "unknown_hold", "unknown_event"})
 INVALID_REFUSALS = frozenset({"amount_not_refundable", "same_member"})
+# not_percentile and other conflicts map to 409.
 
 
 def refusal_from_database(exc: Exception) -> FuliError | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-from litestar import Controller, get, put
+from litestar import Controller, get, post, put
 from litestar.params import JSONBody
 
 from proto import tiers as t
@@ -72,4 +72,34 @@ class MemberTiersController(Controller):
                                     for r in rows])
 
 
-CONTROLLERS = [PolicyController, MemberTiersController]
+class StratificationController(Controller):
+    tags = ["stratification"]
+
+    @post("/evaluations", guards=[allow("operator")], status_code=200)
+    async def evaluate(self, principal: PrincipalDep, resources: ResourcesDep) -> t.Evaluation:
+        """Stratify the whole tenant by its percentile policy now, in one SQL pass."""
+        async with resources.pool.acquire() as conn, conn.transaction():
+            row = await store.stratify(conn, principal.tenant_id, datetime.now(UTC))
+        return t.Evaluation(members=row["members"], changed=row["changed"],
+                            cuts=[t.CutLine(**c) for c in row["cuts"]])
+
+    @get("/distribution", guards=[allow("operator")])
+    async def distribution(self, principal: PrincipalDep,
+                           resources: ResourcesDep) -> t.Distribution:
+        """Members and share per tier, and the cut lines of the last stratification."""
+        policy = decode_policy(await store.policy(resources.pool, principal.tenant_id))
+        counts = {r["tier"]: r["members"] for r in
+                  await store.tier_counts(resources.pool, principal.tenant_id)}
+        total = sum(counts.values())
+        names = [tier.name for tier in policy.tiers] if policy else sorted(counts)
+        last = await store.last_evaluation(resources.pool, principal.tenant_id)
+        return t.Distribution(
+            members=total,
+            tiers=[t.TierShare(tier=name, members=counts.get(name, 0),
+                               share=counts.get(name, 0) / total if total else 0.0)
+                   for name in names],
+            cut_lines=[t.CutLine(**c) for c in last["cuts"]] if last else [],
+            evaluated_at=last["at"] if last else None)
+
+
+CONTROLLERS = [PolicyController, MemberTiersController, StratificationController]

@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from services.runtime.db import refusals
+
 
 async def put_policy(conn: asyncpg.Connection, tenant_id: str, policy: Any) -> None:
     await conn.execute(
@@ -101,3 +103,25 @@ async def members_with_tiers(conn: asyncpg.Connection | asyncpg.Pool, tenant_id:
         " USING (tenant_id) WHERE ($1::text IS NULL OR m.tenant_id = $1)"
         " AND p.policy ->> 'mode' = 'threshold' AND p.policy ? 'window_days'"
         " ORDER BY m.tenant_id, m.member_id LIMIT $2", tenant_id, limit)
+
+
+async def stratify(conn: asyncpg.Connection, tenant_id: str, now: datetime) -> asyncpg.Record:
+    with refusals():
+        row = await conn.fetchrow("SELECT members, changed, cuts FROM tiers.stratify($1, $2)",
+                                  tenant_id, now)
+    assert row is not None
+    return row
+
+
+async def tier_counts(conn: asyncpg.Connection | asyncpg.Pool,
+                      tenant_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT tier, count(*) AS members FROM tiers.members WHERE tenant_id = $1"
+        " AND tier IS NOT NULL GROUP BY tier", tenant_id)
+
+
+async def last_evaluation(conn: asyncpg.Connection | asyncpg.Pool,
+                          tenant_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT cuts, at FROM tiers.evaluations WHERE tenant_id = $1"
+        " ORDER BY evaluation_id DESC LIMIT 1", tenant_id)
