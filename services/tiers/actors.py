@@ -38,8 +38,23 @@ async def roll_windows(at: str | None = None) -> None:
             await evaluate(conn, row["tenant_id"], row["member_id"], now)
 
 
+async def stratify_all() -> None:
+    """The scheduled stratification of every tenant with a percentile policy."""
+    resources = await WorkerContext.resources()
+    for tenant_id in await store.percentile_tenants(resources.pool):
+        async with resources.pool.acquire() as conn, conn.transaction():
+            row = await store.stratify(conn, tenant_id, datetime.now(UTC))
+        log.info("stratified", extra={"fields": {"tenant": tenant_id, "members": row["members"],
+                                                 "changed": row["changed"]}})
+
+
 ACTORS: list[ActorSpec] = [
     ActorSpec("tiers.apply_points_event", QUEUE, apply_points_event),
     ActorSpec("tiers.roll_windows", QUEUE, roll_windows, max_retries=3),
+    ActorSpec("tiers.stratify_all", QUEUE, stratify_all, max_retries=3,
+              time_limit_ms=3_600_000),
 ]
-PERIODIC: list[PeriodicJob] = [PeriodicJob("tiers.roll_windows", QUEUE, every_s=3600)]
+PERIODIC: list[PeriodicJob] = [
+    PeriodicJob("tiers.roll_windows", QUEUE, every_s=3600),
+    PeriodicJob("tiers.stratify_all", QUEUE, every_s=86_400),
+]

@@ -125,3 +125,10 @@ async def last_evaluation(conn: asyncpg.Connection | asyncpg.Pool,
     return await conn.fetchrow(
         "SELECT cuts, at FROM tiers.evaluations WHERE tenant_id = $1"
         " ORDER BY evaluation_id DESC LIMIT 1", tenant_id)
+
+
+async def percentile_tenants(conn: asyncpg.Connection | asyncpg.Pool) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT tenant_id FROM tiers.policies WHERE policy ->> 'mode' = 'percentile'"
+        " ORDER BY tenant_id")
+    return [r["tenant_id"] for r in rows]

@@ -54,3 +54,20 @@ async def test_stratification_needs_a_percentile_policy(client: httpx.AsyncClien
                                                         tenant: Tenant) -> None:
     response = await client.post("/tiers/v1/evaluations", headers=tenant.headers(tenant.operator))
     assert response.status_code == 409 and error_code(response) == "not_percentile"
+
+
+async def test_the_scheduled_job_stratifies_percentile_tenants(
+        client: httpx.AsyncClient, tenant: Tenant, resources: Resources, settings) -> None:  # type: ignore[no-untyped-def]
+    from services.runtime.worker import WorkerContext
+    from services.tiers import actors
+
+    await client.put("/tiers/v1/policy", headers=tenant.headers(tenant.admin), json=POLICY)
+    await seed(resources, tenant.name, 100)
+    WorkerContext.configure(settings)
+    try:
+        await actors.stratify_all()
+    finally:
+        await WorkerContext.close()
+    distribution = (await client.get("/tiers/v1/distribution",
+                                     headers=tenant.headers(tenant.operator))).json()
+    assert [t["members"] for t in distribution["tiers"]] == [50, 30, 20]
