@@ -170,7 +170,11 @@ SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
     "PacketMade": (Subscriber("points", "points.earn_for_red_packets"),),
     **{name: (Subscriber("tiers", "tiers.apply_points_event"),)
        for name in ("PointsAwarded", "PointsSpent", "PointsExpired", "PurchaseRecorded",
-                    "PurchaseReversed", "PointsReversed", "PointsRefunded")},
+                    "PointsReversed", "PointsRefunded")},
+    "PurchaseReversed": (Subscriber("tiers", "tiers.apply_points_event"),
+                         Subscriber("tiers", "tiers.record_activity")),
+    "ActionRecorded": (Subscriber("tiers", "tiers.record_activity"),),
+    "CouponUsed": (Subscriber("tiers", "tiers.record_activity"),),
     "PacketGrabbed": (Subscriber("points", "points.earn_for_red_packets"),),
 }
 

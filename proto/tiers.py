@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -106,3 +106,129 @@ class Distribution(Response, frozen=True, kw_only=True):
     tiers: list[TierShare]
     cut_lines: list[CutLine]
     evaluated_at: datetime | None
+
+
+# --- community groups -------------------------------------------------------------------
+
+GroupKind = Literal["super", "member", "fan", "flash"]
+Period = Literal["week", "month"]
+
+
+class GroupBody(Request, frozen=True, kw_only=True):
+    name: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+    tier: TierName
+    kind: GroupKind
+
+
+class Group(Response, frozen=True, kw_only=True):
+    group_id: str
+    name: str
+    tier: str
+    kind: GroupKind
+    members: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Membership(Response, frozen=True, kw_only=True):
+    group_id: str
+    member_id: str
+    joined_at: datetime
+    left_at: datetime | None
+
+
+class GroupReport(Response, frozen=True, kw_only=True):
+    group_id: str
+    period: Period
+    start: datetime
+    end: datetime
+    members: int
+    members_in_period: int
+    joins: int
+    leaves: int
+    net_growth: int
+    active_members: int
+    active_rate: float
+    purchasers: int
+    conversion_rate: float
+    gmv_cents: int
+    value_mean: float | None
+    high_value_members: int | None
+    stage: Literal["golden", "silver"] | None
+    activation_watch: bool | None
+
+
+class MigrationSuggestion(Response, frozen=True, kw_only=True):
+    member_id: str
+    group_id: str
+    group_tier: str
+    member_tier: str | None
+    value: float | None
+    reason: Literal["tier_mismatch", "high_value_in_silver_group"]
+    suggested_groups: list[str]
+
+
+class Composition(Response, frozen=True, kw_only=True):
+    group_id: str
+    kind: GroupKind
+    members: int
+    shares: dict[str, float]
+    target: dict[str, float]
+    balanced: bool
+
+
+class Migrations(Response, frozen=True, kw_only=True):
+    moves: list[MigrationSuggestion]
+    truncated: bool
+    compositions: list[Composition]
+
+
+# --- value scores -------------------------------------------------------------------------
+
+Category = Literal["consumption", "content", "interaction", "social"]
+Weight = Annotated[float, Meta(ge=0, le=1_000_000)]
+
+
+class ActionWeight(Request, frozen=True, kw_only=True):
+    category: Category
+    weight: Weight = 0.0
+    per_100_cents: Weight | None = None
+
+
+class ValueModel(Request, frozen=True, kw_only=True):
+    window_days: Annotated[int, Meta(ge=1, le=3650)]
+    high_value_line: Annotated[float, Meta(ge=0, le=10**12)]
+    actions: Annotated[
+        dict[Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")],
+             ActionWeight],
+        Meta(min_length=1, max_length=200)]
+
+
+class MemberValue(Response, frozen=True, kw_only=True):
+    member_id: str
+    total: float
+    consumption: float
+    content: float
+    interaction: float
+    social: float
+    high_value: bool
+    window_days: int
+    last_day: date
+
+
+class Koc(Response, frozen=True, kw_only=True):
+    rank: int
+    member_id: str
+    total: float
+    consumption: float
+    content: float
+    interaction: float
+    social: float
+
+
+class KocList(Response, frozen=True, kw_only=True):
+    share: float
+    population: int
+    count: int
+    last_day: date
+    items: list[Koc]

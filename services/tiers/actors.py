@@ -1,5 +1,6 @@
 """Background work of the tiers service: folding points facts into metrics (re-evaluating the
-member at once) and letting rolling windows roll."""
+member at once), recording activity for value scores and groups, letting rolling windows roll
+and stratifying percentile tenants."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from services.runtime.bus import ActorSpec, PeriodicJob, decode_envelope, first_delivery
 from services.runtime.worker import WorkerContext
 from services.tiers import store
+from services.tiers.activity import apply_activity
 from services.tiers.evaluation import apply_fact, evaluate
 
 log = logging.getLogger("fuli.tiers.actors")
@@ -26,6 +28,14 @@ async def apply_points_event(body: str) -> None:
         member_id = await apply_fact(conn, envelope)
         if member_id is not None:
             await evaluate(conn, envelope.tenant_id, member_id)
+
+
+async def record_activity(body: str) -> None:
+    envelope = decode_envelope(body)
+    resources = await WorkerContext.resources()
+    async with resources.pool.acquire() as conn, conn.transaction():
+        if await first_delivery(conn, "tiers.record_activity", envelope):
+            await apply_activity(conn, envelope)
 
 
 async def roll_windows(at: str | None = None) -> None:
@@ -50,6 +60,7 @@ async def stratify_all() -> None:
 
 ACTORS: list[ActorSpec] = [
     ActorSpec("tiers.apply_points_event", QUEUE, apply_points_event),
+    ActorSpec("tiers.record_activity", QUEUE, record_activity),
     ActorSpec("tiers.roll_windows", QUEUE, roll_windows, max_retries=3),
     ActorSpec("tiers.stratify_all", QUEUE, stratify_all, max_retries=3,
               time_limit_ms=3_600_000),

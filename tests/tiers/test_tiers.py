@@ -8,42 +8,18 @@ from typing import Any
 import httpx
 import pytest
 
-from proto.events import SUBSCRIPTIONS
-from services.runtime.outbox import envelope_json
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from services.runtime.worker import WorkerContext, service_jobs
+from services.runtime.worker import WorkerContext
 from services.tiers.evaluation import evaluate
 from tests.conftest import Tenant, error_code
 from tests.points.helpers import Points, uid
+from tests.tiers.helpers import deliver
 
 LADDER = {"mode": "threshold", "grace_days": 7, "tiers": [
     {"name": "fan"},
     {"name": "member", "min": {"spend_cents": 30_000}},
     {"name": "vip", "min": {"spend_cents": 100_000}, "benefits": {"earn_multiplier": 1.5}}]}
-
-
-async def deliver(resources: Resources, settings: Settings, tenant: str,
-                  twice: bool = False) -> int:
-    """What the relay and the worker do, in this process: every outbox event of the tenant to
-    each subscriber (again and again until consumers stop emitting), then removed."""
-    actors = {spec.name: spec.fn for spec in service_jobs(["points", "rewards", "tiers"])[0]}
-    delivered = 0
-    WorkerContext.configure(settings)
-    try:
-        while rows := await resources.pool.fetch(
-                "SELECT id, event_id, service, tenant_id, event_type, payload, created_at"
-                " FROM fuli.outbox WHERE tenant_id = $1 ORDER BY id", tenant):
-            for row in rows:
-                for subscriber in SUBSCRIPTIONS.get(row["event_type"], ()):
-                    for _ in range(2 if twice else 1):
-                        await actors[subscriber.actor](envelope_json(row))
-            await resources.pool.execute("DELETE FROM fuli.outbox WHERE id = any($1::bigint[])",
-                                         [r["id"] for r in rows])
-            delivered += len(rows)
-    finally:
-        await WorkerContext.close()
-    return delivered
 
 
 async def tier_of(client: httpx.AsyncClient, tenant: Tenant, member: str) -> dict[str, Any]:

@@ -1,0 +1,44 @@
+"""Folding member activity from the bus into action days and purchases: the inputs of value
+scores and group reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from proto.events import ActionRecorded, CouponUsed, Envelope, PurchaseReversed
+from services.tiers import store
+
+COUPON_USED = "coupon_used"
+MAX_GROUP_ID = 128
+
+
+def group_of(attributes: dict[str, Any]) -> str | None:
+    """The group an event names in its attributes; anything but a short id is no group."""
+    value = attributes.get("group_id")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    return text if 0 < len(text) <= MAX_GROUP_ID else None
+
+
+async def apply_activity(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    tenant = envelope.tenant_id
+    if envelope.type == "ActionRecorded":
+        action = msgspec.json.decode(envelope.data, type=ActionRecorded)
+        group_id = group_of(action.attributes)
+        await store.add_action(conn, tenant, action.member_id, action.action, group_id or "",
+                               action.occurred_at)
+        if action.amount_cents:
+            await store.add_purchase(conn, tenant, action.event_id, action.member_id,
+                                     action.action, group_id, action.occurred_at,
+                                     action.amount_cents)
+    elif envelope.type == "CouponUsed":
+        used = msgspec.json.decode(envelope.data, type=CouponUsed)
+        await store.add_action(conn, tenant, used.member_id, COUPON_USED, "", used.used_at)
+    elif envelope.type == "PurchaseReversed":
+        refund = msgspec.json.decode(envelope.data, type=PurchaseReversed)
+        await store.add_refund(conn, tenant, refund.event_id, refund.member_id,
+                               refund.occurred_at, refund.amount_cents)

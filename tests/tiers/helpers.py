@@ -1,0 +1,32 @@
+"""Running the outbox through the consumers in-process, as the relay and worker would."""
+
+from __future__ import annotations
+
+from proto.events import SUBSCRIPTIONS
+from services.runtime.outbox import envelope_json
+from services.runtime.resources import Resources
+from services.runtime.settings import Settings
+from services.runtime.worker import WorkerContext, service_jobs
+
+
+async def deliver(resources: Resources, settings: Settings, tenant: str,
+                  twice: bool = False) -> int:
+    """What the relay and the worker do, in this process: every outbox event of the tenant to
+    each subscriber (again and again until consumers stop emitting), then removed."""
+    actors = {spec.name: spec.fn for spec in service_jobs(["points", "rewards", "tiers"])[0]}
+    delivered = 0
+    WorkerContext.configure(settings)
+    try:
+        while rows := await resources.pool.fetch(
+                "SELECT id, event_id, service, tenant_id, event_type, payload, created_at"
+                " FROM fuli.outbox WHERE tenant_id = $1 ORDER BY id", tenant):
+            for row in rows:
+                for subscriber in SUBSCRIPTIONS.get(row["event_type"], ()):
+                    for _ in range(2 if twice else 1):
+                        await actors[subscriber.actor](envelope_json(row))
+            await resources.pool.execute("DELETE FROM fuli.outbox WHERE id = any($1::bigint[])",
+                                         [r["id"] for r in rows])
+            delivered += len(rows)
+    finally:
+        await WorkerContext.close()
+    return delivered
