@@ -80,7 +80,7 @@ async def apply_tier_multiplier(body: str) -> None:
     resources = await WorkerContext.resources()
     async with resources.pool.acquire() as conn:
         await store.set_multiplier(conn, envelope.tenant_id, changed.member_id,
-                                   changed.earn_multiplier)
+                                   changed.earn_multiplier, changed.changed_at)
 
 
 ACTORS: list[ActorSpec] = [

@@ -177,12 +177,16 @@ async def entries(conn: asyncpg.Connection, tenant_id: str, member_id: str,
 
 
 async def set_multiplier(conn: asyncpg.Connection, tenant_id: str, member_id: str,
-                         multiplier: float) -> None:
+                         multiplier: float, at: datetime) -> None:
+    """Sets the multiplier as of ``at``; a setting older than the current one is ignored."""
     await conn.execute(
-        "INSERT INTO points.members (tenant_id, member_id, earn_multiplier) VALUES ($1, $2, $3)"
-        " ON CONFLICT (tenant_id, member_id)"
-        " DO UPDATE SET earn_multiplier = EXCLUDED.earn_multiplier",
-        tenant_id, member_id, multiplier)
+        "INSERT INTO points.members (tenant_id, member_id, earn_multiplier, multiplier_set_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, member_id)"
+        " DO UPDATE SET earn_multiplier = EXCLUDED.earn_multiplier,"
+        " multiplier_set_at = EXCLUDED.multiplier_set_at"
+        " WHERE points.members.multiplier_set_at IS NULL"
+        " OR points.members.multiplier_set_at <= EXCLUDED.multiplier_set_at",
+        tenant_id, member_id, multiplier, at)
 
 
 async def ledger_problems(conn: asyncpg.Connection,

@@ -17,6 +17,7 @@ log = logging.getLogger("fuli.tiers.actors")
 
 QUEUE = "tiers"
 BATCH = 1000
+ROLL_LOOKBACK_DAYS = 31
 
 
 async def apply_points_event(body: str) -> None:
@@ -39,13 +40,19 @@ async def record_activity(body: str) -> None:
 
 
 async def roll_windows(at: str | None = None) -> None:
-    """Re-evaluate members of windowed threshold policies: spend older than the window stops
-    counting without any new event. ``at`` (RFC 3339) evaluates as of another time."""
+    """Re-evaluate members of windowed threshold policies whose spend or points just left the
+    window (or whose grace is running): they move without any new event. ``at`` (RFC 3339)
+    evaluates as of another time. Days that left the window up to ``ROLL_LOOKBACK_DAYS`` ago
+    are caught, so the hourly job may miss runs for that long."""
     resources = await WorkerContext.resources()
     now = datetime.fromisoformat(at) if at else datetime.now(UTC)
-    for row in await store.members_with_tiers(resources.pool, None, 100_000):
-        async with resources.pool.acquire() as conn, conn.transaction():
-            await evaluate(conn, row["tenant_id"], row["member_id"], now)
+    after = ("", "")
+    while rows := await store.window_candidates(resources.pool, after, now, ROLL_LOOKBACK_DAYS,
+                                                BATCH):
+        for row in rows:
+            async with resources.pool.acquire() as conn, conn.transaction():
+                await evaluate(conn, row["tenant_id"], row["member_id"], now)
+        after = (rows[-1]["tenant_id"], rows[-1]["member_id"])
 
 
 async def stratify_all() -> None:

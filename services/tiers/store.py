@@ -96,13 +96,23 @@ async def history(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
         " WHERE tenant_id = $1 AND member_id = $2 ORDER BY change_id DESC", tenant_id, member_id)
 
 
-async def members_with_tiers(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str | None,
-                             limit: int) -> list[asyncpg.Record]:
+async def window_candidates(conn: asyncpg.Connection | asyncpg.Pool, after: tuple[str, str],
+                            now: datetime, lookback_days: int,
+                            limit: int) -> list[asyncpg.Record]:
+    """Members of windowed threshold policies whose tier may have to move without a new
+    event: a grace period is running, or some of their days left the window within the last
+    ``lookback_days``. Keyset-paged by (tenant, member) after ``after``."""
     return await conn.fetch(
         "SELECT m.tenant_id, m.member_id FROM tiers.members m JOIN tiers.policies p"
-        " USING (tenant_id) WHERE ($1::text IS NULL OR m.tenant_id = $1)"
-        " AND p.policy ->> 'mode' = 'threshold' AND p.policy ? 'window_days'"
-        " ORDER BY m.tenant_id, m.member_id LIMIT $2", tenant_id, limit)
+        " USING (tenant_id) WHERE p.policy ->> 'mode' = 'threshold' AND p.policy ? 'window_days'"
+        " AND (m.tenant_id, m.member_id) > ($1, $2)"
+        " AND (m.below_since IS NOT NULL OR EXISTS (SELECT 1 FROM tiers.member_days d"
+        "  WHERE d.tenant_id = m.tenant_id AND d.member_id = m.member_id"
+        "  AND d.day <= ($3 AT TIME ZONE 'UTC')::date - (p.policy ->> 'window_days')::int"
+        "  AND d.day > ($3 AT TIME ZONE 'UTC')::date - (p.policy ->> 'window_days')::int"
+        "   - $4::int))"
+        " ORDER BY m.tenant_id, m.member_id LIMIT $5",
+        after[0], after[1], now, lookback_days, limit)
 
 
 async def stratify(conn: asyncpg.Connection, tenant_id: str, now: datetime) -> asyncpg.Record:

@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
+from proto.events import Envelope, TierChanged
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from services.runtime.worker import WorkerContext
+from services.runtime.worker import WorkerContext, service_jobs
 from services.tiers.evaluation import evaluate
 from tests.conftest import Tenant, error_code
 from tests.points.helpers import Points, uid
@@ -123,3 +125,29 @@ async def test_members_read_only_their_own_tier(
     assert (await client.get("/tiers/v1/members/alice/tier", headers=token)).status_code == 200
     assert (await client.get("/tiers/v1/members/bob/tier", headers=token)).status_code == 403
     assert (await client.get("/tiers/v1/policy", headers=token)).status_code == 403
+
+
+async def test_a_late_tier_change_does_not_undo_a_newer_multiplier(
+        client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
+        settings: Settings) -> None:
+    """TierChanged events can arrive out of order (retries, several workers): the multiplier
+    of the newest change stays."""
+    member = uid("m")
+    earlier = datetime.now(UTC) - timedelta(minutes=5)
+    changes = [TierChanged(member_id=member, tier="vip", changed_at=earlier + timedelta(minutes=1),
+                           earn_multiplier=1.5),
+               TierChanged(member_id=member, tier="member", changed_at=earlier,
+                           earn_multiplier=1.0)]
+    actor = {spec.name: spec.fn for spec in service_jobs(["points"])[0]}[
+        "points.apply_tier_multiplier"]
+    WorkerContext.configure(settings)
+    try:
+        for change in changes:  # the newer first, the older delivered late
+            await actor(msgspec.json.encode(Envelope(
+                event_id=uid("e"), tenant_id=tenant.name, service="tiers", type="TierChanged",
+                emitted_at=change.changed_at,
+                data=msgspec.Raw(msgspec.json.encode(change)))).decode())
+    finally:
+        await WorkerContext.close()
+    earned = await Points(client, tenant).event(member, "purchase", amount_cents=10_000)
+    assert earned.json()["points"] == 150
