@@ -26,8 +26,12 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Subscriber(msgspec.Struct, frozen=True):
+    """A consumer of an event type. A ``batch`` consumer receives a list of envelope bodies per
+    message (events of its types, in outbox order) and applies them in one transaction."""
+
     queue: str
     actor: str
+    batch: bool = False
 
 
 class ActionRecorded(Event, frozen=True, kw_only=True):
@@ -162,19 +166,22 @@ class TierChanged(Event, frozen=True, kw_only=True):
     earn_multiplier: float | None = None
 
 
+# The tiers consumers see every earning event: they take them in batches.
+TIER_METRICS = Subscriber("tiers", "tiers.apply_points_event", batch=True)
+TIER_ACTIVITY = Subscriber("tiers", "tiers.record_activity", batch=True)
+
 # event type -> the actors (by queue and name) that consume it. The outbox relay reads this, so a
 # relay in any process can route every event without importing the consumers.
 SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
     "TierChanged": (Subscriber("rewards", "rewards.apply_tier_changed"),
                     Subscriber("points", "points.apply_tier_multiplier")),
     "PacketMade": (Subscriber("points", "points.earn_for_red_packets"),),
-    **{name: (Subscriber("tiers", "tiers.apply_points_event"),)
+    **{name: (TIER_METRICS,)
        for name in ("PointsAwarded", "PointsSpent", "PointsExpired", "PurchaseRecorded",
                     "PointsReversed", "PointsRefunded")},
-    "PurchaseReversed": (Subscriber("tiers", "tiers.apply_points_event"),
-                         Subscriber("tiers", "tiers.record_activity")),
-    "ActionRecorded": (Subscriber("tiers", "tiers.record_activity"),),
-    "CouponUsed": (Subscriber("tiers", "tiers.record_activity"),),
+    "PurchaseReversed": (TIER_METRICS, TIER_ACTIVITY),
+    "ActionRecorded": (TIER_ACTIVITY,),
+    "CouponUsed": (TIER_ACTIVITY,),
     "PacketGrabbed": (Subscriber("points", "points.earn_for_red_packets"),),
 }
 

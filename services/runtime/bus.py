@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -11,6 +12,9 @@ import msgspec
 from proto.events import Envelope
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
+log = logging.getLogger("fuli.bus")
+
+Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,32 @@ async def first_delivery(conn: asyncpg.Connection, consumer: str, envelope: Enve
         envelope.tenant_id, consumer, envelope.event_id,
     )
     return bool(inserted)
+
+
+async def consume(pool: asyncpg.Pool, consumer: str, bodies: str | list[str],
+                  handle: Handler) -> None:
+    """Applies each envelope once (the inbox drops redeliveries). A batch goes in one
+    transaction; if that fails, each envelope gets its own, so one bad event does not hold the
+    others back, and the first failure is raised for the broker to retry the message (what was
+    applied is then skipped)."""
+    envelopes = [decode_envelope(b) for b in ([bodies] if isinstance(bodies, str) else bodies)]
+    if len(envelopes) > 1:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                for envelope in envelopes:
+                    if await first_delivery(conn, consumer, envelope):
+                        await handle(conn, envelope)
+            return
+        except Exception:
+            log.warning("batch failed; applying its events one by one",
+                        extra={"fields": {"consumer": consumer, "events": len(envelopes)}})
+    failure: Exception | None = None
+    for envelope in envelopes:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                if await first_delivery(conn, consumer, envelope):
+                    await handle(conn, envelope)
+        except Exception as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure

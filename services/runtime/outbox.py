@@ -20,6 +20,7 @@ log = logging.getLogger("fuli.outbox")
 _encoder = msgspec.json.Encoder()
 
 Enqueue = Callable[[list[dramatiq.Message]], None]
+MAX_BATCH = 200  # envelopes per message to a batch subscriber
 
 
 async def emit(conn: asyncpg.Connection, *, service: str, tenant_id: str,
@@ -54,14 +55,27 @@ def envelope_json(row: asyncpg.Record) -> str:
     return _encoder.encode(envelope).decode()
 
 
-def messages_for(row: asyncpg.Record,
-                 subscriptions: Mapping[str, Sequence[Subscriber]]) -> list[dramatiq.Message]:
-    body = envelope_json(row)
-    return [
-        dramatiq.Message(queue_name=sub.queue, actor_name=sub.actor, args=(body,), kwargs={},
-                         options={})
-        for sub in subscriptions.get(row["event_type"], ())
-    ]
+def messages_for(rows: Sequence[asyncpg.Record],
+                 subscriptions: Mapping[str, Sequence[Subscriber]],
+                 max_batch: int = MAX_BATCH) -> list[dramatiq.Message]:
+    """One message per row and subscriber, except that a batch subscriber gets the rows of its
+    types together, in outbox order, up to ``max_batch`` bodies per message."""
+    messages = []
+    batches: dict[Subscriber, list[str]] = {}
+    for row in rows:
+        body = envelope_json(row)
+        for sub in subscriptions.get(row["event_type"], ()):
+            if sub.batch:
+                batches.setdefault(sub, []).append(body)
+            else:
+                messages.append(dramatiq.Message(queue_name=sub.queue, actor_name=sub.actor,
+                                                 args=(body,), kwargs={}, options={}))
+    for sub, bodies in batches.items():
+        for start in range(0, len(bodies), max_batch):
+            messages.append(dramatiq.Message(queue_name=sub.queue, actor_name=sub.actor,
+                                             args=(bodies[start:start + max_batch],),
+                                             kwargs={}, options={}))
+    return messages
 
 
 class OutboxRelay:
@@ -84,7 +98,7 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            messages = [m for row in rows for m in messages_for(row, self._subscriptions)]
+            messages = messages_for(rows, self._subscriptions)
             if messages:
                 await asyncio.to_thread(self._enqueue, messages)
             await conn.execute("DELETE FROM fuli.outbox WHERE id = any($1::bigint[])",

@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from services.runtime.bus import ActorSpec, PeriodicJob, decode_envelope, first_delivery
+from services.runtime.bus import ActorSpec, PeriodicJob, consume
 from services.runtime.worker import WorkerContext
 from services.tiers import store
 from services.tiers.activity import apply_activity
-from services.tiers.evaluation import apply_fact, evaluate
+from services.tiers.evaluation import apply_and_evaluate, evaluate
 
 log = logging.getLogger("fuli.tiers.actors")
 
@@ -20,23 +20,14 @@ BATCH = 1000
 ROLL_LOOKBACK_DAYS = 31
 
 
-async def apply_points_event(body: str) -> None:
-    envelope = decode_envelope(body)
+async def apply_points_event(bodies: str | list[str]) -> None:
     resources = await WorkerContext.resources()
-    async with resources.pool.acquire() as conn, conn.transaction():
-        if not await first_delivery(conn, "tiers.apply_points_event", envelope):
-            return
-        member_id = await apply_fact(conn, envelope)
-        if member_id is not None:
-            await evaluate(conn, envelope.tenant_id, member_id)
+    await consume(resources.pool, "tiers.apply_points_event", bodies, apply_and_evaluate)
 
 
-async def record_activity(body: str) -> None:
-    envelope = decode_envelope(body)
+async def record_activity(bodies: str | list[str]) -> None:
     resources = await WorkerContext.resources()
-    async with resources.pool.acquire() as conn, conn.transaction():
-        if await first_delivery(conn, "tiers.record_activity", envelope):
-            await apply_activity(conn, envelope)
+    await consume(resources.pool, "tiers.record_activity", bodies, apply_activity)
 
 
 async def roll_windows(at: str | None = None) -> None:

@@ -67,6 +67,12 @@ async def apply_fact(conn: asyncpg.Connection, envelope: Envelope) -> str | None
     return None
 
 
+async def apply_and_evaluate(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    member_id = await apply_fact(conn, envelope)
+    if member_id is not None:
+        await evaluate(conn, envelope.tenant_id, member_id)
+
+
 async def evaluate(conn: asyncpg.Connection, tenant_id: str, member_id: str,
                    now: datetime | None = None) -> None:
     """Re-evaluate a member under a threshold policy (percentile tiers move in the job)."""

@@ -21,7 +21,8 @@ KEY = re.compile(r"(fuli_[0-9a-f]{16}_[A-Za-z0-9_-]{20,})")
 def test_up_serves_every_service_with_the_worker(configured_env: dict[str, str],
                                                 tmp_path: Path) -> None:
     env = {**configured_env, "FULI_DATA_DIR": str(tmp_path)}
-    created = fuli("tenant", "create", "e2e-" + os.urandom(4).hex(), env=env)
+    tenant = "e2e-" + os.urandom(4).hex()
+    created = fuli("tenant", "create", tenant, env=env)
     admin = KEY.search(created.stdout)
     assert admin, created.stdout
     server = FuliServer(env)
@@ -48,10 +49,38 @@ def test_up_serves_every_service_with_the_worker(configured_env: dict[str, str],
             assert 'fuli_http_requests_total{method="POST",route="/points/v1/member-tokens"' \
                 in metrics
             assert "fuli_outbox_lag_seconds" in metrics
+            for n in range(5):
+                event = http.post("/points/v1/events",
+                                  headers={"Authorization": f"Bearer {ingest.json()['key']}"},
+                                  json={"event_id": f"e2e-{n}", "member_id": "alice",
+                                        "action": "speak"})
+                assert event.status_code == 201, event.text
         # The worker runs beside the server: an event written to the outbox gets relayed.
         assert asyncio.run(outbox_drains(env["FULI_DATABASE_URL"]))
+        # ... and the tiers consumers, which take events in batches, applied the speaking.
+        assert asyncio.run(tiers_saw(env["FULI_DATABASE_URL"], tenant, "alice", 5))
     finally:
         assert server.stop() in (0, 143)
+
+
+async def tiers_saw(database_url: str, tenant: str, member: str, actions: int,
+                    timeout_s: float = 20) -> bool:
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            seen = await conn.fetchval(
+                "SELECT coalesce(sum(actions), 0) FROM tiers.action_days"
+                " WHERE tenant_id = $1 AND member_id = $2", tenant, member)
+            earned = await conn.fetchval(
+                "SELECT coalesce(sum(points_earned), 0) FROM tiers.member_days"
+                " WHERE tenant_id = $1 AND member_id = $2", tenant, member)
+            if seen == actions and earned == actions:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+    finally:
+        await conn.close()
 
 
 async def outbox_drains(database_url: str, timeout_s: float = 20) -> bool:

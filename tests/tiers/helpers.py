@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from proto.events import SUBSCRIPTIONS
-from services.runtime.outbox import envelope_json
+from services.runtime.outbox import messages_for
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext, service_jobs
@@ -11,8 +11,9 @@ from services.runtime.worker import WorkerContext, service_jobs
 
 async def deliver(resources: Resources, settings: Settings, tenant: str,
                   twice: bool = False) -> int:
-    """What the relay and the worker do, in this process: every outbox event of the tenant to
-    each subscriber (again and again until consumers stop emitting), then removed."""
+    """What the relay and the worker do, in this process: the tenant's outbox events as the
+    relay's messages (batches for batch subscribers) to each actor, again and again until
+    consumers stop emitting, then removed. ``twice`` delivers every message twice."""
     actors = {spec.name: spec.fn for spec in service_jobs(["points", "rewards", "tiers"])[0]}
     delivered = 0
     WorkerContext.configure(settings)
@@ -20,10 +21,9 @@ async def deliver(resources: Resources, settings: Settings, tenant: str,
         while rows := await resources.pool.fetch(
                 "SELECT id, event_id, service, tenant_id, event_type, payload, created_at"
                 " FROM fuli.outbox WHERE tenant_id = $1 ORDER BY id", tenant):
-            for row in rows:
-                for subscriber in SUBSCRIPTIONS.get(row["event_type"], ()):
-                    for _ in range(2 if twice else 1):
-                        await actors[subscriber.actor](envelope_json(row))
+            for message in messages_for(rows, SUBSCRIPTIONS):
+                for _ in range(2 if twice else 1):
+                    await actors[message.actor_name](*message.args)
             await resources.pool.execute("DELETE FROM fuli.outbox WHERE id = any($1::bigint[])",
                                          [r["id"] for r in rows])
             delivered += len(rows)
