@@ -36,10 +36,12 @@ async def open_pool(rewards: Rewards, pool_id: str, member: str) -> Any:
                                      json={"open_id": uid("o"), "member_id": member})
 
 
-async def run(settings: Settings, step: Any) -> None:
+async def run(settings: Settings, step: Any, times: int = 1) -> None:
+    """Runs a worker step, ``times`` copies of it concurrently, on one worker context (closing
+    the context after each copy would pull the pool from under the others)."""
     WorkerContext.configure(settings)
     try:
-        await step()
+        await asyncio.gather(*(step() for _ in range(times)))
     finally:
         await WorkerContext.close()
 
@@ -173,8 +175,7 @@ async def test_an_expired_packet_returns_the_remainder_to_its_maker_once(
     await resources.pool.execute(
         "UPDATE rewards.packets SET expires_at = now() - interval '1 minute'"
         " WHERE tenant_id = $1 AND packet_id = $2", rewards.tenant.name, packet_id)
-    await asyncio.gather(run(settings, actors.settle_red_packets),
-                         run(settings, actors.settle_red_packets))
+    await run(settings, actors.settle_red_packets, times=2)
     await run(settings, actors.settle_red_packets)
     assert (await rewards.points.member(maker))["available"] == 10 + 50
     view = (await rewards.client.get(f"/rewards/v1/packets/{packet_id}",
