@@ -158,6 +158,23 @@ class PacketGrabbed(Event, frozen=True, kw_only=True):
     grabbed_at: datetime
 
 
+class TeamFormed(Event, frozen=True, kw_only=True):
+    """A team-buy team reached its size."""
+
+    campaign_id: str
+    team_id: str
+    size: int
+    member_ids: list[str]
+    formed_at: datetime
+
+
+class CampaignSettled(Event, frozen=True, kw_only=True):
+    campaign_id: str
+    teams_ranked: int
+    teams_with_prizes: int
+    settled_at: datetime
+
+
 class TierChanged(Event, frozen=True, kw_only=True):
     member_id: str
     tier: str
@@ -169,6 +186,7 @@ class TierChanged(Event, frozen=True, kw_only=True):
 # The tiers consumers see every earning event: they take them in batches.
 TIER_METRICS = Subscriber("tiers", "tiers.apply_points_event", batch=True)
 TIER_ACTIVITY = Subscriber("tiers", "tiers.record_activity", batch=True)
+TEAM_SCORES = Subscriber("rewards", "rewards.apply_team_purchases", batch=True)
 
 # event type -> the actors (by queue and name) that consume it. The outbox relay reads this, so a
 # relay in any process can route every event without importing the consumers.
@@ -177,9 +195,10 @@ SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
                     Subscriber("points", "points.apply_tier_multiplier")),
     "PacketMade": (Subscriber("points", "points.earn_for_red_packets"),),
     **{name: (TIER_METRICS,)
-       for name in ("PointsAwarded", "PointsSpent", "PointsExpired", "PurchaseRecorded",
-                    "PointsReversed", "PointsRefunded")},
-    "PurchaseReversed": (TIER_METRICS, TIER_ACTIVITY),
+       for name in ("PointsAwarded", "PointsSpent", "PointsExpired", "PointsReversed",
+                    "PointsRefunded")},
+    "PurchaseRecorded": (TIER_METRICS, TEAM_SCORES),
+    "PurchaseReversed": (TIER_METRICS, TIER_ACTIVITY, TEAM_SCORES),
     "ActionRecorded": (TIER_ACTIVITY,),
     "CouponUsed": (TIER_ACTIVITY,),
     "PacketGrabbed": (Subscriber("points", "points.earn_for_red_packets"),),
@@ -190,7 +209,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (ActionRecorded, PointsAwarded, PointsSpent, PurchaseRecorded, PurchaseReversed,
                 PointsReversed, PointsRefunded, PointsExpired, RedemptionCompleted,
                 RedemptionCancelled, CouponUsed, CouponTransferred, PacketMade, PacketGrabbed,
-                TierChanged)
+                TeamFormed, CampaignSettled, TierChanged)
 }
 
 

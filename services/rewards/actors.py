@@ -1,5 +1,6 @@
 """Background work of the rewards service: finishing redemptions a crash left half-way, keeping
-the Redis stock mirror in step, and members' tiers from the tiers service."""
+the Redis stock mirror and team-buy leaderboards in step, team-buy scores and settlement, and
+members' tiers from the tiers service."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from proto.events import TierChanged
-from services.rewards import store
+from services.rewards import store, team_buy, team_store
 from services.rewards.boxes import HOLD_EXPIRES_S as DRAW_HOLD_EXPIRES_S
 from services.rewards.boxes import Drawer
+from services.rewards.leaderboard import Leaderboards
 from services.rewards.points_client import PointsClient, PointsUnavailable
 from services.rewards.red_packets import RedPackets
 from services.rewards.redemptions import HOLD_EXPIRES_S, Redeemer
 from services.rewards.stock import StockMirror
-from services.runtime.bus import ActorSpec, PeriodicJob, decode_envelope, first_delivery
+from services.runtime.bus import (
+    ActorSpec,
+    PeriodicJob,
+    consume,
+    decode_envelope,
+    first_delivery,
+)
 from services.runtime.errors import FuliError
 from services.runtime.resources import Resources
 from services.runtime.worker import WorkerContext
@@ -116,16 +124,50 @@ async def apply_tier_changed(body: str) -> None:
                                         changed.tier, changed.changed_at)
 
 
+async def apply_team_purchases(bodies: str | list[str]) -> None:
+    """Purchases and refunds into team-buy scores, then onto the leaderboards."""
+    resources = await WorkerContext.resources()
+    changes = team_buy.ScoreChanges()
+    try:
+        await consume(resources.pool, "rewards.apply_team_purchases", bodies, changes.apply)
+    finally:
+        await changes.publish(Leaderboards(resources.redis))
+
+
+async def settle_campaigns() -> None:
+    """Settle team-buy campaigns past their end and grace, and finish interrupted ones."""
+    resources = await WorkerContext.resources()
+    points = worker_points_client(resources)
+    now = datetime.now(UTC)
+    for row in await team_store.due_campaigns(resources.pool, now):
+        await _quietly(team_buy.settle(resources.pool, points, row["tenant_id"],
+                                       row["campaign_id"], now),
+                       f"campaign {row['campaign_id']}")
+
+
+async def sync_leaderboards() -> None:
+    """Republish open campaigns' boards from PostgreSQL (after a flush, or missed writes)."""
+    resources = await WorkerContext.resources()
+    boards = Leaderboards(resources.redis)
+    for row in await team_store.open_campaigns(resources.pool):
+        await boards.rebuild(resources.pool, row["tenant_id"], row["campaign_id"])
+
+
 ACTORS: list[ActorSpec] = [
     ActorSpec("rewards.recover_redemptions", QUEUE, recover_redemptions, max_retries=3),
     ActorSpec("rewards.recover_draws", QUEUE, recover_draws, max_retries=3),
     ActorSpec("rewards.settle_red_packets", QUEUE, settle_red_packets, max_retries=3),
     ActorSpec("rewards.sync_stock", QUEUE, sync_stock, max_retries=3),
     ActorSpec("rewards.apply_tier_changed", QUEUE, apply_tier_changed),
+    ActorSpec("rewards.apply_team_purchases", QUEUE, apply_team_purchases),
+    ActorSpec("rewards.settle_campaigns", QUEUE, settle_campaigns, max_retries=3),
+    ActorSpec("rewards.sync_leaderboards", QUEUE, sync_leaderboards, max_retries=3),
 ]
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("rewards.recover_redemptions", QUEUE, every_s=10),
     PeriodicJob("rewards.recover_draws", QUEUE, every_s=10),
     PeriodicJob("rewards.settle_red_packets", QUEUE, every_s=10),
     PeriodicJob("rewards.sync_stock", QUEUE, every_s=30),
+    PeriodicJob("rewards.settle_campaigns", QUEUE, every_s=30),
+    PeriodicJob("rewards.sync_leaderboards", QUEUE, every_s=60),
 ]

@@ -101,9 +101,14 @@ class PointsClient:
 
     async def grant(self, tenant_id: str, grant_id: str, member_id: str, points: int,
                     reason: str) -> PointsAnswer:
+        return await self.grant_each(tenant_id, grant_id, [member_id], points, reason)
+
+    async def grant_each(self, tenant_id: str, grant_id: str, member_ids: list[str],
+                         points: int, reason: str) -> PointsAnswer:
+        """The same points to each member, in one grant (all or nothing)."""
         return await self._post(tenant_id, "/grants", {
             "grant_id": grant_id, "reason": reason,
-            "items": [{"member_id": member_id, "points": points}]})
+            "items": [{"member_id": member_id, "points": points} for member_id in member_ids]})
 
     async def move(self, tenant_id: str, move_id: str, from_member: str, to_member: str,
                    points: int, reason: str) -> PointsAnswer:

@@ -1,0 +1,64 @@
+"""Pure rules of team-buy campaigns: what a valid campaign is, campaign times, prizes by rank,
+and how the leaderboard's order is written into a Redis sorted set."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from proto.team_buy import CampaignIn, Prize
+from services.runtime.errors import ValidationFailed
+
+# Sorted-set members are "<reached_at in µs, zero-padded>:<team id>" with score = -cents: Redis
+# orders equal scores by member bytes, so ZRANGE gives score high first, then earlier reach,
+# then team id -- the ranking PostgreSQL computes.
+REACH_DIGITS = 17
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def localise(at: datetime, time_zone: str) -> datetime:
+    """Campaign times without an offset are the tenant's local times."""
+    return at.replace(tzinfo=ZoneInfo(time_zone)) if at.tzinfo is None else at
+
+
+def validate_campaign(body: CampaignIn, starts_at: datetime, ends_at: datetime) -> None:
+    if ends_at <= starts_at:
+        raise ValidationFailed("ends_at must be after starts_at", field="ends_at")
+    if len(set(body.team_sizes)) != len(body.team_sizes):
+        raise ValidationFailed("team sizes must be distinct", field="team_sizes")
+    ordered = sorted(body.prizes, key=lambda p: p.rank_from)
+    for index, prize in enumerate(ordered):
+        if prize.rank_to < prize.rank_from:
+            raise ValidationFailed("rank_to must not be below rank_from", field="prizes")
+        if prize.points is None and prize.sku is None:
+            raise ValidationFailed("a prize needs points, a sku or both", field="prizes")
+        if index and prize.rank_from <= ordered[index - 1].rank_to:
+            raise ValidationFailed("prize rank ranges overlap", field="prizes",
+                                   details={"ranks": [ordered[index - 1].rank_from,
+                                                      ordered[index - 1].rank_to,
+                                                      prize.rank_from, prize.rank_to]})
+
+
+def prize_for(rank: int, prizes: list[Prize]) -> Prize | None:
+    return next((p for p in prizes if p.rank_from <= rank <= p.rank_to), None)
+
+
+def board_member(team_id: str, reached_at: datetime) -> str:
+    micros = (reached_at - EPOCH) // timedelta(microseconds=1)
+    return f"{micros:0{REACH_DIGITS}d}:{team_id}"
+
+
+def team_of(board_member_: str) -> str:
+    return board_member_.split(":", 1)[1]
+
+
+def encode_cursor(offset: int) -> str:
+    return str(offset)
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit() or len(cursor) > 9:
+        raise ValidationFailed("bad cursor", field="cursor")
+    return int(cursor)
