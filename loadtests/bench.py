@@ -103,7 +103,7 @@ class Stack:
         )
         self._log = open(log_path, "w")  # closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.runtime.cli", "up"], cwd=REPO, env=env,
+            [sys.executable, "-m", "services.composition.cli", "up"], cwd=REPO, env=env,
             stdout=subprocess.PIPE, stderr=self._log, text=True)
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()

@@ -5,7 +5,6 @@ Tests are isolated by tenant: each test that needs one gets a fresh tenant and i
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,15 +13,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
-import msgspec
 import pytest
 
-from services.runtime import tenants
+from services.composition.registry import MIGRATIONS, SERVICES
 from services.runtime.embedded import EmbeddedServers
 from services.runtime.migrations import migrate
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings, load_settings
 from services.runtime.stack import Stack
+from tests.support.api import Tenant, make_tenant
 
 TEST_RATE_LIMITS = "key.default=10000000/60,key.events=10000000/60,member.default=1000000/60"
 
@@ -93,7 +92,7 @@ def settings(servers: SessionServers) -> Settings:
 @pytest.fixture(scope="session")
 async def resources(settings: Settings) -> AsyncIterator[Resources]:
     conn = await asyncpg.connect(settings.database_url)
-    await migrate(conn)
+    await migrate(conn, MIGRATIONS)
     await conn.close()
     opened = await Resources.open(settings)
     yield opened
@@ -101,10 +100,11 @@ async def resources(settings: Settings) -> AsyncIterator[Resources]:
 
 
 @pytest.fixture(scope="session")
-def stack(settings: Settings, resources: Resources) -> Stack:
-    app = Stack(settings)
-    app.attach(resources)
-    return app
+async def stack(settings: Settings, resources: Resources) -> AsyncIterator[Stack]:
+    app = Stack(settings, SERVICES)
+    await app.open(resources)
+    yield app
+    await app.close()
 
 
 @pytest.fixture
@@ -114,45 +114,9 @@ async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@dataclass(frozen=True)
-class Tenant:
-    name: str
-    admin: str
-    operator: str
-    ingest: str
-
-    @staticmethod
-    def headers(key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key}"}
-
-
-async def make_tenant(pool: asyncpg.Pool, time_zone: str = "Asia/Shanghai") -> Tenant:
-    name = f"t-{secrets.token_hex(6)}"
-    async with pool.acquire() as conn:
-        admin = await tenants.create_tenant(conn, name, time_zone)
-        operator = await tenants.create_key(conn, name, "operator")
-        ingest = await tenants.create_key(conn, name, "ingest")
-    return Tenant(name, admin.key, operator.key, ingest.key)
-
-
 @pytest.fixture
 async def tenant(resources: Resources) -> Tenant:
     return await make_tenant(resources.pool)
-
-
-async def member_token(client: httpx.AsyncClient, tenant: Tenant, member_id: str,
-                       ttl_s: int = 600) -> str:
-    response = await client.post("/points/v1/member-tokens", headers=tenant.headers(tenant.ingest),
-                                 json={"member_id": member_id, "ttl_s": ttl_s})
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
-
-
-def error_code(response: httpx.Response) -> str:
-    body = msgspec.json.decode(response.content)
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    return str(body["error"]["code"])
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, Response, get, post, put
-from litestar.openapi import ResponseSpec
+from litestar import Controller, Response, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from proto import points as p
 from services.points import ledger, store
 from services.points.group_commit import EventCommitter
-from services.runtime.app import json_response
+from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
 
@@ -23,30 +23,11 @@ Cursor = Annotated[str | None, Parameter(max_length=64)]
 EVENTS = {"rate_group": "events"}
 
 
-def body(status: int, struct: type) -> dict[int, ResponseSpec]:
-    """Documents the body of handlers that answer with stored (replayable) bytes."""
-    return {status: ResponseSpec(data_container=struct, description=struct.__doc__ or "",
-                                 generate_examples=False)}
-
-
 WRITE = {"rate_group": "write"}
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def event_committer(request: Request[Any, Any, Any]) -> EventCommitter:
-    """One group committer per app, on the app's pool."""
-    state = request.app.state
-    committer = state.get("event_committer")
-    if committer is None:
-        resources = state.resources
-        grouped = resources.settings.event_group_commit
-        committer = state["event_committer"] = EventCommitter(
-            resources.pool, max_group=200 if grouped else 1,
-            max_in_flight=4 if grouped else resources.settings.db_pool_max)
-    return committer  # type: ignore[no-any-return]
 
 
 class RulesController(Controller):
@@ -73,13 +54,12 @@ class EventsController(Controller):
     tags = ["events"]
 
     @post(guards=[allow("ingest")], opt=EVENTS, status_code=201,
-          responses=body(201, p.EventResult))
+          responses=replayable(201, p.EventResult))
     async def record_event(self, data: JSONBody[p.EventIn], principal: PrincipalDep,
-                           request: Request[Any, Any, Any]) -> Response[bytes]:
+                           committer: NamedDependency[EventCommitter]) -> Response[bytes]:
         """Record a member action and award points by its rule; idempotent by ``event_id``."""
-        outcome = await ledger.record_event(event_committer(request), principal.tenant_id, data,
-                                            now())
-        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+        outcome = await ledger.record_event(committer, principal.tenant_id, data, now())
+        return outcome_response(outcome)
 
     @post("/batch", guards=[allow("ingest")], opt=EVENTS, status_code=200)
     async def record_batch(self, data: JSONBody[p.EventBatchIn], principal: PrincipalDep,
@@ -89,13 +69,13 @@ class EventsController(Controller):
             return await ledger.record_batch(conn, principal.tenant_id, data, now())
 
     @post("/{event_id:str}/reversal", guards=[allow("ingest")], opt=WRITE, status_code=201,
-          responses=body(201, p.Reversal))
+          responses=replayable(201, p.Reversal))
     async def reverse(self, event_id: PathId, data: JSONBody[p.ReversalIn],
                       principal: PrincipalDep, resources: ResourcesDep) -> Response[bytes]:
         """Refund: claw back the event's points (pro rata for a partial refund) and its spend."""
         async with resources.pool.acquire() as conn:
             outcome = await ledger.reverse_event(conn, principal.tenant_id, event_id, data, now())
-        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+        return outcome_response(outcome)
 
 
 class MembersController(Controller):
@@ -132,16 +112,16 @@ class HoldsController(Controller):
     tags = ["holds"]
 
     @post(guards=[allow("ingest")], opt=WRITE, status_code=201,
-          responses=body(201, p.Hold))
+          responses=replayable(201, p.Hold))
     async def place(self, data: JSONBody[p.HoldIn], principal: PrincipalDep,
                     resources: ResourcesDep) -> Response[bytes]:
         """Reserve points for a two-phase spend; a pending hold times out to void."""
         async with resources.pool.acquire() as conn:
             outcome = await ledger.place_hold(conn, principal.tenant_id, data, now())
-        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+        return outcome_response(outcome)
 
     @post("/{hold_id:str}/capture", guards=[allow("ingest")], opt=WRITE, status_code=200,
-          responses=body(200, p.Hold))
+          responses=replayable(200, p.Hold))
     async def capture(self, hold_id: PathId, principal: PrincipalDep,
                       resources: ResourcesDep,
                       data: JSONBody[p.SettleIn | None] = None) -> Response[bytes]:
@@ -149,20 +129,20 @@ class HoldsController(Controller):
         return await self._settle(hold_id, "capture", data, principal.tenant_id, resources)
 
     @post("/{hold_id:str}/void", guards=[allow("ingest")], opt=WRITE, status_code=200,
-          responses=body(200, p.Hold))
+          responses=replayable(200, p.Hold))
     async def void(self, hold_id: PathId, principal: PrincipalDep, resources: ResourcesDep,
                    data: JSONBody[p.SettleIn | None] = None) -> Response[bytes]:
         """Release the held points back to available."""
         return await self._settle(hold_id, "void", data, principal.tenant_id, resources)
 
     @post("/{hold_id:str}/refund", guards=[allow("ingest")], opt=WRITE, status_code=201,
-          responses=body(201, p.Refund))
+          responses=replayable(201, p.Refund))
     async def refund(self, hold_id: PathId, data: JSONBody[p.RefundIn],
                      principal: PrincipalDep, resources: ResourcesDep) -> Response[bytes]:
         """Give a captured hold back whole, once, into the lots it came from."""
         async with resources.pool.acquire() as conn:
             outcome = await ledger.refund_hold(conn, principal.tenant_id, hold_id, data, now())
-        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+        return outcome_response(outcome)
 
     @staticmethod
     async def _settle(hold_id: str, action: str, data: p.SettleIn | None, tenant_id: str,
@@ -170,48 +150,48 @@ class HoldsController(Controller):
         async with resources.pool.acquire() as conn:
             outcome = await ledger.settle_hold(conn, tenant_id, hold_id, action,
                                                data or p.SettleIn(), now())
-        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+        return outcome_response(outcome)
 
 
 class SpendController(Controller):
     tags = ["debits", "grants"]
 
     @post("/debits", guards=[allow("ingest")], opt=WRITE, status_code=201,
-          responses=body(201, p.Debit))
+          responses=replayable(201, p.Debit))
     async def debit(self, data: JSONBody[p.DebitIn], principal: PrincipalDep,
                     resources: ResourcesDep) -> Response[bytes]:
         """Spend points at once; 409 insufficient_points shows what is available."""
         async with resources.pool.acquire() as conn:
             outcome = await ledger.debit(conn, principal.tenant_id, data, now())
-        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+        return outcome_response(outcome)
 
     @post("/moves", guards=[allow("ingest")], opt=WRITE, status_code=201,
-          responses=body(201, p.Move))
+          responses=replayable(201, p.Move))
     async def move(self, data: JSONBody[p.MoveIn], principal: PrincipalDep,
                    resources: ResourcesDep) -> Response[bytes]:
         """Move points from one member to another (red packets): spent by the sender, a new
         lot for the receiver."""
         async with resources.pool.acquire() as conn:
             outcome = await ledger.move_points(conn, principal.tenant_id, data, now())
-        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+        return outcome_response(outcome)
 
     @post("/retirements", guards=[allow("operator")], opt=WRITE, status_code=201,
-          responses=body(201, p.Retirement))
+          responses=replayable(201, p.Retirement))
     async def retire(self, data: JSONBody[p.RetirementIn], principal: PrincipalDep,
                      resources: ResourcesDep) -> Response[bytes]:
         """Give a member's points back to the issuance account (an ended pool's escrow)."""
         async with resources.pool.acquire() as conn:
             outcome = await ledger.retire_points(conn, principal.tenant_id, data, now())
-        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+        return outcome_response(outcome)
 
     @post("/grants", guards=[allow("operator")], opt=WRITE, status_code=201,
-          responses=body(201, p.Grant))
+          responses=replayable(201, p.Grant))
     async def grant(self, data: JSONBody[p.GrantIn], principal: PrincipalDep,
                     resources: ResourcesDep) -> Response[bytes]:
         """Issue points to up to 10 000 members, all or nothing; audited."""
         async with resources.pool.acquire() as conn:
             outcome = await ledger.grant(conn, principal.tenant_id, principal.key_id, data, now())
-        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+        return outcome_response(outcome)
 
     @get("/ledger/check", guards=[allow("admin")])
     async def check(self, principal: PrincipalDep, resources: ResourcesDep) -> p.LedgerCheck:

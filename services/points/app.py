@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
-from litestar import Litestar, Router
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from litestar import Router
 
 from services.points.api import CONTROLLERS
+from services.points.group_commit import EventCommitter
 from services.runtime.access_api import AccessController
-from services.runtime.app import create_service_app
-from services.runtime.settings import Settings
-
-SERVICE = "points"
+from services.runtime.resources import Resources
+from services.runtime.service import Peers, ServiceSpec
 
 
-def create_app(settings: Settings, *, standalone: bool = True) -> Litestar:
-    return create_service_app(
-        service=SERVICE,
-        settings=settings,
-        route_handlers=[Router(path="/points/v1", route_handlers=[AccessController, *CONTROLLERS])],
-        description="Earning rules, events, the double-entry ledger, holds, debits and grants.",
-        standalone=standalone,
-    )
+@dataclass(frozen=True)
+class PointsComponents:
+    committer: EventCommitter
+
+
+@contextlib.asynccontextmanager
+async def open_components(resources: Resources, peers: Peers) -> AsyncIterator[PointsComponents]:
+    grouped = resources.settings.event_group_commit
+    yield PointsComponents(committer=EventCommitter(
+        resources.pool, max_group=200 if grouped else 1,
+        max_in_flight=4 if grouped else resources.settings.db_pool_max))
+
+
+POINTS: ServiceSpec[PointsComponents] = ServiceSpec(
+    name="points",
+    package="services.points",
+    description="Earning rules, events, the double-entry ledger, holds, debits and grants.",
+    route_handlers=[Router(path="/points/v1", route_handlers=[AccessController, *CONTROLLERS])],
+    components=open_components,
+    provides={"committer": lambda components: components.committer},
+)

@@ -10,24 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from proto.events import TierChanged
+from proto.events import Envelope, TierChanged
 from services.rewards import store, team_buy, team_store
+from services.rewards.app import RewardsComponents
 from services.rewards.boxes import HOLD_EXPIRES_S as DRAW_HOLD_EXPIRES_S
-from services.rewards.boxes import Drawer
-from services.rewards.leaderboard import Leaderboards
-from services.rewards.points_client import PointsClient, PointsUnavailable
-from services.rewards.red_packets import RedPackets
-from services.rewards.redemptions import HOLD_EXPIRES_S, Redeemer
-from services.rewards.stock import StockMirror
-from services.runtime.bus import (
-    ActorSpec,
-    PeriodicJob,
-    consume,
-    decode_envelope,
-    first_delivery,
-)
+from services.rewards.points_client import PointsUnavailable
+from services.rewards.redemptions import HOLD_EXPIRES_S
+from services.runtime.bus import ActorSpec, PeriodicJob, consume
+from services.runtime.db import Conn
 from services.runtime.errors import FuliError
-from services.runtime.resources import Resources
 from services.runtime.worker import WorkerContext
 
 log = logging.getLogger("fuli.rewards.actors")
@@ -38,20 +29,15 @@ GRACE_S = 5  # late grabs and opens of a just-ended pool or packet land first
 BATCH = 200
 
 
-def worker_points_client(resources: Resources) -> PointsClient:
-    """One points client for the worker's resources (one in-process points app)."""
-    client = WorkerContext.extras.get("points_client")
-    if client is None:
-        client = WorkerContext.extras["points_client"] = PointsClient.for_resources(resources)
-    return client  # type: ignore[no-any-return]
+async def components() -> RewardsComponents:
+    return await WorkerContext.components("rewards", RewardsComponents)
 
 
 async def recover_redemptions() -> None:
     """Drive redemptions untouched for a while to their end. One still waiting for its hold
     after the hold's own lifetime is given up (and its hold voided if it exists)."""
     resources = await WorkerContext.resources()
-    points = worker_points_client(resources)
-    redeemer = Redeemer(resources, points, StockMirror(resources.redis))
+    redeemer = (await components()).redeemer
     now = datetime.now(UTC)
     rows = await store.unfinished_redemptions(resources.pool,
                                               now - timedelta(seconds=STUCK_AFTER_S), BATCH)
@@ -72,7 +58,7 @@ async def recover_redemptions() -> None:
 async def recover_draws() -> None:
     """Finish draws a crash or an unreachable points service left half-way."""
     resources = await WorkerContext.resources()
-    drawer = Drawer(resources, worker_points_client(resources))
+    drawer = (await components()).drawer
     now = datetime.now(UTC)
     for row in await store.unfinished_draws(resources.pool,
                                             now - timedelta(seconds=STUCK_AFTER_S), BATCH):
@@ -87,7 +73,7 @@ async def settle_red_packets() -> None:
     """Finish opens left half-way, return ended pools' remainders to the issuance account and
     expired packets' remainders to their makers."""
     resources = await WorkerContext.resources()
-    red = RedPackets(resources, worker_points_client(resources))
+    red = (await components()).red_packets
     now = datetime.now(UTC)
     for row in await store.reserved_opens(resources.pool,
                                           now - timedelta(seconds=STUCK_AFTER_S), BATCH):
@@ -111,17 +97,19 @@ async def _quietly(step: Awaitable[object], what: str) -> None:
 async def sync_stock() -> None:
     """Republish every perk's stock to Redis (after a flush, or missed writes)."""
     resources = await WorkerContext.resources()
-    await StockMirror(resources.redis).sync_all(resources.pool)
+    await (await components()).redeemer.stock.sync_all(resources.pool)
 
 
-async def apply_tier_changed(body: str) -> None:
-    envelope = decode_envelope(body)
-    changed = msgspec.json.decode(envelope.data, type=TierChanged)
+async def apply_tier_changed(bodies: str | list[str]) -> None:
+    """Members' tiers, as the tiers service announces them, for perk eligibility."""
     resources = await WorkerContext.resources()
-    async with resources.pool.acquire() as conn, conn.transaction():
-        if await first_delivery(conn, "rewards.apply_tier_changed", envelope):
-            await store.set_member_tier(conn, envelope.tenant_id, changed.member_id,
-                                        changed.tier, changed.changed_at)
+    await consume(resources.pool, "rewards.apply_tier_changed", bodies, _record_tier)
+
+
+async def _record_tier(conn: Conn, envelope: Envelope) -> None:
+    changed = msgspec.json.decode(envelope.data, type=TierChanged)
+    await store.set_member_tier(conn, envelope.tenant_id, changed.member_id, changed.tier,
+                                changed.changed_at)
 
 
 async def apply_team_purchases(bodies: str | list[str]) -> None:
@@ -131,13 +119,13 @@ async def apply_team_purchases(bodies: str | list[str]) -> None:
     try:
         await consume(resources.pool, "rewards.apply_team_purchases", bodies, changes.apply)
     finally:
-        await changes.publish(Leaderboards(resources.redis))
+        await changes.publish((await components()).boards)
 
 
 async def settle_campaigns() -> None:
     """Settle team-buy campaigns past their end and grace, and finish interrupted ones."""
     resources = await WorkerContext.resources()
-    points = worker_points_client(resources)
+    points = (await components()).points
     now = datetime.now(UTC)
     for row in await team_store.due_campaigns(resources.pool, now):
         await _quietly(team_buy.settle(resources.pool, points, row["tenant_id"],
@@ -148,7 +136,7 @@ async def settle_campaigns() -> None:
 async def sync_leaderboards() -> None:
     """Republish open campaigns' boards from PostgreSQL (after a flush, or missed writes)."""
     resources = await WorkerContext.resources()
-    boards = Leaderboards(resources.redis)
+    boards = (await components()).boards
     for row in await team_store.open_campaigns(resources.pool):
         await boards.rebuild(resources.pool, row["tenant_id"], row["campaign_id"])
 

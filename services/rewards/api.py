@@ -7,15 +7,14 @@ import binascii
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Response, get, post, put
+from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from proto import rewards as r
 from services.rewards import domain, store, wallet
-from services.rewards.points_client import shared_points_client
 from services.rewards.redemptions import Redeemer, perk_rules
-from services.rewards.stock import StockMirror
 from services.runtime.app import json_response
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
@@ -33,17 +32,6 @@ def now() -> datetime:
 def body(status: int, struct: type) -> dict[int, ResponseSpec]:
     return {status: ResponseSpec(data_container=struct, description=struct.__doc__ or "",
                                  generate_examples=False)}
-
-
-def redeemer(request: Request[Any, Any, Any]) -> Redeemer:
-    """One redeemer (points client, stock mirror) per app, on the app's resources."""
-    state = request.app.state
-    found = state.get("redeemer")
-    if found is None:
-        resources = state.resources
-        found = state["redeemer"] = Redeemer(resources, shared_points_client(state),
-                                             StockMirror(resources.redis))
-    return found  # type: ignore[no-any-return]
 
 
 def perk_out(row: Any, eligibility: r.Eligibility | None = None) -> r.Perk:
@@ -78,13 +66,13 @@ class PerksController(Controller):
 
     @put("/{sku:str}", guards=[allow("operator")])
     async def put_perk(self, sku: PathId, data: JSONBody[r.PerkIn], principal: PrincipalDep,
-                       request: Request[Any, Any, Any], resources: ResourcesDep) -> r.Perk:
+                       redeemer: NamedDependency[Redeemer], resources: ResourcesDep) -> r.Perk:
         """Create or replace a perk. ``stock`` is what is left to redeem from now on."""
         if data.starts_at and data.ends_at and data.ends_at <= data.starts_at:
             raise ValidationFailed("ends_at must be after starts_at", field="ends_at")
         async with resources.pool.acquire() as conn:
             row = await store.put_perk(conn, principal.tenant_id, sku, data)
-        await redeemer(request).stock.publish(principal.tenant_id, sku, row)
+        await redeemer.stock.publish(principal.tenant_id, sku, row)
         return perk_out({**dict(row), "codes_available": None})
 
     @get(guards=[allow("operator", "ingest", member=True)])
@@ -138,10 +126,10 @@ class RedemptionsController(Controller):
     @post("/redemptions", guards=[allow("ingest", member=True)], opt=WRITE, status_code=201,
           responses=body(201, r.Redemption))
     async def redeem(self, data: JSONBody[r.RedemptionIn], principal: PrincipalDep,
-                     request: Request[Any, Any, Any]) -> Response[bytes]:
+                     redeemer: NamedDependency[Redeemer]) -> Response[bytes]:
         """Spend points on a perk: hold, reserve stock and allowance, capture; or nothing."""
         principal.require_member(data.member_id)
-        outcome = await redeemer(request).redeem(principal.tenant_id, data, now())
+        outcome = await redeemer.redeem(principal.tenant_id, data, now())
         return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
 
     @get("/members/{member_id:str}/redemptions", guards=[allow("ingest", "operator",
@@ -172,16 +160,16 @@ class RedemptionsController(Controller):
     @post("/redemptions/{redemption_id:str}/cancel", guards=[allow("operator")], opt=WRITE,
           status_code=200)
     async def cancel(self, redemption_id: PathId, principal: PrincipalDep,
-                     request: Request[Any, Any, Any]) -> r.Redemption:
+                     redeemer: NamedDependency[Redeemer]) -> r.Redemption:
         """Refund the points (once, through the points service) and put the stock back."""
-        return await redeemer(request).cancel(principal.tenant_id, redemption_id)
+        return await redeemer.cancel(principal.tenant_id, redemption_id)
 
     @post("/redemptions/{redemption_id:str}/fulfil", guards=[allow("operator")], opt=WRITE,
           status_code=200)
     async def fulfil(self, redemption_id: PathId, principal: PrincipalDep,
-                     request: Request[Any, Any, Any]) -> r.Redemption:
+                     redeemer: NamedDependency[Redeemer]) -> r.Redemption:
         """Mark a manual perk's redemption as fulfilled by operations."""
-        return await redeemer(request).fulfil(principal.tenant_id, redemption_id)
+        return await redeemer.fulfil(principal.tenant_id, redemption_id)
 
 
 class WalletController(Controller):

@@ -2,24 +2,57 @@
 
 from __future__ import annotations
 
-from litestar import Litestar, Router
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from litestar import Router
 
 from services.rewards.api import CONTROLLERS
+from services.rewards.boxes import Drawer
 from services.rewards.boxes_api import BoxesController
+from services.rewards.leaderboard import Leaderboards
+from services.rewards.points_client import PointsClient
+from services.rewards.red_packets import RedPackets
 from services.rewards.red_packets_api import RedPacketsController
+from services.rewards.redemptions import Redeemer
+from services.rewards.stock import StockMirror
 from services.rewards.team_buy_api import TeamBuyController
-from services.runtime.app import create_service_app
-from services.runtime.settings import Settings
-
-SERVICE = "rewards"
+from services.runtime.resources import Resources
+from services.runtime.service import Peers, ServiceSpec
 
 
-def create_app(settings: Settings, *, standalone: bool = True) -> Litestar:
-    return create_service_app(
-        service=SERVICE,
-        settings=settings,
-        route_handlers=[Router(path="/rewards/v1", route_handlers=[
-            *CONTROLLERS, BoxesController, RedPacketsController, TeamBuyController])],
-        description="Everything members spend points on, and team-buy leaderboards.",
-        standalone=standalone,
-    )
+@dataclass(frozen=True)
+class RewardsComponents:
+    points: PointsClient
+    redeemer: Redeemer
+    drawer: Drawer
+    red_packets: RedPackets
+    boards: Leaderboards
+
+
+@contextlib.asynccontextmanager
+async def open_components(resources: Resources,
+                          peers: Peers) -> AsyncIterator[RewardsComponents]:
+    points = PointsClient.connect(resources, peers)
+    try:
+        yield RewardsComponents(
+            points=points,
+            redeemer=Redeemer(resources, points, StockMirror(resources.redis)),
+            drawer=Drawer(resources, points),
+            red_packets=RedPackets(resources, points),
+            boards=Leaderboards(resources.redis))
+    finally:
+        await points.close()
+
+
+REWARDS: ServiceSpec[RewardsComponents] = ServiceSpec(
+    name="rewards",
+    package="services.rewards",
+    description="Everything members spend points on, and team-buy leaderboards.",
+    route_handlers=[Router(path="/rewards/v1", route_handlers=[
+        *CONTROLLERS, BoxesController, RedPacketsController, TeamBuyController])],
+    components=open_components,
+    provides={"redeemer": lambda c: c.redeemer, "drawer": lambda c: c.drawer,
+              "red_packets": lambda c: c.red_packets, "boards": lambda c: c.boards},
+)

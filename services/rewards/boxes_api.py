@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Response, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from proto import rewards as r
 from services.rewards import draws, store
 from services.rewards.boxes import Drawer
-from services.rewards.points_client import shared_points_client
 from services.runtime.app import json_response
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
@@ -20,15 +20,6 @@ from services.runtime.errors import NotFound, ValidationFailed
 from services.runtime.idempotency import run_once
 
 WRITE = {"rate_group": "write"}
-
-
-def drawer(request: Request[Any, Any, Any]) -> Drawer:
-    state = request.app.state
-    found = state.get("drawer")
-    if found is None:
-        resources = state.resources
-        found = state["drawer"] = Drawer(resources, shared_points_client(state))
-    return found  # type: ignore[no-any-return]
 
 
 def validate_box(box: r.BoxIn) -> None:
@@ -73,10 +64,10 @@ class BoxesController(Controller):
     @post("/boxes/{box_id:str}/draws", guards=[allow("ingest", member=True)], opt=WRITE,
           status_code=201)
     async def draw(self, box_id: PathId, data: JSONBody[r.DrawIn], principal: PrincipalDep,
-                   request: Request[Any, Any, Any]) -> Response[bytes]:
+                   drawer: NamedDependency[Drawer]) -> Response[bytes]:
         """Draw once, paid with a ticket or points; idempotent by ``draw_id``."""
         principal.require_member(data.member_id)
-        outcome = await drawer(request).draw(principal.tenant_id, box_id, data,
+        outcome = await drawer.draw(principal.tenant_id, box_id, data,
                                              datetime.now(UTC))
         return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
 

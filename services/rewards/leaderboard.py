@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from services.rewards import team_store
 from services.rewards.team_buy_rules import board_member, team_of
-from services.runtime.ratelimit import load_lua
+from services.runtime.scripts import load_lua
 
 log = logging.getLogger("fuli.rewards.leaderboard")
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import msgspec
-from litestar.datastructures import State
 
 from services.runtime.errors import FuliError
 from services.runtime.resources import Resources
+from services.runtime.service import Peers
 
 TOKEN_TTL_S = 300
 TIMEOUT_S = 5.0
@@ -47,17 +47,16 @@ class PointsClient:
         self._tokens: dict[str, tuple[float, str]] = {}
 
     @classmethod
-    def for_resources(cls, resources: Resources) -> PointsClient:
+    def connect(cls, resources: Resources, peers: Peers) -> PointsClient:
+        """Over the network to FULI_POINTS_URL, else to the points app of this process."""
         url = resources.settings.points_url
         if url:
             http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=TIMEOUT_S)
-        else:
-            from services.points.app import create_app
-
-            app = create_app(resources.settings, standalone=False)
-            app.state.resources = resources
-            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+        elif "points" in peers:
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=peers["points"]),
                                      base_url="http://points.internal", timeout=TIMEOUT_S)
+        else:
+            raise RuntimeError("rewards needs the points service: set FULI_POINTS_URL")
         return cls(http, resources)
 
     async def close(self) -> None:
@@ -141,11 +140,3 @@ class PointsClient:
     async def refund(self, tenant_id: str, hold_id: str, refund_id: str) -> PointsAnswer:
         return await self._post(tenant_id, f"/holds/{hold_id}/refund", {"refund_id": refund_id})
 
-
-
-def shared_points_client(state: State) -> PointsClient:
-    """One points client per app: one in-process points app, one token cache."""
-    client = state.get("points_client")
-    if client is None:
-        client = state["points_client"] = PointsClient.for_resources(state.resources)
-    return client  # type: ignore[no-any-return]

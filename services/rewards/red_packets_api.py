@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from proto import rewards as r
 from services.rewards import store
-from services.rewards.points_client import shared_points_client
 from services.rewards.red_packets import RedPackets
 from services.runtime.app import json_response
 from services.runtime.auth import allow
@@ -19,16 +19,6 @@ from services.runtime.errors import NotFound
 
 WRITE = {"rate_group": "write"}
 LATEST_OPENS = 20
-
-
-def red_packets(request: Request[Any, Any, Any]) -> RedPackets:
-    state = request.app.state
-    found = state.get("red_packets")
-    if found is None:
-        resources = state.resources
-        found = state["red_packets"] = RedPackets(resources,
-                                                  shared_points_client(state))
-    return found  # type: ignore[no-any-return]
 
 
 def now() -> datetime:
@@ -40,9 +30,10 @@ class RedPacketsController(Controller):
 
     @post("/pools", guards=[allow("operator")], opt=WRITE, status_code=201)
     async def create_pool(self, data: JSONBody[r.PoolIn], principal: PrincipalDep,
-                          request: Request[Any, Any, Any], resources: ResourcesDep) -> r.Pool:
+                          red_packets: NamedDependency[RedPackets],
+                          resources: ResourcesDep) -> r.Pool:
         """A pool of packets funded from the issuance account; idempotent by ``pool_id``."""
-        await red_packets(request).create_pool(principal.tenant_id, data, now())
+        await red_packets.create_pool(principal.tenant_id, data, now())
         return await pool_view(resources, principal.tenant_id, data.pool_id)
 
     @get("/pools/{pool_id:str}", guards=[allow("operator", "ingest", member=True)])
@@ -54,18 +45,19 @@ class RedPacketsController(Controller):
           status_code=201)
     async def open_pool(self, pool_id: PathId, data: JSONBody[r.PoolOpenIn],
                         principal: PrincipalDep,
-                        request: Request[Any, Any, Any]) -> Response[bytes]:
+                        red_packets: NamedDependency[RedPackets]) -> Response[bytes]:
         """Open one packet: pay the opening cost, get a share; idempotent by ``open_id``."""
         principal.require_member(data.member_id)
-        outcome = await red_packets(request).open(principal.tenant_id, pool_id, data, now())
+        outcome = await red_packets.open(principal.tenant_id, pool_id, data, now())
         return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
 
     @post("/packets", guards=[allow("ingest", member=True)], opt=WRITE, status_code=201)
     async def make_packet(self, data: JSONBody[r.PacketIn], principal: PrincipalDep,
-                          request: Request[Any, Any, Any], resources: ResourcesDep) -> r.Packet:
+                          red_packets: NamedDependency[RedPackets],
+                          resources: ResourcesDep) -> r.Packet:
         """A member's red packet, paid from their points; idempotent by ``packet_id``."""
         principal.require_member(data.member_id)
-        await red_packets(request).make_packet(principal.tenant_id, data, now())
+        await red_packets.make_packet(principal.tenant_id, data, now())
         return await packet_view(resources, principal.tenant_id, data.packet_id)
 
     @get("/packets/{packet_id:str}", guards=[allow("operator", "ingest", member=True)])
@@ -76,10 +68,10 @@ class RedPacketsController(Controller):
     @post("/packets/{packet_id:str}/grabs", guards=[allow("ingest", member=True)], opt=WRITE,
           status_code=201)
     async def grab(self, packet_id: PathId, data: JSONBody[r.GrabIn], principal: PrincipalDep,
-                   request: Request[Any, Any, Any]) -> r.Grab:
+                   red_packets: NamedDependency[RedPackets]) -> r.Grab:
         """One share per member; grabbing again returns the first result."""
         principal.require_member(data.member_id)
-        return await red_packets(request).grab(principal.tenant_id, packet_id, data, now())
+        return await red_packets.grab(principal.tenant_id, packet_id, data, now())
 
 
 async def pool_view(resources: Any, tenant_id: str, pool_id: str) -> r.Pool:

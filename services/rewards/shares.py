@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import redis.asyncio as aioredis
 
-from services.runtime.ratelimit import load_lua
+from services.runtime.scripts import load_lua
 
 NEEDS_REBUILD = -3
 MEMBER_LIMIT = -2

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.rewards import store
-from services.runtime.ratelimit import load_lua
+from services.runtime.scripts import load_lua
 
 log = logging.getLogger("fuli.rewards.stock")
 

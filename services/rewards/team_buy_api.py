@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Response, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from proto import team_buy as tb
@@ -25,14 +26,6 @@ BoardCursor = Annotated[str | None, Parameter(max_length=12)]
 AroundTeam = Annotated[str | None, Parameter(min_length=1, max_length=128,
                                              pattern=r"^[A-Za-z0-9._:-]+$")]
 _encoder = msgspec.json.Encoder()
-
-
-def boards(request: Request[Any, Any, Any]) -> Leaderboards:
-    state = request.app.state
-    found = state.get("leaderboards")
-    if found is None:
-        found = state["leaderboards"] = Leaderboards(state.resources.redis)
-    return found  # type: ignore[no-any-return]
 
 
 def team_response(created: bool, team: tb.Team) -> Response[bytes]:
@@ -90,7 +83,7 @@ class TeamBuyController(Controller):
 
     @get("/leaderboard", guards=[allow("operator", "ingest", member=True)])
     async def leaderboard(self, campaign_id: PathId, principal: PrincipalDep,
-                          resources: ResourcesDep, request: Request[Any, Any, Any],
+                          resources: ResourcesDep, boards: NamedDependency[Leaderboards],
                           limit: BoardLimit = 20, cursor: BoardCursor = None,
                           around_team: AroundTeam = None) -> tb.Leaderboard:
         """Teams by score (net spend in cents), ties by earlier reach of the score, then team
@@ -98,7 +91,7 @@ class TeamBuyController(Controller):
         row of its own team."""
         tenant = principal.tenant_id
         await team_buy.require_campaign(resources.pool, tenant, campaign_id)
-        board = boards(request)
+        board = boards
         await board.ensure_built(resources.pool, tenant, campaign_id)
         offset = decode_cursor(cursor)
         if around_team is not None:
@@ -134,12 +127,12 @@ class TeamBuyController(Controller):
 
     @get("/leaderboard/members", guards=[allow("operator", "ingest", member=True)])
     async def member_board(self, campaign_id: PathId, principal: PrincipalDep,
-                           resources: ResourcesDep, request: Request[Any, Any, Any],
+                           resources: ResourcesDep, boards: NamedDependency[Leaderboards],
                            limit: BoardLimit = 20) -> tb.MemberBoard:
         """The top individual spenders (counted spend in their team), ties by member id."""
         tenant = principal.tenant_id
         await team_buy.require_campaign(resources.pool, tenant, campaign_id)
-        board = boards(request)
+        board = boards
         await board.ensure_built(resources.pool, tenant, campaign_id)
         page = await board.member_page(tenant, campaign_id, limit)
         teams = {r["member_id"]: r["team_id"] for r in

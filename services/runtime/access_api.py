@@ -9,7 +9,6 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from proto.auth import (
     KeyCreated,
     KeyCreateRequest,
-    KeyInfo,
     KeyList,
     MemberToken,
     MemberTokenRequest,
@@ -36,7 +35,7 @@ class AccessController(Controller):
     async def list_keys(self, principal: PrincipalDep, resources: ResourcesDep) -> KeyList:
         async with resources.pool.acquire() as conn:
             rows = await tenants.list_keys(conn, principal.tenant_id)
-        return KeyList(items=[KeyInfo(**dict(row)) for row in rows])
+        return KeyList(items=rows)
 
     @delete("/keys/{key_id:str}", guards=[allow("admin")], status_code=HTTP_204_NO_CONTENT)
     async def revoke_key(self, key_id: PathId, principal: PrincipalDep,

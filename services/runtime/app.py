@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.types import ControllerRouterHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -19,6 +18,7 @@ from proto.common import Health
 from services.runtime.auth import EXCLUDE_OPT, AuthMiddleware
 from services.runtime.deps import get_principal, get_resources
 from services.runtime.errors import EXCEPTION_HANDLERS
+from services.runtime.idempotency import Outcome
 from services.runtime.observability import (
     OUTBOX_LAG,
     OUTBOX_PENDING,
@@ -29,6 +29,7 @@ from services.runtime.outbox import outbox_backlog
 from services.runtime.ratelimit import RateLimitMiddleware
 from services.runtime.requests import StrictRequest
 from services.runtime.resources import Resources
+from services.runtime.service import ServiceSpec
 from services.runtime.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -81,31 +82,24 @@ def _check_every_route_guarded(app: Litestar, public_prefixes: Sequence[str]) ->
                 raise RuntimeError(f"route {route.path} has no guard")
 
 
-def create_service_app(*, service: str, settings: Settings,
-                       route_handlers: Sequence[ControllerRouterHandler],
-                       description: str, standalone: bool = True) -> Litestar:
-    """A Litestar app whose every path starts with ``/<service>``.
+def _from_components(pick: Callable[[Any], object]) -> Provide:
+    def provide(request: Request[Any, Any, Any]) -> Any:
+        return pick(request.app.state.components)
 
-    ``standalone`` apps open their own Resources in their lifespan; otherwise whoever mounts the
-    app (the one-process stack, the tests) puts Resources on ``app.state.resources``.
-    """
-    prefix = f"/{service}"
+    return Provide(provide, sync_to_thread=False)
+
+
+def create_service_app(spec: ServiceSpec[Any], settings: Settings) -> Litestar:
+    """A Litestar app whose every path starts with ``/<service>``. Its Resources and
+    components are put on ``app.state`` by the Host that runs it."""
+    prefix = f"/{spec.name}"
     docs_path = f"{prefix}/docs"
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        resources = await Resources.open(settings, application_name=f"fuli-{service}")
-        app.state.resources = resources
-        try:
-            yield
-        finally:
-            await resources.close()
-
     app = Litestar(
-        route_handlers=[*health_handlers(prefix), *route_handlers],
+        route_handlers=[*health_handlers(prefix), *spec.route_handlers],
         dependencies={
             "resources": Provide(get_resources, sync_to_thread=False),
             "principal": Provide(get_principal, sync_to_thread=False),
+            **{name: _from_components(pick) for name, pick in spec.provides.items()},
         },
         middleware=[
             RequestContextMiddleware,
@@ -114,19 +108,29 @@ def create_service_app(*, service: str, settings: Settings,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
-            title=f"fuli {service}", version=API_VERSION, description=description,
+            title=f"fuli {spec.name}", version=API_VERSION, description=spec.description,
             path=docs_path, render_plugins=[ScalarRenderPlugin()],
         ),
         request_class=StrictRequest,
         request_max_body_size=settings.max_body_bytes,
-        before_send=[response_observer(service)],
+        before_send=[response_observer(spec.name)],
         logging_config=None,
-        lifespan=[lifespan] if standalone else [],
-        state=State({"service": service}),
+        state=State({"service": spec.name}),
         debug=False,
     )
     _check_every_route_guarded(app, [docs_path])
     return app
+
+
+def replayable(status: int, struct: type) -> dict[int, ResponseSpec]:
+    """Documents the body of a handler that answers with stored (replayable) bytes."""
+    return {status: ResponseSpec(data_container=struct, description=struct.__doc__ or "",
+                                 generate_examples=False)}
+
+
+def outcome_response(outcome: Outcome) -> Response[bytes]:
+    """A stored outcome as the HTTP answer; a replay says so in ``Idempotent-Replayed``."""
+    return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
 
 
 def json_response(body: bytes, status_code: int, *, replayed: bool = False) -> Response[bytes]:

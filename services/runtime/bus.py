@@ -6,15 +6,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import asyncpg
 import msgspec
 
 from proto.events import Envelope
+from services.runtime.db import Conn, Pool
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 log = logging.getLogger("fuli.bus")
 
-Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+Handler = Callable[[Conn, Envelope], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def decode_envelope(body: str) -> Envelope:
     return _envelope_decoder.decode(body)
 
 
-async def first_delivery(conn: asyncpg.Connection, consumer: str, envelope: Envelope) -> bool:
+async def _first_delivery(conn: Conn, consumer: str, envelope: Envelope) -> bool:
     """Record that ``consumer`` applied this event; False if it already had (a redelivery).
     Call inside the transaction that applies the event."""
     inserted = await conn.fetchval(
@@ -52,9 +52,10 @@ async def first_delivery(conn: asyncpg.Connection, consumer: str, envelope: Enve
     return bool(inserted)
 
 
-async def consume(pool: asyncpg.Pool, consumer: str, bodies: str | list[str],
+async def consume(pool: Pool, consumer: str, bodies: str | list[str],
                   handle: Handler) -> None:
-    """Applies each envelope once (the inbox drops redeliveries). A batch goes in one
+    """The one way to consume bus events: applies each envelope once, in the transaction that
+    records it in the inbox (which drops redeliveries). A batch goes in one
     transaction; if that fails, each envelope gets its own, so one bad event does not hold the
     others back, and the first failure is raised for the broker to retry the message (what was
     applied is then skipped)."""
@@ -63,7 +64,7 @@ async def consume(pool: asyncpg.Pool, consumer: str, bodies: str | list[str],
         try:
             async with pool.acquire() as conn, conn.transaction():
                 for envelope in envelopes:
-                    if await first_delivery(conn, consumer, envelope):
+                    if await _first_delivery(conn, consumer, envelope):
                         await handle(conn, envelope)
             return
         except Exception:
@@ -73,7 +74,7 @@ async def consume(pool: asyncpg.Pool, consumer: str, bodies: str | list[str],
     for envelope in envelopes:
         try:
             async with pool.acquire() as conn, conn.transaction():
-                if await first_delivery(conn, consumer, envelope):
+                if await _first_delivery(conn, consumer, envelope):
                     await handle(conn, envelope)
         except Exception as exc:
             failure = failure or exc

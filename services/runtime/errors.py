@@ -78,10 +78,30 @@ class RateLimited(FuliError):
         self.retry_after_s = seconds
 
 
-# Refusals raised by SQL functions (SQLSTATE P0001, MESSAGE = code) that are not conflicts.
+class Unavailable(FuliError):
+    """A dependency is down or overloaded; the client should retry after a while."""
+
+    status_code = 503
+    code = "unavailable"
+    retry_after_s = 1
+
+
+# Refusals decided in SQL carry a stable code (raised with SQLSTATE P0001 and MESSAGE = code, or
+# returned in a row where raising would abort a batch). Codes that are not conflicts:
 NOT_FOUND_REFUSALS = frozenset({"unknown_member", "unknown_hold", "unknown_event"})
-INVALID_REFUSALS = frozenset({"amount_not_refundable", "same_member"})
-# not_percentile and other conflicts map to 409.
+INVALID_REFUSALS = frozenset({"amount_not_refundable", "same_member", "unknown_action"})
+
+
+def refusal(code: str, message: str, details: dict[str, Any] | None = None) -> FuliError:
+    """The FuliError for a refusal code decided in SQL."""
+    details = details or {}
+    if code == IdempotencyConflict.code:
+        return IdempotencyConflict(message, **details)
+    if code in NOT_FOUND_REFUSALS:
+        return NotFound(message, code=code, **details)
+    if code in INVALID_REFUSALS:
+        return ValidationFailed(message, code=code, **details)
+    return Conflict(message, code=code, **details)
 
 
 def refusal_from_database(exc: Exception) -> FuliError | None:
@@ -94,12 +114,7 @@ def refusal_from_database(exc: Exception) -> FuliError | None:
         details = msgspec.json.decode(getattr(exc, "detail", None) or "{}")
     except msgspec.DecodeError:
         details = {}
-    details = details if isinstance(details, dict) else {}
-    if code in NOT_FOUND_REFUSALS:
-        return NotFound(hint, code=code, **details)
-    if code in INVALID_REFUSALS:
-        return ValidationFailed(hint, code=code, **details)
-    return Conflict(hint, code=code, **details)
+    return refusal(code, hint, details if isinstance(details, dict) else {})
 
 
 HTTP_CODES = {
@@ -122,7 +137,8 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
 
 
 def fuli_error_response(exc: FuliError) -> Response[bytes]:
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    headers = ({"Retry-After": str(exc.retry_after_s)}
+               if isinstance(exc, RateLimited | Unavailable) else None)
     return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
 
 

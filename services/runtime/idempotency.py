@@ -14,21 +14,32 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import msgspec
 
-from services.runtime.errors import Conflict, IdempotencyConflict
+from services.runtime.db import Conn
+from services.runtime.errors import Conflict, FuliError, IdempotencyConflict
 
 _encoder = msgspec.json.Encoder()
 
-Effect = Callable[[asyncpg.Connection], Awaitable[tuple[int, Any]]]
+Effect = Callable[[Conn], Awaitable[tuple[int, Any]]]
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """A value-moving request's answer as stored: replays return exactly these bytes."""
+
     status_code: int
     body: bytes
-    replayed: bool
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, status_code: int, response: Any, *, replayed: bool = False) -> Outcome:
+        return cls(status_code, _encoder.encode(response), replayed)
+
+    @classmethod
+    def refused(cls, refusal: FuliError, *, replayed: bool = False) -> Outcome:
+        """A business refusal stored as the final answer (its error envelope)."""
+        return cls(refusal.status_code, _encoder.encode(refusal.envelope()), replayed)
 
 
 def fingerprint(scope: str, key: str, request: Any) -> bytes:
@@ -38,7 +49,7 @@ def fingerprint(scope: str, key: str, request: Any) -> bytes:
     return digest.digest()
 
 
-async def run_once(conn: asyncpg.Connection, *, tenant_id: str, scope: str, key: str,
+async def run_once(conn: Conn, *, tenant_id: str, scope: str, key: str,
                    request: Any, effect: Effect) -> Outcome:
     """Run ``effect`` once per (tenant, scope, key); ``effect`` returns (status, response)."""
     request_print = fingerprint(scope, key, request)
@@ -57,7 +68,8 @@ async def run_once(conn: asyncpg.Connection, *, tenant_id: str, scope: str, key:
         except Conflict as refusal:
             if isinstance(refusal, IdempotencyConflict):
                 raise
-            status, body = refusal.status_code, _encoder.encode(refusal.envelope())
+            refused = Outcome.refused(refusal)
+            status, body = refused.status_code, refused.body
         await conn.execute(
             "UPDATE fuli.idempotency SET status_code = $4, body = $5"
             " WHERE tenant_id = $1 AND scope = $2 AND key = $3",
@@ -66,7 +78,7 @@ async def run_once(conn: asyncpg.Connection, *, tenant_id: str, scope: str, key:
     return Outcome(status, body, replayed=False)
 
 
-async def _replay(conn: asyncpg.Connection, tenant_id: str, scope: str, key: str,
+async def _replay(conn: Conn, tenant_id: str, scope: str, key: str,
                   request_print: bytes) -> Outcome:
     row = await conn.fetchrow(
         "SELECT fingerprint, status_code, body FROM fuli.idempotency"

@@ -1,6 +1,7 @@
 """Numbered plain-SQL migrations per service, tracked in fuli.schema_migrations.
 
-Each service keeps ``services/<service>/sql/NNNN_name.sql``. Files are applied in order, each in
+Each service keeps ``<its package>/sql/NNNN_name.sql``; the platform's own tables come first,
+from ``services/runtime/sql``. Files are applied in order, each in
 its own transaction; an applied file whose text changed is an error (migrations are never edited
 once landed). An advisory lock makes concurrent starters wait for each other.
 """
@@ -9,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-import asyncpg
+from services.runtime.db import Conn
 
-SERVICES = ("runtime", "points", "rewards", "tiers")
+# (service, package holding its sql/ folder): the platform first, then the services in order.
+Source = tuple[str, str]
+RUNTIME: Source = ("runtime", "services.runtime")
 FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 LOCK_KEY = 0x6675_6C69  # "fuli"
 
@@ -47,8 +51,8 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def migrations_of(service: str) -> list[Migration]:
-    folder = resources.files(f"services.{service}").joinpath("sql")
+def migrations_of(service: str, package: str) -> list[Migration]:
+    folder = resources.files(package).joinpath("sql")
     found: list[Migration] = []
     if not folder.is_dir():
         return found
@@ -64,16 +68,16 @@ def migrations_of(service: str) -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection) -> list[Migration]:
-    """Apply every pending migration; returns what was applied."""
+async def migrate(conn: Conn, sources: Sequence[Source]) -> list[Migration]:
+    """Apply every pending migration of ``sources`` in order; returns what was applied."""
     applied_now: list[Migration] = []
     await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
     try:
         await conn.execute(BOOTSTRAP)
         rows = await conn.fetch("SELECT service, version, checksum FROM fuli.schema_migrations")
         applied = {(r["service"], r["version"]): r["checksum"] for r in rows}
-        for service in SERVICES:
-            for migration in migrations_of(service):
+        for service, package in sources:
+            for migration in migrations_of(service, package):
                 key = (service, migration.version)
                 if key in applied:
                     if applied[key] != migration.checksum:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -14,6 +13,7 @@ from redis.exceptions import RedisError
 
 from services.runtime.auth import EXCLUDE_OPT, Principal
 from services.runtime.errors import RateLimited
+from services.runtime.scripts import register_lua
 from services.runtime.settings import Settings
 
 log = logging.getLogger("fuli.ratelimit")
@@ -21,14 +21,10 @@ log = logging.getLogger("fuli.ratelimit")
 RATE_GROUP_OPT = "rate_group"
 
 
-def load_lua(package: str, name: str) -> str:
-    return resources.files(package).joinpath("lua", name).read_text(encoding="utf-8")
-
-
 class RateLimiter:
     def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
         self._settings = settings
-        self._script = client.register_script(load_lua("services.runtime", "rate_limit.lua"))
+        self._script = register_lua(client, "services.runtime", "rate_limit.lua")
 
     async def retry_after_s(self, principal: Principal, group: str) -> float:
         """0 when the call may go ahead, else seconds to wait. Fails open if Redis is down."""

@@ -1,40 +1,27 @@
-"""All three services in one process on one port, mounted at /points, /rewards and /tiers."""
+"""Services in one process on one port, each mounted at ``/<name>``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from litestar import Litestar, get
-from litestar.types import Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from services.runtime.app import PUBLIC, health_handlers
 from services.runtime.errors import EXCEPTION_HANDLERS
 from services.runtime.observability import response_observer
 from services.runtime.resources import Resources
+from services.runtime.service import Host, ServiceSpec
 from services.runtime.settings import Settings
 
-SERVICES = ("points", "rewards", "tiers")
 
-
-def service_apps(settings: Settings) -> dict[str, Litestar]:
-    from services.points.app import create_app as points_app
-    from services.rewards.app import create_app as rewards_app
-    from services.tiers.app import create_app as tiers_app
-
-    return {
-        "points": points_app(settings, standalone=False),
-        "rewards": rewards_app(settings, standalone=False),
-        "tiers": tiers_app(settings, standalone=False),
-    }
-
-
-def root_app() -> Litestar:
+def root_app(mounted: Sequence[str]) -> Litestar:
     @get("/", opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
     def index() -> dict[str, Any]:
         return {"service": "fuli", "apis": {
             name: {"prefix": f"/{name}/v1", "docs": f"/{name}/docs",
-                   "openapi": f"/{name}/docs/openapi.json"} for name in SERVICES}}
+                   "openapi": f"/{name}/docs/openapi.json"} for name in mounted}}
 
     return Litestar(route_handlers=[index, *health_handlers("")], openapi_config=None,
                     exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -42,19 +29,23 @@ def root_app() -> Litestar:
 
 
 class Stack:
-    """An ASGI app routing on the first path segment; its lifespan opens one set of Resources
-    and shares it between the services."""
+    """An ASGI app routing on the first path segment to the mounted services of a Host. Its
+    lifespan opens the host (one set of Resources shared by the services); the host may run
+    more services than are mounted, for the mounted ones to call in-process."""
 
-    def __init__(self, settings: Settings, apps: Mapping[str, Litestar] | None = None) -> None:
-        self.settings = settings
-        self.apps = dict(apps) if apps is not None else service_apps(settings)
-        self.root = root_app()
-        self.resources: Resources | None = None
+    def __init__(self, settings: Settings, specs: Sequence[ServiceSpec[Any]],
+                 mounted: Sequence[str] | None = None) -> None:
+        self.host = Host(settings, specs)
+        names = list(mounted) if mounted is not None else [spec.name for spec in specs]
+        self.apps: dict[str, ASGIApp] = {name: self.host.apps[name] for name in names}
+        self.root = root_app(names)
 
-    def attach(self, resources: Resources) -> None:
-        self.resources = resources
-        for app in (*self.apps.values(), self.root):
-            app.state.resources = resources
+    async def open(self, resources: Resources | None = None) -> None:
+        await self.host.open(resources)
+        self.root.state.resources = self.host.resources
+
+    async def close(self) -> None:
+        await self.host.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -68,13 +59,12 @@ class Stack:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self.attach(await Resources.open(self.settings))
+                    await self.open()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self.resources is not None:
-                    await self.resources.close()
+                await self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

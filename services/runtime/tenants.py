@@ -9,8 +9,8 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
+from proto.auth import KeyInfo
+from services.runtime.db import Conn, Db, as_structs
 from services.runtime.errors import Conflict, NotFound, ValidationFailed
 
 ROLES = ("admin", "operator", "ingest")
@@ -59,7 +59,7 @@ def check_time_zone(name: str) -> None:
         raise ValidationFailed(f"unknown time zone {name!r}", field="time_zone") from None
 
 
-async def create_tenant(conn: asyncpg.Connection, name: str,
+async def create_tenant(conn: Conn, name: str,
                         time_zone: str = DEFAULT_TIME_ZONE) -> IssuedKey:
     """A new tenant and its first admin key."""
     check_tenant_name(name)
@@ -75,7 +75,7 @@ async def create_tenant(conn: asyncpg.Connection, name: str,
         return await create_key(conn, name, "admin", label="first admin key")
 
 
-async def ensure_tenant_with_key(conn: asyncpg.Connection, name: str, token: str) -> bool:
+async def ensure_tenant_with_key(conn: Conn, name: str, token: str) -> bool:
     """Make tenant ``name`` exist with ``token`` as an admin key. True if anything was created."""
     async with conn.transaction():
         created = await conn.fetchval(
@@ -92,7 +92,7 @@ async def ensure_tenant_with_key(conn: asyncpg.Connection, name: str, token: str
         return created is not None or added is not None
 
 
-async def create_key(conn: asyncpg.Connection, tenant_id: str, role: str,
+async def create_key(conn: Conn, tenant_id: str, role: str,
                      label: str | None = None) -> IssuedKey:
     if role not in ROLES:
         raise ValidationFailed(f"role must be one of {', '.join(ROLES)}", field="role")
@@ -108,7 +108,7 @@ async def create_key(conn: asyncpg.Connection, tenant_id: str, role: str,
     return IssuedKey(key_id_of(token), token, tenant_id, role, label, row["created_at"])
 
 
-async def revoke_key(conn: asyncpg.Connection, key_id: str, tenant_id: str | None = None) -> None:
+async def revoke_key(conn: Conn, key_id: str, tenant_id: str | None = None) -> None:
     revoked = await conn.fetchval(
         "UPDATE fuli.api_keys SET revoked_at = coalesce(revoked_at, now())"
         " WHERE key_id = $1 AND ($2::text IS NULL OR tenant_id = $2) RETURNING key_id",
@@ -118,12 +118,19 @@ async def revoke_key(conn: asyncpg.Connection, key_id: str, tenant_id: str | Non
         raise NotFound(f"no key {key_id!r}", code="unknown_key")
 
 
-async def list_keys(conn: asyncpg.Connection, tenant_id: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
+async def list_keys(conn: Conn, tenant_id: str) -> list[KeyInfo]:
+    return as_structs(KeyInfo, await conn.fetch(
         "SELECT key_id, role, label, created_at, revoked_at FROM fuli.api_keys"
         " WHERE tenant_id = $1 ORDER BY created_at, key_id", tenant_id,
-    )
+    ))
 
 
-async def tenant_count(conn: asyncpg.Connection) -> int:
+async def tenant_count(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM fuli.tenants"))
+
+
+async def tenant_time_zone(db: Db, tenant_id: str) -> str:
+    """The tenant's time zone, which defines its days, weeks and months."""
+    zone = await db.fetchval("SELECT time_zone FROM fuli.tenants WHERE tenant_id = $1",
+                             tenant_id)
+    return str(zone) if zone is not None else DEFAULT_TIME_ZONE

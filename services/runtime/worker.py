@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import dramatiq
 import redis
@@ -21,11 +20,12 @@ from services.runtime.bus import ActorSpec, PeriodicJob
 from services.runtime.db import create_pool
 from services.runtime.outbox import OutboxRelay
 from services.runtime.resources import Resources
+from services.runtime.service import Host, ServiceSpec
 from services.runtime.settings import Settings
 
 log = logging.getLogger("fuli.worker")
 
-SERVICES = ("points", "rewards", "tiers")
+T = TypeVar("T")
 
 
 def create_broker(settings: Settings) -> dramatiq.Broker:
@@ -42,16 +42,6 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
-def service_jobs(services: Iterable[str]) -> tuple[list[ActorSpec], list[PeriodicJob]]:
-    actors: list[ActorSpec] = []
-    periodic: list[PeriodicJob] = []
-    for service in services:
-        module = importlib.import_module(f"services.{service}.actors")
-        actors.extend(module.ACTORS)
-        periodic.extend(module.PERIODIC)
-    return actors, periodic
-
-
 def declare_actors(broker: dramatiq.Broker, specs: Sequence[ActorSpec]) -> None:
     for spec in specs:
         dramatiq.actor(spec.fn, actor_name=spec.name, queue_name=spec.queue, broker=broker,
@@ -59,39 +49,50 @@ def declare_actors(broker: dramatiq.Broker, specs: Sequence[ActorSpec]) -> None:
 
 
 class WorkerContext:
-    """Resources for async actors, opened lazily on the worker's event loop."""
+    """What async actors use: the worker's Host (Resources and every service's components),
+    opened once, on the worker's event loop, at the first actor that needs it."""
 
-    settings: Settings | None = None
-    _resources: Resources | None = None
+    _settings: Settings | None = None
+    _specs: Sequence[ServiceSpec[Any]] = ()
+    _host: Host | None = None
     _lock: asyncio.Lock | None = None
-    # Service-specific helpers that live as long as the resources (e.g. a points client).
-    extras: dict[str, Any] = {}
 
     @classmethod
-    def configure(cls, settings: Settings) -> None:
-        cls.settings = settings
-        cls._resources = None
+    def configure(cls, settings: Settings, specs: Sequence[ServiceSpec[Any]]) -> None:
+        cls._settings = settings
+        cls._specs = specs
+        cls._host = None
         cls._lock = None
-        cls.extras = {}
+
+    @classmethod
+    async def host(cls) -> Host:
+        if cls._host is None:
+            if cls._settings is None:
+                raise RuntimeError("WorkerContext.configure(settings, specs) was not called")
+            cls._lock = cls._lock or asyncio.Lock()
+            async with cls._lock:
+                if cls._host is None:
+                    host = Host(cls._settings, cls._specs)
+                    await host.open(await Resources.open(cls._settings,
+                                                         application_name="fuli-worker"))
+                    cls._host = host
+        return cls._host
 
     @classmethod
     async def resources(cls) -> Resources:
-        if cls._resources is None:
-            if cls.settings is None:
-                raise RuntimeError("WorkerContext.configure(settings) was not called")
-            cls._lock = cls._lock or asyncio.Lock()
-            async with cls._lock:
-                if cls._resources is None:
-                    cls._resources = await Resources.open(cls.settings,
-                                                          application_name="fuli-worker")
-        return cls._resources
+        return (await cls.host()).resources
+
+    @classmethod
+    async def components(cls, service: str, kind: type[T]) -> T:
+        return (await cls.host()).components(service, kind)
 
     @classmethod
     async def close(cls) -> None:
-        cls.extras = {}
-        if cls._resources is not None:
-            await cls._resources.close()
-            cls._resources = None
+        host, cls._host = cls._host, None
+        if host is not None:
+            resources = host.resources
+            await host.close()
+            await resources.close()
 
 
 class Scheduler(threading.Thread):
@@ -159,13 +160,15 @@ class RelayThread(threading.Thread):
         asyncio.run(self._main())
 
 
-def run_worker(settings: Settings, services: Sequence[str], stop: threading.Event) -> None:
-    """Run until ``stop`` is set."""
+def run_worker(settings: Settings, specs: Sequence[ServiceSpec[Any]],
+               actors: Sequence[ActorSpec], periodic: Sequence[PeriodicJob],
+               stop: threading.Event) -> None:
+    """Run ``actors`` and the ``periodic`` jobs (with every service of ``specs`` hosted for
+    them) until ``stop`` is set."""
     assert settings.redis_url is not None
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, specs)
     broker = create_broker(settings)
     dramatiq.set_broker(broker)
-    actors, periodic = service_jobs(services)
     declare_actors(broker, actors)
     broker.emit_after("process_boot")
     worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads)
@@ -176,7 +179,7 @@ def run_worker(settings: Settings, services: Sequence[str], stop: threading.Even
     for thread in threads:
         thread.start()
     log.info("worker running", extra={"fields": {
-        "services": list(services), "actors": [a.name for a in actors],
+        "actors": [a.name for a in actors],
         "periodic": [p.actor for p in periodic]}})
     try:
         stop.wait()

@@ -22,7 +22,7 @@ def free_port() -> int:
 
 
 def fuli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.runtime.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "services.composition.cli", *args], env=env,
                           cwd=REPO, capture_output=True, text=True, timeout=timeout, check=True)
 
 
@@ -41,7 +41,7 @@ class FuliServer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._stderr = open(self.log, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.runtime.cli", *self.args], env=self.env, cwd=REPO,
+            [sys.executable, "-m", "services.composition.cli", *self.args], env=self.env, cwd=REPO,
             stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         self.stdout: list[str] = []
         reader = threading.Thread(target=self._read_stdout, daemon=True)

@@ -139,7 +139,7 @@ def test_bad_setting_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FULI_")}
     env.update(FULI_PORT="not-a-port", FULI_DATA_DIR=str(tmp_path))
-    result = subprocess.run([sys.executable, "-m", "services.runtime.cli", "up"], env=env,
+    result = subprocess.run([sys.executable, "-m", "services.composition.cli", "up"], env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "FULI_PORT" in result.stderr

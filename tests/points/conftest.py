@@ -3,8 +3,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import Tenant
-from tests.points.helpers import Points
+from tests.support.api import Points, Tenant
 
 
 @pytest.fixture

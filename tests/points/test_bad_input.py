@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from services.runtime.resources import Resources
-from tests.conftest import error_code
-from tests.points.helpers import Points
+from tests.support.api import Points, error_code
 
 M = "member-1"
 EVENT = {"event_id": "e-2", "member_id": M, "action": "speak"}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from tests.conftest import error_code
-from tests.points.helpers import Points, uid
+from tests.support.api import Points, error_code, uid
 
 
 async def test_200_concurrent_debits_against_a_balance_that_covers_one(points: Points) -> None:

@@ -7,7 +7,7 @@ import msgspec
 from proto.events import EVENT_TYPES
 from proto.points import EventResult
 from services.runtime.resources import Resources
-from tests.points.helpers import Points, uid
+from tests.support.api import Points, uid
 
 
 async def test_event_response_is_the_proto_struct_encoding(points: Points) -> None:

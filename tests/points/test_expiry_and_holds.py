@@ -3,12 +3,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from services.composition.registry import SERVICES
 from services.points import actors
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
-from tests.conftest import error_code
-from tests.points.helpers import Points, uid
+from tests.support.api import Points, error_code, uid
 
 
 def soon(seconds: float) -> str:
@@ -16,7 +16,7 @@ def soon(seconds: float) -> str:
 
 
 async def run_actor(settings: Settings, fn) -> None:  # type: ignore[no-untyped-def]
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         await fn()
     finally:

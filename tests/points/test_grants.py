@@ -5,9 +5,8 @@ import sys
 from pathlib import Path
 
 from services.runtime.resources import Resources
-from tests.conftest import error_code
 from tests.e2e.process import REPO
-from tests.points.helpers import Points, uid
+from tests.support.api import Points, error_code, uid
 
 
 async def test_a_grant_of_10000_items_is_all_or_nothing_and_audited(
@@ -44,7 +43,7 @@ async def test_grants_need_an_operator(points: Points) -> None:
 
 
 def fuli_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.runtime.cli", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "services.composition.cli", *args], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -10,7 +10,7 @@ from proto.points import EventIn
 from services.points.group_commit import EventCommitter
 from services.runtime.idempotency import fingerprint
 from services.runtime.resources import Resources
-from tests.points.helpers import Points, uid
+from tests.support.api import Points, uid
 
 
 async def test_events_arriving_together_share_transactions(points: Points,

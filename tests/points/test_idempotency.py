@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 
 from services.runtime.resources import Resources
-from tests.conftest import error_code
-from tests.points.helpers import Points, uid
+from tests.support.api import Points, error_code, uid
 
 
 async def replay_and_conflict(send: Callable[[dict[str, Any]], Awaitable[httpx.Response]],

@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 from services.points import domain
 from services.runtime.resources import Resources
 from services.runtime.stack import Stack
-from tests.conftest import make_tenant
-from tests.points.helpers import Points, uid
+from tests.support.api import Points, make_tenant, uid
 
 MEMBERS = 6
 

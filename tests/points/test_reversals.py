@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from tests.conftest import error_code
-from tests.points.helpers import Points, uid
+from tests.support.api import Points, error_code, uid
 
 
 async def test_partial_refunds_claw_back_pro_rata(points: Points) -> None:

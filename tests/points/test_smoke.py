@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.points.helpers import Points, uid
+from tests.support.api import Points, uid
 
 
 async def test_earn_hold_capture_debit_reverse(points: Points) -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from tests.conftest import Tenant, make_tenant
-from tests.points.helpers import Points, uid
+from tests.support.api import Points, Tenant, make_tenant, uid
 
 
 async def test_daily_cap_resets_at_midnight_in_the_tenant_time_zone(points: Points) -> None:

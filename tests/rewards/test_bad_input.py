@@ -5,9 +5,7 @@ from typing import Any
 import pytest
 
 from services.runtime.resources import Resources
-from tests.conftest import error_code
-from tests.points.helpers import uid
-from tests.rewards.conftest import Rewards
+from tests.support.api import Rewards, error_code, uid
 
 
 async def rewards_rows(resources: Resources, tenant: str) -> tuple[int, ...]:

@@ -4,10 +4,9 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+from services.composition.registry import SERVICES
 from services.rewards import draws
-from tests.conftest import error_code, member_token
-from tests.points.helpers import uid
-from tests.rewards.conftest import Rewards
+from tests.support.api import Rewards, error_code, member_token, uid
 
 
 async def put_box(rewards: Rewards, box_id: str | None = None, **fields: Any) -> str:
@@ -202,7 +201,7 @@ async def test_a_draw_whose_capture_fails_gives_the_prize_back(
     await resources.pool.execute(
         "UPDATE rewards.draws SET updated_at = now() - interval '1 hour' WHERE tenant_id = $1",
         rewards.tenant.name)
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         await actors.recover_draws()
     finally:

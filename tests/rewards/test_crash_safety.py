@@ -9,15 +9,17 @@ from datetime import UTC, datetime
 import httpx
 
 from proto.rewards import RedemptionIn
+from services.composition.registry import SERVICES
+from services.points.app import POINTS
 from services.rewards import actors, store
 from services.rewards.points_client import PointsClient, PointsUnavailable
 from services.rewards.redemptions import Redeemer
 from services.rewards.stock import StockMirror, stock_key
+from services.runtime.app import create_service_app
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
-from tests.points.helpers import uid
-from tests.rewards.conftest import Rewards
+from tests.support.api import Rewards, uid
 
 
 class FailingTransport(httpx.AsyncBaseTransport):
@@ -35,14 +37,16 @@ class FailingTransport(httpx.AsyncBaseTransport):
 
 
 def redeemer_with(resources: Resources, fails: Callable[[httpx.Request], bool]) -> Redeemer:
-    healthy = PointsClient.for_resources(resources)
-    transport = FailingTransport(healthy._http._transport, fails)
+    """A redeemer whose calls to the points service fail when ``fails`` says so."""
+    points_app = create_service_app(POINTS, resources.settings)
+    points_app.state.resources = resources
+    transport = FailingTransport(httpx.ASGITransport(app=points_app), fails)
     http = httpx.AsyncClient(transport=transport, base_url="http://points.internal")
     return Redeemer(resources, PointsClient(http, resources), StockMirror(resources.redis))
 
 
 async def run_recovery(settings: Settings) -> None:
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         await actors.recover_redemptions()
     finally:
@@ -124,7 +128,7 @@ async def test_redis_flushed_mid_burst_never_oversells(
     responses = results[1:]
     assert sum(1 for r in responses if r.status_code == 201) == 60
     assert all(r.status_code in (201, 409) for r in responses)
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         await actors.sync_stock()
     finally:

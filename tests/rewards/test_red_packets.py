@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 
+from services.composition.registry import SERVICES
 from services.rewards import actors, splits
 from services.rewards.red_packets import escrow_of
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
-from tests.conftest import error_code
-from tests.points.helpers import uid
-from tests.rewards.conftest import Rewards
+from tests.support.api import Rewards, error_code, uid
 
 
 def later(seconds: float) -> str:
@@ -39,7 +38,7 @@ async def open_pool(rewards: Rewards, pool_id: str, member: str) -> Any:
 async def run(settings: Settings, step: Any, times: int = 1) -> None:
     """Runs a worker step, ``times`` copies of it concurrently, on one worker context (closing
     the context after each copy would pull the pool from under the others)."""
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         await asyncio.gather(*(step() for _ in range(times)))
     finally:
@@ -233,7 +232,7 @@ async def test_making_and_sharing_packets_earn_through_rules(
     assert [r["event_type"] for r in rows] == ["PacketMade", "PacketGrabbed", "PacketGrabbed"]
     assert all(s.actor == "points.earn_for_red_packets" for r in rows
                for s in SUBSCRIPTIONS[r["event_type"]])
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         for row in [*rows, rows[0]]:  # a redelivered event earns nothing more
             await points_actors.earn_for_red_packets(envelope_json(row))

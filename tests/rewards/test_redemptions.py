@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 import msgspec
 
 from proto.events import EVENT_TYPES, Envelope, TierChanged
+from services.composition.registry import SERVICES
 from services.rewards import actors
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
-from tests.conftest import error_code, member_token
-from tests.points.helpers import uid
-from tests.rewards.conftest import Rewards
+from tests.support.api import Rewards, error_code, member_token, uid
 
 
 async def test_redeem_a_code_perk_into_the_wallet(rewards: Rewards) -> None:
@@ -134,7 +133,7 @@ async def test_tiers_listing_fulfilment_and_events(rewards: Rewards, resources: 
         event_id=str(uuid.uuid4()),
         tenant_id=rewards.tenant.name, service="tiers", type="TierChanged",
         emitted_at=changed.changed_at, data=msgspec.Raw(msgspec.json.encode(changed)))).decode()
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         await actors.apply_tier_changed(envelope)
         await actors.apply_tier_changed(envelope)

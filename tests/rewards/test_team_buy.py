@@ -14,15 +14,15 @@ import msgspec
 import pytest
 
 from proto.events import Envelope, PurchaseRecorded, PurchaseReversed
+from services.composition.registry import SERVICES
 from services.rewards import actors, team_buy
-from services.rewards.actors import worker_points_client
+from services.rewards.app import RewardsComponents
 from services.runtime.outbox import MAX_BATCH
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
-from tests.conftest import Tenant, error_code, member_token
-from tests.points.helpers import Points, uid
-from tests.tiers.helpers import deliver
+from tests.support.api import Points, Tenant, error_code, member_token, uid
+from tests.support.bus import deliver
 
 
 class TeamBuy:
@@ -85,7 +85,7 @@ def envelope(tenant: str, event: Any) -> str:
 
 async def run(settings: Settings, *steps: Any) -> None:
     """Runs worker steps concurrently on one worker context."""
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         await asyncio.gather(*steps)
     finally:
@@ -94,7 +94,7 @@ async def run(settings: Settings, *steps: Any) -> None:
 
 async def apply(settings: Settings, bodies: list[str]) -> None:
     """What the relay and the worker do with these events: batches to the real actor."""
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         for start in range(0, len(bodies), MAX_BATCH):
             await actors.apply_team_purchases(bodies[start:start + MAX_BATCH])
@@ -335,7 +335,7 @@ async def test_settlement_killed_halfway_finishes_once(
                                                                 api.campaign_id)
             assert campaign is not None
             await team_buy.freeze(conn, campaign)
-        points = worker_points_client(resources_)
+        points = (await WorkerContext.components("rewards", RewardsComponents)).points
         assert await team_buy.issue_next(resources_.pool, points, tenant.name,
                                          api.campaign_id, now)
         # ... and one that granted rank 2's points but died before recording it.

@@ -3,9 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from services.runtime.resources import Resources
-from tests.conftest import error_code, member_token
-from tests.points.helpers import uid
-from tests.rewards.conftest import Rewards
+from tests.support.api import Rewards, error_code, member_token, uid
 
 
 async def coupon_of(rewards: Rewards, member: str) -> dict:  # type: ignore[type-arg]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
 from litestar import Litestar, Response, get, post
 from litestar.params import JSONBody
 from msgspec import Meta
@@ -14,10 +13,12 @@ from proto.common import Id, Request
 from proto.common import Response as ResponseStruct
 from services.runtime.app import create_service_app, json_response
 from services.runtime.auth import allow
+from services.runtime.db import Conn
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
 from services.runtime.errors import Conflict
 from services.runtime.idempotency import run_once
 from services.runtime.resources import Resources
+from services.runtime.service import ServiceSpec
 from services.runtime.settings import Settings
 
 PROBE_SCHEMA = """
@@ -73,7 +74,7 @@ async def transfer(data: JSONBody[TransferRequest], principal: PrincipalDep,
                    resources: ResourcesDep) -> Response[bytes]:
     principal.require_member(data.member_id)
 
-    async def effect(conn: asyncpg.Connection) -> tuple[int, Transfer]:
+    async def effect(conn: Conn) -> tuple[int, Transfer]:
         seq = await conn.fetchval(
             "INSERT INTO probe.transfers (tenant_id, transfer_id, member_id, amount)"
             " VALUES ($1, $2, $3, $4) RETURNING seq",
@@ -89,9 +90,11 @@ async def transfer(data: JSONBody[TransferRequest], principal: PrincipalDep,
     return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
 
 
+PROBE = ServiceSpec(name="probe", package="tests.runtime", description="probe",
+                    route_handlers=[read_member, operator_only, limited, transfer])
+
+
 def create_probe_app(settings: Settings, resources: Resources) -> Litestar:
-    app = create_service_app(service="probe", settings=settings,
-                             route_handlers=[read_member, operator_only, limited, transfer],
-                             description="probe", standalone=False)
+    app = create_service_app(PROBE, settings)
     app.state.resources = resources
     return app

@@ -6,7 +6,7 @@ import httpx
 import jwt
 
 from services.runtime.resources import Resources
-from tests.conftest import Tenant, error_code, make_tenant, member_token
+from tests.support.api import Tenant, error_code, make_tenant, member_token
 
 
 async def test_no_token_is_401(probe: httpx.AsyncClient) -> None:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from services.runtime.resources import Resources
-from tests.conftest import Tenant, error_code
+from tests.support.api import Tenant, error_code
 
 GOOD = {"transfer_id": "t-ok", "member_id": "m1", "amount": 5}
 

@@ -5,7 +5,7 @@ import asyncio
 import httpx
 
 from services.runtime.resources import Resources
-from tests.conftest import Tenant, error_code
+from tests.support.api import Tenant, error_code
 
 
 async def count_transfers(resources: Resources, tenant: Tenant, transfer_id: str) -> int:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 
-from services.runtime.cli import OPENAPI_DIR, openapi_documents
+from services.composition.cli import OPENAPI_DIR
+from services.composition.registry import openapi_documents
 from services.runtime.settings import load_settings
 
 

@@ -11,8 +11,9 @@ import dramatiq
 import msgspec
 import pytest
 
-from proto.events import Event, Subscriber
-from services.runtime.bus import ActorSpec, PeriodicJob, decode_envelope, first_delivery
+from proto.events import Envelope, Event, Subscriber
+from services.runtime.bus import ActorSpec, PeriodicJob, consume
+from services.runtime.db import Conn
 from services.runtime.outbox import OutboxRelay, emit
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
@@ -31,16 +32,16 @@ class Pinged(Event, frozen=True):
 
 
 async def record_ping(body: str) -> None:
-    envelope = decode_envelope(body)
-    ping = msgspec.json.decode(envelope.data, type=Pinged)
     resources = await WorkerContext.resources()
-    async with resources.pool.acquire() as conn, conn.transaction():
-        if not await first_delivery(conn, "probe.record_ping", envelope):
-            return
-        await conn.execute(
-            "INSERT INTO probe.pings (tenant_id, event_id, n) VALUES ($1, $2::uuid, $3)"
-            " ON CONFLICT (tenant_id, event_id) DO UPDATE SET seen = probe.pings.seen + 1",
-            envelope.tenant_id, envelope.event_id, ping.n)
+    await consume(resources.pool, "probe.record_ping", body, apply_ping)
+
+
+async def apply_ping(conn: Conn, envelope: Envelope) -> None:
+    ping = msgspec.json.decode(envelope.data, type=Pinged)
+    await conn.execute(
+        "INSERT INTO probe.pings (tenant_id, event_id, n) VALUES ($1, $2::uuid, $3)"
+        " ON CONFLICT (tenant_id, event_id) DO UPDATE SET seen = probe.pings.seen + 1",
+        envelope.tenant_id, envelope.event_id, ping.n)
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ async def test_events_flow_through_the_real_broker_once(
         settings: Settings, resources: Resources, queue: str) -> None:
     await resources.pool.execute(CONSUMED_SCHEMA)
     tenant_id = f"t-{uuid.uuid4().hex[:8]}"
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, ())
     broker = create_broker(settings)
     declare_actors(broker, [ActorSpec("probe.record_ping", queue, record_ping)])
     broker.emit_after("process_boot")

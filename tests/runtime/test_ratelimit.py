@@ -5,8 +5,8 @@ import msgspec
 
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from tests.conftest import Tenant, error_code, member_token
 from tests.runtime.probe_app import create_probe_app
+from tests.support.api import Tenant, error_code, member_token
 
 
 async def test_limits_per_caller_and_group_answer_429_with_retry_after(

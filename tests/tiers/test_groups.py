@@ -11,9 +11,8 @@ import pytest
 
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from tests.conftest import Tenant, error_code
-from tests.points.helpers import Points, uid
-from tests.tiers.helpers import deliver
+from tests.support.api import Points, Tenant, error_code, uid
+from tests.support.bus import deliver
 
 LADDER = {"mode": "threshold", "tiers": [
     {"name": "fan"},

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 
+from services.composition.registry import SERVICES
 from services.runtime.resources import Resources
-from tests.conftest import Tenant, error_code
+from tests.support.api import Tenant, error_code
 
 POLICY = {"mode": "percentile", "metric": "spend_cents", "grace_days": 0, "tiers": [
     {"name": "fan", "share": 0.5}, {"name": "member", "share": 0.3},
@@ -63,7 +64,7 @@ async def test_the_scheduled_job_stratifies_percentile_tenants(
 
     await client.put("/tiers/v1/policy", headers=tenant.headers(tenant.admin), json=POLICY)
     await seed(resources, tenant.name, 100)
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         await actors.stratify_all()
     finally:

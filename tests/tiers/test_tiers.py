@@ -10,13 +10,13 @@ import msgspec
 import pytest
 
 from proto.events import Envelope, TierChanged
+from services.composition.registry import SERVICES, jobs
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from services.runtime.worker import WorkerContext, service_jobs
+from services.runtime.worker import WorkerContext
 from services.tiers.evaluation import evaluate
-from tests.conftest import Tenant, error_code
-from tests.points.helpers import Points, uid
-from tests.tiers.helpers import deliver
+from tests.support.api import Points, Tenant, error_code, uid
+from tests.support.bus import deliver
 
 LADDER = {"mode": "threshold", "grace_days": 7, "tiers": [
     {"name": "fan"},
@@ -80,7 +80,7 @@ async def test_a_rolling_window_drops_old_spend_without_new_events(
     assert (await tier_of(client, tenant, member))["tier"] == "vip"
     from services.tiers import actors as tier_actors
 
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         await tier_actors.roll_windows()  # today: still inside the window, nothing changes
         assert (await tier_of(client, tenant, member))["tier"] == "vip"
@@ -119,7 +119,7 @@ async def test_bad_policies_are_422_and_change_nothing(
 
 async def test_members_read_only_their_own_tier(
         client: httpx.AsyncClient, tenant: Tenant) -> None:
-    from tests.conftest import member_token
+    from tests.support.api import member_token
 
     token = tenant.headers(await member_token(client, tenant, "alice"))
     assert (await client.get("/tiers/v1/members/alice/tier", headers=token)).status_code == 200
@@ -138,9 +138,9 @@ async def test_a_late_tier_change_does_not_undo_a_newer_multiplier(
                            earn_multiplier=1.5),
                TierChanged(member_id=member, tier="member", changed_at=earlier,
                            earn_multiplier=1.0)]
-    actor = {spec.name: spec.fn for spec in service_jobs(["points"])[0]}[
+    actor = {spec.name: spec.fn for spec in jobs(["points"])[0]}[
         "points.apply_tier_multiplier"]
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         for change in changes:  # the newer first, the older delivered late
             await actor(msgspec.json.encode(Envelope(

@@ -10,9 +10,8 @@ import pytest
 
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from tests.conftest import Tenant, error_code, member_token
-from tests.points.helpers import Points, uid
-from tests.tiers.helpers import deliver
+from tests.support.api import Points, Tenant, error_code, member_token, uid
+from tests.support.bus import deliver
 
 MODEL = {"window_days": 28, "high_value_line": 20, "actions": {
     "purchase": {"category": "consumption", "weight": 1, "per_100_cents": 0.1},

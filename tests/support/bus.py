@@ -1,12 +1,17 @@
-"""Running the outbox through the consumers in-process, as the relay and worker would."""
+"""The worker, in the test process: its context, and the outbox run through the consumers as the
+relay and the worker would."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from proto.events import SUBSCRIPTIONS
+from services.composition.registry import SERVICES, jobs
 from services.runtime.outbox import messages_for
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from services.runtime.worker import WorkerContext, service_jobs
+from services.runtime.worker import WorkerContext
 
 
 async def deliver(resources: Resources, settings: Settings, tenant: str,
@@ -14,9 +19,9 @@ async def deliver(resources: Resources, settings: Settings, tenant: str,
     """What the relay and the worker do, in this process: the tenant's outbox events as the
     relay's messages (batches for batch subscribers) to each actor, again and again until
     consumers stop emitting, then removed. ``twice`` delivers every message twice."""
-    actors = {spec.name: spec.fn for spec in service_jobs(["points", "rewards", "tiers"])[0]}
+    actors = {spec.name: spec.fn for spec in jobs()[0]}
     delivered = 0
-    WorkerContext.configure(settings)
+    WorkerContext.configure(settings, SERVICES)
     try:
         while rows := await resources.pool.fetch(
                 "SELECT id, event_id, service, tenant_id, event_type, payload, created_at"
@@ -30,3 +35,13 @@ async def deliver(resources: Resources, settings: Settings, tenant: str,
     finally:
         await WorkerContext.close()
     return delivered
+
+
+@contextlib.asynccontextmanager
+async def worker_context(settings: Settings) -> AsyncIterator[None]:
+    """Actors called inside run as in the worker: with every service hosted for them."""
+    WorkerContext.configure(settings, SERVICES)
+    try:
+        yield
+    finally:
+        await WorkerContext.close()

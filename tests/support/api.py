@@ -1,13 +1,54 @@
-"""Small HTTP helpers for points tests."""
+"""HTTP helpers shared by the tests: tenants and their keys, member tokens, the error envelope,
+and thin clients of the points and rewards APIs."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import msgspec
 
-from tests.conftest import Tenant
+from services.runtime import tenants
+from services.runtime.db import Pool
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    admin: str
+    operator: str
+    ingest: str
+
+    @staticmethod
+    def headers(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+
+async def make_tenant(pool: Pool, time_zone: str = "Asia/Shanghai") -> Tenant:
+    name = f"t-{secrets.token_hex(6)}"
+    async with pool.acquire() as conn:
+        admin = await tenants.create_tenant(conn, name, time_zone)
+        operator = await tenants.create_key(conn, name, "operator")
+        ingest = await tenants.create_key(conn, name, "ingest")
+    return Tenant(name, admin.key, operator.key, ingest.key)
+
+
+async def member_token(client: httpx.AsyncClient, tenant: Tenant, member_id: str,
+                       ttl_s: int = 600) -> str:
+    response = await client.post("/points/v1/member-tokens", headers=tenant.headers(tenant.ingest),
+                                 json={"member_id": member_id, "ttl_s": ttl_s})
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+def error_code(response: httpx.Response) -> str:
+    body = msgspec.json.decode(response.content)
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    return str(body["error"]["code"])
 
 
 def uid(prefix: str = "id") -> str:
@@ -82,3 +123,45 @@ class Points:
         response = await self.client.get("/points/v1/ledger/check", headers=self.admin)
         assert response.status_code == 200, response.text
         assert response.json() == {"ok": True, "problems": []}, response.json()
+
+
+class Rewards:
+    def __init__(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
+        self.client = client
+        self.tenant = tenant
+        self.points = Points(client, tenant)
+        self.operator = tenant.headers(tenant.operator)
+        self.ingest = tenant.headers(tenant.ingest)
+
+    async def perk(self, sku: str | None = None, **fields: Any) -> str:
+        sku = sku or uid("sku")
+        body = {"name": "Trial kit", "cost_points": 10, **fields}
+        response = await self.client.put(f"/rewards/v1/perks/{sku}", headers=self.operator,
+                                         json=body)
+        assert response.status_code == 200, response.text
+        return sku
+
+    async def codes(self, sku: str, codes: list[str]) -> httpx.Response:
+        return await self.client.post(f"/rewards/v1/perks/{sku}/codes", headers=self.operator,
+                                      json={"codes": codes})
+
+    async def redeem(self, member_id: str, sku: str, quantity: int = 1,
+                     redemption_id: str | None = None,
+                     headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.client.post("/rewards/v1/redemptions", headers=headers or self.ingest,
+                                      json={"redemption_id": redemption_id or uid("rd"),
+                                            "member_id": member_id, "sku": sku,
+                                            "quantity": quantity})
+
+    async def cancel(self, redemption_id: str) -> httpx.Response:
+        return await self.client.post(f"/rewards/v1/redemptions/{redemption_id}/cancel",
+                                      headers=self.operator)
+
+    async def coupons(self, member_id: str, headers: dict[str, str] | None = None
+                      ) -> httpx.Response:
+        return await self.client.get(f"/rewards/v1/members/{member_id}/coupons",
+                                     headers=headers or self.ingest)
+
+    async def stock(self, sku: str) -> int | None:
+        response = await self.client.get("/rewards/v1/perks", headers=self.operator)
+        return next(p["stock"] for p in response.json()["items"] if p["sku"] == sku)

@@ -19,15 +19,22 @@ import asyncpg
 import msgspec
 
 import proto
+from services.composition.registry import (
+    MIGRATIONS,
+    SERVICE_NAMES,
+    SERVICES,
+    jobs,
+    openapi_documents,
+)
 from services.runtime import tenants
-from services.runtime.db import init_connection
+from services.runtime.db import Conn, init_connection
 from services.runtime.embedded import embedded_servers
 from services.runtime.errors import FuliError
 from services.runtime.migrations import migrate
 from services.runtime.observability import configure_logging
 from services.runtime.settings import Settings, SettingsError, load_settings
+from services.runtime.stack import Stack
 
-SERVICES = ("points", "rewards", "tiers")
 OPENAPI_DIR = Path(proto.__file__).resolve().parent / "openapi"
 
 
@@ -47,7 +54,7 @@ def resolved(settings: Settings) -> Iterator[Settings]:
 
 
 async def _with_connection(settings: Settings,
-                           action: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+                           action: Callable[[Conn], Awaitable[Any]]) -> Any:
     conn = await asyncpg.connect(settings.database_url)
     await init_connection(conn)
     try:
@@ -59,8 +66,8 @@ async def _with_connection(settings: Settings,
 async def prepare_database(settings: Settings, *, create_default_tenant: bool) -> str | None:
     """Apply migrations and the bootstrap key; returns a new admin key if one was made."""
 
-    async def run(conn: asyncpg.Connection) -> str | None:
-        await migrate(conn)
+    async def run(conn: Conn) -> str | None:
+        await migrate(conn, MIGRATIONS)
         if settings.bootstrap_key:
             await tenants.ensure_tenant_with_key(conn, "default", settings.bootstrap_key)
             return None
@@ -95,14 +102,12 @@ def _banner(settings: Settings, services: tuple[str, ...], admin_key: str | None
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    from services.runtime.stack import Stack
-
     with resolved(settings) as ready:
         admin_key = asyncio.run(prepare_database(ready, create_default_tenant=True))
         worker = _spawn_worker(ready) if ready.worker else None
         try:
-            _banner(ready, SERVICES, admin_key)
-            _serve(Stack(ready), ready)
+            _banner(ready, SERVICE_NAMES, admin_key)
+            _serve(Stack(ready, SERVICES), ready)
         finally:
             if worker is not None:
                 worker.send_signal(signal.SIGTERM)
@@ -117,17 +122,16 @@ def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["FULI_DATABASE_URL"] = settings.database_url or ""
     env["FULI_REDIS_URL"] = settings.redis_url or ""
-    return subprocess.Popen([sys.executable, "-m", "services.runtime.cli", "worker"], env=env)
+    return subprocess.Popen([sys.executable, "-m", "services.composition.cli", "worker"], env=env)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import importlib
-
-    module = importlib.import_module(f"services.{args.service}.app")
     with resolved(settings) as ready:
         asyncio.run(prepare_database(ready, create_default_tenant=False))
         _banner(ready, (args.service,), None)
-        _serve(module.create_app(ready), ready)
+        # The other services are hosted too (not mounted), for in-process calls when
+        # FULI_POINTS_URL and friends are not set.
+        _serve(Stack(ready, SERVICES, mounted=[args.service]), ready)
     return 0
 
 
@@ -139,13 +143,14 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     with resolved(settings) as ready:
         asyncio.run(prepare_database(ready, create_default_tenant=False))
-        run_worker(ready, args.service or list(SERVICES), stop)
+        actors, periodic = jobs(args.service or SERVICE_NAMES)
+        run_worker(ready, SERVICES, actors, periodic, stop)
     return 0
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     with resolved(settings) as ready:
-        applied = asyncio.run(_with_connection(ready, migrate))
+        applied = asyncio.run(_with_connection(ready, lambda conn: migrate(conn, MIGRATIONS)))
     for migration in applied:
         print(f"applied {migration.service}/{migration.version:04d}_{migration.name}.sql")
     print(f"{len(applied)} migration(s) applied; the schema is up to date")
@@ -186,7 +191,7 @@ def cmd_grants_import(settings: Settings, args: argparse.Namespace) -> int:
 
     raw = Path(args.file).read_bytes()
 
-    async def run(conn: asyncpg.Connection) -> Any:
+    async def run(conn: Conn) -> Any:
         with tqdm(unit="item", desc="granting", disable=args.quiet) as bar:
             return await import_grants(conn, tenant_id=args.tenant, reason=args.reason,
                                        raw=raw, chunk_size=args.chunk_size,
@@ -238,15 +243,6 @@ def cmd_draws_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def openapi_documents(settings: Settings) -> dict[str, str]:
-    from services.runtime.stack import service_apps
-
-    return {
-        name: json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True) + "\n"
-        for name, app in service_apps(settings).items()
-    }
-
-
 def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
     out = Path(args.out)
     stale = []
@@ -273,10 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="serve all three services and the worker (what `make run` does)"
                    ).set_defaults(func=cmd_up)
     serve = sub.add_parser("serve", help="serve one service alone")
-    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("service", choices=SERVICE_NAMES)
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run actors, the outbox relay and periodic jobs")
-    worker.add_argument("--service", action="append", choices=SERVICES,
+    worker.add_argument("--service", action="append", choices=SERVICE_NAMES,
                         help="only this service's actors (repeatable; default all)")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
