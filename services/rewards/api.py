@@ -218,7 +218,7 @@ class WalletController(Controller):
         """Give perks, coupons or draw tickets to up to 10 000 members without points; all or
         nothing; audited."""
         async with resources.pool.acquire() as conn:
-            outcome = await wallet.issue(conn, principal, data, now())
+            outcome = await wallet.issue(conn, principal.tenant_id, principal.key_id, data, now())
         return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
 
 

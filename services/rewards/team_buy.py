@@ -17,7 +17,6 @@ from services.rewards.leaderboard import Leaderboards
 from services.rewards.points_client import PointsClient
 from services.rewards.red_packets import digest
 from services.rewards.team_buy_rules import localise, prize_for, validate_campaign
-from services.runtime.auth import Principal
 from services.runtime.errors import Conflict, NotFound, ValidationFailed
 from services.runtime.outbox import emit
 
@@ -49,7 +48,7 @@ async def put_campaign(conn: asyncpg.Connection, tenant_id: str, campaign_id: st
     starts_at, ends_at = localise(body.starts_at, zone), localise(body.ends_at, zone)
     validate_campaign(body, starts_at, ends_at)
     for prize in body.prizes:
-        if prize.sku is not None and await store.perk(conn, tenant_id, prize.sku) is None:
+        if prize.sku is not None and not await wallet.perk_exists(conn, tenant_id, prize.sku):
             raise ValidationFailed(f"no perk {prize.sku!r}", field="prizes", sku=prize.sku)
     row = await team_store.put_campaign(
         conn, tenant_id, campaign_id, body.name, sorted(body.team_sizes), starts_at, ends_at,
@@ -239,8 +238,7 @@ async def issue_next(pool: asyncpg.Pool, points: PointsClient, tenant_id: str,
 
 async def issue_perk(conn: asyncpg.Connection, tenant_id: str, issue_id: str, sku: str,
                      member_ids: list[str], reason: str, now: datetime) -> None:
-    principal = Principal(tenant_id=tenant_id, role="operator")
-    outcome = await wallet.issue(conn, principal, IssueIn(
+    outcome = await wallet.issue(conn, tenant_id, None, IssueIn(
         issue_id=issue_id, reason=reason, kind="perk", sku=sku, member_ids=member_ids),
         now)
     if outcome.status_code != 201:

@@ -11,6 +11,7 @@ from proto.events import CouponTransferred, CouponUsed
 from proto.rewards import Issued, IssueIn, TransferIn, Transferred, Used, UseIn
 from services.rewards import store
 from services.runtime.auth import Principal
+from services.runtime.db import Conn, Db
 from services.runtime.errors import Conflict, NotFound, ValidationFailed
 from services.runtime.idempotency import Outcome, run_once
 from services.runtime.outbox import emit
@@ -76,8 +77,14 @@ async def use(conn: asyncpg.Connection, principal: Principal, coupon_id: str, bo
                           effect=effect)
 
 
-async def issue(conn: asyncpg.Connection, principal: Principal, body: IssueIn,
+async def perk_exists(db: Db, tenant_id: str, sku: str) -> bool:
+    return await store.perk(db, tenant_id, sku) is not None
+
+
+async def issue(conn: Conn, tenant_id: str, issued_by: str | None, body: IssueIn,
                 now: datetime) -> Outcome:
+    """Perks, coupons or tickets for many members without points, all or nothing, once per
+    ``issue_id``; ``issued_by`` (an API key id, or None for fuli itself) goes to the audit."""
     if body.kind == "tickets":
         if body.box_id is None:
             raise ValidationFailed("tickets need a box_id", field="box_id")
@@ -85,8 +92,7 @@ async def issue(conn: asyncpg.Connection, principal: Principal, body: IssueIn,
         raise ValidationFailed(f"{body.kind} issues need a sku", field="sku")
     members = sorted(set(body.member_ids))
 
-    async def effect(tx: asyncpg.Connection) -> tuple[int, Issued]:
-        tenant_id = principal.tenant_id
+    async def effect(tx: Conn) -> tuple[int, Issued]:
         if body.kind == "tickets":
             assert body.box_id is not None
             await store.add_tickets(tx, tenant_id, body.box_id, members, body.count)
@@ -107,10 +113,10 @@ async def issue(conn: asyncpg.Connection, principal: Principal, body: IssueIn,
             await store.add_coupons(tx, tenant_id, [
                 (new_coupon_id(), member, body.sku, codes[i] if codes else None, expires,
                  "issue", body.issue_id) for i, member in enumerate(slots)])
-        await store.audit_issue(tx, tenant_id, body.issue_id, principal.key_id, body.reason,
+        await store.audit_issue(tx, tenant_id, body.issue_id, issued_by, body.reason,
                                 body.kind, body.sku, body.box_id, body.count, len(members))
         return 201, Issued(issue_id=body.issue_id, kind=body.kind, member_count=len(members),
                            count=body.count)
 
-    return await run_once(conn, tenant_id=principal.tenant_id, scope="rewards.issues",
+    return await run_once(conn, tenant_id=tenant_id, scope="rewards.issues",
                           key=body.issue_id, request=body, effect=effect)
