@@ -193,9 +193,11 @@ def cmd_grants_import(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run(conn: Conn) -> Any:
         with tqdm(unit="item", desc="granting", disable=args.quiet) as bar:
+            def progress(items: int) -> None:
+                bar.update(items)
+
             return await import_grants(conn, tenant_id=args.tenant, reason=args.reason,
-                                       raw=raw, chunk_size=args.chunk_size,
-                                       progress=bar.update)
+                                       raw=raw, chunk_size=args.chunk_size, progress=progress)
 
     with resolved(settings) as ready:
         asyncio.run(prepare_database(ready, create_default_tenant=False))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -68,7 +69,8 @@ class RequestContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind: str = scope["type"]
+        if kind != "http":
             await self.app(scope, receive, send)
             return
         token = request_id_var.set(request_context(scope)[0])
@@ -92,7 +94,7 @@ def response_observer(service: str) -> Callable[[Message, Scope], Awaitable[None
     header, the metrics and the access log carry the status the client really got."""
 
     async def observe(message: Message, scope: Scope) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             return
         request_id, started = request_context(scope)
         state = scope["state"]

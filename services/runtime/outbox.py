@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
+from typing import Any
 
 import asyncpg
 import dramatiq
@@ -19,7 +20,7 @@ log = logging.getLogger("fuli.outbox")
 
 _encoder = msgspec.json.Encoder()
 
-Enqueue = Callable[[list[dramatiq.Message]], None]
+Enqueue = Callable[[list[dramatiq.Message[Any]]], None]
 MAX_BATCH = 200  # envelopes per message to a batch subscriber
 
 
@@ -57,10 +58,10 @@ def envelope_json(row: asyncpg.Record) -> str:
 
 def messages_for(rows: Sequence[asyncpg.Record],
                  subscriptions: Mapping[str, Sequence[Subscriber]],
-                 max_batch: int = MAX_BATCH) -> list[dramatiq.Message]:
+                 max_batch: int = MAX_BATCH) -> list[dramatiq.Message[Any]]:
     """One message per row and subscriber, except that a batch subscriber gets the rows of its
     types together, in outbox order, up to ``max_batch`` bodies per message."""
-    messages = []
+    messages: list[dramatiq.Message[Any]] = []
     batches: dict[Subscriber, list[str]] = {}
     for row in rows:
         body = envelope_json(row)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
 
 from litestar import Litestar, get
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -14,6 +14,10 @@ from services.runtime.observability import response_observer
 from services.runtime.resources import Resources
 from services.runtime.service import Host, ServiceSpec
 from services.runtime.settings import Settings
+
+# Litestar's ASGI types leave the lifespan protocol out.
+LifespanReceive = Callable[[], Awaitable[dict[str, Any]]]
+LifespanSend = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def root_app(mounted: Sequence[str]) -> Litestar:
@@ -48,23 +52,25 @@ class Stack:
         await self.host.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+        kind: str = scope["type"]  # Litestar's Scope type leaves lifespan out
+        if kind == "lifespan":
+            await self._lifespan(cast(LifespanReceive, receive), cast(LifespanSend, send))
             return
         segment = scope["path"].split("/", 2)[1] if scope["path"].startswith("/") else ""
         await self.apps.get(segment, self.root)(scope, receive, send)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
+    async def _lifespan(self, receive: LifespanReceive, send: LifespanSend) -> None:
         while True:
             message = await receive()
-            if message["type"] == "lifespan.startup":
+            kind: str = message["type"]
+            if kind == "lifespan.startup":
                 try:
                     await self.open()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
+            elif kind == "lifespan.shutdown":
                 await self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

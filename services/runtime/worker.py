@@ -37,15 +37,16 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
         # Publisher confirms: the relay deletes outbox rows only after the broker has them.
         broker = RabbitmqBroker(url=url, confirm_delivery=True)
     else:
-        broker = RedisBroker(url=url, namespace="fuli-dramatiq")
+        broker = RedisBroker(url=url, namespace="fuli-dramatiq")  # type: ignore[no-untyped-call]
     broker.add_middleware(AsyncIO())
     return broker
 
 
 def declare_actors(broker: dramatiq.Broker, specs: Sequence[ActorSpec]) -> None:
     for spec in specs:
-        dramatiq.actor(spec.fn, actor_name=spec.name, queue_name=spec.queue, broker=broker,
-                       max_retries=spec.max_retries, time_limit=spec.time_limit_ms)
+        declare = dramatiq.actor(actor_name=spec.name, queue_name=spec.queue, broker=broker,
+                                 max_retries=spec.max_retries, time_limit=spec.time_limit_ms)
+        declare(spec.fn)
 
 
 class WorkerContext:
@@ -135,7 +136,7 @@ class RelayThread(threading.Thread):
         self.broker = broker
         self.stop_event = stop
 
-    def _enqueue(self, messages: list[dramatiq.Message]) -> None:
+    def _enqueue(self, messages: list[dramatiq.Message[Any]]) -> None:
         for message in messages:
             self.broker.enqueue(message)
 
