@@ -1,15 +1,16 @@
-"""Folding member activity from the bus into action days and purchases: the inputs of value
-scores and group reports."""
+"""Member activity from the bus, folded into action days and purchases: the inputs of value
+scores and group reports. Shared by the value and groups features, so it lives at the root of
+the service; this is the only code that writes ``tiers.action_days`` and ``tiers.purchases``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import msgspec
 
 from proto.events import ActionRecorded, CouponUsed, Envelope, PurchaseReversed
-from services.tiers import store
+from services.runtime.db import Conn
+from services.tiers import shared_store
 
 COUPON_USED = "coupon_used"
 MAX_GROUP_ID = 128
@@ -24,21 +25,25 @@ def group_of(attributes: dict[str, Any]) -> str | None:
     return text if 0 < len(text) <= MAX_GROUP_ID else None
 
 
-async def apply_activity(conn: asyncpg.Connection, envelope: Envelope) -> None:
+async def apply_activity(conn: Conn, envelope: Envelope) -> None:
+    """Fold one event into the tenant's activity (a ``bus.consume`` handler)."""
     tenant = envelope.tenant_id
     if envelope.type == "ActionRecorded":
         action = msgspec.json.decode(envelope.data, type=ActionRecorded)
         group_id = group_of(action.attributes)
-        await store.add_action(conn, tenant, action.member_id, action.action, group_id or "",
-                               action.occurred_at)
+        await shared_store.add_action(conn, tenant, action.member_id, action.action,
+                                      group_id or "", action.occurred_at)
+        await shared_store.ensure_member(conn, tenant, action.member_id)
         if action.amount_cents:
-            await store.add_purchase(conn, tenant, action.event_id, action.member_id,
-                                     action.action, group_id, action.occurred_at,
-                                     action.amount_cents)
+            await shared_store.add_purchase(conn, tenant, action.event_id, action.member_id,
+                                            action.action, group_id, action.occurred_at,
+                                            action.amount_cents)
     elif envelope.type == "CouponUsed":
         used = msgspec.json.decode(envelope.data, type=CouponUsed)
-        await store.add_action(conn, tenant, used.member_id, COUPON_USED, "", used.used_at)
+        await shared_store.add_action(conn, tenant, used.member_id, COUPON_USED, "",
+                                      used.used_at)
+        await shared_store.ensure_member(conn, tenant, used.member_id)
     elif envelope.type == "PurchaseReversed":
         refund = msgspec.json.decode(envelope.data, type=PurchaseReversed)
-        await store.add_refund(conn, tenant, refund.event_id, refund.member_id,
-                               refund.occurred_at, refund.amount_cents)
+        await shared_store.add_refund(conn, tenant, refund.event_id, refund.member_id,
+                                      refund.occurred_at, refund.amount_cents)

@@ -1,28 +1,29 @@
-"""Background work of the tiers service: folding points facts into metrics (re-evaluating the
-member at once), recording activity for value scores and groups, letting rolling windows roll
-and stratifying percentile tenants."""
+"""Background work of the tiers service, wired to the worker: folding points facts into
+metrics (re-evaluating the member at once), recording activity for value scores and groups,
+letting rolling windows roll and stratifying percentile tenants. The work itself is in the
+features and the shared activity fold; this module only names the actors and jobs."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 from services.runtime.bus import ActorSpec, PeriodicJob, consume
 from services.runtime.worker import WorkerContext
-from services.tiers import store
 from services.tiers.activity import apply_activity
-from services.tiers.evaluation import apply_and_evaluate, evaluate
-
-log = logging.getLogger("fuli.tiers.actors")
+from services.tiers.app import TiersComponents
+from services.tiers.policy.policy import Policies
 
 QUEUE = "tiers"
-BATCH = 1000
-ROLL_LOOKBACK_DAYS = 31
+
+
+async def _policies() -> Policies:
+    return (await WorkerContext.components("tiers", TiersComponents)).policies
 
 
 async def apply_points_event(bodies: str | list[str]) -> None:
     resources = await WorkerContext.resources()
-    await consume(resources.pool, "tiers.apply_points_event", bodies, apply_and_evaluate)
+    await consume(resources.pool, "tiers.apply_points_event", bodies,
+                  (await _policies()).apply_points_event)
 
 
 async def record_activity(bodies: str | list[str]) -> None:
@@ -31,29 +32,15 @@ async def record_activity(bodies: str | list[str]) -> None:
 
 
 async def roll_windows(at: str | None = None) -> None:
-    """Re-evaluate members of windowed threshold policies whose spend or points just left the
-    window (or whose grace is running): they move without any new event. ``at`` (RFC 3339)
-    evaluates as of another time. Days that left the window up to ``ROLL_LOOKBACK_DAYS`` ago
-    are caught, so the hourly job may miss runs for that long."""
-    resources = await WorkerContext.resources()
+    """Re-evaluate members whose windowed metrics moved without a new event; ``at``
+    (RFC 3339) evaluates as of another time."""
     now = datetime.fromisoformat(at) if at else datetime.now(UTC)
-    after = ("", "")
-    while rows := await store.window_candidates(resources.pool, after, now, ROLL_LOOKBACK_DAYS,
-                                                BATCH):
-        for row in rows:
-            async with resources.pool.acquire() as conn, conn.transaction():
-                await evaluate(conn, row["tenant_id"], row["member_id"], now)
-        after = (rows[-1]["tenant_id"], rows[-1]["member_id"])
+    await (await _policies()).roll_windows(now)
 
 
 async def stratify_all() -> None:
     """The scheduled stratification of every tenant with a percentile policy."""
-    resources = await WorkerContext.resources()
-    for tenant_id in await store.percentile_tenants(resources.pool):
-        async with resources.pool.acquire() as conn, conn.transaction():
-            row = await store.stratify(conn, tenant_id, datetime.now(UTC))
-        log.info("stratified", extra={"fields": {"tenant": tenant_id, "members": row["members"],
-                                                 "changed": row["changed"]}})
+    await (await _policies()).stratify_all()
 
 
 ACTORS: list[ActorSpec] = [

@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from litestar import Router
 
-from services.runtime.service import ServiceSpec
-from services.tiers import api, groups_api
+from services.runtime.resources import Resources
+from services.runtime.service import Peers, ServiceSpec
+from services.tiers.groups import api as groups_api
+from services.tiers.groups.groups import Groups
+from services.tiers.policy import api as policy_api
+from services.tiers.policy.policy import Policies
+from services.tiers.value import api as value_api
+from services.tiers.value.value import Values
 
-TIERS: ServiceSpec[Any] = ServiceSpec(
+
+@dataclass(frozen=True)
+class TiersComponents:
+    policies: Policies
+    groups: Groups
+    values: Values
+
+
+@contextlib.asynccontextmanager
+async def open_components(resources: Resources, peers: Peers) -> AsyncIterator[TiersComponents]:
+    yield TiersComponents(policies=Policies(resources.pool), groups=Groups(resources.pool),
+                          values=Values(resources.pool))
+
+
+TIERS: ServiceSpec[TiersComponents] = ServiceSpec(
     name="tiers",
     package="services.tiers",
     description="Tier policies, community groups and their health, value scores and KOCs.",
-    route_handlers=[Router(path="/tiers/v1", route_handlers=[*api.CONTROLLERS,
-                                                              *groups_api.CONTROLLERS])],
+    route_handlers=[Router(path="/tiers/v1", route_handlers=[
+        *policy_api.CONTROLLERS, *groups_api.CONTROLLERS, *value_api.CONTROLLERS])],
+    components=open_components,
+    provides={"policies": lambda c: c.policies, "groups": lambda c: c.groups,
+              "values": lambda c: c.values},
 )

@@ -14,7 +14,7 @@ from services.composition.registry import SERVICES, jobs
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
-from services.tiers.evaluation import evaluate
+from services.tiers.policy.policy import evaluate
 from tests.support.api import Points, Tenant, error_code, uid
 from tests.support.bus import deliver
 

@@ -1,0 +1,179 @@
+"""Community groups: the groups, joins and leaves, period reports (with stage and activation
+watch when the tenant has a value model) and suggested moves of members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from proto import tiers as t
+from services.runtime.db import Db, Pool
+from services.runtime.errors import Conflict, NotFound
+from services.runtime.tenants import tenant_time_zone
+from services.tiers import shared_store
+from services.tiers.groups import rules, store
+from services.tiers.groups.rules import GroupInfo, GroupValues, Misplaced
+from services.tiers.times import as_of, local_day
+
+
+class Groups:
+    """The tenant's community groups and their health."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def put(self, tenant_id: str, group_id: str, body: t.GroupBody) -> t.Group:
+        """Creates or changes a group; its tier must be one of the policy's."""
+        rules.check_group_id(group_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            policy = await shared_store.policy(conn, tenant_id)
+            if policy is None:
+                raise Conflict("set a tier policy before creating groups", code="no_policy")
+            rules.check_tier(body.tier, [tier.name for tier in policy.tiers])
+            return await store.put_group(conn, tenant_id, group_id, body.name, body.tier,
+                                         body.kind)
+
+    async def get(self, tenant_id: str, group_id: str) -> t.Group:
+        return await _require_group(self.pool, tenant_id, group_id)
+
+    async def join(self, tenant_id: str, group_id: str, member_id: str, at: datetime | None,
+                   now: datetime) -> t.Membership:
+        """Joins at ``at`` (default now); a member already in the group stays as they are."""
+        moment = rules.check_moment(at, now)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await store.lock_group(conn, tenant_id, group_id):
+                raise _unknown_group(group_id)
+            last = await store.last_stay(conn, tenant_id, group_id, member_id)
+            if last is not None and last.left_at is None:
+                return t.Membership(group_id=group_id, member_id=member_id,
+                                    joined_at=last.joined_at, left_at=None)
+            if last is not None and last.left_at is not None:
+                rules.check_rejoin(moment, last.joined_at, last.left_at)
+            await store.join_group(conn, tenant_id, group_id, member_id, moment)
+            await shared_store.ensure_member(conn, tenant_id, member_id)
+        return t.Membership(group_id=group_id, member_id=member_id, joined_at=moment,
+                            left_at=None)
+
+    async def leave(self, tenant_id: str, group_id: str, member_id: str, at: datetime | None,
+                    now: datetime) -> t.Membership:
+        """Leaves at ``at`` (default now)."""
+        moment = rules.check_moment(at, now)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await store.lock_group(conn, tenant_id, group_id):
+                raise _unknown_group(group_id)
+            last = await store.last_stay(conn, tenant_id, group_id, member_id)
+            if last is None or last.left_at is not None:
+                raise NotFound(f"{member_id!r} is not in group {group_id!r}",
+                               code="not_a_member")
+            rules.check_leave(moment, last.joined_at)
+            await store.leave_group(conn, tenant_id, group_id, member_id, moment)
+        return t.Membership(group_id=group_id, member_id=member_id, joined_at=last.joined_at,
+                            left_at=moment)
+
+    async def report(self, tenant_id: str, group_id: str, period: t.Period,
+                     at: datetime | None, now: datetime) -> t.GroupReport:
+        """The group's figures for the local week (Monday first) or month holding ``at``."""
+        moment = as_of(at, now)
+        await _require_group(self.pool, tenant_id, group_id)
+        zone = await tenant_time_zone(self.pool, tenant_id)
+        start, end = rules.period_bounds(period, moment, zone)
+        figures = await store.group_period(self.pool, tenant_id, group_id, start, end)
+        model = await shared_store.value_model(self.pool, tenant_id)
+        value_mean: float | None = None
+        high_value: int | None = None
+        stage: rules.Stage | None = None
+        watch: bool | None = None
+        if model is not None:
+            flash = await _flash_groups(self.pool, tenant_id)
+            last = end - rules.JUST_BEFORE
+            rows = await store.group_values(self.pool, tenant_id, model, last)
+            values = _values(rows, flash)
+            mine = next((r for r in rows if r.group_id == group_id), None)
+            value_mean = round(float(mine.value_mean), 4) if mine else 0.0
+            high_value = mine.high_value_members if mine else 0
+            stage = values.stage(group_id)
+            watch = True
+            for moment_of_week in rules.watch_weeks(end, zone):
+                weekly = values if moment_of_week == last else _values(
+                    await store.group_values(self.pool, tenant_id, model, moment_of_week),
+                    flash)
+                if not weekly.in_bottom(group_id, rules.WATCH_SHARE):
+                    watch = False
+                    break
+        population = figures.members_in_period
+        return t.GroupReport(
+            group_id=group_id, period=period, start=start, end=end, members=figures.members,
+            members_in_period=population, joins=figures.joins, leaves=figures.leaves,
+            net_growth=figures.joins - figures.leaves, active_members=figures.active_members,
+            active_rate=rules.ratio(figures.active_members, population),
+            purchasers=figures.purchasers,
+            conversion_rate=rules.ratio(figures.purchasers, population),
+            gmv_cents=figures.gmv_cents, value_mean=value_mean, high_value_members=high_value,
+            stage=stage, activation_watch=watch)
+
+    async def migrations(self, tenant_id: str, now: datetime, limit: int,
+                         tolerance: float) -> t.Migrations:
+        """Members whose tier differs from their group's, high-value members stuck in silver
+        groups, each with livelier groups of their tier to invite them to; and how super-user
+        and member groups compare with their target composition."""
+        db = self.pool
+        policy = await shared_store.policy(db, tenant_id)
+        model = await shared_store.value_model(db, tenant_id)
+        last_day = local_day(now, await tenant_time_zone(db, tenant_id))
+        all_groups = [GroupInfo(g.group_id, g.tier, g.kind)
+                      for g in await store.groups(db, tenant_id)]
+        flash = {g.group_id for g in all_groups if g.kind == "flash"}
+        values = (_values(await store.group_values(db, tenant_id, model, now), flash)
+                  if model is not None else None)
+        by_tier = rules.invitation_lists(all_groups, values.mean if values else {})
+
+        ladder = [tier.name for tier in policy.tiers] if policy else []
+        found = [_misplaced(r, "tier_mismatch") for r in await store.tier_mismatches(
+            db, tenant_id, ladder, model, last_day, limit + 1)]
+        if model is not None:
+            silver = [g.group_id for g in all_groups
+                      if g.kind != "flash" and values and values.stage(g.group_id) == "silver"]
+            found += [_misplaced(r, "high_value_in_silver_group")
+                      for r in await store.high_value_members_of(db, tenant_id, model,
+                                                                 last_day, silver, limit + 1)]
+        moves, truncated = rules.first_moves(found, limit)
+        current: dict[str, set[str]] = {}
+        for stay in await store.current_stays(db, tenant_id, sorted({m.member_id
+                                                                     for m in moves})):
+            current.setdefault(stay.member_id, set()).add(stay.group_id)
+        suggestions = [rules.suggestion(move, by_tier, current.get(move.member_id, set()),
+                                        values) for move in moves]
+
+        top_tier = policy.tiers[-1].name if policy else None
+        compositions = []
+        for r in await store.compositions(db, tenant_id, model, last_day, top_tier):
+            shares, balanced = rules.composition(r.kind, r.members, r.super_users, r.potential,
+                                                 tolerance)
+            compositions.append(t.Composition(group_id=r.group_id, kind=r.kind,
+                                              members=r.members, shares=shares,
+                                              target=rules.TARGETS[r.kind], balanced=balanced))
+        return t.Migrations(moves=suggestions, truncated=truncated, compositions=compositions)
+
+
+def _unknown_group(group_id: str) -> NotFound:
+    return NotFound(f"no group {group_id!r}", code="unknown_group")
+
+
+async def _require_group(db: Db, tenant_id: str, group_id: str) -> t.Group:
+    group = await store.group(db, tenant_id, group_id)
+    if group is None:
+        raise _unknown_group(group_id)
+    return group
+
+
+async def _flash_groups(db: Db, tenant_id: str) -> set[str]:
+    return {g.group_id for g in await store.groups(db, tenant_id) if g.kind == "flash"}
+
+
+def _values(rows: list[store.GroupValue], flash: set[str]) -> GroupValues:
+    return GroupValues({r.group_id: float(r.value_mean) for r in rows}, flash)
+
+
+def _misplaced(row: store.MisplacedRow, reason: rules.Reason) -> Misplaced:
+    return Misplaced(member_id=row.member_id, group_id=row.group_id, group_tier=row.group_tier,
+                     member_tier=row.member_tier,
+                     value=None if row.total is None else float(row.total), reason=reason)

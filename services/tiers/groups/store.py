@@ -1,0 +1,211 @@
+"""SQL of community groups: groups, stays of members in them, period figures, group values and
+the members who should move (value scores come from ``tiers.member_values`` under the tenant's
+value model, passed in)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from proto.tiers import Group, GroupKind, ValueModel
+from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
+
+
+class Stay(msgspec.Struct, frozen=True):
+    joined_at: datetime
+    left_at: datetime | None
+
+
+class GroupRow(msgspec.Struct, frozen=True):
+    group_id: str
+    tier: str
+    kind: GroupKind
+
+
+class PeriodFigures(msgspec.Struct, frozen=True):
+    members: int
+    members_in_period: int
+    joins: int
+    leaves: int
+    active_members: int
+    purchasers: int
+    gmv_cents: int
+
+
+class GroupValue(msgspec.Struct, frozen=True):
+    group_id: str
+    members: int
+    value_mean: Decimal
+    high_value_members: int
+
+
+class MisplacedRow(msgspec.Struct, frozen=True):
+    member_id: str
+    group_id: str
+    group_tier: str
+    member_tier: str | None
+    total: Decimal | None
+
+
+class CurrentStay(msgspec.Struct, frozen=True):
+    member_id: str
+    group_id: str
+
+
+class CompositionRow(msgspec.Struct, frozen=True):
+    group_id: str
+    kind: GroupKind
+    members: int
+    super_users: int
+    potential: int
+
+
+def _model(model: ValueModel | None) -> Any:
+    return None if model is None else msgspec.to_builtins(model)
+
+
+GROUP_COLUMNS = (
+    "g.group_id, g.name, g.tier, g.kind, g.created_at, g.updated_at,"
+    " (SELECT count(*) FROM tiers.group_members gm WHERE gm.tenant_id = g.tenant_id"
+    "  AND gm.group_id = g.group_id AND gm.left_at IS NULL) AS members")
+
+
+async def put_group(conn: Conn, tenant_id: str, group_id: str, name: str, tier: str,
+                    kind: str) -> Group:
+    await conn.execute(
+        "INSERT INTO tiers.groups (tenant_id, group_id, name, tier, kind)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, group_id) DO UPDATE"
+        " SET name = EXCLUDED.name, tier = EXCLUDED.tier, kind = EXCLUDED.kind,"
+        " updated_at = now()", tenant_id, group_id, name, tier, kind)
+    group_now = await group(conn, tenant_id, group_id)
+    assert group_now is not None
+    return group_now
+
+
+async def group(db: Db, tenant_id: str, group_id: str) -> Group | None:
+    return as_struct_or_none(Group, await db.fetchrow(
+        "SELECT " + GROUP_COLUMNS + " FROM tiers.groups g"
+        " WHERE g.tenant_id = $1 AND g.group_id = $2", tenant_id, group_id))
+
+
+async def lock_group(conn: Conn, tenant_id: str, group_id: str) -> bool:
+    """Serialises joins and leaves of one group, so stays never overlap."""
+    return await conn.fetchval(
+        "SELECT true FROM tiers.groups WHERE tenant_id = $1 AND group_id = $2 FOR UPDATE",
+        tenant_id, group_id) is not None
+
+
+async def last_stay(conn: Conn, tenant_id: str, group_id: str, member_id: str) -> Stay | None:
+    return as_struct_or_none(Stay, await conn.fetchrow(
+        "SELECT joined_at, left_at FROM tiers.group_members"
+        " WHERE tenant_id = $1 AND group_id = $2 AND member_id = $3"
+        " ORDER BY joined_at DESC LIMIT 1", tenant_id, group_id, member_id))
+
+
+async def join_group(conn: Conn, tenant_id: str, group_id: str, member_id: str,
+                     at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO tiers.group_members (tenant_id, group_id, member_id, joined_at)"
+        " VALUES ($1, $2, $3, $4)", tenant_id, group_id, member_id, at)
+
+
+async def leave_group(conn: Conn, tenant_id: str, group_id: str, member_id: str,
+                      at: datetime) -> None:
+    await conn.execute(
+        "UPDATE tiers.group_members SET left_at = $4"
+        " WHERE tenant_id = $1 AND group_id = $2 AND member_id = $3 AND left_at IS NULL",
+        tenant_id, group_id, member_id, at)
+
+
+async def group_period(db: Db, tenant_id: str, group_id: str, start: datetime,
+                       end: datetime) -> PeriodFigures:
+    row = await db.fetchrow("SELECT * FROM tiers.group_period($1, $2, $3, $4)",
+                            tenant_id, group_id, start, end)
+    assert row is not None
+    return as_struct(PeriodFigures, row)
+
+
+async def group_values(db: Db, tenant_id: str, model: ValueModel,
+                       at: datetime) -> list[GroupValue]:
+    return as_structs(GroupValue, await db.fetch(
+        "SELECT group_id, members, value_mean, high_value_members"
+        " FROM tiers.group_values($1, $2, $3)", tenant_id, _model(model), at))
+
+
+async def tier_mismatches(db: Db, tenant_id: str, ladder: list[str], model: ValueModel | None,
+                          last_day: date, limit: int) -> list[MisplacedRow]:
+    """Members now in a group that does not fit their tier: in a fan group, any other tier; in
+    a member group, a lower tier; in a super-user group, a lower tier unless the member is a
+    potential super user (value at or above the high-value line). Flash groups mix anyone."""
+    return as_structs(MisplacedRow, await db.fetch(
+        "WITH present AS (SELECT gm.member_id, gm.group_id, g.kind, g.tier AS group_tier,"
+        "  m.tier AS member_tier, array_position($2::text[], g.tier) AS group_rank,"
+        "  array_position($2::text[], m.tier) AS member_rank"
+        "  FROM tiers.group_members gm"
+        "  JOIN tiers.groups g ON g.tenant_id = gm.tenant_id AND g.group_id = gm.group_id"
+        "  JOIN tiers.members m ON m.tenant_id = gm.tenant_id AND m.member_id = gm.member_id"
+        "  WHERE gm.tenant_id = $1 AND gm.left_at IS NULL AND g.kind <> 'flash'"
+        "  AND m.tier IS NOT NULL AND m.tier <> g.tier),"
+        " v AS (SELECT * FROM tiers.member_values($1, $3, $4, (SELECT array_agg(DISTINCT"
+        "  member_id) FROM present WHERE kind = 'super')))"
+        " SELECT p.member_id, p.group_id, p.group_tier, p.member_tier, v.total FROM present p"
+        " LEFT JOIN v ON v.member_id = p.member_id"
+        " WHERE p.kind = 'fan' OR p.group_rank IS NULL OR p.member_rank IS NULL"
+        " OR (p.member_rank < p.group_rank AND (p.kind = 'member' OR coalesce("
+        "  coalesce(v.total, 0) < ($3 ->> 'high_value_line')::numeric, true)))"
+        " ORDER BY p.member_id, p.group_id LIMIT $5",
+        tenant_id, ladder, _model(model), last_day, limit))
+
+
+async def high_value_members_of(db: Db, tenant_id: str, model: ValueModel, last_day: date,
+                                group_ids: list[str], limit: int) -> list[MisplacedRow]:
+    """Current members of the given groups whose value reaches the model's high-value line."""
+    return as_structs(MisplacedRow, await db.fetch(
+        "WITH present AS (SELECT gm.member_id, gm.group_id FROM tiers.group_members gm"
+        "  WHERE gm.tenant_id = $1 AND gm.left_at IS NULL AND gm.group_id = any($4::text[]))"
+        " SELECT p.member_id, p.group_id, g.tier AS group_tier, m.tier AS member_tier,"
+        "  v.total FROM present p"
+        " JOIN tiers.groups g ON g.tenant_id = $1 AND g.group_id = p.group_id"
+        " LEFT JOIN tiers.members m ON m.tenant_id = $1 AND m.member_id = p.member_id"
+        " JOIN tiers.member_values($1, $2, $3,"
+        "  (SELECT array_agg(DISTINCT member_id) FROM present)) v ON v.member_id = p.member_id"
+        " WHERE v.total >= ($2 ->> 'high_value_line')::numeric"
+        " ORDER BY p.member_id, p.group_id LIMIT $5", tenant_id, _model(model), last_day,
+        group_ids, limit))
+
+
+async def current_stays(db: Db, tenant_id: str, member_ids: list[str]) -> list[CurrentStay]:
+    return as_structs(CurrentStay, await db.fetch(
+        "SELECT member_id, group_id FROM tiers.group_members"
+        " WHERE tenant_id = $1 AND left_at IS NULL AND member_id = any($2::text[])",
+        tenant_id, member_ids))
+
+
+async def groups(db: Db, tenant_id: str) -> list[GroupRow]:
+    return as_structs(GroupRow, await db.fetch(
+        "SELECT group_id, tier, kind FROM tiers.groups WHERE tenant_id = $1 ORDER BY group_id",
+        tenant_id))
+
+
+async def compositions(db: Db, tenant_id: str, model: ValueModel | None, last_day: date,
+                       top_tier: str | None) -> list[CompositionRow]:
+    """Per super-user and member group now: members, super users (top tier) and potential
+    super users (below the top tier, value at or above the high-value line)."""
+    return as_structs(CompositionRow, await db.fetch(
+        "WITH present AS (SELECT gm.member_id, gm.group_id, g.kind FROM tiers.group_members gm"
+        "  JOIN tiers.groups g ON g.tenant_id = gm.tenant_id AND g.group_id = gm.group_id"
+        "  WHERE gm.tenant_id = $1 AND gm.left_at IS NULL AND g.kind IN ('super', 'member')),"
+        " v AS (SELECT * FROM tiers.member_values($1, $2, $3,"
+        "  (SELECT array_agg(DISTINCT member_id) FROM present)))"
+        " SELECT p.group_id, p.kind, count(*) AS members,"
+        "  count(*) FILTER (WHERE m.tier = $4) AS super_users,"
+        "  count(*) FILTER (WHERE m.tier IS DISTINCT FROM $4"
+        "   AND v.total >= ($2 ->> 'high_value_line')::numeric) AS potential"
+        " FROM present p"
+        " LEFT JOIN tiers.members m ON m.tenant_id = $1 AND m.member_id = p.member_id"
+        " LEFT JOIN v ON v.member_id = p.member_id"
+        " GROUP BY p.group_id, p.kind ORDER BY p.group_id", tenant_id, _model(model), last_day,
+        top_tier))

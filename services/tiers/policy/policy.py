@@ -1,0 +1,132 @@
+"""Tier policies: the ladder, members' metrics folded from the points service's facts,
+threshold moves with downgrade grace, rolling windows, percentile stratification, and what
+members and operators read of it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from proto import tiers as t
+from proto.events import Envelope, TierChanged
+from services.runtime.db import Conn, Pool
+from services.runtime.errors import NotFound
+from services.runtime.outbox import emit
+from services.tiers import shared_store
+from services.tiers.policy import rules, store
+from services.tiers.policy.store import MemberKey
+
+log = logging.getLogger("fuli.tiers.policy")
+
+BATCH = 1000
+# Days that left a window up to this long ago are still caught, so the hourly roll may miss
+# runs for that long.
+ROLL_LOOKBACK_DAYS = 31
+
+
+class Policies:
+    """The tier policy of each tenant and the tiers it gives members."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def put(self, tenant_id: str, policy: t.Policy) -> t.Policy:
+        rules.validate_policy(policy)
+        await store.put_policy(self.pool, tenant_id, policy)
+        return policy
+
+    async def get(self, tenant_id: str) -> t.Policy:
+        policy = await shared_store.policy(self.pool, tenant_id)
+        if policy is None:
+            raise NotFound("no tier policy yet", code="no_policy")
+        return policy
+
+    async def member_tier(self, tenant_id: str, member_id: str, now: datetime) -> t.MemberTier:
+        policy = await shared_store.policy(self.pool, tenant_id)
+        state = await store.member(self.pool, tenant_id, member_id)
+        metrics = await store.metrics(self.pool, tenant_id, member_id,
+                                      policy.window_days if policy else None, now)
+        return rules.member_tier(member_id, policy, state.tier if state else None,
+                                 state.since if state else None,
+                                 state.below_since if state else None, metrics)
+
+    async def tier_history(self, tenant_id: str, member_id: str) -> t.TierHistory:
+        return t.TierHistory(items=await store.history(self.pool, tenant_id, member_id))
+
+    async def stratify(self, tenant_id: str, now: datetime) -> t.Evaluation:
+        """Stratify the whole tenant by its percentile policy, in one SQL pass."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await store.stratify(conn, tenant_id, now)
+        return t.Evaluation(members=done.members, changed=done.changed, cuts=done.cuts)
+
+    async def distribution(self, tenant_id: str) -> t.Distribution:
+        policy = await shared_store.policy(self.pool, tenant_id)
+        counts = {c.tier: c.members for c in await store.tier_counts(self.pool, tenant_id)}
+        last = await store.last_evaluation(self.pool, tenant_id)
+        return rules.distribution(policy, counts, last.cuts if last else [],
+                                  last.at if last else None)
+
+    async def apply_points_event(self, conn: Conn, envelope: Envelope) -> None:
+        """Fold one points fact into its member's metrics and re-evaluate the member (a
+        ``bus.consume`` handler)."""
+        await apply_and_evaluate(conn, envelope)
+
+    async def roll_windows(self, now: datetime) -> None:
+        """Re-evaluate members of windowed threshold policies whose spend or points just left
+        the window (or whose grace is running): they move without any new event."""
+        after: MemberKey | None = None
+        while keys := await store.window_candidates(self.pool, after, now, ROLL_LOOKBACK_DAYS,
+                                                    BATCH):
+            for key in keys:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await evaluate(conn, key.tenant_id, key.member_id, now)
+            after = keys[-1]
+
+    async def stratify_all(self) -> None:
+        """Stratify every tenant with a percentile policy, each as of its own pass."""
+        for tenant_id in await store.percentile_tenants(self.pool):
+            evaluation = await self.stratify(tenant_id, datetime.now(UTC))
+            log.info("stratified", extra={"fields": {
+                "tenant": tenant_id, "members": evaluation.members,
+                "changed": evaluation.changed}})
+
+
+async def apply_and_evaluate(conn: Conn, envelope: Envelope) -> None:
+    change = rules.metric_change(envelope)
+    if change is None:
+        return
+    tenant_id = envelope.tenant_id
+    if change.day is not None:
+        await store.add_day(conn, tenant_id, change.member_id, change.day, change.spend_cents,
+                            change.points_earned)
+    if change.points_available is not None:
+        await store.add_available(conn, tenant_id, change.member_id, change.points_available)
+    await evaluate(conn, tenant_id, change.member_id)
+
+
+async def evaluate(conn: Conn, tenant_id: str, member_id: str,
+                   now: datetime | None = None) -> None:
+    """Re-evaluate a member under a threshold policy (percentile tiers move in the job)."""
+    policy = await shared_store.policy(conn, tenant_id)
+    if not isinstance(policy, t.ThresholdPolicy):
+        return
+    now = now or datetime.now(UTC)
+    state = await store.locked_member(conn, tenant_id, member_id)
+    metrics = await store.metrics(conn, tenant_id, member_id, policy.window_days, now)
+    qualified = await store.threshold_tier(conn, policy, metrics)
+    names = rules.ladder(policy)
+    current = names.index(state.tier) if state.tier in names else None
+    move = rules.next_tier(current, qualified, state.below_since, policy.grace_days, now)
+    if not move.changed:
+        await store.save_member(conn, tenant_id, member_id, state.tier, state.since,
+                                move.below_since, metrics)
+        return
+    tier = names[move.tier_index]
+    await store.save_member(conn, tenant_id, member_id, tier, now, None, metrics)
+    await store.add_history(conn, tenant_id, member_id, state.tier, tier, metrics, now)
+    # emit is typed for a bare asyncpg Connection; a pooled one works the same.
+    await emit(conn, service="tiers", tenant_id=tenant_id,  # type: ignore[arg-type]
+               events=[TierChanged(member_id=member_id, tier=tier, previous_tier=state.tier,
+                                   changed_at=now,
+                                   earn_multiplier=rules.earn_multiplier(policy,
+                                                                         move.tier_index))])

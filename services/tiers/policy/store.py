@@ -1,0 +1,175 @@
+"""SQL of tier policies: the policy, member metrics in daily buckets, members' tiers and their
+history, and percentile stratification (the policy itself is read through the shared store)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import msgspec
+
+from proto.tiers import CutLine, Policy, TierChange
+from services.runtime.db import Conn, Db, as_struct, as_structs, refusals
+
+
+class MemberState(msgspec.Struct, frozen=True):
+    tier: str | None
+    since: datetime | None
+    below_since: datetime | None
+
+
+class MemberKey(msgspec.Struct, frozen=True):
+    tenant_id: str
+    member_id: str
+
+
+class TierCount(msgspec.Struct, frozen=True):
+    tier: str
+    members: int
+
+
+class Stratified(msgspec.Struct, frozen=True):
+    members: int
+    changed: int
+    cuts: list[CutLine]
+
+
+class LastEvaluation(msgspec.Struct, frozen=True):
+    cuts: list[CutLine]
+    at: datetime
+
+
+def _cut_lines(raw: list[dict[str, Any]]) -> list[CutLine]:
+    # Built field by field rather than converted: a whole-number cut line stays an integer in
+    # the JSON answered, as it always has (conversion would make it a float).
+    return [CutLine(tier=c["tier"], members=c["members"], from_value=c["from_value"])
+            for c in raw]
+
+
+async def put_policy(db: Db, tenant_id: str, policy: Policy) -> None:
+    await db.execute(
+        "INSERT INTO tiers.policies (tenant_id, policy) VALUES ($1, $2)"
+        " ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy, updated_at = now()",
+        tenant_id, msgspec.to_builtins(policy))
+
+
+async def add_day(conn: Conn, tenant_id: str, member_id: str, day: date,
+                  spend_cents: int, points_earned: int) -> None:
+    await conn.execute(
+        "INSERT INTO tiers.member_days AS d (tenant_id, member_id, day, spend_cents,"
+        " points_earned) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, member_id, day)"
+        " DO UPDATE SET spend_cents = d.spend_cents + EXCLUDED.spend_cents,"
+        " points_earned = d.points_earned + EXCLUDED.points_earned",
+        tenant_id, member_id, day, spend_cents, points_earned)
+
+
+async def add_available(conn: Conn, tenant_id: str, member_id: str, delta: int) -> None:
+    await conn.execute(
+        "INSERT INTO tiers.members AS m (tenant_id, member_id, points_available)"
+        " VALUES ($1, $2, $3) ON CONFLICT (tenant_id, member_id)"
+        " DO UPDATE SET points_available = m.points_available + EXCLUDED.points_available",
+        tenant_id, member_id, delta)
+
+
+async def locked_member(conn: Conn, tenant_id: str, member_id: str) -> MemberState:
+    """The member's tier state, locked for the evaluation (the row is made if missing)."""
+    await conn.execute(
+        "INSERT INTO tiers.members (tenant_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        tenant_id, member_id)
+    row = await conn.fetchrow(
+        "SELECT tier, since, below_since FROM tiers.members"
+        " WHERE tenant_id = $1 AND member_id = $2 FOR UPDATE", tenant_id, member_id)
+    assert row is not None
+    return as_struct(MemberState, row)
+
+
+async def member(db: Db, tenant_id: str, member_id: str) -> MemberState | None:
+    row = await db.fetchrow(
+        "SELECT tier, since, below_since FROM tiers.members"
+        " WHERE tenant_id = $1 AND member_id = $2", tenant_id, member_id)
+    return None if row is None else as_struct(MemberState, row)
+
+
+async def metrics(db: Db, tenant_id: str, member_id: str, window_days: int | None,
+                  now: datetime) -> dict[str, int]:
+    value = await db.fetchval("SELECT tiers.metrics($1, $2, $3, $4)",
+                              tenant_id, member_id, window_days, now)
+    return {k: int(v) for k, v in value.items()}
+
+
+async def threshold_tier(conn: Conn, policy: Policy, metrics: dict[str, int]) -> int:
+    """The index of the highest tier whose minimums ``metrics`` meet."""
+    return int(await conn.fetchval("SELECT tiers.threshold_tier($1, $2)",
+                                   msgspec.to_builtins(policy), metrics))
+
+
+async def save_member(conn: Conn, tenant_id: str, member_id: str, tier: str | None,
+                      since: datetime | None, below_since: datetime | None,
+                      metrics: dict[str, int]) -> None:
+    await conn.execute(
+        "UPDATE tiers.members SET tier = $3, since = $4, below_since = $5, metrics = $6,"
+        " updated_at = now() WHERE tenant_id = $1 AND member_id = $2",
+        tenant_id, member_id, tier, since, below_since, metrics)
+
+
+async def add_history(conn: Conn, tenant_id: str, member_id: str, from_tier: str | None,
+                      to_tier: str, metrics: dict[str, int], at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO tiers.history (tenant_id, member_id, from_tier, to_tier, metrics, at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)", tenant_id, member_id, from_tier, to_tier, metrics,
+        at)
+
+
+async def history(db: Db, tenant_id: str, member_id: str) -> list[TierChange]:
+    return as_structs(TierChange, await db.fetch(
+        "SELECT from_tier, to_tier, metrics, at FROM tiers.history"
+        " WHERE tenant_id = $1 AND member_id = $2 ORDER BY change_id DESC", tenant_id,
+        member_id))
+
+
+async def window_candidates(db: Db, after: MemberKey | None, now: datetime,
+                            lookback_days: int, limit: int) -> list[MemberKey]:
+    """Members of windowed threshold policies whose tier may have to move without a new
+    event: a grace period is running, or some of their days left the window within the last
+    ``lookback_days``. Keyset-paged by (tenant, member) after ``after``."""
+    start = after or MemberKey("", "")
+    return as_structs(MemberKey, await db.fetch(
+        "SELECT m.tenant_id, m.member_id FROM tiers.members m JOIN tiers.policies p"
+        " USING (tenant_id) WHERE p.policy ->> 'mode' = 'threshold' AND p.policy ? 'window_days'"
+        " AND (m.tenant_id, m.member_id) > ($1, $2)"
+        " AND (m.below_since IS NOT NULL OR EXISTS (SELECT 1 FROM tiers.member_days d"
+        "  WHERE d.tenant_id = m.tenant_id AND d.member_id = m.member_id"
+        "  AND d.day <= ($3 AT TIME ZONE 'UTC')::date - (p.policy ->> 'window_days')::int"
+        "  AND d.day > ($3 AT TIME ZONE 'UTC')::date - (p.policy ->> 'window_days')::int"
+        "   - $4::int))"
+        " ORDER BY m.tenant_id, m.member_id LIMIT $5",
+        start.tenant_id, start.member_id, now, lookback_days, limit))
+
+
+async def stratify(conn: Conn, tenant_id: str, now: datetime) -> Stratified:
+    with refusals():
+        row = await conn.fetchrow("SELECT members, changed, cuts FROM tiers.stratify($1, $2)",
+                                  tenant_id, now)
+    assert row is not None
+    return Stratified(members=row["members"], changed=row["changed"],
+                      cuts=_cut_lines(row["cuts"]))
+
+
+async def tier_counts(db: Db, tenant_id: str) -> list[TierCount]:
+    return as_structs(TierCount, await db.fetch(
+        "SELECT tier, count(*) AS members FROM tiers.members WHERE tenant_id = $1"
+        " AND tier IS NOT NULL GROUP BY tier", tenant_id))
+
+
+async def last_evaluation(db: Db, tenant_id: str) -> LastEvaluation | None:
+    row = await db.fetchrow(
+        "SELECT cuts, at FROM tiers.evaluations WHERE tenant_id = $1"
+        " ORDER BY evaluation_id DESC LIMIT 1", tenant_id)
+    return None if row is None else LastEvaluation(cuts=_cut_lines(row["cuts"]), at=row["at"])
+
+
+async def percentile_tenants(db: Db) -> list[str]:
+    rows = await db.fetch(
+        "SELECT tenant_id FROM tiers.policies WHERE policy ->> 'mode' = 'percentile'"
+        " ORDER BY tenant_id")
+    return [r["tenant_id"] for r in rows]

@@ -1,0 +1,62 @@
+"""SQL the tiers features share: the tenant's tier policy and value model (each written by its
+own feature, read by several), member rows, and member activity folded from the bus (written
+here only; read by the SQL functions behind value scores and group reports)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from proto.tiers import Policy, ValueModel
+from services.runtime.db import Conn, Db
+
+
+async def policy(db: Db, tenant_id: str) -> Policy | None:
+    raw = await db.fetchval("SELECT policy FROM tiers.policies WHERE tenant_id = $1", tenant_id)
+    return None if raw is None else msgspec.convert(raw, Policy)
+
+
+async def value_model(db: Db, tenant_id: str) -> ValueModel | None:
+    raw = await db.fetchval("SELECT model FROM tiers.value_models WHERE tenant_id = $1",
+                            tenant_id)
+    return None if raw is None else msgspec.convert(raw, ValueModel)
+
+
+async def ensure_member(conn: Conn, tenant_id: str, member_id: str) -> None:
+    """Every member the service has heard of has a row: the population of KOC shares."""
+    await conn.execute(
+        "INSERT INTO tiers.members (tenant_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        tenant_id, member_id)
+
+
+async def add_action(conn: Conn, tenant_id: str, member_id: str, action: str,
+                     group_id: str, at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO tiers.action_days AS d (tenant_id, member_id, day, action, group_id, actions)"
+        " VALUES ($1, $2, tiers.local_day($1, $5), $3, $4, 1)"
+        " ON CONFLICT (tenant_id, member_id, day, action, group_id)"
+        " DO UPDATE SET actions = d.actions + 1", tenant_id, member_id, action, group_id, at)
+
+
+async def add_purchase(conn: Conn, tenant_id: str, event_id: str, member_id: str,
+                       action: str, group_id: str | None, at: datetime,
+                       amount_cents: int) -> None:
+    await conn.execute(
+        "INSERT INTO tiers.purchases AS p (tenant_id, event_id, member_id, action, group_id,"
+        " occurred_at, day, amount_cents) VALUES ($1, $2, $3, $4, $5, $6,"
+        " tiers.local_day($1, $6), $7) ON CONFLICT (tenant_id, event_id) DO UPDATE"
+        " SET action = EXCLUDED.action, group_id = EXCLUDED.group_id,"
+        " occurred_at = EXCLUDED.occurred_at, day = EXCLUDED.day,"
+        " amount_cents = EXCLUDED.amount_cents",
+        tenant_id, event_id, member_id, action, group_id, at, amount_cents)
+
+
+async def add_refund(conn: Conn, tenant_id: str, event_id: str, member_id: str,
+                     occurred_at: datetime, amount_cents: int) -> None:
+    await conn.execute(
+        "INSERT INTO tiers.purchases AS p (tenant_id, event_id, member_id, occurred_at, day,"
+        " refunded_cents) VALUES ($1, $2, $3, $4, tiers.local_day($1, $4), $5)"
+        " ON CONFLICT (tenant_id, event_id)"
+        " DO UPDATE SET refunded_cents = p.refunded_cents + EXCLUDED.refunded_cents",
+        tenant_id, event_id, member_id, occurred_at, amount_cents)
