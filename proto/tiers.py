@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-import msgspec
 from msgspec import Meta
 
 from proto.common import Request, Response
@@ -77,10 +76,6 @@ class TierChange(Response, frozen=True, kw_only=True):
 
 class TierHistory(Response, frozen=True, kw_only=True):
     items: list[TierChange]
-
-
-def policy_json(policy: Policy) -> bytes:
-    return msgspec.json.encode(policy)
 
 
 class CutLine(Response, frozen=True, kw_only=True):

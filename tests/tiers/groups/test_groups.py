@@ -233,6 +233,80 @@ async def test_concurrent_joins_record_one_stay(client: httpx.AsyncClient, tenan
     assert stays == 1
 
 
+async def stays_of(resources: Resources, tenant: Tenant, member: str) -> list[tuple[Any, ...]]:
+    rows = await resources.pool.fetch(
+        "SELECT joined_at, left_at FROM tiers.group_members WHERE tenant_id = $1"
+        " AND member_id = $2 ORDER BY joined_at, left_at NULLS LAST", tenant.name, member)
+    return [tuple(r) for r in rows]
+
+
+async def test_a_join_at_the_instant_of_a_stay_that_lasted_no_time_is_409(
+        client: httpx.AsyncClient, tenant: Tenant, groups: Groups, resources: Resources) -> None:
+    """A join and a leave at one instant T leave a stay (T, T); a new join at T would start a
+    second stay at the same moment (it used to be a 500 on the stays' primary key)."""
+    await groups.setup()
+    g, member = uid("g"), uid("m")
+    await groups.put(g)
+    moment = local(0)
+    assert (await groups.join(g, member, moment)).status_code == 200
+    assert (await groups.leave(g, member, moment)).status_code == 200
+    before = await stays_of(resources, tenant, member)
+    again = await groups.join(g, member, moment)
+    assert again.status_code == 409, again.text
+    assert error_code(again) == "overlapping_stay"
+    assert "that very instant" in again.json()["error"]["message"]
+    assert datetime.fromisoformat(again.json()["error"]["details"]["details"]["left_at"]) \
+        == moment
+    assert await stays_of(resources, tenant, member) == before == [(moment, moment)]
+    later = await groups.join(g, member, moment + timedelta(seconds=1))
+    assert later.status_code == 200 and later.json()["left_at"] is None
+    report = await groups.report(g, moment)
+    assert (report["joins"], report["leaves"], report["members"]) == (2, 1, 1)
+
+
+async def test_a_rejoin_at_or_after_the_leave_still_works(
+        client: httpx.AsyncClient, tenant: Tenant, groups: Groups, resources: Resources) -> None:
+    await groups.setup()
+    g, member = uid("g"), uid("m")
+    await groups.put(g)
+    assert (await groups.join(g, member, local(0))).status_code == 200
+    assert (await groups.leave(g, member, local(1))).status_code == 200
+    back = await groups.join(g, member, local(1))   # the very instant of the leave
+    assert back.status_code == 200, back.text
+    assert datetime.fromisoformat(back.json()["joined_at"]) == local(1)
+    assert (await groups.leave(g, member, local(2))).status_code == 200
+    assert (await groups.join(g, member, local(3))).status_code == 200
+    assert await stays_of(resources, tenant, member) == [
+        (local(0), local(1)), (local(1), local(2)), (local(3), None)]
+
+
+async def test_concurrent_join_leave_join_at_one_instant_never_fails(
+        client: httpx.AsyncClient, tenant: Tenant, groups: Groups, resources: Resources) -> None:
+    import asyncio
+
+    await groups.setup()
+    g, member = uid("g"), uid("m")
+    await groups.put(g)
+    moment = local(0)
+    others = [uid("m") for _ in range(20)]
+
+    async def sequence(who: str) -> list[int]:
+        return [(await groups.join(g, who, moment)).status_code,
+                (await groups.leave(g, who, moment)).status_code,
+                (await groups.join(g, who, moment)).status_code]
+
+    # 20 sequences for one member, interleaved, and 20 for 20 members, all at once.
+    answers = await asyncio.gather(*(sequence(member) for _ in range(20)),
+                                   *(sequence(who) for who in others))
+    statuses = {status for answer in answers for status in answer}
+    assert statuses <= {200, 404, 409}, answers
+    for who in others:
+        assert await stays_of(resources, tenant, who) == [(moment, moment)]
+    stays = await stays_of(resources, tenant, member)
+    assert stays[0][0] == moment and all(joined == moment for joined, _ in stays)
+    assert len(stays) == 1
+
+
 async def test_migrations_and_compositions(client: httpx.AsyncClient, tenant: Tenant,
                                            groups: Groups, resources: Resources,
                                            settings: Settings) -> None:
