@@ -11,11 +11,14 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from proto.events import Envelope, TierChanged
-from services.rewards import store, team_buy, team_store
+from services.rewards import store
 from services.rewards.app import RewardsComponents
 from services.rewards.boxes import HOLD_EXPIRES_S as DRAW_HOLD_EXPIRES_S
 from services.rewards.points_client import PointsUnavailable
+from services.rewards.red_packets import store as red_store
 from services.rewards.redemptions import HOLD_EXPIRES_S
+from services.rewards.team_buy import store as team_store
+from services.rewards.team_buy import team_buy
 from services.runtime.bus import ActorSpec, PeriodicJob, consume
 from services.runtime.db import Conn
 from services.runtime.errors import FuliError
@@ -75,13 +78,13 @@ async def settle_red_packets() -> None:
     resources = await WorkerContext.resources()
     red = (await components()).red_packets
     now = datetime.now(UTC)
-    for row in await store.reserved_opens(resources.pool,
+    for row in await red_store.reserved_opens(resources.pool,
                                           now - timedelta(seconds=STUCK_AFTER_S), BATCH):
         await _quietly(red.finish_open(row["tenant_id"], row["open_id"]), row["open_id"])
-    for row in await store.ended_pools(resources.pool, now - timedelta(seconds=GRACE_S),
+    for row in await red_store.ended_pools(resources.pool, now - timedelta(seconds=GRACE_S),
                                        BATCH):
         await _quietly(red.settle_pool(row["tenant_id"], row["pool_id"]), row["pool_id"])
-    for row in await store.expired_packets(resources.pool, now - timedelta(seconds=GRACE_S),
+    for row in await red_store.expired_packets(resources.pool, now - timedelta(seconds=GRACE_S),
                                            BATCH):
         await _quietly(red.expire_packet(row["tenant_id"], row["packet_id"]),
                        row["packet_id"])

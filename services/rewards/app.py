@@ -11,13 +11,13 @@ from litestar import Router
 from services.rewards.api import CONTROLLERS
 from services.rewards.boxes import Drawer
 from services.rewards.boxes_api import BoxesController
-from services.rewards.leaderboard import Leaderboards
 from services.rewards.points_client import PointsClient
-from services.rewards.red_packets import RedPackets
-from services.rewards.red_packets_api import RedPacketsController
+from services.rewards.red_packets.api import RedPacketsController
+from services.rewards.red_packets.red_packets import RedPackets
 from services.rewards.redemptions import Redeemer
 from services.rewards.stock import StockMirror
-from services.rewards.team_buy_api import TeamBuyController
+from services.rewards.team_buy.api import TeamBuyController
+from services.rewards.team_buy.leaderboard import Leaderboards
 from services.runtime.resources import Resources
 from services.runtime.service import Peers, ServiceSpec
 

@@ -11,10 +11,12 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from proto import team_buy as tb
-from services.rewards import store, team_buy, team_store
+from services.rewards import store
 from services.rewards.api import body
-from services.rewards.leaderboard import Leaderboards
-from services.rewards.team_buy_rules import decode_cursor, encode_cursor
+from services.rewards.team_buy import store as team_store
+from services.rewards.team_buy import team_buy
+from services.rewards.team_buy.leaderboard import Leaderboards
+from services.rewards.team_buy.rules import decode_cursor, encode_cursor
 from services.runtime.app import json_response
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep

@@ -29,8 +29,10 @@ def keys(tenant_id: str, kind: str, owner_id: str) -> list[str]:
 class ShareDispenser:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._take = client.register_script(load_lua("services.rewards", "take_share.lua"))
-        self._return = client.register_script(load_lua("services.rewards", "return_share.lua"))
+        self._take = client.register_script(
+            load_lua("services.rewards.red_packets", "take_share.lua"))
+        self._return = client.register_script(
+            load_lua("services.rewards.red_packets", "return_share.lua"))
 
     async def take(self, tenant_id: str, kind: str, owner_id: str, member_id: str,
                    per_member: int,

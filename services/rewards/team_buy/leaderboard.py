@@ -15,8 +15,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.rewards import team_store
-from services.rewards.team_buy_rules import board_member, team_of
+from services.rewards.team_buy import store as team_store
+from services.rewards.team_buy.rules import board_member, team_of
 from services.runtime.scripts import load_lua
 
 log = logging.getLogger("fuli.rewards.leaderboard")
@@ -29,7 +29,8 @@ def board_key(tenant_id: str, campaign_id: str, kind: str) -> str:
 class Leaderboards:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._publish = client.register_script(load_lua("services.rewards", "board_publish.lua"))
+        self._publish = client.register_script(
+            load_lua("services.rewards.team_buy", "board_publish.lua"))
 
     def _keys(self, tenant_id: str, campaign_id: str, kind: str) -> list[str]:
         key = board_key(tenant_id, campaign_id, kind)

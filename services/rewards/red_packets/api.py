@@ -10,8 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from proto import rewards as r
-from services.rewards import store
-from services.rewards.red_packets import RedPackets
+from services.rewards.red_packets import store
+from services.rewards.red_packets.red_packets import RedPackets
 from services.runtime.app import json_response
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep

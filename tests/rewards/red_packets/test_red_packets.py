@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from services.composition.registry import SERVICES
-from services.rewards import actors, splits
-from services.rewards.red_packets import escrow_of
+from services.rewards import actors
+from services.rewards.red_packets import rules as splits
+from services.rewards.red_packets.red_packets import escrow_of
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext

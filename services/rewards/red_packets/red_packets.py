@@ -18,11 +18,12 @@ import msgspec
 
 from proto.events import PacketGrabbed, PacketMade
 from proto.rewards import Grab, GrabIn, PacketIn, PoolIn, PoolOpened, PoolOpenIn
-from services.rewards import shares as dispenser_codes
-from services.rewards import splits, store
 from services.rewards.points_client import PointsClient
+from services.rewards.red_packets import rules as splits
+from services.rewards.red_packets import shares as dispenser_codes
+from services.rewards.red_packets import store
+from services.rewards.red_packets.shares import ShareDispenser
 from services.rewards.redemptions import refusal
-from services.rewards.shares import ShareDispenser
 from services.runtime.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
 from services.runtime.idempotency import Outcome, fingerprint
 from services.runtime.outbox import emit

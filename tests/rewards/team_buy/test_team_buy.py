@@ -15,8 +15,9 @@ import pytest
 
 from proto.events import Envelope, PurchaseRecorded, PurchaseReversed
 from services.composition.registry import SERVICES
-from services.rewards import actors, team_buy
+from services.rewards import actors
 from services.rewards.app import RewardsComponents
+from services.rewards.team_buy import team_buy
 from services.runtime.outbox import MAX_BATCH
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings

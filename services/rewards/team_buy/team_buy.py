@@ -12,11 +12,12 @@ import msgspec
 from proto import team_buy as tb
 from proto.events import CampaignSettled, Envelope, PurchaseRecorded, PurchaseReversed, TeamFormed
 from proto.rewards import IssueIn
-from services.rewards import store, team_store, wallet
-from services.rewards.leaderboard import Leaderboards
+from services.rewards import store, wallet
 from services.rewards.points_client import PointsClient
-from services.rewards.red_packets import digest
-from services.rewards.team_buy_rules import localise, prize_for, validate_campaign
+from services.rewards.red_packets.red_packets import digest
+from services.rewards.team_buy import store as team_store
+from services.rewards.team_buy.leaderboard import Leaderboards
+from services.rewards.team_buy.rules import localise, prize_for, validate_campaign
 from services.runtime.errors import Conflict, NotFound, ValidationFailed
 from services.runtime.outbox import emit
 
