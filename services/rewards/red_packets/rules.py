@@ -1,10 +1,15 @@
-"""How a red packet's points are cut into shares. Shares always add up to the total and each
-is at least 1 point."""
+"""Pure rules of red packets: how points are cut into shares (each share at least 1 point, all
+shares adding up to the total), which shares are still free, and where the points wait."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
+
+from services.rewards.ids import digest
+
+Split = Literal["lucky", "equal"]
 
 
 def equal_split(total: int, shares: int) -> list[int]:
@@ -31,5 +36,31 @@ def lucky_split(total: int, shares: int,
     return cut
 
 
-def split(total: int, shares: int, how: str) -> list[int]:
+def split(total: int, shares: int, how: Split) -> list[int]:
     return lucky_split(total, shares) if how == "lucky" else equal_split(total, shares)
+
+
+def escrow_of(kind: Literal["pool", "packet"], owner_id: str) -> str:
+    """The points-ledger member holding a pool's or a packet's points until they are handed
+    out."""
+    return f"{kind}:{digest(owner_id)}"
+
+
+def free_shares(count: int, taken: Iterable[int]) -> list[int]:
+    """Indexes of the ``count`` shares not handed out yet, in order."""
+    used = set(taken)
+    return [index for index in range(count) if index not in used]
+
+
+def shares_by_member(member_ids: Iterable[str]) -> dict[str, int]:
+    """How many shares each member took, from one member id per share taken."""
+    counts: dict[str, int] = {}
+    for member_id in member_ids:
+        counts[member_id] = counts.get(member_id, 0) + 1
+    return counts
+
+
+def left_over(shares: Sequence[int], handed_out: Iterable[int]) -> int:
+    """Points of the shares not handed out."""
+    taken = set(handed_out)
+    return sum(points for index, points in enumerate(shares) if index not in taken)

@@ -5,12 +5,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from services.composition.registry import SERVICES
-from services.rewards import actors
-from services.rewards.red_packets import rules as splits
-from services.rewards.red_packets.red_packets import escrow_of
+from services.rewards.red_packets.actors import settle_red_packets
+from services.rewards.red_packets.rules import escrow_of
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
@@ -44,16 +41,6 @@ async def run(settings: Settings, step: Any, times: int = 1) -> None:
         await asyncio.gather(*(step() for _ in range(times)))
     finally:
         await WorkerContext.close()
-
-
-@pytest.mark.parametrize("how", ["lucky", "equal"])
-def test_splits_add_up_and_give_everyone_a_point(how: str) -> None:
-    for total, shares in [(100, 7), (7, 7), (1000, 100), (5, 1), (10_000, 999)]:
-        for _ in range(50 if how == "lucky" else 1):
-            cut = splits.split(total, shares, how)
-            assert len(cut) == shares and sum(cut) == total and min(cut) >= 1
-    with pytest.raises(ValueError):
-        splits.split(3, 4, how)
 
 
 async def test_1000_members_open_a_pool_of_100(rewards: Rewards, settings: Settings) -> None:
@@ -124,8 +111,8 @@ async def test_an_ended_pool_returns_its_remainder_to_issuance(
     await asyncio.sleep(8.5)  # past the end and the settling grace
     late = await open_pool(rewards, pool_id, uid("m"))
     assert late.status_code == 409 and error_code(late) == "not_available"
-    await run(settings, actors.settle_red_packets)
-    await run(settings, actors.settle_red_packets)
+    await run(settings, settle_red_packets)
+    await run(settings, settle_red_packets)
     view = (await rewards.client.get(f"/rewards/v1/pools/{pool_id}",
                                      headers=rewards.ingest)).json()
     assert view["status"] == "settled"
@@ -175,8 +162,8 @@ async def test_an_expired_packet_returns_the_remainder_to_its_maker_once(
     await resources.pool.execute(
         "UPDATE rewards.packets SET expires_at = now() - interval '1 minute'"
         " WHERE tenant_id = $1 AND packet_id = $2", rewards.tenant.name, packet_id)
-    await run(settings, actors.settle_red_packets, times=2)
-    await run(settings, actors.settle_red_packets)
+    await run(settings, settle_red_packets, times=2)
+    await run(settings, settle_red_packets)
     assert (await rewards.points.member(maker))["available"] == 10 + 50
     view = (await rewards.client.get(f"/rewards/v1/packets/{packet_id}",
                                      headers=rewards.ingest)).json()

@@ -1,5 +1,10 @@
--- Put back a share whose open failed (see take_share.lua for the keys).
+-- return_share(free, members, built; member_id, index) -> 1 if put back, 0 if no state
+-- Puts back a share whose open failed, and takes it off the member's count.
+-- KEYS[1]  fuli:{<tenant>}:rp:<kind>:<id>:free    list of share indexes not handed out
+-- KEYS[2]  fuli:{<tenant>}:rp:<kind>:<id>:members hash member -> shares taken
+-- KEYS[3]  fuli:{<tenant>}:rp:<kind>:<id>:built   present once the state was built
 -- ARGV[1]  member id;  ARGV[2]  share index
+-- Without the built marker there is nothing to put back: a rebuild reads PostgreSQL.
 if redis.call('EXISTS', KEYS[3]) == 0 then
   return 0
 end
