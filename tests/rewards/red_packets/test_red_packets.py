@@ -80,6 +80,45 @@ async def test_per_member_opens_and_open_cost(rewards: Rewards) -> None:
     await rewards.points.assert_ledger_ok()
 
 
+async def test_refused_opens_are_stored_answers_replayed_byte_for_byte(
+        rewards: Rewards) -> None:
+    pool_id = await make_pool(rewards, total_points=2, packets=2, per_member_opens=1,
+                              open_cost_points=1)
+    rich, poor = uid("rich"), uid("poor")
+    await rewards.points.give(rich, 5)
+    expected = {
+        "insufficient_points": b'{"error":{"code":"insufficient_points","message":"not enough'
+                               b' points for this redemption","details":{"available":0,'
+                               b'"requested":1}}}',
+        "limit_reached": b'{"error":{"code":"limit_reached","message":"the member reached'
+                         b' this perk\'s per-member limit","details":{"per_member_opens":1}}}',
+        "out_of_stock": b'{"error":{"code":"out_of_stock","message":"the perk is out of stock",'
+                        b'"details":{"packets":2}}}',
+    }
+    url = f"/rewards/v1/pools/{pool_id}/opens"
+
+    async def refused_twice(code: str, member: str) -> None:
+        body = {"open_id": uid("o"), "member_id": member}
+        answer = await rewards.client.post(url, headers=rewards.ingest, json=body)
+        replay = await rewards.client.post(url, headers=rewards.ingest, json=body)
+        assert (answer.status_code, answer.content) == (409, expected[code]), answer.text
+        assert (replay.status_code, replay.content) == (409, expected[code])
+        assert "idempotent-replayed" not in answer.headers
+        assert replay.headers["idempotent-replayed"] == "true"
+
+    assert (await open_pool(rewards, pool_id, rich)).status_code == 201
+    await refused_twice("insufficient_points", poor)
+    await refused_twice("limit_reached", rich)
+    other = uid("m")
+    await rewards.points.give(other, 5)
+    assert (await open_pool(rewards, pool_id, other)).status_code == 201
+    await refused_twice("out_of_stock", uid("late"))
+    ended = await make_pool(rewards, starts_at=later(3000), ends_at=later(3600))
+    closed = await open_pool(rewards, ended, rich)
+    assert closed.content == (b'{"error":{"code":"not_available","message":"the perk is not'
+                              b' available now","details":{}}}')
+
+
 async def test_redis_flushed_mid_pool_pays_no_packet_twice(
         rewards: Rewards, resources: Resources) -> None:
     pool_id = await make_pool(rewards, total_points=500, packets=50)
