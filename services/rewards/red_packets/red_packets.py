@@ -242,7 +242,7 @@ class RedPackets:
                            **funded.error_details)
         if inserted:
             async with self.db.acquire() as conn:
-                await emit(conn, service="rewards", tenant_id=tenant_id,  # type: ignore[arg-type]
+                await emit(conn, service="rewards", tenant_id=tenant_id,
                            events=[PacketMade(
                                member_id=body.member_id, packet_id=body.packet_id,
                                total_points=body.total_points, shares=body.shares,
@@ -311,7 +311,7 @@ class RedPackets:
                 raise Conflict("the share could not be paid yet; retry", code="in_progress")
             async with self.db.acquire() as conn, conn.transaction():
                 await store.mark_grab_paid(conn, tenant_id, packet.packet_id, grab.member_id)
-                await emit(conn, service="rewards", tenant_id=tenant_id,  # type: ignore[arg-type]
+                await emit(conn, service="rewards", tenant_id=tenant_id,
                            events=[PacketGrabbed(
                                member_id=grab.member_id, maker_member_id=packet.maker_member_id,
                                packet_id=packet.packet_id, points=grab.points,

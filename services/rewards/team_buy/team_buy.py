@@ -148,7 +148,7 @@ class TeamBuy:
                                    code="already_in_team")
                 if seat.members == seat.size:
                     members = await store.team_members(conn, tenant_id, campaign_id, team_id)
-                    await emit(conn, service="rewards",  # type: ignore[arg-type]
+                    await emit(conn, service="rewards",
                                tenant_id=tenant_id, events=[TeamFormed(
                                    campaign_id=campaign_id, team_id=team_id, size=seat.size,
                                    member_ids=[m.member_id for m in members], formed_at=now)])
@@ -266,7 +266,7 @@ class TeamBuy:
         async with self.db.acquire() as conn, conn.transaction():
             done = await store.finish_settling(conn, tenant_id, campaign_id, now)
             if done is not None:
-                await emit(conn, service="rewards",  # type: ignore[arg-type]
+                await emit(conn, service="rewards",
                            tenant_id=tenant_id, events=[CampaignSettled(
                                campaign_id=campaign_id, teams_ranked=done.ranked,
                                teams_with_prizes=done.with_prizes, settled_at=now)])
