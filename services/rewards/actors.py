@@ -5,17 +5,22 @@ members' tiers from the tiers service."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 
 from proto.events import Envelope, TierChanged
-from services.rewards import store, team_buy, team_store
+from services.rewards import store
 from services.rewards.app import RewardsComponents
 from services.rewards.boxes import HOLD_EXPIRES_S as DRAW_HOLD_EXPIRES_S
 from services.rewards.points_client import PointsUnavailable
+from services.rewards.red_packets.actors import settle_red_packets
 from services.rewards.redemptions import HOLD_EXPIRES_S
+from services.rewards.team_buy.actors import (
+    apply_team_purchases,
+    settle_campaigns,
+    sync_leaderboards,
+)
 from services.runtime.bus import ActorSpec, PeriodicJob, consume
 from services.runtime.db import Conn
 from services.runtime.errors import FuliError
@@ -25,7 +30,6 @@ log = logging.getLogger("fuli.rewards.actors")
 
 QUEUE = "rewards"
 STUCK_AFTER_S = 20
-GRACE_S = 5  # late grabs and opens of a just-ended pool or packet land first
 BATCH = 200
 
 
@@ -69,31 +73,6 @@ async def recover_draws() -> None:
             log.warning("draw %s not finished yet: %s", row["draw_id"], exc)
 
 
-async def settle_red_packets() -> None:
-    """Finish opens left half-way, return ended pools' remainders to the issuance account and
-    expired packets' remainders to their makers."""
-    resources = await WorkerContext.resources()
-    red = (await components()).red_packets
-    now = datetime.now(UTC)
-    for row in await store.reserved_opens(resources.pool,
-                                          now - timedelta(seconds=STUCK_AFTER_S), BATCH):
-        await _quietly(red.finish_open(row["tenant_id"], row["open_id"]), row["open_id"])
-    for row in await store.ended_pools(resources.pool, now - timedelta(seconds=GRACE_S),
-                                       BATCH):
-        await _quietly(red.settle_pool(row["tenant_id"], row["pool_id"]), row["pool_id"])
-    for row in await store.expired_packets(resources.pool, now - timedelta(seconds=GRACE_S),
-                                           BATCH):
-        await _quietly(red.expire_packet(row["tenant_id"], row["packet_id"]),
-                       row["packet_id"])
-
-
-async def _quietly(step: Awaitable[object], what: str) -> None:
-    try:
-        await step
-    except FuliError as exc:
-        log.warning("%s not settled yet: %s", what, exc)
-
-
 async def sync_stock() -> None:
     """Republish every perk's stock to Redis (after a flush, or missed writes)."""
     resources = await WorkerContext.resources()
@@ -110,35 +89,6 @@ async def _record_tier(conn: Conn, envelope: Envelope) -> None:
     changed = msgspec.json.decode(envelope.data, type=TierChanged)
     await store.set_member_tier(conn, envelope.tenant_id, changed.member_id, changed.tier,
                                 changed.changed_at)
-
-
-async def apply_team_purchases(bodies: str | list[str]) -> None:
-    """Purchases and refunds into team-buy scores, then onto the leaderboards."""
-    resources = await WorkerContext.resources()
-    changes = team_buy.ScoreChanges()
-    try:
-        await consume(resources.pool, "rewards.apply_team_purchases", bodies, changes.apply)
-    finally:
-        await changes.publish((await components()).boards)
-
-
-async def settle_campaigns() -> None:
-    """Settle team-buy campaigns past their end and grace, and finish interrupted ones."""
-    resources = await WorkerContext.resources()
-    points = (await components()).points
-    now = datetime.now(UTC)
-    for row in await team_store.due_campaigns(resources.pool, now):
-        await _quietly(team_buy.settle(resources.pool, points, row["tenant_id"],
-                                       row["campaign_id"], now),
-                       f"campaign {row['campaign_id']}")
-
-
-async def sync_leaderboards() -> None:
-    """Republish open campaigns' boards from PostgreSQL (after a flush, or missed writes)."""
-    resources = await WorkerContext.resources()
-    boards = (await components()).boards
-    for row in await team_store.open_campaigns(resources.pool):
-        await boards.rebuild(resources.pool, row["tenant_id"], row["campaign_id"])
 
 
 ACTORS: list[ActorSpec] = [

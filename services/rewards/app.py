@@ -11,13 +11,13 @@ from litestar import Router
 from services.rewards.api import CONTROLLERS
 from services.rewards.boxes import Drawer
 from services.rewards.boxes_api import BoxesController
-from services.rewards.leaderboard import Leaderboards
 from services.rewards.points_client import PointsClient
-from services.rewards.red_packets import RedPackets
-from services.rewards.red_packets_api import RedPacketsController
+from services.rewards.red_packets.api import RedPacketsController
+from services.rewards.red_packets.red_packets import RedPackets
 from services.rewards.redemptions import Redeemer
 from services.rewards.stock import StockMirror
-from services.rewards.team_buy_api import TeamBuyController
+from services.rewards.team_buy.api import TeamBuyController
+from services.rewards.team_buy.team_buy import TeamBuy
 from services.runtime.resources import Resources
 from services.runtime.service import Peers, ServiceSpec
 
@@ -28,7 +28,7 @@ class RewardsComponents:
     redeemer: Redeemer
     drawer: Drawer
     red_packets: RedPackets
-    boards: Leaderboards
+    team_buy: TeamBuy
 
 
 @contextlib.asynccontextmanager
@@ -41,7 +41,7 @@ async def open_components(resources: Resources,
             redeemer=Redeemer(resources, points, StockMirror(resources.redis)),
             drawer=Drawer(resources, points),
             red_packets=RedPackets(resources, points),
-            boards=Leaderboards(resources.redis))
+            team_buy=TeamBuy(resources, points))
     finally:
         await points.close()
 
@@ -54,5 +54,5 @@ REWARDS: ServiceSpec[RewardsComponents] = ServiceSpec(
         *CONTROLLERS, BoxesController, RedPacketsController, TeamBuyController])],
     components=open_components,
     provides={"redeemer": lambda c: c.redeemer, "drawer": lambda c: c.drawer,
-              "red_packets": lambda c: c.red_packets, "boards": lambda c: c.boards},
+              "red_packets": lambda c: c.red_packets, "team_buy": lambda c: c.team_buy},
 )

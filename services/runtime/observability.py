@@ -97,14 +97,14 @@ def response_observer(service: str) -> Callable[[Message, Scope], Awaitable[None
         if scope["type"] != ScopeType.HTTP:
             return
         request_id, started = request_context(scope)
-        state = scope["state"]
+        seen = scope["state"]  # per request: the status sent, for the body's turn
         if message["type"] == "http.response.start":
-            state["status"] = message["status"]
+            seen["status"] = message["status"]
             message["headers"] = [*message.get("headers", []),
                                   (b"x-request-id", request_id.encode("latin-1"))]
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             elapsed = time.perf_counter() - started
-            status = state.get("status", 500)
+            status = seen.get("status", 500)
             route = scope.get("path_template") or "unmatched"
             method = scope["method"]
             REQUESTS.labels(service, method, route, str(status)).inc()

@@ -15,6 +15,7 @@ import dramatiq
 import msgspec
 
 from proto.events import SUBSCRIPTIONS, Event, Subscriber, event_name
+from services.runtime.db import Conn, Db, Pool
 
 log = logging.getLogger("fuli.outbox")
 
@@ -24,7 +25,7 @@ Enqueue = Callable[[list[dramatiq.Message[Any]]], None]
 MAX_BATCH = 200  # envelopes per message to a batch subscriber
 
 
-async def emit(conn: asyncpg.Connection, *, service: str, tenant_id: str,
+async def emit(conn: Conn, *, service: str, tenant_id: str,
                events: Sequence[Event]) -> None:
     """Write events in the caller's transaction."""
     if not events:
@@ -37,7 +38,7 @@ async def emit(conn: asyncpg.Connection, *, service: str, tenant_id: str,
     )
 
 
-async def outbox_backlog(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, float]:
+async def outbox_backlog(conn: Db) -> tuple[int, float]:
     """Events waiting to be relayed, and the age in seconds of the oldest (0 when empty)."""
     row = await conn.fetchrow(
         "SELECT count(*) AS pending,"
@@ -83,7 +84,7 @@ class OutboxRelay:
     """Moves committed outbox rows to the broker. Several relays may run: rows are claimed with
     SKIP LOCKED and deleted only after the broker accepted their messages."""
 
-    def __init__(self, pool: asyncpg.Pool, enqueue: Enqueue, *, batch_size: int = 500,
+    def __init__(self, pool: Pool, enqueue: Enqueue, *, batch_size: int = 500,
                  subscriptions: Mapping[str, Sequence[Subscriber]] = SUBSCRIPTIONS) -> None:
         self._pool = pool
         self._enqueue = enqueue

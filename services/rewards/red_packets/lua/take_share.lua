@@ -1,4 +1,5 @@
--- Hand out one share of a red packet or pool, atomically.
+-- take_share(free, members, built; member_id, per_member) -> {index, taken}
+-- Hands out one share of a red-packet pool or member packet, atomically.
 -- KEYS[1]  fuli:{<tenant>}:rp:<kind>:<id>:free    list of share indexes not handed out
 -- KEYS[2]  fuli:{<tenant>}:rp:<kind>:<id>:members hash member -> shares taken
 -- KEYS[3]  fuli:{<tenant>}:rp:<kind>:<id>:built   present once the state was built

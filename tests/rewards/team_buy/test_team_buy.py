@@ -15,8 +15,10 @@ import pytest
 
 from proto.events import Envelope, PurchaseRecorded, PurchaseReversed
 from services.composition.registry import SERVICES
-from services.rewards import actors, team_buy
 from services.rewards.app import RewardsComponents
+from services.rewards.ids import digest
+from services.rewards.team_buy import actors, store
+from services.rewards.team_buy.team_buy import freeze
 from services.runtime.outbox import MAX_BATCH
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
@@ -330,19 +332,17 @@ async def test_settlement_killed_halfway_finishes_once(
     async def die_after_first_prize() -> None:
         # A run that froze the ranking and issued rank 1, then died.
         resources_ = await WorkerContext.resources()
+        components = await WorkerContext.components("rewards", RewardsComponents)
         async with resources_.pool.acquire() as conn, conn.transaction():
-            campaign = await team_buy.team_store.start_settling(conn, tenant.name,
-                                                                api.campaign_id)
+            campaign = await store.start_settling(conn, tenant.name, api.campaign_id)
             assert campaign is not None
-            await team_buy.freeze(conn, campaign)
-        points = (await WorkerContext.components("rewards", RewardsComponents)).points
-        assert await team_buy.issue_next(resources_.pool, points, tenant.name,
-                                         api.campaign_id, now)
+            await freeze(conn, campaign)
+        assert await components.team_buy.issue_next(tenant.name, api.campaign_id, now)
         # ... and one that granted rank 2's points but died before recording it.
-        await points.grant_each(tenant.name,
-                                "teambuy:" + team_buy.digest(api.campaign_id, "2"),
-                                sorted(teams["silver"]), 100,
-                                f"team-buy {api.campaign_id} rank 2")
+        await components.points.grant_each(tenant.name,
+                                           "teambuy:" + digest(api.campaign_id, "2"),
+                                           sorted(teams["silver"]), 100,
+                                           f"team-buy {api.campaign_id} rank 2")
 
     await run(settings, die_after_first_prize())
     assert (await client.get(f"{api.base}/results", headers=api.ingest)).json()["items"] == []

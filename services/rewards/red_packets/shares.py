@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Literal
 
 import redis.asyncio as aioredis
 
-from services.runtime.scripts import load_lua
+from services.runtime.scripts import register_lua
 
 NEEDS_REBUILD = -3
 MEMBER_LIMIT = -2
 NONE_LEFT = -1
 REBUILD_WAITS = 500
 
+Kind = Literal["pool", "packet"]
+# Rebuilds a missing state from PostgreSQL: (free share indexes, member -> shares taken).
+Rebuild = Callable[[], Awaitable[tuple[Iterable[int], dict[str, int]]]]
 
-def keys(tenant_id: str, kind: str, owner_id: str) -> list[str]:
+
+def keys(tenant_id: str, kind: Kind, owner_id: str) -> list[str]:
+    """The free list, the members hash and the built marker of one pool or packet."""
     base = f"fuli:{{{tenant_id}}}:rp:{kind}:{owner_id}"
     return [f"{base}:free", f"{base}:members", f"{base}:built"]
 
@@ -29,13 +35,11 @@ def keys(tenant_id: str, kind: str, owner_id: str) -> list[str]:
 class ShareDispenser:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._take = client.register_script(load_lua("services.rewards", "take_share.lua"))
-        self._return = client.register_script(load_lua("services.rewards", "return_share.lua"))
+        self._take = register_lua(client, "services.rewards.red_packets", "take_share.lua")
+        self._return = register_lua(client, "services.rewards.red_packets", "return_share.lua")
 
-    async def take(self, tenant_id: str, kind: str, owner_id: str, member_id: str,
-                   per_member: int,
-                   rebuild: Callable[[], Awaitable[tuple[Iterable[int], dict[str, int]]]]
-                   ) -> tuple[int, int]:
+    async def take(self, tenant_id: str, kind: Kind, owner_id: str, member_id: str,
+                   per_member: int, rebuild: Rebuild) -> tuple[int, int]:
         """(share index, member's count) or a negative code. A missing state is rebuilt from
         PostgreSQL by one caller at a time; the others wait for it."""
         names = keys(tenant_id, kind, owner_id)
@@ -61,13 +65,13 @@ class ShareDispenser:
             if free_list:
                 pipe.rpush(names[0], *free_list)
             if counts:
-                pipe.hset(names[1], mapping=counts)
+                pipe.hset(names[1], items=[part for pair in counts.items() for part in pair])
             pipe.set(names[2], b"1")
             await pipe.execute()
 
-    async def give_back(self, tenant_id: str, kind: str, owner_id: str, member_id: str,
+    async def give_back(self, tenant_id: str, kind: Kind, owner_id: str, member_id: str,
                         index: int) -> None:
         await self._return(keys=keys(tenant_id, kind, owner_id), args=[member_id, index])
 
-    async def forget(self, tenant_id: str, kind: str, owner_id: str) -> None:
+    async def forget(self, tenant_id: str, kind: Kind, owner_id: str) -> None:
         await self._client.delete(*keys(tenant_id, kind, owner_id))

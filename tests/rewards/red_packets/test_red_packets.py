@@ -5,11 +5,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from services.composition.registry import SERVICES
-from services.rewards import actors, splits
-from services.rewards.red_packets import escrow_of
+from services.rewards.red_packets.actors import settle_red_packets
+from services.rewards.red_packets.rules import escrow_of
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
@@ -43,16 +41,6 @@ async def run(settings: Settings, step: Any, times: int = 1) -> None:
         await asyncio.gather(*(step() for _ in range(times)))
     finally:
         await WorkerContext.close()
-
-
-@pytest.mark.parametrize("how", ["lucky", "equal"])
-def test_splits_add_up_and_give_everyone_a_point(how: str) -> None:
-    for total, shares in [(100, 7), (7, 7), (1000, 100), (5, 1), (10_000, 999)]:
-        for _ in range(50 if how == "lucky" else 1):
-            cut = splits.split(total, shares, how)
-            assert len(cut) == shares and sum(cut) == total and min(cut) >= 1
-    with pytest.raises(ValueError):
-        splits.split(3, 4, how)
 
 
 async def test_1000_members_open_a_pool_of_100(rewards: Rewards, settings: Settings) -> None:
@@ -92,6 +80,45 @@ async def test_per_member_opens_and_open_cost(rewards: Rewards) -> None:
     await rewards.points.assert_ledger_ok()
 
 
+async def test_refused_opens_are_stored_answers_replayed_byte_for_byte(
+        rewards: Rewards) -> None:
+    pool_id = await make_pool(rewards, total_points=2, packets=2, per_member_opens=1,
+                              open_cost_points=1)
+    rich, poor = uid("rich"), uid("poor")
+    await rewards.points.give(rich, 5)
+    expected = {
+        "insufficient_points": b'{"error":{"code":"insufficient_points","message":"not enough'
+                               b' points for this redemption","details":{"available":0,'
+                               b'"requested":1}}}',
+        "limit_reached": b'{"error":{"code":"limit_reached","message":"the member reached'
+                         b' this perk\'s per-member limit","details":{"per_member_opens":1}}}',
+        "out_of_stock": b'{"error":{"code":"out_of_stock","message":"the perk is out of stock",'
+                        b'"details":{"packets":2}}}',
+    }
+    url = f"/rewards/v1/pools/{pool_id}/opens"
+
+    async def refused_twice(code: str, member: str) -> None:
+        body = {"open_id": uid("o"), "member_id": member}
+        answer = await rewards.client.post(url, headers=rewards.ingest, json=body)
+        replay = await rewards.client.post(url, headers=rewards.ingest, json=body)
+        assert (answer.status_code, answer.content) == (409, expected[code]), answer.text
+        assert (replay.status_code, replay.content) == (409, expected[code])
+        assert "idempotent-replayed" not in answer.headers
+        assert replay.headers["idempotent-replayed"] == "true"
+
+    assert (await open_pool(rewards, pool_id, rich)).status_code == 201
+    await refused_twice("insufficient_points", poor)
+    await refused_twice("limit_reached", rich)
+    other = uid("m")
+    await rewards.points.give(other, 5)
+    assert (await open_pool(rewards, pool_id, other)).status_code == 201
+    await refused_twice("out_of_stock", uid("late"))
+    ended = await make_pool(rewards, starts_at=later(3000), ends_at=later(3600))
+    closed = await open_pool(rewards, ended, rich)
+    assert closed.content == (b'{"error":{"code":"not_available","message":"the perk is not'
+                              b' available now","details":{}}}')
+
+
 async def test_redis_flushed_mid_pool_pays_no_packet_twice(
         rewards: Rewards, resources: Resources) -> None:
     pool_id = await make_pool(rewards, total_points=500, packets=50)
@@ -123,8 +150,8 @@ async def test_an_ended_pool_returns_its_remainder_to_issuance(
     await asyncio.sleep(8.5)  # past the end and the settling grace
     late = await open_pool(rewards, pool_id, uid("m"))
     assert late.status_code == 409 and error_code(late) == "not_available"
-    await run(settings, actors.settle_red_packets)
-    await run(settings, actors.settle_red_packets)
+    await run(settings, settle_red_packets)
+    await run(settings, settle_red_packets)
     view = (await rewards.client.get(f"/rewards/v1/pools/{pool_id}",
                                      headers=rewards.ingest)).json()
     assert view["status"] == "settled"
@@ -174,8 +201,8 @@ async def test_an_expired_packet_returns_the_remainder_to_its_maker_once(
     await resources.pool.execute(
         "UPDATE rewards.packets SET expires_at = now() - interval '1 minute'"
         " WHERE tenant_id = $1 AND packet_id = $2", rewards.tenant.name, packet_id)
-    await run(settings, actors.settle_red_packets, times=2)
-    await run(settings, actors.settle_red_packets)
+    await run(settings, settle_red_packets, times=2)
+    await run(settings, settle_red_packets)
     assert (await rewards.points.member(maker))["available"] == 10 + 50
     view = (await rewards.client.get(f"/rewards/v1/packets/{packet_id}",
                                      headers=rewards.ingest)).json()

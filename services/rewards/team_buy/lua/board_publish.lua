@@ -1,8 +1,11 @@
+-- board_publish(board, index; id, version, sort_key, score, ...) -> entries written
 -- Mirror of team-buy scores in a sorted set. PostgreSQL is the record: each score change there
 -- bumps a version, and an entry is only replaced by a newer version, so racing writers and a
 -- rebuild from PostgreSQL converge on the latest state.
--- KEYS[1]  sorted set (score = -cents; member = the entry's sort key)
--- KEYS[2]  hash id -> "<version> <sort key>", to find and replace an entry's old sort key
+-- KEYS[1]  fuli:{<tenant>}:teambuy:<campaign>:<teams|members>        sorted set
+--          (score = -cents; member = the entry's sort key)
+-- KEYS[2]  fuli:{<tenant>}:teambuy:<campaign>:<teams|members>:index  hash
+--          id -> "<version> <sort key>", to find and replace an entry's old sort key
 -- ARGV     groups of four: id, version, sort key, score
 -- Returns how many entries were written.
 local written = 0

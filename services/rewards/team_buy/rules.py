@@ -1,5 +1,6 @@
-"""Pure rules of team-buy campaigns: what a valid campaign is, campaign times, prizes by rank,
-and how the leaderboard's order is written into a Redis sorted set."""
+"""Pure rules of team-buy campaigns: what a valid campaign is, campaign times, which teams are
+ranked and their prizes, where a page of the board starts, and how the leaderboard's order is
+written into a Redis sorted set."""
 
 from __future__ import annotations
 
@@ -43,6 +44,16 @@ def prize_for(rank: int, prizes: list[Prize]) -> Prize | None:
     return next((p for p in prizes if p.rank_from <= rank <= p.rank_to), None)
 
 
+def qualifies(score: int, min_team_spend_cents: int) -> bool:
+    """Whether a team is ranked at settlement: it spent something, and at least the minimum."""
+    return score > 0 and score >= min_team_spend_cents
+
+
+def page_around(position: int, limit: int) -> int:
+    """The offset of the page of ``limit`` rows with 0-based ``position`` in its middle."""
+    return max(position - limit // 2, 0)
+
+
 def board_member(team_id: str, reached_at: datetime) -> str:
     micros = (reached_at - EPOCH) // timedelta(microseconds=1)
     return f"{micros:0{REACH_DIGITS}d}:{team_id}"
@@ -50,15 +61,3 @@ def board_member(team_id: str, reached_at: datetime) -> str:
 
 def team_of(board_member_: str) -> str:
     return board_member_.split(":", 1)[1]
-
-
-def encode_cursor(offset: int) -> str:
-    return str(offset)
-
-
-def decode_cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 9:
-        raise ValidationFailed("bad cursor", field="cursor")
-    return int(cursor)

@@ -10,67 +10,68 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any, Literal
 
-import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.rewards import team_store
-from services.rewards.team_buy_rules import board_member, team_of
-from services.runtime.scripts import load_lua
+from services.rewards.team_buy import store
+from services.rewards.team_buy.rules import board_member, team_of
+from services.runtime.db import Db
+from services.runtime.scripts import register_lua
 
 log = logging.getLogger("fuli.rewards.leaderboard")
 
+Board = Literal["teams", "members", "built"]
+PUBLISH_SLICE = 500  # entries per script call, so one call never blocks Redis for long
 
-def board_key(tenant_id: str, campaign_id: str, kind: str) -> str:
+
+def board_key(tenant_id: str, campaign_id: str, kind: Board) -> str:
     return f"fuli:{{{tenant_id}}}:teambuy:{campaign_id}:{kind}"
 
 
 class Leaderboards:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._publish = client.register_script(load_lua("services.rewards", "board_publish.lua"))
+        self._publish = register_lua(client, "services.rewards.team_buy", "board_publish.lua")
 
-    def _keys(self, tenant_id: str, campaign_id: str, kind: str) -> list[str]:
+    def _keys(self, tenant_id: str, campaign_id: str, kind: Board) -> list[str]:
         key = board_key(tenant_id, campaign_id, kind)
         return [key, key + ":index"]
 
     async def publish_teams(self, tenant_id: str, campaign_id: str,
-                            rows: Iterable[asyncpg.Record]) -> None:
-        args: list[object] = []
+                            rows: Iterable[store.TeamScore]) -> None:
+        args: list[str | int] = []
         for row in rows:
-            args += [row["team_id"], row["version"], board_member(row["team_id"],
-                                                                  row["reached_at"]),
-                     -row["score"]]
+            args += [row.team_id, row.version, board_member(row.team_id, row.reached_at),
+                     -row.score]
         await self._send(self._keys(tenant_id, campaign_id, "teams"), args)
 
     async def publish_members(self, tenant_id: str, campaign_id: str,
-                              rows: Iterable[asyncpg.Record]) -> None:
-        args: list[object] = []
+                              rows: Iterable[store.MemberScore]) -> None:
+        args: list[str | int] = []
         for row in rows:
-            args += [row["member_id"], row["version"], row["member_id"], -row["spend_cents"]]
+            args += [row.member_id, row.version, row.member_id, -row.spend_cents]
         await self._send(self._keys(tenant_id, campaign_id, "members"), args)
 
-    async def _send(self, keys: list[str], args: list[object]) -> None:
-        # Large boards go in slices so one script call never blocks Redis for long.
-        for start in range(0, len(args), 4 * 500):
-            await self._publish(keys=keys, args=args[start:start + 4 * 500])
+    async def _send(self, keys: list[str], args: list[str | int]) -> None:
+        for start in range(0, len(args), 4 * PUBLISH_SLICE):
+            await self._publish(keys=keys, args=args[start:start + 4 * PUBLISH_SLICE])
 
-    async def rebuild(self, pool: asyncpg.Pool | asyncpg.Connection, tenant_id: str,
-                      campaign_id: str) -> None:
+    async def rebuild(self, db: Db, tenant_id: str, campaign_id: str) -> None:
         await self.publish_teams(tenant_id, campaign_id,
-                                 await team_store.board_teams(pool, tenant_id, campaign_id))
+                                 await store.board_teams(db, tenant_id, campaign_id))
         await self.publish_members(tenant_id, campaign_id,
-                                   await team_store.board_members(pool, tenant_id, campaign_id))
+                                   await store.board_members(db, tenant_id, campaign_id))
         await self._client.set(board_key(tenant_id, campaign_id, "built"), 1)
 
-    async def ensure_built(self, pool: asyncpg.Pool, tenant_id: str, campaign_id: str) -> None:
+    async def ensure_built(self, db: Db, tenant_id: str, campaign_id: str) -> None:
         if not await self._client.exists(board_key(tenant_id, campaign_id, "built")):
-            await self.rebuild(pool, tenant_id, campaign_id)
+            await self.rebuild(db, tenant_id, campaign_id)
 
     async def publish_quietly(self, tenant_id: str, campaign_id: str,
-                              teams: list[asyncpg.Record],
-                              members: list[asyncpg.Record]) -> None:
+                              teams: list[store.TeamScore],
+                              members: list[store.MemberScore]) -> None:
         """After a commit: a failure leaves the board behind until the periodic sync."""
         try:
             await self.publish_teams(tenant_id, campaign_id, teams)
@@ -86,8 +87,8 @@ class Leaderboards:
             pipe.zrange(key, offset, offset + limit - 1, withscores=True)
             pipe.zcard(key)
             entries, size = await pipe.execute()
-        return [(offset + i + 1, team_of(_text(member)), int(-score))
-                for i, (member, score) in enumerate(entries)], int(size)
+        return [(offset + i + 1, team_of(member), score)
+                for i, (member, score) in enumerate(_scored(entries))], int(size)
 
     async def team_rank(self, tenant_id: str, campaign_id: str, team_id: str) -> int | None:
         """0-based position of a team, None if it is not on the board."""
@@ -96,13 +97,19 @@ class Leaderboards:
         if current is None:
             return None
         rank = await self._client.zrank(key, _text(current).split(" ", 1)[1])
-        return None if rank is None else int(rank)
+        return rank if isinstance(rank, int) else None
 
     async def member_page(self, tenant_id: str, campaign_id: str,
                           limit: int) -> list[tuple[int, str, int]]:
+        """(rank, member id, spend) of the top ``limit`` members."""
         key = board_key(tenant_id, campaign_id, "members")
         entries = await self._client.zrange(key, 0, limit - 1, withscores=True)
-        return [(i + 1, _text(member), int(-score)) for i, (member, score) in enumerate(entries)]
+        return [(i + 1, member, score) for i, (member, score) in enumerate(_scored(entries))]
+
+
+def _scored(entries: Any) -> list[tuple[str, int]]:
+    """(member, cents) of a ZRANGE ... WITHSCORES answer, whose scores are -cents."""
+    return [(_text(member), int(-score)) for member, score in entries]
 
 
 def _text(value: bytes | str) -> str:

@@ -1,0 +1,66 @@
+"""HTTP handlers of red packets: operator pools and member packets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from proto import rewards as r
+from services.rewards.red_packets.red_packets import RedPackets
+from services.runtime.app import outcome_response
+from services.runtime.auth import allow
+from services.runtime.deps import PathId, PrincipalDep
+
+WRITE = {"rate_group": "write"}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RedPacketsController(Controller):
+    tags = ["red packets"]
+
+    @post("/pools", guards=[allow("operator")], opt=WRITE, status_code=201)
+    async def create_pool(self, data: JSONBody[r.PoolIn], principal: PrincipalDep,
+                          red_packets: NamedDependency[RedPackets]) -> r.Pool:
+        """A pool of packets funded from the issuance account; idempotent by ``pool_id``."""
+        return await red_packets.create_pool(principal.tenant_id, data, now())
+
+    @get("/pools/{pool_id:str}", guards=[allow("operator", "ingest", member=True)])
+    async def get_pool(self, pool_id: PathId, principal: PrincipalDep,
+                       red_packets: NamedDependency[RedPackets]) -> r.Pool:
+        return await red_packets.pool_view(principal.tenant_id, pool_id)
+
+    @post("/pools/{pool_id:str}/opens", guards=[allow("ingest", member=True)], opt=WRITE,
+          status_code=201)
+    async def open_pool(self, pool_id: PathId, data: JSONBody[r.PoolOpenIn],
+                        principal: PrincipalDep,
+                        red_packets: NamedDependency[RedPackets]) -> Response[bytes]:
+        """Open one packet: pay the opening cost, get a share; idempotent by ``open_id``."""
+        principal.require_member(data.member_id)
+        return outcome_response(await red_packets.open(principal.tenant_id, pool_id, data,
+                                                       now()))
+
+    @post("/packets", guards=[allow("ingest", member=True)], opt=WRITE, status_code=201)
+    async def make_packet(self, data: JSONBody[r.PacketIn], principal: PrincipalDep,
+                          red_packets: NamedDependency[RedPackets]) -> r.Packet:
+        """A member's red packet, paid from their points; idempotent by ``packet_id``."""
+        principal.require_member(data.member_id)
+        return await red_packets.make_packet(principal.tenant_id, data, now())
+
+    @get("/packets/{packet_id:str}", guards=[allow("operator", "ingest", member=True)])
+    async def get_packet(self, packet_id: PathId, principal: PrincipalDep,
+                         red_packets: NamedDependency[RedPackets]) -> r.Packet:
+        return await red_packets.packet_view(principal.tenant_id, packet_id)
+
+    @post("/packets/{packet_id:str}/grabs", guards=[allow("ingest", member=True)], opt=WRITE,
+          status_code=201)
+    async def grab(self, packet_id: PathId, data: JSONBody[r.GrabIn], principal: PrincipalDep,
+                   red_packets: NamedDependency[RedPackets]) -> r.Grab:
+        """One share per member; grabbing again returns the first result."""
+        principal.require_member(data.member_id)
+        return await red_packets.grab(principal.tenant_id, packet_id, data, now())

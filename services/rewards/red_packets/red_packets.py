@@ -1,0 +1,365 @@
+"""Red packets: operator-funded pools and member-made packets.
+
+Points wait in an escrow member of the points ledger: a pool's escrow is funded by a grant from
+the issuance account and what is left goes back there when the pool ends; a member packet's
+escrow is funded by moving points from the maker, and what is left goes back to the maker when
+it expires. Shares are cut when the pool or packet is made, handed out by one Redis script call
+each, and recorded in PostgreSQL before any point moves; every points call carries an id
+derived from the share, so replays and the worker never pay a share twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from proto import rewards as r
+from proto.events import PacketGrabbed, PacketMade
+from services.rewards.ids import digest
+from services.rewards.points_client import PointsClient
+from services.rewards.red_packets import rules, store
+from services.rewards.red_packets.shares import MEMBER_LIMIT, NONE_LEFT, ShareDispenser
+from services.rewards.refusals import refused
+from services.rewards.windows import open_at
+from services.runtime.db import Pool
+from services.runtime.errors import (
+    Conflict,
+    FuliError,
+    IdempotencyConflict,
+    NotFound,
+    ValidationFailed,
+)
+from services.runtime.idempotency import Outcome, fingerprint
+from services.runtime.outbox import emit
+from services.runtime.resources import Resources
+
+log = logging.getLogger("fuli.rewards.red_packets")
+
+MAX_SHARE_TRIES = 50
+LATEST_OPENS = 20
+
+
+class RedPackets:
+    def __init__(self, resources: Resources, points: PointsClient) -> None:
+        self.db: Pool = resources.pool
+        self.points = points
+        self.shares = ShareDispenser(resources.redis)
+
+    # --- pools -----------------------------------------------------------------------------
+
+    async def create_pool(self, tenant_id: str, body: r.PoolIn, now: datetime) -> r.Pool:
+        """Creates and funds the pool once per ``pool_id``; a repeat funds nothing more."""
+        if body.packets > body.total_points:
+            raise ValidationFailed("a pool needs at least one point per packet",
+                                   field="packets")
+        if body.ends_at <= (body.starts_at or now):
+            raise ValidationFailed("ends_at must be after starts_at and in the future",
+                                   field="ends_at")
+        escrow = rules.escrow_of("pool", body.pool_id)
+        if await store.pool(self.db, tenant_id, body.pool_id) is None:
+            await store.insert_pool(self.db, tenant_id, body,
+                                    rules.split(body.total_points, body.packets, body.split),
+                                    escrow)
+        existing = await store.pool(self.db, tenant_id, body.pool_id)
+        assert existing is not None
+        if (existing.total_points, existing.packets, existing.name) != (
+                body.total_points, body.packets, body.name):
+            raise IdempotencyConflict(f"{body.pool_id!r} was already used with a different "
+                                      "request", id=body.pool_id)
+        answer = await self.points.grant(tenant_id, "pool:" + digest(body.pool_id), escrow,
+                                         body.total_points, f"red packet pool {body.pool_id}")
+        if answer.status_code != 201:
+            raise Conflict("the pool could not be funded", code="funding_failed",
+                           reason=answer.error_code)
+        return await self.pool_view(tenant_id, body.pool_id)
+
+    async def pool_view(self, tenant_id: str, pool_id: str) -> r.Pool:
+        pool = await store.pool(self.db, tenant_id, pool_id)
+        if pool is None:
+            raise NotFound(f"no pool {pool_id!r}", code="unknown_pool")
+        opens = await store.opened_shares(self.db, tenant_id, pool_id)
+        settled = pool.status == "settled"
+        return r.Pool(pool_id=pool_id, name=pool.name, total_points=pool.total_points,
+                      packets=pool.packets, split=pool.split,
+                      open_cost_points=pool.open_cost_points,
+                      per_member_opens=pool.per_member_opens, starts_at=pool.starts_at,
+                      ends_at=pool.ends_at, status=pool.status,
+                      remaining_packets=0 if settled else pool.packets - len(opens),
+                      remaining_points=0 if settled
+                      else pool.total_points - sum(o.points for o in opens),
+                      latest_opens=[r.PoolOpenView(open_id=o.open_id, member_id=o.member_id,
+                                                   points=o.points, at=o.at)
+                                    for o in opens[:LATEST_OPENS]])
+
+    async def open(self, tenant_id: str, pool_id: str, body: r.PoolOpenIn,
+                   now: datetime) -> Outcome:
+        """Opens one packet of the pool, once per ``open_id``: its share, or a refusal kept as
+        the open's final answer."""
+        request_print = fingerprint("rewards.pool_opens", body.open_id,
+                                    {"pool_id": pool_id, "body": body})
+        found = await store.pool_open(self.db, tenant_id, body.open_id)
+        if found is not None:
+            return await self._replay_open(tenant_id, found, request_print)
+        pool = await store.pool(self.db, tenant_id, pool_id)
+        if pool is None:
+            raise NotFound(f"no pool {pool_id!r}", code="unknown_pool")
+        try:
+            reserved = await self._reserve_share(tenant_id, pool, body, request_print, now)
+        except Conflict as refusal:  # only the pool's refusals reach here
+            await store.record_refused_open(self.db, tenant_id, pool_id, body.open_id,
+                                            body.member_id, request_print,
+                                            Outcome.refused(refusal))
+            found = await store.pool_open(self.db, tenant_id, body.open_id)
+            assert found is not None
+            return await self._replay_open(tenant_id, found, request_print, replayed=False)
+        if reserved == "ok":
+            return await self.finish_open(tenant_id, body.open_id)
+        if reserved == "exists":
+            found = await store.pool_open(self.db, tenant_id, body.open_id)
+            assert found is not None
+            return await self._replay_open(tenant_id, found, request_print)
+        raise Conflict("the pool is busy; retry", code="in_progress")
+
+    async def _reserve_share(self, tenant_id: str, pool: store.PoolRow, body: r.PoolOpenIn,
+                             request_print: bytes,
+                             now: datetime) -> Literal["ok", "exists", "busy"]:
+        """Reserves a share for the open ('exists' if its id was just used); refuses when the
+        pool has none for the member."""
+        if pool.status != "open" or not open_at(now, pool.starts_at, pool.ends_at):
+            raise refused("not_available")
+        for _ in range(MAX_SHARE_TRIES):
+            index, nth = await self.shares.take(
+                tenant_id, "pool", pool.pool_id, body.member_id, pool.per_member_opens,
+                lambda: self._pool_state(tenant_id, pool))
+            if index == NONE_LEFT:
+                raise refused("out_of_stock", packets=pool.packets)
+            if index == MEMBER_LIMIT:
+                raise refused("limit_reached", per_member_opens=pool.per_member_opens)
+            if index < 0:  # the state could not be rebuilt in time
+                return "busy"
+            state = await store.reserve_pool_open(
+                self.db, tenant_id, pool.pool_id, body.open_id, body.member_id, request_print,
+                index, nth, pool.shares[index])
+            if state != "taken":
+                return state
+            # Redis handed out a share the record already has (after a flush): take another.
+        return "busy"
+
+    async def _pool_state(self, tenant_id: str,
+                          pool: store.PoolRow) -> tuple[list[int], dict[str, int]]:
+        opened = await store.opened_shares(self.db, tenant_id, pool.pool_id)
+        return (rules.free_shares(pool.packets, (o.share_index for o in opened)),
+                rules.shares_by_member(o.member_id for o in opened))
+
+    async def _replay_open(self, tenant_id: str, found: store.PoolOpenRow,
+                           request_print: bytes, *, replayed: bool = True) -> Outcome:
+        if found.fingerprint != request_print:
+            raise IdempotencyConflict(f"{found.open_id!r} was already used with a different "
+                                      "request", id=found.open_id)
+        if found.status == "reserved":
+            return await self.finish_open(tenant_id, found.open_id, replayed=True)
+        return _stored_answer(found, replayed)
+
+    async def finish_open(self, tenant_id: str, open_id: str, *,
+                          replayed: bool = False) -> Outcome:
+        """Charge the open's cost (if any) and pay its share; safe to run again."""
+        found = await store.pool_open(self.db, tenant_id, open_id)
+        assert found is not None
+        if found.status != "reserved":
+            return _stored_answer(found, replayed)
+        assert found.share_index is not None and found.points is not None
+        pool = await store.pool(self.db, tenant_id, found.pool_id)
+        assert pool is not None
+        share_key = digest(found.pool_id, str(found.share_index))
+        if pool.open_cost_points > 0:
+            charged = await self.points.debit(tenant_id, "poolcost:" + share_key,
+                                              found.member_id, pool.open_cost_points,
+                                              f"opening red packet pool {found.pool_id}")
+            if charged.status_code != 201:
+                outcome = Outcome.refused(refused(
+                    "insufficient_points", available=charged.error_details.get("available", 0),
+                    requested=pool.open_cost_points), replayed=replayed)
+                if await store.finish_pool_open(self.db, tenant_id, open_id, "failed",
+                                                outcome):
+                    await self.shares.give_back(tenant_id, "pool", found.pool_id,
+                                                found.member_id, found.share_index)
+                return outcome
+        paid = await self.points.move(tenant_id, "poolshare:" + share_key, pool.escrow_member,
+                                      found.member_id, found.points,
+                                      f"red packet pool {found.pool_id}")
+        if paid.status_code != 201:
+            raise Conflict("the share could not be paid yet; retry", code="in_progress",
+                           points_status=paid.status_code, reason=paid.error_code)
+        outcome = Outcome.of(201, r.PoolOpened(open_id=open_id, member_id=found.member_id,
+                                               points=found.points), replayed=replayed)
+        await store.finish_pool_open(self.db, tenant_id, open_id, "paid", outcome)
+        return outcome
+
+    async def settle_pool(self, tenant_id: str, pool_id: str) -> None:
+        """After the end: what is left in the escrow goes back to the issuance account."""
+        pool = await store.pool(self.db, tenant_id, pool_id)
+        if pool is None or pool.status != "open":
+            return
+        left = await self.points.available(tenant_id, pool.escrow_member)
+        if left > 0:
+            answer = await self.points.retire(tenant_id, "poolend:" + digest(pool_id),
+                                              pool.escrow_member, left,
+                                              f"red packet pool {pool_id} ended")
+            if answer.status_code != 201:
+                raise Conflict("the pool's remainder could not be returned", code="in_progress")
+        await store.settle_pool(self.db, tenant_id, pool_id, left)
+        await self.shares.forget(tenant_id, "pool", pool_id)
+
+    # --- member packets --------------------------------------------------------------------
+
+    async def make_packet(self, tenant_id: str, body: r.PacketIn, now: datetime) -> r.Packet:
+        """Makes and funds the packet once per ``packet_id``, from the maker's points."""
+        if body.shares > body.total_points:
+            raise ValidationFailed("a packet needs at least one point per share", field="shares")
+        request_print = fingerprint("rewards.packets", body.packet_id, body)
+        escrow = rules.escrow_of("packet", body.packet_id)
+        inserted = await store.insert_packet(
+            self.db, tenant_id, body, rules.split(body.total_points, body.shares, body.split),
+            escrow, now + timedelta(seconds=body.expires_in_s), request_print)
+        found = await store.packet(self.db, tenant_id, body.packet_id)
+        assert found is not None
+        if found.fingerprint != request_print:
+            raise IdempotencyConflict(f"{body.packet_id!r} was already used with a different "
+                                      "request", id=body.packet_id)
+        funded = await self.points.move(tenant_id, "packet:" + digest(body.packet_id),
+                                        body.member_id, escrow, body.total_points,
+                                        f"red packet {body.packet_id}")
+        if funded.status_code != 201:
+            if inserted:  # nothing was taken: the packet never existed
+                await store.delete_packet(self.db, tenant_id, body.packet_id)
+            code = funded.error_code or "funding_failed"
+            raise Conflict("the maker does not have the points for this packet"
+                           if code == "insufficient_points" else "the packet was not funded",
+                           code="insufficient_points" if code in (
+                               "insufficient_points", "unknown_member") else code,
+                           **funded.error_details)
+        if inserted:
+            async with self.db.acquire() as conn:
+                await emit(conn, service="rewards", tenant_id=tenant_id,
+                           events=[PacketMade(
+                               member_id=body.member_id, packet_id=body.packet_id,
+                               total_points=body.total_points, shares=body.shares,
+                               group_id=body.group_id, made_at=now)])
+        return await self.packet_view(tenant_id, body.packet_id)
+
+    async def packet_view(self, tenant_id: str, packet_id: str) -> r.Packet:
+        packet = await store.packet(self.db, tenant_id, packet_id)
+        if packet is None:
+            raise NotFound(f"no packet {packet_id!r}", code="unknown_packet")
+        grabs = await store.packet_grabs(self.db, tenant_id, packet_id)
+        expired = packet.status == "expired"
+        return r.Packet(packet_id=packet_id, member_id=packet.maker_member_id,
+                        total_points=packet.total_points, shares=len(packet.shares),
+                        split=packet.split, group_id=packet.group_id,
+                        expires_at=packet.expires_at, status=packet.status,
+                        remaining_shares=0 if expired else len(packet.shares) - len(grabs),
+                        remaining_points=0 if expired
+                        else packet.total_points - sum(g.points for g in grabs),
+                        refunded_points=packet.refunded_points,
+                        grabs=[r.GrabView(member_id=g.member_id, points=g.points, at=g.at)
+                               for g in grabs])
+
+    async def grab(self, tenant_id: str, packet_id: str, body: r.GrabIn,
+                   now: datetime) -> r.Grab:
+        """One share per member; grabbing again answers with the first grab."""
+        packet = await store.packet(self.db, tenant_id, packet_id)
+        if packet is None:
+            raise NotFound(f"no packet {packet_id!r}", code="unknown_packet")
+        earlier = await store.grab(self.db, tenant_id, packet_id, body.member_id)
+        if earlier is not None:
+            return await self._pay_grab(tenant_id, packet, earlier, now)
+        if packet.status != "open" or not open_at(now, None, packet.expires_at):
+            raise Conflict("the packet expired", code="not_available")
+        for _ in range(MAX_SHARE_TRIES):
+            index, _ = await self.shares.take(
+                tenant_id, "packet", packet_id, body.member_id, 1,
+                lambda: self._packet_state(tenant_id, packet))
+            if index == NONE_LEFT:
+                raise Conflict("every share was grabbed", code="out_of_stock")
+            if index < 0:  # grabbed concurrently by this member (or no state in time)
+                break
+            state = await store.record_grab(self.db, tenant_id, packet_id, body.member_id,
+                                            index, packet.shares[index])
+            if state in ("ok", "member"):
+                break
+        found = await store.grab(self.db, tenant_id, packet_id, body.member_id)
+        if found is None:
+            raise Conflict("the packet is busy; retry", code="in_progress")
+        return await self._pay_grab(tenant_id, packet, found, now)
+
+    async def _packet_state(self, tenant_id: str,
+                            packet: store.PacketRow) -> tuple[list[int], dict[str, int]]:
+        grabs = await store.packet_grabs(self.db, tenant_id, packet.packet_id)
+        return (rules.free_shares(len(packet.shares), (g.share_index for g in grabs)),
+                rules.shares_by_member(g.member_id for g in grabs))
+
+    async def _pay_grab(self, tenant_id: str, packet: store.PacketRow, grab: store.GrabRow,
+                        now: datetime) -> r.Grab:
+        if not grab.paid:
+            paid = await self.points.move(
+                tenant_id, "grab:" + digest(packet.packet_id, str(grab.share_index)),
+                packet.escrow_member, grab.member_id, grab.points,
+                f"red packet {packet.packet_id}")
+            if paid.status_code != 201:
+                raise Conflict("the share could not be paid yet; retry", code="in_progress")
+            async with self.db.acquire() as conn, conn.transaction():
+                await store.mark_grab_paid(conn, tenant_id, packet.packet_id, grab.member_id)
+                await emit(conn, service="rewards", tenant_id=tenant_id,
+                           events=[PacketGrabbed(
+                               member_id=grab.member_id, maker_member_id=packet.maker_member_id,
+                               packet_id=packet.packet_id, points=grab.points,
+                               group_id=packet.group_id, grabbed_at=now)])
+        return r.Grab(packet_id=packet.packet_id, member_id=grab.member_id, points=grab.points)
+
+    async def expire_packet(self, tenant_id: str, packet_id: str) -> None:
+        """Pay out grabs still unpaid, then return what is left to the maker, once."""
+        packet = await store.packet(self.db, tenant_id, packet_id)
+        if packet is None or packet.status != "open":
+            return
+        now = datetime.now(UTC)
+        for grab in await store.packet_grabs(self.db, tenant_id, packet_id):
+            if not grab.paid:
+                await self._pay_grab(tenant_id, packet, grab, now)
+        grabs = await store.packet_grabs(self.db, tenant_id, packet_id)
+        left = rules.left_over(packet.shares, (g.share_index for g in grabs))
+        if left > 0:
+            answer = await self.points.move(tenant_id, "packetback:" + digest(packet_id),
+                                            packet.escrow_member, packet.maker_member_id,
+                                            left, f"red packet {packet_id} expired")
+            if answer.status_code != 201:
+                raise Conflict("the remainder could not be returned yet", code="in_progress")
+        await store.close_packet(self.db, tenant_id, packet_id, left)
+        await self.shares.forget(tenant_id, "packet", packet_id)
+
+    # --- background ------------------------------------------------------------------------
+
+    async def settle_due(self, stuck_before: datetime, ended_before: datetime,
+                         batch: int) -> None:
+        """Finish opens left reserved since ``stuck_before``, settle pools and expire packets
+        that ended before ``ended_before``; one that cannot finish now is left for next time."""
+        for stuck in await store.reserved_opens(self.db, stuck_before, batch):
+            await _quietly(self.finish_open(stuck.tenant_id, stuck.open_id), stuck.open_id)
+        for ended in await store.ended_pools(self.db, ended_before, batch):
+            await _quietly(self.settle_pool(ended.tenant_id, ended.pool_id), ended.pool_id)
+        for expired in await store.expired_packets(self.db, ended_before, batch):
+            await _quietly(self.expire_packet(expired.tenant_id, expired.packet_id),
+                           expired.packet_id)
+
+
+def _stored_answer(found: store.PoolOpenRow, replayed: bool) -> Outcome:
+    assert found.outcome_status is not None and found.outcome_body is not None
+    return Outcome(found.outcome_status, found.outcome_body, replayed)
+
+
+async def _quietly(step: Awaitable[object], what: str) -> None:
+    try:
+        await step
+    except FuliError as exc:
+        log.warning("%s not settled yet: %s", what, exc)

@@ -1,0 +1,254 @@
+"""The SQL of red packets: pools and their opens, member packets and their grabs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+import msgspec
+
+from proto.rewards import PacketIn, PoolIn
+from services.runtime.db import Db, as_struct_or_none, as_structs
+from services.runtime.idempotency import Outcome
+
+
+class PoolRow(msgspec.Struct, frozen=True):
+    pool_id: str
+    name: str
+    total_points: int
+    packets: int
+    split: str
+    shares: list[int]
+    open_cost_points: int
+    per_member_opens: int
+    starts_at: datetime | None
+    ends_at: datetime
+    escrow_member: str
+    status: Literal["open", "settled"]
+    returned_points: int | None
+
+
+class PoolOpenRow(msgspec.Struct, frozen=True):
+    """An open: 'reserved' holds a share not paid yet (share_index, member_nth and points set);
+    'paid' and 'failed' hold the open's final answer."""
+
+    open_id: str
+    pool_id: str
+    member_id: str
+    fingerprint: bytes
+    share_index: int | None
+    member_nth: int | None
+    points: int | None
+    status: Literal["reserved", "paid", "failed"]
+    outcome_status: int | None
+    outcome_body: bytes | None
+    at: datetime
+
+
+class OpenedShare(msgspec.Struct, frozen=True):
+    """A share handed out by a pool (reserved or paid)."""
+
+    open_id: str
+    member_id: str
+    share_index: int
+    points: int
+    at: datetime
+
+
+class PacketRow(msgspec.Struct, frozen=True):
+    packet_id: str
+    maker_member_id: str
+    total_points: int
+    split: str
+    shares: list[int]
+    group_id: str | None
+    expires_at: datetime
+    escrow_member: str
+    fingerprint: bytes
+    status: Literal["open", "expired"]
+    refunded_points: int | None
+    created_at: datetime
+
+
+class GrabRow(msgspec.Struct, frozen=True):
+    member_id: str
+    share_index: int
+    points: int
+    paid: bool
+    at: datetime
+
+
+class PoolRef(msgspec.Struct, frozen=True):
+    tenant_id: str
+    pool_id: str
+
+
+class OpenRef(msgspec.Struct, frozen=True):
+    tenant_id: str
+    open_id: str
+
+
+class PacketRef(msgspec.Struct, frozen=True):
+    tenant_id: str
+    packet_id: str
+
+
+# --- pools ----------------------------------------------------------------------------------
+
+async def insert_pool(db: Db, tenant_id: str, body: PoolIn, shares: list[int],
+                      escrow: str) -> bool:
+    return bool(await db.fetchval(
+        "INSERT INTO rewards.pools (tenant_id, pool_id, name, total_points, packets, split,"
+        " shares, open_cost_points, per_member_opens, starts_at, ends_at, escrow_member)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING"
+        " RETURNING true", tenant_id, body.pool_id, body.name, body.total_points, body.packets,
+        body.split, shares, body.open_cost_points, body.per_member_opens, body.starts_at,
+        body.ends_at, escrow))
+
+
+async def pool(db: Db, tenant_id: str, pool_id: str) -> PoolRow | None:
+    return as_struct_or_none(PoolRow, await db.fetchrow(
+        "SELECT pool_id, name, total_points, packets, split, shares, open_cost_points,"
+        " per_member_opens, starts_at, ends_at, escrow_member, status, returned_points"
+        " FROM rewards.pools WHERE tenant_id = $1 AND pool_id = $2", tenant_id, pool_id))
+
+
+async def pool_open(db: Db, tenant_id: str, open_id: str) -> PoolOpenRow | None:
+    return as_struct_or_none(PoolOpenRow, await db.fetchrow(
+        "SELECT open_id, pool_id, member_id, fingerprint, share_index, member_nth, points,"
+        " status, outcome_status, outcome_body, at FROM rewards.pool_opens"
+        " WHERE tenant_id = $1 AND open_id = $2", tenant_id, open_id))
+
+
+async def reserve_pool_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
+                            member_id: str, fingerprint: bytes, index: int, nth: int,
+                            points: int) -> Literal["ok", "taken", "exists"]:
+    """'ok', 'taken' (index or member's n-th share already recorded) or 'exists' (open id)."""
+    try:
+        inserted = await db.fetchval(
+            "INSERT INTO rewards.pool_opens (tenant_id, pool_id, open_id, member_id, fingerprint,"
+            " share_index, member_nth, points, status)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'reserved')"
+            " ON CONFLICT (tenant_id, open_id) DO NOTHING RETURNING true",
+            tenant_id, pool_id, open_id, member_id, fingerprint, index, nth, points)
+    except asyncpg.UniqueViolationError:
+        return "taken"
+    return "ok" if inserted else "exists"
+
+
+async def record_refused_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
+                              member_id: str, fingerprint: bytes, outcome: Outcome) -> None:
+    await db.execute(
+        "INSERT INTO rewards.pool_opens (tenant_id, pool_id, open_id, member_id, fingerprint,"
+        " status, outcome_status, outcome_body) VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7)"
+        " ON CONFLICT (tenant_id, open_id) DO NOTHING",
+        tenant_id, pool_id, open_id, member_id, fingerprint, outcome.status_code, outcome.body)
+
+
+async def finish_pool_open(db: Db, tenant_id: str, open_id: str,
+                           status: Literal["paid", "failed"], outcome: Outcome) -> bool:
+    """Stores a reserved open's final answer; False if it was not reserved any more."""
+    return bool(await db.fetchval(
+        "UPDATE rewards.pool_opens SET status = $3, outcome_status = $4, outcome_body = $5"
+        " WHERE tenant_id = $1 AND open_id = $2 AND status = 'reserved' RETURNING true",
+        tenant_id, open_id, status, outcome.status_code, outcome.body))
+
+
+async def opened_shares(db: Db, tenant_id: str, pool_id: str) -> list[OpenedShare]:
+    """Every share the pool handed out, latest first."""
+    return as_structs(OpenedShare, await db.fetch(
+        "SELECT open_id, member_id, share_index, points, at FROM rewards.pool_opens"
+        " WHERE tenant_id = $1 AND pool_id = $2 AND status <> 'failed'"
+        " ORDER BY at DESC", tenant_id, pool_id))
+
+
+async def reserved_opens(db: Db, older_than: datetime, limit: int) -> list[OpenRef]:
+    return as_structs(OpenRef, await db.fetch(
+        "SELECT tenant_id, open_id FROM rewards.pool_opens WHERE status = 'reserved'"
+        " AND at < $1 ORDER BY at LIMIT $2", older_than, limit))
+
+
+async def ended_pools(db: Db, now: datetime, limit: int) -> list[PoolRef]:
+    return as_structs(PoolRef, await db.fetch(
+        "SELECT tenant_id, pool_id FROM rewards.pools WHERE status = 'open' AND ends_at <= $1"
+        " ORDER BY ends_at LIMIT $2", now, limit))
+
+
+async def settle_pool(db: Db, tenant_id: str, pool_id: str, returned: int) -> bool:
+    return bool(await db.fetchval(
+        "UPDATE rewards.pools SET status = 'settled', returned_points = $3"
+        " WHERE tenant_id = $1 AND pool_id = $2 AND status = 'open' RETURNING true",
+        tenant_id, pool_id, returned))
+
+
+# --- member packets -------------------------------------------------------------------------
+
+async def insert_packet(db: Db, tenant_id: str, body: PacketIn, shares: list[int],
+                        escrow: str, expires_at: datetime, fingerprint: bytes) -> bool:
+    return bool(await db.fetchval(
+        "INSERT INTO rewards.packets (tenant_id, packet_id, maker_member_id, total_points, split,"
+        " shares, group_id, expires_at, escrow_member, fingerprint)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING true",
+        tenant_id, body.packet_id, body.member_id, body.total_points, body.split, shares,
+        body.group_id, expires_at, escrow, fingerprint))
+
+
+async def delete_packet(db: Db, tenant_id: str, packet_id: str) -> None:
+    await db.execute("DELETE FROM rewards.packets WHERE tenant_id = $1 AND packet_id = $2",
+                     tenant_id, packet_id)
+
+
+async def packet(db: Db, tenant_id: str, packet_id: str) -> PacketRow | None:
+    return as_struct_or_none(PacketRow, await db.fetchrow(
+        "SELECT packet_id, maker_member_id, total_points, split, shares, group_id, expires_at,"
+        " escrow_member, fingerprint, status, refunded_points, created_at FROM rewards.packets"
+        " WHERE tenant_id = $1 AND packet_id = $2", tenant_id, packet_id))
+
+
+async def packet_grabs(db: Db, tenant_id: str, packet_id: str) -> list[GrabRow]:
+    return as_structs(GrabRow, await db.fetch(
+        "SELECT member_id, share_index, points, paid, at FROM rewards.packet_grabs"
+        " WHERE tenant_id = $1 AND packet_id = $2 ORDER BY at, share_index",
+        tenant_id, packet_id))
+
+
+async def grab(db: Db, tenant_id: str, packet_id: str, member_id: str) -> GrabRow | None:
+    return as_struct_or_none(GrabRow, await db.fetchrow(
+        "SELECT member_id, share_index, points, paid, at FROM rewards.packet_grabs"
+        " WHERE tenant_id = $1 AND packet_id = $2 AND member_id = $3",
+        tenant_id, packet_id, member_id))
+
+
+async def record_grab(db: Db, tenant_id: str, packet_id: str, member_id: str, index: int,
+                      points: int) -> Literal["ok", "member", "taken"]:
+    """'ok', 'member' (this member already grabbed) or 'taken' (the share went to another)."""
+    try:
+        inserted = await db.fetchval(
+            "INSERT INTO rewards.packet_grabs (tenant_id, packet_id, member_id, share_index,"
+            " points) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (tenant_id, packet_id, member_id) DO NOTHING RETURNING true",
+            tenant_id, packet_id, member_id, index, points)
+    except asyncpg.UniqueViolationError:
+        return "taken"
+    return "ok" if inserted else "member"
+
+
+async def mark_grab_paid(db: Db, tenant_id: str, packet_id: str, member_id: str) -> None:
+    await db.execute(
+        "UPDATE rewards.packet_grabs SET paid = true"
+        " WHERE tenant_id = $1 AND packet_id = $2 AND member_id = $3",
+        tenant_id, packet_id, member_id)
+
+
+async def expired_packets(db: Db, now: datetime, limit: int) -> list[PacketRef]:
+    return as_structs(PacketRef, await db.fetch(
+        "SELECT tenant_id, packet_id FROM rewards.packets WHERE status = 'open'"
+        " AND expires_at <= $1 ORDER BY expires_at LIMIT $2", now, limit))
+
+
+async def close_packet(db: Db, tenant_id: str, packet_id: str, refunded: int) -> bool:
+    return bool(await db.fetchval(
+        "UPDATE rewards.packets SET status = 'expired', refunded_points = $3"
+        " WHERE tenant_id = $1 AND packet_id = $2 AND status = 'open' RETURNING true",
+        tenant_id, packet_id, refunded))
