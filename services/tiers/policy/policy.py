@@ -69,7 +69,17 @@ class Policies:
     async def apply_points_event(self, conn: Conn, envelope: Envelope) -> None:
         """Fold one points fact into its member's metrics and re-evaluate the member (a
         ``bus.consume`` handler)."""
-        await apply_and_evaluate(conn, envelope)
+        change = rules.metric_change(envelope)
+        if change is None:
+            return
+        tenant_id = envelope.tenant_id
+        if change.day is not None:
+            await store.add_day(conn, tenant_id, change.member_id, change.day,
+                                change.spend_cents, change.points_earned)
+        if change.points_available is not None:
+            await store.add_available(conn, tenant_id, change.member_id,
+                                      change.points_available)
+        await evaluate(conn, tenant_id, change.member_id)
 
     async def roll_windows(self, now: datetime) -> None:
         """Re-evaluate members of windowed threshold policies whose spend or points just left
@@ -89,19 +99,6 @@ class Policies:
             log.info("stratified", extra={"fields": {
                 "tenant": tenant_id, "members": evaluation.members,
                 "changed": evaluation.changed}})
-
-
-async def apply_and_evaluate(conn: Conn, envelope: Envelope) -> None:
-    change = rules.metric_change(envelope)
-    if change is None:
-        return
-    tenant_id = envelope.tenant_id
-    if change.day is not None:
-        await store.add_day(conn, tenant_id, change.member_id, change.day, change.spend_cents,
-                            change.points_earned)
-    if change.points_available is not None:
-        await store.add_available(conn, tenant_id, change.member_id, change.points_available)
-    await evaluate(conn, tenant_id, change.member_id)
 
 
 async def evaluate(conn: Conn, tenant_id: str, member_id: str,
@@ -124,9 +121,7 @@ async def evaluate(conn: Conn, tenant_id: str, member_id: str,
     tier = names[move.tier_index]
     await store.save_member(conn, tenant_id, member_id, tier, now, None, metrics)
     await store.add_history(conn, tenant_id, member_id, state.tier, tier, metrics, now)
-    # emit is typed for a bare asyncpg Connection; a pooled one works the same.
-    await emit(conn, service="tiers", tenant_id=tenant_id,  # type: ignore[arg-type]
-               events=[TierChanged(member_id=member_id, tier=tier, previous_tier=state.tier,
-                                   changed_at=now,
-                                   earn_multiplier=rules.earn_multiplier(policy,
-                                                                         move.tier_index))])
+    changed = TierChanged(member_id=member_id, tier=tier, previous_tier=state.tier,
+                          changed_at=now,
+                          earn_multiplier=rules.earn_multiplier(policy, move.tier_index))
+    await emit(conn, service="tiers", tenant_id=tenant_id, events=[changed])
