@@ -56,8 +56,7 @@ class Policies:
     async def stratify(self, tenant_id: str, now: datetime) -> t.Evaluation:
         """Stratify the whole tenant by its percentile policy, in one SQL pass."""
         async with self.pool.acquire() as conn, conn.transaction():
-            done = await store.stratify(conn, tenant_id, now)
-        return t.Evaluation(members=done.members, changed=done.changed, cuts=done.cuts)
+            return await store.stratify(conn, tenant_id, now)
 
     async def distribution(self, tenant_id: str) -> t.Distribution:
         policy = await shared_store.policy(self.pool, tenant_id)

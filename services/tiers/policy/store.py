@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from proto.tiers import CutLine, Policy, TierChange
+from proto.tiers import CutLine, Evaluation, Policy, TierChange
 from services.runtime.db import Conn, Db, as_struct, as_structs, refusals
 
 
@@ -26,12 +26,6 @@ class MemberKey(msgspec.Struct, frozen=True):
 class TierCount(msgspec.Struct, frozen=True):
     tier: str
     members: int
-
-
-class Stratified(msgspec.Struct, frozen=True):
-    members: int
-    changed: int
-    cuts: list[CutLine]
 
 
 class LastEvaluation(msgspec.Struct, frozen=True):
@@ -146,12 +140,12 @@ async def window_candidates(db: Db, after: MemberKey | None, now: datetime,
         start.tenant_id, start.member_id, now, lookback_days, limit))
 
 
-async def stratify(conn: Conn, tenant_id: str, now: datetime) -> Stratified:
+async def stratify(conn: Conn, tenant_id: str, now: datetime) -> Evaluation:
     with refusals():
         row = await conn.fetchrow("SELECT members, changed, cuts FROM tiers.stratify($1, $2)",
                                   tenant_id, now)
     assert row is not None
-    return Stratified(members=row["members"], changed=row["changed"],
+    return Evaluation(members=row["members"], changed=row["changed"],
                       cuts=_cut_lines(row["cuts"]))
 
 
