@@ -9,68 +9,72 @@ taken. The hold's time-out in the points service is the last line of defence.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
+import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import cast
 
-import asyncpg
-import msgspec
-
-from proto.common import ErrorBody, ErrorEnvelope
 from proto.events import RedemptionCancelled, RedemptionCompleted
-from proto.rewards import Redemption, RedemptionIn
-from services.rewards import domain, store
+from proto.rewards import Redemption, RedemptionIn, RedemptionList, RedemptionStatus
+from services.rewards.catalog import rules, store
+from services.rewards.catalog.catalog import perk_rules
+from services.rewards.catalog.stock import StockMirror
+from services.rewards.catalog.store import PerkRow, RedemptionRow
+from services.rewards.ids import digest
 from services.rewards.points_client import PointsAnswer, PointsClient
-from services.rewards.stock import StockMirror
-from services.runtime.errors import Conflict, IdempotencyConflict, NotFound
+from services.rewards.refusals import refused
+from services.rewards.wallet import wallet
+from services.runtime.db import Pool
+from services.runtime.errors import (
+    Conflict,
+    FuliError,
+    IdempotencyConflict,
+    NotFound,
+    ValidationFailed,
+)
 from services.runtime.idempotency import Outcome, fingerprint
 from services.runtime.outbox import emit
-from services.runtime.resources import Resources
+from services.runtime.pagination import decode_cursor, encode_cursor
+
+log = logging.getLogger("fuli.rewards.redemptions")
 
 SCOPE = "rewards.redemptions"
 HOLD_EXPIRES_S = 120
 FINAL = ("completed", "pending_fulfilment", "cancelled", "failed", "cancelling")
 MAX_STEPS = 8
-
-_encoder = msgspec.json.Encoder()
-
-MESSAGES = {
-    "insufficient_points": "not enough points for this redemption",
-    "out_of_stock": "the perk is out of stock",
-    "limit_reached": "the member reached this perk's per-member limit",
-    "not_eligible": "the member's tier may not redeem this perk",
-    "not_available": "the perk is not available now",
-    "redemption_failed": "the redemption could not be completed; nothing was charged",
-    "draw_failed": "the draw could not be completed; nothing was charged",
-    "no_ticket": "the member has no draw ticket for this box",
-}
-
-
-def refusal(code: str, **details: Any) -> tuple[int, bytes]:
-    body = ErrorEnvelope(error=ErrorBody(code=code, message=MESSAGES.get(code, code),
-                                         details=details))
-    return 409, _encoder.encode(body)
+STUCK_AFTER_S = 20  # what the worker leaves to the request still driving it
+RECOVERY_BATCH = 200
 
 
 def hold_id_for(redemption_id: str) -> str:
-    return "rdm:" + hashlib.sha256(redemption_id.encode()).hexdigest()[:40]
+    return "rdm:" + digest(redemption_id)
 
 
 def refund_id_for(redemption_id: str) -> str:
-    return "rdmc:" + hashlib.sha256(redemption_id.encode()).hexdigest()[:40]
+    return "rdmc:" + digest(redemption_id)
 
 
-def view(row: asyncpg.Record, status: str, coupon_ids: list[str]) -> Redemption:
-    return Redemption(redemption_id=row["redemption_id"], member_id=row["member_id"],
-                      sku=row["sku"], quantity=row["quantity"], points=row["points"],
-                      status=status, codes=list(row["codes"]), coupon_ids=coupon_ids)  # type: ignore[arg-type]
+def view(row: RedemptionRow, status: str, coupon_ids: list[str]) -> Redemption:
+    # Only the statuses a caller may see reach here (the row's CHECK holds the others).
+    return Redemption(redemption_id=row.redemption_id, member_id=row.member_id, sku=row.sku,
+                      quantity=row.quantity, points=row.points,
+                      status=cast(RedemptionStatus, status), codes=list(row.codes),
+                      coupon_ids=coupon_ids)
 
 
-class Redeemer:
-    def __init__(self, resources: Resources, points: PointsClient, stock: StockMirror) -> None:
-        self.resources = resources
-        self.pool = resources.pool
+def points_refusal(answer: PointsAnswer, points: int) -> Conflict:
+    if answer.error_code in ("insufficient_points", "unknown_member"):
+        return refused("insufficient_points",
+                       available=answer.error_details.get("available", 0), requested=points)
+    return refused("redemption_failed", reason=answer.error_code)
+
+
+class _Moved(Exception):
+    """Another driver moved the redemption first; this one backs off (and rolls back)."""
+
+
+class Redemptions:
+    def __init__(self, pool: Pool, points: PointsClient, stock: StockMirror) -> None:
+        self.pool = pool
         self.points = points
         self.stock = stock
 
@@ -84,43 +88,37 @@ class Redeemer:
         perk = await store.perk(self.pool, tenant_id, body.sku)
         if perk is None:
             raise NotFound(f"no perk {body.sku!r}", code="unknown_sku", sku=body.sku)
-        points = perk["cost_points"] * body.quantity
-        refused = await self._precheck(tenant_id, body, perk, points, now)
-        status = "failed" if refused else "pending"
-        row = await store.insert_redemption(
-            self.pool, tenant_id, body.redemption_id, body.member_id, body.sku, body.quantity,
-            points, request_print, hold_id_for(body.redemption_id), status, refused)
-        if row is None:  # a concurrent request with this id got there first
+        points = perk.cost_points * body.quantity
+        try:
+            await self._precheck(tenant_id, body, perk, now)
+            status, outcome = "pending", None
+        except Conflict as refusal:
+            status, outcome = "failed", Outcome.refused(refusal)
+        if not await store.insert_redemption(
+                self.pool, tenant_id, body.redemption_id, body.member_id, body.sku,
+                body.quantity, points, request_print, hold_id_for(body.redemption_id), status,
+                outcome):  # a concurrent request with this id got there first
             existing = await store.redemption(self.pool, tenant_id, body.redemption_id)
             assert existing is not None
             return await self._replay(tenant_id, existing, request_print)
-        if refused:
-            return Outcome(refused[0], refused[1], replayed=False)
+        if outcome is not None:
+            return outcome
         return await self.drive(tenant_id, body.redemption_id, replayed=False)
 
-    async def _precheck(self, tenant_id: str, body: RedemptionIn, perk: asyncpg.Record,
-                        points: int, now: datetime) -> tuple[int, bytes] | None:
-        rules = perk_rules(perk)
-        code = domain.availability_refusal(rules, now)
-        if code:
-            return refusal(code, starts_at=_iso(perk["starts_at"]), ends_at=_iso(perk["ends_at"]))
-        async with self.pool.acquire() as conn:
-            tier = await store.member_tier(conn, tenant_id, body.member_id)
-        code = domain.eligibility_refusal(rules, tier)
-        if code:
-            return refusal(code, tiers=perk["tiers"], member_tier=tier)
-        if rules.per_member_limit is not None and body.quantity > rules.per_member_limit:
-            return refusal("limit_reached", per_member_limit=rules.per_member_limit)
+    async def _precheck(self, tenant_id: str, body: RedemptionIn, perk: PerkRow,
+                        now: datetime) -> None:
+        tier = await store.member_tier(self.pool, tenant_id, body.member_id)
+        rules.check_redeemable(perk_rules(perk), tier, body.quantity, now)
         left = await self.stock.left(tenant_id, body.sku, self.pool)
         if left is not None and left < body.quantity:  # fast answer once sold out
-            return refusal("out_of_stock", stock=left, requested=body.quantity)
-        return None
+            raise refused("out_of_stock", stock=left, requested=body.quantity)
 
-    async def _replay(self, tenant_id: str, row: asyncpg.Record, request_print: bytes) -> Outcome:
-        if bytes(row["fingerprint"]) != request_print:
-            raise IdempotencyConflict(f"{row['redemption_id']!r} was already used with a "
-                                      "different request", id=row["redemption_id"])
-        return await self.drive(tenant_id, row["redemption_id"], replayed=True)
+    async def _replay(self, tenant_id: str, row: RedemptionRow,
+                      request_print: bytes) -> Outcome:
+        if row.fingerprint != request_print:
+            raise IdempotencyConflict(f"{row.redemption_id!r} was already used with a "
+                                      "different request", id=row.redemption_id)
+        return await self.drive(tenant_id, row.redemption_id, replayed=True)
 
     # --- driving a redemption to its end ---------------------------------------------------
 
@@ -129,100 +127,96 @@ class Redeemer:
         for _ in range(MAX_STEPS):
             row = await store.redemption(self.pool, tenant_id, redemption_id)
             assert row is not None
-            status = row["status"]
-            if status in FINAL and row["outcome_status"] is not None:
-                return Outcome(row["outcome_status"], bytes(row["outcome_body"]), replayed)
-            if status == "pending":
+            if row.status in FINAL and row.outcome_status is not None:
+                assert row.outcome_body is not None
+                return Outcome(row.outcome_status, row.outcome_body, replayed)
+            if row.status == "pending":
                 if abandon_pending:
-                    await store.move_redemption(self.pool, tenant_id, redemption_id, "pending",
-                                                "releasing", outcome=refusal("redemption_failed",
-                                                                             reason="timed out"))
+                    await store.move_redemption(
+                        self.pool, tenant_id, redemption_id, "pending", "releasing",
+                        outcome=Outcome.refused(refused("redemption_failed",
+                                                        reason="timed out")))
                 else:
                     await self._hold_and_reserve(tenant_id, row)
-            elif status == "reserved":
+            elif row.status == "reserved":
                 await self._capture(tenant_id, row)
-            elif status == "releasing":
+            elif row.status == "releasing":
                 await self._release(tenant_id, row)
-            elif status == "cancelling":
+            elif row.status == "cancelling":
                 await self._finish_cancel(tenant_id, row)
         raise Conflict("the redemption is still in progress; retry", code="in_progress")
 
-    async def _hold_and_reserve(self, tenant_id: str, row: asyncpg.Record) -> None:
-        answer = await self.points.hold(tenant_id, row["hold_id"], row["member_id"],
-                                        row["points"], f"redemption of {row['sku']}",
-                                        HOLD_EXPIRES_S)
+    async def _hold_and_reserve(self, tenant_id: str, row: RedemptionRow) -> None:
+        answer = await self.points.hold(tenant_id, row.hold_id, row.member_id, row.points,
+                                        f"redemption of {row.sku}", HOLD_EXPIRES_S)
         if answer.status_code != 201:
-            await store.move_redemption(self.pool, tenant_id, row["redemption_id"], "pending",
-                                        "failed", outcome=points_refusal(answer, row["points"]))
+            await store.move_redemption(
+                self.pool, tenant_id, row.redemption_id, "pending", "failed",
+                outcome=Outcome.refused(points_refusal(answer, row.points)))
             return
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                codes, stock_row = await store.take_stock(
-                    conn, tenant_id, row["sku"], row["quantity"], row["member_id"],
-                    redemption_id=row["redemption_id"])
-                if not await store.move_redemption(conn, tenant_id, row["redemption_id"],
-                                                   "pending", "reserved", codes=codes):
+                taken = await wallet.reserve(conn, tenant_id, row.sku, row.quantity,
+                                             row.member_id, redemption_id=row.redemption_id)
+                if not await store.move_redemption(conn, tenant_id, row.redemption_id,
+                                                   "pending", "reserved", codes=taken.codes):
                     raise _Moved
-        except store.Refused as refused:
-            await store.move_redemption(self.pool, tenant_id, row["redemption_id"], "pending",
-                                        "releasing", outcome=refusal(refused.code,
-                                                                     **refused.details))
+        except Conflict as refusal:
+            await store.move_redemption(self.pool, tenant_id, row.redemption_id, "pending",
+                                        "releasing", outcome=Outcome.refused(refusal))
             return
         except _Moved:
             return
-        await self.stock.publish(tenant_id, row["sku"], stock_row)
+        await self.stock.publish(tenant_id, row.sku, taken.stock.stock_left,
+                                 taken.stock.stock_version)
 
-    async def _capture(self, tenant_id: str, row: asyncpg.Record) -> None:
-        answer = await self.points.capture(tenant_id, row["hold_id"])
+    async def _capture(self, tenant_id: str, row: RedemptionRow) -> None:
+        answer = await self.points.capture(tenant_id, row.hold_id)
         if answer.status_code == 200:
             await self._complete(tenant_id, row)
             return
         # The hold expired or was voided: put everything back, nothing was charged.
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await store.move_redemption(
-                conn, tenant_id, row["redemption_id"], "reserved", "releasing",
-                outcome=refusal("redemption_failed", reason=answer.error_code))
+                conn, tenant_id, row.redemption_id, "reserved", "releasing",
+                outcome=Outcome.refused(refused("redemption_failed", reason=answer.error_code)))
             if moved:
-                stock_row = await store.put_back_stock(
-                    conn, tenant_id, row["sku"], row["quantity"], row["member_id"],
-                    row["redemption_id"], free_codes_too=True)
+                level = await wallet.put_back(conn, tenant_id, row.sku, row.quantity,
+                                              row.member_id, row.redemption_id, free_codes=True)
         if moved:
-            await self.stock.publish(tenant_id, row["sku"], stock_row)
+            await self.stock.publish(tenant_id, row.sku, level.stock_left, level.stock_version)
 
-    async def _complete(self, tenant_id: str, row: asyncpg.Record) -> None:
+    async def _complete(self, tenant_id: str, row: RedemptionRow) -> None:
         try:
             await self._write_completion(tenant_id, row)
         except _Moved:
             pass
 
-    async def _write_completion(self, tenant_id: str, row: asyncpg.Record) -> None:
+    async def _write_completion(self, tenant_id: str, row: RedemptionRow) -> None:
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
-            perk = await store.perk(conn, tenant_id, row["sku"])
+            perk = await store.perk(conn, tenant_id, row.sku)
             assert perk is not None
-            codes = list(row["codes"])
             coupon_ids: list[str] = []
-            if codes:
-                expires = now + timedelta(days=perk["coupon_valid_days"])
-                coupon_ids = [f"cp_{uuid.uuid4().hex}" for _ in codes]
-                await store.add_coupons(conn, tenant_id, [
-                    (cid, row["member_id"], row["sku"], code, expires, "redemption",
-                     row["redemption_id"]) for cid, code in zip(coupon_ids, codes, strict=True)])
-            status = "completed" if perk["fulfilment"] == "code" else "pending_fulfilment"
-            outcome = (201, _encoder.encode(view(row, status, coupon_ids)))
-            if await store.move_redemption(conn, tenant_id, row["redemption_id"], "reserved",
-                                           status, outcome=outcome):
-                await emit(conn, service="rewards", tenant_id=tenant_id, events=[
-                    RedemptionCompleted(member_id=row["member_id"],
-                                        redemption_id=row["redemption_id"], sku=row["sku"],
-                                        quantity=row["quantity"], points=row["points"],
-                                        completed_at=now)])
-            else:
+            if row.codes:
+                coupon_ids = await wallet.give_coupons(
+                    conn, tenant_id, row.member_id, row.sku, row.codes,
+                    expires_at=now + timedelta(days=perk.coupon_valid_days),
+                    source="redemption", ref=row.redemption_id)
+            status = "completed" if perk.fulfilment == "code" else "pending_fulfilment"
+            outcome = Outcome.of(201, view(row, status, coupon_ids))
+            if not await store.move_redemption(conn, tenant_id, row.redemption_id, "reserved",
+                                               status, outcome=outcome):
                 raise _Moved  # rolls back the coupons: another driver completed it
+            completed = RedemptionCompleted(
+                member_id=row.member_id, redemption_id=row.redemption_id, sku=row.sku,
+                quantity=row.quantity, points=row.points, completed_at=now)
+            await emit(conn,  # type: ignore[arg-type]  # typed as a bare Connection
+                       service="rewards", tenant_id=tenant_id, events=[completed])
 
-    async def _release(self, tenant_id: str, row: asyncpg.Record) -> None:
-        await self.points.void(tenant_id, row["hold_id"])  # voided, expired or never placed
-        await store.move_redemption(self.pool, tenant_id, row["redemption_id"], "releasing",
+    async def _release(self, tenant_id: str, row: RedemptionRow) -> None:
+        await self.points.void(tenant_id, row.hold_id)  # voided, expired or never placed
+        await store.move_redemption(self.pool, tenant_id, row.redemption_id, "releasing",
                                     "failed")
 
     # --- after completion ------------------------------------------------------------------
@@ -232,27 +226,27 @@ class Redeemer:
             row = await store.redemption(conn, tenant_id, redemption_id, lock=True)
             if row is None:
                 raise NotFound(f"no redemption {redemption_id!r}", code="unknown_redemption")
-            if row["status"] in ("completed", "pending_fulfilment"):
-                states = await store.revoke_coupons(conn, tenant_id, redemption_id)
+            if row.status in ("completed", "pending_fulfilment"):
+                states = await wallet.revoke_coupons(conn, tenant_id, redemption_id)
                 if "used" in states or "transferred" in states:
                     raise Conflict("a coupon of this redemption was already used or given away",
                                    code="coupon_used")
-                await store.move_redemption(conn, tenant_id, redemption_id, row["status"],
+                await store.move_redemption(conn, tenant_id, redemption_id, row.status,
                                             "cancelling")
-            elif row["status"] not in ("cancelling", "cancelled"):
-                raise Conflict(f"a {row['status']} redemption cannot be cancelled",
-                               code="not_cancellable", status=row["status"])
+            elif row.status not in ("cancelling", "cancelled"):
+                raise Conflict(f"a {row.status} redemption cannot be cancelled",
+                               code="not_cancellable", status=row.status)
         for _ in range(MAX_STEPS):
             row = await store.redemption(self.pool, tenant_id, redemption_id)
             assert row is not None
-            if row["status"] == "cancelled":
+            if row.status == "cancelled":
                 return view(row, "cancelled", [])
             await self._finish_cancel(tenant_id, row)
         raise Conflict("the cancellation is still in progress; retry", code="in_progress")
 
-    async def _finish_cancel(self, tenant_id: str, row: asyncpg.Record) -> None:
-        answer = await self.points.refund(tenant_id, row["hold_id"],
-                                          refund_id_for(row["redemption_id"]))
+    async def _finish_cancel(self, tenant_id: str, row: RedemptionRow) -> None:
+        answer = await self.points.refund(tenant_id, row.hold_id,
+                                          refund_id_for(row.redemption_id))
         if answer.status_code not in (201, 409):
             raise Conflict("points could not be refunded", code="refund_failed",
                            points_status=answer.status_code)
@@ -261,51 +255,70 @@ class Redeemer:
                            reason=answer.error_code)
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await store.move_redemption(conn, tenant_id, row["redemption_id"],
+            if not await store.move_redemption(conn, tenant_id, row.redemption_id,
                                                "cancelling", "cancelled"):
                 return
-            stock_row = await store.put_back_stock(
-                conn, tenant_id, row["sku"], row["quantity"], row["member_id"],
-                row["redemption_id"], free_codes_too=False)
-            await emit(conn, service="rewards", tenant_id=tenant_id, events=[
-                RedemptionCancelled(member_id=row["member_id"],
-                                    redemption_id=row["redemption_id"], sku=row["sku"],
-                                    quantity=row["quantity"], points=row["points"],
-                                    cancelled_at=now)])
-        await self.stock.publish(tenant_id, row["sku"], stock_row)
+            level = await wallet.put_back(conn, tenant_id, row.sku, row.quantity, row.member_id,
+                                          row.redemption_id, free_codes=False)
+            cancelled = RedemptionCancelled(
+                member_id=row.member_id, redemption_id=row.redemption_id, sku=row.sku,
+                quantity=row.quantity, points=row.points, cancelled_at=now)
+            await emit(conn,  # type: ignore[arg-type]  # typed as a bare Connection
+                       service="rewards", tenant_id=tenant_id, events=[cancelled])
+        await self.stock.publish(tenant_id, row.sku, level.stock_left, level.stock_version)
 
     async def fulfil(self, tenant_id: str, redemption_id: str) -> Redemption:
         row = await store.redemption(self.pool, tenant_id, redemption_id)
         if row is None:
             raise NotFound(f"no redemption {redemption_id!r}", code="unknown_redemption")
-        if row["status"] == "pending_fulfilment":
+        if row.status == "pending_fulfilment":
             await store.move_redemption(self.pool, tenant_id, redemption_id,
                                         "pending_fulfilment", "completed")
-        elif row["status"] != "completed":
-            raise Conflict(f"a {row['status']} redemption cannot be fulfilled",
-                           code="not_fulfillable", status=row["status"])
+        elif row.status != "completed":
+            raise Conflict(f"a {row.status} redemption cannot be fulfilled",
+                           code="not_fulfillable", status=row.status)
         row = await store.redemption(self.pool, tenant_id, redemption_id)
         assert row is not None
-        return view(row, row["status"], [])
+        return view(row, row.status, [])
 
+    # --- reading ---------------------------------------------------------------------------
 
-class _Moved(Exception):
-    """Another driver moved the redemption first; this one backs off."""
+    async def member_redemptions(self, tenant_id: str, member_id: str, limit: int,
+                                 cursor: str | None) -> RedemptionList:
+        """The member's completed and cancelled redemptions, newest first."""
+        before = None
+        if cursor:
+            at, redemption_id = decode_cursor(cursor, 2)
+            try:
+                before = (datetime.fromisoformat(at), redemption_id)
+            except ValueError:
+                raise ValidationFailed("invalid cursor", field="cursor") from None
+        rows = await store.member_redemptions(self.pool, tenant_id, member_id, before,
+                                              limit + 1)
+        page = rows[:limit]
+        items = [Redemption(
+            redemption_id=row.redemption_id, member_id=row.member_id, sku=row.sku,
+            quantity=row.quantity, points=row.points,
+            status=rules.shown_status(row.status), codes=list(row.codes)) for row in page]
+        next_cursor = encode_cursor(page[-1].created_at.isoformat(),
+                                    page[-1].redemption_id) if len(rows) > limit else None
+        return RedemptionList(items=items, next_cursor=next_cursor)
 
+    # --- the worker ------------------------------------------------------------------------
 
-def points_refusal(answer: PointsAnswer, points: int) -> tuple[int, bytes]:
-    if answer.error_code in ("insufficient_points", "unknown_member"):
-        return refusal("insufficient_points",
-                       available=answer.error_details.get("available", 0), requested=points)
-    return refusal("redemption_failed", reason=answer.error_code)
-
-
-def perk_rules(perk: asyncpg.Record) -> domain.PerkRules:
-    return domain.PerkRules(enabled=perk["enabled"], starts_at=perk["starts_at"],
-                            ends_at=perk["ends_at"], tiers=perk["tiers"],
-                            per_member_limit=perk["per_member_limit"],
-                            stock_left=perk["stock_left"])
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    async def recover(self, now: datetime) -> None:
+        """Drive redemptions untouched for a while to their end. One still waiting for its hold
+        after the hold's own lifetime is given up (and its hold voided if it exists)."""
+        stuck = await store.unfinished_redemptions(
+            self.pool, now - timedelta(seconds=STUCK_AFTER_S), RECOVERY_BATCH)
+        for key in stuck:
+            row = await store.redemption(self.pool, key.tenant_id, key.redemption_id)
+            assert row is not None
+            abandon = (now - row.created_at).total_seconds() > HOLD_EXPIRES_S
+            try:
+                if row.status == "cancelling":
+                    await self.cancel(key.tenant_id, key.redemption_id)
+                else:
+                    await self.drive(key.tenant_id, key.redemption_id, abandon_pending=abandon)
+            except FuliError as exc:  # the points service is down, or a refund refused
+                log.warning("redemption %s not finished yet: %s", key.redemption_id, exc)
