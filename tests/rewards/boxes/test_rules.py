@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
+import msgspec
 import pytest
 
+from proto.rewards import BoxIn
 from services.rewards.boxes import rules
+from services.runtime.errors import ValidationFailed
 
 # Chi-square critical values at significance 0.001 by degrees of freedom.
 CHI2_999 = {1: 10.828, 2: 13.816, 3: 16.266, 4: 18.467}
@@ -73,3 +78,52 @@ def test_verification_recomputes_and_rejects_tampering() -> None:
 def test_pick_refuses_an_empty_box() -> None:
     with pytest.raises(ValueError):
         rules.pick([], 0)
+
+
+def test_age_bands_decide_who_may_draw() -> None:
+    assert rules.age_refusal(None, None, False) is None
+    assert rules.age_refusal(8, None, True) == "not_eligible"
+    assert rules.age_refusal(8, "under_8", True) == "not_eligible"
+    assert rules.age_refusal(8, "8_17", False) == "not_eligible"
+    assert rules.age_refusal(8, "8_17", True) is None
+    assert rules.age_refusal(18, "8_17", True) == "not_eligible"
+    assert rules.age_refusal(18, "adult", False) is None
+
+
+def test_daily_draws_count_for_their_day_only() -> None:
+    today, yesterday = date(2030, 6, 2), date(2030, 6, 1)
+    assert rules.draws_on(today, today, 3) == 3
+    assert rules.draws_on(today, yesterday, 3) == 0
+    assert rules.draws_on(today, None, 0) == 0
+    assert rules.over_daily_limit(2, 2) and not rules.over_daily_limit(1, 2)
+    assert not rules.over_daily_limit(10_000, None)
+
+
+def test_a_box_is_open_inside_its_window_while_enabled() -> None:
+    now = datetime(2030, 6, 1, tzinfo=UTC)
+    assert rules.box_open(True, None, None, now)
+    assert rules.box_open(True, now, now + timedelta(hours=1), now)
+    assert not rules.box_open(True, None, now, now)
+    assert not rules.box_open(False, None, None, now)
+
+
+def box(**changes: Any) -> BoxIn:
+    prize = {"prize_id": "a", "name": "A", "weight": 1, "kind": "nothing"}
+    fields: dict[str, Any] = {"name": "B", "cost_points": 1, "prizes": [prize]}
+    return msgspec.convert({**fields, **changes}, BoxIn)
+
+
+def test_boxes_that_cannot_be_drawn_as_written_are_refused() -> None:
+    rules.validate_box(box())
+    prize = {"prize_id": "a", "name": "A", "weight": 1, "kind": "nothing"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"prizes": [prize, prize]}, "prizes"),
+        ({"prizes": [{**prize, "kind": "points"}]}, "prizes[0].points"),
+        ({"prizes": [{**prize, "points": 5}]}, "prizes[0].points"),
+        ({"prizes": [{**prize, "kind": "coupon"}]}, "prizes[0].sku"),
+        ({"pity": {"after_draws": 3, "prize_ids": ["zzz"]}}, "pity.prize_ids"),
+        ({"starts_at": "2030-01-02T00:00:00Z", "ends_at": "2030-01-01T00:00:00Z"}, "ends_at")]
+    for change, field in cases:
+        with pytest.raises(ValidationFailed) as refused:
+            rules.validate_box(box(**change))
+        assert refused.value.details == {"field": field}, change
