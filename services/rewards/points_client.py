@@ -48,6 +48,11 @@ class PointsAnswer(msgspec.Struct, frozen=True):
         return error.get("code") if isinstance(error, dict) else None
 
     @property
+    def short_of_points(self) -> bool:
+        """Refused for want of points (a member points never saw has none)."""
+        return self.error_code in ("insufficient_points", "unknown_member")
+
+    @property
     def error_details(self) -> dict[str, Any]:
         error = self.body.get("error")
         return dict(error.get("details", {})) if isinstance(error, dict) else {}

@@ -61,6 +61,7 @@ def prize_grant_id(draw_id: str) -> str:
 
 
 def prize_coupon_ref(draw_id: str) -> str:
+    """The wallet reference of a draw's coupon prize (at most 128 characters, like an id)."""
     return "draw:" + draw_id[:123]
 
 
@@ -232,8 +233,7 @@ class Boxes:
                                             row.cost_points, f"draw in {row.box_id}",
                                             HOLD_EXPIRES_S)
             if answer.status_code != 201:
-                code = "insufficient_points" if answer.error_code in (
-                    "insufficient_points", "unknown_member") else "draw_failed"
+                code = "insufficient_points" if answer.short_of_points else "draw_failed"
                 await store.move_draw(self.pool, tenant_id, row.draw_id, "pending", "failed",
                                       Outcome.refused(refused(
                                           code, available=answer.error_details.get(

@@ -54,7 +54,7 @@ def refund_id_for(redemption_id: str) -> str:
 
 
 def view(row: RedemptionRow, status: str, coupon_ids: list[str]) -> Redemption:
-    # Only the statuses a caller may see reach here (the row's CHECK holds the others).
+    # Callers pass the status to show; the cast only narrows the type to the wire's.
     return Redemption(redemption_id=row.redemption_id, member_id=row.member_id, sku=row.sku,
                       quantity=row.quantity, points=row.points,
                       status=cast(RedemptionStatus, status), codes=list(row.codes),
@@ -62,7 +62,7 @@ def view(row: RedemptionRow, status: str, coupon_ids: list[str]) -> Redemption:
 
 
 def points_refusal(answer: PointsAnswer, points: int) -> Conflict:
-    if answer.error_code in ("insufficient_points", "unknown_member"):
+    if answer.short_of_points:
         return refused("insufficient_points",
                        available=answer.error_details.get("available", 0), requested=points)
     return refused("redemption_failed", reason=answer.error_code)
