@@ -227,22 +227,17 @@ def cmd_ledger_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_draws_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from services.rewards import draws, store
+    from services.rewards.boxes.boxes import DrawCheck, recheck_revealed_draws
 
     with resolved(settings) as ready:
-        rows = asyncio.run(_with_connection(
-            ready, lambda conn: store.revealed_draws(conn, args.tenant, args.box)))
-    failed = []
-    for row in rows:
-        options = [draws.Candidate(c["prize_id"], c["weight"]) for c in row["candidates"]]
-        if not draws.verify(seed=bytes(row["seed"]), published_commitment=row["commitment"],
-                            draw_id=row["draw_id"], options=options, prize_id=row["prize_id"]):
-            failed.append(row["draw_id"])
-    for draw_id in failed:
+        check: DrawCheck = asyncio.run(_with_connection(
+            ready, lambda conn: recheck_revealed_draws(conn, args.tenant, args.box)))
+    for draw_id in check.mismatched:
         print(f"MISMATCH {draw_id}")
-    print(f"{len(rows)} revealed draw(s) of box {args.box} recomputed: "
-          f"{len(rows) - len(failed)} confirmed, {len(failed)} mismatched")
-    return 1 if failed else 0
+    print(f"{check.checked} revealed draw(s) of box {args.box} recomputed: "
+          f"{check.checked - len(check.mismatched)} confirmed, {len(check.mismatched)} "
+          "mismatched")
+    return 1 if check.mismatched else 0
 
 
 def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:

@@ -8,16 +8,19 @@ from dataclasses import dataclass
 
 from litestar import Router
 
-from services.rewards.api import CONTROLLERS
-from services.rewards.boxes import Drawer
-from services.rewards.boxes_api import BoxesController
+from services.rewards.boxes.api import BoxesController
+from services.rewards.boxes.boxes import Boxes
+from services.rewards.catalog.api import PerksController, RedemptionsController
+from services.rewards.catalog.catalog import Catalog
+from services.rewards.catalog.redemptions import Redemptions
+from services.rewards.catalog.stock import StockMirror
 from services.rewards.points_client import PointsClient
 from services.rewards.red_packets.api import RedPacketsController
 from services.rewards.red_packets.red_packets import RedPackets
-from services.rewards.redemptions import Redeemer
-from services.rewards.stock import StockMirror
 from services.rewards.team_buy.api import TeamBuyController
 from services.rewards.team_buy.team_buy import TeamBuy
+from services.rewards.wallet.api import WalletController
+from services.rewards.wallet.wallet import Wallet
 from services.runtime.resources import Resources
 from services.runtime.service import Peers, ServiceSpec
 
@@ -25,8 +28,10 @@ from services.runtime.service import Peers, ServiceSpec
 @dataclass(frozen=True)
 class RewardsComponents:
     points: PointsClient
-    redeemer: Redeemer
-    drawer: Drawer
+    catalog: Catalog
+    redemptions: Redemptions
+    wallet: Wallet
+    boxes: Boxes
     red_packets: RedPackets
     team_buy: TeamBuy
 
@@ -35,11 +40,14 @@ class RewardsComponents:
 async def open_components(resources: Resources,
                           peers: Peers) -> AsyncIterator[RewardsComponents]:
     points = PointsClient.connect(resources, peers)
+    stock = StockMirror(resources.redis)
     try:
         yield RewardsComponents(
             points=points,
-            redeemer=Redeemer(resources, points, StockMirror(resources.redis)),
-            drawer=Drawer(resources, points),
+            catalog=Catalog(resources.pool, stock),
+            redemptions=Redemptions(resources.pool, points, stock),
+            wallet=Wallet(resources.pool),
+            boxes=Boxes(resources.pool, points),
             red_packets=RedPackets(resources, points),
             team_buy=TeamBuy(resources, points))
     finally:
@@ -51,8 +59,10 @@ REWARDS: ServiceSpec[RewardsComponents] = ServiceSpec(
     package="services.rewards",
     description="Everything members spend points on, and team-buy leaderboards.",
     route_handlers=[Router(path="/rewards/v1", route_handlers=[
-        *CONTROLLERS, BoxesController, RedPacketsController, TeamBuyController])],
+        PerksController, RedemptionsController, WalletController, BoxesController,
+        RedPacketsController, TeamBuyController])],
     components=open_components,
-    provides={"redeemer": lambda c: c.redeemer, "drawer": lambda c: c.drawer,
+    provides={"catalog": lambda c: c.catalog, "redemptions": lambda c: c.redemptions,
+              "wallet": lambda c: c.wallet, "boxes": lambda c: c.boxes,
               "red_packets": lambda c: c.red_packets, "team_buy": lambda c: c.team_buy},
 )

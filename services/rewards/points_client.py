@@ -7,17 +7,30 @@ the network; without it, to a points app inside this process (same API, no netwo
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import msgspec
 
+from proto.points import (
+    DebitIn,
+    GrantIn,
+    GrantItem,
+    HoldIn,
+    Member,
+    MoveIn,
+    RefundIn,
+    RetirementIn,
+)
 from services.runtime.errors import FuliError
 from services.runtime.resources import Resources
 from services.runtime.service import Peers
 
 TOKEN_TTL_S = 300
 TIMEOUT_S = 5.0
+JSON = {"Content-Type": "application/json"}
+
+_encoder = msgspec.json.Encoder()
 
 
 class PointsUnavailable(FuliError):
@@ -33,6 +46,11 @@ class PointsAnswer(msgspec.Struct, frozen=True):
     def error_code(self) -> str | None:
         error = self.body.get("error")
         return error.get("code") if isinstance(error, dict) else None
+
+    @property
+    def short_of_points(self) -> bool:
+        """Refused for want of points (a member points never saw has none)."""
+        return self.error_code in ("insufficient_points", "unknown_member")
 
     @property
     def error_details(self) -> dict[str, Any]:
@@ -53,7 +71,9 @@ class PointsClient:
         if url:
             http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=TIMEOUT_S)
         elif "points" in peers:
-            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=peers["points"]),
+            # httpx types ASGI apps loosely (plain mappings); Litestar's app is one.
+            app = cast(Any, peers["points"])
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://points.internal", timeout=TIMEOUT_S)
         else:
             raise RuntimeError("rewards needs the points service: set FULI_POINTS_URL")
@@ -71,10 +91,15 @@ class PointsClient:
         self._tokens[tenant_id] = (time.monotonic() + TOKEN_TTL_S / 2, token)
         return token
 
-    async def _post(self, tenant_id: str, path: str, body: dict[str, Any] | None) -> PointsAnswer:
+    async def _post(self, tenant_id: str, path: str,
+                    body: msgspec.Struct | None) -> PointsAnswer:
         headers = {"Authorization": f"Bearer {await self._token(tenant_id)}"}
+        if body is not None:
+            headers.update(JSON)
         try:
-            response = await self._http.post(f"/points/v1{path}", json=body, headers=headers)
+            response = await self._http.post(
+                f"/points/v1{path}", headers=headers,
+                content=_encoder.encode(body) if body is not None else None)
         except httpx.HTTPError as exc:
             raise PointsUnavailable(f"the points service did not answer: {type(exc).__name__}"
                                     ) from None
@@ -88,9 +113,9 @@ class PointsClient:
 
     async def hold(self, tenant_id: str, hold_id: str, member_id: str, points: int,
                    reason: str, expires_in_s: int) -> PointsAnswer:
-        return await self._post(tenant_id, "/holds", {
-            "hold_id": hold_id, "member_id": member_id, "points": points, "reason": reason,
-            "expires_in_s": expires_in_s})
+        return await self._post(tenant_id, "/holds", HoldIn(
+            hold_id=hold_id, member_id=member_id, points=points, reason=reason,
+            expires_in_s=expires_in_s))
 
     async def capture(self, tenant_id: str, hold_id: str) -> PointsAnswer:
         return await self._post(tenant_id, f"/holds/{hold_id}/capture", None)
@@ -105,26 +130,25 @@ class PointsClient:
     async def grant_each(self, tenant_id: str, grant_id: str, member_ids: list[str],
                          points: int, reason: str) -> PointsAnswer:
         """The same points to each member, in one grant (all or nothing)."""
-        return await self._post(tenant_id, "/grants", {
-            "grant_id": grant_id, "reason": reason,
-            "items": [{"member_id": member_id, "points": points} for member_id in member_ids]})
+        return await self._post(tenant_id, "/grants", GrantIn(
+            grant_id=grant_id, reason=reason,
+            items=[GrantItem(member_id=member_id, points=points) for member_id in member_ids]))
 
     async def move(self, tenant_id: str, move_id: str, from_member: str, to_member: str,
                    points: int, reason: str) -> PointsAnswer:
-        return await self._post(tenant_id, "/moves", {
-            "move_id": move_id, "from_member_id": from_member, "to_member_id": to_member,
-            "points": points, "reason": reason})
+        return await self._post(tenant_id, "/moves", MoveIn(
+            move_id=move_id, from_member_id=from_member, to_member_id=to_member, points=points,
+            reason=reason))
 
     async def retire(self, tenant_id: str, retirement_id: str, member_id: str, points: int,
                      reason: str) -> PointsAnswer:
-        return await self._post(tenant_id, "/retirements", {
-            "retirement_id": retirement_id, "member_id": member_id, "points": points,
-            "reason": reason})
+        return await self._post(tenant_id, "/retirements", RetirementIn(
+            retirement_id=retirement_id, member_id=member_id, points=points, reason=reason))
 
     async def debit(self, tenant_id: str, debit_id: str, member_id: str, points: int,
                     reason: str) -> PointsAnswer:
-        return await self._post(tenant_id, "/debits", {
-            "debit_id": debit_id, "member_id": member_id, "points": points, "reason": reason})
+        return await self._post(tenant_id, "/debits", DebitIn(
+            debit_id=debit_id, member_id=member_id, points=points, reason=reason))
 
     async def available(self, tenant_id: str, member_id: str) -> int:
         headers = {"Authorization": f"Bearer {await self._token(tenant_id)}"}
@@ -135,8 +159,9 @@ class PointsClient:
                                     ) from None
         if response.status_code != 200:
             raise PointsUnavailable(f"the points service answered {response.status_code}")
-        return int(msgspec.json.decode(response.content)["available"])
+        return msgspec.json.decode(response.content, type=Member).available
 
     async def refund(self, tenant_id: str, hold_id: str, refund_id: str) -> PointsAnswer:
-        return await self._post(tenant_id, f"/holds/{hold_id}/refund", {"refund_id": refund_id})
+        return await self._post(tenant_id, f"/holds/{hold_id}/refund",
+                                RefundIn(refund_id=refund_id))
 

@@ -11,11 +11,11 @@ import msgspec
 from proto import team_buy as tb
 from proto.events import CampaignSettled, Envelope, PurchaseRecorded, PurchaseReversed, TeamFormed
 from proto.rewards import IssueIn
-from services.rewards import wallet
 from services.rewards.ids import digest
 from services.rewards.points_client import PointsClient
 from services.rewards.team_buy import rules, store
 from services.rewards.team_buy.leaderboard import Leaderboards
+from services.rewards.wallet import wallet
 from services.rewards.windows import open_at
 from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, FuliError, NotFound, ValidationFailed

@@ -10,39 +10,22 @@ import httpx
 
 from proto.rewards import RedemptionIn
 from services.composition.registry import SERVICES
-from services.points.app import POINTS
-from services.rewards import actors, store
-from services.rewards.points_client import PointsClient, PointsUnavailable
-from services.rewards.redemptions import Redeemer
-from services.rewards.stock import StockMirror, stock_key
-from services.runtime.app import create_service_app
+from services.rewards.catalog import actors, store
+from services.rewards.catalog.redemptions import Redemptions
+from services.rewards.catalog.stock import StockMirror, stock_key
+from services.rewards.points_client import PointsUnavailable
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
+from tests.rewards.helpers import points_client_with
 from tests.support.api import Rewards, uid
 
 
-class FailingTransport(httpx.AsyncBaseTransport):
-    """The points API, unreachable for the requests ``fails`` picks."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport,
-                 fails: Callable[[httpx.Request], bool]) -> None:
-        self.inner = inner
-        self.fails = fails
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.fails(request):
-            raise httpx.ConnectError("points service unreachable", request=request)
-        return await self.inner.handle_async_request(request)
-
-
-def redeemer_with(resources: Resources, fails: Callable[[httpx.Request], bool]) -> Redeemer:
-    """A redeemer whose calls to the points service fail when ``fails`` says so."""
-    points_app = create_service_app(POINTS, resources.settings)
-    points_app.state.resources = resources
-    transport = FailingTransport(httpx.ASGITransport(app=points_app), fails)
-    http = httpx.AsyncClient(transport=transport, base_url="http://points.internal")
-    return Redeemer(resources, PointsClient(http, resources), StockMirror(resources.redis))
+def redemptions_with(resources: Resources,
+                     fails: Callable[[httpx.Request], bool]) -> Redemptions:
+    """Redemptions whose calls to the points service fail when ``fails`` says so."""
+    return Redemptions(resources.pool, points_client_with(resources, fails),
+                       StockMirror(resources.redis))
 
 
 async def run_recovery(settings: Settings) -> None:
@@ -58,7 +41,7 @@ async def test_capture_unreachable_then_hold_voided_leaves_no_charge(
     member = uid("m")
     await rewards.points.give(member, 40)
     sku = await rewards.perk(cost_points=25, stock=2)
-    broken = redeemer_with(resources, lambda request: request.url.path.endswith("/capture"))
+    broken = redemptions_with(resources, lambda request: request.url.path.endswith("/capture"))
     body = RedemptionIn(redemption_id=uid("rd"), member_id=member, sku=sku)
     try:
         await broken.redeem(rewards.tenant.name, body, datetime.now(UTC))
@@ -66,17 +49,17 @@ async def test_capture_unreachable_then_hold_voided_leaves_no_charge(
     except PointsUnavailable:
         pass
     row = await store.redemption(resources.pool, rewards.tenant.name, body.redemption_id)
-    assert row is not None and row["status"] == "reserved"
+    assert row is not None and row.status == "reserved"
     assert await rewards.stock(sku) == 1
     assert (await rewards.points.member(member))["held"] == 25
     # Meanwhile the hold is voided (operations, or its time-out); then the worker runs.
-    assert (await rewards.points.void(row["hold_id"])).status_code == 200
+    assert (await rewards.points.void(row.hold_id)).status_code == 200
     await resources.pool.execute(
         "UPDATE rewards.redemptions SET updated_at = now() - interval '1 hour'"
         " WHERE tenant_id = $1 AND redemption_id = $2", rewards.tenant.name, body.redemption_id)
     await run_recovery(settings)
     row = await store.redemption(resources.pool, rewards.tenant.name, body.redemption_id)
-    assert row is not None and row["status"] == "failed"
+    assert row is not None and row.status == "failed"
     info = await rewards.points.member(member)
     assert (info["available"], info["held"], info["spent"]) == (40, 0, 0)
     assert await rewards.stock(sku) == 2
@@ -93,7 +76,7 @@ async def test_a_crash_after_reserving_is_finished_by_the_worker(
     member = uid("m")
     await rewards.points.give(member, 40)
     sku = await rewards.perk(cost_points=25, stock=2)
-    broken = redeemer_with(resources, lambda request: request.url.path.endswith("/capture"))
+    broken = redemptions_with(resources, lambda request: request.url.path.endswith("/capture"))
     body = RedemptionIn(redemption_id=uid("rd"), member_id=member, sku=sku)
     try:
         await broken.redeem(rewards.tenant.name, body, datetime.now(UTC))
@@ -144,7 +127,7 @@ async def test_a_cancel_interrupted_before_the_refund_is_finished_by_the_worker(
     await rewards.points.give(member, 30)
     sku = await rewards.perk(cost_points=30, stock=1)
     rid = (await rewards.redeem(member, sku)).json()["redemption_id"]
-    broken = redeemer_with(resources, lambda request: request.url.path.endswith("/refund"))
+    broken = redemptions_with(resources, lambda request: request.url.path.endswith("/refund"))
     try:
         await broken.cancel(rewards.tenant.name, rid)
         raise AssertionError("the refund should have failed")
@@ -156,7 +139,7 @@ async def test_a_cancel_interrupted_before_the_refund_is_finished_by_the_worker(
         " WHERE tenant_id = $1 AND redemption_id = $2", rewards.tenant.name, rid)
     await run_recovery(settings)
     row = await store.redemption(resources.pool, rewards.tenant.name, rid)
-    assert row is not None and row["status"] == "cancelled"
+    assert row is not None and row.status == "cancelled"
     assert (await rewards.points.member(member))["available"] == 30
     assert await rewards.stock(sku) == 1
     await rewards.points.assert_ledger_ok()

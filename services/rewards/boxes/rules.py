@@ -1,4 +1,5 @@
-"""Pure rules of blind-box draws: odds, pity, and the verifiable pick.
+"""Pure rules of blind boxes: what a box may be, who may draw, odds, pity, and the verifiable
+pick.
 
 A draw's outcome is HMAC-SHA256(seed, draw_id) read as a number in [0, 2^64), scaled onto the
 cumulative weights of the candidate prizes in box order. Candidates are the prizes still in
@@ -14,7 +15,12 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from fractions import Fraction
+
+from proto.rewards import BoxIn
+from services.rewards.windows import check_window, open_at
+from services.runtime.errors import ValidationFailed
 
 ROLL_SPACE = 2**64
 
@@ -93,3 +99,48 @@ def verify(*, seed: bytes, published_commitment: str, draw_id: str,
     """True if the seed matches its commitment and the draw picked ``prize_id``."""
     return (hmac.compare_digest(commitment(seed), published_commitment)
             and pick(options, roll(seed, draw_id)) == prize_id)
+
+
+# --- boxes and who may draw ----------------------------------------------------------------
+
+def validate_box(box: BoxIn) -> None:
+    """A 422 for a box definition that cannot be drawn from as written."""
+    ids = [p.prize_id for p in box.prizes]
+    if len(set(ids)) != len(ids):
+        raise ValidationFailed("prize ids must be unique", field="prizes")
+    for i, prize in enumerate(box.prizes):
+        if (prize.kind == "points") != (prize.points is not None):
+            raise ValidationFailed("points prizes, and only they, carry points",
+                                   field=f"prizes[{i}].points")
+        if (prize.kind in ("perk", "coupon")) != (prize.sku is not None):
+            raise ValidationFailed("perk and coupon prizes, and only they, carry a sku",
+                                   field=f"prizes[{i}].sku")
+    if box.pity and not set(box.pity.prize_ids) <= set(ids):
+        raise ValidationFailed("pity prize_ids must be prizes of the box", field="pity.prize_ids")
+    check_window(box.starts_at, box.ends_at)
+
+
+def box_open(enabled: bool, starts_at: datetime | None, ends_at: datetime | None,
+             now: datetime) -> bool:
+    return enabled and open_at(now, starts_at, ends_at)
+
+
+def age_refusal(min_age: int | None, age_band: str | None,
+                guardian_consent: bool) -> str | None:
+    """Under 8 never; 8-17 only with a guardian's consent; unknown never."""
+    if min_age is None:
+        return None
+    if age_band is None or age_band == "under_8":
+        return "not_eligible"
+    if age_band == "8_17":
+        return None if min_age <= 8 and guardian_consent else "not_eligible"
+    return None
+
+
+def draws_on(today: date, day: date | None, draws_that_day: int) -> int:
+    """The member's draws so far today: the count is for ``day`` only."""
+    return draws_that_day if day == today else 0
+
+
+def over_daily_limit(drawn_today: int, limit: int | None) -> bool:
+    return limit is not None and drawn_today >= limit

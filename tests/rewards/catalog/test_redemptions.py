@@ -9,7 +9,7 @@ import msgspec
 
 from proto.events import EVENT_TYPES, Envelope, TierChanged
 from services.composition.registry import SERVICES
-from services.rewards import actors
+from services.rewards.catalog import actors
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext

@@ -5,7 +5,7 @@ from collections import Counter
 from typing import Any
 
 from services.composition.registry import SERVICES
-from services.rewards import draws
+from services.rewards.boxes import rules
 from tests.support.api import Rewards, error_code, member_token, uid
 
 
@@ -84,8 +84,8 @@ async def test_draws_verify_after_the_seed_is_revealed(rewards: Rewards) -> None
     for draw_id in ids:
         proof = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/draws/{draw_id}/proof",
                                           headers=rewards.ingest)).json()
-        options = [draws.Candidate(c["prize_id"], c["weight"]) for c in proof["candidates"]]
-        assert draws.verify(seed=bytes.fromhex(proof["seed"]), published_commitment=commitment,
+        options = [rules.Candidate(c["prize_id"], c["weight"]) for c in proof["candidates"]]
+        assert rules.verify(seed=bytes.fromhex(proof["seed"]), published_commitment=commitment,
                             draw_id=draw_id, options=options, prize_id=proof["prize_id"])
 
 
@@ -176,21 +176,22 @@ async def test_a_draw_whose_capture_fails_gives_the_prize_back(
     from datetime import UTC, datetime
 
     from proto.rewards import DrawIn
-    from services.rewards import actors
-    from services.rewards.boxes import Drawer
+    from services.rewards.boxes import actors
+    from services.rewards.boxes.boxes import Boxes
     from services.rewards.points_client import PointsUnavailable
     from services.runtime.worker import WorkerContext
-    from tests.rewards.test_crash_safety import redeemer_with
+    from tests.rewards.helpers import points_client_with
 
     box_id = await put_box(rewards, prizes=[
         {"prize_id": "spa", "name": "SPA", "weight": 1, "stock": 1, "kind": "nothing"}])
     member = uid("m")
     await rewards.points.give(member, 10)
-    broken = redeemer_with(resources, lambda request: request.url.path.endswith("/capture"))
-    drawer = Drawer(resources, broken.points)
+    broken = points_client_with(resources,
+                                lambda request: request.url.path.endswith("/capture"))
+    boxes = Boxes(resources.pool, broken)
     body = DrawIn(draw_id=uid("d"), member_id=member)
     try:
-        await drawer.draw(rewards.tenant.name, box_id, body, datetime.now(UTC))
+        await boxes.draw(rewards.tenant.name, box_id, body, datetime.now(UTC))
         raise AssertionError("capture should have failed")
     except PointsUnavailable:
         pass

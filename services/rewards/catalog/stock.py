@@ -8,14 +8,13 @@ from PostgreSQL on first read, and the periodic sync republishes every perk.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.rewards import store
-from services.runtime.scripts import load_lua
+from services.rewards.catalog import store
+from services.runtime.db import Db
+from services.runtime.scripts import register_lua
 
 log = logging.getLogger("fuli.rewards.stock")
 
@@ -27,19 +26,20 @@ def stock_key(tenant_id: str, sku: str) -> str:
 class StockMirror:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._publish = client.register_script(load_lua("services.rewards", "stock_publish.lua"))
+        self._publish = register_lua(client, "services.rewards.catalog", "stock_publish.lua")
 
-    async def publish(self, tenant_id: str, sku: str, row: Any) -> None:
-        if row is None or row["stock_left"] is None:
+    async def publish(self, tenant_id: str, sku: str, stock_left: int | None,
+                      stock_version: int) -> None:
+        """Mirror the stock as of ``stock_version`` (unlimited stock is not mirrored)."""
+        if stock_left is None:
             return
         try:
             await self._publish(keys=[stock_key(tenant_id, sku)],
-                                args=[row["stock_left"], row["stock_version"]])
+                                args=[stock_left, stock_version])
         except RedisError as exc:
             log.warning("stock mirror not updated: %s", exc)
 
-    async def left(self, tenant_id: str, sku: str,
-                   pool: asyncpg.Pool | asyncpg.Connection) -> int | None:
+    async def left(self, tenant_id: str, sku: str, db: Db) -> int | None:
         """Stock left as mirrored; rebuilt from PostgreSQL when missing. None: unlimited or
         unknown (Redis down), which lets PostgreSQL decide."""
         try:
@@ -48,14 +48,15 @@ class StockMirror:
             return None
         if cached is not None:
             return int(cached)
-        perk = await store.perk(pool, tenant_id, sku)
-        if perk is None or perk["stock_left"] is None:
+        perk = await store.perk(db, tenant_id, sku)
+        if perk is None or perk.stock_left is None:
             return None
-        await self.publish(tenant_id, sku, perk)
-        return int(perk["stock_left"])
+        await self.publish(tenant_id, sku, perk.stock_left, perk.stock_version)
+        return perk.stock_left
 
-    async def sync_all(self, pool: asyncpg.Pool) -> int:
-        rows = await store.stock_versions(pool)
+    async def sync_all(self, db: Db) -> int:
+        """Republish every perk's stock; returns how many were published."""
+        rows = await store.stock_versions(db)
         for row in rows:
-            await self.publish(row["tenant_id"], row["sku"], row)
+            await self.publish(row.tenant_id, row.sku, row.stock_left, row.stock_version)
         return len(rows)

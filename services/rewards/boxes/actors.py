@@ -1,0 +1,14 @@
+"""Background work of blind boxes: finishing draws a crash left half-way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.rewards.app import RewardsComponents
+from services.runtime.worker import WorkerContext
+
+
+async def recover_draws() -> None:
+    """Finish draws a crash or an unreachable points service left half-way."""
+    boxes = (await WorkerContext.components("rewards", RewardsComponents)).boxes
+    await boxes.recover(datetime.now(UTC))

@@ -1,0 +1,338 @@
+"""Blind boxes: definitions and their published odds, seeds and proofs, tickets, members' age
+bands, and draws.
+
+A draw is paid (ticket or points hold), picked verifiably under the member's lock, captured and
+delivered. Like a redemption it is a row moving pending -> drawn -> completed (or failed through
+releasing) with compare-and-set steps, so the request, a replay and the worker can all finish
+it. The prize is secured (stock taken, pick recorded) before the points hold is captured.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Literal, cast
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from proto.rewards import (
+    BoxIn,
+    DrawIn,
+    DrawnPrize,
+    DrawProof,
+    DrawResult,
+    EligibilityIn,
+    Odds,
+    PityRule,
+    PrizeOdds,
+    SeedRotated,
+    Tickets,
+    TicketsIn,
+    WeightedPrize,
+)
+from services.rewards.boxes import rules, store
+from services.rewards.boxes.store import BoxMember, BoxRow, DrawRow
+from services.rewards.ids import digest
+from services.rewards.points_client import PointsClient
+from services.rewards.refusals import refused
+from services.rewards.wallet import wallet
+from services.runtime.db import Conn, Db, Pool
+from services.runtime.errors import Conflict, FuliError, IdempotencyConflict, NotFound
+from services.runtime.idempotency import Outcome, fingerprint, run_once
+from services.runtime.tenants import tenant_time_zone
+
+log = logging.getLogger("fuli.rewards.boxes")
+
+SCOPE = "rewards.draws"
+HOLD_EXPIRES_S = 120
+MAX_STEPS = 8
+STUCK_AFTER_S = 20  # what the worker leaves to the request still driving it
+RECOVERY_BATCH = 200
+
+
+def hold_id_for(draw_id: str) -> str:
+    return "draw:" + digest(draw_id)
+
+
+def prize_grant_id(draw_id: str) -> str:
+    # The same string as the hold's id (a grant is another kind of operation in points).
+    return "draw:" + digest(draw_id)
+
+
+def prize_coupon_ref(draw_id: str) -> str:
+    """The wallet reference of a draw's coupon prize (at most 128 characters, like an id)."""
+    return "draw:" + draw_id[:123]
+
+
+class DrawCheck(msgspec.Struct, frozen=True):
+    """Revealed draws recomputed from their seeds: how many, and the ids that did not match."""
+
+    checked: int
+    mismatched: list[str]
+
+
+async def recheck_revealed_draws(db: Db, tenant_id: str, box_id: str) -> DrawCheck:
+    """Recompute every draw of the box whose seed has been revealed."""
+    rows = await store.revealed_draws(db, tenant_id, box_id)
+    return DrawCheck(checked=len(rows), mismatched=[
+        row.draw_id for row in rows
+        if not rules.verify(seed=row.seed, published_commitment=row.commitment,
+                            draw_id=row.draw_id, options=row.candidates,
+                            prize_id=row.prize_id)])
+
+
+class _Moved(Exception):
+    """Another driver recorded this draw's pick first; this one backs off (and rolls back)."""
+
+
+class Boxes:
+    def __init__(self, pool: Pool, points: PointsClient) -> None:
+        self.pool = pool
+        self.points = points
+
+    # --- boxes, odds, seeds, proofs --------------------------------------------------------
+
+    async def put_box(self, tenant_id: str, box_id: str, body: BoxIn,
+                      key_id: str | None) -> Odds:
+        """Define a box (every change is audited) and publish its odds."""
+        rules.validate_box(body)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.put_box(conn, tenant_id, box_id, body, key_id)
+            await store.live_seed(conn, tenant_id, box_id)
+        return await self.odds(tenant_id, box_id, None)
+
+    async def odds(self, tenant_id: str, box_id: str, member_id: str | None) -> Odds:
+        box = await self._box(self.pool, tenant_id, box_id)
+        rows = await store.box_prizes(self.pool, tenant_id, box_id)
+        chances = rules.probabilities([rules.Prize(p.prize_id, p.weight, p.stock_left)
+                                       for p in rows])
+        async with self.pool.acquire() as conn:
+            seed = await store.live_seed(conn, tenant_id, box_id)
+        pity = PityRule(after_draws=box.pity_after, prize_ids=list(box.pity_prize_ids or ())) \
+            if box.pity_after else None
+        return Odds(
+            box_id=box_id, cost_points=box.cost_points,
+            prizes=[PrizeOdds(prize_id=p.prize_id, name=p.name, kind=p.kind,
+                              probability=float(chances[p.prize_id]), stock_left=p.stock_left)
+                    for p in rows],
+            pity=pity, seed_no=seed.seed_no, commitment=seed.commitment,
+            pity_counter=await store.pity_counter(self.pool, tenant_id, box_id, member_id)
+            if member_id else None)
+
+    async def proof(self, tenant_id: str, box_id: str, draw_id: str) -> DrawProof:
+        row = await store.draw(self.pool, tenant_id, draw_id)
+        if row is None or row.box_id != box_id or row.prize_id is None:
+            raise NotFound(f"no drawn draw {draw_id!r} in box {box_id!r}", code="unknown_draw")
+        assert row.seed_no is not None and row.candidates is not None
+        seed = await store.seed(self.pool, tenant_id, box_id, row.seed_no)
+        assert seed is not None
+        return DrawProof(
+            draw_id=draw_id, box_id=box_id, seed_no=row.seed_no, commitment=seed.commitment,
+            seed=seed.seed.hex() if seed.revealed_at else None,
+            candidates=[WeightedPrize(prize_id=c.prize_id, weight=c.weight)
+                        for c in row.candidates],
+            pity_applied=bool(row.pity_applied), prize_id=row.prize_id)
+
+    async def rotate_seed(self, tenant_id: str, box_id: str) -> SeedRotated:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await store.box(conn, tenant_id, box_id) is None:
+                raise NotFound(f"no box {box_id!r}", code="unknown_box")
+            old = await store.live_seed(conn, tenant_id, box_id)
+            await store.reveal_seed(conn, tenant_id, box_id)
+            new = await store.live_seed(conn, tenant_id, box_id)
+        return SeedRotated(box_id=box_id, revealed_seed_no=old.seed_no,
+                           revealed_seed=old.seed.hex(), seed_no=new.seed_no,
+                           commitment=new.commitment)
+
+    async def give_tickets(self, tenant_id: str, body: TicketsIn) -> Outcome:
+        """Draw tickets for a member, once per ``ticket_grant_id``."""
+        async def effect(tx: Conn) -> tuple[int, Tickets]:
+            if await store.box(tx, tenant_id, body.box_id) is None:
+                raise NotFound(f"no box {body.box_id!r}", code="unknown_box")
+            await wallet.add_tickets(tx, tenant_id, body.box_id, [body.member_id], body.count)
+            return 201, Tickets(ticket_grant_id=body.ticket_grant_id, member_id=body.member_id,
+                                box_id=body.box_id, count=body.count)
+
+        async with self.pool.acquire() as conn:
+            return await run_once(conn, tenant_id=tenant_id, scope="rewards.tickets",
+                                  key=body.ticket_grant_id, request=body, effect=effect)
+
+    async def put_eligibility(self, tenant_id: str, member_id: str,
+                              body: EligibilityIn) -> EligibilityIn:
+        await store.put_member_profile(self.pool, tenant_id, member_id, body.age_band,
+                                       body.guardian_consent)
+        return body
+
+    @staticmethod
+    async def _box(db: Db, tenant_id: str, box_id: str) -> BoxRow:
+        box = await store.box(db, tenant_id, box_id)
+        if box is None:
+            raise NotFound(f"no box {box_id!r}", code="unknown_box", box_id=box_id)
+        return box
+
+    # --- draws -----------------------------------------------------------------------------
+
+    async def draw(self, tenant_id: str, box_id: str, body: DrawIn, now: datetime) -> Outcome:
+        request_print = fingerprint(SCOPE, body.draw_id, {"box_id": box_id, "body": body})
+        existing = await store.draw(self.pool, tenant_id, body.draw_id)
+        replayed = existing is not None
+        if existing is None:
+            box = await self._box(self.pool, tenant_id, box_id)
+            try:
+                await self._precheck(tenant_id, box, body, now)
+                status, outcome = "pending", None
+            except Conflict as refusal:
+                status, outcome = "failed", Outcome.refused(refusal)
+            paid_with = "ticket" if body.use_ticket or box.cost_points == 0 else "points"
+            replayed = not await store.insert_draw(
+                self.pool, tenant_id, body.draw_id, box_id, body.member_id, request_print,
+                paid_with, box.cost_points, hold_id_for(body.draw_id), status, outcome)
+            existing = await store.draw(self.pool, tenant_id, body.draw_id)
+            assert existing is not None
+        if existing.fingerprint != request_print:
+            raise IdempotencyConflict(f"{body.draw_id!r} was already used with a different "
+                                      "request", id=body.draw_id)
+        return await self.drive(tenant_id, body.draw_id, replayed=replayed)
+
+    async def _precheck(self, tenant_id: str, box: BoxRow, body: DrawIn,
+                        now: datetime) -> None:
+        if not rules.box_open(box.enabled, box.starts_at, box.ends_at, now):
+            raise refused("not_available")
+        profile = await store.member_profile(self.pool, tenant_id, body.member_id)
+        if rules.age_refusal(box.min_age, profile.age_band if profile else None,
+                             profile.guardian_consent if profile else False):
+            raise refused("not_eligible", min_age=box.min_age)
+
+    async def drive(self, tenant_id: str, draw_id: str, *, replayed: bool = False,
+                    abandon_pending: bool = False) -> Outcome:
+        for _ in range(MAX_STEPS):
+            row = await store.draw(self.pool, tenant_id, draw_id)
+            assert row is not None
+            if row.status in ("completed", "failed") and row.outcome_status is not None:
+                assert row.outcome_body is not None
+                return Outcome(row.outcome_status, row.outcome_body, replayed)
+            if row.status == "pending":
+                if abandon_pending:
+                    await store.move_draw(self.pool, tenant_id, draw_id, "pending", "releasing",
+                                          Outcome.refused(refused("draw_failed",
+                                                                  reason="timed out")))
+                else:
+                    await self._pay_and_pick(tenant_id, row)
+            elif row.status == "drawn":
+                await self._capture_and_deliver(tenant_id, row)
+            elif row.status == "releasing":
+                if row.paid_with == "points":
+                    await self.points.void(tenant_id, row.hold_id)
+                await store.move_draw(self.pool, tenant_id, draw_id, "releasing", "failed")
+        raise Conflict("the draw is still in progress; retry", code="in_progress")
+
+    async def _pay_and_pick(self, tenant_id: str, row: DrawRow) -> None:
+        if row.paid_with == "points":
+            answer = await self.points.hold(tenant_id, row.hold_id, row.member_id,
+                                            row.cost_points, f"draw in {row.box_id}",
+                                            HOLD_EXPIRES_S)
+            if answer.status_code != 201:
+                code = "insufficient_points" if answer.short_of_points else "draw_failed"
+                await store.move_draw(self.pool, tenant_id, row.draw_id, "pending", "failed",
+                                      Outcome.refused(refused(
+                                          code, available=answer.error_details.get(
+                                              "available", 0), requested=row.cost_points)))
+                return
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._pick(conn, tenant_id, row)
+        except _Moved:
+            return
+        except Conflict as refusal:
+            await store.move_draw(self.pool, tenant_id, row.draw_id, "pending",
+                                  "releasing" if row.paid_with == "points" else "failed",
+                                  Outcome.refused(refusal))
+
+    async def _pick(self, conn: Conn, tenant_id: str, row: DrawRow) -> None:
+        box = await store.box(conn, tenant_id, row.box_id)
+        assert box is not None
+        member = await store.box_member(conn, tenant_id, row.box_id, row.member_id)
+        zone = ZoneInfo(await tenant_time_zone(conn, tenant_id))
+        today = datetime.now(UTC).astimezone(zone).date()
+        drawn_today = rules.draws_on(today, member.day, member.draws_that_day)
+        if rules.over_daily_limit(drawn_today, box.daily_limit_per_member):
+            raise refused("limit_reached", daily_limit_per_member=box.daily_limit_per_member)
+        if row.paid_with == "ticket" and not await wallet.use_ticket(
+                conn, tenant_id, row.member_id, row.box_id):
+            raise refused("no_ticket", box_id=row.box_id)
+        prizes = await store.box_prizes(conn, tenant_id, row.box_id, lock=True)
+        due = rules.pity_due(member.pity_counter, box.pity_after)
+        options = rules.candidates([rules.Prize(p.prize_id, p.weight, p.stock_left)
+                                    for p in prizes],
+                                   pity=due, top_prize_ids=box.pity_prize_ids or ())
+        if not options:
+            raise refused("out_of_stock", box_id=row.box_id)
+        seed = await store.live_seed(conn, tenant_id, row.box_id)
+        prize_id = rules.pick(options, rules.roll(seed.seed, row.draw_id))
+        await store.change_prize_stock(conn, tenant_id, row.box_id, prize_id, -1)
+        pity_after = rules.next_pity(member.pity_counter, prize_id, box.pity_prize_ids)
+        await store.set_box_member(conn, tenant_id, row.box_id, row.member_id, BoxMember(
+            pity_counter=pity_after, day=today, draws_that_day=drawn_today + 1))
+        if not await store.record_pick(conn, tenant_id, row.draw_id, seed.seed_no, options,
+                                       due, prize_id, member.pity_counter, pity_after):
+            raise _Moved
+
+    async def _capture_and_deliver(self, tenant_id: str, row: DrawRow) -> None:
+        if row.paid_with == "points":
+            answer = await self.points.capture(tenant_id, row.hold_id)
+            if answer.status_code != 200:
+                await self._give_back(tenant_id, row, answer.error_code)
+                return
+        assert row.prize_id is not None and row.pity_after is not None
+        prize = next(p for p in await store.box_prizes(self.pool, tenant_id, row.box_id)
+                     if p.prize_id == row.prize_id)
+        coupon_id = None
+        if prize.kind == "points":
+            assert prize.points is not None
+            answer = await self.points.grant(tenant_id, prize_grant_id(row.draw_id),
+                                             row.member_id, prize.points,
+                                             f"blind box {row.box_id}")
+            if answer.status_code != 201:
+                raise Conflict("the prize points could not be credited; retry",
+                               code="in_progress")
+        elif prize.kind in ("perk", "coupon"):
+            assert prize.sku is not None
+            async with self.pool.acquire() as conn, conn.transaction():
+                coupon_id = await wallet.prize_coupon(conn, tenant_id, row.member_id, prize.sku,
+                                                      prize_coupon_ref(row.draw_id),
+                                                      datetime.now(UTC))
+        result = DrawResult(
+            draw_id=row.draw_id, paid_with=cast(Literal["points", "ticket"], row.paid_with),
+            pity_counter=row.pity_after,
+            prize=DrawnPrize(prize_id=prize.prize_id, name=prize.name, kind=prize.kind,
+                             points=prize.points, coupon_id=coupon_id))
+        await store.move_draw(self.pool, tenant_id, row.draw_id, "drawn", "completed",
+                              Outcome.of(201, result))
+
+    async def _give_back(self, tenant_id: str, row: DrawRow, reason: str | None) -> None:
+        """The payment failed after the pick: return the prize and the pity state."""
+        assert row.prize_id is not None and row.pity_before is not None
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await store.move_draw(conn, tenant_id, row.draw_id, "drawn", "releasing",
+                                         Outcome.refused(refused("draw_failed", reason=reason))):
+                return
+            await store.change_prize_stock(conn, tenant_id, row.box_id, row.prize_id, 1)
+            member = await store.box_member(conn, tenant_id, row.box_id, row.member_id)
+            await store.set_box_member(conn, tenant_id, row.box_id, row.member_id, BoxMember(
+                pity_counter=row.pity_before, day=member.day,
+                draws_that_day=max(member.draws_that_day - 1, 0)))
+
+    # --- the worker ------------------------------------------------------------------------
+
+    async def recover(self, now: datetime) -> None:
+        """Finish draws a crash or an unreachable points service left half-way; one still
+        waiting for its hold after the hold's own lifetime is given up."""
+        stuck = await store.unfinished_draws(self.pool, now - timedelta(seconds=STUCK_AFTER_S),
+                                             RECOVERY_BATCH)
+        for key in stuck:
+            abandon = (now - key.created_at).total_seconds() > HOLD_EXPIRES_S
+            try:
+                await self.drive(key.tenant_id, key.draw_id, abandon_pending=abandon)
+            except FuliError as exc:
+                log.warning("draw %s not finished yet: %s", key.draw_id, exc)

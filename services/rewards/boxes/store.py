@@ -1,0 +1,293 @@
+"""Blind boxes' SQL: boxes and prizes (with their audit), seeds, members' pity and daily draws,
+draws, and members' age bands."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import msgspec
+
+from proto.rewards import BoxIn
+from services.rewards.boxes.rules import Candidate, commitment, new_seed
+from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
+from services.runtime.idempotency import Outcome
+
+
+class BoxRow(msgspec.Struct, frozen=True):
+    box_id: str
+    name: str
+    cost_points: int
+    daily_limit_per_member: int | None
+    pity_after: int | None
+    pity_prize_ids: list[str] | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    min_age: int | None
+    enabled: bool
+
+
+class PrizeRow(msgspec.Struct, frozen=True):
+    prize_id: str
+    name: str
+    weight: int
+    stock_left: int | None
+    kind: str
+    points: int | None
+    sku: str | None
+
+
+class SeedRow(msgspec.Struct, frozen=True):
+    seed_no: int
+    seed: bytes
+    commitment: str
+    revealed_at: datetime | None
+
+
+class BoxMember(msgspec.Struct, frozen=True):
+    """A member's pity counter and draws on ``day`` (the tenant's day) in one box."""
+
+    pity_counter: int
+    day: date | None
+    draws_that_day: int
+
+
+class DrawRow(msgspec.Struct, frozen=True):
+    draw_id: str
+    box_id: str
+    member_id: str
+    fingerprint: bytes
+    paid_with: str
+    cost_points: int
+    hold_id: str
+    status: str
+    seed_no: int | None
+    candidates: list[Candidate] | None
+    pity_applied: bool | None
+    prize_id: str | None
+    pity_before: int | None
+    pity_after: int | None
+    outcome_status: int | None
+    outcome_body: bytes | None
+    created_at: datetime
+
+
+class DrawKey(msgspec.Struct, frozen=True):
+    tenant_id: str
+    draw_id: str
+    created_at: datetime
+
+
+class RevealedDraw(msgspec.Struct, frozen=True):
+    draw_id: str
+    candidates: list[Candidate]
+    prize_id: str
+    seed: bytes
+    commitment: str
+
+
+class Profile(msgspec.Struct, frozen=True):
+    age_band: str
+    guardian_consent: bool
+
+
+# --- boxes, prizes and seeds ---------------------------------------------------------------
+
+async def put_box(conn: Conn, tenant_id: str, box_id: str, box: BoxIn,
+                  key_id: str | None) -> None:
+    """The box and its prizes as ``box`` says, and the definition in the audit log."""
+    await conn.execute(
+        "INSERT INTO rewards.boxes (tenant_id, box_id, name, cost_points, daily_limit_per_member,"
+        " pity_after, pity_prize_ids, starts_at, ends_at, min_age, enabled)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        " ON CONFLICT (tenant_id, box_id) DO UPDATE SET name = EXCLUDED.name,"
+        " cost_points = EXCLUDED.cost_points,"
+        " daily_limit_per_member = EXCLUDED.daily_limit_per_member,"
+        " pity_after = EXCLUDED.pity_after, pity_prize_ids = EXCLUDED.pity_prize_ids,"
+        " starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,"
+        " min_age = EXCLUDED.min_age, enabled = EXCLUDED.enabled, updated_at = now()",
+        tenant_id, box_id, box.name, box.cost_points, box.daily_limit_per_member,
+        box.pity.after_draws if box.pity else None, box.pity.prize_ids if box.pity else None,
+        box.starts_at, box.ends_at, box.min_age, box.enabled)
+    await conn.execute("DELETE FROM rewards.box_prizes WHERE tenant_id = $1 AND box_id = $2",
+                       tenant_id, box_id)
+    await conn.executemany(
+        "INSERT INTO rewards.box_prizes (tenant_id, box_id, prize_id, position, name, weight,"
+        " stock_left, kind, points, sku) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        [(tenant_id, box_id, p.prize_id, i, p.name, p.weight, p.stock, p.kind, p.points, p.sku)
+         for i, p in enumerate(box.prizes)])
+    await conn.execute(
+        "INSERT INTO rewards.box_audit (tenant_id, box_id, key_id, definition)"
+        " VALUES ($1, $2, $3, $4)", tenant_id, box_id, key_id, msgspec.to_builtins(box))
+
+
+async def box(db: Db, tenant_id: str, box_id: str) -> BoxRow | None:
+    return as_struct_or_none(BoxRow, await db.fetchrow(
+        "SELECT box_id, name, cost_points, daily_limit_per_member, pity_after, pity_prize_ids,"
+        " starts_at, ends_at, min_age, enabled FROM rewards.boxes"
+        " WHERE tenant_id = $1 AND box_id = $2", tenant_id, box_id))
+
+
+async def box_prizes(db: Db, tenant_id: str, box_id: str, *,
+                     lock: bool = False) -> list[PrizeRow]:
+    query = ("SELECT prize_id, name, weight, stock_left, kind, points, sku"
+             " FROM rewards.box_prizes WHERE tenant_id = $1 AND box_id = $2 ORDER BY position")
+    return as_structs(PrizeRow, await db.fetch(query + " FOR UPDATE" if lock else query,
+                                               tenant_id, box_id))
+
+
+async def change_prize_stock(conn: Conn, tenant_id: str, box_id: str, prize_id: str,
+                             delta: int) -> None:
+    await conn.execute(
+        "UPDATE rewards.box_prizes SET stock_left = stock_left + $4"
+        " WHERE tenant_id = $1 AND box_id = $2 AND prize_id = $3 AND stock_left IS NOT NULL",
+        tenant_id, box_id, prize_id, delta)
+
+
+LIVE_SEED = ("SELECT seed_no, seed, commitment, revealed_at FROM rewards.box_seeds"
+             " WHERE tenant_id = $1 AND box_id = $2 AND revealed_at IS NULL")
+
+
+async def live_seed(conn: Conn, tenant_id: str, box_id: str) -> SeedRow:
+    """The box's live seed, made (and its commitment published) on first need."""
+    row = await conn.fetchrow(LIVE_SEED, tenant_id, box_id)
+    if row is not None:
+        return as_struct(SeedRow, row)
+    seed = new_seed()
+    await conn.execute(
+        "INSERT INTO rewards.box_seeds (tenant_id, box_id, seed_no, seed, commitment)"
+        " SELECT $1, $2, coalesce(max(seed_no), 0) + 1, $3, $4 FROM rewards.box_seeds"
+        " WHERE tenant_id = $1 AND box_id = $2 ON CONFLICT DO NOTHING",
+        tenant_id, box_id, seed, commitment(seed))
+    row = await conn.fetchrow(LIVE_SEED, tenant_id, box_id)
+    assert row is not None
+    return as_struct(SeedRow, row)
+
+
+async def reveal_seed(conn: Conn, tenant_id: str, box_id: str) -> None:
+    await conn.execute(
+        "UPDATE rewards.box_seeds SET revealed_at = now()"
+        " WHERE tenant_id = $1 AND box_id = $2 AND revealed_at IS NULL", tenant_id, box_id)
+
+
+async def seed(db: Db, tenant_id: str, box_id: str, seed_no: int) -> SeedRow | None:
+    return as_struct_or_none(SeedRow, await db.fetchrow(
+        "SELECT seed_no, seed, commitment, revealed_at FROM rewards.box_seeds"
+        " WHERE tenant_id = $1 AND box_id = $2 AND seed_no = $3", tenant_id, box_id, seed_no))
+
+
+# --- members -------------------------------------------------------------------------------
+
+async def box_member(conn: Conn, tenant_id: str, box_id: str, member_id: str) -> BoxMember:
+    """The member's row for this box, created and locked: it serialises the member's draws."""
+    await conn.execute(
+        "INSERT INTO rewards.box_members (tenant_id, box_id, member_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING", tenant_id, box_id, member_id)
+    row = await conn.fetchrow(
+        "SELECT pity_counter, day, draws_that_day FROM rewards.box_members"
+        " WHERE tenant_id = $1 AND box_id = $2 AND member_id = $3 FOR UPDATE",
+        tenant_id, box_id, member_id)
+    assert row is not None
+    return as_struct(BoxMember, row)
+
+
+async def pity_counter(db: Db, tenant_id: str, box_id: str, member_id: str) -> int:
+    value = await db.fetchval(
+        "SELECT pity_counter FROM rewards.box_members"
+        " WHERE tenant_id = $1 AND box_id = $2 AND member_id = $3", tenant_id, box_id, member_id)
+    return int(value or 0)
+
+
+async def set_box_member(conn: Conn, tenant_id: str, box_id: str, member_id: str,
+                         state: BoxMember) -> None:
+    await conn.execute(
+        "UPDATE rewards.box_members SET pity_counter = $4, day = $5, draws_that_day = $6"
+        " WHERE tenant_id = $1 AND box_id = $2 AND member_id = $3",
+        tenant_id, box_id, member_id, state.pity_counter, state.day, state.draws_that_day)
+
+
+async def member_profile(db: Db, tenant_id: str, member_id: str) -> Profile | None:
+    return as_struct_or_none(Profile, await db.fetchrow(
+        "SELECT age_band, guardian_consent FROM rewards.member_profiles"
+        " WHERE tenant_id = $1 AND member_id = $2", tenant_id, member_id))
+
+
+async def put_member_profile(db: Db, tenant_id: str, member_id: str, age_band: str,
+                             guardian_consent: bool) -> None:
+    await db.execute(
+        "INSERT INTO rewards.member_profiles (tenant_id, member_id, age_band, guardian_consent)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, member_id) DO UPDATE"
+        " SET age_band = EXCLUDED.age_band, guardian_consent = EXCLUDED.guardian_consent,"
+        " updated_at = now()", tenant_id, member_id, age_band, guardian_consent)
+
+
+# --- draws ---------------------------------------------------------------------------------
+
+DRAW_BY_ID = (
+    "SELECT draw_id, box_id, member_id, fingerprint, paid_with, cost_points, hold_id, status,"
+    " seed_no, candidates, pity_applied, prize_id, pity_before, pity_after, outcome_status,"
+    " outcome_body, created_at FROM rewards.draws WHERE tenant_id = $1 AND draw_id = $2"
+)
+
+
+async def draw(db: Db, tenant_id: str, draw_id: str) -> DrawRow | None:
+    return as_struct_or_none(DrawRow, await db.fetchrow(DRAW_BY_ID, tenant_id, draw_id))
+
+
+async def insert_draw(db: Db, tenant_id: str, draw_id: str, box_id: str, member_id: str,
+                      fingerprint: bytes, paid_with: str, cost_points: int, hold_id: str,
+                      status: str, outcome: Outcome | None) -> bool:
+    """False if the id is taken."""
+    inserted = await db.fetchval(
+        "INSERT INTO rewards.draws (tenant_id, draw_id, box_id, member_id, fingerprint,"
+        " paid_with, cost_points, hold_id, status, outcome_status, outcome_body)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+        " RETURNING true", tenant_id, draw_id, box_id, member_id, fingerprint, paid_with,
+        cost_points, hold_id, status, outcome.status_code if outcome else None,
+        outcome.body if outcome else None)
+    return bool(inserted)
+
+
+async def record_pick(conn: Conn, tenant_id: str, draw_id: str, seed_no: int,
+                      candidates: list[Candidate], pity_applied: bool, prize_id: str,
+                      pity_before: int, pity_after: int) -> bool:
+    """pending -> drawn with what was picked; False if another driver recorded it first."""
+    moved = await conn.fetchval(
+        "UPDATE rewards.draws SET status = 'drawn', seed_no = $3, candidates = $4,"
+        " pity_applied = $5, prize_id = $6, pity_before = $7, pity_after = $8,"
+        " updated_at = now() WHERE tenant_id = $1 AND draw_id = $2 AND status = 'pending'"
+        " RETURNING true", tenant_id, draw_id, seed_no, _weights(candidates), pity_applied,
+        prize_id, pity_before, pity_after)
+    return bool(moved)
+
+
+def _weights(candidates: list[Candidate]) -> list[dict[str, Any]]:
+    return [{"prize_id": c.prize_id, "weight": c.weight} for c in candidates]
+
+
+async def move_draw(db: Db, tenant_id: str, draw_id: str, from_status: str, to_status: str,
+                    outcome: Outcome | None = None) -> bool:
+    """Compare-and-set of the status; False if someone else moved it first."""
+    moved = await db.fetchval(
+        "UPDATE rewards.draws SET status = $4, updated_at = now(),"
+        " outcome_status = coalesce($5, outcome_status), outcome_body = coalesce($6, outcome_body)"
+        " WHERE tenant_id = $1 AND draw_id = $2 AND status = $3 RETURNING true",
+        tenant_id, draw_id, from_status, to_status, outcome.status_code if outcome else None,
+        outcome.body if outcome else None)
+    return bool(moved)
+
+
+async def revealed_draws(db: Db, tenant_id: str, box_id: str) -> list[RevealedDraw]:
+    return as_structs(RevealedDraw, await db.fetch(
+        "SELECT d.draw_id, d.candidates, d.prize_id, s.seed, s.commitment FROM rewards.draws d"
+        " JOIN rewards.box_seeds s ON s.tenant_id = d.tenant_id AND s.box_id = d.box_id"
+        "  AND s.seed_no = d.seed_no"
+        " WHERE d.tenant_id = $1 AND d.box_id = $2 AND s.revealed_at IS NOT NULL"
+        " AND d.prize_id IS NOT NULL ORDER BY d.draw_id", tenant_id, box_id))
+
+
+async def unfinished_draws(db: Db, older_than: datetime, limit: int) -> list[DrawKey]:
+    return as_structs(DrawKey, await db.fetch(
+        "SELECT tenant_id, draw_id, created_at FROM rewards.draws"
+        " WHERE status IN ('pending', 'drawn', 'releasing') AND updated_at < $1"
+        " ORDER BY updated_at LIMIT $2", older_than, limit))

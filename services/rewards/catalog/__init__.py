@@ -1,0 +1,1 @@
+"""The perk catalog: perks, coupon-code pools, redemptions and the Redis stock mirror."""

@@ -1,0 +1,324 @@
+"""Redemptions: hold points, reserve stock, capture; or release everything.
+
+Each redemption is a row that moves through states with compare-and-set updates, and every
+step is idempotent (the hold id is derived from the redemption id, points replays holds,
+captures and refunds), so the request, a replay of it and the worker can all drive the same
+redemption forward after a crash, and it ends either completed or with no charge and no stock
+taken. The hold's time-out in the points service is the last line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from proto.events import RedemptionCancelled, RedemptionCompleted
+from proto.rewards import Redemption, RedemptionIn, RedemptionList, RedemptionStatus
+from services.rewards.catalog import rules, store
+from services.rewards.catalog.catalog import perk_rules
+from services.rewards.catalog.stock import StockMirror
+from services.rewards.catalog.store import PerkRow, RedemptionRow
+from services.rewards.ids import digest
+from services.rewards.points_client import PointsAnswer, PointsClient
+from services.rewards.refusals import refused
+from services.rewards.wallet import wallet
+from services.runtime.db import Pool
+from services.runtime.errors import (
+    Conflict,
+    FuliError,
+    IdempotencyConflict,
+    NotFound,
+    ValidationFailed,
+)
+from services.runtime.idempotency import Outcome, fingerprint
+from services.runtime.outbox import emit
+from services.runtime.pagination import decode_cursor, encode_cursor
+
+log = logging.getLogger("fuli.rewards.redemptions")
+
+SCOPE = "rewards.redemptions"
+HOLD_EXPIRES_S = 120
+FINAL = ("completed", "pending_fulfilment", "cancelled", "failed", "cancelling")
+MAX_STEPS = 8
+STUCK_AFTER_S = 20  # what the worker leaves to the request still driving it
+RECOVERY_BATCH = 200
+
+
+def hold_id_for(redemption_id: str) -> str:
+    return "rdm:" + digest(redemption_id)
+
+
+def refund_id_for(redemption_id: str) -> str:
+    return "rdmc:" + digest(redemption_id)
+
+
+def view(row: RedemptionRow, status: str, coupon_ids: list[str]) -> Redemption:
+    # Callers pass the status to show; the cast only narrows the type to the wire's.
+    return Redemption(redemption_id=row.redemption_id, member_id=row.member_id, sku=row.sku,
+                      quantity=row.quantity, points=row.points,
+                      status=cast(RedemptionStatus, status), codes=list(row.codes),
+                      coupon_ids=coupon_ids)
+
+
+def points_refusal(answer: PointsAnswer, points: int) -> Conflict:
+    if answer.short_of_points:
+        return refused("insufficient_points",
+                       available=answer.error_details.get("available", 0), requested=points)
+    return refused("redemption_failed", reason=answer.error_code)
+
+
+class _Moved(Exception):
+    """Another driver moved the redemption first; this one backs off (and rolls back)."""
+
+
+class Redemptions:
+    def __init__(self, pool: Pool, points: PointsClient, stock: StockMirror) -> None:
+        self.pool = pool
+        self.points = points
+        self.stock = stock
+
+    # --- the request -----------------------------------------------------------------------
+
+    async def redeem(self, tenant_id: str, body: RedemptionIn, now: datetime) -> Outcome:
+        request_print = fingerprint(SCOPE, body.redemption_id, body)
+        existing = await store.redemption(self.pool, tenant_id, body.redemption_id)
+        if existing is not None:
+            return await self._replay(tenant_id, existing, request_print)
+        perk = await store.perk(self.pool, tenant_id, body.sku)
+        if perk is None:
+            raise NotFound(f"no perk {body.sku!r}", code="unknown_sku", sku=body.sku)
+        points = perk.cost_points * body.quantity
+        try:
+            await self._precheck(tenant_id, body, perk, now)
+            status, outcome = "pending", None
+        except Conflict as refusal:
+            status, outcome = "failed", Outcome.refused(refusal)
+        if not await store.insert_redemption(
+                self.pool, tenant_id, body.redemption_id, body.member_id, body.sku,
+                body.quantity, points, request_print, hold_id_for(body.redemption_id), status,
+                outcome):  # a concurrent request with this id got there first
+            existing = await store.redemption(self.pool, tenant_id, body.redemption_id)
+            assert existing is not None
+            return await self._replay(tenant_id, existing, request_print)
+        if outcome is not None:
+            return outcome
+        return await self.drive(tenant_id, body.redemption_id, replayed=False)
+
+    async def _precheck(self, tenant_id: str, body: RedemptionIn, perk: PerkRow,
+                        now: datetime) -> None:
+        tier = await store.member_tier(self.pool, tenant_id, body.member_id)
+        rules.check_redeemable(perk_rules(perk), tier, body.quantity, now)
+        left = await self.stock.left(tenant_id, body.sku, self.pool)
+        if left is not None and left < body.quantity:  # fast answer once sold out
+            raise refused("out_of_stock", stock=left, requested=body.quantity)
+
+    async def _replay(self, tenant_id: str, row: RedemptionRow,
+                      request_print: bytes) -> Outcome:
+        if row.fingerprint != request_print:
+            raise IdempotencyConflict(f"{row.redemption_id!r} was already used with a "
+                                      "different request", id=row.redemption_id)
+        return await self.drive(tenant_id, row.redemption_id, replayed=True)
+
+    # --- driving a redemption to its end ---------------------------------------------------
+
+    async def drive(self, tenant_id: str, redemption_id: str, *, replayed: bool = False,
+                    abandon_pending: bool = False) -> Outcome:
+        for _ in range(MAX_STEPS):
+            row = await store.redemption(self.pool, tenant_id, redemption_id)
+            assert row is not None
+            if row.status in FINAL and row.outcome_status is not None:
+                assert row.outcome_body is not None
+                return Outcome(row.outcome_status, row.outcome_body, replayed)
+            if row.status == "pending":
+                if abandon_pending:
+                    await store.move_redemption(
+                        self.pool, tenant_id, redemption_id, "pending", "releasing",
+                        outcome=Outcome.refused(refused("redemption_failed",
+                                                        reason="timed out")))
+                else:
+                    await self._hold_and_reserve(tenant_id, row)
+            elif row.status == "reserved":
+                await self._capture(tenant_id, row)
+            elif row.status == "releasing":
+                await self._release(tenant_id, row)
+            elif row.status == "cancelling":
+                await self._finish_cancel(tenant_id, row)
+        raise Conflict("the redemption is still in progress; retry", code="in_progress")
+
+    async def _hold_and_reserve(self, tenant_id: str, row: RedemptionRow) -> None:
+        answer = await self.points.hold(tenant_id, row.hold_id, row.member_id, row.points,
+                                        f"redemption of {row.sku}", HOLD_EXPIRES_S)
+        if answer.status_code != 201:
+            await store.move_redemption(
+                self.pool, tenant_id, row.redemption_id, "pending", "failed",
+                outcome=Outcome.refused(points_refusal(answer, row.points)))
+            return
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                taken = await wallet.reserve(conn, tenant_id, row.sku, row.quantity,
+                                             row.member_id, redemption_id=row.redemption_id)
+                if not await store.move_redemption(conn, tenant_id, row.redemption_id,
+                                                   "pending", "reserved", codes=taken.codes):
+                    raise _Moved
+        except Conflict as refusal:
+            await store.move_redemption(self.pool, tenant_id, row.redemption_id, "pending",
+                                        "releasing", outcome=Outcome.refused(refusal))
+            return
+        except _Moved:
+            return
+        await self.stock.publish(tenant_id, row.sku, taken.stock.stock_left,
+                                 taken.stock.stock_version)
+
+    async def _capture(self, tenant_id: str, row: RedemptionRow) -> None:
+        answer = await self.points.capture(tenant_id, row.hold_id)
+        if answer.status_code == 200:
+            await self._complete(tenant_id, row)
+            return
+        # The hold expired or was voided: put everything back, nothing was charged.
+        async with self.pool.acquire() as conn, conn.transaction():
+            moved = await store.move_redemption(
+                conn, tenant_id, row.redemption_id, "reserved", "releasing",
+                outcome=Outcome.refused(refused("redemption_failed", reason=answer.error_code)))
+            if moved:
+                level = await wallet.put_back(conn, tenant_id, row.sku, row.quantity,
+                                              row.member_id, row.redemption_id, free_codes=True)
+        if moved:
+            await self.stock.publish(tenant_id, row.sku, level.stock_left, level.stock_version)
+
+    async def _complete(self, tenant_id: str, row: RedemptionRow) -> None:
+        try:
+            await self._write_completion(tenant_id, row)
+        except _Moved:
+            pass
+
+    async def _write_completion(self, tenant_id: str, row: RedemptionRow) -> None:
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn, conn.transaction():
+            perk = await store.perk(conn, tenant_id, row.sku)
+            assert perk is not None
+            coupon_ids: list[str] = []
+            if row.codes:
+                coupon_ids = await wallet.give_coupons(
+                    conn, tenant_id, row.member_id, row.sku, row.codes,
+                    expires_at=now + timedelta(days=perk.coupon_valid_days),
+                    source="redemption", ref=row.redemption_id)
+            status = "completed" if perk.fulfilment == "code" else "pending_fulfilment"
+            outcome = Outcome.of(201, view(row, status, coupon_ids))
+            if not await store.move_redemption(conn, tenant_id, row.redemption_id, "reserved",
+                                               status, outcome=outcome):
+                raise _Moved  # rolls back the coupons: another driver completed it
+            completed = RedemptionCompleted(
+                member_id=row.member_id, redemption_id=row.redemption_id, sku=row.sku,
+                quantity=row.quantity, points=row.points, completed_at=now)
+            await emit(conn,  # type: ignore[arg-type]  # typed as a bare Connection
+                       service="rewards", tenant_id=tenant_id, events=[completed])
+
+    async def _release(self, tenant_id: str, row: RedemptionRow) -> None:
+        await self.points.void(tenant_id, row.hold_id)  # voided, expired or never placed
+        await store.move_redemption(self.pool, tenant_id, row.redemption_id, "releasing",
+                                    "failed")
+
+    # --- after completion ------------------------------------------------------------------
+
+    async def cancel(self, tenant_id: str, redemption_id: str) -> Redemption:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.redemption(conn, tenant_id, redemption_id, lock=True)
+            if row is None:
+                raise NotFound(f"no redemption {redemption_id!r}", code="unknown_redemption")
+            if row.status in ("completed", "pending_fulfilment"):
+                states = await wallet.revoke_coupons(conn, tenant_id, redemption_id)
+                if "used" in states or "transferred" in states:
+                    raise Conflict("a coupon of this redemption was already used or given away",
+                                   code="coupon_used")
+                await store.move_redemption(conn, tenant_id, redemption_id, row.status,
+                                            "cancelling")
+            elif row.status not in ("cancelling", "cancelled"):
+                raise Conflict(f"a {row.status} redemption cannot be cancelled",
+                               code="not_cancellable", status=row.status)
+        for _ in range(MAX_STEPS):
+            row = await store.redemption(self.pool, tenant_id, redemption_id)
+            assert row is not None
+            if row.status == "cancelled":
+                return view(row, "cancelled", [])
+            await self._finish_cancel(tenant_id, row)
+        raise Conflict("the cancellation is still in progress; retry", code="in_progress")
+
+    async def _finish_cancel(self, tenant_id: str, row: RedemptionRow) -> None:
+        answer = await self.points.refund(tenant_id, row.hold_id,
+                                          refund_id_for(row.redemption_id))
+        if answer.status_code not in (201, 409):
+            raise Conflict("points could not be refunded", code="refund_failed",
+                           points_status=answer.status_code)
+        if answer.status_code == 409 and answer.error_code != "already_refunded":
+            raise Conflict("points could not be refunded", code="refund_failed",
+                           reason=answer.error_code)
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await store.move_redemption(conn, tenant_id, row.redemption_id,
+                                               "cancelling", "cancelled"):
+                return
+            level = await wallet.put_back(conn, tenant_id, row.sku, row.quantity, row.member_id,
+                                          row.redemption_id, free_codes=False)
+            cancelled = RedemptionCancelled(
+                member_id=row.member_id, redemption_id=row.redemption_id, sku=row.sku,
+                quantity=row.quantity, points=row.points, cancelled_at=now)
+            await emit(conn,  # type: ignore[arg-type]  # typed as a bare Connection
+                       service="rewards", tenant_id=tenant_id, events=[cancelled])
+        await self.stock.publish(tenant_id, row.sku, level.stock_left, level.stock_version)
+
+    async def fulfil(self, tenant_id: str, redemption_id: str) -> Redemption:
+        row = await store.redemption(self.pool, tenant_id, redemption_id)
+        if row is None:
+            raise NotFound(f"no redemption {redemption_id!r}", code="unknown_redemption")
+        if row.status == "pending_fulfilment":
+            await store.move_redemption(self.pool, tenant_id, redemption_id,
+                                        "pending_fulfilment", "completed")
+        elif row.status != "completed":
+            raise Conflict(f"a {row.status} redemption cannot be fulfilled",
+                           code="not_fulfillable", status=row.status)
+        row = await store.redemption(self.pool, tenant_id, redemption_id)
+        assert row is not None
+        return view(row, row.status, [])
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def member_redemptions(self, tenant_id: str, member_id: str, limit: int,
+                                 cursor: str | None) -> RedemptionList:
+        """The member's completed and cancelled redemptions, newest first."""
+        before = None
+        if cursor:
+            at, redemption_id = decode_cursor(cursor, 2)
+            try:
+                before = (datetime.fromisoformat(at), redemption_id)
+            except ValueError:
+                raise ValidationFailed("invalid cursor", field="cursor") from None
+        rows = await store.member_redemptions(self.pool, tenant_id, member_id, before,
+                                              limit + 1)
+        page = rows[:limit]
+        items = [Redemption(
+            redemption_id=row.redemption_id, member_id=row.member_id, sku=row.sku,
+            quantity=row.quantity, points=row.points,
+            status=rules.shown_status(row.status), codes=list(row.codes)) for row in page]
+        next_cursor = encode_cursor(page[-1].created_at.isoformat(),
+                                    page[-1].redemption_id) if len(rows) > limit else None
+        return RedemptionList(items=items, next_cursor=next_cursor)
+
+    # --- the worker ------------------------------------------------------------------------
+
+    async def recover(self, now: datetime) -> None:
+        """Drive redemptions untouched for a while to their end. One still waiting for its hold
+        after the hold's own lifetime is given up (and its hold voided if it exists)."""
+        stuck = await store.unfinished_redemptions(
+            self.pool, now - timedelta(seconds=STUCK_AFTER_S), RECOVERY_BATCH)
+        for key in stuck:
+            row = await store.redemption(self.pool, key.tenant_id, key.redemption_id)
+            assert row is not None
+            abandon = (now - row.created_at).total_seconds() > HOLD_EXPIRES_S
+            try:
+                if row.status == "cancelling":
+                    await self.cancel(key.tenant_id, key.redemption_id)
+                else:
+                    await self.drive(key.tenant_id, key.redemption_id, abandon_pending=abandon)
+            except FuliError as exc:  # the points service is down, or a refund refused
+                log.warning("redemption %s not finished yet: %s", key.redemption_id, exc)

@@ -1,0 +1,217 @@
+"""The catalog's SQL: perks, their coupon-code pools, members' tiers and redemptions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from proto.rewards import PerkIn
+from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
+from services.runtime.idempotency import Outcome
+
+
+class PerkRow(msgspec.Struct, frozen=True):
+    sku: str
+    name: str
+    description: str
+    cost_points: int
+    stock_left: int | None
+    stock_version: int
+    per_member_limit: int | None
+    tiers: list[str] | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    fulfilment: Literal["code", "manual"]
+    coupon_valid_days: int
+    enabled: bool
+    codes_available: int | None = None  # only in the catalog listing
+
+
+class PerkStock(msgspec.Struct, frozen=True):
+    tenant_id: str
+    sku: str
+    stock_left: int | None
+    stock_version: int
+
+
+class RedemptionRow(msgspec.Struct, frozen=True):
+    redemption_id: str
+    member_id: str
+    sku: str
+    quantity: int
+    points: int
+    fingerprint: bytes
+    hold_id: str
+    status: str
+    codes: list[str]
+    outcome_status: int | None
+    outcome_body: bytes | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RedemptionEntry(msgspec.Struct, frozen=True):
+    """A line of a member's redemption history."""
+
+    redemption_id: str
+    member_id: str
+    sku: str
+    quantity: int
+    points: int
+    status: str
+    codes: list[str]
+    created_at: datetime
+
+
+class RedemptionKey(msgspec.Struct, frozen=True):
+    tenant_id: str
+    redemption_id: str
+
+
+# --- perks and codes -----------------------------------------------------------------------
+
+PERK_COLUMNS = ("sku, name, description, cost_points, stock_left, stock_version,"
+                " per_member_limit, tiers, starts_at, ends_at, fulfilment, coupon_valid_days,"
+                " enabled")
+
+
+async def put_perk(conn: Conn, tenant_id: str, sku: str, perk: PerkIn) -> PerkRow:
+    row = await conn.fetchrow(
+        "INSERT INTO rewards.perks (tenant_id, sku, name, description, cost_points, stock_left,"
+        " per_member_limit, tiers, starts_at, ends_at, fulfilment, coupon_valid_days, enabled)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " ON CONFLICT (tenant_id, sku) DO UPDATE SET name = EXCLUDED.name,"
+        " description = EXCLUDED.description, cost_points = EXCLUDED.cost_points,"
+        " stock_left = EXCLUDED.stock_left, stock_version = rewards.perks.stock_version + 1,"
+        " per_member_limit = EXCLUDED.per_member_limit, tiers = EXCLUDED.tiers,"
+        " starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,"
+        " fulfilment = EXCLUDED.fulfilment, coupon_valid_days = EXCLUDED.coupon_valid_days,"
+        " enabled = EXCLUDED.enabled, updated_at = now()"
+        " RETURNING " + PERK_COLUMNS,
+        tenant_id, sku, perk.name, perk.description, perk.cost_points, perk.stock,
+        perk.per_member_limit, perk.tiers, perk.starts_at, perk.ends_at, perk.fulfilment,
+        perk.coupon_valid_days, perk.enabled)
+    assert row is not None
+    return as_struct(PerkRow, row)
+
+
+async def perk(db: Db, tenant_id: str, sku: str) -> PerkRow | None:
+    return as_struct_or_none(PerkRow, await db.fetchrow(
+        "SELECT " + PERK_COLUMNS + " FROM rewards.perks WHERE tenant_id = $1 AND sku = $2",
+        tenant_id, sku))
+
+
+async def perks(db: Db, tenant_id: str) -> list[PerkRow]:
+    return as_structs(PerkRow, await db.fetch(
+        "SELECT " + PERK_COLUMNS + ","
+        " (SELECT count(*) FROM rewards.codes c"
+        " WHERE c.tenant_id = p.tenant_id AND c.sku = p.sku AND c.redemption_id IS NULL"
+        " AND c.issue_id IS NULL) AS codes_available"
+        " FROM rewards.perks p WHERE tenant_id = $1 ORDER BY sku", tenant_id))
+
+
+async def stock_versions(db: Db, limit: int = 10_000) -> list[PerkStock]:
+    return as_structs(PerkStock, await db.fetch(
+        "SELECT tenant_id, sku, stock_left, stock_version FROM rewards.perks"
+        " WHERE stock_left IS NOT NULL ORDER BY tenant_id, sku LIMIT $1", limit))
+
+
+async def add_codes(conn: Conn, tenant_id: str, sku: str, codes: Sequence[str]) -> int:
+    added = await conn.fetchval(
+        "WITH added AS (INSERT INTO rewards.codes (tenant_id, sku, code)"
+        " SELECT $1, $2, c FROM unnest($3::text[]) AS c ON CONFLICT DO NOTHING RETURNING 1)"
+        " SELECT count(*) FROM added", tenant_id, sku, list(codes))
+    return int(added)
+
+
+async def free_codes(conn: Conn, tenant_id: str, sku: str) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM rewards.codes WHERE tenant_id = $1 AND sku = $2"
+        " AND redemption_id IS NULL AND issue_id IS NULL", tenant_id, sku))
+
+
+# --- members' tiers ------------------------------------------------------------------------
+
+async def member_tier(db: Db, tenant_id: str, member_id: str) -> str | None:
+    tier = await db.fetchval(
+        "SELECT tier FROM rewards.member_tiers WHERE tenant_id = $1 AND member_id = $2",
+        tenant_id, member_id)
+    return None if tier is None else str(tier)
+
+
+async def set_member_tier(conn: Conn, tenant_id: str, member_id: str, tier: str,
+                          at: datetime) -> None:
+    """The tier as of ``at``; an older announcement never overwrites a newer one."""
+    await conn.execute(
+        "INSERT INTO rewards.member_tiers (tenant_id, member_id, tier, updated_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, member_id) DO UPDATE"
+        " SET tier = EXCLUDED.tier, updated_at = EXCLUDED.updated_at"
+        " WHERE rewards.member_tiers.updated_at <= EXCLUDED.updated_at",
+        tenant_id, member_id, tier, at)
+
+
+# --- redemptions ---------------------------------------------------------------------------
+
+REDEMPTION_BY_ID = (
+    "SELECT redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status,"
+    " codes, outcome_status, outcome_body, created_at, updated_at FROM rewards.redemptions"
+    " WHERE tenant_id = $1 AND redemption_id = $2"
+)
+
+
+async def insert_redemption(db: Db, tenant_id: str, redemption_id: str, member_id: str,
+                            sku: str, quantity: int, points: int, fingerprint: bytes,
+                            hold_id: str, status: str, outcome: Outcome | None) -> bool:
+    """False if the id is taken."""
+    inserted = await db.fetchval(
+        "INSERT INTO rewards.redemptions (tenant_id, redemption_id, member_id, sku, quantity,"
+        " points, fingerprint, hold_id, status, outcome_status, outcome_body)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+        " RETURNING true",
+        tenant_id, redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status,
+        outcome.status_code if outcome else None, outcome.body if outcome else None)
+    return bool(inserted)
+
+
+async def redemption(db: Db, tenant_id: str, redemption_id: str, *,
+                     lock: bool = False) -> RedemptionRow | None:
+    query = REDEMPTION_BY_ID + " FOR UPDATE" if lock else REDEMPTION_BY_ID
+    return as_struct_or_none(RedemptionRow, await db.fetchrow(query, tenant_id, redemption_id))
+
+
+async def move_redemption(db: Db, tenant_id: str, redemption_id: str, from_status: str,
+                          to_status: str, *, outcome: Outcome | None = None,
+                          codes: list[str] | None = None) -> bool:
+    """Compare-and-set of the status; False if someone else moved it first."""
+    moved = await db.fetchval(
+        "UPDATE rewards.redemptions SET status = $4, updated_at = now(),"
+        " outcome_status = coalesce($5, outcome_status), outcome_body = coalesce($6, outcome_body),"
+        " codes = coalesce($7, codes)"
+        " WHERE tenant_id = $1 AND redemption_id = $2 AND status = $3 RETURNING true",
+        tenant_id, redemption_id, from_status, to_status,
+        outcome.status_code if outcome else None, outcome.body if outcome else None, codes)
+    return bool(moved)
+
+
+async def member_redemptions(db: Db, tenant_id: str, member_id: str,
+                             before: tuple[datetime, str] | None,
+                             limit: int) -> list[RedemptionEntry]:
+    return as_structs(RedemptionEntry, await db.fetch(
+        "SELECT redemption_id, member_id, sku, quantity, points, status, codes, created_at"
+        " FROM rewards.redemptions WHERE tenant_id = $1 AND member_id = $2"
+        " AND status IN ('completed', 'pending_fulfilment', 'cancelled', 'cancelling')"
+        " AND ($3::timestamptz IS NULL OR (created_at, redemption_id) < ($3, $4))"
+        " ORDER BY created_at DESC, redemption_id DESC LIMIT $5",
+        tenant_id, member_id, before[0] if before else None, before[1] if before else None,
+        limit))
+
+
+async def unfinished_redemptions(db: Db, older_than: datetime,
+                                 limit: int) -> list[RedemptionKey]:
+    return as_structs(RedemptionKey, await db.fetch(
+        "SELECT tenant_id, redemption_id FROM rewards.redemptions"
+        " WHERE status IN ('pending', 'reserved', 'releasing', 'cancelling')"
+        " AND updated_at < $1 ORDER BY updated_at LIMIT $2", older_than, limit))
