@@ -61,3 +61,23 @@ async def test_grouped_caps_stay_exact(points: Points, resources: Resources,
                          now, now) for e in events])
     assert sum(b'"status":"awarded"' in (r.body or b"") for r in rows) == 7
     assert (await points.member(member))["available"] == 14
+
+
+async def test_refusals_in_a_group_resolve_with_their_code(points: Points,
+                                                           resources: Resources) -> None:
+    committer = EventCommitter(resources.pool, max_in_flight=1)
+    now = datetime.now(UTC)
+    member = uid("m")
+    known = EventIn(event_id=uid("e"), member_id=member, action="speak")
+    unknown = EventIn(event_id=uid("e"), member_id=member, action="teleport")
+    reused = EventIn(event_id=known.event_id, member_id=member, action="bind")
+    events = [known, unknown, reused, known]
+    results = await asyncio.gather(*[
+        committer.record(points.tenant.name, e, fingerprint("points.events", e.event_id, e),
+                         now, now) for e in events])
+    assert [(r.refused, r.replayed) for r in results] == [
+        (None, False), ("unknown_action", False), ("idempotency_conflict", True), (None, True)]
+    assert results[1].body is None and results[2].body is None
+    assert results[3].body == results[0].body
+    assert (await points.member(member))["available"] == 1
+    await points.assert_ledger_ok()
