@@ -17,6 +17,9 @@ Attributes = Annotated[
     dict[Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)], AttributeValue],
     Meta(max_length=32)]
 Reason = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+EntryKind = Literal["earn", "grant", "hold", "capture", "void", "debit", "reversal", "expiry",
+                    "refund"]
+HoldStatus = Literal["pending", "captured", "voided", "expired"]
 MAX_BATCH_EVENTS = 1000
 MAX_GRANT_ITEMS = 10_000
 
@@ -140,8 +143,7 @@ class Member(Response, frozen=True, kw_only=True):
 
 class Entry(Response, frozen=True, kw_only=True):
     entry_id: str
-    kind: Literal["earn", "grant", "hold", "capture", "void", "debit", "reversal", "expiry",
-                  "refund"]
+    kind: EntryKind
     points: int
     held_change: int
     balance_after: int
@@ -173,7 +175,7 @@ class Hold(Response, frozen=True, kw_only=True):
     hold_id: str
     member_id: str
     points: int
-    status: Literal["pending", "captured", "voided", "expired"]
+    status: HoldStatus
     available: int
     held: int
     expires_at: datetime | None = None

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from proto import points as p
-from services.points import ledger, store
+from services.points import ledger
 from services.points.group_commit import EventCommitter
 from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
@@ -37,16 +37,13 @@ class RulesController(Controller):
     @get(guards=[allow("admin")])
     async def list_rules(self, principal: PrincipalDep, resources: ResourcesDep) -> p.RuleList:
         """Earning rules: the tenant's own and the built-in defaults it has not replaced."""
-        async with resources.pool.acquire() as conn:
-            rows = await store.rules(conn, principal.tenant_id)
-        return p.RuleList(items=[ledger.rule_out(r) for r in rows])
+        return await ledger.list_rules(resources.pool, principal.tenant_id)
 
     @put("/{action:str}", guards=[allow("admin")])
     async def put_rule(self, action: ActionPath, data: JSONBody[p.RuleIn],
                        principal: PrincipalDep, resources: ResourcesDep) -> p.Rule:
         """Create or replace the earning rule of an action."""
-        async with resources.pool.acquire() as conn:
-            return await ledger.put_rule(conn, principal.tenant_id, action, data)
+        return await ledger.put_rule(resources.pool, principal.tenant_id, action, data)
 
 
 class EventsController(Controller):
@@ -94,16 +91,15 @@ class MembersController(Controller):
                           resources: ResourcesDep, limit: PageLimit = 50,
                           cursor: Cursor = None) -> p.EntryPage:
         """Ledger history, newest first."""
-        async with resources.pool.acquire() as conn:
-            return await ledger.entries(conn, principal.tenant_id, member_id, cursor, limit)
+        return await ledger.entries(resources.pool, principal.tenant_id, member_id, cursor,
+                                    limit)
 
     @put("/earn-multiplier", guards=[allow("admin")])
     async def put_multiplier(self, member_id: PathId, data: JSONBody[p.MultiplierIn],
                              principal: PrincipalDep, resources: ResourcesDep) -> p.MultiplierIn:
         """Set the member's earn multiplier (a tier benefit); rule points are multiplied by it."""
-        async with resources.pool.acquire() as conn:
-            await store.set_multiplier(conn, principal.tenant_id, member_id,
-                                       data.earn_multiplier)
+        await ledger.set_multiplier(resources.pool, principal.tenant_id, member_id,
+                                    data.earn_multiplier, now())
         return data
 
 
@@ -197,8 +193,7 @@ class SpendController(Controller):
     async def check(self, principal: PrincipalDep, resources: ResourcesDep) -> p.LedgerCheck:
         """The ledger's invariants for this tenant: accounts sum to zero, balances match lots and
         transfers, balance-after chains hold, every event is in the ledger once."""
-        async with resources.pool.acquire() as conn:
-            return await ledger.ledger_check(conn, principal.tenant_id)
+        return await ledger.ledger_check(resources.pool, principal.tenant_id)
 
 
 CONTROLLERS = [RulesController, EventsController, MembersController, HoldsController,

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import asyncpg
 import msgspec
 
 from proto.common import ID_PATTERN
 from proto.points import GrantIn, GrantItem
 from services.points import ledger
+from services.runtime.db import Conn
 
 MAX_CHUNK = 10_000
 _ID = re.compile(ID_PATTERN)
@@ -86,7 +86,7 @@ def chunks(items: list[GrantItem], size: int) -> Iterator[list[GrantItem]]:
         yield items[start:start + size]
 
 
-async def import_grants(conn: asyncpg.Connection, *, tenant_id: str, reason: str, raw: bytes,
+async def import_grants(conn: Conn, *, tenant_id: str, reason: str, raw: bytes,
                         chunk_size: int = 1000,
                         progress: Callable[[int], None] = lambda n: None) -> ImportResult:
     if not 1 <= chunk_size <= MAX_CHUNK:

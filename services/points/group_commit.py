@@ -15,10 +15,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import asyncpg
-
 from proto.points import EventIn
 from services.points import store
+from services.runtime.db import Pool
 
 
 @dataclass
@@ -28,11 +27,11 @@ class _Pending:
     fingerprint: bytes
     occurred_at: datetime
     now: datetime
-    done: asyncio.Future[asyncpg.Record] = field(repr=False)
+    done: asyncio.Future[store.RecordedEvent] = field(repr=False)
 
 
 class EventCommitter:
-    def __init__(self, pool: asyncpg.Pool, *, max_group: int = 200,
+    def __init__(self, pool: Pool, *, max_group: int = 200,
                  max_in_flight: int = 4) -> None:
         self._pool = pool
         self._max_group = max_group
@@ -41,8 +40,11 @@ class EventCommitter:
         self._in_flight = 0
 
     async def record(self, tenant_id: str, event: EventIn, fingerprint: bytes,
-                     occurred_at: datetime, now: datetime) -> asyncpg.Record:
-        done: asyncio.Future[asyncpg.Record] = asyncio.get_running_loop().create_future()
+                     occurred_at: datetime, now: datetime) -> store.RecordedEvent:
+        """What points.record_event answered for this event (written with the group it
+        arrived with)."""
+        done: asyncio.Future[store.RecordedEvent] = (
+            asyncio.get_running_loop().create_future())
         self._queue.append(_Pending(tenant_id, event, fingerprint, occurred_at, now, done))
         if self._in_flight < self._max_in_flight:
             self._in_flight += 1
@@ -64,43 +66,43 @@ class EventCommitter:
             by_tenant.setdefault(pending.tenant_id, []).append(pending)
         for tenant_id, items in by_tenant.items():
             try:
-                rows = await self._write_tenant(tenant_id, items)
+                results = await self._write_tenant(tenant_id, items)
             except Exception as exc:
                 if len(items) == 1:
                     _settle(items[0], exc=exc)
                 else:
                     await self._one_by_one(tenant_id, items)
                 continue
-            for pending, row in zip(items, rows, strict=True):
-                _settle(pending, row=row)
+            for pending, result in zip(items, results, strict=True):
+                _settle(pending, result=result)
 
     async def _write_tenant(self, tenant_id: str,
-                            items: list[_Pending]) -> list[asyncpg.Record]:
-        async with self._pool.acquire() as conn:
-            if len(items) == 1:
-                only = items[0]
-                return [await store.record_event(conn, tenant_id, only.event, only.fingerprint,
-                                                 only.occurred_at, only.now)]
-            rows = await store.record_events(
-                conn, tenant_id, [i.event for i in items], [i.fingerprint for i in items],
-                [i.occurred_at for i in items], items[0].now)
-            return sorted(rows, key=lambda row: row["ord"])
+                            items: list[_Pending]) -> list[store.RecordedEvent]:
+        """One result per item, in the items' order."""
+        if len(items) == 1:
+            only = items[0]
+            return [await store.call_record_event(self._pool, tenant_id, only.event,
+                                                  only.fingerprint, only.occurred_at, only.now)]
+        return await store.call_record_events(
+            self._pool, tenant_id, [i.event for i in items], [i.fingerprint for i in items],
+            [i.occurred_at for i in items], items[0].now)
 
     async def _one_by_one(self, tenant_id: str, items: list[_Pending]) -> None:
         for pending in items:
             try:
-                [row] = await self._write_tenant(tenant_id, [pending])
+                [result] = await self._write_tenant(tenant_id, [pending])
             except Exception as exc:
                 _settle(pending, exc=exc)
             else:
-                _settle(pending, row=row)
+                _settle(pending, result=result)
 
 
-def _settle(pending: _Pending, *, row: asyncpg.Record | None = None,
+def _settle(pending: _Pending, *, result: store.RecordedEvent | None = None,
             exc: BaseException | None = None) -> None:
     if pending.done.done():  # the caller went away (request cancelled)
         return
     if exc is not None:
         pending.done.set_exception(exc)
     else:
-        pending.done.set_result(row)
+        assert result is not None
+        pending.done.set_result(result)

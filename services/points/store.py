@@ -1,5 +1,6 @@
-"""The points service's SQL: one function per query; ledger operations call the functions in
-sql/0002_ledger_functions.sql."""
+"""The points service's SQL, one function per statement, each named for what it runs: ``select_``
+and ``upsert_`` for queries, ``call_`` for the ledger functions of services/points/sql (each
+ledger operation is one of them: one round trip). Rows come back as the Structs below."""
 
 from __future__ import annotations
 
@@ -7,26 +8,130 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
+import msgspec
 
-from proto.points import EventIn, GrantItem, RuleIn
-from services.runtime.db import refusals
+from proto.points import EntryKind, EventIn, GrantItem, HoldStatus, RuleIn
+from services.runtime.db import Db, as_struct, as_structs, refusals
 
 
-async def rules(conn: asyncpg.Connection, tenant_id: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
+class Row(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of the rows below: field names are column names."""
+
+
+class RuleRow(Row, frozen=True, kw_only=True):
+    action: str
+    points: int
+    points_per_unit: int
+    unit_cents: int | None
+    limits: list[dict[str, Any]]
+    expires_after_days: int
+    enabled: bool
+    builtin: bool
+
+
+class RecordedEvent(Row, frozen=True, kw_only=True):
+    """What points.record_event(s) answered for one event: its stored body (``replayed`` if it
+    was recorded before), or the code it was refused with and no body. ``ord`` is the event's
+    1-based position in a group."""
+
+    refused: str | None
+    body: bytes | None
+    replayed: bool
+    ord: int = 1
+
+
+class PlacedHold(Row, frozen=True, kw_only=True):
+    available: int
+    held: int
+    expires_at: datetime
+
+
+class SettledHold(Row, frozen=True, kw_only=True):
+    member_id: str
+    points: int
+    status: HoldStatus
+    available: int
+    held: int
+
+
+class RefundedHold(Row, frozen=True, kw_only=True):
+    member_id: str
+    points: int
+    available: int
+
+
+class MovedPoints(Row, frozen=True, kw_only=True):
+    from_available: int
+    to_available: int
+
+
+class ReversedEvent(Row, frozen=True, kw_only=True):
+    member_id: str
+    refunded_cents: int
+    points: int
+    clawed_back: int
+    shortfall: int
+    available: int
+
+
+class AppliedGrant(Row, frozen=True, kw_only=True):
+    item_count: int
+    total_points: int
+
+
+class MemberRow(Row, frozen=True, kw_only=True):
+    member_id: str
+    available: int
+    held: int
+    lifetime_earned: int
+    spent: int
+    expired: int
+    reversed: int
+    spend_cents: int
+    earn_multiplier: float
+
+
+class ExpiringRow(Row, frozen=True, kw_only=True):
+    points: int
+    expires_at: datetime
+
+
+class TransferRow(Row, frozen=True, kw_only=True):
+    transfer_id: int
+    kind: EntryKind
+    from_account: str
+    to_account: str
+    amount: int
+    available_after: int
+    held_after: int
+    ref: str
+    at: datetime
+
+
+class LedgerProblemRow(Row, frozen=True, kw_only=True):
+    tenant_id: str
+    member_id: str | None
+    problem: str
+    detail: dict[str, Any]
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+async def select_rules(db: Db, tenant_id: str) -> list[RuleRow]:
+    """The tenant's rules and the built-in defaults it has not replaced."""
+    return as_structs(RuleRow, await db.fetch(
         "SELECT action, points, points_per_unit, unit_cents, limits, expires_after_days,"
         " enabled, false AS builtin FROM points.rules WHERE tenant_id = $1"
         " UNION ALL"
         " SELECT action, points, points_per_unit, unit_cents, limits, expires_after_days,"
         " enabled, true FROM points.default_rules d WHERE NOT EXISTS ("
         "   SELECT 1 FROM points.rules r WHERE r.tenant_id = $1 AND r.action = d.action)"
-        " ORDER BY action", tenant_id)
+        " ORDER BY action", tenant_id))
 
 
-async def put_rule(conn: asyncpg.Connection, tenant_id: str, action: str, rule: RuleIn,
-                   limits: list[dict[str, Any]]) -> None:
-    await conn.execute(
+async def upsert_rule(db: Db, tenant_id: str, action: str, rule: RuleIn,
+                      limits: list[dict[str, Any]]) -> None:
+    await db.execute(
         "INSERT INTO points.rules (tenant_id, action, points, points_per_unit, unit_cents,"
         " limits, expires_after_days, enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         " ON CONFLICT (tenant_id, action) DO UPDATE SET points = EXCLUDED.points,"
@@ -37,149 +142,10 @@ async def put_rule(conn: asyncpg.Connection, tenant_id: str, action: str, rule: 
         rule.expires_after_days, rule.enabled)
 
 
-async def record_event(conn: asyncpg.Connection, tenant_id: str, event: EventIn,
-                       fingerprint: bytes, occurred_at: datetime,
-                       now: datetime) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "SELECT status_code, body, replayed FROM points.record_event("
-        "$1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        tenant_id, event.event_id, fingerprint, event.member_id, event.action, occurred_at,
-        event.amount_cents, event.attributes, now)
-    assert row is not None
-    return row
-
-
-async def record_events(conn: asyncpg.Connection, tenant_id: str, events: Sequence[EventIn],
-                        fingerprints: Sequence[bytes], occurred_at: Sequence[datetime],
-                        now: datetime) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT ord, status_code, body, replayed FROM points.record_events("
-        "$1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        tenant_id, [e.event_id for e in events], list(fingerprints),
-        [e.member_id for e in events], [e.action for e in events], list(occurred_at),
-        [e.amount_cents for e in events], [e.attributes for e in events], now)
-
-
-async def place_hold(conn: asyncpg.Connection, tenant_id: str, hold_id: str, member_id: str,
-                     points: int, reason: str, expires_in_s: int,
-                     now: datetime) -> asyncpg.Record:
-    with refusals():
-        row = await conn.fetchrow(
-            "SELECT available, held, expires_at FROM points.place_hold($1, $2, $3, $4, $5, $6, $7)",
-            tenant_id, hold_id, member_id, points, reason, expires_in_s, now)
-    assert row is not None
-    return row
-
-
-async def settle_hold(conn: asyncpg.Connection, tenant_id: str, hold_id: str, action: str,
-                      now: datetime) -> asyncpg.Record:
-    with refusals():
-        row = await conn.fetchrow(
-            "SELECT member_id, points, status, available, held"
-            " FROM points.settle_hold($1, $2, $3, $4)", tenant_id, hold_id, action, now)
-    assert row is not None
-    return row
-
-
-async def refund_hold(conn: asyncpg.Connection, tenant_id: str, hold_id: str,
-                      now: datetime) -> asyncpg.Record:
-    with refusals():
-        row = await conn.fetchrow(
-            "SELECT member_id, points, available FROM points.refund_hold($1, $2, $3)",
-            tenant_id, hold_id, now)
-    assert row is not None
-    return row
-
-
-async def move_points(conn: asyncpg.Connection, tenant_id: str, move_id: str, from_member: str,
-                      to_member: str, points: int, reason: str, expires_days: int,
-                      now: datetime) -> asyncpg.Record:
-    with refusals():
-        row = await conn.fetchrow(
-            "SELECT from_available, to_available FROM points.move_points("
-            "$1, $2, $3, $4, $5, $6, $7, $8)",
-            tenant_id, move_id, from_member, to_member, points, reason, expires_days, now)
-    assert row is not None
-    return row
-
-
-async def retire_points(conn: asyncpg.Connection, tenant_id: str, retirement_id: str,
-                        member_id: str, points: int, now: datetime) -> int:
-    with refusals():
-        value = await conn.fetchval(
-            "SELECT available FROM points.retire_points($1, $2, $3, $4, $5)",
-            tenant_id, retirement_id, member_id, points, now)
-    return int(value)
-
-
-async def debit(conn: asyncpg.Connection, tenant_id: str, debit_id: str, member_id: str,
-                points: int, reason: str, now: datetime) -> int:
-    with refusals():
-        available = await conn.fetchval(
-            "SELECT available FROM points.debit($1, $2, $3, $4, $5, $6)",
-            tenant_id, debit_id, member_id, points, reason, now)
-    return int(available)
-
-
-async def reverse_event(conn: asyncpg.Connection, tenant_id: str, reversal_id: str,
-                        event_id: str, amount_cents: int | None,
-                        now: datetime) -> asyncpg.Record:
-    with refusals():
-        row = await conn.fetchrow(
-            "SELECT member_id, refunded_cents, points, clawed_back, shortfall, available"
-            " FROM points.reverse_event($1, $2, $3, $4, $5)",
-            tenant_id, reversal_id, event_id, amount_cents, now)
-    assert row is not None
-    return row
-
-
-async def apply_grant(conn: asyncpg.Connection, tenant_id: str, grant_id: str,
-                      key_id: str | None, reason: str, items: Sequence[GrantItem],
-                      default_days: int, now: datetime) -> asyncpg.Record:
-    with refusals():
-        row = await conn.fetchrow(
-            "SELECT item_count, total_points FROM points.apply_grant("
-            "$1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            tenant_id, grant_id, key_id, reason, [i.member_id for i in items],
-            [i.points for i in items], [i.expires_at for i in items], default_days, now)
-    assert row is not None
-    return row
-
-
-async def member(conn: asyncpg.Connection, tenant_id: str, member_id: str,
-                 now: datetime) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT member_id, available - points.expired_unswept(tenant_id, member_id, $3)"
-        " AS available, held, lifetime_earned, spent, expired, reversed, spend_cents,"
-        " earn_multiplier::float8 AS earn_multiplier"
-        " FROM points.members WHERE tenant_id = $1 AND member_id = $2",
-        tenant_id, member_id, now)
-
-
-async def expiring(conn: asyncpg.Connection, tenant_id: str, member_id: str, now: datetime,
-                   limit: int) -> list[asyncpg.Record]:
-    """The next expiry dates of available points, soonest first."""
-    return await conn.fetch(
-        "SELECT sum(remaining - held)::bigint AS points, expires_at FROM points.lots"
-        " WHERE tenant_id = $1 AND member_id = $2 AND remaining > held AND expires_at > $3"
-        " GROUP BY expires_at ORDER BY expires_at LIMIT $4",
-        tenant_id, member_id, now, limit)
-
-
-async def entries(conn: asyncpg.Connection, tenant_id: str, member_id: str,
-                  before_id: int | None, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT transfer_id, kind, from_account, to_account, amount, available_after,"
-        " held_after, ref, at FROM points.transfers"
-        " WHERE tenant_id = $1 AND member_id = $2 AND ($3::bigint IS NULL OR transfer_id < $3)"
-        " ORDER BY transfer_id DESC LIMIT $4",
-        tenant_id, member_id, before_id, limit)
-
-
-async def set_multiplier(conn: asyncpg.Connection, tenant_id: str, member_id: str,
-                         multiplier: float, at: datetime) -> None:
+async def upsert_multiplier(db: Db, tenant_id: str, member_id: str, multiplier: float,
+                            at: datetime) -> None:
     """Sets the multiplier as of ``at``; a setting older than the current one is ignored."""
-    await conn.execute(
+    await db.execute(
         "INSERT INTO points.members (tenant_id, member_id, earn_multiplier, multiplier_set_at)"
         " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, member_id)"
         " DO UPDATE SET earn_multiplier = EXCLUDED.earn_multiplier,"
@@ -189,21 +155,170 @@ async def set_multiplier(conn: asyncpg.Connection, tenant_id: str, member_id: st
         tenant_id, member_id, multiplier, at)
 
 
-async def ledger_problems(conn: asyncpg.Connection,
-                          tenant_id: str | None) -> list[asyncpg.Record]:
-    return await conn.fetch(
+# --- events --------------------------------------------------------------------------------
+
+async def call_record_event(db: Db, tenant_id: str, event: EventIn, fingerprint: bytes,
+                            occurred_at: datetime, now: datetime) -> RecordedEvent:
+    row = await db.fetchrow(
+        "SELECT refused, body, replayed FROM points.record_event("
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        tenant_id, event.event_id, fingerprint, event.member_id, event.action, occurred_at,
+        event.amount_cents, event.attributes, now)
+    assert row is not None
+    # The hot path: built by hand, which is cheaper than converting a dict.
+    return RecordedEvent(refused=row["refused"], body=row["body"], replayed=row["replayed"])
+
+
+async def call_record_events(db: Db, tenant_id: str, events: Sequence[EventIn],
+                             fingerprints: Sequence[bytes], occurred_at: Sequence[datetime],
+                             now: datetime) -> list[RecordedEvent]:
+    """One result per event, in the order of ``events``."""
+    rows = await db.fetch(
+        "SELECT ord, refused, body, replayed FROM points.record_events("
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9) ORDER BY ord",
+        tenant_id, [e.event_id for e in events], list(fingerprints),
+        [e.member_id for e in events], [e.action for e in events], list(occurred_at),
+        [e.amount_cents for e in events], [e.attributes for e in events], now)
+    return [RecordedEvent(refused=row["refused"], body=row["body"], replayed=row["replayed"],
+                          ord=row["ord"]) for row in rows]
+
+
+async def call_reverse_event(db: Db, tenant_id: str, reversal_id: str, event_id: str,
+                             amount_cents: int | None, now: datetime) -> ReversedEvent:
+    with refusals():
+        row = await db.fetchrow(
+            "SELECT member_id, refunded_cents, points, clawed_back, shortfall, available"
+            " FROM points.reverse_event($1, $2, $3, $4, $5)",
+            tenant_id, reversal_id, event_id, amount_cents, now)
+    assert row is not None
+    return as_struct(ReversedEvent, row)
+
+
+# --- holds, debits, moves, grants ----------------------------------------------------------
+
+async def call_place_hold(db: Db, tenant_id: str, hold_id: str, member_id: str, points: int,
+                          reason: str, expires_in_s: int, now: datetime) -> PlacedHold:
+    with refusals():
+        row = await db.fetchrow(
+            "SELECT available, held, expires_at FROM points.place_hold($1, $2, $3, $4, $5, $6, $7)",
+            tenant_id, hold_id, member_id, points, reason, expires_in_s, now)
+    assert row is not None
+    return as_struct(PlacedHold, row)
+
+
+async def call_settle_hold(db: Db, tenant_id: str, hold_id: str, action: str,
+                           now: datetime) -> SettledHold:
+    with refusals():
+        row = await db.fetchrow(
+            "SELECT member_id, points, status, available, held"
+            " FROM points.settle_hold($1, $2, $3, $4)", tenant_id, hold_id, action, now)
+    assert row is not None
+    return as_struct(SettledHold, row)
+
+
+async def call_refund_hold(db: Db, tenant_id: str, hold_id: str,
+                           now: datetime) -> RefundedHold:
+    with refusals():
+        row = await db.fetchrow(
+            "SELECT member_id, points, available FROM points.refund_hold($1, $2, $3)",
+            tenant_id, hold_id, now)
+    assert row is not None
+    return as_struct(RefundedHold, row)
+
+
+async def call_debit(db: Db, tenant_id: str, debit_id: str, member_id: str, points: int,
+                     reason: str, now: datetime) -> int:
+    """The member's available points after the debit."""
+    with refusals():
+        available = await db.fetchval(
+            "SELECT available FROM points.debit($1, $2, $3, $4, $5, $6)",
+            tenant_id, debit_id, member_id, points, reason, now)
+    return int(available)
+
+
+async def call_move_points(db: Db, tenant_id: str, move_id: str, from_member: str,
+                           to_member: str, points: int, reason: str, expires_days: int,
+                           now: datetime) -> MovedPoints:
+    with refusals():
+        row = await db.fetchrow(
+            "SELECT from_available, to_available FROM points.move_points("
+            "$1, $2, $3, $4, $5, $6, $7, $8)",
+            tenant_id, move_id, from_member, to_member, points, reason, expires_days, now)
+    assert row is not None
+    return as_struct(MovedPoints, row)
+
+
+async def call_retire_points(db: Db, tenant_id: str, retirement_id: str, member_id: str,
+                             points: int, now: datetime) -> int:
+    """The member's available points after the retirement."""
+    with refusals():
+        available = await db.fetchval(
+            "SELECT available FROM points.retire_points($1, $2, $3, $4, $5)",
+            tenant_id, retirement_id, member_id, points, now)
+    return int(available)
+
+
+async def call_apply_grant(db: Db, tenant_id: str, grant_id: str, key_id: str | None,
+                           reason: str, items: Sequence[GrantItem], default_days: int,
+                           now: datetime) -> AppliedGrant:
+    with refusals():
+        row = await db.fetchrow(
+            "SELECT item_count, total_points FROM points.apply_grant("
+            "$1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            tenant_id, grant_id, key_id, reason, [i.member_id for i in items],
+            [i.points for i in items], [i.expires_at for i in items], default_days, now)
+    assert row is not None
+    return as_struct(AppliedGrant, row)
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+async def select_member(db: Db, tenant_id: str, member_id: str,
+                        now: datetime) -> MemberRow | None:
+    """The member's balances; ``available`` leaves out expired lots not swept yet."""
+    row = await db.fetchrow(
+        "SELECT member_id, available - points.expired_unswept(tenant_id, member_id, $3)"
+        " AS available, held, lifetime_earned, spent, expired, reversed, spend_cents,"
+        " earn_multiplier::float8 AS earn_multiplier"
+        " FROM points.members WHERE tenant_id = $1 AND member_id = $2",
+        tenant_id, member_id, now)
+    return None if row is None else as_struct(MemberRow, row)
+
+
+async def select_expiring(db: Db, tenant_id: str, member_id: str, now: datetime,
+                          limit: int) -> list[ExpiringRow]:
+    """The next expiry dates of available points, soonest first."""
+    return as_structs(ExpiringRow, await db.fetch(
+        "SELECT sum(remaining - held)::bigint AS points, expires_at FROM points.lots"
+        " WHERE tenant_id = $1 AND member_id = $2 AND remaining > held AND expires_at > $3"
+        " GROUP BY expires_at ORDER BY expires_at LIMIT $4",
+        tenant_id, member_id, now, limit))
+
+
+async def select_transfers(db: Db, tenant_id: str, member_id: str, before_id: int | None,
+                           limit: int) -> list[TransferRow]:
+    """The member's transfers, newest first, older than ``before_id`` if given."""
+    return as_structs(TransferRow, await db.fetch(
+        "SELECT transfer_id, kind, from_account, to_account, amount, available_after,"
+        " held_after, ref, at FROM points.transfers"
+        " WHERE tenant_id = $1 AND member_id = $2 AND ($3::bigint IS NULL OR transfer_id < $3)"
+        " ORDER BY transfer_id DESC LIMIT $4",
+        tenant_id, member_id, before_id, limit))
+
+
+async def call_ledger_problems(db: Db, tenant_id: str | None) -> list[LedgerProblemRow]:
+    return as_structs(LedgerProblemRow, await db.fetch(
         "SELECT tenant_id, member_id, problem, detail FROM points.ledger_problems($1)"
-        " ORDER BY tenant_id, member_id NULLS FIRST, problem", tenant_id)
+        " ORDER BY tenant_id, member_id NULLS FIRST, problem", tenant_id))
 
 
-async def sweep_expired_lots(conn: asyncpg.Connection, now: datetime, limit: int) -> int:
-    return int(await conn.fetchval("SELECT points.sweep_expired_lots($1, $2)", now, limit))
+# --- background work -----------------------------------------------------------------------
+
+async def call_sweep_expired_lots(db: Db, now: datetime, limit: int) -> int:
+    """How many members were swept (at most ``limit``)."""
+    return int(await db.fetchval("SELECT points.sweep_expired_lots($1, $2)", now, limit))
 
 
-async def expire_holds(conn: asyncpg.Connection, now: datetime, limit: int) -> int:
-    return int(await conn.fetchval("SELECT points.expire_holds($1, $2)", now, limit))
-
-
-async def tenant_time_zone(conn: asyncpg.Connection, tenant_id: str) -> str:
-    return str(await conn.fetchval(
-        "SELECT time_zone FROM fuli.tenants WHERE tenant_id = $1", tenant_id))
+async def call_expire_holds(db: Db, now: datetime, limit: int) -> int:
+    """How many pending holds were voided (at most ``limit``)."""
+    return int(await db.fetchval("SELECT points.expire_holds($1, $2)", now, limit))

@@ -40,3 +40,33 @@ async def test_outbox_payloads_decode_into_the_event_structs(points: Points,
     recorded = [msgspec.json.decode(r["payload"], type=EVENT_TYPES["PurchaseRecorded"])
                 for r in rows if r["event_type"] == "PurchaseRecorded"]
     assert recorded[0].amount_cents == 20_000 and recorded[0].attributes == {"group_id": "g-9"}
+
+
+async def test_the_stored_event_result_type_has_the_proto_fields_in_order(
+        resources: Resources) -> None:
+    rows = await resources.pool.fetch(
+        "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
+        " WHERE attrelid = 'points.event_result'::regclass AND attnum > 0"
+        " AND NOT attisdropped ORDER BY attnum")
+    assert [r["attname"] for r in rows] == list(EventResult.__struct_fields__)
+    numbers = {name for name, kind in EventResult.__annotations__.items() if kind == "int"}
+    assert {r["attname"] for r in rows if r["type"] == "bigint"} == numbers
+
+
+async def test_every_event_answer_is_the_stored_proto_struct_encoding(
+        points: Points, resources: Resources) -> None:
+    await points.put_rule("like", points=3, limits=[{"period": "day", "max_points": 4}])
+    member = uid("m")
+    answers = [await points.event(member, "like"), await points.event(member, "like"),
+               await points.event(member, "purchase", amount_cents=199)]
+    answers.append(await points.event(member, "like", event_id=answers[1].json()["event_id"]))
+    assert [a.json()["status"] for a in answers] == ["awarded", "capped", "awarded", "capped"]
+    assert answers[1].json()["capped_points"] == 2 and answers[3].content == answers[1].content
+    for answer in answers:
+        assert answer.status_code == 201, answer.text
+        result = msgspec.json.decode(answer.content, type=EventResult)
+        assert msgspec.json.encode(result) == answer.content
+        stored = await resources.pool.fetchval(
+            "SELECT body FROM fuli.idempotency WHERE tenant_id = $1 AND scope = 'points.events'"
+            " AND key = $2", points.tenant.name, result.event_id)
+        assert stored == answer.content

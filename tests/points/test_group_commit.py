@@ -43,7 +43,7 @@ async def test_a_failing_event_does_not_fail_its_group(points: Points,
     results = await asyncio.gather(*calls, return_exceptions=True)
     assert isinstance(results[2], asyncpg.PostgresError)
     good = [r for i, r in enumerate(results) if i != 2]
-    assert all(not isinstance(r, BaseException) and r["status_code"] == 201 for r in good)
+    assert all(not isinstance(r, BaseException) and r.refused is None and r.body for r in good)
     assert (await points.member(member))["available"] == 5
     await points.assert_ledger_ok()
 
@@ -59,5 +59,25 @@ async def test_grouped_caps_stay_exact(points: Points, resources: Resources,
     rows = await asyncio.gather(*[
         committer.record(points.tenant.name, e, fingerprint("points.events", e.event_id, e),
                          now, now) for e in events])
-    assert sum(b'"status":"awarded"' in bytes(r["body"]) for r in rows) == 7
+    assert sum(b'"status":"awarded"' in (r.body or b"") for r in rows) == 7
     assert (await points.member(member))["available"] == 14
+
+
+async def test_refusals_in_a_group_resolve_with_their_code(points: Points,
+                                                           resources: Resources) -> None:
+    committer = EventCommitter(resources.pool, max_in_flight=1)
+    now = datetime.now(UTC)
+    member = uid("m")
+    known = EventIn(event_id=uid("e"), member_id=member, action="speak")
+    unknown = EventIn(event_id=uid("e"), member_id=member, action="teleport")
+    reused = EventIn(event_id=known.event_id, member_id=member, action="bind")
+    events = [known, unknown, reused, known]
+    results = await asyncio.gather(*[
+        committer.record(points.tenant.name, e, fingerprint("points.events", e.event_id, e),
+                         now, now) for e in events])
+    assert [(r.refused, r.replayed) for r in results] == [
+        (None, False), ("unknown_action", False), ("idempotency_conflict", True), (None, True)]
+    assert results[1].body is None and results[2].body is None
+    assert results[3].body == results[0].body
+    assert (await points.member(member))["available"] == 1
+    await points.assert_ledger_ok()

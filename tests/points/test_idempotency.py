@@ -7,7 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import msgspec
 
+from proto.points import EventIn
+from services.runtime.idempotency import fingerprint
 from services.runtime.resources import Resources
 from tests.support.api import Points, error_code, uid
 
@@ -100,3 +103,27 @@ async def test_concurrent_identical_events_award_once(points: Points) -> None:
     assert len({r.content for r in responses}) == 1
     assert (await points.member(member))["available"] == 5
     await points.assert_ledger_ok()
+
+
+async def test_event_answers_stored_before_the_redesign_replay_as_they_are(
+        points: Points, resources: Resources) -> None:
+    """Bodies written by the first points.record_event (format() in SQL) are replayed from the
+    stored bytes, alone and in batches, never rebuilt."""
+    member, event_id = uid("m"), uid("e")
+    event = EventIn(event_id=event_id, member_id=member, action="speak")
+    stored = (f'{{"event_id":"{event_id}","member_id":"{member}","status":"awarded",'
+              '"points":7,"capped_points":0,"balance":7}').encode()
+    await resources.pool.execute(
+        "INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint, status_code, body)"
+        " VALUES ($1, 'points.events', $2, $3, 201, $4)",
+        points.tenant.name, event_id, fingerprint("points.events", event_id, event), stored)
+    single = await points.event(member, "speak", event_id=event_id)
+    assert single.status_code == 201 and single.content == stored
+    assert single.headers["idempotent-replayed"] == "true"
+    batch = await points.client.post("/points/v1/events/batch", headers=points.ingest, json={
+        "events": [{"event_id": event_id, "member_id": member, "action": "speak"}]})
+    assert batch.json()["items"] == [{"event_id": event_id, "status_code": 201,
+                                      "result": msgspec.json.decode(stored), "error": None}]
+    other = await points.event(member, "bind", event_id=event_id)
+    assert other.status_code == 409 and error_code(other) == "idempotency_conflict"
+    assert other.json()["error"]["details"] == {"id": event_id}

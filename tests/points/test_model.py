@@ -14,7 +14,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.points import domain
+from services.points import rules
 from services.runtime.resources import Resources
 from services.runtime.stack import Stack
 from tests.support.api import Points, make_tenant, uid
@@ -94,7 +94,7 @@ async def apply(points: Points, member: str, model: MemberModel, op: tuple[Any, 
             assert response.status_code == 409, response.text
             return
         assert response.status_code == 201, response.text
-        claw = domain.clawback(purchase.points, purchase.amount_cents, purchase.refunded, amount)
+        claw = rules.clawback(purchase.points, purchase.amount_cents, purchase.refunded, amount)
         taken = min(claw, model.available)
         assert (response.json()["points"], response.json()["clawed_back"]) == (claw, taken)
         purchase.refunded += amount

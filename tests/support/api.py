@@ -97,6 +97,22 @@ class Points:
     async def void(self, hold_id: str) -> httpx.Response:
         return await self.client.post(f"/points/v1/holds/{hold_id}/void", headers=self.ingest)
 
+    async def refund(self, hold_id: str, refund_id: str | None = None) -> httpx.Response:
+        return await self.client.post(f"/points/v1/holds/{hold_id}/refund", headers=self.ingest,
+                                      json={"refund_id": refund_id or uid("rf")})
+
+    async def move(self, from_member_id: str, to_member_id: str, points: int,
+                   move_id: str | None = None) -> httpx.Response:
+        return await self.client.post("/points/v1/moves", headers=self.ingest, json={
+            "move_id": move_id or uid("mv"), "from_member_id": from_member_id,
+            "to_member_id": to_member_id, "points": points, "reason": "test move"})
+
+    async def retire(self, member_id: str, points: int,
+                     retirement_id: str | None = None) -> httpx.Response:
+        return await self.client.post("/points/v1/retirements", headers=self.operator, json={
+            "retirement_id": retirement_id or uid("rt"), "member_id": member_id,
+            "points": points, "reason": "test retirement"})
+
     async def reverse(self, event_id: str, reversal_id: str | None = None,
                       amount_cents: int | None = None) -> httpx.Response:
         body: dict[str, Any] = {"reversal_id": reversal_id or uid("rev")}
@@ -118,6 +134,11 @@ class Points:
 
     async def put_rule(self, action: str, **rule: Any) -> httpx.Response:
         return await self.client.put(f"/points/v1/rules/{action}", headers=self.admin, json=rule)
+
+    async def set_multiplier(self, member_id: str, body: Any,
+                             headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.client.put(f"/points/v1/members/{member_id}/earn-multiplier",
+                                     headers=headers or self.admin, json=body)
 
     async def assert_ledger_ok(self) -> None:
         response = await self.client.get("/points/v1/ledger/check", headers=self.admin)
