@@ -211,7 +211,7 @@ class Redemptions:
             completed = RedemptionCompleted(
                 member_id=row.member_id, redemption_id=row.redemption_id, sku=row.sku,
                 quantity=row.quantity, points=row.points, completed_at=now)
-            await emit(conn,  # type: ignore[arg-type]  # typed as a bare Connection
+            await emit(conn,
                        service="rewards", tenant_id=tenant_id, events=[completed])
 
     async def _release(self, tenant_id: str, row: RedemptionRow) -> None:
@@ -263,7 +263,7 @@ class Redemptions:
             cancelled = RedemptionCancelled(
                 member_id=row.member_id, redemption_id=row.redemption_id, sku=row.sku,
                 quantity=row.quantity, points=row.points, cancelled_at=now)
-            await emit(conn,  # type: ignore[arg-type]  # typed as a bare Connection
+            await emit(conn,
                        service="rewards", tenant_id=tenant_id, events=[cancelled])
         await self.stock.publish(tenant_id, row.sku, level.stock_left, level.stock_version)
 

@@ -166,7 +166,7 @@ async def transfer(conn: Conn, principal: Principal, coupon_id: str, body: Trans
         moved = CouponTransferred(from_member_id=coupon.member_id,
                                   to_member_id=body.to_member_id, coupon_id=coupon_id,
                                   new_coupon_id=new_id, sku=coupon.sku, transferred_at=now)
-        await emit(tx,  # type: ignore[arg-type]  # typed as a bare Connection; a pooled one works
+        await emit(tx,
                    service="rewards", tenant_id=principal.tenant_id, events=[moved])
         return 201, Transferred(transfer_id=body.transfer_id, from_coupon_id=coupon_id,
                                 coupon_id=new_id, to_member_id=body.to_member_id)
@@ -185,7 +185,7 @@ async def use(conn: Conn, principal: Principal, coupon_id: str, body: UseIn,
         uses = await store.coupons_used_by(tx, principal.tenant_id, coupon.member_id)
         used = CouponUsed(member_id=coupon.member_id, coupon_id=coupon_id, sku=coupon.sku,
                           used_at=now, uses_by_member=uses)
-        await emit(tx,  # type: ignore[arg-type]  # typed as a bare Connection; a pooled one works
+        await emit(tx,
                    service="rewards", tenant_id=principal.tenant_id, events=[used])
         return 201, Used(use_id=body.use_id, coupon_id=coupon_id, member_id=coupon.member_id,
                          sku=coupon.sku, used_at=now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -144,7 +145,8 @@ async def test_a_late_tier_change_does_not_undo_a_newer_multiplier(
     try:
         for change in changes:  # the newer first, the older delivered late
             await actor(msgspec.json.encode(Envelope(
-                event_id=uid("e"), tenant_id=tenant.name, service="tiers", type="TierChanged",
+                event_id=str(uuid.uuid4()), tenant_id=tenant.name, service="tiers",
+                type="TierChanged",
                 emitted_at=change.changed_at,
                 data=msgspec.Raw(msgspec.json.encode(change)))).decode())
     finally:
