@@ -10,20 +10,18 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from proto import points as p
-from services.points import ledger
-from services.points.group_commit import EventCommitter
+from services.points.ledger import Ledger
 from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
-from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
+from services.runtime.deps import PathId, PrincipalDep
 
 ActionPath = Annotated[str, Parameter(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 PageLimit = Annotated[int, Parameter(ge=1, le=500)]
 Cursor = Annotated[str | None, Parameter(max_length=64)]
 
 EVENTS = {"rate_group": "events"}
-
-
 WRITE = {"rate_group": "write"}
+LedgerDep = NamedDependency[Ledger]
 
 
 def now() -> datetime:
@@ -35,15 +33,15 @@ class RulesController(Controller):
     tags = ["rules"]
 
     @get(guards=[allow("admin")])
-    async def list_rules(self, principal: PrincipalDep, resources: ResourcesDep) -> p.RuleList:
+    async def list_rules(self, principal: PrincipalDep, ledger: LedgerDep) -> p.RuleList:
         """Earning rules: the tenant's own and the built-in defaults it has not replaced."""
-        return await ledger.list_rules(resources.pool, principal.tenant_id)
+        return await ledger.list_rules(principal.tenant_id)
 
     @put("/{action:str}", guards=[allow("admin")])
     async def put_rule(self, action: ActionPath, data: JSONBody[p.RuleIn],
-                       principal: PrincipalDep, resources: ResourcesDep) -> p.Rule:
+                       principal: PrincipalDep, ledger: LedgerDep) -> p.Rule:
         """Create or replace the earning rule of an action."""
-        return await ledger.put_rule(resources.pool, principal.tenant_id, action, data)
+        return await ledger.put_rule(principal.tenant_id, action, data)
 
 
 class EventsController(Controller):
@@ -53,26 +51,23 @@ class EventsController(Controller):
     @post(guards=[allow("ingest")], opt=EVENTS, status_code=201,
           responses=replayable(201, p.EventResult))
     async def record_event(self, data: JSONBody[p.EventIn], principal: PrincipalDep,
-                           committer: NamedDependency[EventCommitter]) -> Response[bytes]:
+                           ledger: LedgerDep) -> Response[bytes]:
         """Record a member action and award points by its rule; idempotent by ``event_id``."""
-        outcome = await ledger.record_event(committer, principal.tenant_id, data, now())
-        return outcome_response(outcome)
+        return outcome_response(await ledger.record_event(principal.tenant_id, data, now()))
 
     @post("/batch", guards=[allow("ingest")], opt=EVENTS, status_code=200)
     async def record_batch(self, data: JSONBody[p.EventBatchIn], principal: PrincipalDep,
-                           resources: ResourcesDep) -> p.EventBatchResult:
+                           ledger: LedgerDep) -> p.EventBatchResult:
         """Up to 1000 events in one request and one transaction; each is idempotent alone."""
-        async with resources.pool.acquire() as conn:
-            return await ledger.record_batch(conn, principal.tenant_id, data, now())
+        return await ledger.record_batch(principal.tenant_id, data, now())
 
     @post("/{event_id:str}/reversal", guards=[allow("ingest")], opt=WRITE, status_code=201,
           responses=replayable(201, p.Reversal))
     async def reverse(self, event_id: PathId, data: JSONBody[p.ReversalIn],
-                      principal: PrincipalDep, resources: ResourcesDep) -> Response[bytes]:
+                      principal: PrincipalDep, ledger: LedgerDep) -> Response[bytes]:
         """Refund: claw back the event's points (pro rata for a partial refund) and its spend."""
-        async with resources.pool.acquire() as conn:
-            outcome = await ledger.reverse_event(conn, principal.tenant_id, event_id, data, now())
-        return outcome_response(outcome)
+        return outcome_response(await ledger.reverse_event(principal.tenant_id, event_id, data,
+                                                           now()))
 
 
 class MembersController(Controller):
@@ -81,25 +76,21 @@ class MembersController(Controller):
 
     @get(guards=[allow("ingest", member=True)])
     async def get_member(self, member_id: PathId, principal: PrincipalDep,
-                         resources: ResourcesDep) -> p.Member:
+                         ledger: LedgerDep) -> p.Member:
         """Balances, spend and the next expiring points of a member."""
-        async with resources.pool.acquire() as conn:
-            return await ledger.member(conn, principal.tenant_id, member_id, now())
+        return await ledger.member(principal.tenant_id, member_id, now())
 
     @get("/entries", guards=[allow("ingest", member=True)])
-    async def get_entries(self, member_id: PathId, principal: PrincipalDep,
-                          resources: ResourcesDep, limit: PageLimit = 50,
-                          cursor: Cursor = None) -> p.EntryPage:
+    async def get_entries(self, member_id: PathId, principal: PrincipalDep, ledger: LedgerDep,
+                          limit: PageLimit = 50, cursor: Cursor = None) -> p.EntryPage:
         """Ledger history, newest first."""
-        return await ledger.entries(resources.pool, principal.tenant_id, member_id, cursor,
-                                    limit)
+        return await ledger.entries(principal.tenant_id, member_id, cursor, limit)
 
     @put("/earn-multiplier", guards=[allow("admin")])
     async def put_multiplier(self, member_id: PathId, data: JSONBody[p.MultiplierIn],
-                             principal: PrincipalDep, resources: ResourcesDep) -> p.MultiplierIn:
+                             principal: PrincipalDep, ledger: LedgerDep) -> p.MultiplierIn:
         """Set the member's earn multiplier (a tier benefit); rule points are multiplied by it."""
-        await ledger.set_multiplier(resources.pool, principal.tenant_id, member_id,
-                                    data.earn_multiplier, now())
+        await ledger.set_multiplier(principal.tenant_id, member_id, data.earn_multiplier, now())
         return data
 
 
@@ -110,43 +101,33 @@ class HoldsController(Controller):
     @post(guards=[allow("ingest")], opt=WRITE, status_code=201,
           responses=replayable(201, p.Hold))
     async def place(self, data: JSONBody[p.HoldIn], principal: PrincipalDep,
-                    resources: ResourcesDep) -> Response[bytes]:
+                    ledger: LedgerDep) -> Response[bytes]:
         """Reserve points for a two-phase spend; a pending hold times out to void."""
-        async with resources.pool.acquire() as conn:
-            outcome = await ledger.place_hold(conn, principal.tenant_id, data, now())
-        return outcome_response(outcome)
+        return outcome_response(await ledger.place_hold(principal.tenant_id, data, now()))
 
     @post("/{hold_id:str}/capture", guards=[allow("ingest")], opt=WRITE, status_code=200,
           responses=replayable(200, p.Hold))
-    async def capture(self, hold_id: PathId, principal: PrincipalDep,
-                      resources: ResourcesDep,
+    async def capture(self, hold_id: PathId, principal: PrincipalDep, ledger: LedgerDep,
                       data: JSONBody[p.SettleIn | None] = None) -> Response[bytes]:
         """Spend the held points. A hold past its expiry can never be captured (409)."""
-        return await self._settle(hold_id, "capture", data, principal.tenant_id, resources)
+        return outcome_response(await ledger.settle_hold(
+            principal.tenant_id, hold_id, "capture", data or p.SettleIn(), now()))
 
     @post("/{hold_id:str}/void", guards=[allow("ingest")], opt=WRITE, status_code=200,
           responses=replayable(200, p.Hold))
-    async def void(self, hold_id: PathId, principal: PrincipalDep, resources: ResourcesDep,
+    async def void(self, hold_id: PathId, principal: PrincipalDep, ledger: LedgerDep,
                    data: JSONBody[p.SettleIn | None] = None) -> Response[bytes]:
         """Release the held points back to available."""
-        return await self._settle(hold_id, "void", data, principal.tenant_id, resources)
+        return outcome_response(await ledger.settle_hold(
+            principal.tenant_id, hold_id, "void", data or p.SettleIn(), now()))
 
     @post("/{hold_id:str}/refund", guards=[allow("ingest")], opt=WRITE, status_code=201,
           responses=replayable(201, p.Refund))
     async def refund(self, hold_id: PathId, data: JSONBody[p.RefundIn],
-                     principal: PrincipalDep, resources: ResourcesDep) -> Response[bytes]:
+                     principal: PrincipalDep, ledger: LedgerDep) -> Response[bytes]:
         """Give a captured hold back whole, once, into the lots it came from."""
-        async with resources.pool.acquire() as conn:
-            outcome = await ledger.refund_hold(conn, principal.tenant_id, hold_id, data, now())
-        return outcome_response(outcome)
-
-    @staticmethod
-    async def _settle(hold_id: str, action: str, data: p.SettleIn | None, tenant_id: str,
-                      resources: ResourcesDep) -> Response[bytes]:
-        async with resources.pool.acquire() as conn:
-            outcome = await ledger.settle_hold(conn, tenant_id, hold_id, action,
-                                               data or p.SettleIn(), now())
-        return outcome_response(outcome)
+        return outcome_response(await ledger.refund_hold(principal.tenant_id, hold_id, data,
+                                                         now()))
 
 
 class SpendController(Controller):
@@ -155,45 +136,38 @@ class SpendController(Controller):
     @post("/debits", guards=[allow("ingest")], opt=WRITE, status_code=201,
           responses=replayable(201, p.Debit))
     async def debit(self, data: JSONBody[p.DebitIn], principal: PrincipalDep,
-                    resources: ResourcesDep) -> Response[bytes]:
+                    ledger: LedgerDep) -> Response[bytes]:
         """Spend points at once; 409 insufficient_points shows what is available."""
-        async with resources.pool.acquire() as conn:
-            outcome = await ledger.debit(conn, principal.tenant_id, data, now())
-        return outcome_response(outcome)
+        return outcome_response(await ledger.debit(principal.tenant_id, data, now()))
 
     @post("/moves", guards=[allow("ingest")], opt=WRITE, status_code=201,
           responses=replayable(201, p.Move))
     async def move(self, data: JSONBody[p.MoveIn], principal: PrincipalDep,
-                   resources: ResourcesDep) -> Response[bytes]:
+                   ledger: LedgerDep) -> Response[bytes]:
         """Move points from one member to another (red packets): spent by the sender, a new
         lot for the receiver."""
-        async with resources.pool.acquire() as conn:
-            outcome = await ledger.move_points(conn, principal.tenant_id, data, now())
-        return outcome_response(outcome)
+        return outcome_response(await ledger.move_points(principal.tenant_id, data, now()))
 
     @post("/retirements", guards=[allow("operator")], opt=WRITE, status_code=201,
           responses=replayable(201, p.Retirement))
     async def retire(self, data: JSONBody[p.RetirementIn], principal: PrincipalDep,
-                     resources: ResourcesDep) -> Response[bytes]:
+                     ledger: LedgerDep) -> Response[bytes]:
         """Give a member's points back to the issuance account (an ended pool's escrow)."""
-        async with resources.pool.acquire() as conn:
-            outcome = await ledger.retire_points(conn, principal.tenant_id, data, now())
-        return outcome_response(outcome)
+        return outcome_response(await ledger.retire_points(principal.tenant_id, data, now()))
 
     @post("/grants", guards=[allow("operator")], opt=WRITE, status_code=201,
           responses=replayable(201, p.Grant))
     async def grant(self, data: JSONBody[p.GrantIn], principal: PrincipalDep,
-                    resources: ResourcesDep) -> Response[bytes]:
+                    ledger: LedgerDep) -> Response[bytes]:
         """Issue points to up to 10 000 members, all or nothing; audited."""
-        async with resources.pool.acquire() as conn:
-            outcome = await ledger.grant(conn, principal.tenant_id, principal.key_id, data, now())
-        return outcome_response(outcome)
+        return outcome_response(await ledger.grant(principal.tenant_id, principal.key_id, data,
+                                                   now()))
 
     @get("/ledger/check", guards=[allow("admin")])
-    async def check(self, principal: PrincipalDep, resources: ResourcesDep) -> p.LedgerCheck:
+    async def check(self, principal: PrincipalDep, ledger: LedgerDep) -> p.LedgerCheck:
         """The ledger's invariants for this tenant: accounts sum to zero, balances match lots and
         transfers, balance-after chains hold, every event is in the ledger once."""
-        return await ledger.ledger_check(resources.pool, principal.tenant_id)
+        return await ledger.check(principal.tenant_id)
 
 
 CONTROLLERS = [RulesController, EventsController, MembersController, HoldsController,

@@ -10,6 +10,7 @@ from litestar import Router
 
 from services.points.api import CONTROLLERS
 from services.points.group_commit import EventCommitter
+from services.points.ledger import Ledger
 from services.runtime.access_api import AccessController
 from services.runtime.resources import Resources
 from services.runtime.service import Peers, ServiceSpec
@@ -17,15 +18,15 @@ from services.runtime.service import Peers, ServiceSpec
 
 @dataclass(frozen=True)
 class PointsComponents:
-    committer: EventCommitter
+    ledger: Ledger
 
 
 @contextlib.asynccontextmanager
 async def open_components(resources: Resources, peers: Peers) -> AsyncIterator[PointsComponents]:
     grouped = resources.settings.event_group_commit
-    yield PointsComponents(committer=EventCommitter(
-        resources.pool, max_group=200 if grouped else 1,
-        max_in_flight=4 if grouped else resources.settings.db_pool_max))
+    committer = EventCommitter(resources.pool, max_group=200 if grouped else 1,
+                               max_in_flight=4 if grouped else resources.settings.db_pool_max)
+    yield PointsComponents(ledger=Ledger(resources.pool, committer))
 
 
 POINTS: ServiceSpec[PointsComponents] = ServiceSpec(
@@ -34,5 +35,5 @@ POINTS: ServiceSpec[PointsComponents] = ServiceSpec(
     description="Earning rules, events, the double-entry ledger, holds, debits and grants.",
     route_handlers=[Router(path="/points/v1", route_handlers=[AccessController, *CONTROLLERS])],
     components=open_components,
-    provides={"committer": lambda components: components.committer},
+    provides={"ledger": lambda components: components.ledger},
 )

@@ -1,18 +1,23 @@
 """The ledger service: every points operation, with its validation, its idempotency and the
-shape of its answer around one call of the store (one SQL function, one round trip)."""
+shape of its answer around one call of the store (one SQL function, one round trip).
+
+``Ledger`` is built once per app (in the service's components) and serves the HTTP API. The
+module functions run on whatever the caller holds: a bus consumer's transaction, the grants
+import's connection, the CLI's ledger check, the worker's sweeps."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from proto import points as p
 from services.points import rules, store
 from services.points.group_commit import EventCommitter
-from services.runtime.db import Conn, Db
+from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import FuliError, ValidationFailed, refusal
-from services.runtime.idempotency import Outcome, fingerprint, run_once
+from services.runtime.idempotency import Effect, Outcome, fingerprint, run_once
 from services.runtime.pagination import decode_int_cursor, encode_cursor
 
 EVENTS_SCOPE = "points.events"
@@ -37,14 +42,10 @@ def _event_refusal(code: str, event: p.EventIn, *, in_batch: bool) -> FuliError:
                    {"id": event.event_id})
 
 
-def _event_outcome(recorded: store.RecordedEvent, event: p.EventIn) -> Outcome:
-    if recorded.refused is not None:
-        raise _event_refusal(recorded.refused, event, in_batch=False)
-    assert recorded.body is not None
-    return Outcome(EVENT_RECORDED, recorded.body, recorded.replayed)
+def _batch_error(event_id: str, exc: FuliError) -> p.BatchItem:
+    return p.BatchItem(event_id=event_id, status_code=exc.status_code,
+                       error=p.BatchItemError(code=exc.code, message=exc.message))
 
-
-# --- rules ---------------------------------------------------------------------------------
 
 def _rule(row: store.RuleRow) -> p.Rule:
     return p.Rule(action=row.action, points=row.points, points_per_unit=row.points_per_unit,
@@ -53,31 +54,20 @@ def _rule(row: store.RuleRow) -> p.Rule:
                   builtin=row.builtin)
 
 
-async def list_rules(db: Db, tenant_id: str) -> p.RuleList:
-    return p.RuleList(items=[_rule(row) for row in await store.select_rules(db, tenant_id)])
+def _entry(row: store.TransferRow) -> p.Entry:
+    return p.Entry(
+        entry_id=str(row.transfer_id), kind=row.kind,
+        points=rules.account_change(row.from_account, row.to_account, row.amount, "available"),
+        held_change=rules.account_change(row.from_account, row.to_account, row.amount, "held"),
+        balance_after=row.available_after, held_after=row.held_after, ref=row.ref, at=row.at)
 
 
-async def put_rule(db: Db, tenant_id: str, action: str, rule: p.RuleIn) -> p.Rule:
-    rules.validate_rule(rule)
-    await store.upsert_rule(db, tenant_id, action, rule, rules.stored_limits(rule))
-    return next(_rule(row) for row in await store.select_rules(db, tenant_id)
-                if row.action == action)
-
+# --- on the caller's connection ------------------------------------------------------------
 
 async def set_multiplier(db: Db, tenant_id: str, member_id: str, multiplier: float,
                          at: datetime) -> None:
     """The member's earn multiplier from ``at`` on, unless a newer one was set already."""
     await store.upsert_multiplier(db, tenant_id, member_id, multiplier, at)
-
-
-# --- events --------------------------------------------------------------------------------
-
-async def record_event(committer: EventCommitter, tenant_id: str, event: p.EventIn,
-                       now: datetime) -> Outcome:
-    occurred_at = rules.event_time(event.occurred_at, now)
-    recorded = await committer.record(tenant_id, event, event_fingerprint(event), occurred_at,
-                                      now)
-    return _event_outcome(recorded, event)
 
 
 async def earn_from_bus(conn: Conn, tenant_id: str, event: p.EventIn, now: datetime) -> bool:
@@ -87,129 +77,6 @@ async def earn_from_bus(conn: Conn, tenant_id: str, event: p.EventIn, now: datet
                                              rules.event_time(event.occurred_at, now), now)
     return recorded.refused is None
 
-
-async def record_batch(conn: Conn, tenant_id: str, batch: p.EventBatchIn,
-                       now: datetime) -> p.EventBatchResult:
-    items: list[p.BatchItem | None] = [None] * len(batch.events)
-    valid: list[int] = []
-    occurred: list[datetime] = []
-    for index, event in enumerate(batch.events):
-        try:
-            occurred.append(rules.event_time(event.occurred_at, now))
-            valid.append(index)
-        except ValidationFailed as exc:
-            items[index] = _batch_error(event.event_id, exc)
-    events = [batch.events[i] for i in valid]
-    recorded = await store.call_record_events(
-        conn, tenant_id, events, [event_fingerprint(e) for e in events], occurred,
-        now) if events else []
-    for index, event, outcome in zip(valid, events, recorded, strict=True):
-        if outcome.refused is not None:
-            items[index] = _batch_error(
-                event.event_id, _event_refusal(outcome.refused, event, in_batch=True))
-        else:
-            assert outcome.body is not None
-            items[index] = p.BatchItem(event_id=event.event_id, status_code=EVENT_RECORDED,
-                                       result=_event_result.decode(outcome.body))
-    assert all(item is not None for item in items)
-    return p.EventBatchResult(items=[item for item in items if item is not None])
-
-
-def _batch_error(event_id: str, exc: FuliError) -> p.BatchItem:
-    return p.BatchItem(event_id=event_id, status_code=exc.status_code,
-                       error=p.BatchItemError(code=exc.code, message=exc.message))
-
-
-async def reverse_event(conn: Conn, tenant_id: str, event_id: str, body: p.ReversalIn,
-                        now: datetime) -> Outcome:
-    async def effect(tx: Conn) -> tuple[int, p.Reversal]:
-        row = await store.call_reverse_event(tx, tenant_id, body.reversal_id, event_id,
-                                             body.amount_cents, now)
-        return 201, p.Reversal(
-            reversal_id=body.reversal_id, event_id=event_id, member_id=row.member_id,
-            refunded_cents=row.refunded_cents, points=row.points, clawed_back=row.clawed_back,
-            shortfall=row.shortfall, balance=row.available)
-
-    return await run_once(conn, tenant_id=tenant_id, scope="points.reversals",
-                          key=body.reversal_id, request={"event_id": event_id, "body": body},
-                          effect=effect)
-
-
-# --- holds, debits, moves ------------------------------------------------------------------
-
-async def place_hold(conn: Conn, tenant_id: str, body: p.HoldIn, now: datetime) -> Outcome:
-    async def effect(tx: Conn) -> tuple[int, p.Hold]:
-        row = await store.call_place_hold(tx, tenant_id, body.hold_id, body.member_id,
-                                          body.points, body.reason, body.expires_in_s, now)
-        return 201, p.Hold(hold_id=body.hold_id, member_id=body.member_id, points=body.points,
-                           status="pending", expires_at=row.expires_at,
-                           available=row.available, held=row.held)
-
-    return await run_once(conn, tenant_id=tenant_id, scope="points.holds", key=body.hold_id,
-                          request=body, effect=effect)
-
-
-async def settle_hold(conn: Conn, tenant_id: str, hold_id: str, action: str,
-                      body: p.SettleIn, now: datetime) -> Outcome:
-    """``action`` is capture or void."""
-    async def effect(tx: Conn) -> tuple[int, p.Hold]:
-        row = await store.call_settle_hold(tx, tenant_id, hold_id, action, now)
-        return 200, p.Hold(hold_id=hold_id, member_id=row.member_id, points=row.points,
-                           status=row.status,
-                           available=row.available, held=row.held)
-
-    return await run_once(conn, tenant_id=tenant_id, scope=f"points.holds.{action}",
-                          key=hold_id, request=body, effect=effect)
-
-
-async def refund_hold(conn: Conn, tenant_id: str, hold_id: str, body: p.RefundIn,
-                      now: datetime) -> Outcome:
-    async def effect(tx: Conn) -> tuple[int, p.Refund]:
-        row = await store.call_refund_hold(tx, tenant_id, hold_id, now)
-        return 201, p.Refund(refund_id=body.refund_id, hold_id=hold_id, member_id=row.member_id,
-                             points=row.points, available=row.available)
-
-    return await run_once(conn, tenant_id=tenant_id, scope="points.refunds", key=body.refund_id,
-                          request={"hold_id": hold_id, "body": body}, effect=effect)
-
-
-async def debit(conn: Conn, tenant_id: str, body: p.DebitIn, now: datetime) -> Outcome:
-    async def effect(tx: Conn) -> tuple[int, p.Debit]:
-        available = await store.call_debit(tx, tenant_id, body.debit_id, body.member_id,
-                                           body.points, body.reason, now)
-        return 201, p.Debit(debit_id=body.debit_id, member_id=body.member_id,
-                            points=body.points, available=available)
-
-    return await run_once(conn, tenant_id=tenant_id, scope="points.debits", key=body.debit_id,
-                          request=body, effect=effect)
-
-
-async def move_points(conn: Conn, tenant_id: str, body: p.MoveIn, now: datetime) -> Outcome:
-    async def effect(tx: Conn) -> tuple[int, p.Move]:
-        row = await store.call_move_points(tx, tenant_id, body.move_id, body.from_member_id,
-                                           body.to_member_id, body.points, body.reason,
-                                           body.expires_after_days, now)
-        return 201, p.Move(move_id=body.move_id, from_member_id=body.from_member_id,
-                           to_member_id=body.to_member_id, points=body.points,
-                           from_available=row.from_available, to_available=row.to_available)
-
-    return await run_once(conn, tenant_id=tenant_id, scope="points.moves", key=body.move_id,
-                          request=body, effect=effect)
-
-
-async def retire_points(conn: Conn, tenant_id: str, body: p.RetirementIn,
-                        now: datetime) -> Outcome:
-    async def effect(tx: Conn) -> tuple[int, p.Retirement]:
-        available = await store.call_retire_points(tx, tenant_id, body.retirement_id,
-                                                   body.member_id, body.points, now)
-        return 201, p.Retirement(retirement_id=body.retirement_id, member_id=body.member_id,
-                                 points=body.points, available=available)
-
-    return await run_once(conn, tenant_id=tenant_id, scope="points.retirements",
-                          key=body.retirement_id, request=body, effect=effect)
-
-
-# --- grants --------------------------------------------------------------------------------
 
 async def grant(conn: Conn, tenant_id: str, key_id: str | None, body: p.GrantIn,
                 now: datetime) -> Outcome:
@@ -225,37 +92,6 @@ async def grant(conn: Conn, tenant_id: str, key_id: str | None, body: p.GrantIn,
                           request=body, effect=effect)
 
 
-# --- reads ---------------------------------------------------------------------------------
-
-async def member(conn: Conn, tenant_id: str, member_id: str, now: datetime) -> p.Member:
-    row = await store.select_member(conn, tenant_id, member_id, now)
-    if row is None:  # never seen: nothing earned yet
-        return p.Member(member_id=member_id, available=0, held=0, lifetime_earned=0, spent=0,
-                        expired=0, reversed=0, spend_cents=0, earn_multiplier=1.0, expiring=[])
-    soon = await store.select_expiring(conn, tenant_id, member_id, now, EXPIRING_SHOWN)
-    return p.Member(**msgspec.structs.asdict(row),
-                    expiring=[p.Expiring(points=e.points, expires_at=e.expires_at)
-                              for e in soon])
-
-
-def _entry(row: store.TransferRow) -> p.Entry:
-    return p.Entry(
-        entry_id=str(row.transfer_id), kind=row.kind,
-        points=rules.account_change(row.from_account, row.to_account, row.amount, "available"),
-        held_change=rules.account_change(row.from_account, row.to_account, row.amount, "held"),
-        balance_after=row.available_after, held_after=row.held_after, ref=row.ref, at=row.at)
-
-
-async def entries(db: Db, tenant_id: str, member_id: str, cursor: str | None,
-                  limit: int) -> p.EntryPage:
-    """Newest first; the cursor is the last transfer id of the previous page."""
-    before = decode_int_cursor(cursor, minimum=1) if cursor else None
-    rows = await store.select_transfers(db, tenant_id, member_id, before, limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].transfer_id) if len(rows) > limit else None
-    return p.EntryPage(items=[_entry(row) for row in page], next_cursor=next_cursor)
-
-
 async def ledger_check(db: Db, tenant_id: str | None) -> p.LedgerCheck:
     """The ledger's invariants, for one tenant or all (None)."""
     problems = [p.LedgerProblem(tenant_id=row.tenant_id, member_id=row.member_id,
@@ -263,8 +99,6 @@ async def ledger_check(db: Db, tenant_id: str | None) -> p.LedgerCheck:
                 for row in await store.call_ledger_problems(db, tenant_id)]
     return p.LedgerCheck(ok=not problems, problems=problems)
 
-
-# --- background work -----------------------------------------------------------------------
 
 async def sweep_expired_lots(db: Db, now: datetime, limit: int) -> int:
     """Move expired remainders to the expiry account for up to ``limit`` members."""
@@ -274,3 +108,184 @@ async def sweep_expired_lots(db: Db, now: datetime, limit: int) -> int:
 async def expire_holds(db: Db, now: datetime, limit: int) -> int:
     """Void up to ``limit`` pending holds whose time ran out."""
     return await store.call_expire_holds(db, now, limit)
+
+
+# --- the service the HTTP handlers are given -----------------------------------------------
+
+class Ledger:
+    """Every operation of the HTTP API, each on a connection of its own from the pool; earning
+    events go through the group committer."""
+
+    def __init__(self, pool: Pool, committer: EventCommitter) -> None:
+        self.pool = pool
+        self.committer = committer
+
+    async def _run_once(self, tenant_id: str, scope: str, key: str, request: Any,
+                        effect: Effect) -> Outcome:
+        async with self.pool.acquire() as conn:
+            return await run_once(conn, tenant_id=tenant_id, scope=scope, key=key,
+                                  request=request, effect=effect)
+
+    # --- rules -----------------------------------------------------------------------------
+
+    async def list_rules(self, tenant_id: str) -> p.RuleList:
+        return p.RuleList(items=[_rule(row)
+                                 for row in await store.select_rules(self.pool, tenant_id)])
+
+    async def put_rule(self, tenant_id: str, action: str, rule: p.RuleIn) -> p.Rule:
+        rules.validate_rule(rule)
+        await store.upsert_rule(self.pool, tenant_id, action, rule, rules.stored_limits(rule))
+        return next(_rule(row) for row in await store.select_rules(self.pool, tenant_id)
+                    if row.action == action)
+
+    async def set_multiplier(self, tenant_id: str, member_id: str, multiplier: float,
+                             at: datetime) -> None:
+        await set_multiplier(self.pool, tenant_id, member_id, multiplier, at)
+
+    # --- events ----------------------------------------------------------------------------
+
+    async def record_event(self, tenant_id: str, event: p.EventIn, now: datetime) -> Outcome:
+        occurred_at = rules.event_time(event.occurred_at, now)
+        recorded = await self.committer.record(tenant_id, event, event_fingerprint(event),
+                                               occurred_at, now)
+        if recorded.refused is not None:
+            raise _event_refusal(recorded.refused, event, in_batch=False)
+        assert recorded.body is not None
+        return Outcome(EVENT_RECORDED, recorded.body, recorded.replayed)
+
+    async def record_batch(self, tenant_id: str, batch: p.EventBatchIn,
+                           now: datetime) -> p.EventBatchResult:
+        items: list[p.BatchItem | None] = [None] * len(batch.events)
+        valid: list[int] = []
+        occurred: list[datetime] = []
+        for index, event in enumerate(batch.events):
+            try:
+                occurred.append(rules.event_time(event.occurred_at, now))
+                valid.append(index)
+            except ValidationFailed as exc:
+                items[index] = _batch_error(event.event_id, exc)
+        events = [batch.events[i] for i in valid]
+        recorded = await store.call_record_events(
+            self.pool, tenant_id, events, [event_fingerprint(e) for e in events], occurred,
+            now) if events else []
+        for index, event, outcome in zip(valid, events, recorded, strict=True):
+            if outcome.refused is not None:
+                items[index] = _batch_error(
+                    event.event_id, _event_refusal(outcome.refused, event, in_batch=True))
+            else:
+                assert outcome.body is not None
+                items[index] = p.BatchItem(event_id=event.event_id, status_code=EVENT_RECORDED,
+                                           result=_event_result.decode(outcome.body))
+        assert all(item is not None for item in items)
+        return p.EventBatchResult(items=[item for item in items if item is not None])
+
+    async def reverse_event(self, tenant_id: str, event_id: str, body: p.ReversalIn,
+                            now: datetime) -> Outcome:
+        async def effect(tx: Conn) -> tuple[int, p.Reversal]:
+            row = await store.call_reverse_event(tx, tenant_id, body.reversal_id, event_id,
+                                                 body.amount_cents, now)
+            return 201, p.Reversal(
+                reversal_id=body.reversal_id, event_id=event_id, member_id=row.member_id,
+                refunded_cents=row.refunded_cents, points=row.points,
+                clawed_back=row.clawed_back, shortfall=row.shortfall, balance=row.available)
+
+        return await self._run_once(tenant_id, "points.reversals", body.reversal_id,
+                                    {"event_id": event_id, "body": body}, effect)
+
+    # --- holds, debits, moves, grants ------------------------------------------------------
+
+    async def place_hold(self, tenant_id: str, body: p.HoldIn, now: datetime) -> Outcome:
+        async def effect(tx: Conn) -> tuple[int, p.Hold]:
+            row = await store.call_place_hold(tx, tenant_id, body.hold_id, body.member_id,
+                                              body.points, body.reason, body.expires_in_s, now)
+            return 201, p.Hold(hold_id=body.hold_id, member_id=body.member_id,
+                               points=body.points, status="pending", expires_at=row.expires_at,
+                               available=row.available, held=row.held)
+
+        return await self._run_once(tenant_id, "points.holds", body.hold_id, body, effect)
+
+    async def settle_hold(self, tenant_id: str, hold_id: str, action: str,
+                          body: p.SettleIn, now: datetime) -> Outcome:
+        """``action`` is capture or void."""
+        async def effect(tx: Conn) -> tuple[int, p.Hold]:
+            row = await store.call_settle_hold(tx, tenant_id, hold_id, action, now)
+            return 200, p.Hold(hold_id=hold_id, member_id=row.member_id, points=row.points,
+                               status=row.status,
+                               available=row.available, held=row.held)
+
+        return await self._run_once(tenant_id, f"points.holds.{action}", hold_id, body, effect)
+
+    async def refund_hold(self, tenant_id: str, hold_id: str, body: p.RefundIn,
+                          now: datetime) -> Outcome:
+        async def effect(tx: Conn) -> tuple[int, p.Refund]:
+            row = await store.call_refund_hold(tx, tenant_id, hold_id, now)
+            return 201, p.Refund(refund_id=body.refund_id, hold_id=hold_id,
+                                 member_id=row.member_id, points=row.points,
+                                 available=row.available)
+
+        return await self._run_once(tenant_id, "points.refunds", body.refund_id,
+                                    {"hold_id": hold_id, "body": body}, effect)
+
+    async def debit(self, tenant_id: str, body: p.DebitIn, now: datetime) -> Outcome:
+        async def effect(tx: Conn) -> tuple[int, p.Debit]:
+            available = await store.call_debit(tx, tenant_id, body.debit_id, body.member_id,
+                                               body.points, body.reason, now)
+            return 201, p.Debit(debit_id=body.debit_id, member_id=body.member_id,
+                                points=body.points, available=available)
+
+        return await self._run_once(tenant_id, "points.debits", body.debit_id, body, effect)
+
+    async def move_points(self, tenant_id: str, body: p.MoveIn, now: datetime) -> Outcome:
+        async def effect(tx: Conn) -> tuple[int, p.Move]:
+            row = await store.call_move_points(tx, tenant_id, body.move_id, body.from_member_id,
+                                               body.to_member_id, body.points, body.reason,
+                                               body.expires_after_days, now)
+            return 201, p.Move(move_id=body.move_id, from_member_id=body.from_member_id,
+                               to_member_id=body.to_member_id, points=body.points,
+                               from_available=row.from_available,
+                               to_available=row.to_available)
+
+        return await self._run_once(tenant_id, "points.moves", body.move_id, body, effect)
+
+    async def retire_points(self, tenant_id: str, body: p.RetirementIn,
+                            now: datetime) -> Outcome:
+        async def effect(tx: Conn) -> tuple[int, p.Retirement]:
+            available = await store.call_retire_points(tx, tenant_id, body.retirement_id,
+                                                       body.member_id, body.points, now)
+            return 201, p.Retirement(retirement_id=body.retirement_id,
+                                     member_id=body.member_id, points=body.points,
+                                     available=available)
+
+        return await self._run_once(tenant_id, "points.retirements", body.retirement_id, body,
+                                    effect)
+
+    async def grant(self, tenant_id: str, key_id: str | None, body: p.GrantIn,
+                    now: datetime) -> Outcome:
+        async with self.pool.acquire() as conn:
+            return await grant(conn, tenant_id, key_id, body, now)
+
+    # --- reads -----------------------------------------------------------------------------
+
+    async def member(self, tenant_id: str, member_id: str, now: datetime) -> p.Member:
+        async with self.pool.acquire() as conn:
+            row = await store.select_member(conn, tenant_id, member_id, now)
+            if row is None:  # never seen: nothing earned yet
+                return p.Member(member_id=member_id, available=0, held=0, lifetime_earned=0,
+                                spent=0, expired=0, reversed=0, spend_cents=0,
+                                earn_multiplier=1.0, expiring=[])
+            soon = await store.select_expiring(conn, tenant_id, member_id, now, EXPIRING_SHOWN)
+        return p.Member(**msgspec.structs.asdict(row),
+                        expiring=[p.Expiring(points=e.points, expires_at=e.expires_at)
+                                  for e in soon])
+
+    async def entries(self, tenant_id: str, member_id: str, cursor: str | None,
+                      limit: int) -> p.EntryPage:
+        """Newest first; the cursor is the last transfer id of the previous page."""
+        before = decode_int_cursor(cursor, minimum=1) if cursor else None
+        rows = await store.select_transfers(self.pool, tenant_id, member_id, before, limit + 1)
+        page = rows[:limit]
+        next_cursor = encode_cursor(page[-1].transfer_id) if len(rows) > limit else None
+        return p.EntryPage(items=[_entry(row) for row in page], next_cursor=next_cursor)
+
+    async def check(self, tenant_id: str) -> p.LedgerCheck:
+        return await ledger_check(self.pool, tenant_id)

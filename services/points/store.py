@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from proto.points import EntryKind, EventIn, GrantItem, HoldStatus, RuleIn
-from services.runtime.db import Db, as_struct, as_structs, refusals
+from services.runtime.db import Db, S, as_struct, as_structs, refusals
 
 
 class Row(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,6 +115,14 @@ class LedgerProblemRow(Row, frozen=True, kw_only=True):
     detail: dict[str, Any]
 
 
+async def _call(db: Db, kind: type[S], query: str, *args: Any) -> S:
+    """The one row a ledger function answers, its refusals raised as FuliErrors."""
+    with refusals():
+        row = await db.fetchrow(query, *args)
+    assert row is not None
+    return as_struct(kind, row)
+
+
 # --- rules ---------------------------------------------------------------------------------
 
 async def select_rules(db: Db, tenant_id: str) -> list[RuleRow]:
@@ -185,45 +193,37 @@ async def call_record_events(db: Db, tenant_id: str, events: Sequence[EventIn],
 
 async def call_reverse_event(db: Db, tenant_id: str, reversal_id: str, event_id: str,
                              amount_cents: int | None, now: datetime) -> ReversedEvent:
-    with refusals():
-        row = await db.fetchrow(
-            "SELECT member_id, refunded_cents, points, clawed_back, shortfall, available"
-            " FROM points.reverse_event($1, $2, $3, $4, $5)",
-            tenant_id, reversal_id, event_id, amount_cents, now)
-    assert row is not None
-    return as_struct(ReversedEvent, row)
+    return await _call(
+        db, ReversedEvent,
+        "SELECT member_id, refunded_cents, points, clawed_back, shortfall, available"
+        " FROM points.reverse_event($1, $2, $3, $4, $5)",
+        tenant_id, reversal_id, event_id, amount_cents, now)
 
 
 # --- holds, debits, moves, grants ----------------------------------------------------------
 
 async def call_place_hold(db: Db, tenant_id: str, hold_id: str, member_id: str, points: int,
                           reason: str, expires_in_s: int, now: datetime) -> PlacedHold:
-    with refusals():
-        row = await db.fetchrow(
-            "SELECT available, held, expires_at FROM points.place_hold($1, $2, $3, $4, $5, $6, $7)",
-            tenant_id, hold_id, member_id, points, reason, expires_in_s, now)
-    assert row is not None
-    return as_struct(PlacedHold, row)
+    return await _call(
+        db, PlacedHold,
+        "SELECT available, held, expires_at FROM points.place_hold($1, $2, $3, $4, $5, $6, $7)",
+        tenant_id, hold_id, member_id, points, reason, expires_in_s, now)
 
 
 async def call_settle_hold(db: Db, tenant_id: str, hold_id: str, action: str,
                            now: datetime) -> SettledHold:
-    with refusals():
-        row = await db.fetchrow(
-            "SELECT member_id, points, status, available, held"
-            " FROM points.settle_hold($1, $2, $3, $4)", tenant_id, hold_id, action, now)
-    assert row is not None
-    return as_struct(SettledHold, row)
+    return await _call(
+        db, SettledHold,
+        "SELECT member_id, points, status, available, held"
+        " FROM points.settle_hold($1, $2, $3, $4)", tenant_id, hold_id, action, now)
 
 
 async def call_refund_hold(db: Db, tenant_id: str, hold_id: str,
                            now: datetime) -> RefundedHold:
-    with refusals():
-        row = await db.fetchrow(
-            "SELECT member_id, points, available FROM points.refund_hold($1, $2, $3)",
-            tenant_id, hold_id, now)
-    assert row is not None
-    return as_struct(RefundedHold, row)
+    return await _call(
+        db, RefundedHold,
+        "SELECT member_id, points, available FROM points.refund_hold($1, $2, $3)",
+        tenant_id, hold_id, now)
 
 
 async def call_debit(db: Db, tenant_id: str, debit_id: str, member_id: str, points: int,
@@ -239,13 +239,11 @@ async def call_debit(db: Db, tenant_id: str, debit_id: str, member_id: str, poin
 async def call_move_points(db: Db, tenant_id: str, move_id: str, from_member: str,
                            to_member: str, points: int, reason: str, expires_days: int,
                            now: datetime) -> MovedPoints:
-    with refusals():
-        row = await db.fetchrow(
-            "SELECT from_available, to_available FROM points.move_points("
-            "$1, $2, $3, $4, $5, $6, $7, $8)",
-            tenant_id, move_id, from_member, to_member, points, reason, expires_days, now)
-    assert row is not None
-    return as_struct(MovedPoints, row)
+    return await _call(
+        db, MovedPoints,
+        "SELECT from_available, to_available FROM points.move_points("
+        "$1, $2, $3, $4, $5, $6, $7, $8)",
+        tenant_id, move_id, from_member, to_member, points, reason, expires_days, now)
 
 
 async def call_retire_points(db: Db, tenant_id: str, retirement_id: str, member_id: str,
@@ -261,14 +259,12 @@ async def call_retire_points(db: Db, tenant_id: str, retirement_id: str, member_
 async def call_apply_grant(db: Db, tenant_id: str, grant_id: str, key_id: str | None,
                            reason: str, items: Sequence[GrantItem], default_days: int,
                            now: datetime) -> AppliedGrant:
-    with refusals():
-        row = await db.fetchrow(
-            "SELECT item_count, total_points FROM points.apply_grant("
-            "$1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            tenant_id, grant_id, key_id, reason, [i.member_id for i in items],
-            [i.points for i in items], [i.expires_at for i in items], default_days, now)
-    assert row is not None
-    return as_struct(AppliedGrant, row)
+    return await _call(
+        db, AppliedGrant,
+        "SELECT item_count, total_points FROM points.apply_grant("
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        tenant_id, grant_id, key_id, reason, [i.member_id for i in items],
+        [i.points for i in items], [i.expires_at for i in items], default_days, now)
 
 
 # --- reads ---------------------------------------------------------------------------------

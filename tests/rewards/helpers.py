@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import httpx
 
-from services.points.app import POINTS
+from services.points.app import POINTS, PointsComponents
+from services.points.group_commit import EventCommitter
+from services.points.ledger import Ledger
 from services.rewards.points_client import PointsClient
 from services.runtime.app import create_service_app
 from services.runtime.resources import Resources
@@ -32,6 +34,8 @@ def points_client_with(resources: Resources,
     """A points client whose calls fail when ``fails`` says so."""
     points_app = create_service_app(POINTS, resources.settings)
     points_app.state.resources = resources
+    points_app.state.components = PointsComponents(
+        ledger=Ledger(resources.pool, EventCommitter(resources.pool)))
     transport = FailingTransport(httpx.ASGITransport(app=points_app), fails)
     http = httpx.AsyncClient(transport=transport, base_url="http://points.internal")
     return PointsClient(http, resources)

@@ -338,24 +338,34 @@ BEGIN
     RETURN QUERY SELECT v_live - p_points, m.held, v_expires;
 END $$;
 
--- Capture, void or expire a pending hold. p_action: 'capture', 'void' or 'expire' (the worker).
-CREATE OR REPLACE FUNCTION points.settle_hold(p_tenant text, p_hold_id text, p_action text,
-                                              p_now timestamptz)
-RETURNS TABLE (member_id text, points bigint, status text, available bigint, held bigint)
-LANGUAGE plpgsql AS $$
+-- The hold, read again once its member is locked (so its status cannot change under us);
+-- refuses an unknown hold.
+CREATE FUNCTION points.lock_hold(p_tenant text, p_hold_id text)
+RETURNS points.holds LANGUAGE plpgsql AS $$
 DECLARE
     v_member text;
     h points.holds;
-    m points.members;
-    a record;
 BEGIN
     SELECT x.member_id INTO v_member FROM points.holds x
     WHERE x.tenant_id = p_tenant AND x.hold_id = p_hold_id;
     IF NOT FOUND THEN
         PERFORM points.refuse('unknown_hold', 'no such hold', jsonb_build_object('hold_id', p_hold_id));
     END IF;
-    m := points.lock_member(p_tenant, v_member, false);
+    PERFORM points.lock_member(p_tenant, v_member, false);
     SELECT * INTO h FROM points.holds x WHERE x.tenant_id = p_tenant AND x.hold_id = p_hold_id;
+    RETURN h;
+END $$;
+
+-- Capture, void or expire a pending hold. p_action: 'capture', 'void' or 'expire' (the worker).
+CREATE OR REPLACE FUNCTION points.settle_hold(p_tenant text, p_hold_id text, p_action text,
+                                              p_now timestamptz)
+RETURNS TABLE (member_id text, points bigint, status text, available bigint, held bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    h points.holds;
+    m points.members;
+BEGIN
+    h := points.lock_hold(p_tenant, p_hold_id);
     IF h.status <> 'pending' THEN
         PERFORM points.refuse('hold_not_pending', 'the hold was already ' || h.status,
                               jsonb_build_object('status', h.status));
@@ -364,24 +374,21 @@ BEGIN
         PERFORM points.refuse('hold_expired', 'the hold expired and can no longer be captured',
                               jsonb_build_object('expired_at', h.expires_at));
     END IF;
-    FOR a IN SELECT * FROM jsonb_to_recordset(h.allocations) AS x(lot_id bigint, points bigint) LOOP
-        IF p_action = 'capture' THEN
-            UPDATE points.lots l SET remaining = l.remaining - a.points, held = l.held - a.points
-            WHERE l.tenant_id = p_tenant AND l.member_id = v_member AND l.lot_id = a.lot_id;
-        ELSE
-            UPDATE points.lots l SET held = l.held - a.points
-            WHERE l.tenant_id = p_tenant AND l.member_id = v_member AND l.lot_id = a.lot_id;
-        END IF;
-    END LOOP;
+    -- The held points leave the lots they were held in; captured, they are spent from them.
+    UPDATE points.lots l
+    SET held = l.held - a.points,
+        remaining = l.remaining - CASE WHEN p_action = 'capture' THEN a.points ELSE 0 END
+    FROM jsonb_to_recordset(h.allocations) AS a(lot_id bigint, points bigint)
+    WHERE l.tenant_id = p_tenant AND l.member_id = h.member_id AND l.lot_id = a.lot_id;
     IF p_action = 'capture' THEN
-        m := points.post_transfer(p_tenant, v_member, 'capture', 'held', 'redemption', h.points,
-                                  p_hold_id, p_now);
+        m := points.post_transfer(p_tenant, h.member_id, 'capture', 'held', 'redemption',
+                                  h.points, p_hold_id, p_now);
         PERFORM points.emit(p_tenant, 'PointsSpent', jsonb_build_object(
-            'member_id', v_member, 'points', h.points, 'kind', 'capture', 'ref', p_hold_id,
+            'member_id', h.member_id, 'points', h.points, 'kind', 'capture', 'ref', p_hold_id,
             'reason', h.reason, 'spent_at', p_now));
     ELSE
-        m := points.post_transfer(p_tenant, v_member, 'void', 'held', 'available', h.points,
-                                  p_hold_id, p_now);
+        m := points.post_transfer(p_tenant, h.member_id, 'void', 'held', 'available',
+                                  h.points, p_hold_id, p_now);
     END IF;
     UPDATE points.holds x
     SET status = CASE p_action WHEN 'capture' THEN 'captured' WHEN 'void' THEN 'voided'
@@ -389,26 +396,18 @@ BEGIN
         resolved_at = p_now
     WHERE x.tenant_id = p_tenant AND x.hold_id = p_hold_id
     RETURNING x.status INTO h.status;
-    RETURN QUERY SELECT v_member, h.points, h.status,
-                        m.available - points.expired_unswept(p_tenant, v_member, p_now), m.held;
+    RETURN QUERY SELECT h.member_id, h.points, h.status,
+                        m.available - points.expired_unswept(p_tenant, h.member_id, p_now), m.held;
 END $$;
 
 CREATE OR REPLACE FUNCTION points.refund_hold(p_tenant text, p_hold_id text, p_now timestamptz)
 RETURNS TABLE (member_id text, points bigint, available bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_member text;
     h points.holds;
     m points.members;
-    a record;
 BEGIN
-    SELECT x.member_id INTO v_member FROM points.holds x
-    WHERE x.tenant_id = p_tenant AND x.hold_id = p_hold_id;
-    IF NOT FOUND THEN
-        PERFORM points.refuse('unknown_hold', 'no such hold', jsonb_build_object('hold_id', p_hold_id));
-    END IF;
-    m := points.lock_member(p_tenant, v_member, false);
-    SELECT * INTO h FROM points.holds x WHERE x.tenant_id = p_tenant AND x.hold_id = p_hold_id;
+    h := points.lock_hold(p_tenant, p_hold_id);
     IF h.status <> 'captured' THEN
         PERFORM points.refuse('hold_not_captured', 'only a captured hold can be refunded',
                               jsonb_build_object('status', h.status));
@@ -417,18 +416,17 @@ BEGIN
         PERFORM points.refuse('already_refunded', 'the hold was already refunded',
                               jsonb_build_object('refunded_at', h.refunded_at));
     END IF;
-    FOR a IN SELECT * FROM jsonb_to_recordset(h.allocations) AS x(lot_id bigint, points bigint) LOOP
-        UPDATE points.lots l SET remaining = l.remaining + a.points
-        WHERE l.tenant_id = p_tenant AND l.member_id = v_member AND l.lot_id = a.lot_id;
-    END LOOP;
+    UPDATE points.lots l SET remaining = l.remaining + a.points
+    FROM jsonb_to_recordset(h.allocations) AS a(lot_id bigint, points bigint)
+    WHERE l.tenant_id = p_tenant AND l.member_id = h.member_id AND l.lot_id = a.lot_id;
     UPDATE points.holds x SET refunded_at = p_now
     WHERE x.tenant_id = p_tenant AND x.hold_id = p_hold_id;
-    m := points.post_transfer(p_tenant, v_member, 'refund', 'redemption', 'available', h.points,
-                              p_hold_id, p_now);
+    m := points.post_transfer(p_tenant, h.member_id, 'refund', 'redemption', 'available',
+                              h.points, p_hold_id, p_now);
     PERFORM points.emit(p_tenant, 'PointsRefunded', jsonb_build_object(
-        'member_id', v_member, 'points', h.points, 'ref', p_hold_id, 'refunded_at', p_now));
-    RETURN QUERY SELECT v_member, h.points,
-                        m.available - points.expired_unswept(p_tenant, v_member, p_now);
+        'member_id', h.member_id, 'points', h.points, 'ref', p_hold_id, 'refunded_at', p_now));
+    RETURN QUERY SELECT h.member_id, h.points,
+                        m.available - points.expired_unswept(p_tenant, h.member_id, p_now);
 END $$;
 
 CREATE OR REPLACE FUNCTION points.debit(p_tenant text, p_debit_id text, p_member text,

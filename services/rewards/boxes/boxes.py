@@ -35,6 +35,7 @@ from services.rewards.boxes import rules, store
 from services.rewards.boxes.store import BoxMember, BoxRow, DrawRow
 from services.rewards.ids import digest
 from services.rewards.points_client import PointsClient
+from services.rewards.recovery import HOLD_EXPIRES_S, MAX_STEPS, RECOVERY_BATCH, STUCK_AFTER_S
 from services.rewards.refusals import refused
 from services.rewards.wallet import wallet
 from services.runtime.db import Conn, Db, Pool
@@ -45,10 +46,6 @@ from services.runtime.tenants import tenant_time_zone
 log = logging.getLogger("fuli.rewards.boxes")
 
 SCOPE = "rewards.draws"
-HOLD_EXPIRES_S = 120
-MAX_STEPS = 8
-STUCK_AFTER_S = 20  # what the worker leaves to the request still driving it
-RECOVERY_BATCH = 200
 
 
 def hold_id_for(draw_id: str) -> str:

@@ -21,6 +21,7 @@ from services.rewards.catalog.stock import StockMirror
 from services.rewards.catalog.store import PerkRow, RedemptionRow
 from services.rewards.ids import digest
 from services.rewards.points_client import PointsAnswer, PointsClient
+from services.rewards.recovery import HOLD_EXPIRES_S, MAX_STEPS, RECOVERY_BATCH, STUCK_AFTER_S
 from services.rewards.refusals import refused
 from services.rewards.wallet import wallet
 from services.runtime.db import Pool
@@ -38,11 +39,7 @@ from services.runtime.pagination import decode_cursor, encode_cursor
 log = logging.getLogger("fuli.rewards.redemptions")
 
 SCOPE = "rewards.redemptions"
-HOLD_EXPIRES_S = 120
 FINAL = ("completed", "pending_fulfilment", "cancelled", "failed", "cancelling")
-MAX_STEPS = 8
-STUCK_AFTER_S = 20  # what the worker leaves to the request still driving it
-RECOVERY_BATCH = 200
 
 
 def hold_id_for(redemption_id: str) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from services.rewards.app import RewardsComponents
+from services.rewards.recovery import STUCK_AFTER_S
 from services.runtime.worker import WorkerContext
 
-STUCK_AFTER_S = 20
 GRACE_S = 5  # late grabs and opens of a just-ended pool or packet land first
 BATCH = 200
 

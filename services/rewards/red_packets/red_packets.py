@@ -345,12 +345,11 @@ class RedPackets:
         """Finish opens left reserved since ``stuck_before``, settle pools and expire packets
         that ended before ``ended_before``; one that cannot finish now is left for next time."""
         for stuck in await store.reserved_opens(self.db, stuck_before, batch):
-            await _quietly(self.finish_open(stuck.tenant_id, stuck.open_id), stuck.open_id)
+            await _quietly(self.finish_open(stuck.tenant_id, stuck.id), stuck.id)
         for ended in await store.ended_pools(self.db, ended_before, batch):
-            await _quietly(self.settle_pool(ended.tenant_id, ended.pool_id), ended.pool_id)
+            await _quietly(self.settle_pool(ended.tenant_id, ended.id), ended.id)
         for expired in await store.expired_packets(self.db, ended_before, batch):
-            await _quietly(self.expire_packet(expired.tenant_id, expired.packet_id),
-                           expired.packet_id)
+            await _quietly(self.expire_packet(expired.tenant_id, expired.id), expired.id)
 
 
 def _stored_answer(found: store.PoolOpenRow, replayed: bool) -> Outcome:

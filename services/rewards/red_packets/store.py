@@ -79,19 +79,11 @@ class GrabRow(msgspec.Struct, frozen=True):
     at: datetime
 
 
-class PoolRef(msgspec.Struct, frozen=True):
+class Due(msgspec.Struct, frozen=True):
+    """An open, a pool or a packet the worker is to finish, settle or expire."""
+
     tenant_id: str
-    pool_id: str
-
-
-class OpenRef(msgspec.Struct, frozen=True):
-    tenant_id: str
-    open_id: str
-
-
-class PacketRef(msgspec.Struct, frozen=True):
-    tenant_id: str
-    packet_id: str
+    id: str
 
 
 # --- pools ----------------------------------------------------------------------------------
@@ -163,15 +155,15 @@ async def opened_shares(db: Db, tenant_id: str, pool_id: str) -> list[OpenedShar
         " ORDER BY at DESC", tenant_id, pool_id))
 
 
-async def reserved_opens(db: Db, older_than: datetime, limit: int) -> list[OpenRef]:
-    return as_structs(OpenRef, await db.fetch(
-        "SELECT tenant_id, open_id FROM rewards.pool_opens WHERE status = 'reserved'"
+async def reserved_opens(db: Db, older_than: datetime, limit: int) -> list[Due]:
+    return as_structs(Due, await db.fetch(
+        "SELECT tenant_id, open_id AS id FROM rewards.pool_opens WHERE status = 'reserved'"
         " AND at < $1 ORDER BY at LIMIT $2", older_than, limit))
 
 
-async def ended_pools(db: Db, now: datetime, limit: int) -> list[PoolRef]:
-    return as_structs(PoolRef, await db.fetch(
-        "SELECT tenant_id, pool_id FROM rewards.pools WHERE status = 'open' AND ends_at <= $1"
+async def ended_pools(db: Db, now: datetime, limit: int) -> list[Due]:
+    return as_structs(Due, await db.fetch(
+        "SELECT tenant_id, pool_id AS id FROM rewards.pools WHERE status = 'open' AND ends_at <= $1"
         " ORDER BY ends_at LIMIT $2", now, limit))
 
 
@@ -241,9 +233,9 @@ async def mark_grab_paid(db: Db, tenant_id: str, packet_id: str, member_id: str)
         tenant_id, packet_id, member_id)
 
 
-async def expired_packets(db: Db, now: datetime, limit: int) -> list[PacketRef]:
-    return as_structs(PacketRef, await db.fetch(
-        "SELECT tenant_id, packet_id FROM rewards.packets WHERE status = 'open'"
+async def expired_packets(db: Db, now: datetime, limit: int) -> list[Due]:
+    return as_structs(Due, await db.fetch(
+        "SELECT tenant_id, packet_id AS id FROM rewards.packets WHERE status = 'open'"
         " AND expires_at <= $1 ORDER BY expires_at LIMIT $2", now, limit))
 
 

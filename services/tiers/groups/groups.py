@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from proto import tiers as t
-from services.runtime.db import Db, Pool
+from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, NotFound
 from services.runtime.tenants import tenant_time_zone
 from services.tiers import shared_store
@@ -40,9 +40,7 @@ class Groups:
         """Joins at ``at`` (default now); a member already in the group stays as they are."""
         moment = rules.check_moment(at, now)
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await store.lock_group(conn, tenant_id, group_id):
-                raise _unknown_group(group_id)
-            last = await store.last_stay(conn, tenant_id, group_id, member_id)
+            last = await _last_stay_locked(conn, tenant_id, group_id, member_id)
             if last is not None and last.left_at is None:
                 return t.Membership(group_id=group_id, member_id=member_id,
                                     joined_at=last.joined_at, left_at=None)
@@ -58,9 +56,7 @@ class Groups:
         """Leaves at ``at`` (default now)."""
         moment = rules.check_moment(at, now)
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await store.lock_group(conn, tenant_id, group_id):
-                raise _unknown_group(group_id)
-            last = await store.last_stay(conn, tenant_id, group_id, member_id)
+            last = await _last_stay_locked(conn, tenant_id, group_id, member_id)
             if last is None or last.left_at is not None:
                 raise NotFound(f"{member_id!r} is not in group {group_id!r}",
                                code="not_a_member")
@@ -163,6 +159,15 @@ async def _require_group(db: Db, tenant_id: str, group_id: str) -> t.Group:
     if group is None:
         raise _unknown_group(group_id)
     return group
+
+
+async def _last_stay_locked(conn: Conn, tenant_id: str, group_id: str,
+                            member_id: str) -> store.Stay | None:
+    """The member's last stay in the group, with the group locked: joins and leaves of one
+    group queue, so stays never overlap."""
+    if not await store.lock_group(conn, tenant_id, group_id):
+        raise _unknown_group(group_id)
+    return await store.last_stay(conn, tenant_id, group_id, member_id)
 
 
 async def _flash_groups(db: Db, tenant_id: str) -> set[str]:
