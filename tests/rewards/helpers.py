@@ -7,12 +7,9 @@ from collections.abc import Callable
 
 import httpx
 
-from services.points.app import POINTS, PointsComponents
-from services.points.group_commit import EventCommitter
-from services.points.ledger import Ledger
 from services.rewards.points_client import PointsClient
-from services.runtime.app import create_service_app
 from services.runtime.resources import Resources
+from services.runtime.stack import Stack
 
 
 class FailingTransport(httpx.AsyncBaseTransport):
@@ -29,16 +26,11 @@ class FailingTransport(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-def points_client_with(resources: Resources,
-                       fails: Callable[[httpx.Request], bool]) -> PointsClient:
-    """A points client whose calls fail when ``fails`` says so."""
-    points_app = create_service_app(POINTS, resources.settings)
-    points_app.state.resources = resources
-    points_app.state.components = PointsComponents(
-        ledger=Ledger(resources.pool, EventCommitter(resources.pool)))
-    transport = FailingTransport(httpx.ASGITransport(app=points_app), fails)
+def points_client_with(stack: Stack, fails: Callable[[httpx.Request], bool]) -> PointsClient:
+    """A client of the stack's points app whose calls fail when ``fails`` says so."""
+    transport = FailingTransport(httpx.ASGITransport(app=stack.host.apps["points"]), fails)
     http = httpx.AsyncClient(transport=transport, base_url="http://points.internal")
-    return PointsClient(http, resources)
+    return PointsClient(http, stack.host.resources)
 
 
 async def rewards_rows(resources: Resources, tenant: str) -> tuple[int, ...]:

@@ -172,7 +172,7 @@ async def test_the_shipped_verifier_confirms_every_revealed_draw(
 
 
 async def test_a_draw_whose_capture_fails_gives_the_prize_back(
-        rewards: Rewards, resources: Any, settings: Any) -> None:
+        rewards: Rewards, resources: Any, settings: Any, stack: Any) -> None:
     from datetime import UTC, datetime
 
     from proto.rewards import DrawIn
@@ -186,7 +186,7 @@ async def test_a_draw_whose_capture_fails_gives_the_prize_back(
         {"prize_id": "spa", "name": "SPA", "weight": 1, "stock": 1, "kind": "nothing"}])
     member = uid("m")
     await rewards.points.give(member, 10)
-    broken = points_client_with(resources,
+    broken = points_client_with(stack,
                                 lambda request: request.url.path.endswith("/capture"))
     boxes = Boxes(resources.pool, broken)
     body = DrawIn(draw_id=uid("d"), member_id=member)

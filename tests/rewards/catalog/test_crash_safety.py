@@ -16,15 +16,16 @@ from services.rewards.catalog.stock import StockMirror, stock_key
 from services.rewards.points_client import PointsUnavailable
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
+from services.runtime.stack import Stack
 from services.runtime.worker import WorkerContext
 from tests.rewards.helpers import points_client_with
 from tests.support.api import Rewards, uid
 
 
-def redemptions_with(resources: Resources,
-                     fails: Callable[[httpx.Request], bool]) -> Redemptions:
+def redemptions_with(stack: Stack, fails: Callable[[httpx.Request], bool]) -> Redemptions:
     """Redemptions whose calls to the points service fail when ``fails`` says so."""
-    return Redemptions(resources.pool, points_client_with(resources, fails),
+    resources = stack.host.resources
+    return Redemptions(resources.pool, points_client_with(stack, fails),
                        StockMirror(resources.redis))
 
 
@@ -37,11 +38,11 @@ async def run_recovery(settings: Settings) -> None:
 
 
 async def test_capture_unreachable_then_hold_voided_leaves_no_charge(
-        rewards: Rewards, resources: Resources, settings: Settings) -> None:
+        rewards: Rewards, resources: Resources, settings: Settings, stack: Stack) -> None:
     member = uid("m")
     await rewards.points.give(member, 40)
     sku = await rewards.perk(cost_points=25, stock=2)
-    broken = redemptions_with(resources, lambda request: request.url.path.endswith("/capture"))
+    broken = redemptions_with(stack, lambda request: request.url.path.endswith("/capture"))
     body = RedemptionIn(redemption_id=uid("rd"), member_id=member, sku=sku)
     try:
         await broken.redeem(rewards.tenant.name, body, datetime.now(UTC))
@@ -72,11 +73,11 @@ async def test_capture_unreachable_then_hold_voided_leaves_no_charge(
 
 
 async def test_a_crash_after_reserving_is_finished_by_the_worker(
-        rewards: Rewards, resources: Resources, settings: Settings) -> None:
+        rewards: Rewards, resources: Resources, settings: Settings, stack: Stack) -> None:
     member = uid("m")
     await rewards.points.give(member, 40)
     sku = await rewards.perk(cost_points=25, stock=2)
-    broken = redemptions_with(resources, lambda request: request.url.path.endswith("/capture"))
+    broken = redemptions_with(stack, lambda request: request.url.path.endswith("/capture"))
     body = RedemptionIn(redemption_id=uid("rd"), member_id=member, sku=sku)
     try:
         await broken.redeem(rewards.tenant.name, body, datetime.now(UTC))
@@ -97,7 +98,7 @@ async def test_a_crash_after_reserving_is_finished_by_the_worker(
 
 
 async def test_redis_flushed_mid_burst_never_oversells(
-        rewards: Rewards, resources: Resources, settings: Settings) -> None:
+        rewards: Rewards, resources: Resources, settings: Settings, stack: Stack) -> None:
     sku = await rewards.perk(cost_points=1, stock=60)
     members = [uid("m") for _ in range(150)]
     await rewards.points.grant([{"member_id": m, "points": 1} for m in members])
@@ -122,12 +123,12 @@ async def test_redis_flushed_mid_burst_never_oversells(
 
 
 async def test_a_cancel_interrupted_before_the_refund_is_finished_by_the_worker(
-        rewards: Rewards, resources: Resources, settings: Settings) -> None:
+        rewards: Rewards, resources: Resources, settings: Settings, stack: Stack) -> None:
     member = uid("m")
     await rewards.points.give(member, 30)
     sku = await rewards.perk(cost_points=30, stock=1)
     rid = (await rewards.redeem(member, sku)).json()["redemption_id"]
-    broken = redemptions_with(resources, lambda request: request.url.path.endswith("/refund"))
+    broken = redemptions_with(stack, lambda request: request.url.path.endswith("/refund"))
     try:
         await broken.cancel(rewards.tenant.name, rid)
         raise AssertionError("the refund should have failed")
