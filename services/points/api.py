@@ -14,13 +14,13 @@ from services.points.ledger import Ledger
 from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
+from services.runtime.ratelimit import WRITE, rate_group
 
 ActionPath = Annotated[str, Parameter(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 PageLimit = Annotated[int, Parameter(ge=1, le=500)]
 Cursor = Annotated[str | None, Parameter(max_length=64)]
 
-EVENTS = {"rate_group": "events"}
-WRITE = {"rate_group": "write"}
+EVENTS = rate_group("events")
 LedgerDep = NamedDependency[Ledger]
 
 

@@ -62,6 +62,11 @@ class Conflict(FuliError):
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
 
+    @classmethod
+    def for_key(cls, key: str) -> IdempotencyConflict:
+        """``key`` (a request's own id) came back with another request."""
+        return cls(f"{key!r} was already used with a different request", id=key)
+
 
 class PayloadTooLarge(FuliError):
     status_code = 413

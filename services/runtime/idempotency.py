@@ -88,6 +88,5 @@ async def _replay(conn: Conn, tenant_id: str, scope: str, key: str,
     if row is None or row["status_code"] is None:  # pragma: no cover - rows commit complete
         raise Conflict("this request is still being processed; retry", code="in_progress")
     if row["fingerprint"] != request_print:
-        raise IdempotencyConflict(
-            f"{key!r} was already used with a different request", id=key)
+        raise IdempotencyConflict.for_key(key)
     return Outcome(row["status_code"], bytes(row["body"]), replayed=True)

@@ -21,6 +21,15 @@ log = logging.getLogger("fuli.ratelimit")
 RATE_GROUP_OPT = "rate_group"
 
 
+def rate_group(name: str) -> dict[str, str]:
+    """A handler's ``opt`` putting its route in the rate-limit group ``name``
+    (``FULI_RATE_LIMITS``: ``key.<name>=...``, ``member.<name>=...``)."""
+    return {RATE_GROUP_OPT: name}
+
+
+WRITE = rate_group("write")  # routes that change something
+
+
 class RateLimiter:
     def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
         self._settings = settings

@@ -13,8 +13,7 @@ from services.rewards.boxes.boxes import Boxes
 from services.runtime.app import outcome_response
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
-
-WRITE = {"rate_group": "write"}
+from services.runtime.ratelimit import WRITE
 
 
 class BoxesController(Controller):

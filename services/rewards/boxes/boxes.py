@@ -188,8 +188,7 @@ class Boxes:
             existing = await store.draw(self.pool, tenant_id, body.draw_id)
             assert existing is not None
         if existing.fingerprint != request_print:
-            raise IdempotencyConflict(f"{body.draw_id!r} was already used with a different "
-                                      "request", id=body.draw_id)
+            raise IdempotencyConflict.for_key(body.draw_id)
         return await self.drive(tenant_id, body.draw_id, replayed=replayed)
 
     async def _precheck(self, tenant_id: str, box: BoxRow, body: DrawIn,

@@ -113,8 +113,7 @@ class Redemptions:
     async def _replay(self, tenant_id: str, row: RedemptionRow,
                       request_print: bytes) -> Outcome:
         if row.fingerprint != request_print:
-            raise IdempotencyConflict(f"{row.redemption_id!r} was already used with a "
-                                      "different request", id=row.redemption_id)
+            raise IdempotencyConflict.for_key(row.redemption_id)
         return await self.drive(tenant_id, row.redemption_id, replayed=True)
 
     # --- driving a redemption to its end ---------------------------------------------------

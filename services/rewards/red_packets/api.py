@@ -13,8 +13,7 @@ from services.rewards.red_packets.red_packets import RedPackets
 from services.runtime.app import outcome_response
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
-
-WRITE = {"rate_group": "write"}
+from services.runtime.ratelimit import WRITE
 
 
 def now() -> datetime:

@@ -66,8 +66,7 @@ class RedPackets:
         assert existing is not None
         if (existing.total_points, existing.packets, existing.name) != (
                 body.total_points, body.packets, body.name):
-            raise IdempotencyConflict(f"{body.pool_id!r} was already used with a different "
-                                      "request", id=body.pool_id)
+            raise IdempotencyConflict.for_key(body.pool_id)
         answer = await self.points.grant(tenant_id, "pool:" + digest(body.pool_id), escrow,
                                          body.total_points, f"red packet pool {body.pool_id}")
         if answer.status_code != 201:
@@ -156,8 +155,7 @@ class RedPackets:
     async def _replay_open(self, tenant_id: str, found: store.PoolOpenRow,
                            request_print: bytes, *, replayed: bool = True) -> Outcome:
         if found.fingerprint != request_print:
-            raise IdempotencyConflict(f"{found.open_id!r} was already used with a different "
-                                      "request", id=found.open_id)
+            raise IdempotencyConflict.for_key(found.open_id)
         if found.status == "reserved":
             return await self.finish_open(tenant_id, found.open_id, replayed=True)
         return _stored_answer(found, replayed)
@@ -226,8 +224,7 @@ class RedPackets:
         found = await store.packet(self.db, tenant_id, body.packet_id)
         assert found is not None
         if found.fingerprint != request_print:
-            raise IdempotencyConflict(f"{body.packet_id!r} was already used with a different "
-                                      "request", id=body.packet_id)
+            raise IdempotencyConflict.for_key(body.packet_id)
         funded = await self.points.move(tenant_id, "packet:" + digest(body.packet_id),
                                         body.member_id, escrow, body.total_points,
                                         f"red packet {body.packet_id}")

@@ -15,8 +15,8 @@ from services.rewards.team_buy.team_buy import TeamBuy
 from services.runtime.app import json_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
+from services.runtime.ratelimit import WRITE
 
-WRITE = {"rate_group": "write"}
 BoardLimit = Annotated[int, Parameter(ge=1, le=100)]
 BoardCursor = Annotated[str | None, Parameter(max_length=24)]
 AroundTeam = Annotated[str | None, Parameter(min_length=1, max_length=128,

@@ -14,10 +14,10 @@ from services.rewards.wallet.wallet import Wallet
 from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
+from services.runtime.ratelimit import WRITE
 
 PageLimit = Annotated[int, Parameter(ge=1, le=200)]
 Cursor = Annotated[str | None, Parameter(max_length=200)]
-WRITE = {"rate_group": "write"}
 
 
 class WalletController(Controller):
