@@ -7,13 +7,13 @@ import pytest
 
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from tests.runtime.probe_app import PROBE_SCHEMA, create_probe_app
+from tests.runtime.probe_app import PROBE_SCHEMA, open_probe_app
 
 
 @pytest.fixture(scope="session")
 async def probe_app(settings: Settings, resources: Resources):  # type: ignore[no-untyped-def]
     await resources.pool.execute(PROBE_SCHEMA)
-    return create_probe_app(settings, resources)
+    return await open_probe_app(settings, resources)
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ from msgspec import Meta
 
 from proto.common import Id, Request
 from proto.common import Response as ResponseStruct
-from services.runtime.app import create_service_app, json_response
+from services.runtime.app import outcome_response
 from services.runtime.auth import allow
 from services.runtime.db import Conn
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
 from services.runtime.errors import Conflict
 from services.runtime.idempotency import run_once
 from services.runtime.resources import Resources
-from services.runtime.service import ServiceSpec
+from services.runtime.service import Host, ServiceSpec
 from services.runtime.settings import Settings
 
 PROBE_SCHEMA = """
@@ -87,14 +87,15 @@ async def transfer(data: JSONBody[TransferRequest], principal: PrincipalDep,
     async with resources.pool.acquire() as conn:
         outcome = await run_once(conn, tenant_id=principal.tenant_id, scope="probe.transfers",
                                  key=data.transfer_id, request=data, effect=effect)
-    return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+    return outcome_response(outcome)
 
 
 PROBE = ServiceSpec(name="probe", package="tests.runtime", description="probe",
                     route_handlers=[read_member, operator_only, limited, transfer])
 
 
-def create_probe_app(settings: Settings, resources: Resources) -> Litestar:
-    app = create_service_app(PROBE, settings)
-    app.state.resources = resources
-    return app
+async def open_probe_app(settings: Settings, resources: Resources) -> Litestar:
+    """The probe service, hosted over ``resources`` as fuli hosts its own services."""
+    host = Host(settings, [PROBE])
+    await host.open(resources)
+    return host.apps["probe"]

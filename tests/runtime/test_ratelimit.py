@@ -5,7 +5,7 @@ import msgspec
 
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from tests.runtime.probe_app import create_probe_app
+from tests.runtime.probe_app import open_probe_app
 from tests.support.api import Tenant, error_code, member_token
 
 
@@ -18,7 +18,7 @@ async def test_limits_per_caller_and_group_answer_429_with_retry_after(
         settings=limited_settings, pool=resources.pool, redis=resources.redis,
         authenticator=resources.authenticator,
         rate_limiter=type(resources.rate_limiter)(resources.redis, limited_settings))
-    app = create_probe_app(limited_settings, limited_resources)
+    app = await open_probe_app(limited_settings, limited_resources)
     alice = await member_token(client, tenant, "alice")
     bob = await member_token(client, tenant, "bob")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
