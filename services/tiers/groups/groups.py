@@ -13,7 +13,7 @@ from services.tiers import shared_store
 from services.tiers.groups import rules, store
 from services.tiers.groups.rules import GroupValues, Misplaced
 from services.tiers.ladder import ladder
-from services.tiers.times import as_of, local_day
+from services.tiers.times import as_of, tenant_day
 
 
 class Groups:
@@ -115,7 +115,7 @@ class Groups:
         db = self.pool
         policy = await shared_store.policy(db, tenant_id)
         model = await shared_store.value_model(db, tenant_id)
-        last_day = local_day(now, await tenant_time_zone(db, tenant_id))
+        last_day = await tenant_day(db, tenant_id, now)
         all_groups = await store.groups(db, tenant_id)
         flash = rules.flash_groups(all_groups)
         values = (_values(await store.group_values(db, tenant_id, model, now), flash)
