@@ -124,6 +124,13 @@ def test_reserved_ids_and_unknown_tiers_are_refused() -> None:
         rules.check_tier("gold", ["fan", "vip"])
 
 
+def test_flash_groups_are_picked_by_kind() -> None:
+    groups = [GroupRow("f1", "fan", "fan"), GroupRow("x1", "fan", "flash"),
+              GroupRow("v1", "vip", "super"), GroupRow("x2", "vip", "flash")]
+    assert rules.flash_groups(groups) == {"x1", "x2"}
+    assert rules.flash_groups([]) == set()
+
+
 def test_invitations_go_to_the_liveliest_groups_of_a_tier() -> None:
     groups = [GroupRow("f1", "fan", "fan"), GroupRow("f2", "fan", "fan"),
               GroupRow("f3", "fan", "flash"), GroupRow("v1", "vip", "super"),
