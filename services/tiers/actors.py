@@ -23,7 +23,7 @@ async def _policies() -> Policies:
 async def apply_points_event(bodies: str | list[str]) -> None:
     resources = await WorkerContext.resources()
     await consume(resources.pool, "tiers.apply_points_event", bodies,
-                  (await _policies()).apply_points_event)
+                  (await _policies()).points_event_handler())
 
 
 async def record_activity(bodies: str | list[str]) -> None:

@@ -11,8 +11,9 @@ from services.runtime.errors import Conflict, NotFound
 from services.runtime.tenants import tenant_time_zone
 from services.tiers import shared_store
 from services.tiers.groups import rules, store
-from services.tiers.groups.rules import GroupInfo, GroupValues, Misplaced
-from services.tiers.times import as_of, local_day
+from services.tiers.groups.rules import GroupValues, Misplaced
+from services.tiers.ladder import ladder
+from services.tiers.times import as_of, tenant_day
 
 
 class Groups:
@@ -28,7 +29,7 @@ class Groups:
             policy = await shared_store.policy(conn, tenant_id)
             if policy is None:
                 raise Conflict("set a tier policy before creating groups", code="no_policy")
-            rules.check_tier(body.tier, [tier.name for tier in policy.tiers])
+            rules.check_tier(body.tier, ladder(policy))
             return await store.put_group(conn, tenant_id, group_id, body.name, body.tier,
                                          body.kind)
 
@@ -79,7 +80,7 @@ class Groups:
         stage: rules.Stage | None = None
         watch: bool | None = None
         if model is not None:
-            flash = await _flash_groups(self.pool, tenant_id)
+            flash = rules.flash_groups(await store.groups(self.pool, tenant_id))
             last = end - rules.JUST_BEFORE
             rows = await store.group_values(self.pool, tenant_id, model, last)
             values = _values(rows, flash)
@@ -114,17 +115,16 @@ class Groups:
         db = self.pool
         policy = await shared_store.policy(db, tenant_id)
         model = await shared_store.value_model(db, tenant_id)
-        last_day = local_day(now, await tenant_time_zone(db, tenant_id))
-        all_groups = [GroupInfo(g.group_id, g.tier, g.kind)
-                      for g in await store.groups(db, tenant_id)]
-        flash = {g.group_id for g in all_groups if g.kind == "flash"}
+        last_day = await tenant_day(db, tenant_id, now)
+        all_groups = await store.groups(db, tenant_id)
+        flash = rules.flash_groups(all_groups)
         values = (_values(await store.group_values(db, tenant_id, model, now), flash)
                   if model is not None else None)
         by_tier = rules.invitation_lists(all_groups, values.mean if values else {})
 
-        ladder = [tier.name for tier in policy.tiers] if policy else []
+        names = ladder(policy) if policy else []
         found = [_misplaced(r, "tier_mismatch") for r in await store.tier_mismatches(
-            db, tenant_id, ladder, model, last_day, limit + 1)]
+            db, tenant_id, names, model, last_day, limit + 1)]
         if model is not None:
             silver = [g.group_id for g in all_groups
                       if g.kind != "flash" and values and values.stage(g.group_id) == "silver"]
@@ -139,7 +139,7 @@ class Groups:
         suggestions = [rules.suggestion(move, by_tier, current.get(move.member_id, set()),
                                         values) for move in moves]
 
-        top_tier = policy.tiers[-1].name if policy else None
+        top_tier = names[-1] if names else None
         compositions = []
         for r in await store.compositions(db, tenant_id, model, last_day, top_tier):
             shares, balanced = rules.composition(r.kind, r.members, r.super_users, r.potential,
@@ -168,10 +168,6 @@ async def _last_stay_locked(conn: Conn, tenant_id: str, group_id: str,
     if not await store.lock_group(conn, tenant_id, group_id):
         raise _unknown_group(group_id)
     return await store.last_stay(conn, tenant_id, group_id, member_id)
-
-
-async def _flash_groups(db: Db, tenant_id: str) -> set[str]:
-    return {g.group_id for g in await store.groups(db, tenant_id) if g.kind == "flash"}
 
 
 def _values(rows: list[store.GroupValue], flash: set[str]) -> GroupValues:

@@ -11,11 +11,15 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from proto.tiers import GroupKind, MigrationSuggestion
+from proto.tiers import MigrationSuggestion
 from services.runtime.errors import Conflict, ValidationFailed
+from services.runtime.times import happened
+
+if TYPE_CHECKING:
+    from services.tiers.groups.store import GroupRow
 
 SILVER_SHARE = 0.2  # groups in the bottom 20% of group value are in their silver stage
 WATCH_SHARE = 0.15  # ... and 4 consecutive weeks in the bottom 15% put them on activation watch
@@ -44,14 +48,9 @@ def check_tier(tier: str, ladder: list[str]) -> None:
 
 
 def check_moment(at: datetime | None, now: datetime, field: str = "at") -> datetime:
-    """A join or leave time: given with an offset, not in the future."""
-    if at is None:
-        return now
-    if at.tzinfo is None:
-        raise ValidationFailed("times need a time zone offset (RFC 3339)", field=field)
-    if at > now + timedelta(minutes=5):
-        raise ValidationFailed(f"{field} is in the future", field=field)
-    return at.astimezone(UTC)
+    """A join or leave time: ``now`` if not given, else with an offset and not in the future,
+    kept (and answered) in UTC."""
+    return now if at is None else happened(at, now, field).astimezone(UTC)
 
 
 def check_rejoin(at: datetime, joined_at: datetime, left_at: datetime) -> None:
@@ -149,13 +148,6 @@ def ratio(part: int, whole: int) -> float:
 
 
 @dataclass(frozen=True)
-class GroupInfo:
-    group_id: str
-    tier: str
-    kind: GroupKind
-
-
-@dataclass(frozen=True)
 class Misplaced:
     """A member who should move: in a group that does not fit their tier, or a high-value
     member in a silver group."""
@@ -168,7 +160,12 @@ class Misplaced:
     reason: Reason
 
 
-def invitation_lists(groups: Iterable[GroupInfo],
+def flash_groups(groups: Iterable[GroupRow]) -> set[str]:
+    """The flash groups: measured against the bottom lines but not drawing them."""
+    return {g.group_id for g in groups if g.kind == "flash"}
+
+
+def invitation_lists(groups: Iterable[GroupRow],
                      liveliness: Mapping[str, float]) -> dict[str, list[str]]:
     """Per tier, its non-flash groups, liveliest first: where invitations go."""
     by_tier: dict[str, list[str]] = {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 import msgspec
 
@@ -61,10 +60,6 @@ class CompositionRow(msgspec.Struct, frozen=True):
     members: int
     super_users: int
     potential: int
-
-
-def _model(model: ValueModel | None) -> Any:
-    return None if model is None else msgspec.to_builtins(model)
 
 
 GROUP_COLUMNS = (
@@ -132,7 +127,7 @@ async def group_values(db: Db, tenant_id: str, model: ValueModel,
                        at: datetime) -> list[GroupValue]:
     return as_structs(GroupValue, await db.fetch(
         "SELECT group_id, members, value_mean, high_value_members"
-        " FROM tiers.group_values($1, $2, $3)", tenant_id, _model(model), at))
+        " FROM tiers.group_values($1, $2, $3)", tenant_id, model, at))
 
 
 async def tier_mismatches(db: Db, tenant_id: str, ladder: list[str], model: ValueModel | None,
@@ -157,7 +152,7 @@ async def tier_mismatches(db: Db, tenant_id: str, ladder: list[str], model: Valu
         " OR (p.member_rank < p.group_rank AND (p.kind = 'member' OR coalesce("
         "  coalesce(v.total, 0) < ($3 ->> 'high_value_line')::numeric, true)))"
         " ORDER BY p.member_id, p.group_id LIMIT $5",
-        tenant_id, ladder, _model(model), last_day, limit))
+        tenant_id, ladder, model, last_day, limit))
 
 
 async def high_value_members_of(db: Db, tenant_id: str, model: ValueModel, last_day: date,
@@ -173,7 +168,7 @@ async def high_value_members_of(db: Db, tenant_id: str, model: ValueModel, last_
         " JOIN tiers.member_values($1, $2, $3,"
         "  (SELECT array_agg(DISTINCT member_id) FROM present)) v ON v.member_id = p.member_id"
         " WHERE v.total >= ($2 ->> 'high_value_line')::numeric"
-        " ORDER BY p.member_id, p.group_id LIMIT $5", tenant_id, _model(model), last_day,
+        " ORDER BY p.member_id, p.group_id LIMIT $5", tenant_id, model, last_day,
         group_ids, limit))
 
 
@@ -207,5 +202,5 @@ async def compositions(db: Db, tenant_id: str, model: ValueModel | None, last_da
         " FROM present p"
         " LEFT JOIN tiers.members m ON m.tenant_id = $1 AND m.member_id = p.member_id"
         " LEFT JOIN v ON v.member_id = p.member_id"
-        " GROUP BY p.group_id, p.kind ORDER BY p.group_id", tenant_id, _model(model), last_day,
+        " GROUP BY p.group_id, p.kind ORDER BY p.group_id", tenant_id, model, last_day,
         top_tier))

@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 
 from proto import tiers as t
 from proto.events import Envelope, TierChanged
+from services.runtime.bus import Handler
 from services.runtime.db import Conn, Pool
 from services.runtime.errors import NotFound
 from services.runtime.outbox import emit
 from services.tiers import shared_store
+from services.tiers.ladder import ladder
 from services.tiers.policy import rules, store
 from services.tiers.policy.store import MemberKey
 
@@ -65,20 +67,28 @@ class Policies:
         return rules.distribution(policy, counts, last.cuts if last else [],
                                   last.at if last else None)
 
-    async def apply_points_event(self, conn: Conn, envelope: Envelope) -> None:
-        """Fold one points fact into its member's metrics and re-evaluate the member (a
-        ``bus.consume`` handler)."""
-        change = rules.metric_change(envelope)
-        if change is None:
-            return
-        tenant_id = envelope.tenant_id
-        if change.day is not None:
-            await store.add_day(conn, tenant_id, change.member_id, change.day,
-                                change.spend_cents, change.points_earned)
-        if change.points_available is not None:
-            await store.add_available(conn, tenant_id, change.member_id,
-                                      change.points_available)
-        await evaluate(conn, tenant_id, change.member_id)
+    def points_event_handler(self) -> Handler:
+        """A ``bus.consume`` handler for one delivery of points facts: folds each fact into
+        its member's metrics and re-evaluates the member. Each tenant's policy is read once
+        per delivery (a batch), not once per event."""
+        read: dict[str, t.Policy | None] = {}
+
+        async def apply(conn: Conn, envelope: Envelope) -> None:
+            change = rules.metric_change(envelope)
+            if change is None:
+                return
+            tenant_id = envelope.tenant_id
+            if change.day is not None:
+                await store.add_day(conn, tenant_id, change.member_id, change.day,
+                                    change.spend_cents, change.points_earned)
+            if change.points_available is not None:
+                await store.add_available(conn, tenant_id, change.member_id,
+                                          change.points_available)
+            if tenant_id not in read:
+                read[tenant_id] = await shared_store.policy(conn, tenant_id)
+            await evaluate(conn, read[tenant_id], tenant_id, change.member_id)
+
+        return apply
 
     async def roll_windows(self, now: datetime) -> None:
         """Re-evaluate members of windowed threshold policies whose spend or points just left
@@ -88,7 +98,8 @@ class Policies:
                                                     BATCH):
             for key in keys:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await evaluate(conn, key.tenant_id, key.member_id, now)
+                    policy = await shared_store.policy(conn, key.tenant_id)
+                    await evaluate(conn, policy, key.tenant_id, key.member_id, now)
             after = keys[-1]
 
     async def stratify_all(self) -> None:
@@ -100,17 +111,17 @@ class Policies:
                 "changed": evaluation.changed}})
 
 
-async def evaluate(conn: Conn, tenant_id: str, member_id: str,
+async def evaluate(conn: Conn, policy: t.Policy | None, tenant_id: str, member_id: str,
                    now: datetime | None = None) -> None:
-    """Re-evaluate a member under a threshold policy (percentile tiers move in the job)."""
-    policy = await shared_store.policy(conn, tenant_id)
+    """Re-evaluate a member under the tenant's ``policy`` if it is a threshold policy
+    (percentile tiers move in the job)."""
     if not isinstance(policy, t.ThresholdPolicy):
         return
     now = now or datetime.now(UTC)
     state = await store.locked_member(conn, tenant_id, member_id)
     metrics = await store.metrics(conn, tenant_id, member_id, policy.window_days, now)
-    qualified = await store.threshold_tier(conn, policy, metrics)
-    names = rules.ladder(policy)
+    qualified = rules.threshold_tier(policy, metrics)
+    names = ladder(policy)
     current = names.index(state.tier) if state.tier in names else None
     move = rules.next_tier(current, qualified, state.below_since, policy.grace_days, now)
     if not move.changed:

@@ -4,6 +4,7 @@ missing for the next tier, and the distribution over the ladder."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -31,6 +32,7 @@ from proto.tiers import (
     TierShare,
 )
 from services.runtime.errors import ValidationFailed
+from services.tiers.ladder import ladder
 
 METRICS = ("spend_cents", "points_earned", "points_available")
 
@@ -57,17 +59,29 @@ def validate_policy(policy: Policy) -> None:
             floors[metric] = value
 
 
-def ladder(policy: Policy) -> list[str]:
-    """The tier names, lowest first."""
-    return [tier.name for tier in policy.tiers]
-
-
 def minimums_of(tier: ThresholdTier) -> dict[str, int]:
     """The metrics a threshold tier sets a minimum on, with those minimums."""
     if tier.min is None:
         return {}
     given = {m: getattr(tier.min, m) for m in METRICS}
     return {m: value for m, value in given.items() if value is not None}
+
+
+def threshold_tier(policy: ThresholdPolicy, metrics: Mapping[str, int]) -> int:
+    """The index of the highest tier whose minimums ``metrics`` meet, the lowest tier if none
+    does. Tiers are checked one by one, so a tier can be reached past one that is not."""
+    met = [index for index, tier in enumerate(policy.tiers) if meets(tier, metrics)]
+    return max(met, default=0)
+
+
+def meets(tier: ThresholdTier, metrics: Mapping[str, int]) -> bool:
+    """Whether ``metrics`` reach all of the tier's minimums (any one with ``match: any``). A
+    tier without minimums is met; a minimum on a metric ``metrics`` lacks is left out (as the
+    SQL ``tiers.threshold_tier`` this replaces compared it with NULL)."""
+    reached = [metrics[m] >= minimum for m, minimum in minimums_of(tier).items() if m in metrics]
+    if not reached:
+        return True
+    return any(reached) if tier.match == "any" else all(reached)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ async def put_policy(db: Db, tenant_id: str, policy: Policy) -> None:
     await db.execute(
         "INSERT INTO tiers.policies (tenant_id, policy) VALUES ($1, $2)"
         " ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy, updated_at = now()",
-        tenant_id, msgspec.to_builtins(policy))
+        tenant_id, policy)
 
 
 async def add_day(conn: Conn, tenant_id: str, member_id: str, day: date,
@@ -66,13 +66,12 @@ async def add_available(conn: Conn, tenant_id: str, member_id: str, delta: int) 
 
 
 async def locked_member(conn: Conn, tenant_id: str, member_id: str) -> MemberState:
-    """The member's tier state, locked for the evaluation (the row is made if missing)."""
-    await conn.execute(
-        "INSERT INTO tiers.members (tenant_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        tenant_id, member_id)
+    """The member's tier state, locked for the evaluation: one statement makes the row if
+    missing, or locks it by a no-op update, and reads it."""
     row = await conn.fetchrow(
-        "SELECT tier, since, below_since FROM tiers.members"
-        " WHERE tenant_id = $1 AND member_id = $2 FOR UPDATE", tenant_id, member_id)
+        "INSERT INTO tiers.members AS m (tenant_id, member_id) VALUES ($1, $2)"
+        " ON CONFLICT (tenant_id, member_id) DO UPDATE SET tier = m.tier"
+        " RETURNING tier, since, below_since", tenant_id, member_id)
     assert row is not None
     return as_struct(MemberState, row)
 
@@ -89,12 +88,6 @@ async def metrics(db: Db, tenant_id: str, member_id: str, window_days: int | Non
     value = await db.fetchval("SELECT tiers.metrics($1, $2, $3, $4)",
                               tenant_id, member_id, window_days, now)
     return {k: int(v) for k, v in value.items()}
-
-
-async def threshold_tier(conn: Conn, policy: Policy, metrics: dict[str, int]) -> int:
-    """The index of the highest tier whose minimums ``metrics`` meet."""
-    return int(await conn.fetchval("SELECT tiers.threshold_tier($1, $2)",
-                                   msgspec.to_builtins(policy), metrics))
 
 
 async def save_member(conn: Conn, tenant_id: str, member_id: str, tier: str | None,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from proto import tiers as t
 from services.runtime.db import Db, Pool
 from services.runtime.errors import Conflict, NotFound
-from services.runtime.tenants import tenant_time_zone
 from services.tiers import shared_store
-from services.tiers.times import as_of, local_day
+from services.tiers.times import as_of, tenant_day
 from services.tiers.value import rules, store
 
 
@@ -33,9 +32,7 @@ class Values:
     async def member_value(self, tenant_id: str, member_id: str, at: datetime | None,
                            now: datetime) -> t.MemberValue:
         """Scores over the model's window of local days ending on ``at``'s day."""
-        moment = as_of(at, now)
-        model = await _require_model(self.pool, tenant_id)
-        last_day = local_day(moment, await tenant_time_zone(self.pool, tenant_id))
+        model, last_day = await self._scoring(tenant_id, at, now)
         scores = rules.scores(await store.member_scores(self.pool, tenant_id, model, last_day,
                                                         member_id))
         return t.MemberValue(member_id=member_id, **scores,
@@ -46,15 +43,21 @@ class Values:
                    now: datetime) -> t.KocList:
         """The top ``share`` of the tenant's members by total value (at least one when there
         are members; only members with a value above 0), ties by member id."""
-        moment = as_of(at, now)
-        model = await _require_model(self.pool, tenant_id)
-        last_day = local_day(moment, await tenant_time_zone(self.pool, tenant_id))
+        model, last_day = await self._scoring(tenant_id, at, now)
         population = await store.population(self.pool, tenant_id)
         count = rules.koc_count(share, population)
         top = await store.top_scores(self.pool, tenant_id, model, last_day, count) if count else []
         return t.KocList(share=share, population=population, count=len(top), last_day=last_day,
                          items=[t.Koc(rank=rank, member_id=row.member_id, **rules.scores(row))
                                 for rank, row in enumerate(top, 1)])
+
+    async def _scoring(self, tenant_id: str, at: datetime | None,
+                       now: datetime) -> tuple[t.ValueModel, date]:
+        """The model scores are taken under and the last local day of their window (``at``'s
+        day); a time without an offset is refused before a missing model."""
+        moment = as_of(at, now)
+        model = await _require_model(self.pool, tenant_id)
+        return model, await tenant_day(self.pool, tenant_id, moment)
 
 
 async def _require_model(db: Db, tenant_id: str) -> t.ValueModel:

@@ -8,7 +8,8 @@ import pytest
 
 from services.runtime.errors import Conflict, ValidationFailed
 from services.tiers.groups import rules
-from services.tiers.groups.rules import GroupInfo, GroupValues, Misplaced
+from services.tiers.groups.rules import GroupValues, Misplaced
+from services.tiers.groups.store import GroupRow
 
 ZONE = "Asia/Shanghai"
 NOW = datetime(2026, 10, 7, 4, 0, tzinfo=UTC)  # Wednesday 12:00 in Shanghai
@@ -123,10 +124,17 @@ def test_reserved_ids_and_unknown_tiers_are_refused() -> None:
         rules.check_tier("gold", ["fan", "vip"])
 
 
+def test_flash_groups_are_picked_by_kind() -> None:
+    groups = [GroupRow("f1", "fan", "fan"), GroupRow("x1", "fan", "flash"),
+              GroupRow("v1", "vip", "super"), GroupRow("x2", "vip", "flash")]
+    assert rules.flash_groups(groups) == {"x1", "x2"}
+    assert rules.flash_groups([]) == set()
+
+
 def test_invitations_go_to_the_liveliest_groups_of_a_tier() -> None:
-    groups = [GroupInfo("f1", "fan", "fan"), GroupInfo("f2", "fan", "fan"),
-              GroupInfo("f3", "fan", "flash"), GroupInfo("v1", "vip", "super"),
-              GroupInfo("f0", "fan", "fan")]
+    groups = [GroupRow("f1", "fan", "fan"), GroupRow("f2", "fan", "fan"),
+              GroupRow("f3", "fan", "flash"), GroupRow("v1", "vip", "super"),
+              GroupRow("f0", "fan", "fan")]
     assert rules.invitation_lists(groups, {"f1": 1.0, "f2": 5.0, "f3": 9.0}) == {
         "fan": ["f2", "f1", "f0"], "vip": ["v1"]}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,11 +11,14 @@ import httpx
 import msgspec
 import pytest
 
+from proto import tiers as t
 from proto.events import Envelope, TierChanged
 from services.composition.registry import SERVICES, jobs
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
+from services.tiers import shared_store
+from services.tiers.policy import rules
 from services.tiers.policy.policy import evaluate
 from tests.support.api import Points, Tenant, error_code, uid
 from tests.support.bus import deliver
@@ -59,7 +63,8 @@ async def test_threshold_ladder_up_at_once_down_after_grace(
     state = await tier_of(client, tenant, member)
     assert state["tier"] == "vip" and state["grace_until"] is not None
     async with resources.pool.acquire() as conn, conn.transaction():
-        await evaluate(conn, tenant.name, member, datetime.now(UTC) + timedelta(days=8))
+        await evaluate(conn, await shared_store.policy(conn, tenant.name), tenant.name, member,
+                       datetime.now(UTC) + timedelta(days=8))
     state = await tier_of(client, tenant, member)
     assert state["tier"] == "member" and state["grace_until"] is None
     history = (await client.get(f"/tiers/v1/members/{member}/tier-history",
@@ -153,3 +158,35 @@ async def test_a_late_tier_change_does_not_undo_a_newer_multiplier(
         await WorkerContext.close()
     earned = await Points(client, tenant).event(member, "purchase", amount_cents=10_000)
     assert earned.json()["points"] == 150
+
+
+def threshold_cases(count: int) -> list[tuple[t.ThresholdPolicy, dict[str, int]]]:
+    """Ladders of one to four tiers with random minimums (some on no metric, some "any") and
+    metrics that may lack a key, around the minimums."""
+    chance = random.Random(11)
+    names = list(rules.METRICS)
+    cases = []
+    for _ in range(count):
+        tiers = []
+        for index in range(chance.randint(1, 4)):
+            tier: dict[str, Any] = {"name": f"t{index}",
+                                    "match": chance.choice(["any", "all"])}
+            if chance.random() < 0.8:
+                tier["min"] = {m: chance.randint(0, 4) * 50
+                               for m in chance.sample(names, chance.randint(0, 3))}
+            tiers.append(tier)
+        metrics = {m: chance.randint(0, 4) * 50 - 10 * chance.randint(0, 1)
+                   for m in chance.sample(names, chance.randint(0, 3))}
+        cases.append((msgspec.convert({"mode": "threshold", "tiers": tiers},
+                                      t.ThresholdPolicy), metrics))
+    return cases
+
+
+async def test_threshold_tier_is_what_the_sql_function_it_replaced_gives(
+        resources: Resources) -> None:
+    """``tiers.threshold_tier`` (migration 0001) decided tiers before ``rules.threshold_tier``:
+    both agree on every case."""
+    async with resources.pool.acquire() as conn:
+        for policy, metrics in threshold_cases(300):
+            in_sql = await conn.fetchval("SELECT tiers.threshold_tier($1, $2)", policy, metrics)
+            assert rules.threshold_tier(policy, metrics) == in_sql, (policy, metrics)

@@ -87,6 +87,53 @@ def test_upgrades_are_immediate_downgrades_wait_for_grace() -> None:
     assert rules.next_tier(2, 1, None, 0, NOW) == rules.Move(1, None, True)
 
 
+def threshold(*tiers: dict[str, Any]) -> t.ThresholdPolicy:
+    return msgspec.convert({"mode": "threshold", "tiers": list(tiers)}, t.ThresholdPolicy)
+
+
+def test_threshold_tier_is_the_highest_tier_whose_minimums_are_met() -> None:
+    policy = ladder()
+    zero = {"spend_cents": 0, "points_earned": 0, "points_available": 0}
+    assert rules.threshold_tier(policy, zero) == 0
+    assert rules.threshold_tier(policy, {**zero, "spend_cents": 30_000}) == 1
+    # "all" (the default) needs every minimum of the tier.
+    assert rules.threshold_tier(policy, {**zero, "spend_cents": 100_000,
+                                         "points_earned": 499}) == 1
+    assert rules.threshold_tier(policy, {**zero, "spend_cents": 100_000,
+                                         "points_earned": 500}) == 2
+
+
+def test_threshold_tier_with_match_any_needs_one_minimum() -> None:
+    policy = threshold({"name": "fan"}, {"name": "vip", "match": "any",
+                                         "min": {"spend_cents": 100, "points_earned": 50}})
+    assert rules.threshold_tier(policy, {"spend_cents": 0, "points_earned": 50}) == 1
+    assert rules.threshold_tier(policy, {"spend_cents": 99, "points_earned": 49}) == 0
+
+
+def test_threshold_tier_checks_each_tier_on_its_own() -> None:
+    # A higher tier is reached past a lower one that is not met; none met is the lowest tier.
+    policy = threshold({"name": "fan", "min": {"spend_cents": 10}},
+                       {"name": "member", "min": {"points_available": 1_000}},
+                       {"name": "vip", "min": {"points_earned": 5}})
+    assert rules.threshold_tier(policy, {"spend_cents": 0, "points_available": 0,
+                                         "points_earned": 5}) == 2
+    assert rules.threshold_tier(policy, {"spend_cents": 0, "points_available": 0,
+                                         "points_earned": 0}) == 0
+
+
+def test_threshold_tier_leaves_out_what_it_cannot_compare() -> None:
+    # A tier without minimums (or with an empty "min") is met; a minimum on a metric that is
+    # not given is left out, for "all" and "any" alike.
+    policy = threshold({"name": "fan", "min": {"spend_cents": 10}}, {"name": "member", "min": {}},
+                       {"name": "vip", "min": {"spend_cents": 100, "points_earned": 5}})
+    assert rules.threshold_tier(policy, {"spend_cents": 0}) == 1
+    assert rules.threshold_tier(policy, {"spend_cents": 100}) == 2
+    anyone = threshold({"name": "fan"}, {"name": "vip", "match": "any",
+                                         "min": {"spend_cents": 100}})
+    assert rules.threshold_tier(anyone, {}) == 1
+    assert rules.threshold_tier(anyone, {"spend_cents": 0}) == 0
+
+
 def test_needed_for_next_lists_what_is_missing_of_each_minimum() -> None:
     policy = ladder()
     assert rules.needed_for_next(policy, -1, {}) == ("fan", {})
