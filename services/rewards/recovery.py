@@ -7,3 +7,8 @@ HOLD_EXPIRES_S = 120  # the hold's life: a flow still waiting for its hold after
 MAX_STEPS = 8  # steps one request drives before answering 409 in_progress (retry)
 STUCK_AFTER_S = 20  # what the worker leaves to the request still driving it
 RECOVERY_BATCH = 200  # unfinished rows the worker takes up in one run
+ENDED_GRACE_S = 5  # late grabs and opens of a just-ended pool or packet land first
+
+
+class Moved(Exception):
+    """Another driver moved the row first: this one backs off (its transaction rolls back)."""

@@ -60,6 +60,13 @@ async def perk_terms(db: Db, tenant_id: str, sku: str) -> PerkTerms | None:
         " WHERE tenant_id = $1 AND sku = $2", tenant_id, sku))
 
 
+async def known_skus(db: Db, tenant_id: str, skus: Sequence[str]) -> set[str]:
+    rows = await db.fetch(
+        "SELECT sku FROM rewards.perks WHERE tenant_id = $1 AND sku = any($2::text[])",
+        tenant_id, list(skus))
+    return {str(row["sku"]) for row in rows}
+
+
 # --- stock, allowance and codes: reserved together, released together ----------------------
 
 async def take_stock(conn: Conn, tenant_id: str, sku: str, quantity: int) -> StockTaken | None:

@@ -36,7 +36,7 @@ from services.runtime.outbox import emit
 from services.runtime.pagination import decode_cursor, encode_cursor
 
 __all__ = ["Reservation", "StockLevel", "Wallet", "add_tickets", "allowance_used",
-           "give_coupons", "issue", "perk_exists", "prize_coupon", "put_back", "reserve",
+           "give_coupons", "issue", "known_skus", "prize_coupon", "put_back", "reserve",
            "revoke_coupons", "transfer", "use", "use_ticket"]
 
 
@@ -51,8 +51,9 @@ def new_coupon_id() -> str:
     return f"cp_{uuid.uuid4().hex}"
 
 
-async def perk_exists(db: Db, tenant_id: str, sku: str) -> bool:
-    return await store.perk_terms(db, tenant_id, sku) is not None
+async def known_skus(db: Db, tenant_id: str, skus: Sequence[str]) -> set[str]:
+    """Those of ``skus`` that are perks of the catalog."""
+    return await store.known_skus(db, tenant_id, skus) if skus else set()
 
 
 # --- stock, allowance and codes ------------------------------------------------------------
