@@ -4,6 +4,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+from proto.rewards import WeightedPrize
 from services.composition.registry import SERVICES
 from services.rewards.boxes import rules
 from tests.support.api import Rewards, error_code, member_token, uid
@@ -84,7 +85,8 @@ async def test_draws_verify_after_the_seed_is_revealed(rewards: Rewards) -> None
     for draw_id in ids:
         proof = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/draws/{draw_id}/proof",
                                           headers=rewards.ingest)).json()
-        options = [rules.Candidate(c["prize_id"], c["weight"]) for c in proof["candidates"]]
+        options = [WeightedPrize(prize_id=c["prize_id"], weight=c["weight"])
+                   for c in proof["candidates"]]
         assert rules.verify(seed=bytes.fromhex(proof["seed"]), published_commitment=commitment,
                             draw_id=draw_id, options=options, prize_id=proof["prize_id"])
 
