@@ -20,16 +20,18 @@ class PerkTerms(msgspec.Struct, frozen=True):
     coupon_valid_days: int
 
 
-class StockTaken(msgspec.Struct, frozen=True):
+class StockLevel(msgspec.Struct, frozen=True):
+    """A perk's stock as of a version (``stock_left`` None: unlimited)."""
+
     stock_left: int | None
     stock_version: int
+
+
+class StockTaken(StockLevel, frozen=True):
+    """The stock after a reservation, and what the rest of the reservation depends on."""
+
     per_member_limit: int | None
     fulfilment: str
-
-
-class StockLevel(msgspec.Struct, frozen=True):
-    stock_left: int | None
-    stock_version: int
 
 
 class CouponRow(msgspec.Struct, frozen=True):

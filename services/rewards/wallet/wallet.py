@@ -77,8 +77,7 @@ async def reserve(conn: Conn, tenant_id: str, sku: str, quantity: int, member_id
         codes = await store.assign_codes(conn, tenant_id, sku, quantity, redemption_id, issue_id)
         if len(codes) < quantity:
             raise refused("out_of_stock", codes_available=len(codes), requested=quantity)
-    return Reservation(codes=codes, stock=StockLevel(stock_left=taken.stock_left,
-                                                     stock_version=taken.stock_version))
+    return Reservation(codes=codes, stock=taken)
 
 
 async def put_back(conn: Conn, tenant_id: str, sku: str, quantity: int, member_id: str,
