@@ -197,7 +197,7 @@ class Redemptions:
             coupon_ids: list[str] = []
             if row.codes:
                 coupon_ids = await wallet.give_coupons(
-                    conn, tenant_id, row.member_id, row.sku, row.codes,
+                    conn, tenant_id, row.sku, [(row.member_id, code) for code in row.codes],
                     expires_at=now + timedelta(days=perk.coupon_valid_days),
                     source="redemption", ref=row.redemption_id)
             status = "completed" if perk.fulfilment == "code" else "pending_fulfilment"
