@@ -23,6 +23,7 @@ from services.rewards.wallet.api import WalletController
 from services.rewards.wallet.wallet import Wallet
 from services.runtime.resources import Resources
 from services.runtime.service import Peers, ServiceSpec
+from services.runtime.worker import WorkerContext
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ async def open_components(resources: Resources,
             team_buy=TeamBuy(resources, points))
     finally:
         await points.close()
+
+
+async def components() -> RewardsComponents:
+    """The rewards components of the worker's host, for the actors."""
+    return await WorkerContext.components("rewards", RewardsComponents)
 
 
 REWARDS: ServiceSpec[RewardsComponents] = ServiceSpec(

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.rewards.app import RewardsComponents
-from services.runtime.worker import WorkerContext
+from services.rewards.app import components
 
 
 async def recover_draws() -> None:
     """Finish draws a crash or an unreachable points service left half-way."""
-    boxes = (await WorkerContext.components("rewards", RewardsComponents)).boxes
-    await boxes.recover(datetime.now(UTC))
+    await (await components()).boxes.recover(datetime.now(UTC))

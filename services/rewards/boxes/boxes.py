@@ -29,13 +29,18 @@ from proto.rewards import (
     SeedRotated,
     Tickets,
     TicketsIn,
-    WeightedPrize,
 )
 from services.rewards.boxes import rules, store
 from services.rewards.boxes.store import BoxMember, BoxRow, DrawRow
 from services.rewards.ids import digest
 from services.rewards.points_client import PointsClient
-from services.rewards.recovery import HOLD_EXPIRES_S, MAX_STEPS, RECOVERY_BATCH, STUCK_AFTER_S
+from services.rewards.recovery import (
+    HOLD_EXPIRES_S,
+    MAX_STEPS,
+    RECOVERY_BATCH,
+    STUCK_AFTER_S,
+    Moved,
+)
 from services.rewards.refusals import refused
 from services.rewards.wallet import wallet
 from services.runtime.db import Conn, Db, Pool
@@ -49,11 +54,8 @@ SCOPE = "rewards.draws"
 
 
 def hold_id_for(draw_id: str) -> str:
-    return "draw:" + digest(draw_id)
-
-
-def prize_grant_id(draw_id: str) -> str:
-    # The same string as the hold's id (a grant is another kind of operation in points).
+    """The id of the draw's points hold, and of its points prize's grant: one string serves
+    both, as a grant is another kind of operation in points."""
     return "draw:" + digest(draw_id)
 
 
@@ -77,10 +79,6 @@ async def recheck_revealed_draws(db: Db, tenant_id: str, box_id: str) -> DrawChe
         if not rules.verify(seed=row.seed, published_commitment=row.commitment,
                             draw_id=row.draw_id, options=row.candidates,
                             prize_id=row.prize_id)])
-
-
-class _Moved(Exception):
-    """Another driver recorded this draw's pick first; this one backs off (and rolls back)."""
 
 
 class Boxes:
@@ -127,8 +125,7 @@ class Boxes:
         return DrawProof(
             draw_id=draw_id, box_id=box_id, seed_no=row.seed_no, commitment=seed.commitment,
             seed=seed.seed.hex() if seed.revealed_at else None,
-            candidates=[WeightedPrize(prize_id=c.prize_id, weight=c.weight)
-                        for c in row.candidates],
+            candidates=row.candidates,
             pity_applied=bool(row.pity_applied), prize_id=row.prize_id)
 
     async def rotate_seed(self, tenant_id: str, box_id: str) -> SeedRotated:
@@ -173,7 +170,6 @@ class Boxes:
     async def draw(self, tenant_id: str, box_id: str, body: DrawIn, now: datetime) -> Outcome:
         request_print = fingerprint(SCOPE, body.draw_id, {"box_id": box_id, "body": body})
         existing = await store.draw(self.pool, tenant_id, body.draw_id)
-        replayed = existing is not None
         if existing is None:
             box = await self._box(self.pool, tenant_id, box_id)
             try:
@@ -182,14 +178,18 @@ class Boxes:
             except Conflict as refusal:
                 status, outcome = "failed", Outcome.refused(refusal)
             paid_with = "ticket" if body.use_ticket or box.cost_points == 0 else "points"
-            replayed = not await store.insert_draw(
-                self.pool, tenant_id, body.draw_id, box_id, body.member_id, request_print,
-                paid_with, box.cost_points, hold_id_for(body.draw_id), status, outcome)
+            if await store.insert_draw(
+                    self.pool, tenant_id, body.draw_id, box_id, body.member_id, request_print,
+                    paid_with, box.cost_points, hold_id_for(body.draw_id), status, outcome):
+                if outcome is not None:
+                    return outcome
+                return await self.drive(tenant_id, body.draw_id)
+            # A concurrent request with this id got there first.
             existing = await store.draw(self.pool, tenant_id, body.draw_id)
             assert existing is not None
         if existing.fingerprint != request_print:
             raise IdempotencyConflict.for_key(body.draw_id)
-        return await self.drive(tenant_id, body.draw_id, replayed=replayed)
+        return await self.drive(tenant_id, body.draw_id, replayed=True)
 
     async def _precheck(self, tenant_id: str, box: BoxRow, body: DrawIn,
                         now: datetime) -> None:
@@ -238,7 +238,7 @@ class Boxes:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 await self._pick(conn, tenant_id, row)
-        except _Moved:
+        except Moved:
             return
         except Conflict as refusal:
             await store.move_draw(self.pool, tenant_id, row.draw_id, "pending",
@@ -272,7 +272,7 @@ class Boxes:
             pity_counter=pity_after, day=today, draws_that_day=drawn_today + 1))
         if not await store.record_pick(conn, tenant_id, row.draw_id, seed.seed_no, options,
                                        due, prize_id, member.pity_counter, pity_after):
-            raise _Moved
+            raise Moved
 
     async def _capture_and_deliver(self, tenant_id: str, row: DrawRow) -> None:
         if row.paid_with == "points":
@@ -286,7 +286,7 @@ class Boxes:
         coupon_id = None
         if prize.kind == "points":
             assert prize.points is not None
-            answer = await self.points.grant(tenant_id, prize_grant_id(row.draw_id),
+            answer = await self.points.grant(tenant_id, hold_id_for(row.draw_id),
                                              row.member_id, prize.points,
                                              f"blind box {row.box_id}")
             if answer.status_code != 201:

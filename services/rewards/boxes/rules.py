@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from fractions import Fraction
 
-from proto.rewards import BoxIn
+from proto.rewards import BoxIn, WeightedPrize
 from services.rewards.windows import check_window, open_at
 from services.runtime.errors import ValidationFailed
 
@@ -30,12 +30,6 @@ class Prize:
     prize_id: str
     weight: int
     stock_left: int | None  # None: unlimited
-
-
-@dataclass(frozen=True)
-class Candidate:
-    prize_id: str
-    weight: int
 
 
 def new_seed() -> bytes:
@@ -67,16 +61,16 @@ def pity_due(counter: int, after_draws: int | None) -> bool:
 
 
 def candidates(prizes: Sequence[Prize], *, pity: bool,
-               top_prize_ids: Sequence[str] = ()) -> list[Candidate]:
+               top_prize_ids: Sequence[str] = ()) -> list[WeightedPrize]:
     live = in_stock(prizes)
     if pity:
         top = [p for p in live if p.prize_id in top_prize_ids]
         if top:
             live = top
-    return [Candidate(p.prize_id, p.weight) for p in live]
+    return [WeightedPrize(prize_id=p.prize_id, weight=p.weight) for p in live]
 
 
-def pick(options: Sequence[Candidate], rolled: int) -> str:
+def pick(options: Sequence[WeightedPrize], rolled: int) -> str:
     total = sum(c.weight for c in options)
     if total <= 0:
         raise ValueError("no prize can be drawn")
@@ -95,7 +89,7 @@ def next_pity(counter: int, prize_id: str, top_prize_ids: Sequence[str] | None) 
 
 
 def verify(*, seed: bytes, published_commitment: str, draw_id: str,
-           options: Sequence[Candidate], prize_id: str) -> bool:
+           options: Sequence[WeightedPrize], prize_id: str) -> bool:
     """True if the seed matches its commitment and the draw picked ``prize_id``."""
     return (hmac.compare_digest(commitment(seed), published_commitment)
             and pick(options, roll(seed, draw_id)) == prize_id)

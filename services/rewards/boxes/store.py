@@ -4,12 +4,11 @@ draws, and members' age bands."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 import msgspec
 
-from proto.rewards import BoxIn
-from services.rewards.boxes.rules import Candidate, commitment, new_seed
+from proto.rewards import BoxIn, WeightedPrize
+from services.rewards.boxes.rules import commitment, new_seed
 from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
 from services.runtime.idempotency import Outcome
 
@@ -62,7 +61,7 @@ class DrawRow(msgspec.Struct, frozen=True):
     hold_id: str
     status: str
     seed_no: int | None
-    candidates: list[Candidate] | None
+    candidates: list[WeightedPrize] | None
     pity_applied: bool | None
     prize_id: str | None
     pity_before: int | None
@@ -80,7 +79,7 @@ class DrawKey(msgspec.Struct, frozen=True):
 
 class RevealedDraw(msgspec.Struct, frozen=True):
     draw_id: str
-    candidates: list[Candidate]
+    candidates: list[WeightedPrize]
     prize_id: str
     seed: bytes
     commitment: str
@@ -249,20 +248,16 @@ async def insert_draw(db: Db, tenant_id: str, draw_id: str, box_id: str, member_
 
 
 async def record_pick(conn: Conn, tenant_id: str, draw_id: str, seed_no: int,
-                      candidates: list[Candidate], pity_applied: bool, prize_id: str,
+                      candidates: list[WeightedPrize], pity_applied: bool, prize_id: str,
                       pity_before: int, pity_after: int) -> bool:
     """pending -> drawn with what was picked; False if another driver recorded it first."""
     moved = await conn.fetchval(
         "UPDATE rewards.draws SET status = 'drawn', seed_no = $3, candidates = $4,"
         " pity_applied = $5, prize_id = $6, pity_before = $7, pity_after = $8,"
         " updated_at = now() WHERE tenant_id = $1 AND draw_id = $2 AND status = 'pending'"
-        " RETURNING true", tenant_id, draw_id, seed_no, _weights(candidates), pity_applied,
+        " RETURNING true", tenant_id, draw_id, seed_no, candidates, pity_applied,
         prize_id, pity_before, pity_after)
     return bool(moved)
-
-
-def _weights(candidates: list[Candidate]) -> list[dict[str, Any]]:
-    return [{"prize_id": c.prize_id, "weight": c.weight} for c in candidates]
 
 
 async def move_draw(db: Db, tenant_id: str, draw_id: str, from_status: str, to_status: str,

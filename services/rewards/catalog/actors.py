@@ -5,24 +5,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.rewards.app import RewardsComponents
-from services.runtime.worker import WorkerContext
-
-
-async def _components() -> RewardsComponents:
-    return await WorkerContext.components("rewards", RewardsComponents)
+from services.rewards.app import components
 
 
 async def recover_redemptions() -> None:
     """Drive redemptions a crash or an unreachable points service left half-way to their end."""
-    await (await _components()).redemptions.recover(datetime.now(UTC))
+    await (await components()).redemptions.recover(datetime.now(UTC))
 
 
 async def sync_stock() -> None:
     """Republish every perk's stock to Redis (after a flush, or missed writes)."""
-    await (await _components()).catalog.sync_stock()
+    await (await components()).catalog.sync_stock()
 
 
 async def apply_tier_changed(bodies: str | list[str]) -> None:
     """Members' tiers, as the tiers service announces them, for perk eligibility."""
-    await (await _components()).catalog.apply_tier_changes(bodies)
+    await (await components()).catalog.apply_tier_changes(bodies)

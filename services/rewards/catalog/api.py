@@ -12,13 +12,11 @@ from litestar.params import JSONBody, Parameter
 from proto import rewards as r
 from services.rewards.catalog.catalog import Catalog
 from services.rewards.catalog.redemptions import Redemptions
+from services.rewards.params import Cursor, PageLimit
 from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.runtime.ratelimit import WRITE
-
-PageLimit = Annotated[int, Parameter(ge=1, le=200)]
-Cursor = Annotated[str | None, Parameter(max_length=200)]
 
 
 class PerksController(Controller):

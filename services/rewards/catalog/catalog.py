@@ -47,7 +47,7 @@ class Catalog:
         check_window(body.starts_at, body.ends_at)
         async with self.pool.acquire() as conn:
             row = await store.put_perk(conn, tenant_id, sku, body)
-        await self.stock.publish(tenant_id, sku, row.stock_left, row.stock_version)
+        await self.stock.publish(tenant_id, sku, row)
         return perk_view(row)
 
     async def perks(self, tenant_id: str, member_id: str | None, *, for_member: bool,

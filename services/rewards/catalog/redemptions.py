@@ -21,7 +21,13 @@ from services.rewards.catalog.stock import StockMirror
 from services.rewards.catalog.store import PerkRow, RedemptionRow
 from services.rewards.ids import digest
 from services.rewards.points_client import PointsAnswer, PointsClient
-from services.rewards.recovery import HOLD_EXPIRES_S, MAX_STEPS, RECOVERY_BATCH, STUCK_AFTER_S
+from services.rewards.recovery import (
+    HOLD_EXPIRES_S,
+    MAX_STEPS,
+    RECOVERY_BATCH,
+    STUCK_AFTER_S,
+    Moved,
+)
 from services.rewards.refusals import refused
 from services.rewards.wallet import wallet
 from services.runtime.db import Pool
@@ -63,10 +69,6 @@ def points_refusal(answer: PointsAnswer, points: int) -> Conflict:
         return refused("insufficient_points",
                        available=answer.error_details.get("available", 0), requested=points)
     return refused("redemption_failed", reason=answer.error_code)
-
-
-class _Moved(Exception):
-    """Another driver moved the redemption first; this one backs off (and rolls back)."""
 
 
 class Redemptions:
@@ -156,15 +158,14 @@ class Redemptions:
                                              row.member_id, redemption_id=row.redemption_id)
                 if not await store.move_redemption(conn, tenant_id, row.redemption_id,
                                                    "pending", "reserved", codes=taken.codes):
-                    raise _Moved
+                    raise Moved
         except Conflict as refusal:
             await store.move_redemption(self.pool, tenant_id, row.redemption_id, "pending",
                                         "releasing", outcome=Outcome.refused(refusal))
             return
-        except _Moved:
+        except Moved:
             return
-        await self.stock.publish(tenant_id, row.sku, taken.stock.stock_left,
-                                 taken.stock.stock_version)
+        await self.stock.publish(tenant_id, row.sku, taken.stock)
 
     async def _capture(self, tenant_id: str, row: RedemptionRow) -> None:
         answer = await self.points.capture(tenant_id, row.hold_id)
@@ -180,12 +181,12 @@ class Redemptions:
                 level = await wallet.put_back(conn, tenant_id, row.sku, row.quantity,
                                               row.member_id, row.redemption_id, free_codes=True)
         if moved:
-            await self.stock.publish(tenant_id, row.sku, level.stock_left, level.stock_version)
+            await self.stock.publish(tenant_id, row.sku, level)
 
     async def _complete(self, tenant_id: str, row: RedemptionRow) -> None:
         try:
             await self._write_completion(tenant_id, row)
-        except _Moved:
+        except Moved:
             pass
 
     async def _write_completion(self, tenant_id: str, row: RedemptionRow) -> None:
@@ -196,14 +197,14 @@ class Redemptions:
             coupon_ids: list[str] = []
             if row.codes:
                 coupon_ids = await wallet.give_coupons(
-                    conn, tenant_id, row.member_id, row.sku, row.codes,
+                    conn, tenant_id, row.sku, [(row.member_id, code) for code in row.codes],
                     expires_at=now + timedelta(days=perk.coupon_valid_days),
                     source="redemption", ref=row.redemption_id)
             status = "completed" if perk.fulfilment == "code" else "pending_fulfilment"
             outcome = Outcome.of(201, view(row, status, coupon_ids))
             if not await store.move_redemption(conn, tenant_id, row.redemption_id, "reserved",
                                                status, outcome=outcome):
-                raise _Moved  # rolls back the coupons: another driver completed it
+                raise Moved  # rolls back the coupons: another driver completed it
             completed = RedemptionCompleted(
                 member_id=row.member_id, redemption_id=row.redemption_id, sku=row.sku,
                 quantity=row.quantity, points=row.points, completed_at=now)
@@ -261,7 +262,7 @@ class Redemptions:
                 quantity=row.quantity, points=row.points, cancelled_at=now)
             await emit(conn,
                        service="rewards", tenant_id=tenant_id, events=[cancelled])
-        await self.stock.publish(tenant_id, row.sku, level.stock_left, level.stock_version)
+        await self.stock.publish(tenant_id, row.sku, level)
 
     async def fulfil(self, tenant_id: str, redemption_id: str) -> Redemption:
         row = await store.redemption(self.pool, tenant_id, redemption_id)
@@ -308,11 +309,9 @@ class Redemptions:
         stuck = await store.unfinished_redemptions(
             self.pool, now - timedelta(seconds=STUCK_AFTER_S), RECOVERY_BATCH)
         for key in stuck:
-            row = await store.redemption(self.pool, key.tenant_id, key.redemption_id)
-            assert row is not None
-            abandon = (now - row.created_at).total_seconds() > HOLD_EXPIRES_S
+            abandon = (now - key.created_at).total_seconds() > HOLD_EXPIRES_S
             try:
-                if row.status == "cancelling":
+                if key.status == "cancelling":
                     await self.cancel(key.tenant_id, key.redemption_id)
                 else:
                     await self.drive(key.tenant_id, key.redemption_id, abandon_pending=abandon)

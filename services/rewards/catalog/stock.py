@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.rewards.catalog import store
+from services.rewards.wallet.wallet import StockLevel
 from services.runtime.db import Db
 from services.runtime.scripts import register_lua
 
@@ -28,14 +29,13 @@ class StockMirror:
         self._client = client
         self._publish = register_lua(client, "services.rewards.catalog", "stock_publish.lua")
 
-    async def publish(self, tenant_id: str, sku: str, stock_left: int | None,
-                      stock_version: int) -> None:
-        """Mirror the stock as of ``stock_version`` (unlimited stock is not mirrored)."""
-        if stock_left is None:
+    async def publish(self, tenant_id: str, sku: str, level: StockLevel) -> None:
+        """Mirror the stock as of its version (unlimited stock is not mirrored)."""
+        if level.stock_left is None:
             return
         try:
             await self._publish(keys=[stock_key(tenant_id, sku)],
-                                args=[stock_left, stock_version])
+                                args=[level.stock_left, level.stock_version])
         except RedisError as exc:
             log.warning("stock mirror not updated: %s", exc)
 
@@ -51,12 +51,12 @@ class StockMirror:
         perk = await store.perk(db, tenant_id, sku)
         if perk is None or perk.stock_left is None:
             return None
-        await self.publish(tenant_id, sku, perk.stock_left, perk.stock_version)
+        await self.publish(tenant_id, sku, perk)
         return perk.stock_left
 
     async def sync_all(self, db: Db) -> int:
         """Republish every perk's stock; returns how many were published."""
         rows = await store.stock_versions(db)
         for row in rows:
-            await self.publish(row.tenant_id, row.sku, row.stock_left, row.stock_version)
+            await self.publish(row.tenant_id, row.sku, row)
         return len(rows)

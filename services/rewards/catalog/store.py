@@ -9,17 +9,18 @@ from typing import Literal
 import msgspec
 
 from proto.rewards import PerkIn
+from services.rewards.wallet.wallet import StockLevel
 from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
 from services.runtime.idempotency import Outcome
 
 
-class PerkRow(msgspec.Struct, frozen=True):
+class PerkRow(StockLevel, frozen=True):
+    """A perk: its stock level (the fields of ``StockLevel``) and its terms."""
+
     sku: str
     name: str
     description: str
     cost_points: int
-    stock_left: int | None
-    stock_version: int
     per_member_limit: int | None
     tiers: list[str] | None
     starts_at: datetime | None
@@ -30,11 +31,11 @@ class PerkRow(msgspec.Struct, frozen=True):
     codes_available: int | None = None  # only in the catalog listing
 
 
-class PerkStock(msgspec.Struct, frozen=True):
+class PerkStock(StockLevel, frozen=True):
+    """A perk's stock level, and whose it is."""
+
     tenant_id: str
     sku: str
-    stock_left: int | None
-    stock_version: int
 
 
 class RedemptionRow(msgspec.Struct, frozen=True):
@@ -66,9 +67,13 @@ class RedemptionEntry(msgspec.Struct, frozen=True):
     created_at: datetime
 
 
-class RedemptionKey(msgspec.Struct, frozen=True):
+class StuckRedemption(msgspec.Struct, frozen=True):
+    """An unfinished redemption as the worker finds it."""
+
     tenant_id: str
     redemption_id: str
+    status: str
+    created_at: datetime
 
 
 # --- perks and codes -----------------------------------------------------------------------
@@ -210,8 +215,8 @@ async def member_redemptions(db: Db, tenant_id: str, member_id: str,
 
 
 async def unfinished_redemptions(db: Db, older_than: datetime,
-                                 limit: int) -> list[RedemptionKey]:
-    return as_structs(RedemptionKey, await db.fetch(
-        "SELECT tenant_id, redemption_id FROM rewards.redemptions"
+                                 limit: int) -> list[StuckRedemption]:
+    return as_structs(StuckRedemption, await db.fetch(
+        "SELECT tenant_id, redemption_id, status, created_at FROM rewards.redemptions"
         " WHERE status IN ('pending', 'reserved', 'releasing', 'cancelling')"
         " AND updated_at < $1 ORDER BY updated_at LIMIT $2", older_than, limit))

@@ -58,13 +58,15 @@ class RedPackets:
             raise ValidationFailed("ends_at must be after starts_at and in the future",
                                    field="ends_at")
         escrow = rules.escrow_of("pool", body.pool_id)
-        if await store.pool(self.db, tenant_id, body.pool_id) is None:
-            await store.insert_pool(self.db, tenant_id, body,
-                                    rules.split(body.total_points, body.packets, body.split),
-                                    escrow)
-        existing = await store.pool(self.db, tenant_id, body.pool_id)
-        assert existing is not None
-        if (existing.total_points, existing.packets, existing.name) != (
+        pool = await store.pool(self.db, tenant_id, body.pool_id)
+        if pool is None:
+            pool = await store.insert_pool(
+                self.db, tenant_id, body,
+                rules.split(body.total_points, body.packets, body.split), escrow)
+        if pool is None:  # a concurrent request made it first
+            pool = await store.pool(self.db, tenant_id, body.pool_id)
+            assert pool is not None
+        if (pool.total_points, pool.packets, pool.name) != (
                 body.total_points, body.packets, body.name):
             raise IdempotencyConflict.for_key(body.pool_id)
         answer = await self.points.grant(tenant_id, "pool:" + digest(body.pool_id), escrow,
@@ -72,15 +74,18 @@ class RedPackets:
         if answer.status_code != 201:
             raise Conflict("the pool could not be funded", code="funding_failed",
                            reason=answer.error_code)
-        return await self.pool_view(tenant_id, body.pool_id)
+        return await self._show_pool(tenant_id, pool)
 
     async def pool_view(self, tenant_id: str, pool_id: str) -> r.Pool:
         pool = await store.pool(self.db, tenant_id, pool_id)
         if pool is None:
             raise NotFound(f"no pool {pool_id!r}", code="unknown_pool")
-        opens = await store.opened_shares(self.db, tenant_id, pool_id)
+        return await self._show_pool(tenant_id, pool)
+
+    async def _show_pool(self, tenant_id: str, pool: store.PoolRow) -> r.Pool:
+        opens = await store.opened_shares(self.db, tenant_id, pool.pool_id)
         settled = pool.status == "settled"
-        return r.Pool(pool_id=pool_id, name=pool.name, total_points=pool.total_points,
+        return r.Pool(pool_id=pool.pool_id, name=pool.name, total_points=pool.total_points,
                       packets=pool.packets, split=pool.split,
                       open_cost_points=pool.open_cost_points,
                       per_member_opens=pool.per_member_opens, starts_at=pool.starts_at,
@@ -113,8 +118,8 @@ class RedPackets:
             found = await store.pool_open(self.db, tenant_id, body.open_id)
             assert found is not None
             return await self._replay_open(tenant_id, found, request_print, replayed=False)
-        if reserved == "ok":
-            return await self.finish_open(tenant_id, body.open_id)
+        if isinstance(reserved, store.PoolOpenRow):
+            return await self._finish_open(tenant_id, reserved, pool)
         if reserved == "exists":
             found = await store.pool_open(self.db, tenant_id, body.open_id)
             assert found is not None
@@ -123,9 +128,9 @@ class RedPackets:
 
     async def _reserve_share(self, tenant_id: str, pool: store.PoolRow, body: r.PoolOpenIn,
                              request_print: bytes,
-                             now: datetime) -> Literal["ok", "exists", "busy"]:
-        """Reserves a share for the open ('exists' if its id was just used); refuses when the
-        pool has none for the member."""
+                             now: datetime) -> store.PoolOpenRow | Literal["exists", "busy"]:
+        """Reserves a share for the open: the reserved open ('exists' if its id was just
+        used); refuses when the pool has none for the member."""
         if pool.status != "open" or not open_at(now, pool.starts_at, pool.ends_at):
             raise refused("not_available")
         for _ in range(MAX_SHARE_TRIES):
@@ -157,19 +162,25 @@ class RedPackets:
         if found.fingerprint != request_print:
             raise IdempotencyConflict.for_key(found.open_id)
         if found.status == "reserved":
-            return await self.finish_open(tenant_id, found.open_id, replayed=True)
+            return await self._finish_open(tenant_id, found, replayed=True)
         return _stored_answer(found, replayed)
 
-    async def finish_open(self, tenant_id: str, open_id: str, *,
-                          replayed: bool = False) -> Outcome:
+    async def finish_open(self, tenant_id: str, open_id: str) -> Outcome:
         """Charge the open's cost (if any) and pay its share; safe to run again."""
         found = await store.pool_open(self.db, tenant_id, open_id)
         assert found is not None
+        return await self._finish_open(tenant_id, found)
+
+    async def _finish_open(self, tenant_id: str, found: store.PoolOpenRow,
+                           pool: store.PoolRow | None = None, *,
+                           replayed: bool = False) -> Outcome:
+        """``finish_open`` of an open as read (and of its pool, if at hand)."""
         if found.status != "reserved":
             return _stored_answer(found, replayed)
         assert found.share_index is not None and found.points is not None
-        pool = await store.pool(self.db, tenant_id, found.pool_id)
-        assert pool is not None
+        if pool is None:
+            pool = await store.pool(self.db, tenant_id, found.pool_id)
+            assert pool is not None
         share_key = digest(found.pool_id, str(found.share_index))
         if pool.open_cost_points > 0:
             charged = await self.points.debit(tenant_id, "poolcost:" + share_key,
@@ -179,7 +190,7 @@ class RedPackets:
                 outcome = Outcome.refused(refused(
                     "insufficient_points", available=charged.error_details.get("available", 0),
                     requested=pool.open_cost_points), replayed=replayed)
-                if await store.finish_pool_open(self.db, tenant_id, open_id, "failed",
+                if await store.finish_pool_open(self.db, tenant_id, found.open_id, "failed",
                                                 outcome):
                     await self.shares.give_back(tenant_id, "pool", found.pool_id,
                                                 found.member_id, found.share_index)
@@ -190,9 +201,9 @@ class RedPackets:
         if paid.status_code != 201:
             raise Conflict("the share could not be paid yet; retry", code="in_progress",
                            points_status=paid.status_code, reason=paid.error_code)
-        outcome = Outcome.of(201, r.PoolOpened(open_id=open_id, member_id=found.member_id,
+        outcome = Outcome.of(201, r.PoolOpened(open_id=found.open_id, member_id=found.member_id,
                                                points=found.points), replayed=replayed)
-        await store.finish_pool_open(self.db, tenant_id, open_id, "paid", outcome)
+        await store.finish_pool_open(self.db, tenant_id, found.open_id, "paid", outcome)
         return outcome
 
     async def settle_pool(self, tenant_id: str, pool_id: str) -> None:
@@ -218,12 +229,14 @@ class RedPackets:
             raise ValidationFailed("a packet needs at least one point per share", field="shares")
         request_print = fingerprint("rewards.packets", body.packet_id, body)
         escrow = rules.escrow_of("packet", body.packet_id)
-        inserted = await store.insert_packet(
+        packet = await store.insert_packet(
             self.db, tenant_id, body, rules.split(body.total_points, body.shares, body.split),
             escrow, now + timedelta(seconds=body.expires_in_s), request_print)
-        found = await store.packet(self.db, tenant_id, body.packet_id)
-        assert found is not None
-        if found.fingerprint != request_print:
+        inserted = packet is not None
+        if packet is None:
+            packet = await store.packet(self.db, tenant_id, body.packet_id)
+            assert packet is not None
+        if packet.fingerprint != request_print:
             raise IdempotencyConflict.for_key(body.packet_id)
         funded = await self.points.move(tenant_id, "packet:" + digest(body.packet_id),
                                         body.member_id, escrow, body.total_points,
@@ -234,8 +247,7 @@ class RedPackets:
             code = funded.error_code or "funding_failed"
             raise Conflict("the maker does not have the points for this packet"
                            if code == "insufficient_points" else "the packet was not funded",
-                           code="insufficient_points" if code in (
-                               "insufficient_points", "unknown_member") else code,
+                           code="insufficient_points" if funded.short_of_points else code,
                            **funded.error_details)
         if inserted:
             async with self.db.acquire() as conn:
@@ -244,15 +256,18 @@ class RedPackets:
                                member_id=body.member_id, packet_id=body.packet_id,
                                total_points=body.total_points, shares=body.shares,
                                group_id=body.group_id, made_at=now)])
-        return await self.packet_view(tenant_id, body.packet_id)
+        return await self._show_packet(tenant_id, packet)
 
     async def packet_view(self, tenant_id: str, packet_id: str) -> r.Packet:
         packet = await store.packet(self.db, tenant_id, packet_id)
         if packet is None:
             raise NotFound(f"no packet {packet_id!r}", code="unknown_packet")
-        grabs = await store.packet_grabs(self.db, tenant_id, packet_id)
+        return await self._show_packet(tenant_id, packet)
+
+    async def _show_packet(self, tenant_id: str, packet: store.PacketRow) -> r.Packet:
+        grabs = await store.packet_grabs(self.db, tenant_id, packet.packet_id)
         expired = packet.status == "expired"
-        return r.Packet(packet_id=packet_id, member_id=packet.maker_member_id,
+        return r.Packet(packet_id=packet.packet_id, member_id=packet.maker_member_id,
                         total_points=packet.total_points, shares=len(packet.shares),
                         split=packet.split, group_id=packet.group_id,
                         expires_at=packet.expires_at, status=packet.status,

@@ -9,7 +9,7 @@ import asyncpg
 import msgspec
 
 from proto.rewards import PacketIn, PoolIn
-from services.runtime.db import Db, as_struct_or_none, as_structs
+from services.runtime.db import Db, as_struct, as_struct_or_none, as_structs
 from services.runtime.idempotency import Outcome
 
 
@@ -29,6 +29,10 @@ class PoolRow(msgspec.Struct, frozen=True):
     returned_points: int | None
 
 
+POOL = ("pool_id, name, total_points, packets, split, shares, open_cost_points,"
+        " per_member_opens, starts_at, ends_at, escrow_member, status, returned_points")
+
+
 class PoolOpenRow(msgspec.Struct, frozen=True):
     """An open: 'reserved' holds a share not paid yet (share_index, member_nth and points set);
     'paid' and 'failed' hold the open's final answer."""
@@ -44,6 +48,10 @@ class PoolOpenRow(msgspec.Struct, frozen=True):
     outcome_status: int | None
     outcome_body: bytes | None
     at: datetime
+
+
+POOL_OPEN = ("open_id, pool_id, member_id, fingerprint, share_index, member_nth, points,"
+             " status, outcome_status, outcome_body, at")
 
 
 class OpenedShare(msgspec.Struct, frozen=True):
@@ -71,6 +79,10 @@ class PacketRow(msgspec.Struct, frozen=True):
     created_at: datetime
 
 
+PACKET = ("packet_id, maker_member_id, total_points, split, shares, group_id, expires_at,"
+          " escrow_member, fingerprint, status, refunded_points, created_at")
+
+
 class GrabRow(msgspec.Struct, frozen=True):
     member_id: str
     share_index: int
@@ -89,44 +101,44 @@ class Due(msgspec.Struct, frozen=True):
 # --- pools ----------------------------------------------------------------------------------
 
 async def insert_pool(db: Db, tenant_id: str, body: PoolIn, shares: list[int],
-                      escrow: str) -> bool:
-    return bool(await db.fetchval(
+                      escrow: str) -> PoolRow | None:
+    """The new pool; None if the id is taken."""
+    return as_struct_or_none(PoolRow, await db.fetchrow(
         "INSERT INTO rewards.pools (tenant_id, pool_id, name, total_points, packets, split,"
         " shares, open_cost_points, per_member_opens, starts_at, ends_at, escrow_member)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING"
-        " RETURNING true", tenant_id, body.pool_id, body.name, body.total_points, body.packets,
+        " RETURNING " + POOL, tenant_id, body.pool_id, body.name, body.total_points, body.packets,
         body.split, shares, body.open_cost_points, body.per_member_opens, body.starts_at,
         body.ends_at, escrow))
 
 
 async def pool(db: Db, tenant_id: str, pool_id: str) -> PoolRow | None:
     return as_struct_or_none(PoolRow, await db.fetchrow(
-        "SELECT pool_id, name, total_points, packets, split, shares, open_cost_points,"
-        " per_member_opens, starts_at, ends_at, escrow_member, status, returned_points"
-        " FROM rewards.pools WHERE tenant_id = $1 AND pool_id = $2", tenant_id, pool_id))
+        "SELECT " + POOL + " FROM rewards.pools WHERE tenant_id = $1 AND pool_id = $2",
+        tenant_id, pool_id))
 
 
 async def pool_open(db: Db, tenant_id: str, open_id: str) -> PoolOpenRow | None:
     return as_struct_or_none(PoolOpenRow, await db.fetchrow(
-        "SELECT open_id, pool_id, member_id, fingerprint, share_index, member_nth, points,"
-        " status, outcome_status, outcome_body, at FROM rewards.pool_opens"
-        " WHERE tenant_id = $1 AND open_id = $2", tenant_id, open_id))
+        "SELECT " + POOL_OPEN + " FROM rewards.pool_opens WHERE tenant_id = $1 AND open_id = $2",
+        tenant_id, open_id))
 
 
 async def reserve_pool_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
                             member_id: str, fingerprint: bytes, index: int, nth: int,
-                            points: int) -> Literal["ok", "taken", "exists"]:
-    """'ok', 'taken' (index or member's n-th share already recorded) or 'exists' (open id)."""
+                            points: int) -> PoolOpenRow | Literal["taken", "exists"]:
+    """The reserved open, 'taken' (index or member's n-th share already recorded) or 'exists'
+    (open id)."""
     try:
-        inserted = await db.fetchval(
+        row = await db.fetchrow(
             "INSERT INTO rewards.pool_opens (tenant_id, pool_id, open_id, member_id, fingerprint,"
             " share_index, member_nth, points, status)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'reserved')"
-            " ON CONFLICT (tenant_id, open_id) DO NOTHING RETURNING true",
+            " ON CONFLICT (tenant_id, open_id) DO NOTHING RETURNING " + POOL_OPEN,
             tenant_id, pool_id, open_id, member_id, fingerprint, index, nth, points)
     except asyncpg.UniqueViolationError:
         return "taken"
-    return "ok" if inserted else "exists"
+    return "exists" if row is None else as_struct(PoolOpenRow, row)
 
 
 async def record_refused_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
@@ -177,11 +189,14 @@ async def settle_pool(db: Db, tenant_id: str, pool_id: str, returned: int) -> bo
 # --- member packets -------------------------------------------------------------------------
 
 async def insert_packet(db: Db, tenant_id: str, body: PacketIn, shares: list[int],
-                        escrow: str, expires_at: datetime, fingerprint: bytes) -> bool:
-    return bool(await db.fetchval(
+                        escrow: str, expires_at: datetime,
+                        fingerprint: bytes) -> PacketRow | None:
+    """The new packet; None if the id is taken."""
+    return as_struct_or_none(PacketRow, await db.fetchrow(
         "INSERT INTO rewards.packets (tenant_id, packet_id, maker_member_id, total_points, split,"
         " shares, group_id, expires_at, escrow_member, fingerprint)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING true",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+        " RETURNING " + PACKET,
         tenant_id, body.packet_id, body.member_id, body.total_points, body.split, shares,
         body.group_id, expires_at, escrow, fingerprint))
 
@@ -193,9 +208,8 @@ async def delete_packet(db: Db, tenant_id: str, packet_id: str) -> None:
 
 async def packet(db: Db, tenant_id: str, packet_id: str) -> PacketRow | None:
     return as_struct_or_none(PacketRow, await db.fetchrow(
-        "SELECT packet_id, maker_member_id, total_points, split, shares, group_id, expires_at,"
-        " escrow_member, fingerprint, status, refunded_points, created_at FROM rewards.packets"
-        " WHERE tenant_id = $1 AND packet_id = $2", tenant_id, packet_id))
+        "SELECT " + PACKET + " FROM rewards.packets WHERE tenant_id = $1 AND packet_id = $2",
+        tenant_id, packet_id))
 
 
 async def packet_grabs(db: Db, tenant_id: str, packet_id: str) -> list[GrabRow]:

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from proto import team_buy as tb
+from proto.common import ID_PATTERN
 from services.rewards.team_buy.team_buy import TeamBuy
 from services.runtime.app import json_response, replayable
 from services.runtime.auth import allow
@@ -20,7 +21,7 @@ from services.runtime.ratelimit import WRITE
 BoardLimit = Annotated[int, Parameter(ge=1, le=100)]
 BoardCursor = Annotated[str | None, Parameter(max_length=24)]
 AroundTeam = Annotated[str | None, Parameter(min_length=1, max_length=128,
-                                             pattern=r"^[A-Za-z0-9._:-]+$")]
+                                             pattern=ID_PATTERN)]
 _encoder = msgspec.json.Encoder()
 
 

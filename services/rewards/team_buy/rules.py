@@ -4,10 +4,13 @@ written into a Redis sorted set."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from proto.team_buy import CampaignIn, Prize
+from proto.team_buy import CampaignIn, Prize, PrizeOut
+from services.rewards.windows import check_window
 from services.runtime.errors import ValidationFailed
 
 # Sorted-set members are "<reached_at in µs, zero-padded>:<team id>" with score = -cents: Redis
@@ -16,6 +19,9 @@ from services.runtime.errors import ValidationFailed
 REACH_DIGITS = 17
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# A prize as asked for, or as stored and shown.
+P = TypeVar("P", Prize, PrizeOut)
+
 
 def localise(at: datetime, time_zone: str) -> datetime:
     """Campaign times without an offset are the tenant's local times."""
@@ -23,8 +29,7 @@ def localise(at: datetime, time_zone: str) -> datetime:
 
 
 def validate_campaign(body: CampaignIn, starts_at: datetime, ends_at: datetime) -> None:
-    if ends_at <= starts_at:
-        raise ValidationFailed("ends_at must be after starts_at", field="ends_at")
+    check_window(starts_at, ends_at)
     if len(set(body.team_sizes)) != len(body.team_sizes):
         raise ValidationFailed("team sizes must be distinct", field="team_sizes")
     ordered = sorted(body.prizes, key=lambda p: p.rank_from)
@@ -40,7 +45,7 @@ def validate_campaign(body: CampaignIn, starts_at: datetime, ends_at: datetime) 
                                                       prize.rank_from, prize.rank_to]})
 
 
-def prize_for(rank: int, prizes: list[Prize]) -> Prize | None:
+def prize_for(rank: int, prizes: Sequence[P]) -> P | None:
     return next((p for p in prizes if p.rank_from <= rank <= p.rank_to), None)
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 import msgspec
 
-from proto.team_buy import Prize
+from proto.team_buy import Prize, PrizeOut, Result, TeamMember
 from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
 
 RANKING = "ORDER BY t.score DESC, t.reached_at, t.team_id COLLATE \"C\""
@@ -22,7 +22,7 @@ class CampaignRow(msgspec.Struct, frozen=True):
     starts_at: datetime
     ends_at: datetime
     min_team_spend_cents: int
-    prizes: list[Prize]
+    prizes: list[PrizeOut]
     settle_grace_s: int
     state: Literal["open", "settling", "settled"]
     settled_at: datetime | None
@@ -55,12 +55,6 @@ class Seat(msgspec.Struct, frozen=True):
 
     members: int
     size: int
-
-
-class TeamMemberRow(msgspec.Struct, frozen=True):
-    member_id: str
-    joined_at: datetime
-    spend_cents: int
 
 
 class Refund(msgspec.Struct, frozen=True):
@@ -102,7 +96,7 @@ class CampaignResult(msgspec.Struct, frozen=True):
     rank: int
     team_id: str
     score: int
-    prize: Prize | None
+    prize: PrizeOut | None
     member_ids: list[str]
 
 
@@ -196,8 +190,8 @@ async def take_seat(conn: Conn, tenant_id: str, campaign_id: str, team_id: str) 
 
 
 async def team_members(db: Db, tenant_id: str, campaign_id: str,
-                       team_id: str) -> list[TeamMemberRow]:
-    return as_structs(TeamMemberRow, await db.fetch(
+                       team_id: str) -> list[TeamMember]:
+    return as_structs(TeamMember, await db.fetch(
         "SELECT member_id, joined_at, spend_cents FROM rewards.team_members"
         " WHERE tenant_id = $1 AND campaign_id = $2 AND team_id = $3 ORDER BY joined_at,"
         " member_id", tenant_id, campaign_id, team_id))
@@ -372,7 +366,7 @@ async def finish_settling(conn: Conn, tenant_id: str, campaign_id: str,
         tenant_id, campaign_id, now))
 
 
-async def results(db: Db, tenant_id: str, campaign_id: str) -> list[CampaignResult]:
-    return as_structs(CampaignResult, await db.fetch(
-        "SELECT rank, team_id, score, prize, member_ids FROM rewards.campaign_results"
+async def results(db: Db, tenant_id: str, campaign_id: str) -> list[Result]:
+    return as_structs(Result, await db.fetch(
+        "SELECT rank, team_id, score, prize FROM rewards.campaign_results"
         " WHERE tenant_id = $1 AND campaign_id = $2 ORDER BY rank", tenant_id, campaign_id))

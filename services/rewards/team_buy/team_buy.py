@@ -17,6 +17,7 @@ from services.rewards.team_buy import rules, store
 from services.rewards.team_buy.leaderboard import Leaderboards
 from services.rewards.wallet import wallet
 from services.rewards.windows import open_at
+from services.runtime.bus import consume
 from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, FuliError, NotFound, ValidationFailed
 from services.runtime.outbox import emit
@@ -26,23 +27,17 @@ from services.runtime.tenants import tenant_time_zone
 
 log = logging.getLogger("fuli.rewards.team_buy")
 
+PURCHASES_CONSUMER = "rewards.apply_team_purchases"
+
 
 def campaign_view(row: store.CampaignRow, time_zone: str) -> tb.Campaign:
     zone = ZoneInfo(time_zone)
     return tb.Campaign(
         campaign_id=row.campaign_id, name=row.name, team_sizes=row.team_sizes,
         starts_at=row.starts_at.astimezone(zone), ends_at=row.ends_at.astimezone(zone),
-        min_team_spend_cents=row.min_team_spend_cents,
-        prizes=[tb.PrizeOut(rank_from=p.rank_from, rank_to=p.rank_to, points=p.points,
-                            sku=p.sku) for p in row.prizes],
+        min_team_spend_cents=row.min_team_spend_cents, prizes=row.prizes,
         settle_grace_s=row.settle_grace_s, state=row.state,
         settled_at=row.settled_at.astimezone(zone) if row.settled_at else None)
-
-
-def prize_view(prize: tb.Prize | None) -> tb.PrizeOut | None:
-    return None if prize is None else tb.PrizeOut(rank_from=prize.rank_from,
-                                                  rank_to=prize.rank_to, points=prize.points,
-                                                  sku=prize.sku)
 
 
 async def require_campaign(db: Db, tenant_id: str, campaign_id: str) -> store.CampaignRow:
@@ -78,11 +73,11 @@ class TeamBuy:
             starts_at, ends_at = rules.localise(body.starts_at, zone), rules.localise(
                 body.ends_at, zone)
             rules.validate_campaign(body, starts_at, ends_at)
-            for prize in body.prizes:
-                if prize.sku is not None and not await wallet.perk_exists(conn, tenant_id,
-                                                                           prize.sku):
-                    raise ValidationFailed(f"no perk {prize.sku!r}", field="prizes",
-                                           sku=prize.sku)
+            skus = [prize.sku for prize in body.prizes if prize.sku is not None]
+            known = await wallet.known_skus(conn, tenant_id, skus)
+            for sku in skus:
+                if sku not in known:
+                    raise ValidationFailed(f"no perk {sku!r}", field="prizes", sku=sku)
             row = await store.put_campaign(
                 conn, tenant_id, campaign_id, body.name, sorted(body.team_sizes), starts_at,
                 ends_at, body.min_team_spend_cents, body.prizes, body.settle_grace_s)
@@ -164,9 +159,7 @@ class TeamBuy:
         members = await store.team_members(db, tenant_id, campaign_id, team_id)
         return tb.Team(campaign_id=campaign_id, team_id=team_id, name=team.name,
                        size=team.size, captain_member_id=team.captain_member_id,
-                       members=[tb.TeamMember(member_id=m.member_id, joined_at=m.joined_at,
-                                              spend_cents=m.spend_cents) for m in members],
-                       score=team.score, reached_at=team.reached_at,
+                       members=members, score=team.score, reached_at=team.reached_at,
                        full=team.members == team.size)
 
     # --- boards and results ----------------------------------------------------------------
@@ -229,14 +222,19 @@ class TeamBuy:
         campaign = await require_campaign(self.db, tenant_id, campaign_id)
         if campaign.state != "settled":
             return tb.Results(state=campaign.state, items=[])
-        return tb.Results(state="settled", items=[
-            tb.Result(rank=r.rank, team_id=r.team_id, score=r.score, prize=prize_view(r.prize))
-            for r in await store.results(self.db, tenant_id, campaign_id)])
+        return tb.Results(state="settled",
+                          items=await store.results(self.db, tenant_id, campaign_id))
 
     # --- scores and settlement -------------------------------------------------------------
 
-    def score_changes(self) -> ScoreChanges:
-        return ScoreChanges(self.boards)
+    async def apply_purchases(self, bodies: str | list[str]) -> None:
+        """Purchases and refunds (``PurchaseRecorded``, ``PurchaseReversed`` envelopes) into
+        team scores, then onto the boards."""
+        changes = ScoreChanges(self.boards)
+        try:
+            await consume(self.db, PURCHASES_CONSUMER, bodies, changes.apply)
+        finally:
+            await changes.publish()
 
     async def sync_boards(self) -> None:
         """Republishes open campaigns' boards from PostgreSQL."""

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from proto import rewards as r
+from services.rewards.params import Cursor, PageLimit
 from services.rewards.wallet.wallet import Wallet
 from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.runtime.ratelimit import WRITE
-
-PageLimit = Annotated[int, Parameter(ge=1, le=200)]
-Cursor = Annotated[str | None, Parameter(max_length=200)]
 
 
 class WalletController(Controller):

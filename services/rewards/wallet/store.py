@@ -20,16 +20,18 @@ class PerkTerms(msgspec.Struct, frozen=True):
     coupon_valid_days: int
 
 
-class StockTaken(msgspec.Struct, frozen=True):
+class StockLevel(msgspec.Struct, frozen=True):
+    """A perk's stock as of a version (``stock_left`` None: unlimited)."""
+
     stock_left: int | None
     stock_version: int
+
+
+class StockTaken(StockLevel, frozen=True):
+    """The stock after a reservation, and what the rest of the reservation depends on."""
+
     per_member_limit: int | None
     fulfilment: str
-
-
-class StockLevel(msgspec.Struct, frozen=True):
-    stock_left: int | None
-    stock_version: int
 
 
 class CouponRow(msgspec.Struct, frozen=True):
@@ -58,6 +60,13 @@ async def perk_terms(db: Db, tenant_id: str, sku: str) -> PerkTerms | None:
     return as_struct_or_none(PerkTerms, await db.fetchrow(
         "SELECT sku, fulfilment, coupon_valid_days FROM rewards.perks"
         " WHERE tenant_id = $1 AND sku = $2", tenant_id, sku))
+
+
+async def known_skus(db: Db, tenant_id: str, skus: Sequence[str]) -> set[str]:
+    rows = await db.fetch(
+        "SELECT sku FROM rewards.perks WHERE tenant_id = $1 AND sku = any($2::text[])",
+        tenant_id, list(skus))
+    return {str(row["sku"]) for row in rows}
 
 
 # --- stock, allowance and codes: reserved together, released together ----------------------

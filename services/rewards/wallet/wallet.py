@@ -36,7 +36,7 @@ from services.runtime.outbox import emit
 from services.runtime.pagination import decode_cursor, encode_cursor
 
 __all__ = ["Reservation", "StockLevel", "Wallet", "add_tickets", "allowance_used",
-           "give_coupons", "issue", "perk_exists", "prize_coupon", "put_back", "reserve",
+           "give_coupons", "issue", "known_skus", "prize_coupon", "put_back", "reserve",
            "revoke_coupons", "transfer", "use", "use_ticket"]
 
 
@@ -51,8 +51,9 @@ def new_coupon_id() -> str:
     return f"cp_{uuid.uuid4().hex}"
 
 
-async def perk_exists(db: Db, tenant_id: str, sku: str) -> bool:
-    return await store.perk_terms(db, tenant_id, sku) is not None
+async def known_skus(db: Db, tenant_id: str, skus: Sequence[str]) -> set[str]:
+    """Those of ``skus`` that are perks of the catalog."""
+    return await store.known_skus(db, tenant_id, skus) if skus else set()
 
 
 # --- stock, allowance and codes ------------------------------------------------------------
@@ -76,8 +77,7 @@ async def reserve(conn: Conn, tenant_id: str, sku: str, quantity: int, member_id
         codes = await store.assign_codes(conn, tenant_id, sku, quantity, redemption_id, issue_id)
         if len(codes) < quantity:
             raise refused("out_of_stock", codes_available=len(codes), requested=quantity)
-    return Reservation(codes=codes, stock=StockLevel(stock_left=taken.stock_left,
-                                                     stock_version=taken.stock_version))
+    return Reservation(codes=codes, stock=taken)
 
 
 async def put_back(conn: Conn, tenant_id: str, sku: str, quantity: int, member_id: str,
@@ -98,12 +98,14 @@ async def allowance_used(db: Db, tenant_id: str, member_id: str) -> dict[str, in
 
 # --- coupons and tickets -------------------------------------------------------------------
 
-async def give_coupons(conn: Conn, tenant_id: str, member_id: str, sku: str,
-                       codes: Sequence[str | None], *, expires_at: datetime, source: str,
-                       ref: str) -> list[str]:
-    """One active coupon per code for the member; returns their ids."""
+async def give_coupons(conn: Conn, tenant_id: str, sku: str,
+                       holders: Sequence[tuple[str, str | None]], *, expires_at: datetime,
+                       source: str, ref: str) -> list[str]:
+    """One active coupon of the perk per (member id, code or None) in ``holders``; returns
+    their ids in that order."""
     coupons = [NewCoupon(coupon_id=new_coupon_id(), member_id=member_id, sku=sku, code=code,
-                         expires_at=expires_at, source=source, ref=ref) for code in codes]
+                         expires_at=expires_at, source=source, ref=ref)
+               for member_id, code in holders]
     await store.add_coupons(conn, tenant_id, coupons)
     return [c.coupon_id for c in coupons]
 
@@ -123,8 +125,8 @@ async def prize_coupon(conn: Conn, tenant_id: str, member_id: str, sku: str, ref
     terms = await store.perk_terms(conn, tenant_id, sku)
     codes = await store.assign_codes(conn, tenant_id, sku, 1, None, ref)
     days = terms.coupon_valid_days if terms else rules.PRIZE_COUPON_DAYS
-    [coupon_id] = await give_coupons(conn, tenant_id, member_id, sku,
-                                     [codes[0] if codes else None],
+    [coupon_id] = await give_coupons(conn, tenant_id, sku,
+                                     [(member_id, codes[0] if codes else None)],
                                      expires_at=rules.expiry(now, days), source="issue", ref=ref)
     return coupon_id
 
@@ -233,11 +235,10 @@ async def _issue_coupons(tx: Conn, tenant_id: str, sku: str, issue_id: str,
         # The same codes and details, with this endpoint's own sentence.
         raise Conflict("not enough stock or codes for this issue", code=short.code,
                        **short.details) from None
-    expires_at = rules.expiry(now, terms.coupon_valid_days)
-    await store.add_coupons(tx, tenant_id, [
-        NewCoupon(coupon_id=new_coupon_id(), member_id=member, sku=sku,
-                  code=taken.codes[i] if taken.codes else None, expires_at=expires_at,
-                  source="issue", ref=issue_id) for i, member in enumerate(slots)])
+    codes: Sequence[str | None] = taken.codes or [None] * len(slots)
+    await give_coupons(tx, tenant_id, sku, list(zip(slots, codes, strict=True)),
+                       expires_at=rules.expiry(now, terms.coupon_valid_days), source="issue",
+                       ref=issue_id)
 
 
 # --- the wallet as the HTTP API uses it ----------------------------------------------------

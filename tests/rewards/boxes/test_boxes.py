@@ -4,9 +4,10 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from services.composition.registry import SERVICES
+from proto.rewards import WeightedPrize
 from services.rewards.boxes import rules
 from tests.support.api import Rewards, error_code, member_token, uid
+from tests.support.bus import worker_context
 
 
 async def put_box(rewards: Rewards, box_id: str | None = None, **fields: Any) -> str:
@@ -84,7 +85,8 @@ async def test_draws_verify_after_the_seed_is_revealed(rewards: Rewards) -> None
     for draw_id in ids:
         proof = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/draws/{draw_id}/proof",
                                           headers=rewards.ingest)).json()
-        options = [rules.Candidate(c["prize_id"], c["weight"]) for c in proof["candidates"]]
+        options = [WeightedPrize(prize_id=c["prize_id"], weight=c["weight"])
+                   for c in proof["candidates"]]
         assert rules.verify(seed=bytes.fromhex(proof["seed"]), published_commitment=commitment,
                             draw_id=draw_id, options=options, prize_id=proof["prize_id"])
 
@@ -179,7 +181,6 @@ async def test_a_draw_whose_capture_fails_gives_the_prize_back(
     from services.rewards.boxes import actors
     from services.rewards.boxes.boxes import Boxes
     from services.rewards.points_client import PointsUnavailable
-    from services.runtime.worker import WorkerContext
     from tests.rewards.helpers import points_client_with
 
     box_id = await put_box(rewards, prizes=[
@@ -202,11 +203,8 @@ async def test_a_draw_whose_capture_fails_gives_the_prize_back(
     await resources.pool.execute(
         "UPDATE rewards.draws SET updated_at = now() - interval '1 hour' WHERE tenant_id = $1",
         rewards.tenant.name)
-    WorkerContext.configure(settings, SERVICES)
-    try:
+    async with worker_context(settings):
         await actors.recover_draws()
-    finally:
-        await WorkerContext.close()
     odds = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/odds",
                                      headers=rewards.ingest)).json()
     assert odds["prizes"][0]["stock_left"] == 1

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import httpx
 
 from proto.rewards import RedemptionIn
-from services.composition.registry import SERVICES
 from services.rewards.catalog import actors, store
 from services.rewards.catalog.redemptions import Redemptions
 from services.rewards.catalog.stock import StockMirror, stock_key
@@ -17,9 +16,9 @@ from services.rewards.points_client import PointsUnavailable
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.stack import Stack
-from services.runtime.worker import WorkerContext
 from tests.rewards.helpers import points_client_with
 from tests.support.api import Rewards, uid
+from tests.support.bus import worker_context
 
 
 def redemptions_with(stack: Stack, fails: Callable[[httpx.Request], bool]) -> Redemptions:
@@ -30,11 +29,8 @@ def redemptions_with(stack: Stack, fails: Callable[[httpx.Request], bool]) -> Re
 
 
 async def run_recovery(settings: Settings) -> None:
-    WorkerContext.configure(settings, SERVICES)
-    try:
+    async with worker_context(settings):
         await actors.recover_redemptions()
-    finally:
-        await WorkerContext.close()
 
 
 async def test_capture_unreachable_then_hold_voided_leaves_no_charge(
@@ -112,11 +108,8 @@ async def test_redis_flushed_mid_burst_never_oversells(
     responses = results[1:]
     assert sum(1 for r in responses if r.status_code == 201) == 60
     assert all(r.status_code in (201, 409) for r in responses)
-    WorkerContext.configure(settings, SERVICES)
-    try:
+    async with worker_context(settings):
         await actors.sync_stock()
-    finally:
-        await WorkerContext.close()
     mirrored = await resources.redis.hget(stock_key(rewards.tenant.name, sku), "left")
     assert await rewards.stock(sku) == 0 and mirrored is not None and int(mirrored) == 0
     await rewards.points.assert_ledger_ok()

@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 import msgspec
 
 from proto.events import EVENT_TYPES, Envelope, TierChanged
-from services.composition.registry import SERVICES
 from services.rewards.catalog import actors
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from services.runtime.worker import WorkerContext
 from tests.support.api import Rewards, error_code, member_token, uid
+from tests.support.bus import worker_context
 
 
 async def test_redeem_a_code_perk_into_the_wallet(rewards: Rewards) -> None:
@@ -133,12 +132,9 @@ async def test_tiers_listing_fulfilment_and_events(rewards: Rewards, resources: 
         event_id=str(uuid.uuid4()),
         tenant_id=rewards.tenant.name, service="tiers", type="TierChanged",
         emitted_at=changed.changed_at, data=msgspec.Raw(msgspec.json.encode(changed)))).decode()
-    WorkerContext.configure(settings, SERVICES)
-    try:
+    async with worker_context(settings):
         await actors.apply_tier_changed(envelope)
         await actors.apply_tier_changed(envelope)
-    finally:
-        await WorkerContext.close()
     perks = await rewards.client.get("/rewards/v1/perks", headers=rewards.ingest,
                                      params={"member_id": member})
     listed = next(p for p in perks.json()["items"] if p["sku"] == vip)

@@ -5,13 +5,12 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.composition.registry import SERVICES
 from services.rewards.red_packets.actors import settle_red_packets
 from services.rewards.red_packets.rules import escrow_of
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
-from services.runtime.worker import WorkerContext
 from tests.support.api import Rewards, error_code, uid
+from tests.support.bus import worker_context
 
 
 def later(seconds: float) -> str:
@@ -36,11 +35,8 @@ async def open_pool(rewards: Rewards, pool_id: str, member: str) -> Any:
 async def run(settings: Settings, step: Any, times: int = 1) -> None:
     """Runs a worker step, ``times`` copies of it concurrently, on one worker context (closing
     the context after each copy would pull the pool from under the others)."""
-    WorkerContext.configure(settings, SERVICES)
-    try:
+    async with worker_context(settings):
         await asyncio.gather(*(step() for _ in range(times)))
-    finally:
-        await WorkerContext.close()
 
 
 async def test_1000_members_open_a_pool_of_100(rewards: Rewards, settings: Settings) -> None:
@@ -259,11 +255,8 @@ async def test_making_and_sharing_packets_earn_through_rules(
     assert [r["event_type"] for r in rows] == ["PacketMade", "PacketGrabbed", "PacketGrabbed"]
     assert all(s.actor == "points.earn_for_red_packets" for r in rows
                for s in SUBSCRIPTIONS[r["event_type"]])
-    WorkerContext.configure(settings, SERVICES)
-    try:
+    async with worker_context(settings):
         for row in [*rows, rows[0]]:  # a redelivered event earns nothing more
             await points_actors.earn_for_red_packets(envelope_json(row))
-    finally:
-        await WorkerContext.close()
     assert (await rewards.points.member(maker))["available"] == 30 - 20 + 5 + 2 * 2
     await rewards.points.assert_ledger_ok()

@@ -14,8 +14,7 @@ import msgspec
 import pytest
 
 from proto.events import Envelope, PurchaseRecorded, PurchaseReversed
-from services.composition.registry import SERVICES
-from services.rewards.app import RewardsComponents
+from services.rewards.app import components as rewards_components
 from services.rewards.ids import digest
 from services.rewards.team_buy import actors, store
 from services.rewards.team_buy.team_buy import freeze
@@ -24,7 +23,7 @@ from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
 from tests.support.api import Points, Tenant, error_code, member_token, uid
-from tests.support.bus import deliver
+from tests.support.bus import deliver, worker_context
 
 
 class TeamBuy:
@@ -87,21 +86,15 @@ def envelope(tenant: str, event: Any) -> str:
 
 async def run(settings: Settings, *steps: Any) -> None:
     """Runs worker steps concurrently on one worker context."""
-    WorkerContext.configure(settings, SERVICES)
-    try:
+    async with worker_context(settings):
         await asyncio.gather(*steps)
-    finally:
-        await WorkerContext.close()
 
 
 async def apply(settings: Settings, bodies: list[str]) -> None:
     """What the relay and the worker do with these events: batches to the real actor."""
-    WorkerContext.configure(settings, SERVICES)
-    try:
+    async with worker_context(settings):
         for start in range(0, len(bodies), MAX_BATCH):
             await actors.apply_team_purchases(bodies[start:start + MAX_BATCH])
-    finally:
-        await WorkerContext.close()
 
 
 async def test_leaderboard_of_810_teams_equals_an_independent_ranking(
@@ -332,7 +325,7 @@ async def test_settlement_killed_halfway_finishes_once(
     async def die_after_first_prize() -> None:
         # A run that froze the ranking and issued rank 1, then died.
         resources_ = await WorkerContext.resources()
-        components = await WorkerContext.components("rewards", RewardsComponents)
+        components = await rewards_components()
         async with resources_.pool.acquire() as conn, conn.transaction():
             campaign = await store.start_settling(conn, tenant.name, api.campaign_id)
             assert campaign is not None
