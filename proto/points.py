@@ -9,7 +9,11 @@ from msgspec import Meta
 
 from proto.common import NO_NUL, Cents, Id, Points, Request, Response, ShortText
 
-ActionName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+# An action's name, also in the path of PUT /rules/{action}.
+ACTION_PATTERN = r"^[a-z][a-z0-9_]*$"
+ACTION_MAX_LENGTH = 64
+ActionName = Annotated[str, Meta(min_length=1, max_length=ACTION_MAX_LENGTH,
+                                 pattern=ACTION_PATTERN)]
 Period = Literal["day", "week", "month", "lifetime"]
 AttributeValue = (Annotated[str, Meta(max_length=256, pattern=NO_NUL)]
                   | Annotated[int, Meta(ge=-(2**53), le=2**53)] | float | bool)

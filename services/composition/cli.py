@@ -188,21 +188,24 @@ def cmd_grants_import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from services.points.grants_import import GrantFileError, import_grants
+    from services.points.ledger import standalone
 
     raw = Path(args.file).read_bytes()
 
-    async def run(conn: Conn) -> Any:
-        with tqdm(unit="item", desc="granting", disable=args.quiet) as bar:
-            def progress(items: int) -> None:
-                bar.update(items)
+    async def run(ready: Settings) -> Any:
+        async with standalone(ready) as ledger:
+            with tqdm(unit="item", desc="granting", disable=args.quiet) as bar:
+                def progress(items: int) -> None:
+                    bar.update(items)
 
-            return await import_grants(conn, tenant_id=args.tenant, reason=args.reason,
-                                       raw=raw, chunk_size=args.chunk_size, progress=progress)
+                return await import_grants(ledger, tenant_id=args.tenant, reason=args.reason,
+                                           raw=raw, chunk_size=args.chunk_size,
+                                           progress=progress)
 
     with resolved(settings) as ready:
         asyncio.run(prepare_database(ready, create_default_tenant=False))
         try:
-            result = asyncio.run(_with_connection(ready, run))
+            result = asyncio.run(run(ready))
         except GrantFileError as exc:
             print(f"fuli: nothing granted:\n{exc}", file=sys.stderr)
             return 1
@@ -212,11 +215,14 @@ def cmd_grants_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_check(settings: Settings, args: argparse.Namespace) -> int:
-    from services.points import ledger
+    from services.points.ledger import standalone
+
+    async def check(ready: Settings) -> Any:
+        async with standalone(ready) as ledger:
+            return await ledger.check(args.tenant)
 
     with resolved(settings) as ready:
-        report = asyncio.run(_with_connection(
-            ready, lambda conn: ledger.ledger_check(conn, args.tenant)))
+        report = asyncio.run(check(ready))
     for problem in report.problems:
         print(f"{problem.tenant_id} {problem.member_id or '-'} {problem.problem} "
               f"{json.dumps(problem.detail, default=str)}")

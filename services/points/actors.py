@@ -11,7 +11,7 @@ import msgspec
 
 from proto.events import Envelope, PacketGrabbed, PacketMade, TierChanged
 from proto.points import EventIn
-from services.points import ledger
+from services.points import ledger, store
 from services.runtime.bus import ActorSpec, PeriodicJob, consume
 from services.runtime.db import Conn, Db
 from services.runtime.worker import WorkerContext
@@ -39,12 +39,12 @@ async def _in_batches(step: Callable[[Db, datetime, int], Awaitable[int]], what:
 
 async def sweep_expired_lots() -> None:
     """Move the remainders of expired lots to the expiry account."""
-    await _in_batches(ledger.sweep_expired_lots, "members with expired lots")
+    await _in_batches(store.call_sweep_expired_lots, "members with expired lots")
 
 
 async def expire_holds() -> None:
     """Void pending holds whose time ran out."""
-    await _in_batches(ledger.expire_holds, "expired holds")
+    await _in_batches(store.call_expire_holds, "expired holds")
 
 
 # Red-packet activity earns points through ordinary earning rules, if the tenant has a rule for
@@ -81,8 +81,8 @@ async def apply_tier_multiplier(bodies: str | list[str]) -> None:
 async def _set_multiplier(conn: Conn, envelope: Envelope) -> None:
     changed = msgspec.json.decode(envelope.data, type=TierChanged)
     if changed.earn_multiplier is not None:
-        await ledger.set_multiplier(conn, envelope.tenant_id, changed.member_id,
-                                    changed.earn_multiplier, changed.changed_at)
+        await store.upsert_multiplier(conn, envelope.tenant_id, changed.member_id,
+                                      changed.earn_multiplier, changed.changed_at)
 
 
 ACTORS: list[ActorSpec] = [

@@ -16,7 +16,8 @@ from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.runtime.ratelimit import WRITE, rate_group
 
-ActionPath = Annotated[str, Parameter(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+ActionPath = Annotated[str, Parameter(min_length=1, max_length=p.ACTION_MAX_LENGTH,
+                                      pattern=p.ACTION_PATTERN)]
 PageLimit = Annotated[int, Parameter(ge=1, le=500)]
 Cursor = Annotated[str | None, Parameter(max_length=64)]
 

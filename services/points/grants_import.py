@@ -19,8 +19,7 @@ import msgspec
 
 from proto.common import ID_PATTERN
 from proto.points import GrantIn, GrantItem
-from services.points import ledger
-from services.runtime.db import Conn
+from services.points.ledger import Ledger
 
 MAX_CHUNK = 10_000
 _ID = re.compile(ID_PATTERN)
@@ -86,7 +85,7 @@ def chunks(items: list[GrantItem], size: int) -> Iterator[list[GrantItem]]:
         yield items[start:start + size]
 
 
-async def import_grants(conn: Conn, *, tenant_id: str, reason: str, raw: bytes,
+async def import_grants(ledger: Ledger, *, tenant_id: str, reason: str, raw: bytes,
                         chunk_size: int = 1000,
                         progress: Callable[[int], None] = lambda n: None) -> ImportResult:
     if not 1 <= chunk_size <= MAX_CHUNK:
@@ -97,7 +96,7 @@ async def import_grants(conn: Conn, *, tenant_id: str, reason: str, raw: bytes,
     granted = replayed = 0
     for index, chunk in enumerate(chunks(items, chunk_size)):
         body = GrantIn(grant_id=f"import-{digest[:20]}-{index:05d}", reason=reason, items=chunk)
-        outcome = await ledger.grant(conn, tenant_id, "cli", body, datetime.now(UTC))
+        outcome = await ledger.grant(tenant_id, "cli", body, datetime.now(UTC))
         if outcome.status_code != 201:
             raise GrantFileError(f"chunk {index} was refused: {outcome.body.decode()}")
         if outcome.replayed:

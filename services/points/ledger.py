@@ -1,24 +1,30 @@
 """The ledger service: every points operation, with its validation, its idempotency and the
 shape of its answer around one call of the store (one SQL function, one round trip).
 
-``Ledger`` is built once per app (in the service's components) and serves the HTTP API. The
-module functions run on whatever the caller holds: a bus consumer's transaction, the grants
-import's connection, the CLI's ledger check, the worker's sweeps."""
+``Ledger`` is built once per app (in the service's components) and serves the HTTP API; the
+command line builds one of its own (``standalone``). Earning from the bus runs in the consumer's
+transaction instead (``earn_from_bus``). The worker's sweeps are single SQL functions, which the
+actors call through the store."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from proto import points as p
 from services.points import rules, store
 from services.points.group_commit import EventCommitter
-from services.runtime.db import Conn, Db, Pool
-from services.runtime.errors import FuliError, ValidationFailed, refusal
+from services.runtime.db import Conn, Pool, init_connection
+from services.runtime.errors import FuliError, IdempotencyConflict, ValidationFailed, refusal
 from services.runtime.idempotency import Effect, Outcome, fingerprint, run_once
 from services.runtime.pagination import decode_int_cursor, encode_cursor
+from services.runtime.settings import Settings
+from services.runtime.times import happened
 
 EVENTS_SCOPE = "points.events"
 EVENT_RECORDED = 201  # an event's answer, first time or replayed; refusals are raised
@@ -38,20 +44,12 @@ def _event_refusal(code: str, event: p.EventIn, *, in_batch: bool) -> FuliError:
         return refusal(code, f"unknown or disabled action {event.action!r}", {"field": "action"})
     if in_batch:  # the item names its event id already
         return refusal(code, "this event_id was already used with a different request")
-    return refusal(code, f"{event.event_id!r} was already used with a different request",
-                   {"id": event.event_id})
+    return IdempotencyConflict.for_key(event.event_id)
 
 
 def _batch_error(event_id: str, exc: FuliError) -> p.BatchItem:
     return p.BatchItem(event_id=event_id, status_code=exc.status_code,
                        error=p.BatchItemError(code=exc.code, message=exc.message))
-
-
-def _rule(row: store.RuleRow) -> p.Rule:
-    return p.Rule(action=row.action, points=row.points, points_per_unit=row.points_per_unit,
-                  unit_cents=row.unit_cents, limits=msgspec.convert(row.limits, list[p.LimitOut]),
-                  expires_after_days=row.expires_after_days, enabled=row.enabled,
-                  builtin=row.builtin)
 
 
 def _entry(row: store.TransferRow) -> p.Entry:
@@ -62,59 +60,23 @@ def _entry(row: store.TransferRow) -> p.Entry:
         balance_after=row.available_after, held_after=row.held_after, ref=row.ref, at=row.at)
 
 
-# --- on the caller's connection ------------------------------------------------------------
-
-async def set_multiplier(db: Db, tenant_id: str, member_id: str, multiplier: float,
-                         at: datetime) -> None:
-    """The member's earn multiplier from ``at`` on, unless a newer one was set already."""
-    await store.upsert_multiplier(db, tenant_id, member_id, multiplier, at)
+def _occurred_at(event: p.EventIn, now: datetime) -> datetime:
+    return happened(event.occurred_at, now, "occurred_at")
 
 
 async def earn_from_bus(conn: Conn, tenant_id: str, event: p.EventIn, now: datetime) -> bool:
     """Record an earning event in the caller's transaction (a bus consumer's). False if it was
     refused, as an action without an enabled rule is: it earns nothing then."""
     recorded = await store.call_record_event(conn, tenant_id, event, event_fingerprint(event),
-                                             rules.event_time(event.occurred_at, now), now)
+                                             _occurred_at(event, now), now)
     return recorded.refused is None
 
 
-async def grant(conn: Conn, tenant_id: str, key_id: str | None, body: p.GrantIn,
-                now: datetime) -> Outcome:
-    rules.check_grant_expiries(body.items, now)
-
-    async def effect(tx: Conn) -> tuple[int, p.Grant]:
-        applied = await store.call_apply_grant(tx, tenant_id, body.grant_id, key_id, body.reason,
-                                               body.items, GRANT_DEFAULT_EXPIRY_DAYS, now)
-        return 201, p.Grant(grant_id=body.grant_id, item_count=applied.item_count,
-                            total_points=applied.total_points)
-
-    return await run_once(conn, tenant_id=tenant_id, scope="points.grants", key=body.grant_id,
-                          request=body, effect=effect)
-
-
-async def ledger_check(db: Db, tenant_id: str | None) -> p.LedgerCheck:
-    """The ledger's invariants, for one tenant or all (None)."""
-    problems = [p.LedgerProblem(tenant_id=row.tenant_id, member_id=row.member_id,
-                                problem=row.problem, detail=row.detail)
-                for row in await store.call_ledger_problems(db, tenant_id)]
-    return p.LedgerCheck(ok=not problems, problems=problems)
-
-
-async def sweep_expired_lots(db: Db, now: datetime, limit: int) -> int:
-    """Move expired remainders to the expiry account for up to ``limit`` members."""
-    return await store.call_sweep_expired_lots(db, now, limit)
-
-
-async def expire_holds(db: Db, now: datetime, limit: int) -> int:
-    """Void up to ``limit`` pending holds whose time ran out."""
-    return await store.call_expire_holds(db, now, limit)
-
-
-# --- the service the HTTP handlers are given -----------------------------------------------
+# --- the service ---------------------------------------------------------------------------
 
 class Ledger:
-    """Every operation of the HTTP API, each on a connection of its own from the pool; earning
-    events go through the group committer."""
+    """Every operation of the HTTP API and the command line, each on a connection of its own from
+    the pool; earning events go through the group committer."""
 
     def __init__(self, pool: Pool, committer: EventCommitter) -> None:
         self.pool = pool
@@ -129,25 +91,24 @@ class Ledger:
     # --- rules -----------------------------------------------------------------------------
 
     async def list_rules(self, tenant_id: str) -> p.RuleList:
-        return p.RuleList(items=[_rule(row)
-                                 for row in await store.select_rules(self.pool, tenant_id)])
+        return p.RuleList(items=await store.select_rules(self.pool, tenant_id))
 
     async def put_rule(self, tenant_id: str, action: str, rule: p.RuleIn) -> p.Rule:
         rules.validate_rule(rule)
         await store.upsert_rule(self.pool, tenant_id, action, rule, rules.stored_limits(rule))
-        return next(_rule(row) for row in await store.select_rules(self.pool, tenant_id)
+        return next(row for row in await store.select_rules(self.pool, tenant_id)
                     if row.action == action)
 
     async def set_multiplier(self, tenant_id: str, member_id: str, multiplier: float,
                              at: datetime) -> None:
-        await set_multiplier(self.pool, tenant_id, member_id, multiplier, at)
+        """The member's earn multiplier from ``at`` on, unless a newer one was set already."""
+        await store.upsert_multiplier(self.pool, tenant_id, member_id, multiplier, at)
 
     # --- events ----------------------------------------------------------------------------
 
     async def record_event(self, tenant_id: str, event: p.EventIn, now: datetime) -> Outcome:
-        occurred_at = rules.event_time(event.occurred_at, now)
         recorded = await self.committer.record(tenant_id, event, event_fingerprint(event),
-                                               occurred_at, now)
+                                               _occurred_at(event, now), now)
         if recorded.refused is not None:
             raise _event_refusal(recorded.refused, event, in_batch=False)
         assert recorded.body is not None
@@ -160,7 +121,7 @@ class Ledger:
         occurred: list[datetime] = []
         for index, event in enumerate(batch.events):
             try:
-                occurred.append(rules.event_time(event.occurred_at, now))
+                occurred.append(_occurred_at(event, now))
                 valid.append(index)
             except ValidationFailed as exc:
                 items[index] = _batch_error(event.event_id, exc)
@@ -261,8 +222,16 @@ class Ledger:
 
     async def grant(self, tenant_id: str, key_id: str | None, body: p.GrantIn,
                     now: datetime) -> Outcome:
-        async with self.pool.acquire() as conn:
-            return await grant(conn, tenant_id, key_id, body, now)
+        rules.check_grant_expiries(body.items, now)
+
+        async def effect(tx: Conn) -> tuple[int, p.Grant]:
+            applied = await store.call_apply_grant(tx, tenant_id, body.grant_id, key_id,
+                                                   body.reason, body.items,
+                                                   GRANT_DEFAULT_EXPIRY_DAYS, now)
+            return 201, p.Grant(grant_id=body.grant_id, item_count=applied.item_count,
+                                total_points=applied.total_points)
+
+        return await self._run_once(tenant_id, "points.grants", body.grant_id, body, effect)
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -274,9 +243,7 @@ class Ledger:
                                 spent=0, expired=0, reversed=0, spend_cents=0,
                                 earn_multiplier=1.0, expiring=[])
             soon = await store.select_expiring(conn, tenant_id, member_id, now, EXPIRING_SHOWN)
-        return p.Member(**msgspec.structs.asdict(row),
-                        expiring=[p.Expiring(points=e.points, expires_at=e.expires_at)
-                                  for e in soon])
+        return p.Member(**msgspec.structs.asdict(row), expiring=soon)
 
     async def entries(self, tenant_id: str, member_id: str, cursor: str | None,
                       limit: int) -> p.EntryPage:
@@ -287,5 +254,16 @@ class Ledger:
         next_cursor = encode_cursor(page[-1].transfer_id) if len(rows) > limit else None
         return p.EntryPage(items=[_entry(row) for row in page], next_cursor=next_cursor)
 
-    async def check(self, tenant_id: str) -> p.LedgerCheck:
-        return await ledger_check(self.pool, tenant_id)
+    async def check(self, tenant_id: str | None) -> p.LedgerCheck:
+        """The ledger's invariants, for one tenant or all (None)."""
+        problems = await store.call_ledger_problems(self.pool, tenant_id)
+        return p.LedgerCheck(ok=not problems, problems=problems)
+
+
+@contextlib.asynccontextmanager
+async def standalone(settings: Settings) -> AsyncIterator[Ledger]:
+    """A ledger of its own for a command-line run: one connection (set up as the command line's
+    connections are), events one at a time."""
+    async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=1,
+                                   init=init_connection) as pool:
+        yield Ledger(pool, EventCommitter(pool, max_group=1, max_in_flight=1))

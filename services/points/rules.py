@@ -9,14 +9,12 @@ the model-based test (tests/points/test_model.py), which checks the database aga
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from proto.points import GrantItem, RuleIn
 from services.runtime.errors import ValidationFailed
-
-# How far in the future an event may say it happened (client clocks drift).
-MAX_FUTURE_SKEW = timedelta(minutes=5)
+from services.runtime.times import with_offset
 
 
 def validate_rule(rule: RuleIn) -> None:
@@ -46,26 +44,12 @@ def stored_limits(rule: RuleIn) -> list[dict[str, Any]]:
     return stored
 
 
-def event_time(occurred_at: datetime | None, now: datetime,
-               field: str = "occurred_at") -> datetime:
-    """When an event happened: now if it does not say; never without a zone or in the future."""
-    if occurred_at is None:
-        return now
-    if occurred_at.tzinfo is None:
-        raise ValidationFailed("times need a time zone offset (RFC 3339)", field=field)
-    if occurred_at > now + MAX_FUTURE_SKEW:
-        raise ValidationFailed("occurred_at is in the future", field=field)
-    return occurred_at
-
-
 def check_grant_expiries(items: Sequence[GrantItem], now: datetime) -> None:
     """A grant item's own expiry has a zone and is in the future."""
     for index, item in enumerate(items):
         if item.expires_at is not None:
             field = f"items[{index}].expires_at"
-            if item.expires_at.tzinfo is None:
-                raise ValidationFailed("times need a time zone offset (RFC 3339)", field=field)
-            if item.expires_at <= now:
+            if with_offset(item.expires_at, field) <= now:
                 raise ValidationFailed("expires_at must be in the future", field=field)
 
 

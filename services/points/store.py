@@ -1,6 +1,7 @@
 """The points service's SQL, one function per statement, each named for what it runs: ``select_``
 and ``upsert_`` for queries, ``call_`` for the ledger functions of services/points/sql (each
-ledger operation is one of them: one round trip). Rows come back as the Structs below."""
+ledger operation is one of them: one round trip). Rows come back as the Structs below, or as the
+proto Structs where a row is exactly one of those."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from typing import Any
 
 import msgspec
 
-from proto.points import EntryKind, EventIn, GrantItem, HoldStatus, RuleIn
+from proto.points import (
+    EntryKind,
+    EventIn,
+    Expiring,
+    GrantItem,
+    HoldStatus,
+    LedgerProblem,
+    Rule,
+    RuleIn,
+)
 from services.runtime.db import Db, S, as_struct, as_structs, refusals
 
 
@@ -18,26 +28,13 @@ class Row(msgspec.Struct, frozen=True, kw_only=True):
     """Base of the rows below: field names are column names."""
 
 
-class RuleRow(Row, frozen=True, kw_only=True):
-    action: str
-    points: int
-    points_per_unit: int
-    unit_cents: int | None
-    limits: list[dict[str, Any]]
-    expires_after_days: int
-    enabled: bool
-    builtin: bool
-
-
 class RecordedEvent(Row, frozen=True, kw_only=True):
     """What points.record_event(s) answered for one event: its stored body (``replayed`` if it
-    was recorded before), or the code it was refused with and no body. ``ord`` is the event's
-    1-based position in a group."""
+    was recorded before), or the code it was refused with and no body."""
 
     refused: str | None
     body: bytes | None
     replayed: bool
-    ord: int = 1
 
 
 class PlacedHold(Row, frozen=True, kw_only=True):
@@ -74,6 +71,12 @@ class ReversedEvent(Row, frozen=True, kw_only=True):
     available: int
 
 
+class AvailableAfter(Row, frozen=True, kw_only=True):
+    """A member's available points after a debit or a retirement."""
+
+    available: int
+
+
 class AppliedGrant(Row, frozen=True, kw_only=True):
     item_count: int
     total_points: int
@@ -91,11 +94,6 @@ class MemberRow(Row, frozen=True, kw_only=True):
     earn_multiplier: float
 
 
-class ExpiringRow(Row, frozen=True, kw_only=True):
-    points: int
-    expires_at: datetime
-
-
 class TransferRow(Row, frozen=True, kw_only=True):
     transfer_id: int
     kind: EntryKind
@@ -108,13 +106,6 @@ class TransferRow(Row, frozen=True, kw_only=True):
     at: datetime
 
 
-class LedgerProblemRow(Row, frozen=True, kw_only=True):
-    tenant_id: str
-    member_id: str | None
-    problem: str
-    detail: dict[str, Any]
-
-
 async def _call(db: Db, kind: type[S], query: str, *args: Any) -> S:
     """The one row a ledger function answers, its refusals raised as FuliErrors."""
     with refusals():
@@ -125,9 +116,9 @@ async def _call(db: Db, kind: type[S], query: str, *args: Any) -> S:
 
 # --- rules ---------------------------------------------------------------------------------
 
-async def select_rules(db: Db, tenant_id: str) -> list[RuleRow]:
+async def select_rules(db: Db, tenant_id: str) -> list[Rule]:
     """The tenant's rules and the built-in defaults it has not replaced."""
-    return as_structs(RuleRow, await db.fetch(
+    return as_structs(Rule, await db.fetch(
         "SELECT action, points, points_per_unit, unit_cents, limits, expires_after_days,"
         " enabled, false AS builtin FROM points.rules WHERE tenant_id = $1"
         " UNION ALL"
@@ -182,13 +173,13 @@ async def call_record_events(db: Db, tenant_id: str, events: Sequence[EventIn],
                              now: datetime) -> list[RecordedEvent]:
     """One result per event, in the order of ``events``."""
     rows = await db.fetch(
-        "SELECT ord, refused, body, replayed FROM points.record_events("
+        "SELECT refused, body, replayed FROM points.record_events("
         "$1, $2, $3, $4, $5, $6, $7, $8, $9) ORDER BY ord",
         tenant_id, [e.event_id for e in events], list(fingerprints),
         [e.member_id for e in events], [e.action for e in events], list(occurred_at),
         [e.amount_cents for e in events], [e.attributes for e in events], now)
-    return [RecordedEvent(refused=row["refused"], body=row["body"], replayed=row["replayed"],
-                          ord=row["ord"]) for row in rows]
+    return [RecordedEvent(refused=row["refused"], body=row["body"], replayed=row["replayed"])
+            for row in rows]
 
 
 async def call_reverse_event(db: Db, tenant_id: str, reversal_id: str, event_id: str,
@@ -229,11 +220,10 @@ async def call_refund_hold(db: Db, tenant_id: str, hold_id: str,
 async def call_debit(db: Db, tenant_id: str, debit_id: str, member_id: str, points: int,
                      reason: str, now: datetime) -> int:
     """The member's available points after the debit."""
-    with refusals():
-        available = await db.fetchval(
-            "SELECT available FROM points.debit($1, $2, $3, $4, $5, $6)",
-            tenant_id, debit_id, member_id, points, reason, now)
-    return int(available)
+    after = await _call(
+        db, AvailableAfter, "SELECT available FROM points.debit($1, $2, $3, $4, $5, $6)",
+        tenant_id, debit_id, member_id, points, reason, now)
+    return after.available
 
 
 async def call_move_points(db: Db, tenant_id: str, move_id: str, from_member: str,
@@ -249,11 +239,10 @@ async def call_move_points(db: Db, tenant_id: str, move_id: str, from_member: st
 async def call_retire_points(db: Db, tenant_id: str, retirement_id: str, member_id: str,
                              points: int, now: datetime) -> int:
     """The member's available points after the retirement."""
-    with refusals():
-        available = await db.fetchval(
-            "SELECT available FROM points.retire_points($1, $2, $3, $4, $5)",
-            tenant_id, retirement_id, member_id, points, now)
-    return int(available)
+    after = await _call(
+        db, AvailableAfter, "SELECT available FROM points.retire_points($1, $2, $3, $4, $5)",
+        tenant_id, retirement_id, member_id, points, now)
+    return after.available
 
 
 async def call_apply_grant(db: Db, tenant_id: str, grant_id: str, key_id: str | None,
@@ -282,9 +271,9 @@ async def select_member(db: Db, tenant_id: str, member_id: str,
 
 
 async def select_expiring(db: Db, tenant_id: str, member_id: str, now: datetime,
-                          limit: int) -> list[ExpiringRow]:
+                          limit: int) -> list[Expiring]:
     """The next expiry dates of available points, soonest first."""
-    return as_structs(ExpiringRow, await db.fetch(
+    return as_structs(Expiring, await db.fetch(
         "SELECT sum(remaining - held)::bigint AS points, expires_at FROM points.lots"
         " WHERE tenant_id = $1 AND member_id = $2 AND remaining > held AND expires_at > $3"
         " GROUP BY expires_at ORDER BY expires_at LIMIT $4",
@@ -302,8 +291,8 @@ async def select_transfers(db: Db, tenant_id: str, member_id: str, before_id: in
         tenant_id, member_id, before_id, limit))
 
 
-async def call_ledger_problems(db: Db, tenant_id: str | None) -> list[LedgerProblemRow]:
-    return as_structs(LedgerProblemRow, await db.fetch(
+async def call_ledger_problems(db: Db, tenant_id: str | None) -> list[LedgerProblem]:
+    return as_structs(LedgerProblem, await db.fetch(
         "SELECT tenant_id, member_id, problem, detail FROM points.ledger_problems($1)"
         " ORDER BY tenant_id, member_id NULLS FIRST, problem", tenant_id))
 

@@ -1,12 +1,17 @@
-"""Every ledger function posts through points.post_transfer: after one of each, the members'
-balances and counters are exactly what the transfers imply, and the ledger check holds."""
+"""Every ledger function posts through points.post_transfer (or points.post_transfers, many at
+once): after one of each, the members' balances and counters are exactly what the transfers
+imply, and the ledger check holds."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from services.points import actors
+import asyncpg
+import pytest
+
+from services.points import actors, rules
+from services.runtime.db import Conn
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from tests.support.api import Points, uid
@@ -90,3 +95,79 @@ async def test_a_grant_posts_each_item_with_its_balance_after(points: Points) ->
     assert [(e["points"], e["balance_after"]) for e in entries_a] == [(1, 6), (5, 5)]
     assert (await points.member(a))["lifetime_earned"] == 6
     await points.assert_ledger_ok()
+
+
+ACCOUNT_PAIRS = [("issuance", "available"), ("available", "held"), ("held", "redemption"),
+                 ("held", "available"), ("available", "redemption"),
+                 ("redemption", "available"), ("available", "issuance"),
+                 ("available", "expiry")]
+
+
+async def test_the_sql_transfer_rule_moves_balances_as_entries_are_read(
+        resources: Resources) -> None:
+    for from_account, to_account in ACCOUNT_PAIRS:
+        effect = await resources.pool.fetchrow(
+            "SELECT * FROM points.transfer_effect($1, $2, 7)", from_account, to_account)
+        assert effect is not None
+        assert (effect["available"], effect["held"]) == (
+            rules.account_change(from_account, to_account, 7, "available"),
+            rules.account_change(from_account, to_account, 7, "held"))
+        # the counters keep lifetime_earned - reversed - spent - expired = available + held
+        assert (effect["lifetime_earned"] - effect["reversed"] - effect["spent"]
+                - effect["expired"]) == effect["available"] + effect["held"]
+
+
+async def _post(conn: Conn, tenant: str, members: list[str], amounts: list[int], kind: str,
+                from_account: str, to_account: str, *, at_once: bool) -> None:
+    if at_once:
+        await conn.execute("SELECT points.post_transfers($1, $2, $3, $4, $5, $6, 'r', now())",
+                           tenant, members, amounts, kind, from_account, to_account)
+    else:
+        for member, amount in zip(members, amounts, strict=True):
+            await conn.execute("SELECT points.post_transfer($1, $2, $3, $4, $5, $6, 'r', now())",
+                               tenant, member, kind, from_account, to_account, amount)
+
+
+async def test_posting_transfers_at_once_is_posting_them_one_by_one(
+        resources: Resources) -> None:
+    members = ["b", "a", "b", "a", "c"]
+    posted: dict[bool, tuple[list[tuple[object, ...]], list[tuple[object, ...]]]] = {}
+    for at_once in (True, False):
+        tenant = uid("post")
+        async with resources.pool.acquire() as conn:
+            # rolled back at the end: members without lots or holds would fail a full check
+            tx = conn.transaction()
+            await tx.start()
+            await conn.execute("SELECT points.lock_members($1, $2, true)", tenant, members)
+            await _post(conn, tenant, members, [3, 5, 4, 1, 2], "grant", "issuance", "available",
+                        at_once=at_once)
+            await _post(conn, tenant, members, [2, 1, 1, 5, 2], "hold", "available", "held",
+                        at_once=at_once)
+            await _post(conn, tenant, members[1:], [1, 3, 5, 2], "capture", "held", "redemption",
+                        at_once=at_once)
+            transfers = await conn.fetch(
+                "SELECT member_id, kind, amount, available_after, held_after"
+                " FROM points.transfers WHERE tenant_id = $1 ORDER BY transfer_id", tenant)
+            rows = await conn.fetch(
+                "SELECT member_id, available, held, lifetime_earned, spent, expired, reversed"
+                " FROM points.members WHERE tenant_id = $1 ORDER BY member_id", tenant)
+            posted[at_once] = ([tuple(t) for t in transfers], [tuple(r) for r in rows])
+            # (no lots or holds here: only what posting answers for is checked)
+            problems = await conn.fetch(
+                "SELECT problem FROM points.ledger_problems($1) WHERE problem = ANY($2::text[])",
+                tenant, ["balance_differs_from_transfers", "balance_after_chain_broken"])
+            await tx.rollback()
+        assert problems == []
+    assert posted[True] == posted[False]
+    assert posted[True][1] == [("a", 0, 0, 6, 6, 0, 0), ("b", 4, 0, 7, 3, 0, 0),
+                               ("c", 0, 0, 2, 2, 0, 0)]
+
+
+async def test_posting_to_a_member_who_does_not_exist_is_a_bug(resources: Resources) -> None:
+    tenant = uid("post")
+    async with resources.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT points.lock_members($1, ARRAY['a'], true)", tenant)
+        with pytest.raises(asyncpg.InternalServerError, match="ledger invariant"):
+            await conn.execute("SELECT points.post_transfers($1, ARRAY['a', 'ghost'],"
+                               " ARRAY[1, 2]::bigint[], 'grant', 'issuance', 'available',"
+                               " 'r', now())", tenant)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from proto.points import GrantItem, Limit, RuleIn
 from services.points import rules
+from services.runtime import times
 from services.runtime.errors import ValidationFailed
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -57,23 +58,23 @@ def test_stored_limits_leave_out_absent_maxima() -> None:
     assert rules.stored_limits(RuleIn()) == []
 
 
-# --- event_time ----------------------------------------------------------------------------
+# --- when an event happened (services.runtime.times.happened) -------------------------------
 
 def test_an_event_without_a_time_happened_now() -> None:
-    assert rules.event_time(None, NOW) == NOW
+    assert times.happened(None, NOW, "occurred_at") == NOW
 
 
 def test_past_times_and_small_clock_skew_are_kept() -> None:
     past = NOW - timedelta(days=30)
-    assert rules.event_time(past, NOW) == past
-    skewed = NOW + rules.MAX_FUTURE_SKEW
-    assert rules.event_time(skewed, NOW) == skewed
+    assert times.happened(past, NOW, "occurred_at") == past
+    skewed = NOW + times.MAX_FUTURE_SKEW
+    assert times.happened(skewed, NOW, "occurred_at") == skewed
 
 
 def test_future_times_and_naive_times_are_refused() -> None:
-    future = NOW + rules.MAX_FUTURE_SKEW + timedelta(seconds=1)
-    assert refused_field(rules.event_time, future, NOW) == "occurred_at"
-    assert refused_field(rules.event_time, datetime(2026, 3, 1), NOW, "events[3].occurred_at") \
+    future = NOW + times.MAX_FUTURE_SKEW + timedelta(seconds=1)
+    assert refused_field(times.happened, future, NOW, "occurred_at") == "occurred_at"
+    assert refused_field(times.happened, datetime(2026, 3, 1), NOW, "events[3].occurred_at") \
         == "events[3].occurred_at"
 
 

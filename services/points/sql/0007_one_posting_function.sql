@@ -1,8 +1,7 @@
--- One function posts a transfer; every ledger operation goes through it.
+-- One rule of what a transfer does to a member, used by every ledger operation.
 --
--- points.post_transfer moves an amount between two accounts of one member's ledger: it updates
--- the member's balances and counters as the accounts imply, writes the transfer with the
--- balances after it, and returns the member's row. Counters follow the accounts:
+-- points.transfer_effect says how moving an amount between two accounts changes a member's
+-- balances and counters. Counters follow the accounts:
 --
 --   from issuance   (earn, grant, move in)          lifetime_earned +
 --   to redemption   (capture, debit, move out)      spent +
@@ -11,12 +10,31 @@
 --   to issuance     (reversal, retirement)          reversed +
 --
 -- so `lifetime_earned - reversed - spent - expired = available + held` holds after every post.
+-- points.post_transfer posts one transfer of one member and returns the member's row;
+-- points.post_transfers posts the same kind of transfer for many members in one statement each
+-- (bulk grants). Both write every transfer with the member's balances after it.
 -- The caller holds the member's lock; operations on several members lock them all first, in
 -- member_id order (points.lock_members), so two operations never wait on each other.
 --
 -- points.record_event no longer answers with HTTP statuses: it returns a refusal code where it
 -- refuses (`unknown_action`, `idempotency_conflict`; raising would abort a group of events) and
 -- builds the stored body from a composite type whose fields are proto.points.EventResult's.
+
+-- A set-returning SQL function, so that the planner inlines it into the statements using it.
+CREATE FUNCTION points.transfer_effect(p_from text, p_to text, p_amount bigint)
+RETURNS TABLE (available bigint, held bigint, lifetime_earned bigint, spent bigint,
+               expired bigint, reversed bigint)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_to = 'available' THEN p_amount
+                WHEN p_from = 'available' THEN -p_amount ELSE 0 END,
+           CASE WHEN p_to = 'held' THEN p_amount
+                WHEN p_from = 'held' THEN -p_amount ELSE 0 END,
+           CASE WHEN p_from = 'issuance' THEN p_amount ELSE 0 END,
+           CASE WHEN p_to = 'redemption' THEN p_amount
+                WHEN p_from = 'redemption' THEN -p_amount ELSE 0 END,
+           CASE WHEN p_to = 'expiry' THEN p_amount ELSE 0 END,
+           CASE WHEN p_to = 'issuance' THEN p_amount ELSE 0 END;
+$$;
 
 CREATE FUNCTION points.post_transfer(
     p_tenant text, p_member text, p_kind text, p_from text, p_to text, p_amount bigint,
@@ -26,19 +44,16 @@ DECLARE
     m points.members;
 BEGIN
     UPDATE points.members x SET
-        available = x.available + CASE WHEN p_to = 'available' THEN p_amount
-                                       WHEN p_from = 'available' THEN -p_amount ELSE 0 END,
-        held = x.held + CASE WHEN p_to = 'held' THEN p_amount
-                             WHEN p_from = 'held' THEN -p_amount ELSE 0 END,
-        lifetime_earned = x.lifetime_earned + CASE WHEN p_from = 'issuance' THEN p_amount
-                                                   ELSE 0 END,
-        spent = x.spent + CASE WHEN p_to = 'redemption' THEN p_amount
-                               WHEN p_from = 'redemption' THEN -p_amount ELSE 0 END,
-        expired = x.expired + CASE WHEN p_to = 'expiry' THEN p_amount ELSE 0 END,
-        reversed = x.reversed + CASE WHEN p_to = 'issuance' THEN p_amount ELSE 0 END,
+        available = x.available + e.available,
+        held = x.held + e.held,
+        lifetime_earned = x.lifetime_earned + e.lifetime_earned,
+        spent = x.spent + e.spent,
+        expired = x.expired + e.expired,
+        reversed = x.reversed + e.reversed,
         spend_cents = x.spend_cents + p_spend_cents_change
+    FROM points.transfer_effect(p_from, p_to, p_amount) e
     WHERE x.tenant_id = p_tenant AND x.member_id = p_member
-    RETURNING * INTO m;
+    RETURNING x.* INTO m;
     IF NOT FOUND THEN
         -- A bug, not a refusal: callers lock (or create) the member first. Hence not P0001.
         RAISE EXCEPTION 'ledger invariant: no member %/% to post to', p_tenant, p_member
@@ -48,6 +63,47 @@ BEGIN
                                   available_after, held_after, ref, at)
     VALUES (p_tenant, p_member, p_kind, p_from, p_to, p_amount, m.available, m.held, p_ref, p_at);
     RETURN m;
+END $$;
+
+-- p_amounts[i] to (or from) p_members[i], all with one kind, pair of accounts and ref. Transfers
+-- are written in item order; a member's balances after each of its items are those before the
+-- call plus the effects of its items so far.
+CREATE FUNCTION points.post_transfers(
+    p_tenant text, p_members text[], p_amounts bigint[], p_kind text, p_from text, p_to text,
+    p_ref text, p_at timestamptz)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_posted bigint;
+BEGIN
+    INSERT INTO points.transfers (tenant_id, member_id, kind, from_account, to_account, amount,
+                                  available_after, held_after, ref, at)
+    SELECT p_tenant, t.member_id, p_kind, p_from, p_to, t.amount,
+           m.available + sum(e.available) OVER w, m.held + sum(e.held) OVER w, p_ref, p_at
+    FROM unnest(p_members, p_amounts) WITH ORDINALITY AS t(member_id, amount, ord)
+    CROSS JOIN LATERAL points.transfer_effect(p_from, p_to, t.amount) e
+    JOIN points.members m ON m.tenant_id = p_tenant AND m.member_id = t.member_id
+    WINDOW w AS (PARTITION BY t.member_id ORDER BY t.ord)
+    ORDER BY t.ord;
+    GET DIAGNOSTICS v_posted = ROW_COUNT;
+    IF v_posted <> cardinality(p_members) THEN
+        -- A bug, not a refusal: callers lock (or create) the members first. Hence not P0001.
+        RAISE EXCEPTION 'ledger invariant: % of % items have no member of % to post to',
+            cardinality(p_members) - v_posted, cardinality(p_members), p_tenant
+            USING ERRCODE = 'XX000';
+    END IF;
+    -- The effect is linear in the amount, so a member's total moves its row once.
+    UPDATE points.members x SET
+        available = x.available + e.available,
+        held = x.held + e.held,
+        lifetime_earned = x.lifetime_earned + e.lifetime_earned,
+        spent = x.spent + e.spent,
+        expired = x.expired + e.expired,
+        reversed = x.reversed + e.reversed
+    FROM (SELECT t.member_id, sum(t.amount)::bigint AS amount
+          FROM unnest(p_members, p_amounts) AS t(member_id, amount)
+          GROUP BY t.member_id) s
+    CROSS JOIN LATERAL points.transfer_effect(p_from, p_to, s.amount) e
+    WHERE x.tenant_id = p_tenant AND x.member_id = s.member_id;
 END $$;
 
 -- Lock members in member_id order, creating the missing ones first when p_create.
@@ -99,6 +155,8 @@ DECLARE
     v_local timestamp;
     v_limit jsonb;
     v_start date;
+    v_periods text[] := '{}';
+    v_starts date[] := '{}';
     v_used record;
     v_points bigint;
     v_award bigint;
@@ -136,7 +194,6 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT t.time_zone INTO v_tz FROM fuli.tenants t WHERE t.tenant_id = p_tenant;
     m := points.lock_member(p_tenant, p_member, true);
 
     -- Computed in numeric and bounded, so no rule, amount and multiplier can overflow.
@@ -147,10 +204,16 @@ BEGIN
         * m.earn_multiplier), 1000000000)::bigint;
     v_award := v_points;
 
-    -- Caps: the member row is locked, so the usage read here is exact.
-    v_local := p_occurred_at AT TIME ZONE coalesce(v_tz, 'Asia/Shanghai');
+    -- Caps: the member row is locked, so the usage read here is exact. Periods are the tenant's
+    -- local days, weeks and months; its zone is read only for a rule with limits.
+    IF jsonb_array_length(v_rule.limits) > 0 THEN
+        SELECT t.time_zone INTO v_tz FROM fuli.tenants t WHERE t.tenant_id = p_tenant;
+        v_local := p_occurred_at AT TIME ZONE coalesce(v_tz, 'Asia/Shanghai');
+    END IF;
     FOR v_limit IN SELECT value FROM jsonb_array_elements(v_rule.limits) LOOP
         v_start := points.period_start(v_limit->>'period', v_local);
+        v_periods := v_periods || (v_limit->>'period');
+        v_starts := v_starts || v_start;
         SELECT u.events, u.points INTO v_used FROM points.cap_usage u
         WHERE u.tenant_id = p_tenant AND u.member_id = p_member AND u.action = p_action
           AND u.period = v_limit->>'period' AND u.period_start = v_start;
@@ -165,11 +228,10 @@ BEGIN
     END LOOP;
 
     IF v_award > 0 THEN
-        FOR v_limit IN SELECT value FROM jsonb_array_elements(v_rule.limits) LOOP
+        FOR i IN 1 .. cardinality(v_periods) LOOP
             INSERT INTO points.cap_usage AS u (tenant_id, member_id, action, period, period_start,
                                                events, points)
-            VALUES (p_tenant, p_member, p_action, v_limit->>'period',
-                    points.period_start(v_limit->>'period', v_local), 1, v_award)
+            VALUES (p_tenant, p_member, p_action, v_periods[i], v_starts[i], 1, v_award)
             ON CONFLICT (tenant_id, member_id, action, period, period_start)
             DO UPDATE SET events = u.events + 1, points = u.points + EXCLUDED.points;
         END LOOP;
@@ -487,8 +549,8 @@ BEGIN
                         r.available - points.expired_unswept(p_tenant, p_to, p_now);
 END $$;
 
--- Bulk issuance, all or nothing. Every member is locked, in member_id order, before the first
--- post; then each item is posted in the order given, so each member's transfers follow it.
+-- Bulk issuance, all or nothing. Every member is locked, in member_id order, before anything is
+-- posted; the items are posted in the order given, so each member's transfers follow it.
 CREATE OR REPLACE FUNCTION points.apply_grant(p_tenant text, p_grant_id text, p_key_id text,
                                               p_reason text, p_members text[],
                                               p_points bigint[], p_expires timestamptz[],
@@ -497,8 +559,7 @@ RETURNS TABLE (item_count int, total_points bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_default_expiry timestamptz := p_now + make_interval(days => p_default_days);
-    v_item record;
-    v_total bigint := 0;
+    v_total bigint := (SELECT sum(x) FROM unnest(p_points) AS x);
 BEGIN
     PERFORM points.lock_members(p_tenant, p_members, true);
 
@@ -508,15 +569,8 @@ BEGIN
     FROM unnest(p_members, p_points, p_expires) WITH ORDINALITY AS t(member_id, points, expires_at, ord)
     ORDER BY t.ord;
 
-    FOR v_item IN
-        SELECT t.member_id, t.points
-        FROM unnest(p_members, p_points) WITH ORDINALITY AS t(member_id, points, ord)
-        ORDER BY t.ord
-    LOOP
-        PERFORM points.post_transfer(p_tenant, v_item.member_id, 'grant', 'issuance', 'available',
-                                     v_item.points, p_grant_id, p_now);
-        v_total := v_total + v_item.points;
-    END LOOP;
+    PERFORM points.post_transfers(p_tenant, p_members, p_points, 'grant', 'issuance',
+                                  'available', p_grant_id, p_now);
 
     INSERT INTO fuli.outbox (service, tenant_id, event_type, payload)
     SELECT 'points', p_tenant, 'PointsAwarded',
