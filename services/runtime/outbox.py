@@ -34,9 +34,7 @@ PARKED_AFTER_SENDS = 8  # about half an hour of re-sending: a consumer that keep
 
 OUTBOX_COLUMNS = "o.id, o.event_id, o.service, o.tenant_id, o.event_type, o.payload, o.created_at"
 # The consumers of row ``o`` that have not applied it yet.
-WAITING_CONSUMERS = ("ARRAY(SELECT c.consumer FROM unnest(o.consumers) AS c(consumer)"
-            " WHERE NOT EXISTS (SELECT 1 FROM fuli.inbox i WHERE i.tenant_id = o.tenant_id"
-            " AND i.consumer = c.consumer AND i.event_id = o.event_id))")
+WAITING_CONSUMERS = "fuli.waiting_consumers(o.tenant_id, o.event_id, o.consumers)"
 
 
 async def emit(conn: Conn, *, service: str, tenant_id: str,

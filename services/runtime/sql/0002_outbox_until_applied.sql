@@ -9,3 +9,20 @@ ALTER TABLE fuli.outbox
 
 CREATE INDEX outbox_unsent ON fuli.outbox (id) WHERE resend_at IS NULL;
 CREATE INDEX outbox_resend ON fuli.outbox (resend_at) WHERE resend_at IS NOT NULL;
+
+-- The consumers of an event that have not yet applied it. One primary-key probe of the inbox
+-- per consumer, whatever the planner thinks of the array's length.
+CREATE FUNCTION fuli.waiting_consumers(p_tenant text, p_event uuid, p_consumers text[])
+RETURNS text[] LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c text;
+    waiting text[] := '{}';
+BEGIN
+    FOREACH c IN ARRAY coalesce(p_consumers, '{}') LOOP
+        IF NOT EXISTS (SELECT 1 FROM fuli.inbox
+                       WHERE tenant_id = p_tenant AND consumer = c AND event_id = p_event) THEN
+            waiting := waiting || c;
+        END IF;
+    END LOOP;
+    RETURN waiting;
+END $$;
