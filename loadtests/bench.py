@@ -435,6 +435,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def consumer_faults(log: str) -> dict[str, int]:
+    """What the worker's log says went wrong in consumers: batches that failed and were
+    applied one event at a time, deadlocks, and events the relay had to send again."""
+    return {"batch_fallbacks": log.count("batch failed; applying its events one by one"),
+            "deadlocks": log.count("DeadlockDetected"),
+            "resend_rounds": log.count("sending again events not applied in time")}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = shlex.join([sys.executable, *sys.argv])
@@ -484,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             print("bench: stopping fuli up", file=sys.stderr)
             stopped = stack.stop()
+        consumers = consumer_faults((work / "fuli-up.log").read_text(errors="replace"))
         # 128 + SIGTERM is `fuli up` unwinding on SIGTERM as it means to; anything else is odd.
         if stopped not in (0, 128 + signal.SIGTERM):
             print(f"bench: note: fuli up exited with status {stopped} on SIGTERM; stderr:\n"
@@ -506,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "cpu_s": {"locust_phase": locust_cpu.seconds, "pgbench_phase": pgbench_cpu.seconds},
         "outbox": outbox,
+        "consumers": consumers,
         "command": command,
     }
     text = json.dumps(report, indent=2)

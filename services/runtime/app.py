@@ -21,11 +21,12 @@ from services.runtime.errors import EXCEPTION_HANDLERS
 from services.runtime.idempotency import Outcome
 from services.runtime.observability import (
     OUTBOX_LAG,
+    OUTBOX_PARKED,
     OUTBOX_PENDING,
     RequestContextMiddleware,
     response_observer,
 )
-from services.runtime.outbox import outbox_backlog
+from services.runtime.outbox import outbox_backlog, parked_events
 from services.runtime.ratelimit import RateLimitMiddleware
 from services.runtime.requests import StrictRequest
 from services.runtime.resources import Resources
@@ -65,6 +66,7 @@ def health_handlers(prefix: str) -> list[ControllerRouterHandler]:
         pending, lag = await outbox_backlog(resources.pool)
         OUTBOX_PENDING.set(pending)
         OUTBOX_LAG.set(lag)
+        OUTBOX_PARKED.set(await parked_events(resources.pool))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return [live, ready, metrics]

@@ -52,30 +52,57 @@ async def _first_delivery(conn: Conn, consumer: str, envelope: Envelope) -> bool
     return bool(inserted)
 
 
+class _Subject(msgspec.Struct):
+    member_id: str = ""
+
+
+_subject_decoder = msgspec.json.Decoder(_Subject)
+
+
+def lock_order(envelopes: list[Envelope]) -> list[Envelope]:
+    """A batch in the order its transaction takes row locks: by tenant and member, each
+    member's events in delivery order (a stable sort). Batches of one consumer, or of two
+    consumers that lock only the rows of the event's member, then take their locks in one
+    global order and cannot deadlock with each other."""
+    return sorted(envelopes, key=lambda e: (e.tenant_id, _subject_decoder.decode(e.data).member_id))
+
+
+async def _apply(conn: Conn, consumer: str, envelopes: list[Envelope], handle: Handler,
+                 serialized: bool) -> None:
+    if serialized:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fuli.consume'),"
+                           " hashtext($1))", consumer)
+    for envelope in envelopes:
+        if await _first_delivery(conn, consumer, envelope):
+            await handle(conn, envelope)
+
+
 async def consume(pool: Pool, consumer: str, bodies: str | list[str],
-                  handle: Handler) -> None:
+                  handle: Handler, *, serialized: bool = False) -> None:
     """The one way to consume bus events: applies each envelope once, in the transaction that
-    records it in the inbox (which drops redeliveries). A batch goes in one
-    transaction; if that fails, each envelope gets its own, so one bad event does not hold the
-    others back, and the first failure is raised for the broker to retry the message (what was
-    applied is then skipped)."""
+    records it in the inbox (which drops redeliveries). ``consumer`` is the subscriber's actor
+    name: the outbox keeps an event until every subscriber's inbox has it.
+
+    A batch goes in one transaction, in ``lock_order``; if that fails, each envelope gets its
+    own, so one bad event does not hold the others back, and the first failure is raised for
+    the broker to retry the message (what was applied is then skipped). A consumer whose
+    events lock rows shared between members (a team, a campaign) is ``serialized``: its
+    transactions take turns, so they never deadlock with each other."""
     envelopes = [decode_envelope(b) for b in ([bodies] if isinstance(bodies, str) else bodies)]
     if len(envelopes) > 1:
         try:
             async with pool.acquire() as conn, conn.transaction():
-                for envelope in envelopes:
-                    if await _first_delivery(conn, consumer, envelope):
-                        await handle(conn, envelope)
+                await _apply(conn, consumer, lock_order(envelopes), handle, serialized)
             return
-        except Exception:
+        except Exception as exc:
             log.warning("batch failed; applying its events one by one",
-                        extra={"fields": {"consumer": consumer, "events": len(envelopes)}})
+                        extra={"fields": {"consumer": consumer, "events": len(envelopes),
+                                          "error": type(exc).__name__}})
     failure: Exception | None = None
     for envelope in envelopes:
         try:
             async with pool.acquire() as conn, conn.transaction():
-                if await _first_delivery(conn, consumer, envelope):
-                    await handle(conn, envelope)
+                await _apply(conn, consumer, [envelope], handle, serialized)
         except Exception as exc:
             failure = failure or exc
     if failure is not None:

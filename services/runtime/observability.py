@@ -24,8 +24,12 @@ REQUESTS = Counter("fuli_http_requests_total", "HTTP requests",
 LATENCY = Histogram("fuli_http_request_duration_seconds", "HTTP request latency",
                     ["service", "method", "route"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-OUTBOX_LAG = Gauge("fuli_outbox_lag_seconds", "Age of the oldest event not yet relayed")
-OUTBOX_PENDING = Gauge("fuli_outbox_pending_events", "Events waiting in the outbox")
+OUTBOX_LAG = Gauge("fuli_outbox_lag_seconds",
+                   "Age of the oldest event not yet applied by every consumer (parked aside)")
+OUTBOX_PENDING = Gauge("fuli_outbox_pending_events",
+                       "Events not yet applied by every consumer (parked aside)")
+OUTBOX_PARKED = Gauge("fuli_outbox_parked_events",
+                      "Events a consumer has failed to apply through 8 sends; kept, still sent")
 
 _log_encoder = msgspec.json.Encoder()
 access_log = logging.getLogger("fuli.access")

@@ -1,12 +1,18 @@
-"""Transactional outbox: events are written with the change that caused them and relayed to the
-broker afterwards, so a crash between commit and publish loses nothing (delivery is at least
-once; consumers deduplicate on the envelope's event id)."""
+"""Transactional outbox: events are written with the change that caused them, sent through the
+broker afterwards, and kept in PostgreSQL until every consumer has applied them.
+
+The broker is transport only. A row is sent once, then sent again, with back-off, to each
+consumer that has not yet recorded it in its inbox; it is deleted when all have. So a flushed,
+restarted or lost broker, a killed worker or a failed retry delays events but never loses them.
+Delivery is at least once; consumers drop repeats through the inbox (``bus.consume``), whose
+consumer name is the subscriber's actor name."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -22,7 +28,13 @@ log = logging.getLogger("fuli.outbox")
 _encoder = msgspec.json.Encoder()
 
 Enqueue = Callable[[list[dramatiq.Message[Any]]], None]
+Routed = tuple[asyncpg.Record, Sequence[Subscriber]]
 MAX_BATCH = 200  # envelopes per message to a batch subscriber
+PARKED_AFTER_SENDS = 8  # about half an hour of re-sending: a consumer that keeps failing
+
+OUTBOX_COLUMNS = "o.id, o.event_id, o.service, o.tenant_id, o.event_type, o.payload, o.created_at"
+# The consumers of row ``o`` that have not applied it yet.
+WAITING_CONSUMERS = "fuli.waiting_consumers(o.tenant_id, o.event_id, o.consumers)"
 
 
 async def emit(conn: Conn, *, service: str, tenant_id: str,
@@ -39,12 +51,21 @@ async def emit(conn: Conn, *, service: str, tenant_id: str,
 
 
 async def outbox_backlog(conn: Db) -> tuple[int, float]:
-    """Events waiting to be relayed, and the age in seconds of the oldest (0 when empty)."""
+    """Events not yet applied by every consumer, and the age in seconds of the oldest (0 when
+    none); parked events (see ``parked_events``) are not counted."""
     row = await conn.fetchrow(
         "SELECT count(*) AS pending,"
-        " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS lag FROM fuli.outbox")
+        " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS lag FROM fuli.outbox"
+        " WHERE sends < $1", PARKED_AFTER_SENDS)
     assert row is not None
     return int(row["pending"]), float(row["lag"])
+
+
+async def parked_events(conn: Db) -> int:
+    """Events some consumer has failed to apply through ``PARKED_AFTER_SENDS`` sends: still
+    kept and still re-sent, but a fault to look at rather than a lag."""
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM fuli.outbox WHERE sends >= $1", PARKED_AFTER_SENDS))
 
 
 def envelope_json(row: asyncpg.Record) -> str:
@@ -57,16 +78,21 @@ def envelope_json(row: asyncpg.Record) -> str:
     return _encoder.encode(envelope).decode()
 
 
-def messages_for(rows: Sequence[asyncpg.Record],
-                 subscriptions: Mapping[str, Sequence[Subscriber]],
+def routed(rows: Iterable[asyncpg.Record],
+           subscriptions: Mapping[str, Sequence[Subscriber]]) -> list[Routed]:
+    """Each row with the subscribers of its type."""
+    return [(row, subscriptions.get(row["event_type"], ())) for row in rows]
+
+
+def messages_for(deliveries: Iterable[Routed],
                  max_batch: int = MAX_BATCH) -> list[dramatiq.Message[Any]]:
-    """One message per row and subscriber, except that a batch subscriber gets the rows of its
-    types together, in outbox order, up to ``max_batch`` bodies per message."""
+    """One message per row and subscriber, except that a batch subscriber gets its rows
+    together, in the order given (outbox order), up to ``max_batch`` bodies per message."""
     messages: list[dramatiq.Message[Any]] = []
     batches: dict[Subscriber, list[str]] = {}
-    for row in rows:
+    for row, subscribers in deliveries:
         body = envelope_json(row)
-        for sub in subscriptions.get(row["event_type"], ()):
+        for sub in subscribers:
             if sub.batch:
                 batches.setdefault(sub, []).append(body)
             else:
@@ -80,41 +106,130 @@ def messages_for(rows: Sequence[asyncpg.Record],
     return messages
 
 
+async def mark_sent(conn: Conn, deliveries: Sequence[Routed], resend_after_s: float) -> None:
+    """Records whom each row was sent to, and when to send it again. A row nobody consumes
+    is sent to no one and settled (deleted) as applied."""
+    await conn.execute(
+        "UPDATE fuli.outbox o SET consumers = string_to_array(s.consumers, ','),"
+        " sends = 1, resend_at = now() + make_interval(secs => $3)"
+        " FROM unnest($1::bigint[], $2::text[]) AS s(id, consumers) WHERE o.id = s.id",
+        [row["id"] for row, _ in deliveries],
+        [",".join(sub.actor for sub in subs) for _, subs in deliveries], resend_after_s)
+
+
 class OutboxRelay:
-    """Moves committed outbox rows to the broker. Several relays may run: rows are claimed with
-    SKIP LOCKED and deleted only after the broker accepted their messages."""
+    """Sends committed outbox rows through the broker, re-sends what a consumer has not applied
+    after ``resend_after_s`` (doubling up to ``resend_max_s``), and deletes what every consumer
+    has applied. Several relays may run: rows are claimed with SKIP LOCKED."""
 
     def __init__(self, pool: Pool, enqueue: Enqueue, *, batch_size: int = 500,
+                 settle_batch: int = 5000, resend_after_s: float = 20.0,
+                 resend_max_s: float = 600.0,
                  subscriptions: Mapping[str, Sequence[Subscriber]] = SUBSCRIPTIONS) -> None:
         self._pool = pool
         self._enqueue = enqueue
         self._batch_size = batch_size
+        self._settle_batch = settle_batch
+        self._resend_after_s = resend_after_s
+        self._resend_max_s = resend_max_s
         self._subscriptions = subscriptions
+        self._by_actor = {sub.actor: sub for subs in subscriptions.values() for sub in subs}
+        self.settled_up_to = 0
+        self._checked_at = 0.0
 
-    async def relay_batch(self) -> int:
+    async def send_new(self) -> int:
+        """Sends the oldest rows never sent; returns how many."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, event_id, service, tenant_id, event_type, payload, created_at"
-                " FROM fuli.outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self._batch_size,
-            )
+                f"SELECT {OUTBOX_COLUMNS} FROM fuli.outbox o WHERE o.resend_at IS NULL"
+                " ORDER BY o.id LIMIT $1 FOR UPDATE SKIP LOCKED", self._batch_size)
             if not rows:
                 return 0
-            messages = messages_for(rows, self._subscriptions)
-            if messages:
-                await asyncio.to_thread(self._enqueue, messages)
-            await conn.execute("DELETE FROM fuli.outbox WHERE id = any($1::bigint[])",
-                               [row["id"] for row in rows])
+            deliveries = routed(rows, self._subscriptions)
+            await self._send(deliveries)
+            await mark_sent(conn, deliveries, self._resend_after_s)
             return len(rows)
+
+    async def settle(self) -> int:
+        """Deletes sent rows that every consumer has applied, a chunk of the sent rows per
+        call (resuming where the last call stopped, so old unapplied rows at the head never
+        hold the rest back); returns how many were deleted."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            result = await conn.fetchrow(
+                "WITH chunk AS (SELECT id FROM fuli.outbox WHERE resend_at IS NOT NULL"
+                "  AND id > $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),"
+                " applied AS (DELETE FROM fuli.outbox o USING chunk WHERE o.id = chunk.id"
+                f"  AND cardinality({WAITING_CONSUMERS}) = 0 RETURNING o.id)"
+                " SELECT (SELECT max(id) FROM chunk) AS last_id,"
+                " (SELECT count(*) FROM chunk) AS scanned, (SELECT count(*) FROM applied) AS n",
+                self.settled_up_to, self._settle_batch)
+        assert result is not None
+        whole_chunk = result["scanned"] == self._settle_batch
+        self.settled_up_to = result["last_id"] if whole_chunk else 0
+        return int(result["n"])
+
+    async def resend_due(self) -> int:
+        """Sends rows whose resend time has come again, to the consumers that have not applied
+        them (deleting those that all have); returns how many were sent again."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT {OUTBOX_COLUMNS}, o.sends, {WAITING_CONSUMERS} AS waiting"
+                " FROM fuli.outbox o WHERE o.resend_at <= now() ORDER BY o.resend_at LIMIT $1"
+                " FOR UPDATE SKIP LOCKED", self._batch_size)
+            if not rows:
+                return 0
+            deliveries: list[Routed] = []
+            for row in sorted(rows, key=lambda r: r["id"]):
+                # A consumer this relay does not know (one added by a newer release) is not
+                # sent to, and its row is kept for a relay that knows it.
+                waiting_subs = [self._by_actor[c] for c in row["waiting"] if c in self._by_actor]
+                if waiting_subs:
+                    deliveries.append((row, waiting_subs))
+            await self._send(deliveries)
+            await conn.execute(
+                "DELETE FROM fuli.outbox WHERE id = any($1::bigint[])",
+                [row["id"] for row in rows if not row["waiting"]])
+            await conn.execute(
+                "UPDATE fuli.outbox SET sends = sends + 1, resend_at = now()"
+                " + make_interval(secs => least($2 * 2 ^ sends, $3)) WHERE id = any($1::bigint[])",
+                [row["id"] for row in rows if row["waiting"]], self._resend_after_s,
+                self._resend_max_s)
+        if deliveries:
+            waiting: dict[str, int] = {}
+            for _, subs in deliveries:
+                for sub in subs:
+                    waiting[sub.actor] = waiting.get(sub.actor, 0) + 1
+            parked = sum(1 for row, _ in deliveries if row["sends"] + 1 >= PARKED_AFTER_SENDS)
+            (log.error if parked else log.warning)(
+                "sending again events not applied in time",
+                extra={"fields": {"events": len(deliveries), "consumers": waiting,
+                                  "parked": parked}})
+        return len(deliveries)
+
+    async def _send(self, deliveries: Sequence[Routed]) -> None:
+        messages = messages_for(deliveries)
+        if messages:
+            await asyncio.to_thread(self._enqueue, messages)
+
+    async def cycle(self, check_every_s: float = 1.0) -> int:
+        """Sends new rows and, at most every ``check_every_s``, re-sends and settles; returns
+        how many new rows were sent."""
+        sent = await self.send_new()
+        now = time.monotonic()
+        if now - self._checked_at >= check_every_s:
+            self._checked_at = now
+            await self.resend_due()
+            await self.settle()
+        return sent
 
     async def run(self, stop: asyncio.Event, poll_s: float) -> None:
         while not stop.is_set():
             try:
-                moved = await self.relay_batch()
+                sent = await self.cycle()
             except Exception:
                 log.exception("outbox relay failed; retrying")
-                moved = 0
-            if moved < self._batch_size:
+                sent = 0
+            if sent < self._batch_size:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=poll_s)
                 except TimeoutError:

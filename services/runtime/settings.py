@@ -48,6 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     member_token_max_ttl_s: Annotated[int, Meta(ge=60)] = 86_400
     rate_limits: str = DEFAULT_RATE_LIMITS
     outbox_poll_ms: Annotated[int, Meta(ge=10)] = 200
+    # An event a consumer has not applied this long after it was sent is sent again (then
+    # after twice as long, and so on up to ten minutes).
+    event_resend_after_s: Annotated[float, Meta(ge=1)] = 20.0
     worker_threads: Annotated[int, Meta(ge=1)] = 4
     worker: bool = True
     event_group_commit: bool = True

@@ -152,7 +152,9 @@ class RelayThread(threading.Thread):
 
         watcher = asyncio.create_task(watch_stop())
         try:
-            await OutboxRelay(pool, self._enqueue).run(stop, self.settings.outbox_poll_ms / 1000)
+            relay = OutboxRelay(pool, self._enqueue,
+                                resend_after_s=self.settings.event_resend_after_s)
+            await relay.run(stop, self.settings.outbox_poll_ms / 1000)
         finally:
             watcher.cancel()
             await pool.close()

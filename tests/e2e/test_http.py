@@ -49,6 +49,7 @@ def test_up_serves_every_service_with_the_worker(configured_env: dict[str, str],
             assert 'fuli_http_requests_total{method="POST",route="/points/v1/member-tokens"' \
                 in metrics
             assert "fuli_outbox_lag_seconds" in metrics
+            assert "fuli_outbox_parked_events" in metrics
             for n in range(5):
                 event = http.post("/points/v1/events",
                                   headers={"Authorization": f"Bearer {ingest.json()['key']}"},

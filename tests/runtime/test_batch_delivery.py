@@ -12,7 +12,7 @@ import pytest
 
 from proto.events import Envelope, Subscriber
 from services.runtime.bus import Handler, consume
-from services.runtime.outbox import messages_for
+from services.runtime.outbox import messages_for, routed
 from services.runtime.resources import Resources
 
 
@@ -27,7 +27,7 @@ def test_batch_subscribers_get_their_events_together_in_order() -> None:
     batched = Subscriber("q", "batched", batch=True)
     subscriptions = {"A": (single, batched), "B": (batched,), "C": ()}
     rows = [row("A" if n % 2 else "B", n) for n in range(7)] + [row("C", 7)]
-    messages = messages_for(rows, subscriptions, max_batch=3)  # type: ignore[arg-type]
+    messages = messages_for(routed(rows, subscriptions), max_batch=3)  # type: ignore[arg-type]
     singles = [m for m in messages if m.actor_name == "one_by_one"]
     batches = [m for m in messages if m.actor_name == "batched"]
     assert [msgspec.json.decode(m.args[0])["data"]["n"] for m in singles] == [1, 3, 5]

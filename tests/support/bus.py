@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator
 
 from proto.events import SUBSCRIPTIONS
 from services.composition.registry import SERVICES, jobs
-from services.runtime.outbox import messages_for
+from services.runtime.outbox import (
+    OUTBOX_COLUMNS,
+    WAITING_CONSUMERS,
+    mark_sent,
+    messages_for,
+    routed,
+)
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
@@ -16,22 +22,31 @@ from services.runtime.worker import WorkerContext
 
 async def deliver(resources: Resources, settings: Settings, tenant: str,
                   twice: bool = False) -> int:
-    """What the relay and the worker do, in this process: the tenant's outbox events as the
-    relay's messages (batches for batch subscribers) to each actor, again and again until
-    consumers stop emitting, then removed. ``twice`` delivers every message twice."""
+    """What the relay and the worker do, in this process: the tenant's unsent outbox events as
+    the relay's messages (batches for batch subscribers) to each actor, again and again until
+    consumers stop emitting; then every event must have been applied by each of its consumers
+    (their inbox has it) and is removed, as the relay would. ``twice`` delivers every message
+    twice."""
     actors = {spec.name: spec.fn for spec in jobs()[0]}
     delivered = 0
     WorkerContext.configure(settings, SERVICES)
     try:
         while rows := await resources.pool.fetch(
-                "SELECT id, event_id, service, tenant_id, event_type, payload, created_at"
-                " FROM fuli.outbox WHERE tenant_id = $1 ORDER BY id", tenant):
-            for message in messages_for(rows, SUBSCRIPTIONS):
+                f"SELECT {OUTBOX_COLUMNS} FROM fuli.outbox o"
+                " WHERE o.tenant_id = $1 AND o.resend_at IS NULL ORDER BY o.id", tenant):
+            deliveries = routed(rows, SUBSCRIPTIONS)
+            for message in messages_for(deliveries):
                 for _ in range(2 if twice else 1):
                     await actors[message.actor_name](*message.args)
-            await resources.pool.execute("DELETE FROM fuli.outbox WHERE id = any($1::bigint[])",
-                                         [r["id"] for r in rows])
+            async with resources.pool.acquire() as conn:
+                await mark_sent(conn, deliveries, resend_after_s=3600)
             delivered += len(rows)
+        unapplied = await resources.pool.fetch(
+            f"SELECT o.event_type, {WAITING_CONSUMERS} AS waiting FROM fuli.outbox o"
+            " WHERE o.tenant_id = $1", tenant)
+        assert not [r for r in unapplied if r["waiting"]], \
+            f"events not applied by their consumers: {[tuple(r) for r in unapplied]}"
+        await resources.pool.execute("DELETE FROM fuli.outbox WHERE tenant_id = $1", tenant)
     finally:
         await WorkerContext.close()
     return delivered

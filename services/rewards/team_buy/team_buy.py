@@ -232,7 +232,7 @@ class TeamBuy:
         team scores, then onto the boards."""
         changes = ScoreChanges(self.boards)
         try:
-            await consume(self.db, PURCHASES_CONSUMER, bodies, changes.apply)
+            await consume(self.db, PURCHASES_CONSUMER, bodies, changes.apply, serialized=True)
         finally:
             await changes.publish()
 

@@ -1,0 +1,249 @@
+"""PostgreSQL keeps every event until each consumer has applied it: messages the broker loses
+are sent again, only to the consumers still waiting, and batches never deadlock each other."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import dramatiq
+import msgspec
+import pytest
+from dramatiq.asyncio import get_event_loop_thread
+
+from proto.events import Envelope, Event, Subscriber
+from services.runtime.bus import ActorSpec, consume
+from services.runtime.db import Conn
+from services.runtime.outbox import (
+    PARKED_AFTER_SENDS,
+    OutboxRelay,
+    emit,
+    outbox_backlog,
+    parked_events,
+)
+from services.runtime.resources import Resources
+from services.runtime.settings import Settings
+from services.runtime.worker import WorkerContext, create_broker, declare_actors
+
+PROBE_SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS probe;
+CREATE TABLE IF NOT EXISTS probe.applied (
+    consumer text NOT NULL, event_id uuid NOT NULL, n int NOT NULL, times int NOT NULL DEFAULT 1,
+    PRIMARY KEY (consumer, event_id));
+CREATE TABLE IF NOT EXISTS probe.counters (
+    tenant_id text NOT NULL, key text NOT NULL, n int NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, key));
+"""
+
+
+class Noted(Event, frozen=True):
+    n: int
+    member_id: str = ""
+
+
+def recorder(consumer: str) -> Any:
+    async def apply(conn: Conn, envelope: Envelope) -> None:
+        noted = msgspec.json.decode(envelope.data, type=Noted)
+        await conn.execute(
+            "INSERT INTO probe.applied (consumer, event_id, n) VALUES ($1, $2::uuid, $3)"
+            " ON CONFLICT (consumer, event_id) DO UPDATE SET times = probe.applied.times + 1",
+            consumer, envelope.event_id, noted.n)
+    return apply
+
+
+def actor(consumer: str) -> Any:
+    async def consume_noted(bodies: str | list[str]) -> None:
+        resources = await WorkerContext.resources()
+        await consume(resources.pool, consumer, bodies, recorder(consumer))
+    return consume_noted
+
+
+async def applied(resources: Resources, consumer: str) -> Counter[int]:
+    rows = await resources.pool.fetch(
+        "SELECT n, times FROM probe.applied WHERE consumer = $1", consumer)
+    return Counter({r["n"]: r["times"] for r in rows})
+
+
+async def wait_for(condition: Any, timeout_s: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def kept(resources: Resources, tenant: str) -> int:
+    return int(await resources.pool.fetchval(
+        "SELECT count(*) FROM fuli.outbox WHERE tenant_id = $1", tenant))
+
+
+async def test_events_the_broker_lost_are_sent_again_to_the_consumers_still_waiting(
+        settings: Settings, resources: Resources) -> None:
+    await resources.pool.execute(PROBE_SCHEMA)
+    tag = uuid.uuid4().hex[:8]
+    tenant, queue_a, queue_b = f"t-{tag}", f"durable-a-{tag}", f"durable-b-{tag}"
+    first, second = f"probe.first_{tag}", f"probe.second_{tag}"
+    WorkerContext.configure(settings, ())
+    broker = create_broker(settings)
+    declare_actors(broker, [ActorSpec(first, queue_a, actor(first)),
+                            ActorSpec(second, queue_b, actor(second))])
+    broker.emit_after("process_boot")
+    sent: list[dramatiq.Message[Any]] = []
+
+    def enqueue(messages: list[dramatiq.Message[Any]]) -> None:
+        for message in messages:
+            sent.append(message)
+            broker.enqueue(message)
+
+    relay = OutboxRelay(resources.pool, enqueue, resend_after_s=60.0, subscriptions={
+        "Noted": (Subscriber(queue_a, first), Subscriber(queue_b, second, batch=True))})
+    async with resources.pool.acquire() as conn, conn.transaction():
+        await emit(conn, service="probe", tenant_id=tenant, events=[Noted(n=n) for n in range(30)])
+    while await relay.send_new():
+        pass
+    assert Counter(m.actor_name for m in sent) == {first: 30, second: 1}
+    # The first consumer got its messages and applied them; then the broker lost everything.
+    for message in sent:
+        if message.actor_name == first:
+            await consume(resources.pool, first, message.args[0], recorder(first))
+    sent.clear()
+    for queue in (queue_a, queue_b):
+        await asyncio.to_thread(broker.flush, queue)
+    await settle_all(relay)
+    assert await kept(resources, tenant) == 30  # the second consumer has applied nothing
+
+    assert await relay.resend_due() == 0  # not yet due
+    await resources.pool.execute(  # a minute later
+        "UPDATE fuli.outbox SET resend_at = resend_at - interval '60 s' WHERE tenant_id = $1",
+        tenant)
+    await relay.resend_due()
+    # One batch of the 30 to the second consumer; nothing again to the first.
+    assert [(m.actor_name, len(m.args[0])) for m in sent] == [(second, 30)]
+    worker = dramatiq.Worker(broker, worker_threads=2)
+    worker.start()
+    try:
+        await wait_for(lambda: _applied_all(resources, second, 30))
+        assert await applied(resources, first) == Counter({n: 1 for n in range(30)})
+        assert await applied(resources, second) == Counter({n: 1 for n in range(30)})
+        await settle_all(relay)
+        assert await kept(resources, tenant) == 0
+    finally:
+        loop_thread = get_event_loop_thread()  # the worker's resources live on its loop
+        if loop_thread is not None:
+            await asyncio.to_thread(loop_thread.run_coroutine, WorkerContext.close())
+        worker.stop()
+        broker.close()
+
+
+async def settle_all(relay: OutboxRelay) -> None:
+    """Settle every chunk of the (shared) outbox once."""
+    for _ in range(100):
+        await relay.settle()
+        if relay.settled_up_to == 0:
+            return
+
+
+async def _applied_all(resources: Resources, consumer: str, count: int) -> bool:
+    return len(await applied(resources, consumer)) >= count
+
+
+async def test_an_event_a_consumer_keeps_failing_is_kept_and_parked(
+        resources: Resources) -> None:
+    tag = uuid.uuid4().hex[:8]
+    tenant, consumer = f"t-{tag}", f"probe.failing_{tag}"
+    sent: list[str] = []
+    relay = OutboxRelay(resources.pool, lambda ms: sent.extend(m.actor_name for m in ms),
+                        resend_after_s=1.0, resend_max_s=4.0,
+                        subscriptions={"Noted": (Subscriber("q", consumer),)})
+    async with resources.pool.acquire() as conn, conn.transaction():
+        await emit(conn, service="probe", tenant_id=tenant, events=[Noted(n=1)])
+    await relay.send_new()
+    waits = []
+    for _ in range(PARKED_AFTER_SENDS - 1):  # nobody applies it: it is sent again and again
+        waits.append(await resources.pool.fetchval(
+            "SELECT round(extract(epoch FROM resend_at - now())) FROM fuli.outbox"
+            " WHERE tenant_id = $1", tenant))
+        await resources.pool.execute(
+            "UPDATE fuli.outbox SET resend_at = now() WHERE tenant_id = $1", tenant)
+        await relay.resend_due()
+        await relay.settle()
+        assert await kept(resources, tenant) == 1
+    assert waits[:4] == [1, 2, 4, 4]  # doubling, up to resend_max_s
+    assert sent == [consumer] * PARKED_AFTER_SENDS
+    own = await resources.pool.fetchrow(
+        "SELECT sends FROM fuli.outbox WHERE tenant_id = $1", tenant)
+    assert own["sends"] == PARKED_AFTER_SENDS
+    assert await parked_events(resources.pool) >= 1
+    pending_before, _ = await outbox_backlog(resources.pool)
+    # Once applied, the event is let go.
+    await resources.pool.execute(
+        "INSERT INTO fuli.inbox (tenant_id, consumer, event_id)"
+        " SELECT tenant_id, $2, event_id FROM fuli.outbox WHERE tenant_id = $1", tenant, consumer)
+    await settle_all(relay)
+    assert await kept(resources, tenant) == 0
+    pending_after, _ = await outbox_backlog(resources.pool)
+    assert pending_after <= pending_before
+
+
+def noted(tenant: str, member: str, n: int) -> str:
+    return msgspec.json.encode(Envelope(
+        event_id=str(uuid.uuid4()), tenant_id=tenant, service="probe", type="Noted",
+        emitted_at=datetime.now(UTC),
+        data=msgspec.Raw(msgspec.json.encode(Noted(n=n, member_id=member))))).decode()
+
+
+def counting(keys: dict[str, str]) -> Any:
+    """A handler that bumps the counter ``keys[member]`` and holds its lock a moment, so two
+    transactions that lock the same rows in opposite orders meet."""
+    async def apply(conn: Conn, envelope: Envelope) -> None:
+        member = msgspec.json.decode(envelope.data, type=Noted).member_id
+        await conn.execute(
+            "INSERT INTO probe.counters (tenant_id, key, n) VALUES ($1, $2, 1)"
+            " ON CONFLICT (tenant_id, key) DO UPDATE SET n = probe.counters.n + 1",
+            envelope.tenant_id, keys[member])
+        await conn.execute("SELECT pg_sleep(0.05)")
+    return apply
+
+
+async def counters(resources: Resources, tenant: str) -> dict[str, int]:
+    rows = await resources.pool.fetch(
+        "SELECT key, n FROM probe.counters WHERE tenant_id = $1", tenant)
+    return {r["key"]: r["n"] for r in rows}
+
+
+async def race(resources: Resources, consumer: str, batches: list[list[str]], handle: Any,
+               serialized: bool, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fuli.bus"):
+        await asyncio.gather(*(consume(resources.pool, consumer, batch, handle,
+                                       serialized=serialized) for batch in batches))
+    assert not [r for r in caplog.records if "batch failed" in r.getMessage()]
+
+
+async def test_batches_take_member_locks_in_one_order(
+        resources: Resources, caplog: pytest.LogCaptureFixture) -> None:
+    await resources.pool.execute(PROBE_SCHEMA)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    members = [f"m{i}" for i in range(6)]
+    # Eight batches over the same members, in opposite orders: the deadlock the tiers
+    # consumers met when each batch locked its members in delivery order.
+    batches = [[noted(tenant, m, i) for i, m in enumerate(members[::1 if b % 2 else -1])]
+               for b in range(8)]
+    await race(resources, f"probe.members_{tenant}", batches,
+               counting({m: m for m in members}), False, caplog)
+    assert await counters(resources, tenant) == {m: 8 for m in members}
+
+
+async def test_a_serialized_consumer_never_deadlocks_on_shared_rows(
+        resources: Resources, caplog: pytest.LogCaptureFixture) -> None:
+    await resources.pool.execute(PROBE_SCHEMA)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    # Rows shared between members (teams): member order says nothing about their lock order.
+    team_of = {"a1": "team-y", "a2": "team-x", "b1": "team-x", "b2": "team-y"}
+    batches = [[noted(tenant, "a1", 1), noted(tenant, "a2", 2)] if b % 2 else
+               [noted(tenant, "b1", 3), noted(tenant, "b2", 4)] for b in range(6)]
+    await race(resources, f"probe.teams_{tenant}", batches, counting(team_of), True, caplog)
+    assert await counters(resources, tenant) == {"team-x": 6, "team-y": 6}
