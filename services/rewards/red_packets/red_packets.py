@@ -38,6 +38,7 @@ from services.runtime.errors import (
     IdempotencyConflict,
     NotFound,
     ValidationFailed,
+    is_connection_fault,
 )
 from services.runtime.idempotency import Outcome, fingerprint
 from services.runtime.outbox import emit
@@ -458,7 +459,11 @@ def _stored_answer(found: store.PoolOpenRow, replayed: bool) -> Outcome:
 
 
 async def _quietly(step: Awaitable[object], what: str) -> None:
+    """Runs one step of the background work; one that is refused or hits a connection fault
+    (Redis or PostgreSQL down for a moment) is left for the next run, and the others go on."""
     try:
         await step
-    except FuliError as exc:
-        log.warning("%s not settled yet: %s", what, exc)
+    except Exception as exc:
+        if not isinstance(exc, FuliError) and not is_connection_fault(exc):
+            raise
+        log.warning("%s not settled yet: %s: %s", what, type(exc).__name__, exc)

@@ -20,13 +20,14 @@ import msgspec
 import pytest
 
 from services.composition.registry import SERVICES
+from services.rewards.red_packets.actors import settle_red_packets
 from services.rewards.red_packets.rules import escrow_of
 from services.rewards.red_packets.shares import keys
 from services.runtime.embedded import EmbeddedValkey
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.stack import Stack
-from tests.rewards.red_packets.test_red_packets import make_pool
+from tests.rewards.red_packets.test_red_packets import make_pool, run
 from tests.support.api import Rewards, Tenant, error_code, make_tenant, uid
 
 COST = 2
@@ -37,6 +38,7 @@ class OwnRedisApp:
     valkey: EmbeddedValkey
     rewards: Rewards
     resources: Resources
+    settings: Settings
 
 
 @pytest.fixture
@@ -54,7 +56,7 @@ async def own_redis_app(settings: Settings, resources: Resources
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack),
                                          base_url="http://fuli", timeout=60) as client:
-                yield OwnRedisApp(valkey, Rewards(client, tenant), app_resources)
+                yield OwnRedisApp(valkey, Rewards(client, tenant), app_resources, own)
         finally:
             await stack.close()
             await app_resources.close()
@@ -160,4 +162,27 @@ async def test_a_share_lost_to_redis_is_found_again_from_postgresql(
     assert error_code(late[2]) == "out_of_stock"
     view = await rewards.client.get(f"/rewards/v1/pools/{pool_id}", headers=rewards.ingest)
     assert (view.json()["remaining_packets"], view.json()["remaining_points"]) == (0, 0)
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_ended_pools_are_settled_while_redis_is_down(own_redis_app: OwnRedisApp) -> None:
+    """Settling needs only PostgreSQL and the points service; Redis being down (its state
+    cannot be dropped then) leaves nothing unsettled and stops no other step."""
+    app, rewards = own_redis_app, own_redis_app.rewards
+    pools = [await make_pool(rewards, total_points=100, packets=10) for _ in range(2)]
+    opened = [await open_pool(rewards, pool_id, uid("m")) for pool_id in pools]
+    assert [r.status_code for r in opened] == [201, 201]
+    await app.resources.pool.execute(
+        "UPDATE rewards.pools SET ends_at = now() - interval '1 minute'"
+        " WHERE tenant_id = $1 AND pool_id = any($2::text[])", rewards.tenant.name, pools)
+
+    await asyncio.to_thread(app.valkey.stop)
+    await run(app.settings, settle_red_packets)
+    for pool_id, answer in zip(pools, opened, strict=True):
+        view = await rewards.client.get(f"/rewards/v1/pools/{pool_id}", headers=rewards.ingest)
+        assert view.json()["status"] == "settled"
+        escrow = await rewards.points.member(escrow_of("pool", pool_id))
+        assert escrow["available"] == 0
+        assert escrow["reversed"] == 100 - answer.json()["points"]
+    await asyncio.to_thread(app.valkey.start)
     await rewards.points.assert_ledger_ok()
