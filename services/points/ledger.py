@@ -19,7 +19,7 @@ import msgspec
 from proto import points as p
 from services.points import rules, store
 from services.points.group_commit import EventCommitter
-from services.runtime.db import Conn, Pool, init_connection
+from services.runtime.db import Conn, Pool, init_connection, once_more_on_fault
 from services.runtime.errors import FuliError, IdempotencyConflict, ValidationFailed, refusal
 from services.runtime.idempotency import Effect, Outcome, fingerprint, run_once
 from services.runtime.pagination import decode_int_cursor, encode_cursor
@@ -84,9 +84,13 @@ class Ledger:
 
     async def _run_once(self, tenant_id: str, scope: str, key: str, request: Any,
                         effect: Effect) -> Outcome:
-        async with self.pool.acquire() as conn:
-            return await run_once(conn, tenant_id=tenant_id, scope=scope, key=key,
-                                  request=request, effect=effect)
+        async def attempt() -> Outcome:
+            async with self.pool.acquire() as conn:
+                return await run_once(conn, tenant_id=tenant_id, scope=scope, key=key,
+                                      request=request, effect=effect)
+
+        # Safe to repeat: the idempotency record commits with the effect, in one transaction.
+        return await once_more_on_fault(attempt, f"{scope} {key}")
 
     # --- rules -----------------------------------------------------------------------------
 

@@ -3,14 +3,16 @@ refusals turned into FuliErrors."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
 import msgspec
 
-from services.runtime.errors import refusal_from_database
+from services.runtime.errors import is_connection_fault, refusal_from_database
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -25,6 +27,10 @@ else:
     Conn = Pool = Db = Any
 
 S = TypeVar("S", bound=msgspec.Struct)
+T = TypeVar("T")
+
+log = logging.getLogger("fuli.db")
+RETRY_PAUSE_S = 0.05
 
 _json_encoder = msgspec.json.Encoder()
 
@@ -62,6 +68,30 @@ def refusals() -> Iterator[None]:
         if refusal is None:
             raise
         raise refusal from None
+
+
+async def once_more_on_fault(work: Callable[[], Awaitable[T]], what: str) -> T:
+    """``work()``, run a second time if the first failed on a connection fault (a terminated
+    server process, a connection lost mid-statement, a deadlock; see ``is_connection_fault``).
+
+    Only for work that is safe to repeat because every effect it has is keyed by the request's
+    own id, such as a ``run_once`` transaction: if the first try committed before its connection
+    went, the second replays its answer; if not, nothing of it is left and the second runs
+    alone. The pool never hands out the broken connection again (asyncpg terminates a
+    connection that is closed or fails its reset on release), so the second try runs on a
+    fresh one. A second fault is raised: the caller answers 503 and the client retries later.
+    """
+    try:
+        return await work()
+    except Exception as exc:
+        if not is_connection_fault(exc):
+            raise
+        log.warning("%s: connection fault (%s: %s); trying once more", what,
+                    type(exc).__name__, exc)
+    # The fault that hit this connection (a terminated server, a restart) has most likely hit
+    # the pool's idle ones too; a moment lets their closing be noticed before the next acquire.
+    await asyncio.sleep(RETRY_PAUSE_S)
+    return await work()
 
 
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20,

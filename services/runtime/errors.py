@@ -7,7 +7,10 @@ import math
 import re
 from typing import Any
 
+import asyncpg
 import msgspec
+import redis.exceptions
+from asyncpg import exceptions as pg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -87,8 +90,51 @@ class Unavailable(FuliError):
     """A dependency is down or overloaded; the client should retry after a while."""
 
     status_code = 503
-    code = "unavailable"
+    code = "service_unavailable"
     retry_after_s = 1
+
+
+# Faults of the connection to PostgreSQL or Redis, or of a transaction PostgreSQL gave up on: the
+# same request (with the same id) may well succeed when sent again. asyncpg raises these when a
+# server process is terminated (57P01), crashes or restarts (57P02, 57P03, 08xxx), when the
+# connection is lost in the middle of a statement (ConnectionDoesNotExistError, "connection is
+# closed" InterfaceErrors, "cannot switch to state N" InternalClientErrors of its protocol), when
+# the server is out of connections (53xxx), or when a transaction lost a serialization or
+# deadlock race (40xxx); the socket itself raises OSError (refused, reset, timed out).
+_POSTGRES_FAULTS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    pg.OperatorInterventionError,
+    pg.InsufficientResourcesError,
+    pg.TransactionRollbackError,
+    asyncpg.InternalClientError,
+)
+# InterfaceErrors that are not about the connection are mistakes in a call (a bad argument, a
+# feature missing): those stay 500s.
+_INTERFACE_MISTAKES: tuple[type[BaseException], ...] = (
+    pg.DataError,
+    pg.ClientConfigurationError,
+    pg.UnsupportedClientFeatureError,
+    pg.UnsupportedServerFeatureError,
+)
+# redis-py: connection refused or lost, a timeout, a server still loading its data set
+# (BusyLoadingError is a ConnectionError), or one in the middle of a fail-over.
+_REDIS_FAULTS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
+
+
+def is_connection_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is a fault of a connection to PostgreSQL or Redis (see above) rather
+    than a mistake: a request failing on one deserves 503 and another try, not 500."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_connection_fault(inner) for inner in exc.exceptions)
+    if isinstance(exc, pg.InterfaceError):
+        return not isinstance(exc, _INTERFACE_MISTAKES)
+    return isinstance(exc, (*_POSTGRES_FAULTS, *_REDIS_FAULTS, OSError))
 
 
 # Refusals decided in SQL carry a stable code (raised with SQLSTATE P0001 and MESSAGE = code, or
@@ -126,7 +172,7 @@ HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
     415: "unsupported_media_type", 422: "validation_failed", 429: "rate_limited",
-    500: "internal_error", 503: "unavailable",
+    500: "internal_error", 503: Unavailable.code,
 }
 
 _encoder = msgspec.json.Encoder()
@@ -142,8 +188,9 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
 
 
 def fuli_error_response(exc: FuliError) -> Response[bytes]:
-    headers = ({"Retry-After": str(exc.retry_after_s)}
-               if isinstance(exc, RateLimited | Unavailable) else None)
+    # Every 429 and 503 says when to come back (a subclass may set its own retry_after_s).
+    headers = ({"Retry-After": str(getattr(exc, "retry_after_s", Unavailable.retry_after_s))}
+               if exc.status_code in (429, 503) else None)
     return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
 
 
@@ -196,6 +243,12 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         code = HTTP_CODES.get(status, "http_error")
         headers = dict(exc.headers) if exc.headers else None
         return error_response(status, code, str(exc.detail), {}, headers)
+    if is_connection_fault(exc):
+        log.warning("%s %s answered 503 after a connection fault: %s: %s", request.method,
+                    request.url.path, type(exc).__name__, exc)
+        # The fault is named in the log, not to clients.
+        return fuli_error_response(Unavailable(
+            "a backing service is unavailable for a moment; retry the same request"))
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal error", {})
 

@@ -5,11 +5,19 @@ the issuance account and what is left goes back there when the pool ends; a memb
 escrow is funded by moving points from the maker, and what is left goes back to the maker when
 it expires. Shares are cut when the pool or packet is made, handed out by one Redis script call
 each, and recorded in PostgreSQL before any point moves; every points call carries an id
-derived from the share, so replays and the worker never pay a share twice.
+derived from the share, so replays and the worker never pay a share twice. An open's cost is
+charged under an id derived from the open itself: a refused open (its member could not pay)
+gives its share back and leaves nothing tied to the share, so the next member can open it.
+
+Opens and grabs are safe to run again from the start (every step is keyed by the open id or
+the member), so one that fails on a lost database connection is tried once more on a fresh one
+before the caller answers 503; while Redis is down they answer 503, and when it is back the
+shares' state is rebuilt from PostgreSQL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
@@ -23,13 +31,14 @@ from services.rewards.red_packets import rules, store
 from services.rewards.red_packets.shares import MEMBER_LIMIT, NONE_LEFT, ShareDispenser
 from services.rewards.refusals import refused
 from services.rewards.windows import open_at
-from services.runtime.db import Pool
+from services.runtime.db import Pool, once_more_on_fault
 from services.runtime.errors import (
     Conflict,
     FuliError,
     IdempotencyConflict,
     NotFound,
     ValidationFailed,
+    is_connection_fault,
 )
 from services.runtime.idempotency import Outcome, fingerprint
 from services.runtime.outbox import emit
@@ -38,6 +47,8 @@ from services.runtime.resources import Resources
 log = logging.getLogger("fuli.rewards.red_packets")
 
 MAX_SHARE_TRIES = 50
+CLAIM_WAITS = 500
+CLAIM_POLL_S = 0.01
 LATEST_OPENS = 20
 
 
@@ -101,10 +112,31 @@ class RedPackets:
                    now: datetime) -> Outcome:
         """Opens one packet of the pool, once per ``open_id``: its share, or a refusal kept as
         the open's final answer."""
+        return await once_more_on_fault(lambda: self._open(tenant_id, pool_id, body, now),
+                                        f"pool open {body.open_id}")
+
+    async def _open(self, tenant_id: str, pool_id: str, body: r.PoolOpenIn,
+                    now: datetime) -> Outcome:
         request_print = fingerprint("rewards.pool_opens", body.open_id,
                                     {"pool_id": pool_id, "body": body})
+        for _ in range(CLAIM_WAITS):
+            found = await store.pool_open(self.db, tenant_id, body.open_id)
+            if found is not None:
+                return await self._replay_open(tenant_id, found, request_print)
+            # One request at a time per open id: a retry sent while the first is under way
+            # waits for the first one's answer instead of racing it for a share (and being
+            # refused for the member's limit, which the first one's share counts against).
+            async with self.shares.claim_open(tenant_id, body.open_id) as claimed:
+                if claimed:
+                    return await self._open_claimed(tenant_id, pool_id, body, request_print,
+                                                    now)
+            await asyncio.sleep(CLAIM_POLL_S)
+        raise Conflict("this open is still under way; retry", code="in_progress")
+
+    async def _open_claimed(self, tenant_id: str, pool_id: str, body: r.PoolOpenIn,
+                            request_print: bytes, now: datetime) -> Outcome:
         found = await store.pool_open(self.db, tenant_id, body.open_id)
-        if found is not None:
+        if found is not None:  # finished by the request that held the claim before
             return await self._replay_open(tenant_id, found, request_print)
         pool = await store.pool(self.db, tenant_id, pool_id)
         if pool is None:
@@ -134,9 +166,12 @@ class RedPackets:
         if pool.status != "open" or not open_at(now, pool.starts_at, pool.ends_at):
             raise refused("not_available")
         for _ in range(MAX_SHARE_TRIES):
-            index, nth = await self.shares.take(
+            index, nth, recheck = await self.shares.take(
                 tenant_id, "pool", pool.pool_id, body.member_id, pool.per_member_opens,
                 lambda: self._pool_state(tenant_id, pool))
+            if recheck and await self._pool_dispenser_behind(tenant_id, pool, body.member_id,
+                                                             index):
+                continue
             if index == NONE_LEFT:
                 raise refused("out_of_stock", packets=pool.packets)
             if index == MEMBER_LIMIT:
@@ -146,10 +181,35 @@ class RedPackets:
             state = await store.reserve_pool_open(
                 self.db, tenant_id, pool.pool_id, body.open_id, body.member_id, request_print,
                 index, nth, pool.shares[index])
-            if state != "taken":
+            if isinstance(state, store.PoolOpenRow):
                 return state
-            # Redis handed out a share the record already has (after a flush): take another.
+            if state == "exists":  # a concurrent request with this open id recorded it first
+                await self.shares.give_back(tenant_id, "pool", pool.pool_id, body.member_id,
+                                            index)
+                return state
+            if state == "member":
+                # Redis counted fewer shares for the member than the record holds: rebuild it.
+                await self.shares.forget(tenant_id, "pool", pool.pool_id)
+                continue
+            # Redis handed out a share the record already has (after a rebuild): take another.
+            await self.shares.uncount(tenant_id, "pool", pool.pool_id, body.member_id)
         return "busy"
+
+    async def _pool_dispenser_behind(self, tenant_id: str, pool: store.PoolRow,
+                                     member_id: str, refusal: int) -> bool:
+        """Whether Redis refused (``refusal``: none left, or the member's limit) although
+        PostgreSQL has a share for the member; if so the state is dropped, to be rebuilt by
+        the next take. Asked at most once a second per pool (``Taken.recheck``): while the
+        last shares are being recorded the record looks behind too, and rebuilding then only
+        costs a retry."""
+        taken, mine = await store.shares_taken(self.db, tenant_id, pool.pool_id, member_id)
+        behind = (taken < pool.packets if refusal == NONE_LEFT
+                  else mine < pool.per_member_opens)
+        if behind:
+            log.warning("pool %s: Redis refused a share PostgreSQL still has; rebuilding",
+                        pool.pool_id)
+            await self.shares.forget(tenant_id, "pool", pool.pool_id)
+        return behind
 
     async def _pool_state(self, tenant_id: str,
                           pool: store.PoolRow) -> tuple[list[int], dict[str, int]]:
@@ -183,7 +243,10 @@ class RedPackets:
             assert pool is not None
         share_key = digest(found.pool_id, str(found.share_index))
         if pool.open_cost_points > 0:
-            charged = await self.points.debit(tenant_id, "poolcost:" + share_key,
+            # The cost belongs to this open, not to its share: a refused open must leave
+            # nothing behind that the next holder of the share would run into.
+            charged = await self.points.debit(tenant_id,
+                                              "poolcost:" + digest(found.pool_id, found.open_id),
                                               found.member_id, pool.open_cost_points,
                                               f"opening red packet pool {found.pool_id}")
             if charged.status_code != 201:
@@ -281,6 +344,11 @@ class RedPackets:
     async def grab(self, tenant_id: str, packet_id: str, body: r.GrabIn,
                    now: datetime) -> r.Grab:
         """One share per member; grabbing again answers with the first grab."""
+        return await once_more_on_fault(lambda: self._grab(tenant_id, packet_id, body, now),
+                                        f"packet grab {packet_id} {body.member_id}")
+
+    async def _grab(self, tenant_id: str, packet_id: str, body: r.GrabIn,
+                    now: datetime) -> r.Grab:
         packet = await store.packet(self.db, tenant_id, packet_id)
         if packet is None:
             raise NotFound(f"no packet {packet_id!r}", code="unknown_packet")
@@ -290,21 +358,42 @@ class RedPackets:
         if packet.status != "open" or not open_at(now, None, packet.expires_at):
             raise Conflict("the packet expired", code="not_available")
         for _ in range(MAX_SHARE_TRIES):
-            index, _ = await self.shares.take(
+            index, _, recheck = await self.shares.take(
                 tenant_id, "packet", packet_id, body.member_id, 1,
                 lambda: self._packet_state(tenant_id, packet))
+            if recheck and await self._packet_dispenser_behind(tenant_id, packet,
+                                                               body.member_id, index):
+                continue
             if index == NONE_LEFT:
                 raise Conflict("every share was grabbed", code="out_of_stock")
             if index < 0:  # grabbed concurrently by this member (or no state in time)
                 break
             state = await store.record_grab(self.db, tenant_id, packet_id, body.member_id,
                                             index, packet.shares[index])
-            if state in ("ok", "member"):
+            if state == "ok":
                 break
+            if state == "member":  # grabbed concurrently by this member: the share is not needed
+                await self.shares.give_back(tenant_id, "packet", packet_id, body.member_id,
+                                            index)
+                break
+            # Redis handed out a share the record already has (after a rebuild): take another.
+            await self.shares.uncount(tenant_id, "packet", packet_id, body.member_id)
         found = await store.grab(self.db, tenant_id, packet_id, body.member_id)
         if found is None:
             raise Conflict("the packet is busy; retry", code="in_progress")
         return await self._pay_grab(tenant_id, packet, found, now)
+
+    async def _packet_dispenser_behind(self, tenant_id: str, packet: store.PacketRow,
+                                       member_id: str, refusal: int) -> bool:
+        """``_pool_dispenser_behind`` for a member packet (one share per member)."""
+        grabs = await store.packet_grabs(self.db, tenant_id, packet.packet_id)
+        behind = (len(grabs) < len(packet.shares) if refusal == NONE_LEFT
+                  else all(g.member_id != member_id for g in grabs))
+        if behind:
+            log.warning("packet %s: Redis refused a share PostgreSQL still has; rebuilding",
+                        packet.packet_id)
+            await self.shares.forget(tenant_id, "packet", packet.packet_id)
+        return behind
 
     async def _packet_state(self, tenant_id: str,
                             packet: store.PacketRow) -> tuple[list[int], dict[str, int]]:
@@ -370,7 +459,11 @@ def _stored_answer(found: store.PoolOpenRow, replayed: bool) -> Outcome:
 
 
 async def _quietly(step: Awaitable[object], what: str) -> None:
+    """Runs one step of the background work; one that is refused or hits a connection fault
+    (Redis or PostgreSQL down for a moment) is left for the next run, and the others go on."""
     try:
         await step
-    except FuliError as exc:
-        log.warning("%s not settled yet: %s", what, exc)
+    except Exception as exc:
+        if not isinstance(exc, FuliError) and not is_connection_fault(exc):
+            raise
+        log.warning("%s not settled yet: %s: %s", what, type(exc).__name__, exc)

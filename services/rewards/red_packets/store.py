@@ -126,9 +126,9 @@ async def pool_open(db: Db, tenant_id: str, open_id: str) -> PoolOpenRow | None:
 
 async def reserve_pool_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
                             member_id: str, fingerprint: bytes, index: int, nth: int,
-                            points: int) -> PoolOpenRow | Literal["taken", "exists"]:
-    """The reserved open, 'taken' (index or member's n-th share already recorded) or 'exists'
-    (open id)."""
+                            points: int) -> PoolOpenRow | Literal["taken", "member", "exists"]:
+    """The reserved open; 'taken' (the share index is recorded already), 'member' (the
+    member's n-th share is) or 'exists' (the open id is)."""
     try:
         row = await db.fetchrow(
             "INSERT INTO rewards.pool_opens (tenant_id, pool_id, open_id, member_id, fingerprint,"
@@ -136,8 +136,8 @@ async def reserve_pool_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'reserved')"
             " ON CONFLICT (tenant_id, open_id) DO NOTHING RETURNING " + POOL_OPEN,
             tenant_id, pool_id, open_id, member_id, fingerprint, index, nth, points)
-    except asyncpg.UniqueViolationError:
-        return "taken"
+    except asyncpg.UniqueViolationError as exc:
+        return "member" if exc.constraint_name == "pool_opens_member" else "taken"
     return "exists" if row is None else as_struct(PoolOpenRow, row)
 
 
@@ -165,6 +165,17 @@ async def opened_shares(db: Db, tenant_id: str, pool_id: str) -> list[OpenedShar
         "SELECT open_id, member_id, share_index, points, at FROM rewards.pool_opens"
         " WHERE tenant_id = $1 AND pool_id = $2 AND status <> 'failed'"
         " ORDER BY at DESC", tenant_id, pool_id))
+
+
+async def shares_taken(db: Db, tenant_id: str, pool_id: str, member_id: str) -> tuple[int, int]:
+    """Shares the pool handed out (reserved or paid), and how many of them went to the
+    member."""
+    row = await db.fetchrow(
+        "SELECT count(*) AS taken, count(*) FILTER (WHERE member_id = $3) AS mine"
+        " FROM rewards.pool_opens WHERE tenant_id = $1 AND pool_id = $2 AND status <> 'failed'",
+        tenant_id, pool_id, member_id)
+    assert row is not None
+    return int(row["taken"]), int(row["mine"])
 
 
 async def reserved_opens(db: Db, older_than: datetime, limit: int) -> list[Due]:
