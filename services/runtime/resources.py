@@ -28,9 +28,11 @@ class Resources:
         pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
                                  max_size=settings.db_pool_max,
                                  application_name=application_name)
-        # Bursts wait for a free connection instead of failing past the pool's size.
+        # Bursts wait for a free connection instead of failing past the pool's size; an
+        # unreachable Redis fails a request in seconds (a 503) instead of hanging it.
         client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_pool_max, timeout=10))
+            settings.redis_url, max_connections=settings.redis_pool_max, timeout=10,
+            socket_connect_timeout=2, socket_timeout=5))
         return cls(
             settings=settings,
             pool=pool,
