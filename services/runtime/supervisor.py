@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 log = logging.getLogger("fuli.supervisor")
@@ -181,7 +181,6 @@ class _Watch:
     failures: int = 0
     restarts: int = 0
     restart_at: float | None = None
-    exits: list[str] = field(default_factory=list)
 
 
 class Supervisor:
@@ -192,8 +191,8 @@ class Supervisor:
         self.children = list(children)
         self._watches: dict[str, _Watch] = {}
 
-    def start(self) -> None:
-        now = time.monotonic()
+    def start(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         for child in self.children:
             if child.exit_status() is not None:
                 child.start()
@@ -207,13 +206,14 @@ class Supervisor:
             self.tick(time.monotonic())
 
     def tick(self, now: float) -> None:
+        """One look at every child at monotonic time ``now``."""
         ours = {child.pid for child in self.children if isinstance(child, ProcessChild)}
         reap_orphans(keep=ours.__contains__)
         for child in self.children:
             watch = self._watches[child.name]
             if watch.restart_at is not None:
                 if now >= watch.restart_at:
-                    self._restart(child, watch)
+                    self._restart(child, watch, now)
                 continue
             how = child.exit_status()
             if how is None:
@@ -222,25 +222,24 @@ class Supervisor:
             watch.failures = 1 if uptime >= HEALTHY_RESET_S else watch.failures + 1
             delay = backoff_s(watch.failures)
             watch.restart_at = now + delay
-            watch.exits.append(how)
             log.warning("child died; restarting it", extra={"fields": {
                 "child": child.name, "pid": child.pid, "how": how,
                 "uptime_s": round(uptime, 1), "restart_in_s": delay,
                 "restarts": watch.restarts}})
 
-    def _restart(self, child: Child, watch: _Watch) -> None:
+    def _restart(self, child: Child, watch: _Watch, now: float) -> None:
         try:
             child.start()
         except Exception as exc:
             watch.failures += 1
             delay = backoff_s(watch.failures)
-            watch.restart_at = time.monotonic() + delay
+            watch.restart_at = now + delay
             log.error("restart failed; trying again", extra={"fields": {
                 "child": child.name, "error": repr(exc), "restart_in_s": delay}})
             return
         watch.restarts += 1
         watch.restart_at = None
-        watch.started_at = time.monotonic()
+        watch.started_at = now
         log.info("child restarted", extra={"fields": {
             "child": child.name, "pid": child.pid, "restarts": watch.restarts}})
 
