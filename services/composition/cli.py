@@ -119,7 +119,12 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     """The API and the worker as supervised child processes, over the embedded servers (also
     supervised) unless the URLs are set. The listening socket is bound here, before anything
     starts (a taken port stops start-up at once), and handed to each API process in turn."""
-    listener = listen_socket(settings.host, settings.port)
+    try:
+        listener = listen_socket(settings.host, settings.port)
+    except OSError as exc:
+        print(f"fuli: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     become_subreaper()
     with listener, resolved_with_servers(settings) as (ready, servers):
         admin_key = asyncio.run(prepare_database(ready, create_default_tenant=True))
