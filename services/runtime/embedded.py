@@ -314,13 +314,3 @@ class EmbeddedServers:
         socket_dir = self.postgres.socket_dir
         if socket_dir.name.startswith("fuli-") and socket_dir.parent == Path(tempfile.gettempdir()):
             shutil.rmtree(socket_dir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def embedded_servers(data_dir: str | Path, *, durable: bool = True, postgres: bool = True,
-                     valkey: bool = True) -> Iterator[ServerUrls]:
-    servers = EmbeddedServers(data_dir, durable=durable)
-    try:
-        yield servers.start(postgres=postgres, valkey=valkey)
-    finally:
-        servers.stop()
