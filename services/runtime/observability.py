@@ -30,6 +30,8 @@ OUTBOX_PENDING = Gauge("fuli_outbox_pending_events",
                        "Events not yet applied by every consumer (parked aside)")
 OUTBOX_PARKED = Gauge("fuli_outbox_parked_events",
                       "Events a consumer has failed to apply through 8 sends; kept, still sent")
+WORKER_HEARTBEAT_AGE = Gauge("fuli_worker_heartbeat_age_seconds",
+                             "Age of the newest worker heartbeat (+Inf when no worker beat)")
 
 _log_encoder = msgspec.json.Encoder()
 access_log = logging.getLogger("fuli.access")

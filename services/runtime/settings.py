@@ -20,6 +20,10 @@ DEFAULT_RATE_LIMITS = (
     "member.default=600/60,member.write=120/60"
 )
 
+# Readiness limits where a worker runs beside the server (``fuli up``): see Settings.
+DEFAULT_READY_MAX_HEARTBEAT_AGE_S = 15.0
+DEFAULT_READY_MAX_LAG_S = 60.0
+
 
 class SettingsError(Exception):
     """A bad setting: the message names the variable."""
@@ -53,6 +57,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     event_resend_after_s: Annotated[float, Meta(ge=1)] = 20.0
     worker_threads: Annotated[int, Meta(ge=1)] = 4
     worker: bool = True
+    # How often a worker records that it is alive (fuli.worker_heartbeats).
+    worker_heartbeat_s: Annotated[float, Meta(gt=0)] = 3.0
+    # /health/ready fails when the newest worker heartbeat is older than this, or the oldest
+    # event not yet applied is older than that. None: off, except under a `fuli up` that runs
+    # the worker, which fills in the defaults above (with_worker_readiness); 0: off everywhere.
+    ready_max_heartbeat_age_s: Annotated[float, Meta(ge=0)] | None = None
+    ready_max_lag_s: Annotated[float, Meta(ge=0)] | None = None
+    # Idle keep-alive connections are closed after this; longer than the idle timeouts of
+    # clients and load balancers (httpx 5 s, nginx and most balancers 60 s), so that the
+    # client, not the server, closes an idle connection and never sends into one being closed.
+    http_keep_alive_s: Annotated[int, Meta(ge=1)] = 75
     event_group_commit: bool = True
     points_url: str | None = None
 
@@ -60,6 +75,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def embedded(self) -> bool:
         """True when fuli must start its own PostgreSQL and Redis servers."""
         return self.database_url is None or self.redis_url is None
+
+    def with_worker_readiness(self) -> Settings:
+        """These settings with the readiness limits that were left unset at their defaults:
+        for a process that runs the worker beside the server, so readiness includes it."""
+        return msgspec.structs.replace(
+            self,
+            ready_max_heartbeat_age_s=(DEFAULT_READY_MAX_HEARTBEAT_AGE_S
+                                       if self.ready_max_heartbeat_age_s is None
+                                       else self.ready_max_heartbeat_age_s),
+            ready_max_lag_s=(DEFAULT_READY_MAX_LAG_S if self.ready_max_lag_s is None
+                             else self.ready_max_lag_s),
+        )
 
     def rate_limit(self, principal_kind: str, group: str) -> RateLimit:
         table = parse_rate_limits(self.rate_limits)
@@ -111,4 +138,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             raise SettingsError(f"{PREFIX}{name}: expected a URL starting with one of {schemes}")
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError(f"{PREFIX}DB_POOL_MIN must not exceed {PREFIX}DB_POOL_MAX")
+    max_age = settings.ready_max_heartbeat_age_s
+    if max_age and max_age <= settings.worker_heartbeat_s:
+        raise SettingsError(f"{PREFIX}READY_MAX_HEARTBEAT_AGE_S must exceed "
+                            f"{PREFIX}WORKER_HEARTBEAT_S ({settings.worker_heartbeat_s:g} s)")
     return settings

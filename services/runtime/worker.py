@@ -18,6 +18,7 @@ from dramatiq.middleware.asyncio import AsyncIO
 
 from services.runtime.bus import ActorSpec, PeriodicJob
 from services.runtime.db import create_pool
+from services.runtime.heartbeat import Heartbeat
 from services.runtime.outbox import OutboxRelay
 from services.runtime.resources import Resources
 from services.runtime.service import Host, ServiceSpec
@@ -184,9 +185,14 @@ def run_worker(settings: Settings, specs: Sequence[ServiceSpec[Any]],
     log.info("worker running", extra={"fields": {
         "actors": [a.name for a in actors],
         "periodic": [p.actor for p in periodic]}})
+    # Beats only while every part runs: a dead relay or Dramatiq thread makes the worker stale.
+    heartbeat = Heartbeat(settings, stop, healthy=lambda: all(
+        t.is_alive() for t in (*threads, *worker.workers, *worker.consumers.values())))
+    heartbeat.start()
     try:
         stop.wait()
     finally:
+        heartbeat.join(timeout=10)
         loop_thread = get_event_loop_thread()
         if loop_thread is not None:
             loop_thread.run_coroutine(WorkerContext.close())

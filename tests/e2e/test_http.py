@@ -29,8 +29,8 @@ def test_up_serves_every_service_with_the_worker(configured_env: dict[str, str],
     server.start()
     try:
         with httpx.Client(base_url=server.base_url, timeout=10) as http:
-            assert http.get("/health/ready").json()["checks"] == {"postgres": "ok",
-                                                                  "redis": "ok"}
+            assert http.get("/health/ready").json()["checks"] == {
+                "postgres": "ok", "redis": "ok", "worker": "ok", "event_lag": "ok"}
             for name in ("points", "rewards", "tiers"):
                 assert http.get(f"/{name}/health/ready").status_code == 200
                 document = http.get(f"/{name}/docs/openapi.json")
