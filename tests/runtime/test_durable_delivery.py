@@ -98,8 +98,11 @@ async def test_events_the_broker_lost_are_sent_again_to_the_consumers_still_wait
             sent.append(message)
             broker.enqueue(message)
 
-    relay = OutboxRelay(resources.pool, enqueue, resend_after_s=60.0, subscriptions={
-        "Noted": (Subscriber(queue_a, first), Subscriber(queue_b, second, batch=True))})
+    # The relay claims the whole outbox, so that this test's rows go out in one call.
+    relay = OutboxRelay(
+        resources.pool, enqueue, resend_after_s=60.0, batch_size=100_000,
+        subscriptions={"Noted": (Subscriber(queue_a, first), Subscriber(queue_b, second,
+                                                                         batch=True))})
     async with resources.pool.acquire() as conn, conn.transaction():
         await emit(conn, service="probe", tenant_id=tenant, events=[Noted(n=n) for n in range(30)])
     while await relay.send_new():
@@ -156,7 +159,7 @@ async def test_an_event_a_consumer_keeps_failing_is_kept_and_parked(
     tenant, consumer = f"t-{tag}", f"probe.failing_{tag}"
     sent: list[str] = []
     relay = OutboxRelay(resources.pool, lambda ms: sent.extend(m.actor_name for m in ms),
-                        resend_after_s=1.0, resend_max_s=4.0,
+                        resend_after_s=1.0, resend_max_s=4.0, batch_size=100_000,
                         subscriptions={"Noted": (Subscriber("q", consumer),)})
     async with resources.pool.acquire() as conn, conn.transaction():
         await emit(conn, service="probe", tenant_id=tenant, events=[Noted(n=1)])
