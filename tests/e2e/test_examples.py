@@ -20,8 +20,9 @@ KEY = re.compile(r"^\s+(fuli_\S+)$", re.MULTILINE)
 WALKTHROUGH = REPO / "examples" / "walkthrough.sh"
 CLIENT = REPO / "clients" / "typescript"
 BIN = Path(sys.executable).parent  # the virtual environment's bin: node and npm come with it
-SECTION = re.compile(r"^# --8<-- \[start:(?P<name>[\w-]+)\]\n(?P<body>.*?)^# --8<-- \[end:(?P=name)\]\n",
-                     re.MULTILINE | re.DOTALL)
+SECTION = re.compile(
+    r"^# --8<-- \[start:(?P<name>[\w-]+)\]\n(?P<body>.*?)^# --8<-- \[end:(?P=name)\]\n",
+    re.MULTILINE | re.DOTALL)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def _npm_ci(env: dict[str, str]) -> None:
 
 
 def test_typescript_client(make_run_stack: tuple[str, str]) -> None:
-    assert (BIN / "npm").exists(), "npm missing from the virtual environment: pip install -e '.[dev]'"
+    assert (BIN / "npm").exists(), "no npm in the virtual environment: pip install -e '.[dev]'"
     env = _env(*make_run_stack)
     _npm_ci(env)
     done = _run([str(BIN / "npm"), "test"], cwd=CLIENT, env=env)
