@@ -406,8 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     key_create = command(key, "create", "create an API key and print it once")
     key_create.add_argument("--tenant", required=True, help="the tenant the key belongs to")
     key_create.add_argument("--role", required=True, choices=tenants.ROLES,
-                            help="admin > operator > ingest: each role may do what the roles "
-                                 "below it may")
+                            help="admin may do everything; operator runs the catalog and "
+                                 "campaigns; ingest is a brand backend's (events, spends, "
+                                 "member tokens)")
     key_create.add_argument("--label", help="a note to tell keys apart")
     key_create.set_defaults(func=cmd_key_create)
     key_revoke = command(key, "revoke", "revoke an API key")
