@@ -38,7 +38,8 @@ def make_run_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
         assert admin, f"no admin key in what fuli up printed:\n{printed}"
         yield server.base_url, admin.group(1)
     finally:
-        assert server.stop() == 0
+        code = server.stop()
+        assert code == 0, server.log.read_text()[-4000:]
 
 
 def _run(command: list[str], *, cwd: Path, env: dict[str, str],
