@@ -67,7 +67,8 @@ export class FuliError extends Error {
     super(envelope?.message ?? `HTTP ${status}`);
     this.name = "FuliError";
     this.status = status;
-    this.code = envelope?.code ?? (status >= 500 ? "service_unavailable" : "http_error");
+    // Without the envelope the answer came from something in front of fuli (a proxy, say).
+    this.code = envelope?.code ?? "http_error";
     this.details = envelope?.details ?? {};
     this.requestId = headers?.get("x-request-id") ?? null;
     const retry = headers?.get("retry-after");

@@ -28,17 +28,26 @@ export interface WxLike {
   request(options: WxRequestOptions): unknown;
 }
 
-type HeadersInit = WxHeaders | Record<string, string> | [string, string][] | undefined;
+/** Anything with `forEach(value, name)`: ours, or a runtime's own `Headers` where it has one. */
+interface HeadersLike {
+  forEach(callback: (value: string, name: string) => void): void;
+}
+
+type HeadersInit = HeadersLike | Record<string, string> | [string, string][] | undefined;
+
+function isHeadersLike(init: object): init is HeadersLike {
+  return typeof (init as { forEach?: unknown }).forEach === "function";
+}
 
 /** The subset of `Headers` that openapi-fetch and this client use; names are case-insensitive. */
 export class WxHeaders {
   private readonly values = new Map<string, string>();
 
   constructor(init?: HeadersInit) {
-    if (init instanceof WxHeaders) {
-      for (const [name, value] of init.entries()) this.set(name, value);
-    } else if (Array.isArray(init)) {
+    if (Array.isArray(init)) {
       for (const [name, value] of init) this.append(name, value);
+    } else if (init && isHeadersLike(init)) {
+      init.forEach((value, name) => this.append(name, value));
     } else if (init) {
       for (const name of Object.keys(init)) this.set(name, init[name] as string);
     }

@@ -61,3 +61,21 @@ test("earn and read through wx.request, with no web globals", async () => {
   expect(post?.header.authorization).toBe(`Bearer ${token.token}`);
   expect(JSON.parse(post?.data ?? "{}")).toMatchObject({ member_id: alice });
 });
+
+test("a runtime with its own Headers but no fetch: the headers still go out", async () => {
+  const ingest = await keyOf("ingest");
+  const alice = member();
+  const token = await unwrap(ingest.POST("/points/v1/member-tokens", { body: { member_id: alice } }));
+  sent.length = 0;
+  for (const name of ["fetch", "Request", "Response"] as const) delete scope[name];
+  try {
+    const asAlice = createFuliClient({ baseUrl, memberToken: token.token, ...wxTransport(wx) });
+    const balance = await unwrap(
+      asAlice.GET("/points/v1/members/{member_id}", { params: { path: { member_id: alice } } }),
+    );
+    expect(balance.member_id).toBe(alice);
+  } finally {
+    for (const name of WEB_GLOBALS) scope[name] = saved[name];
+  }
+  expect(sent[0]?.header.authorization).toBe(`Bearer ${token.token}`);
+});
