@@ -140,6 +140,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     become_subreaper()
     with listener, resolved_with_servers(settings) as (ready, servers):
         admin_key = asyncio.run(prepare_database(ready, create_default_tenant=True))
+        key_hint = admin_key is None and not settings.bootstrap_key and asyncio.run(
+            _with_connection(ready, lambda conn: tenants.tenant_exists(conn, "default")))
         if ready.worker:
             ready = ready.with_worker_readiness()
         supervisor = Supervisor(_children(ready, servers, listener.fileno()))
@@ -148,7 +150,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             signal.signal(signum, lambda *_: stop.set())
         try:
             supervisor.start()
-            _banner(ready, SERVICE_NAMES, admin_key, key_hint=not settings.bootstrap_key)
+            _banner(ready, SERVICE_NAMES, admin_key, key_hint=key_hint)
             supervisor.run(stop)
         finally:
             supervisor.stop()

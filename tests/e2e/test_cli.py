@@ -8,10 +8,13 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from services.composition.cli import build_parser
 from tests.e2e.process import REPO, FuliServer, free_port
@@ -78,30 +81,38 @@ def _without_fuli_settings(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def test_up_stopped_while_starting_exits_0_and_leaves_no_server(tmp_path: Path) -> None:
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data directory for `fuli up`'s embedded servers. Not pytest's tmp_path: a pytest
+    session starting meanwhile makes its root unreachable for PostgreSQL's own user."""
+    with tempfile.TemporaryDirectory(prefix="fuli-cli-") as path:
+        yield Path(path)
+
+
+def test_up_stopped_while_starting_exits_0_and_leaves_no_server(data_dir: Path) -> None:
     """What `make run` reports: SIGTERM while the embedded servers start is a clean stop."""
-    env = {**_without_fuli_settings(tmp_path), "FULI_PORT": str(free_port())}
+    env = {**_without_fuli_settings(data_dir), "FULI_PORT": str(free_port())}
     process = subprocess.Popen([sys.executable, "-m", "services.composition.cli", "up"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
-    while not (tmp_path / "postgres").exists() and time.monotonic() < deadline:
+    while not (data_dir / "postgres").exists() and time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[0]
         time.sleep(0.05)  # the embedded PostgreSQL's data directory is being made
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     assert "Traceback" not in output
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    leftovers = subprocess.run(["pgrep", "-f", str(data_dir)], capture_output=True, text=True)
     assert leftovers.stdout == "", leftovers.stdout
 
 
-def test_a_restart_says_how_to_get_a_new_admin_key(tmp_path: Path) -> None:
-    env = _without_fuli_settings(tmp_path)
+def test_a_restart_says_how_to_get_a_new_admin_key(data_dir: Path) -> None:
+    env = _without_fuli_settings(data_dir)
     first = FuliServer(env)
     printed = first.start()
     assert KEY.search(printed), printed
-    assert first.stop() == 0
+    assert first.stop() == 0, first.log.read_text()[-4000:]
 
     again = FuliServer(env)
     printed = again.start()
@@ -119,4 +130,4 @@ def test_a_restart_says_how_to_get_a_new_admin_key(tmp_path: Path) -> None:
                            headers={"Authorization": f"Bearer {admin.group(1)}"})
         assert answer.status_code == 200, answer.text
     finally:
-        assert again.stop() == 0
+        assert again.stop() == 0, again.log.read_text()[-4000:]

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,20 +27,22 @@ SECTION = re.compile(
 
 
 @pytest.fixture(scope="module")
-def make_run_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def make_run_stack() -> Iterator[tuple[str, str]]:
     """(URL, admin key) of `fuli up` as `make run` starts it: no FULI_* settings but the port
-    and a fresh data directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FULI_")}
-    env.update(FULI_DATA_DIR=str(tmp_path_factory.mktemp("make-run")), FULI_LOG_LEVEL="WARNING")
-    server = FuliServer(env)
-    printed = server.start()
-    try:
-        admin = KEY.search(printed)
-        assert admin, f"no admin key in what fuli up printed:\n{printed}"
-        yield server.base_url, admin.group(1)
-    finally:
-        code = server.stop()
-        assert code == 0, server.log.read_text()[-4000:]
+    and a fresh data directory (not under pytest's tmp_path, whose root another pytest session
+    starting may make unreachable for the PostgreSQL server's own user)."""
+    with tempfile.TemporaryDirectory(prefix="fuli-make-run-") as data_dir:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FULI_")}
+        env.update(FULI_DATA_DIR=data_dir, FULI_LOG_LEVEL="WARNING")
+        server = FuliServer(env)
+        printed = server.start()
+        try:
+            admin = KEY.search(printed)
+            assert admin, f"no admin key in what fuli up printed:\n{printed}"
+            yield server.base_url, admin.group(1)
+        finally:
+            code = server.stop()
+            assert code == 0, server.log.read_text()[-4000:]
 
 
 def _run(command: list[str], *, cwd: Path, env: dict[str, str],
