@@ -110,8 +110,8 @@ class RedPackets:
 
     async def open(self, tenant_id: str, pool_id: str, body: r.PoolOpenIn,
                    now: datetime) -> Outcome:
-        """Opens one packet of the pool, once per ``open_id``: its share, or a refusal kept as
-        the open's final answer."""
+        """Opens one packet of the pool, once per ``open_id``: its share; or a refusal, final
+        only when the member's points fell short after the share was reserved."""
         return await once_more_on_fault(lambda: self._open(tenant_id, pool_id, body, now),
                                         f"pool open {body.open_id}")
 
@@ -141,15 +141,9 @@ class RedPackets:
         pool = await store.pool(self.db, tenant_id, pool_id)
         if pool is None:
             raise NotFound(f"no pool {pool_id!r}", code="unknown_pool")
-        try:
-            reserved = await self._reserve_share(tenant_id, pool, body, request_print, now)
-        except Conflict as refusal:  # only the pool's refusals reach here
-            await store.record_refused_open(self.db, tenant_id, pool_id, body.open_id,
-                                            body.member_id, request_print,
-                                            Outcome.refused(refusal))
-            found = await store.pool_open(self.db, tenant_id, body.open_id)
-            assert found is not None
-            return await self._replay_open(tenant_id, found, request_print, replayed=False)
+        # Refusals before a share is reserved (the pool's window, too few points for the cost,
+        # none left, the member's limit) store nothing: the same open again is evaluated again.
+        reserved = await self._reserve_share(tenant_id, pool, body, request_print, now)
         if isinstance(reserved, store.PoolOpenRow):
             return await self._finish_open(tenant_id, reserved, pool)
         if reserved == "exists":
@@ -164,7 +158,12 @@ class RedPackets:
         """Reserves a share for the open: the reserved open ('exists' if its id was just
         used); refuses when the pool has none for the member."""
         if pool.status != "open" or not open_at(now, pool.starts_at, pool.ends_at):
-            raise refused("not_available")
+            raise refused("not_available", of="pool")
+        if pool.open_cost_points > 0:
+            available = await self.points.available(tenant_id, body.member_id)
+            if available < pool.open_cost_points:
+                raise refused("insufficient_points", of="pool", available=available,
+                              requested=pool.open_cost_points)
         for _ in range(MAX_SHARE_TRIES):
             index, nth, recheck = await self.shares.take(
                 tenant_id, "pool", pool.pool_id, body.member_id, pool.per_member_opens,
@@ -173,9 +172,10 @@ class RedPackets:
                                                              index):
                 continue
             if index == NONE_LEFT:
-                raise refused("out_of_stock", packets=pool.packets)
+                raise refused("out_of_stock", of="pool", packets=pool.packets)
             if index == MEMBER_LIMIT:
-                raise refused("limit_reached", per_member_opens=pool.per_member_opens)
+                raise refused("limit_reached", of="pool",
+                              per_member_opens=pool.per_member_opens)
             if index < 0:  # the state could not be rebuilt in time
                 return "busy"
             state = await store.reserve_pool_open(
@@ -251,7 +251,8 @@ class RedPackets:
                                               f"opening red packet pool {found.pool_id}")
             if charged.status_code != 201:
                 outcome = Outcome.refused(refused(
-                    "insufficient_points", available=charged.error_details.get("available", 0),
+                    "insufficient_points", of="pool",
+                    available=charged.error_details.get("available", 0),
                     requested=pool.open_cost_points), replayed=replayed)
                 if await store.finish_pool_open(self.db, tenant_id, found.open_id, "failed",
                                                 outcome):

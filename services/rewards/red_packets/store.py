@@ -141,15 +141,6 @@ async def reserve_pool_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
     return "exists" if row is None else as_struct(PoolOpenRow, row)
 
 
-async def record_refused_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
-                              member_id: str, fingerprint: bytes, outcome: Outcome) -> None:
-    await db.execute(
-        "INSERT INTO rewards.pool_opens (tenant_id, pool_id, open_id, member_id, fingerprint,"
-        " status, outcome_status, outcome_body) VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7)"
-        " ON CONFLICT (tenant_id, open_id) DO NOTHING",
-        tenant_id, pool_id, open_id, member_id, fingerprint, outcome.status_code, outcome.body)
-
-
 async def finish_pool_open(db: Db, tenant_id: str, open_id: str,
                            status: Literal["paid", "failed"], outcome: Outcome) -> bool:
     """Stores a reserved open's final answer; False if it was not reserved any more."""
