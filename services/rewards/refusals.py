@@ -16,6 +16,7 @@ MESSAGES = {
     "redemption_failed": "the redemption could not be completed; nothing was charged",
     "draw_failed": "the draw could not be completed; nothing was charged",
     "no_ticket": "the member has no draw ticket for this box",
+    "own_packet": "the maker of a red packet may not grab it",
 }
 
 
@@ -38,7 +39,7 @@ MESSAGES_OF = {
     "packet": {
         "out_of_stock": "every share was grabbed",
         "not_available": "the packet expired",
-        "own_packet": "the maker of a packet cannot grab it",
+        "limit_reached": "the member grabbed a share of this packet already",
     },
 }
 

@@ -59,7 +59,9 @@ class RedPacketsController(Controller):
     @post("/packets/{packet_id:str}/grabs", guards=[allow("ingest", member=True)], opt=WRITE,
           status_code=201)
     async def grab(self, packet_id: PathId, data: JSONBody[r.GrabIn], principal: PrincipalDep,
-                   red_packets: NamedDependency[RedPackets]) -> r.Grab:
-        """One share per member; grabbing again returns the first result."""
+                   red_packets: NamedDependency[RedPackets]) -> Response[bytes]:
+        """One share per member (not the maker); idempotent by ``grab_id``. Without a
+        ``grab_id``, grabbing again returns the member's first grab."""
         principal.require_member(data.member_id)
-        return await red_packets.grab(principal.tenant_id, packet_id, data, now())
+        return outcome_response(await red_packets.grab(principal.tenant_id, packet_id, data,
+                                                       now()))

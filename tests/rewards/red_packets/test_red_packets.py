@@ -193,6 +193,53 @@ async def test_a_member_packet_of_100_in_7_shares_grabbed_by_20(
     await rewards.points.assert_ledger_ok()
 
 
+async def test_grabs_with_an_id_replay_refuse_the_maker_and_a_second_grab(
+        rewards: Rewards) -> None:
+    maker = uid("maker")
+    await rewards.points.give(maker, 100)
+    packet_id = uid("pk")
+    made = await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest, json={
+        "packet_id": packet_id, "member_id": maker, "total_points": 30, "shares": 3,
+        "split": "equal", "expires_in_s": 60})
+    assert made.status_code == 201, made.text
+    url = f"/rewards/v1/packets/{packet_id}/grabs"
+
+    async def grab(body: dict[str, Any]) -> Any:
+        return await rewards.client.post(url, headers=rewards.ingest, json=body)
+
+    own = await grab({"grab_id": uid("gr"), "member_id": maker})
+    assert (own.status_code, error_code(own)) == (409, "own_packet"), own.text
+    member = uid("g")
+    body = {"grab_id": uid("gr"), "member_id": member}
+    # Concurrent retries of one grab id: one share, one payment, the same bytes.
+    first = await asyncio.gather(*[grab(body) for _ in range(20)])
+    assert {r.status_code for r in first} == {201}, {r.text for r in first}
+    assert len({r.content for r in first}) == 1
+    assert sum(r.headers.get("idempotent-replayed") != "true" for r in first) == 1
+    assert first[0].json() == {"packet_id": packet_id, "member_id": member, "points": 10,
+                               "grab_id": body["grab_id"]}
+    replay = await grab(dict(reversed(list(body.items()))))
+    assert (replay.status_code, replay.content) == (201, first[0].content)
+    assert replay.headers["idempotent-replayed"] == "true"
+    conflict = await grab({**body, "member_id": uid("g")})
+    assert (conflict.status_code, error_code(conflict)) == (409, "idempotency_conflict")
+    second = await grab({"grab_id": uid("gr"), "member_id": member})
+    assert (second.status_code, error_code(second)) == (409, "limit_reached"), second.text
+    assert second.json()["error"]["message"] == \
+        "the member grabbed a share of this packet already"
+    old_client = await grab({"member_id": member})  # no id: the member's first grab
+    assert old_client.status_code == 201 and old_client.json()["points"] == 10
+    for _ in range(2):
+        assert (await grab({"grab_id": uid("gr"), "member_id": uid("g")})).status_code == 201
+    late_id = uid("gr")
+    empty = await grab({"grab_id": late_id, "member_id": uid("g")})
+    assert (empty.status_code, error_code(empty)) == (409, "out_of_stock")
+    assert empty.json()["error"]["message"] == "every share was grabbed"
+    assert (await rewards.points.member(member))["available"] == 10
+    assert (await rewards.points.member(maker))["available"] == 70
+    await rewards.points.assert_ledger_ok()
+
+
 async def test_an_expired_packet_returns_the_remainder_to_its_maker_once(
         rewards: Rewards, resources: Resources, settings: Settings) -> None:
     maker = uid("maker")
