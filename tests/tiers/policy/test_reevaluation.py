@@ -87,8 +87,8 @@ async def test_a_lowered_minimum_reaches_existing_members_in_the_background(
     assert {tiers[m] for m in big} == {"member"} and {tiers[m] for m in small} == {"fan"}
     history = await client.get(f"/tiers/v1/members/{big[0]}/tier-history",
                                headers=tenant.headers(tenant.ingest))
-    assert [(h["from_tier"], h["to_tier"]) for h in history.json()["items"]][0] == \
-        ("fan", "member")
+    latest = history.json()["items"][0]
+    assert (latest["from_tier"], latest["to_tier"]) == ("fan", "member")
 
     # The same policy again changes nothing: no new run.
     await put_policy(client, tenant, LADDER)
