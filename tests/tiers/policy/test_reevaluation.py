@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from services.composition.registry import SERVICES
 from services.runtime.resources import Resources
@@ -44,8 +45,8 @@ async def tiers_of(resources: Resources, tenant: Tenant) -> dict[str, str | None
 
 
 async def test_a_lowered_minimum_reaches_existing_members_in_the_background(
-        client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
-        settings: Settings) -> None:
+        client: httpx.AsyncClient, tenant: Tenant, resources: Resources, settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     points = Points(client, tenant)
     await put_policy(client, tenant, HIGH_BAR)
     big, small = [uid("big") for _ in range(23)], [uid("small") for _ in range(9)]
@@ -73,6 +74,27 @@ async def test_a_lowered_minimum_reaches_existing_members_in_the_background(
     assert (progress["state"], progress["members_done"], progress["members_total"]) == \
         ("running", 14, 32)
     assert progress["started_at"] is not None and progress["finished_at"] is None
+
+    # The next run dies in the middle of a batch: the batch rolls back, cursor and all.
+    from services.tiers.policy import policy as policy_module
+
+    calls = 0
+    real_evaluate = policy_module.evaluate
+
+    async def dies_on_the_fourth(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise RuntimeError("worker killed")
+        await real_evaluate(*args)
+
+    monkeypatch.setattr(policy_module, "evaluate", dies_on_the_fourth)
+    with pytest.raises(RuntimeError):
+        await policies.reevaluate_members(tenant_id=tenant.name, batch=7)
+    monkeypatch.undo()
+    assert (await policy(client, tenant))["reevaluation"]["members_done"] == 14
+    # The first 14 members by id are all "big-" ones; the three of the dead batch kept "fan".
+    assert sum(tier == "member" for tier in (await tiers_of(resources, tenant)).values()) == 14
 
     WorkerContext.configure(settings, SERVICES)  # the next run, as the worker runs it
     try:
