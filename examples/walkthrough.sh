@@ -218,7 +218,7 @@ call POST /rewards/v1/packets 201 "$BOB_TOKEN" <<JSON
  "split": "equal"}
 JSON
 call POST "/rewards/v1/packets/packet-$R/grabs" 201 "$INGEST" <<JSON
-{"member_id": "$CAROL"}
+{"grab_id": "grab-$R-1", "member_id": "$CAROL"}
 JSON
 check 'r["points"] == 50'
 # --8<-- [end:packet]

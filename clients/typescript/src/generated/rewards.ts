@@ -646,12 +646,15 @@ export interface components {
         };
         /** Grab */
         Grab: {
+            grab_id?: string | null;
             member_id: string;
             packet_id: string;
             points: number;
         };
         /** GrabIn */
         GrabIn: {
+            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            grab_id?: string | null;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             member_id: string;
         };
@@ -1869,7 +1872,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Document created, URL follows */
+            /** @description The grab (first time or replayed) */
             201: {
                 headers: {
                     [name: string]: unknown;

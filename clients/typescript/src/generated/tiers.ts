@@ -398,11 +398,34 @@ export interface components {
             tiers: components["schemas"]["PercentileTier"][];
             window_days?: number | null;
         };
+        /** PercentilePolicyView */
+        PercentilePolicyView: {
+            /** @default 0 */
+            grace_days?: number;
+            /** @enum {string} */
+            metric: "points_earned" | "points_available" | "spend_cents";
+            /** @constant */
+            mode: "percentile";
+            reevaluation?: components["schemas"]["Reevaluation"] | null;
+            tiers: components["schemas"]["PercentileTier"][];
+            window_days?: number | null;
+        };
         /** PercentileTier */
         PercentileTier: {
             benefits?: components["schemas"]["Benefits"] | null;
             name: string;
             share: number;
+        };
+        /** Reevaluation */
+        Reevaluation: {
+            finished_at: string | null;
+            members_done: number;
+            members_total: number | null;
+            /** Format: date-time */
+            requested_at: string;
+            started_at: string | null;
+            /** @enum {string} */
+            state: "pending" | "running" | "done";
         };
         /** ThresholdPolicy */
         ThresholdPolicy: {
@@ -410,6 +433,16 @@ export interface components {
             grace_days?: number;
             /** @constant */
             mode: "threshold";
+            tiers: components["schemas"]["ThresholdTier"][];
+            window_days?: number | null;
+        };
+        /** ThresholdPolicyView */
+        ThresholdPolicyView: {
+            /** @default 0 */
+            grace_days?: number;
+            /** @constant */
+            mode: "threshold";
+            reevaluation?: components["schemas"]["Reevaluation"] | null;
             tiers: components["schemas"]["ThresholdTier"][];
             window_days?: number | null;
         };
@@ -909,7 +942,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ThresholdPolicy"] | components["schemas"]["PercentilePolicy"];
+                    "application/json": components["schemas"]["ThresholdPolicyView"] | components["schemas"]["PercentilePolicyView"];
                 };
             };
         };
