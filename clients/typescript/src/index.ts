@@ -22,7 +22,10 @@ export type RewardsSchemas = RewardsComponents["schemas"];
 export type TiersSchemas = TiersComponents["schemas"];
 export type { PointsPaths, RewardsPaths, TiersPaths };
 
-/** Codes fuli answers with; a refusal decided by a feature may carry another stable code. */
+/**
+ * Codes fuli answers with (`http_error`: an answer without fuli's envelope, from something in
+ * front of it); a refusal decided by a feature may carry another stable code.
+ */
 export type FuliErrorCode =
   | "bad_request"
   | "validation_failed"
@@ -45,6 +48,9 @@ export type FuliErrorCode =
   | "already_in_team"
   | "campaign_ended"
   | "overlapping_stay"
+  | "own_packet"
+  | "amount_required"
+  | "http_error"
   | (string & {});
 
 /** The body of every error answer: `{"error": {"code", "message", "details"}}`. */
