@@ -1,0 +1,33 @@
+"""The stack of the fault tests, and their table at the end of the run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.stack import FaultStack
+from tests.faults.suite import Result, table
+
+RESULTS: list[Result] = []
+
+
+@pytest.fixture(scope="module")
+def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
+    """Its own PostgreSQL and Valkey (the suite kills and flushes them), the API and the
+    worker as child processes; RabbitMQ too when FULI_BROKER_URL names one."""
+    stack = FaultStack(Path(tmp_path_factory.mktemp("faults")),
+                       os.environ.get("FULI_BROKER_URL") or None)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if RESULTS:
+        terminalreporter.section("fault injection")
+        terminalreporter.write_line(table(RESULTS))
