@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench openapi clean
+.PHONY: run test lint bench faults openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: $(STAMP)
 
 bench: $(VENV)/.bench
 	$(BIN)/python loadtests/bench.py $(BENCH_ARGS)
+
+faults: $(STAMP)
+	$(BIN)/python loadtests/faults.py $(FAULTS_ARGS)
 
 openapi: $(STAMP)
 	$(BIN)/fuli openapi

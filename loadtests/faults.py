@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="fuli-faults-"))
     stack = FaultStack(root, broker_url)
     started = datetime.now(UTC)
+    loadavg = os.getloadavg()
     print(f"faults: starting the stack under {root} "
           f"(broker: {'RabbitMQ' if stack.rabbit else 'Redis'})", flush=True)
     try:
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     out = out_dir / f"faults-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     out.write_text(summary_json(results, plan, {
         "commit": git_commit(), "broker": "rabbitmq" if stack.rabbit else "redis",
-        "cores": os.cpu_count(), "loadavg_at_start": os.getloadavg(),
+        "cores": os.cpu_count(), "loadavg_at_start": loadavg,
         "command": " ".join(sys.argv)}))
     print(f"\nfaults: results in {out}" + (f"; data and logs kept in {root}" if args.keep else ""))
     ok = all(r.ok for r in results)

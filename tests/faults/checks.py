@@ -268,8 +268,9 @@ async def no_oversell(conn: asyncpg.Connection, world: t.World, ops: list[t.Op])
     taken = await conn.fetchrow(
         "SELECT coalesce(sum(quantity) FILTER (WHERE status IN"
         "  ('completed', 'pending_fulfilment')), 0) AS sold,"
-        " coalesce(sum(quantity) FILTER (WHERE status NOT IN"
-        "  ('completed', 'pending_fulfilment', 'failed', 'cancelled')), 0) AS unfinished"
+        # Only a reserved redemption holds stock: it is taken on the way to 'reserved' and
+        # put back on the way from it to 'releasing', in the same transactions.
+        " coalesce(sum(quantity) FILTER (WHERE status = 'reserved'), 0) AS unfinished"
         " FROM rewards.redemptions WHERE tenant_id = $1 AND sku = $2", tenant, world.sku)
     acked_redemptions = sum(1 for op in by_kind(ops, "redeem") if acked(op))
     notes.append(f"perk: {taken['sold']} sold, {taken['unfinished']} unfinished, "
@@ -287,7 +288,8 @@ async def no_oversell(conn: asyncpg.Connection, world: t.World, ops: list[t.Op])
         " AND prize_id = 'rare'", tenant, world.box_id)
     rare = await conn.fetchrow(
         "SELECT count(*) FILTER (WHERE status = 'completed') AS won,"
-        " count(*) FILTER (WHERE status NOT IN ('completed', 'failed')) AS unfinished"
+        # A drawn prize is taken from the stock; a draw released after the pick gives it back.
+        " count(*) FILTER (WHERE status = 'drawn') AS unfinished"
         " FROM rewards.draws WHERE tenant_id = $1 AND box_id = $2 AND prize_id = 'rare'",
         tenant, world.box_id)
     acked_rare = sum(1 for op in by_kind(ops, "draw")

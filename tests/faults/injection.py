@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from tests.faults.stack import FaultStack
 
@@ -35,7 +36,7 @@ class Timeline:
         await asyncio.sleep(max(0.0, self.start + fraction * duration_s - time.monotonic()))
 
 
-Inject = Callable[[FaultStack, float, Timeline], Awaitable[None]]
+Inject = Callable[[FaultStack, float, Timeline], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)

@@ -185,8 +185,10 @@ class RabbitBroker:
 class FaultStack:
     """PostgreSQL and Valkey, the API and the worker; every part can be killed and started."""
 
-    def __init__(self, root: Path, broker_url: str | None = None) -> None:
+    def __init__(self, root: Path, broker_url: str | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.root = root
+        self.extra_env = extra_env or {}
         self.postgres = EmbeddedPostgres(root, durable=False)
         # Durable like `make run`: Valkey keeps an append-only file, so a restart after a kill
         # comes back with what was written up to about a second before.
@@ -208,6 +210,7 @@ class FaultStack:
                    FULI_WORKER="false")
         if self.rabbit is not None:
             env["FULI_BROKER_URL"] = self.rabbit.url
+        env.update(self.extra_env)
         return env
 
     def start(self) -> None:

@@ -7,8 +7,9 @@ figures until one of:
 - `equal`: nothing of the tenant is left in the outbox, /health/ready answers 200 and every
   derived figure equals its source;
 - `quiet`: nothing is left in the outbox or in the broker (queued, delayed or fetched but not
-  acknowledged, by live or dead workers), /health/ready answers 200, and the tenant's figures
-  have not moved for `quiet_s`: nothing visible is still coming;
+  acknowledged, by live or dead workers), /health/ready answers 200, and neither the tenant's
+  figures nor their differences from the sources have moved for `quiet_s`: nothing visible
+  is still coming;
 - `bound`: `settle_bound_s` passed (the bound within which derived state must be right).
 The invariants are checked after that, whichever way it ended."""
 
@@ -124,11 +125,12 @@ async def settle(stack: FaultStack, conn: Any, http: httpx.AsyncClient, world: t
         now = time.monotonic()
         outbox = await c.unapplied(conn, world.tenant)
         ready = await _ready(http)
-        figures = await c.snapshot(conn, world.tenant)
+        derived = await c.derived_checks(conn, http, world)
+        figures = (await c.snapshot(conn, world.tenant),
+                   tuple((check.held, check.detail) for check in derived))
         if figures != last:
             last, moved_at = figures, now
-        if outbox == 0 and ready and all(check.held for check in
-                                         await c.derived_checks(conn, http, world)):
+        if outbox == 0 and ready and all(check.held for check in derived):
             return f"equal after {now - start:.1f} s"
         if outbox == 0 and ready and now - moved_at >= plan.quiet_s:
             backlog = await asyncio.to_thread(stack.broker_backlog)
@@ -161,9 +163,9 @@ def _server_errors(stats: t.Stats) -> str:
 def table(results: list[Result]) -> str:
     """Per fault: the traffic and its answers, then every invariant, then what broke."""
     lines = []
-    header = ("fault", "requests", "answered", "retries", "5xx", "conn err", "unresolved",
-              "settled", "logs")
-    rows = []
+    header: tuple[str, ...] = ("fault", "requests", "answered", "retries", "5xx", "conn err",
+                               "unresolved", "settled", "logs")
+    rows: list[tuple[str, ...]] = []
     for r in results:
         s = r.stats
         notes = ", ".join(f"{k} {v}" for k, v in r.notes.items() if v) or "-"
