@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--faults", default="all",
                         help=f"all, or a comma-separated list of: {', '.join(FAULTS)}")
     parser.add_argument("--users", type=int, default=16, help="concurrent virtual users")
+    parser.add_argument("--rate", type=float, default=100,
+                        help="operations started per second at most, 0 for no limit "
+                             "(default 100: what a 2-core machine's worker keeps up with)")
     parser.add_argument("--settle-bound", type=float, default=60,
                         help="longest wait for derived state to settle, in seconds (default 60)")
     parser.add_argument("--quiet", type=float, default=10,
@@ -100,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     rabbitmq = bool(broker_url and broker_url.startswith(("amqp://", "amqps://"))
                     and shutil.which("rabbitmqctl"))
     faults = select(args.faults, rabbitmq)
-    plan = Plan(duration_s=args.duration, users=args.users, drain_s=args.drain,
-                settle_bound_s=args.settle_bound, quiet_s=args.quiet, seed=args.seed)
+    plan = Plan(duration_s=args.duration, users=args.users, rate=args.rate or None,
+                drain_s=args.drain, settle_bound_s=args.settle_bound, quiet_s=args.quiet,
+                seed=args.seed)
     root = Path(tempfile.mkdtemp(prefix="fuli-faults-"))
     stack = FaultStack(root, broker_url)
     started = datetime.now(UTC)

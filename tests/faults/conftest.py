@@ -11,7 +11,7 @@ import pytest
 from tests.faults.stack import FaultStack
 from tests.faults.suite import Result, table
 
-RESULTS: list[Result] = []
+RESULTS = pytest.StashKey[list[Result]]()
 # A short run has little time to settle: events a consumer has not applied are sent again
 # after 5 s rather than the default (a setting the services ignore where it does not exist).
 SHORT_RUN_ENV = {"FULI_EVENT_RESEND_AFTER_S": "5"}
@@ -20,7 +20,8 @@ SHORT_RUN_ENV = {"FULI_EVENT_RESEND_AFTER_S": "5"}
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     """Its own PostgreSQL and Valkey (the suite kills and flushes them), the API and the
-    worker as child processes; RabbitMQ too when FULI_BROKER_URL names one."""
+    worker as child processes; RabbitMQ too when FULI_BROKER_URL names one (with
+    `rabbitmqctl`, the broker_restart fault then restarts that node)."""
     stack = FaultStack(Path(tmp_path_factory.mktemp("faults")),
                        os.environ.get("FULI_BROKER_URL") or None, SHORT_RUN_ENV)
     try:
@@ -30,7 +31,15 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack
         stack.stop()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if RESULTS:
+@pytest.fixture
+def fault_results(request: pytest.FixtureRequest) -> list[Result]:
+    """Where each fault test puts its result, for the table printed at the end."""
+    return request.config.stash.setdefault(RESULTS, [])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    results = config.stash.get(RESULTS, [])
+    if results:
         terminalreporter.section("fault injection")
-        terminalreporter.write_line(table(RESULTS))
+        terminalreporter.write_line(table(results))

@@ -42,6 +42,7 @@ API_NOTES = {"unhandled errors": re.compile(r'"logger":"fuli.errors","msg":"unha
 class Plan:
     duration_s: float = 60
     users: int = 16
+    rate: float | None = 100  # operations started per second at most (None: no limit)
     drain_s: float = 30
     settle_bound_s: float = 60
     quiet_s: float = 10
@@ -89,7 +90,7 @@ async def run_scenario(stack: FaultStack, fault: Fault, plan: Plan) -> Result:
         result = Result(fault.name, world.tenant, traffic.stats)
         timeline = Timeline()
         injection = asyncio.create_task(fault.inject(stack, plan.duration_s, timeline))
-        await traffic.run(plan.duration_s, plan.users, plan.drain_s)
+        await traffic.run(plan.duration_s, plan.users, plan.drain_s, plan.rate)
         timeline.note(f"traffic and its retries over ({traffic.stats.operations} operations)")
         injected = c.Check("fault injected and repaired", True)
         try:

@@ -1,15 +1,16 @@
-"""A short run of every fault: about 10 s of mixed traffic each, on one stack of real processes,
-then every invariant, derived state included (see tests/faults/suite.py for how the settling is
-bounded). `make faults` runs the same at length; the table of the run is printed at the end."""
+"""A short run of every fault: 10 s of mixed traffic each, on one stack of real processes, then
+every invariant, derived state included, after at most 45 s of settling (tests/faults/suite.py
+says how the settling ends). `make faults` runs the same at length; the table of the run is
+printed at the end. The RabbitMQ restart runs when FULI_BROKER_URL is an amqp:// URL and
+`rabbitmqctl` is at hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.faults.conftest import RESULTS
 from tests.faults.injection import FAULTS
 from tests.faults.stack import FaultStack
-from tests.faults.suite import Plan, run_scenario, table
+from tests.faults.suite import Plan, Result, run_scenario, table
 
 PLAN = Plan(duration_s=10, users=12, drain_s=20, settle_bound_s=45, quiet_s=5)
 SHORT = ["worker_kill", "api_kill", "pg_terminate", "redis_flushall", "redis_kill",
@@ -17,10 +18,10 @@ SHORT = ["worker_kill", "api_kill", "pg_terminate", "redis_flushall", "redis_kil
 
 
 @pytest.mark.parametrize("name", SHORT)
-async def test_fault(fault_stack: FaultStack, name: str) -> None:
+async def test_fault(fault_stack: FaultStack, fault_results: list[Result], name: str) -> None:
     fault = FAULTS[name]
     if fault.needs_rabbitmq and not (fault_stack.rabbit and fault_stack.rabbit.restartable):
         pytest.skip("needs FULI_BROKER_URL=amqp://... and rabbitmqctl")
     result = await run_scenario(fault_stack, fault, PLAN)
-    RESULTS.append(result)
+    fault_results.append(result)
     assert result.ok, f"{fault.summary}: invariants broken\n{table([result])}"

@@ -243,14 +243,24 @@ class Traffic:
         self.kinds = list(MIX)
         self.weights = [MIX[k] for k in self.kinds]
 
-    async def run(self, duration_s: float, users: int, drain_s: float) -> None:
-        """Start operations for ``duration_s``; an operation under way then has ``drain_s``
-        more to get its definite answer before it is given up (counted as unresolved)."""
+    async def run(self, duration_s: float, users: int, drain_s: float,
+                  rate: float | None = None) -> None:
+        """Start operations for ``duration_s``, at most ``rate`` a second (None: as fast as
+        the users get answers); an operation under way then has ``drain_s`` more to get its
+        definite answer before it is given up (counted as unresolved)."""
         end = time.monotonic() + duration_s
         self.client.give_up_at = end + drain_s
+        next_start = time.monotonic()
 
         async def user() -> None:
-            while time.monotonic() < end:
+            nonlocal next_start
+            while True:
+                if rate is not None:
+                    slot = max(next_start, time.monotonic())
+                    next_start = slot + 1 / rate
+                    await asyncio.sleep(slot - time.monotonic())
+                if time.monotonic() >= end:
+                    return
                 kind = self.random.choices(self.kinds, self.weights)[0]
                 await getattr(self, f"_{kind}")(self.random.choice(self.world.members))
 
