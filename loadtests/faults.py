@@ -75,8 +75,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default 100: what a 2-core machine's worker keeps up with)")
     parser.add_argument("--settle-bound", type=float, default=60,
                         help="longest wait for derived state to settle, in seconds (default 60)")
-    parser.add_argument("--quiet", type=float, default=10,
-                        help="seconds without movement (and nothing pending) that end the wait")
+    parser.add_argument("--quiet", type=float,
+                        help="also end the wait after this many seconds without movement and "
+                             "with nothing pending (off by default: periodic repairs are "
+                             "then not waited for)")
     parser.add_argument("--drain", type=float, default=30,
                         help="seconds an operation under way at the end may still retry")
     parser.add_argument("--seed", type=int, help="seed of the traffic's choices")
