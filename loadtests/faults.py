@@ -1,13 +1,14 @@
 """Fault injection under load: does the system lose, double or misderive anything?
 
 One stack for the run, laid out as in production, each part its own process: embedded
-PostgreSQL and Valkey (a fresh temporary directory), the API (`fuli up` without its worker) and
-`fuli worker`, plus RabbitMQ when FULI_BROKER_URL is an amqp:// URL. For each fault, on a fresh
-tenant: mixed traffic (earning events, debits, holds, redemptions, draws, pool opens) for
---duration seconds, every request retried with its id until a definite answer, while the fault
-is injected and repaired; then the wait for the system to settle (at most --settle-bound
-seconds) and the invariants: ledger check, acknowledged effects exactly once, no oversell, and
-every derived figure (tiers, team scores, leaderboard) equal to its source.
+PostgreSQL and Valkey (a fresh temporary directory), the API (`fuli serve`: every service, no
+worker) and `fuli worker`, plus RabbitMQ when FULI_BROKER_URL is an amqp:// URL. For each
+fault, on a fresh tenant: mixed traffic (earning events, debits, holds, redemptions, draws,
+pool opens) for --duration seconds, every request retried with its id until a definite
+answer, while the fault is injected and repaired; then the wait for the system to settle (at
+most --settle-bound seconds) and the invariants: ledger check, acknowledged effects exactly
+once, no oversell, and every derived figure (tiers, team scores, leaderboard) equal to its
+source.
 
     .venv/bin/python loadtests/faults.py --duration 60 --faults all
     .venv/bin/python loadtests/faults.py --duration 30 --faults worker_kill,redis_flushall

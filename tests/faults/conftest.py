@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,17 +20,22 @@ SHORT_RUN_ENV = {"FULI_EVENT_RESEND_AFTER_S": "5"}
 
 
 @pytest.fixture(scope="module")
-def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
+def fault_stack() -> Iterator[FaultStack]:
     """Its own PostgreSQL and Valkey (the suite kills and flushes them), the API and the
     worker as child processes; RabbitMQ too when FULI_BROKER_URL names one (with
-    `rabbitmqctl`, the broker_restart fault then restarts that node)."""
-    stack = FaultStack(Path(tmp_path_factory.mktemp("faults")),
-                       os.environ.get("FULI_BROKER_URL") or None, SHORT_RUN_ENV)
+    `rabbitmqctl`, the broker_restart fault then restarts that node). The data directory is
+    not under pytest's base directory: pytest takes other users' access to that away, and
+    PostgreSQL runs as its own user when the tests run as root."""
+    root = Path(tempfile.mkdtemp(prefix="fuli-faults-"))
+    stack = FaultStack(root, os.environ.get("FULI_BROKER_URL") or None, SHORT_RUN_ENV)
     try:
         stack.start()
         yield stack
     finally:
-        stack.stop()
+        try:
+            stack.stop()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

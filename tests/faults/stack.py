@@ -1,7 +1,7 @@
 """A stack laid out as in production, each part its own process so each can be killed alone:
 embedded PostgreSQL and Valkey started here (under a temporary directory), the API
-(`fuli up` with FULI_WORKER=false: every service on one port, no worker) and `fuli worker`,
-both pointed at the servers with FULI_DATABASE_URL / FULI_REDIS_URL (and FULI_BROKER_URL when
+(`fuli serve`: every service on one port, without the worker) and `fuli worker`, both pointed
+at the servers with FULI_DATABASE_URL / FULI_REDIS_URL (and FULI_BROKER_URL when
 RabbitMQ is configured). What a supervisor would do after a crash (start the process again) is
 done by the fault that caused it."""
 
@@ -52,6 +52,26 @@ def tail(path: Path, lines: int = 40) -> str:
         return ""
 
 
+def _descendants(root: int) -> list[int]:
+    """Every living descendant of ``root``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The parent pid is the 2nd field after the parenthesised command name.
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 class Child:
     """One `fuli` command as a child process in its own process group, its output appended
     to one log file across restarts."""
@@ -78,13 +98,20 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL the whole process group, as the kernel's OOM killer or a node loss would."""
+        """SIGKILL the process group and every descendant (in a group of its own or not), as a
+        node loss or a container's OOM kill would."""
         if self.process is None:
             return
+        descendants = _descendants(self.process.pid)
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for pid in descendants:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.process.wait(timeout=30)
 
     def stop(self, timeout: float = 30) -> None:
@@ -206,8 +233,7 @@ class FaultStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FULI_")}
         env.update(FULI_DATABASE_URL=self.postgres.url, FULI_REDIS_URL=self.valkey.url,
                    FULI_DATA_DIR=str(self.root), FULI_PORT=str(self.port),
-                   FULI_LOG_LEVEL="WARNING", FULI_RATE_LIMITS=RATE_LIMITS,
-                   FULI_WORKER="false")
+                   FULI_LOG_LEVEL="WARNING", FULI_RATE_LIMITS=RATE_LIMITS)
         if self.rabbit is not None:
             env["FULI_BROKER_URL"] = self.rabbit.url
         env.update(self.extra_env)
@@ -220,7 +246,7 @@ class FaultStack:
         if self.rabbit is not None:
             self.rabbit.open()
         env = self.env()
-        self.api = Child("api", ["up"], env, self.root / "api.log")
+        self.api = Child("api", ["serve"], env, self.root / "api.log")
         self.worker = Child("worker", ["worker"], env, self.root / "worker.log")
         # The API applies the migrations before it answers; the worker starts after it.
         self.start_api()

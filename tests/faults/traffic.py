@@ -8,9 +8,10 @@ open, and a team-buy campaign whose teams are formed before the traffic starts. 
 runs virtual users, each doing one operation after another: earning events (speak, purchase with
 amount_cents), debits, holds then captured or voided, redemptions, draws and pool opens.
 
-A definite answer is a 2xx or a 4xx other than 429. Anything else (a 5xx, 429, a connection
-error or a time-out) is retried with the same id and body, after the Retry-After the server
-gave (at most a few seconds) or a short back-off. Every operation is recorded with its final
+A definite answer is a 2xx or a 4xx other than 429 and `409 in_progress` (the services' "not
+yet, retry"). Anything else (those, a 5xx, a refused or reset connection, a time-out) is sent
+again with the same id and body, after the Retry-After the server gave (at most a few seconds)
+or a short back-off. Every operation is recorded with its final
 answer, so the checks can hold the stores to what was acknowledged."""
 
 from __future__ import annotations
