@@ -80,10 +80,11 @@ async def _transfer_counts(conn: asyncpg.Connection, tenant: str, kinds: list[st
 
 # --- answers ---------------------------------------------------------------------------------
 
-def answer_checks(stats: t.Stats) -> list[Check]:
-    checks = [Check("every operation answered", stats.unresolved == 0,
-                    f"{stats.unresolved} of {stats.operations} operations got no definite answer"
-                    if stats.unresolved else "")]
+def answer_checks(stats: t.Stats, ops: list[t.Op]) -> list[Check]:
+    unresolved = [f"{op.kind} {op.key}: {op.body}" for op in ops if op.status is None]
+    checks = [Check("every operation answered", not unresolved,
+                    f"{len(unresolved)} of {stats.operations} operations got no definite "
+                    f"answer (e.g. {'; '.join(unresolved[:EXAMPLES])})" if unresolved else "")]
     others = {code: n for code, n in stats.server_errors.items() if code != 503}
     bare_503 = stats.server_errors.get(503, 0) - stats.with_retry_after
     detail = [f"{n} x {code}" for code, n in sorted(others.items())]
@@ -499,7 +500,7 @@ async def derived_checks(conn: asyncpg.Connection, http: httpx.AsyncClient,
 async def all_checks(stack: FaultStack, conn: asyncpg.Connection, http: httpx.AsyncClient,
                      world: t.World, traffic: t.Traffic) -> list[Check]:
     return [
-        *answer_checks(traffic.stats),
+        *answer_checks(traffic.stats, traffic.ops),
         await ledger_check(stack, world.tenant),
         await acknowledged_once(conn, world, traffic.ops),
         await no_double_transfers(conn, world.tenant),

@@ -173,13 +173,14 @@ def table(results: list[Result]) -> str:
     """Per fault: the traffic and its answers, then every invariant, then what broke."""
     lines = []
     header: tuple[str, ...] = ("fault", "requests", "answered", "retries", "5xx", "conn err",
-                               "unresolved", "settled", "logs")
+                               "in progress", "unresolved", "settled", "logs")
     rows: list[tuple[str, ...]] = []
     for r in results:
         s = r.stats
         notes = ", ".join(f"{k} {v}" for k, v in r.notes.items() if v) or "-"
         rows.append((r.fault, str(s.requests), f"{s.answered}/{s.operations}", str(s.retries),
-                     _server_errors(s), str(s.connection_errors), str(s.unresolved),
+                     _server_errors(s), str(s.connection_errors), str(s.in_progress),
+                     str(s.unresolved),
                      r.settle.split(":")[0].split(" (")[0], notes))
     lines += _grid(header, rows)
     lines.append("")

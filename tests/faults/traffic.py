@@ -81,7 +81,8 @@ class World:
 
 @dataclass
 class Op:
-    """One operation and its final answer (status None: no definite answer before giving up)."""
+    """One operation and its final answer (status None: no definite answer before giving up,
+    and body says what happened last)."""
 
     kind: str
     key: str
@@ -116,6 +117,7 @@ class Client:
 
     async def call(self, method: str, path: str, headers: dict[str, str],
                    body: dict[str, Any] | None = None) -> tuple[int | None, Any]:
+        """The definite status and its decoded body; or None and what happened last."""
         attempt = 0
         backoff = 0.1
         while True:
@@ -126,11 +128,13 @@ class Client:
             wait = backoff
             try:
                 response = await self.http.request(method, path, headers=headers, json=body)
-            except httpx.TransportError:  # refused, reset, timed out: no answer
+            except httpx.TransportError as exc:  # refused, reset, timed out: no answer
                 self.stats.connection_errors += 1
+                last = f"no answer ({type(exc).__name__})"
             else:
                 status = response.status_code
                 answer = _json(response)
+                last = f"{status} {_code(answer) or ''}".strip()
                 if status == 409 and _code(answer) == "in_progress":
                     # "Still in progress; retry": the documented way to say "not yet".
                     self.stats.in_progress += 1
@@ -153,7 +157,7 @@ class Client:
                     except ValueError:
                         pass
             if time.monotonic() + wait > self.give_up_at:
-                return None, None
+                return None, f"given up after {attempt} attempts, the last: {last}"
             await asyncio.sleep(wait * random.uniform(0.8, 1.2))
             backoff = min(backoff * 2, 2.0)
 
