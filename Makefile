@@ -13,7 +13,7 @@ NPM := PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/npm
 # same stamp, so neither reinstalls what the other installed)
 CLIENT_DEPS := $(CLIENT)/node_modules/.installed-from-lock
 
-.PHONY: run test lint bench openapi client clean
+.PHONY: run test lint bench faults openapi client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ lint: $(STAMP)
 
 bench: $(VENV)/.bench
 	$(BIN)/python loadtests/bench.py $(BENCH_ARGS)
+
+faults: $(STAMP)
+	$(BIN)/python loadtests/faults.py $(FAULTS_ARGS)
 
 $(CLIENT_DEPS): $(CLIENT)/package-lock.json $(STAMP)
 	cd $(CLIENT) && $(NPM) ci --no-audit --no-fund
