@@ -41,15 +41,19 @@ def decode_envelope(body: str) -> Envelope:
     return _envelope_decoder.decode(body)
 
 
-async def _first_delivery(conn: Conn, consumer: str, envelope: Envelope) -> bool:
-    """Record that ``consumer`` applied this event; False if it already had (a redelivery).
-    Call inside the transaction that applies the event."""
-    inserted = await conn.fetchval(
-        "INSERT INTO fuli.inbox (tenant_id, consumer, event_id) VALUES ($1, $2, $3::uuid)"
-        " ON CONFLICT DO NOTHING RETURNING true",
-        envelope.tenant_id, consumer, envelope.event_id,
-    )
-    return bool(inserted)
+async def _first_deliveries(conn: Conn, consumer: str, envelopes: list[Envelope]) -> set[str]:
+    """Record that ``consumer`` applied these events, in their order; returns the ids it had
+    not applied before (the rest are redeliveries). Call inside the transaction that applies
+    them, before applying any: a transaction then holds every inbox claim it needs before it
+    locks any row of the events, so a redelivery of one event applied alone cannot wait on
+    this transaction's rows while holding the claim this transaction waits for."""
+    rows = await conn.fetch(
+        "INSERT INTO fuli.inbox (tenant_id, consumer, event_id)"
+        " SELECT t.tenant_id, $1, t.event_id"
+        " FROM unnest($2::text[], $3::uuid[]) WITH ORDINALITY AS t(tenant_id, event_id, n)"
+        " ORDER BY t.n ON CONFLICT DO NOTHING RETURNING event_id",
+        consumer, [e.tenant_id for e in envelopes], [e.event_id for e in envelopes])
+    return {str(row["event_id"]) for row in rows}
 
 
 class _Subject(msgspec.Struct):
@@ -72,8 +76,9 @@ async def _apply(conn: Conn, consumer: str, envelopes: list[Envelope], handle: H
     if serialized:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fuli.consume'),"
                            " hashtext($1))", consumer)
+    first = await _first_deliveries(conn, consumer, envelopes)
     for envelope in envelopes:
-        if await _first_delivery(conn, consumer, envelope):
+        if envelope.event_id in first:
             await handle(conn, envelope)
 
 

@@ -250,3 +250,22 @@ async def test_a_serialized_consumer_never_deadlocks_on_shared_rows(
                [noted(tenant, "b1", 3), noted(tenant, "b2", 4)] for b in range(6)]
     await race(resources, f"probe.teams_{tenant}", batches, counting(team_of), True, caplog)
     assert await counters(resources, tenant) == {"team-x": 6, "team-y": 6}
+
+
+async def test_a_redelivered_event_applied_alone_does_not_deadlock_its_batch(
+        resources: Resources, caplog: pytest.LogCaptureFixture) -> None:
+    await resources.pool.execute(PROBE_SCHEMA)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    consumer = f"probe.redelivered_{tenant}"
+    members = [f"m{i}" for i in range(4)]
+    handle = counting({m: m for m in members})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fuli.bus"):
+        for member in members:
+            # The batch locks the member's row for its first event; meanwhile the second event,
+            # delivered again on its own (a worker restart, a resend), is applied alone.
+            first, second = noted(tenant, member, 1), noted(tenant, member, 2)
+            await asyncio.gather(consume(resources.pool, consumer, [first, second], handle),
+                                 consume(resources.pool, consumer, second, handle))
+    assert not [r for r in caplog.records if "batch failed" in r.getMessage()]
+    assert await counters(resources, tenant) == {m: 2 for m in members}
