@@ -64,6 +64,15 @@ ERROR_STATUSES: dict[int, tuple[str, str, tuple[str, ...]]] = {
           "request (with the same id) after `Retry-After` seconds.",
           ("service_unavailable",)),
 }
+# msgspec decodes RFC 3339 times; JSON Schema's "format" is only an annotation, so the pattern
+# says it. Months have their lengths (29 February aside); the offset is required.
+_DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+        r"|02-(?:0[1-9]|1\d|2[0-8]))")
+DATE_PATTERN = rf"^[1-9]\d{{3}}-{_DAY}$"
+DATE_TIME_PATTERN = (rf"^[1-9]\d{{3}}-{_DAY}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{{1,6}})?"
+                     r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")
+TIME_FORMATS = {msgspec.inspect.DateTimeType: ("date-time", DATE_TIME_PATTERN),
+                msgspec.inspect.DateType: ("date", DATE_PATTERN)}
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _REF_TEMPLATE = "#/components/schemas/{name}"
 
@@ -91,6 +100,7 @@ def contract_document(app: Litestar) -> dict[str, Any]:
     schemas, components = msgspec.json.schema_components(body_types, schema_hook=_any_value,
                                                          ref_template=_REF_TEMPLATE)
     by_type = dict(zip(body_types, schemas, strict=True))
+    _annotate_times(body_types, components)
     for method, handler, operation in operations:
         _document_parameters(operation)
         _document_bodies(handler, operation, by_type)
@@ -103,6 +113,45 @@ def contract_document(app: Litestar) -> dict[str, Any]:
         "securitySchemes": SECURITY_SCHEMES,
     }
     return document
+
+
+def _annotate_times(body_types: list[Any], components: dict[str, Any]) -> None:
+    """msgspec writes a time as a plain string: give every one its format and pattern."""
+    seen: set[type] = set()
+
+    def struct(info: msgspec.inspect.StructType) -> None:
+        if info.cls in seen:
+            return
+        seen.add(info.cls)
+        properties = components[info.cls.__name__]["properties"]
+        for field in info.fields:
+            mark(field.type, properties[field.encode_name])
+
+    def mark(info: msgspec.inspect.Type, schema: dict[str, Any]) -> None:
+        if isinstance(info, msgspec.inspect.Metadata):
+            mark(info.type, schema)
+        elif isinstance(info, msgspec.inspect.StructType):
+            struct(info)
+        elif type(info) in TIME_FORMATS:
+            schema["format"], schema["pattern"] = TIME_FORMATS[type(info)]
+        elif isinstance(info, msgspec.inspect.UnionType):
+            times = [t for t in info.types if type(t) in TIME_FORMATS]
+            for member in info.types:
+                if isinstance(member, (msgspec.inspect.StructType, msgspec.inspect.Metadata,
+                                       msgspec.inspect.ListType)):
+                    mark(member, {})
+            if len(times) == 1:
+                for option in schema.get("anyOf", []):
+                    if option == {"type": "string"}:
+                        mark(times[0], option)
+        elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.SetType,
+                               msgspec.inspect.FrozenSetType, msgspec.inspect.VarTupleType)):
+            mark(info.item_type, schema.get("items", {}))
+        elif isinstance(info, msgspec.inspect.DictType):
+            mark(info.value_type, schema.get("additionalProperties", {}))
+
+    for info in msgspec.inspect.multi_type_info(body_types):
+        mark(info, {})
 
 
 def _any_value(annotation: Any) -> dict[str, Any]:
@@ -196,8 +245,8 @@ def _document_errors(method: str, handler: HTTPRouteHandler, operation: dict[str
     statuses = {503}
     if _guards(handler):
         statuses |= {401, 403, 429}
-    if any(p.get("in") == "path" for p in parameters):
-        statuses.add(404)
+    if any(p.get("in") == "path" for p in parameters) or "requestBody" in operation:
+        statuses.add(404)  # what the path or the body names (a member, a hold, a box) is unknown
     if parameters or "requestBody" in operation:
         statuses.add(422)
     if "requestBody" in operation:
