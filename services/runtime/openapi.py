@@ -25,6 +25,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 
 from proto.common import ErrorEnvelope
+from services.runtime.times import DATE_PATTERN, DATE_TIME_PATTERN
 
 API_KEY_SCHEME = "apiKey"
 MEMBER_TOKEN_SCHEME = "memberToken"
@@ -64,16 +65,18 @@ ERROR_STATUSES: dict[int, tuple[str, str, tuple[str, ...]]] = {
           "request (with the same id) after `Retry-After` seconds.",
           ("service_unavailable",)),
 }
-# msgspec decodes RFC 3339 times; JSON Schema's "format" is only an annotation, so the pattern
-# says it. Months have their lengths (29 February aside); the offset is required.
-_DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
-        r"|02-(?:0[1-9]|1\d|2[0-8]))")
-DATE_PATTERN = rf"^[1-9]\d{{3}}-{_DAY}$"
-DATE_TIME_PATTERN = (rf"^[1-9]\d{{3}}-{_DAY}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{{1,6}})?"
-                     r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")
+# msgspec decodes RFC 3339 times; JSON Schema's "format" is only an annotation, so a pattern
+# says it.
 TIME_FORMATS = {msgspec.inspect.DateTimeType: ("date-time", DATE_TIME_PATTERN),
                 msgspec.inspect.DateType: ("date", DATE_PATTERN)}
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+REFUSES_OPT = "refuses"
+
+
+def refuses(*statuses: int) -> dict[str, tuple[int, ...]]:
+    """A handler's ``opt`` naming error statuses its guards, parameters and method do not imply
+    (a read that answers 409 before a model is set, a singleton's 404)."""
+    return {REFUSES_OPT: statuses}
 _REF_TEMPLATE = "#/components/schemas/{name}"
 
 
@@ -208,6 +211,8 @@ def _document_parameters(operation: dict[str, Any]) -> None:
     # out, so its schema is the non-null member of Litestar's ``X | None``.
     for parameter in operation.get("parameters", []):
         schema = parameter.get("schema", {})
+        if schema.get("pattern") == DATE_TIME_PATTERN:
+            schema["format"] = "date-time"
         members = schema.pop("oneOf", None)
         if members is None:
             continue
@@ -253,6 +258,7 @@ def _document_errors(method: str, handler: HTTPRouteHandler, operation: dict[str
         statuses.add(413)
     if method in WRITE_METHODS:
         statuses.add(409)
+    statuses |= set(handler.opt.get(REFUSES_OPT, ()))
     for status in sorted(statuses):
         name = ERROR_STATUSES[status][0]
         operation["responses"][str(status)] = {"$ref": f"#/components/responses/{name}"}

@@ -27,7 +27,8 @@ def schema_agrees_with_decoder(ctx: Any, response: Any, case: Any) -> bool | Non
     try:
         error = json.loads(response.content)["error"]
     except (ValueError, KeyError, TypeError):
-        raise AssertionError(f"422 without the error envelope: {response.content[:200]!r}")
+        raise AssertionError(
+            f"422 without the error envelope: {response.content[:200]!r}") from None
     message = str(error.get("message", ""))
     if error.get("code") == "validation_failed" and DECODER_MESSAGE.search(message):
         raise AssertionError(f"a schema-valid request was refused by the decoder: {message}")

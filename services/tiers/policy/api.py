@@ -11,6 +11,7 @@ from litestar.params import JSONBody
 from proto import tiers as t
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
+from services.runtime.openapi import refuses
 from services.tiers.policy.policy import Policies
 
 
@@ -24,7 +25,7 @@ class PolicyController(Controller):
         """The tier ladder: threshold minimums or percentile shares, lowest tier first."""
         return await policies.put(principal.tenant_id, data)
 
-    @get(guards=[allow("admin")])
+    @get(guards=[allow("admin")], opt=refuses(404))
     async def get_policy(self, principal: PrincipalDep,
                          policies: NamedDependency[Policies]) -> t.Policy:
         return await policies.get(principal.tenant_id)
