@@ -24,8 +24,8 @@ from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 
-from proto.common import ErrorEnvelope
-from services.runtime.times import DATE_PATTERN, DATE_TIME_PATTERN
+from proto.common import ErrorEnvelope, Request
+from services.runtime.times import ANSWERED_DATE_TIME_PATTERN, DATE_PATTERN, DATE_TIME_PATTERN
 
 API_KEY_SCHEME = "apiKey"
 MEMBER_TOKEN_SCHEME = "memberToken"
@@ -67,8 +67,14 @@ ERROR_STATUSES: dict[int, tuple[str, str, tuple[str, ...]]] = {
 }
 # msgspec decodes RFC 3339 times; JSON Schema's "format" is only an annotation, so a pattern
 # says it.
-TIME_FORMATS = {msgspec.inspect.DateTimeType: ("date-time", DATE_TIME_PATTERN),
-                msgspec.inspect.DateType: ("date", DATE_PATTERN)}
+# A request's times keep to the years fuli takes; an answer's may be written in any zone.
+TimeFormats = dict[type, tuple[str, str]]
+SENT_TIME_FORMATS: TimeFormats = {
+    msgspec.inspect.DateTimeType: ("date-time", DATE_TIME_PATTERN),
+    msgspec.inspect.DateType: ("date", DATE_PATTERN)}
+ANSWERED_TIME_FORMATS: TimeFormats = {
+    msgspec.inspect.DateTimeType: ("date-time", ANSWERED_DATE_TIME_PATTERN),
+    msgspec.inspect.DateType: ("date", DATE_PATTERN)}
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSES_OPT = "refuses"
 
@@ -126,35 +132,37 @@ def _annotate_times(body_types: list[Any], components: dict[str, Any]) -> None:
         if info.cls in seen:
             return
         seen.add(info.cls)
+        formats = SENT_TIME_FORMATS if issubclass(info.cls, Request) else ANSWERED_TIME_FORMATS
         properties = components[info.cls.__name__]["properties"]
         for field in info.fields:
-            mark(field.type, properties[field.encode_name])
+            mark(field.type, properties[field.encode_name], formats)
 
-    def mark(info: msgspec.inspect.Type, schema: dict[str, Any]) -> None:
+    def mark(info: msgspec.inspect.Type, schema: dict[str, Any],
+             formats: TimeFormats) -> None:
         if isinstance(info, msgspec.inspect.Metadata):
-            mark(info.type, schema)
+            mark(info.type, schema, formats)
         elif isinstance(info, msgspec.inspect.StructType):
             struct(info)
-        elif type(info) in TIME_FORMATS:
-            schema["format"], schema["pattern"] = TIME_FORMATS[type(info)]
+        elif type(info) in formats:
+            schema["format"], schema["pattern"] = formats[type(info)]
         elif isinstance(info, msgspec.inspect.UnionType):
-            times = [t for t in info.types if type(t) in TIME_FORMATS]
+            times = [t for t in info.types if type(t) in formats]
             for member in info.types:
                 if isinstance(member, (msgspec.inspect.StructType, msgspec.inspect.Metadata,
                                        msgspec.inspect.ListType)):
-                    mark(member, {})
+                    mark(member, {}, formats)
             if len(times) == 1:
                 for option in schema.get("anyOf", []):
                     if option == {"type": "string"}:
-                        mark(times[0], option)
+                        mark(times[0], option, formats)
         elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.SetType,
                                msgspec.inspect.FrozenSetType, msgspec.inspect.VarTupleType)):
-            mark(info.item_type, schema.get("items", {}))
+            mark(info.item_type, schema.get("items", {}), formats)
         elif isinstance(info, msgspec.inspect.DictType):
-            mark(info.value_type, schema.get("additionalProperties", {}))
+            mark(info.value_type, schema.get("additionalProperties", {}), formats)
 
     for info in msgspec.inspect.multi_type_info(body_types):
-        mark(info, {})
+        mark(info, {}, ANSWERED_TIME_FORMATS)
 
 
 def _any_value(annotation: Any) -> dict[str, Any]:
