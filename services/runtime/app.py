@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -164,12 +165,28 @@ def docs_ui(docs_path: str) -> tuple[SwaggerRenderPlugin, ControllerRouterHandle
     return plugin, router
 
 
+def options_answer() -> tuple[Callable[[Request[Any, Any, Any]], Any], dict[str, str]]:
+    """A before-request hook answering OPTIONS with every method of the path, and the table
+    (path template -> Allow) to fill once the app's routes are known. Litestar's own OPTIONS
+    handler lists only the methods of the first handler registered for a path."""
+    allowed: dict[str, str] = {}
+
+    def answer(request: Request[Any, Any, Any]) -> Response[None] | None:
+        if request.method != "OPTIONS":
+            return None
+        methods = allowed.get(request.scope.get("path_template", ""), "OPTIONS")
+        return Response(None, status_code=204, headers={"Allow": methods})
+
+    return answer, allowed
+
+
 def create_service_app(spec: ServiceSpec[Any], settings: Settings) -> Litestar:
     """A Litestar app whose every path starts with ``/<service>``. Its Resources and
     components are put on ``app.state`` by the Host that runs it."""
     prefix = f"/{spec.name}"
     docs_path = f"{prefix}/docs"
     docs_plugin, docs_assets = docs_ui(docs_path)
+    answer_options, allowed_methods = options_answer()
     app = Litestar(
         route_handlers=[*health_handlers(prefix), docs_assets, *spec.route_handlers],
         dependencies={
@@ -190,11 +207,14 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings) -> Litestar:
         request_class=StrictRequest,
         request_max_body_size=settings.max_body_bytes,
         before_send=[response_observer(spec.name)],
+        before_request=answer_options,
         logging_config=None,
         state=State({"service": spec.name}),
         debug=False,
     )
     _check_every_route_guarded(app, [docs_path])
+    allowed_methods.update({route.path_format: ", ".join(sorted(route.methods))
+                            for route in app.routes if isinstance(route, HTTPRoute)})
     install_contract(app)
     return app
 

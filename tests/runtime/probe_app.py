@@ -11,7 +11,7 @@ from msgspec import Meta
 
 from proto.common import Id, Request
 from proto.common import Response as ResponseStruct
-from services.runtime.app import outcome_response
+from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.db import Conn
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
@@ -69,7 +69,8 @@ async def limited(principal: PrincipalDep) -> Who:
     return Who(tenant_id=principal.tenant_id, role=principal.role, member_id=None)
 
 
-@post("/probe/v1/transfers", guards=[allow("ingest", member=True)])
+@post("/probe/v1/transfers", guards=[allow("ingest", member=True)],
+      responses=replayable(201, Transfer))
 async def transfer(data: JSONBody[TransferRequest], principal: PrincipalDep,
                    resources: ResourcesDep) -> Response[bytes]:
     principal.require_member(data.member_id)
