@@ -125,15 +125,22 @@ def contract_document(app: Litestar) -> dict[str, Any]:
 
 
 def _annotate_times(body_types: list[Any], components: dict[str, Any]) -> None:
-    """msgspec writes a time as a plain string: give every one its format and pattern."""
+    """msgspec writes a time as a plain string: give every one its format and pattern. And
+    msgspec's schemas say what it decodes, where a field with a default may be left out; an
+    answer always has every field."""
     seen: set[type] = set()
 
     def struct(info: msgspec.inspect.StructType) -> None:
         if info.cls in seen:
             return
         seen.add(info.cls)
-        formats = SENT_TIME_FORMATS if issubclass(info.cls, Request) else ANSWERED_TIME_FORMATS
-        properties = components[info.cls.__name__]["properties"]
+        sent = issubclass(info.cls, Request)
+        formats = SENT_TIME_FORMATS if sent else ANSWERED_TIME_FORMATS
+        component = components[info.cls.__name__]
+        properties = component["properties"]
+        if not sent and not info.cls.__struct_config__.omit_defaults:
+            # fuli writes every field of an answer, defaults included: a client may rely on all.
+            component["required"] = list(properties)
         for field in info.fields:
             mark(field.type, properties[field.encode_name], formats)
 
