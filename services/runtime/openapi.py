@@ -25,6 +25,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 
 from proto.common import ErrorEnvelope, Request
+from services.runtime.errors import INVALID_REFUSALS, NOT_FOUND_REFUSALS
 from services.runtime.times import ANSWERED_DATE_TIME_PATTERN, DATE_PATTERN, DATE_TIME_PATTERN
 
 API_KEY_SCHEME = "apiKey"
@@ -32,7 +33,7 @@ MEMBER_TOKEN_SCHEME = "memberToken"
 SECURITY_SCHEMES = {
     API_KEY_SCHEME: {
         "type": "http", "scheme": "bearer",
-        "description": "An API key, `Authorization: Bearer fk_...`. Roles nest: an admin key may "
+        "description": "An API key, `Authorization: Bearer fuli_...`. Roles nest: an admin key may "
                        "do what an operator or ingest key may; an operator key is not an ingest "
                        "key.",
     },
@@ -51,14 +52,15 @@ ERROR_STATUSES: dict[int, tuple[str, str, tuple[str, ...]]] = {
     403: ("Forbidden", "The credential's role may not call this operation, or a member token "
           "named another member.", ("forbidden",)),
     404: ("NotFound", "Something named in the path or body does not exist.",
-          ("not_found", "unknown_member", "unknown_hold", "unknown_event")),
+          ("not_found", *sorted(NOT_FOUND_REFUSALS))),
     409: ("Conflict", "A business rule refused the request (nothing changed), or its id was "
           "already used with a different request.",
           ("conflict", "idempotency_conflict", "insufficient_points")),
     413: ("PayloadTooLarge", "The body is larger than the server accepts.",
           ("payload_too_large",)),
-    422: ("ValidationFailed", "A body, path or query value is malformed or out of range; "
-          "`details.field` names it.", ("validation_failed",)),
+    422: ("ValidationFailed", "A body, path or query value is malformed or out of range, or "
+          "breaks a rule between fields; `details.field` names it.",
+          ("validation_failed", *sorted(INVALID_REFUSALS))),
     429: ("RateLimited", "Too many requests for this credential; `Retry-After` says when to "
           "come back.", ("rate_limited",)),
     503: ("Unavailable", "A backing service is unavailable for a moment; retry the same "
@@ -66,8 +68,7 @@ ERROR_STATUSES: dict[int, tuple[str, str, tuple[str, ...]]] = {
           ("service_unavailable",)),
 }
 # msgspec decodes RFC 3339 times; JSON Schema's "format" is only an annotation, so a pattern
-# says it.
-# A request's times keep to the years fuli takes; an answer's may be written in any zone.
+# says it. A request's times keep to the years fuli takes; an answer's may be in any zone.
 TimeFormats = dict[type, tuple[str, str]]
 SENT_TIME_FORMATS: TimeFormats = {
     msgspec.inspect.DateTimeType: ("date-time", DATE_TIME_PATTERN),
@@ -83,6 +84,8 @@ def refuses(*statuses: int) -> dict[str, tuple[int, ...]]:
     """A handler's ``opt`` naming error statuses its guards, parameters and method do not imply
     (a read that answers 409 before a model is set, a singleton's 404)."""
     return {REFUSES_OPT: statuses}
+
+
 _REF_TEMPLATE = "#/components/schemas/{name}"
 
 
@@ -109,7 +112,7 @@ def contract_document(app: Litestar) -> dict[str, Any]:
     schemas, components = msgspec.json.schema_components(body_types, schema_hook=_any_value,
                                                          ref_template=_REF_TEMPLATE)
     by_type = dict(zip(body_types, schemas, strict=True))
-    _annotate_times(body_types, components)
+    _finish_components(body_types, components)
     for method, handler, operation in operations:
         _document_parameters(operation)
         _document_bodies(handler, operation, by_type)
@@ -124,7 +127,7 @@ def contract_document(app: Litestar) -> dict[str, Any]:
     return document
 
 
-def _annotate_times(body_types: list[Any], components: dict[str, Any]) -> None:
+def _finish_components(body_types: list[Any], components: dict[str, Any]) -> None:
     """msgspec writes a time as a plain string: give every one its format and pattern. And
     msgspec's schemas say what it decodes, where a field with a default may be left out; an
     answer always has every field."""
