@@ -171,7 +171,8 @@ def options_answer() -> tuple[Callable[[Request[Any, Any, Any]], Any], dict[str,
     handler lists only the methods of the first handler registered for a path."""
     allowed: dict[str, str] = {}
 
-    def answer(request: Request[Any, Any, Any]) -> Response[None] | None:
+    async def answer(request: Request[Any, Any, Any]) -> Response[None] | None:
+        # async: Litestar would run a plain function hook in a worker thread, on every request
         if request.method != "OPTIONS":
             return None
         methods = allowed.get(request.scope.get("path_template", ""), "OPTIONS")
