@@ -329,12 +329,16 @@ class PacketIn(Request, frozen=True, kw_only=True):
 
 class GrabIn(Request, frozen=True, kw_only=True):
     member_id: Id
+    # The grab's id, as every value-moving request has. Without one (older clients) the grab is
+    # keyed by packet and member alone: grabbing again answers with the member's first grab.
+    grab_id: Id | None = None
 
 
 class Grab(Response, frozen=True, kw_only=True):
     packet_id: str
     member_id: str
     points: int
+    grab_id: str | None = None
 
 
 class GrabView(Response, frozen=True, kw_only=True):

@@ -53,6 +53,35 @@ class PercentilePolicy(Request, frozen=True, kw_only=True, tag="percentile", tag
 Policy = ThresholdPolicy | PercentilePolicy
 
 
+class Reevaluation(Response, frozen=True, kw_only=True):
+    """The re-evaluation of every member that the last change of the policy started: ``pending``
+    until the worker takes it up, ``running``, then ``done``."""
+
+    state: Literal["pending", "running", "done"]
+    members_done: int
+    members_total: int | None
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ThresholdPolicyView(ThresholdPolicy, frozen=True, kw_only=True, tag="threshold",
+                          tag_field="mode"):
+    """The policy as set, and how far re-evaluating the members under it has come."""
+
+    reevaluation: Reevaluation | None = None
+
+
+class PercentilePolicyView(PercentilePolicy, frozen=True, kw_only=True, tag="percentile",
+                           tag_field="mode"):
+    """The policy as set, and how far re-evaluating the members under it has come."""
+
+    reevaluation: Reevaluation | None = None
+
+
+PolicyView = ThresholdPolicyView | PercentilePolicyView
+
+
 class NextTier(Response, frozen=True, kw_only=True):
     tier: str
     needed: dict[str, int]

@@ -42,6 +42,9 @@ def _event_refusal(code: str, event: p.EventIn, *, in_batch: bool) -> FuliError:
     """The error for a refusal code of points.record_event, worded as the API always has."""
     if code == "unknown_action":
         return refusal(code, f"unknown or disabled action {event.action!r}", {"field": "action"})
+    if code == "amount_required":
+        return ValidationFailed(f"the rule of action {event.action!r} pays per unit of amount:"
+                                " amount_cents is required", code=code, field="amount_cents")
     if in_batch:  # the item names its event id already
         return refusal(code, "this event_id was already used with a different request")
     return IdempotencyConflict.for_key(event.event_id)

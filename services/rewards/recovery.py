@@ -13,3 +13,8 @@ ENDED_GRACE_S = 5  # late grabs and opens of a just-ended pool or packet land fi
 
 class Moved(Exception):
     """Another driver moved the row first: this one backs off (its transaction rolls back)."""
+
+
+class Forgotten(Exception):
+    """The row was deleted under this driver: its request was refused before anything moved, so
+    its id is free again. The driver evaluates the request again from the start."""

@@ -3,8 +3,14 @@
 (tenant, scope, id) is claimed by inserting a row holding the request's fingerprint, in the same
 transaction as the effect. A second request with that id waits on the row until the first
 commits, then replays the stored status and body, or gets 409 ``idempotency_conflict`` if its
-body differs. Business refusals (409s such as ``insufficient_points``) are final outcomes and are
-stored too; validation errors roll everything back and store nothing.
+body differs.
+
+Only what moved value is stored. A business refusal (a 409 such as ``insufficient_points``) is
+decided before any effect (the effect's transaction rolls back), so it rolls the claim back too
+and the id stays free: a retry with the same id is evaluated again and answers the current
+truth, as the IETF Idempotency-Key draft and Stripe do for requests that did not run. A retry
+waiting on the claim of a request that is refused then claims the id itself, so concurrent
+retries still run the effect at most once. Validation errors store nothing either.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ class Outcome:
 
     @classmethod
     def refused(cls, refusal: FuliError, *, replayed: bool = False) -> Outcome:
-        """A business refusal stored as the final answer (its error envelope)."""
+        """A business refusal as an answer (its error envelope): a final one only where value
+        moved before the refusal (a flow that held points, then gave them back)."""
         return cls(refusal.status_code, _encoder.encode(refusal.envelope()), replayed)
 
 
@@ -61,15 +68,9 @@ async def run_once(conn: Conn, *, tenant_id: str, scope: str, key: str,
         )
         if not claimed:
             return await _replay(conn, tenant_id, scope, key, request_print)
-        try:
-            async with conn.transaction():
-                status, response = await effect(conn)
-            body = _encoder.encode(response)
-        except Conflict as refusal:
-            if isinstance(refusal, IdempotencyConflict):
-                raise
-            refused = Outcome.refused(refusal)
-            status, body = refused.status_code, refused.body
+        # A refusal raised by the effect leaves this block, rolling the claim back with it.
+        status, response = await effect(conn)
+        body = _encoder.encode(response)
         await conn.execute(
             "UPDATE fuli.idempotency SET status_code = $4, body = $5"
             " WHERE tenant_id = $1 AND scope = $2 AND key = $3",

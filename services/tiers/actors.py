@@ -1,7 +1,8 @@
 """Background work of the tiers service, wired to the worker: folding points facts into
 metrics (re-evaluating the member at once), recording activity for value scores and groups,
-letting rolling windows roll and stratifying percentile tenants. The work itself is in the
-features and the shared activity fold; this module only names the actors and jobs."""
+letting rolling windows roll, re-evaluating members after a policy change and stratifying
+percentile tenants. The work itself is in the features and the shared activity fold; this
+module only names the actors and jobs."""
 
 from __future__ import annotations
 
@@ -38,6 +39,12 @@ async def roll_windows(at: str | None = None) -> None:
     await (await _policies()).roll_windows(now)
 
 
+async def reevaluate_members() -> None:
+    """Every member of tenants whose policy changed, evaluated again; resumable (the record
+    of the work is in PostgreSQL), run every few seconds."""
+    await (await _policies()).reevaluate_members()
+
+
 async def stratify_all() -> None:
     """The scheduled stratification of every tenant with a percentile policy."""
     await (await _policies()).stratify_all()
@@ -47,10 +54,13 @@ ACTORS: list[ActorSpec] = [
     ActorSpec("tiers.apply_points_event", QUEUE, apply_points_event),
     ActorSpec("tiers.record_activity", QUEUE, record_activity),
     ActorSpec("tiers.roll_windows", QUEUE, roll_windows, max_retries=3),
+    ActorSpec("tiers.reevaluate_members", QUEUE, reevaluate_members, max_retries=3,
+              time_limit_ms=3_600_000),
     ActorSpec("tiers.stratify_all", QUEUE, stratify_all, max_retries=3,
               time_limit_ms=3_600_000),
 ]
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("tiers.roll_windows", QUEUE, every_s=3600),
+    PeriodicJob("tiers.reevaluate_members", QUEUE, every_s=5),
     PeriodicJob("tiers.stratify_all", QUEUE, every_s=86_400),
 ]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from proto.points import EventIn
+from services.points.group_commit import EventCommitter
+from services.runtime.idempotency import fingerprint
 from services.runtime.resources import Resources
-from tests.support.api import Points, error_code
+from tests.support.api import Points, error_code, uid
 
 M = "member-1"
 EVENT = {"event_id": "e-2", "member_id": M, "action": "speak"}
@@ -17,6 +22,9 @@ GRANT = {"grant_id": "g-1", "reason": "x", "items": [{"member_id": M, "points": 
 
 CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("events", "/points/v1/events", {**EVENT, "action": "teleport"}, 422, "unknown_action"),
+    ("events", "/points/v1/events", {**EVENT, "action": "purchase"}, 422, "amount_required"),
+    ("events", "/points/v1/events", {**EVENT, "event_id": "e-1", "action": "purchase"}, 409,
+     "idempotency_conflict"),
     ("events", "/points/v1/events", {**EVENT, "action": "Bad Action"}, 422, "validation_failed"),
     ("events", "/points/v1/events", {**EVENT, "event_id": "x" * 129}, 422, "validation_failed"),
     ("events", "/points/v1/events", {**EVENT, "member_id": "a/b"}, 422, "validation_failed"),
@@ -123,3 +131,39 @@ async def test_bad_cursor_and_limit(points: Points) -> None:
                                            headers=points.ingest, params=params)
         assert response.status_code in (400, 422), (params, response.text)
         error_code(response)
+
+
+async def test_an_event_whose_rule_pays_per_amount_needs_the_amount(
+        points: Points, resources: Resources) -> None:
+    """A purchase without amount_cents is a 422 that stores nothing, alone, in a batch and in a
+    commit group; the same id with the amount is then recorded. A rule with fixed points only
+    needs no amount."""
+    await points.put_rule("order", points=2, points_per_unit=3, unit_cents=100)
+    await points.put_rule("checkin", points=2)
+    member = uid("m")
+    before = await ledger_state(resources, points.tenant.name)
+    for action in ("purchase", "order"):
+        alone = await points.event(member, action, event_id=f"{action}-1")
+        assert alone.status_code == 422 and error_code(alone) == "amount_required", alone.text
+        assert alone.json()["error"]["details"] == {"field": "amount_cents"}
+    batch = await points.client.post("/points/v1/events/batch", headers=points.ingest, json={
+        "events": [{"event_id": "order-2", "member_id": member, "action": "order"}]})
+    assert batch.status_code == 200, batch.text
+    item = batch.json()["items"][0]
+    assert (item["status_code"], item["error"]["code"]) == (422, "amount_required")
+    committer = EventCommitter(resources.pool, max_in_flight=1)
+    now = datetime.now(UTC)
+    grouped = [EventIn(event_id=f"order-{i}", member_id=member, action="order")
+               for i in (3, 4)]
+    results = await asyncio.gather(*[
+        committer.record(points.tenant.name, e, fingerprint("points.events", e.event_id, e),
+                         now, now) for e in grouped])
+    assert [(r.refused, r.body) for r in results] == [("amount_required", None)] * 2
+    assert await ledger_state(resources, points.tenant.name) == before
+
+    paid = await points.event(member, "order", event_id="order-1", amount_cents=250)
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["points"] == 2 + 2 * 3
+    fixed = await points.event(member, "checkin")
+    assert fixed.status_code == 201 and fixed.json()["points"] == 2, fixed.text
+    await points.assert_ledger_ok()

@@ -39,6 +39,7 @@ from services.rewards.recovery import (
     MAX_STEPS,
     RECOVERY_BATCH,
     STUCK_AFTER_S,
+    Forgotten,
     Moved,
 )
 from services.rewards.refusals import refused
@@ -168,43 +169,72 @@ class Boxes:
     # --- draws -----------------------------------------------------------------------------
 
     async def draw(self, tenant_id: str, box_id: str, body: DrawIn, now: datetime) -> Outcome:
+        """Draws once per ``draw_id``. A refusal before anything moved (closed box, age, no
+        ticket, the daily limit or no prize left for a ticket draw, too few points for the
+        hold) stores nothing: the same request again is evaluated again. A refusal after the
+        points were held (and given back) is the draw's final answer."""
+        for _ in range(MAX_STEPS):
+            try:
+                return await self._draw(tenant_id, box_id, body, now)
+            except Forgotten:  # a concurrent try with this id was refused: evaluate it again
+                continue
+        raise Conflict("the draw is still in progress; retry", code="in_progress")
+
+    async def _draw(self, tenant_id: str, box_id: str, body: DrawIn, now: datetime) -> Outcome:
         request_print = fingerprint(SCOPE, body.draw_id, {"box_id": box_id, "body": body})
         existing = await store.draw(self.pool, tenant_id, body.draw_id)
         if existing is None:
             box = await self._box(self.pool, tenant_id, box_id)
-            try:
-                await self._precheck(tenant_id, box, body, now)
-                status, outcome = "pending", None
-            except Conflict as refusal:
-                status, outcome = "failed", Outcome.refused(refusal)
             paid_with = "ticket" if body.use_ticket or box.cost_points == 0 else "points"
+            await self._precheck(tenant_id, box, body, now, paid_with)
             if await store.insert_draw(
                     self.pool, tenant_id, body.draw_id, box_id, body.member_id, request_print,
-                    paid_with, box.cost_points, hold_id_for(body.draw_id), status, outcome):
-                if outcome is not None:
-                    return outcome
+                    paid_with, box.cost_points, hold_id_for(body.draw_id), "pending", None):
                 return await self.drive(tenant_id, body.draw_id)
             # A concurrent request with this id got there first.
             existing = await store.draw(self.pool, tenant_id, body.draw_id)
-            assert existing is not None
+            if existing is None:
+                raise Forgotten
         if existing.fingerprint != request_print:
             raise IdempotencyConflict.for_key(body.draw_id)
         return await self.drive(tenant_id, body.draw_id, replayed=True)
 
-    async def _precheck(self, tenant_id: str, box: BoxRow, body: DrawIn,
-                        now: datetime) -> None:
+    async def _precheck(self, tenant_id: str, box: BoxRow, body: DrawIn, now: datetime,
+                        paid_with: str) -> None:
         if not rules.box_open(box.enabled, box.starts_at, box.ends_at, now):
-            raise refused("not_available")
+            raise refused("not_available", of="box")
         profile = await store.member_profile(self.pool, tenant_id, body.member_id)
         if rules.age_refusal(box.min_age, profile.age_band if profile else None,
                              profile.guardian_consent if profile else False):
-            raise refused("not_eligible", min_age=box.min_age)
+            raise refused("not_eligible", of="box", min_age=box.min_age)
+        if paid_with == "points":
+            # Answered before the hold when it can be: a refusal after it is final.
+            await self._refusal_at_pick(self.pool, tenant_id, box, body.member_id)
+
+    @staticmethod
+    async def _refusal_at_pick(db: Db, tenant_id: str, box: BoxRow,
+                               member_id: str) -> None:
+        """The daily limit and the prizes left, as the pick will see them (unlocked here)."""
+        member = await store.peek_box_member(db, tenant_id, box.box_id, member_id)
+        zone = ZoneInfo(await tenant_time_zone(db, tenant_id))
+        today = datetime.now(UTC).astimezone(zone).date()
+        if rules.over_daily_limit(rules.draws_on(today, member.day, member.draws_that_day),
+                                  box.daily_limit_per_member):
+            raise refused("limit_reached", of="box",
+                          daily_limit_per_member=box.daily_limit_per_member)
+        prizes = await store.box_prizes(db, tenant_id, box.box_id)
+        if not rules.candidates([rules.Prize(p.prize_id, p.weight, p.stock_left)
+                                 for p in prizes],
+                                pity=rules.pity_due(member.pity_counter, box.pity_after),
+                                top_prize_ids=box.pity_prize_ids or ()):
+            raise refused("out_of_stock", of="box", box_id=box.box_id)
 
     async def drive(self, tenant_id: str, draw_id: str, *, replayed: bool = False,
                     abandon_pending: bool = False) -> Outcome:
         for _ in range(MAX_STEPS):
             row = await store.draw(self.pool, tenant_id, draw_id)
-            assert row is not None
+            if row is None:
+                raise Forgotten
             if row.status in ("completed", "failed") and row.outcome_status is not None:
                 assert row.outcome_body is not None
                 return Outcome(row.outcome_status, row.outcome_body, replayed)
@@ -228,12 +258,12 @@ class Boxes:
             answer = await self.points.hold(tenant_id, row.hold_id, row.member_id,
                                             row.cost_points, f"draw in {row.box_id}",
                                             HOLD_EXPIRES_S)
-            if answer.status_code != 201:
+            if answer.status_code != 201:  # nothing was held: forget the draw
                 code = "insufficient_points" if answer.short_of_points else "draw_failed"
-                await store.move_draw(self.pool, tenant_id, row.draw_id, "pending", "failed",
-                                      Outcome.refused(refused(
-                                          code, available=answer.error_details.get(
-                                              "available", 0), requested=row.cost_points)))
+                if await store.forget_draw(self.pool, tenant_id, row.draw_id):
+                    raise refused(code, of="box",
+                                  available=answer.error_details.get("available", 0),
+                                  requested=row.cost_points)
                 return
         try:
             async with self.pool.acquire() as conn, conn.transaction():
@@ -241,9 +271,11 @@ class Boxes:
         except Moved:
             return
         except Conflict as refusal:
-            await store.move_draw(self.pool, tenant_id, row.draw_id, "pending",
-                                  "releasing" if row.paid_with == "points" else "failed",
-                                  Outcome.refused(refusal))
+            if row.paid_with == "points":  # the points were held: give them back, final
+                await store.move_draw(self.pool, tenant_id, row.draw_id, "pending", "releasing",
+                                      Outcome.refused(refusal))
+            elif await store.forget_draw(self.pool, tenant_id, row.draw_id):
+                raise refusal from None  # nothing moved (the pick rolled back): forget it
 
     async def _pick(self, conn: Conn, tenant_id: str, row: DrawRow) -> None:
         box = await store.box(conn, tenant_id, row.box_id)
@@ -253,17 +285,18 @@ class Boxes:
         today = datetime.now(UTC).astimezone(zone).date()
         drawn_today = rules.draws_on(today, member.day, member.draws_that_day)
         if rules.over_daily_limit(drawn_today, box.daily_limit_per_member):
-            raise refused("limit_reached", daily_limit_per_member=box.daily_limit_per_member)
+            raise refused("limit_reached", of="box",
+                          daily_limit_per_member=box.daily_limit_per_member)
         if row.paid_with == "ticket" and not await wallet.use_ticket(
                 conn, tenant_id, row.member_id, row.box_id):
-            raise refused("no_ticket", box_id=row.box_id)
+            raise refused("no_ticket", of="box", box_id=row.box_id)
         prizes = await store.box_prizes(conn, tenant_id, row.box_id, lock=True)
         due = rules.pity_due(member.pity_counter, box.pity_after)
         options = rules.candidates([rules.Prize(p.prize_id, p.weight, p.stock_left)
                                     for p in prizes],
                                    pity=due, top_prize_ids=box.pity_prize_ids or ())
         if not options:
-            raise refused("out_of_stock", box_id=row.box_id)
+            raise refused("out_of_stock", of="box", box_id=row.box_id)
         seed = await store.live_seed(conn, tenant_id, row.box_id)
         prize_id = rules.pick(options, rules.roll(seed.seed, row.draw_id))
         await store.change_prize_stock(conn, tenant_id, row.box_id, prize_id, -1)
@@ -330,5 +363,7 @@ class Boxes:
             abandon = (now - key.created_at).total_seconds() > HOLD_EXPIRES_S
             try:
                 await self.drive(key.tenant_id, key.draw_id, abandon_pending=abandon)
+            except Forgotten:  # refused by its request meanwhile: nothing to finish
+                pass
             except FuliError as exc:
                 log.warning("draw %s not finished yet: %s", key.draw_id, exc)

@@ -190,6 +190,15 @@ async def box_member(conn: Conn, tenant_id: str, box_id: str, member_id: str) ->
     return as_struct(BoxMember, row)
 
 
+async def peek_box_member(db: Db, tenant_id: str, box_id: str, member_id: str) -> BoxMember:
+    """The member's row for this box as it is now, unlocked (a member who never drew: zeros)."""
+    row = await db.fetchrow(
+        "SELECT pity_counter, day, draws_that_day FROM rewards.box_members"
+        " WHERE tenant_id = $1 AND box_id = $2 AND member_id = $3", tenant_id, box_id, member_id)
+    return as_struct(BoxMember, row) if row else BoxMember(pity_counter=0, day=None,
+                                                           draws_that_day=0)
+
+
 async def pity_counter(db: Db, tenant_id: str, box_id: str, member_id: str) -> int:
     value = await db.fetchval(
         "SELECT pity_counter FROM rewards.box_members"
@@ -270,6 +279,14 @@ async def move_draw(db: Db, tenant_id: str, draw_id: str, from_status: str, to_s
         tenant_id, draw_id, from_status, to_status, outcome.status_code if outcome else None,
         outcome.body if outcome else None)
     return bool(moved)
+
+
+async def forget_draw(db: Db, tenant_id: str, draw_id: str) -> bool:
+    """Deletes a pending draw refused before anything moved, freeing its id; False if another
+    driver moved it first."""
+    return bool(await db.fetchval(
+        "DELETE FROM rewards.draws WHERE tenant_id = $1 AND draw_id = $2 AND status = 'pending'"
+        " RETURNING true", tenant_id, draw_id))
 
 
 async def revealed_draws(db: Db, tenant_id: str, box_id: str) -> list[RevealedDraw]:

@@ -26,6 +26,7 @@ from services.rewards.recovery import (
     MAX_STEPS,
     RECOVERY_BATCH,
     STUCK_AFTER_S,
+    Forgotten,
     Moved,
 )
 from services.rewards.refusals import refused
@@ -80,6 +81,18 @@ class Redemptions:
     # --- the request -----------------------------------------------------------------------
 
     async def redeem(self, tenant_id: str, body: RedemptionIn, now: datetime) -> Outcome:
+        """Redeems once per ``redemption_id``. A refusal before anything moved (the perk's
+        window, tier, allowance or a sold-out mirror; too few points for the hold) stores
+        nothing: the same request again is evaluated again. A refusal after the points were
+        held (and given back) is the redemption's final answer."""
+        for _ in range(MAX_STEPS):
+            try:
+                return await self._redeem(tenant_id, body, now)
+            except Forgotten:  # a concurrent try with this id was refused: evaluate it again
+                continue
+        raise Conflict("the redemption is still in progress; retry", code="in_progress")
+
+    async def _redeem(self, tenant_id: str, body: RedemptionIn, now: datetime) -> Outcome:
         request_print = fingerprint(SCOPE, body.redemption_id, body)
         existing = await store.redemption(self.pool, tenant_id, body.redemption_id)
         if existing is not None:
@@ -87,21 +100,16 @@ class Redemptions:
         perk = await store.perk(self.pool, tenant_id, body.sku)
         if perk is None:
             raise NotFound(f"no perk {body.sku!r}", code="unknown_sku", sku=body.sku)
-        points = perk.cost_points * body.quantity
-        try:
-            await self._precheck(tenant_id, body, perk, now)
-            status, outcome = "pending", None
-        except Conflict as refusal:
-            status, outcome = "failed", Outcome.refused(refusal)
+        await self._precheck(tenant_id, body, perk, now)
         if not await store.insert_redemption(
                 self.pool, tenant_id, body.redemption_id, body.member_id, body.sku,
-                body.quantity, points, request_print, hold_id_for(body.redemption_id), status,
-                outcome):  # a concurrent request with this id got there first
+                body.quantity, perk.cost_points * body.quantity, request_print,
+                hold_id_for(body.redemption_id), "pending", None):
+            # A concurrent request with this id got there first.
             existing = await store.redemption(self.pool, tenant_id, body.redemption_id)
-            assert existing is not None
+            if existing is None:
+                raise Forgotten
             return await self._replay(tenant_id, existing, request_print)
-        if outcome is not None:
-            return outcome
         return await self.drive(tenant_id, body.redemption_id, replayed=False)
 
     async def _precheck(self, tenant_id: str, body: RedemptionIn, perk: PerkRow,
@@ -124,7 +132,8 @@ class Redemptions:
                     abandon_pending: bool = False) -> Outcome:
         for _ in range(MAX_STEPS):
             row = await store.redemption(self.pool, tenant_id, redemption_id)
-            assert row is not None
+            if row is None:
+                raise Forgotten
             if row.status in FINAL and row.outcome_status is not None:
                 assert row.outcome_body is not None
                 return Outcome(row.outcome_status, row.outcome_body, replayed)
@@ -147,10 +156,9 @@ class Redemptions:
     async def _hold_and_reserve(self, tenant_id: str, row: RedemptionRow) -> None:
         answer = await self.points.hold(tenant_id, row.hold_id, row.member_id, row.points,
                                         f"redemption of {row.sku}", HOLD_EXPIRES_S)
-        if answer.status_code != 201:
-            await store.move_redemption(
-                self.pool, tenant_id, row.redemption_id, "pending", "failed",
-                outcome=Outcome.refused(points_refusal(answer, row.points)))
+        if answer.status_code != 201:  # nothing was held: forget the redemption
+            if await store.forget_redemption(self.pool, tenant_id, row.redemption_id):
+                raise points_refusal(answer, row.points)
             return
         try:
             async with self.pool.acquire() as conn, conn.transaction():
@@ -315,5 +323,7 @@ class Redemptions:
                     await self.cancel(key.tenant_id, key.redemption_id)
                 else:
                     await self.drive(key.tenant_id, key.redemption_id, abandon_pending=abandon)
+            except Forgotten:  # refused by its request meanwhile: nothing to finish
+                pass
             except FuliError as exc:  # the points service is down, or a refund refused
                 log.warning("redemption %s not finished yet: %s", key.redemption_id, exc)

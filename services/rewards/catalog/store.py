@@ -187,6 +187,14 @@ async def redemption(db: Db, tenant_id: str, redemption_id: str, *,
     return as_struct_or_none(RedemptionRow, await db.fetchrow(query, tenant_id, redemption_id))
 
 
+async def forget_redemption(db: Db, tenant_id: str, redemption_id: str) -> bool:
+    """Deletes a pending redemption refused before anything moved, freeing its id; False if
+    another driver moved it first."""
+    return bool(await db.fetchval(
+        "DELETE FROM rewards.redemptions WHERE tenant_id = $1 AND redemption_id = $2"
+        " AND status = 'pending' RETURNING true", tenant_id, redemption_id))
+
+
 async def move_redemption(db: Db, tenant_id: str, redemption_id: str, from_status: str,
                           to_status: str, *, outcome: Outcome | None = None,
                           codes: list[str] | None = None) -> bool:

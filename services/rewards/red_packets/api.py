@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 
 from proto import rewards as r
@@ -57,9 +58,13 @@ class RedPacketsController(Controller):
         return await red_packets.packet_view(principal.tenant_id, packet_id)
 
     @post("/packets/{packet_id:str}/grabs", guards=[allow("ingest", member=True)], opt=WRITE,
-          status_code=201)
+          status_code=201, responses={201: ResponseSpec(
+              data_container=r.Grab, description="The grab (first time or replayed)",
+              generate_examples=False)})
     async def grab(self, packet_id: PathId, data: JSONBody[r.GrabIn], principal: PrincipalDep,
-                   red_packets: NamedDependency[RedPackets]) -> r.Grab:
-        """One share per member; grabbing again returns the first result."""
+                   red_packets: NamedDependency[RedPackets]) -> Response[bytes]:
+        """One share per member (not the maker); idempotent by ``grab_id``. Without a
+        ``grab_id``, grabbing again returns the member's first grab."""
         principal.require_member(data.member_id)
-        return await red_packets.grab(principal.tenant_id, packet_id, data, now())
+        return outcome_response(await red_packets.grab(principal.tenant_id, packet_id, data,
+                                                       now()))

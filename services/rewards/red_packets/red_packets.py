@@ -110,8 +110,8 @@ class RedPackets:
 
     async def open(self, tenant_id: str, pool_id: str, body: r.PoolOpenIn,
                    now: datetime) -> Outcome:
-        """Opens one packet of the pool, once per ``open_id``: its share, or a refusal kept as
-        the open's final answer."""
+        """Opens one packet of the pool, once per ``open_id``: its share; or a refusal, final
+        only when the member's points fell short after the share was reserved."""
         return await once_more_on_fault(lambda: self._open(tenant_id, pool_id, body, now),
                                         f"pool open {body.open_id}")
 
@@ -141,15 +141,9 @@ class RedPackets:
         pool = await store.pool(self.db, tenant_id, pool_id)
         if pool is None:
             raise NotFound(f"no pool {pool_id!r}", code="unknown_pool")
-        try:
-            reserved = await self._reserve_share(tenant_id, pool, body, request_print, now)
-        except Conflict as refusal:  # only the pool's refusals reach here
-            await store.record_refused_open(self.db, tenant_id, pool_id, body.open_id,
-                                            body.member_id, request_print,
-                                            Outcome.refused(refusal))
-            found = await store.pool_open(self.db, tenant_id, body.open_id)
-            assert found is not None
-            return await self._replay_open(tenant_id, found, request_print, replayed=False)
+        # Refusals before a share is reserved (the pool's window, too few points for the cost,
+        # none left, the member's limit) store nothing: the same open again is evaluated again.
+        reserved = await self._reserve_share(tenant_id, pool, body, request_print, now)
         if isinstance(reserved, store.PoolOpenRow):
             return await self._finish_open(tenant_id, reserved, pool)
         if reserved == "exists":
@@ -164,7 +158,12 @@ class RedPackets:
         """Reserves a share for the open: the reserved open ('exists' if its id was just
         used); refuses when the pool has none for the member."""
         if pool.status != "open" or not open_at(now, pool.starts_at, pool.ends_at):
-            raise refused("not_available")
+            raise refused("not_available", of="pool")
+        if pool.open_cost_points > 0:
+            available = await self.points.available(tenant_id, body.member_id)
+            if available < pool.open_cost_points:
+                raise refused("insufficient_points", of="pool", available=available,
+                              requested=pool.open_cost_points)
         for _ in range(MAX_SHARE_TRIES):
             index, nth, recheck = await self.shares.take(
                 tenant_id, "pool", pool.pool_id, body.member_id, pool.per_member_opens,
@@ -173,9 +172,10 @@ class RedPackets:
                                                              index):
                 continue
             if index == NONE_LEFT:
-                raise refused("out_of_stock", packets=pool.packets)
+                raise refused("out_of_stock", of="pool", packets=pool.packets)
             if index == MEMBER_LIMIT:
-                raise refused("limit_reached", per_member_opens=pool.per_member_opens)
+                raise refused("limit_reached", of="pool",
+                              per_member_opens=pool.per_member_opens)
             if index < 0:  # the state could not be rebuilt in time
                 return "busy"
             state = await store.reserve_pool_open(
@@ -251,7 +251,8 @@ class RedPackets:
                                               f"opening red packet pool {found.pool_id}")
             if charged.status_code != 201:
                 outcome = Outcome.refused(refused(
-                    "insufficient_points", available=charged.error_details.get("available", 0),
+                    "insufficient_points", of="pool",
+                    available=charged.error_details.get("available", 0),
                     requested=pool.open_cost_points), replayed=replayed)
                 if await store.finish_pool_open(self.db, tenant_id, found.open_id, "failed",
                                                 outcome):
@@ -342,21 +343,34 @@ class RedPackets:
                                for g in grabs])
 
     async def grab(self, tenant_id: str, packet_id: str, body: r.GrabIn,
-                   now: datetime) -> r.Grab:
-        """One share per member; grabbing again answers with the first grab."""
+                   now: datetime) -> Outcome:
+        """One share per member, never the maker's own packet. With a ``grab_id`` the grab is
+        idempotent as an open is: the same id and body replays it, another body under the id
+        is 409 idempotency_conflict, and a refusal stores nothing; a member's second grab under
+        a new id is 409 limit_reached. Without one, grabbing again answers with the first grab
+        (the behaviour older clients rely on)."""
         return await once_more_on_fault(lambda: self._grab(tenant_id, packet_id, body, now),
                                         f"packet grab {packet_id} {body.member_id}")
 
     async def _grab(self, tenant_id: str, packet_id: str, body: r.GrabIn,
-                    now: datetime) -> r.Grab:
+                    now: datetime) -> Outcome:
+        request_print = (fingerprint("rewards.grabs", body.grab_id,
+                                     {"packet_id": packet_id, "body": body})
+                         if body.grab_id is not None else None)
+        if body.grab_id is not None and (found := await store.grab_by_id(
+                self.db, tenant_id, body.grab_id)) is not None:
+            return await self._replay_grab(tenant_id, body.grab_id, request_print, *found, now)
         packet = await store.packet(self.db, tenant_id, packet_id)
         if packet is None:
             raise NotFound(f"no packet {packet_id!r}", code="unknown_packet")
         earlier = await store.grab(self.db, tenant_id, packet_id, body.member_id)
         if earlier is not None:
-            return await self._pay_grab(tenant_id, packet, earlier, now)
+            return await self._answer_earlier(tenant_id, packet, earlier, body, request_print,
+                                              now)
+        if body.member_id == packet.maker_member_id:
+            raise refused("own_packet", of="packet")
         if packet.status != "open" or not open_at(now, None, packet.expires_at):
-            raise Conflict("the packet expired", code="not_available")
+            raise refused("not_available", of="packet")
         for _ in range(MAX_SHARE_TRIES):
             index, _, recheck = await self.shares.take(
                 tenant_id, "packet", packet_id, body.member_id, 1,
@@ -365,23 +379,51 @@ class RedPackets:
                                                                body.member_id, index):
                 continue
             if index == NONE_LEFT:
-                raise Conflict("every share was grabbed", code="out_of_stock")
+                raise refused("out_of_stock", of="packet")
             if index < 0:  # grabbed concurrently by this member (or no state in time)
                 break
             state = await store.record_grab(self.db, tenant_id, packet_id, body.member_id,
-                                            index, packet.shares[index])
+                                            index, packet.shares[index], body.grab_id,
+                                            request_print)
             if state == "ok":
-                break
-            if state == "member":  # grabbed concurrently by this member: the share is not needed
+                found_grab = await store.grab(self.db, tenant_id, packet_id, body.member_id)
+                assert found_grab is not None
+                return await self._pay_grab(tenant_id, packet, found_grab, now,
+                                            replayed=False)
+            if state in ("member", "exists"):
+                # Grabbed concurrently by this member, or under this id: the share is not needed.
                 await self.shares.give_back(tenant_id, "packet", packet_id, body.member_id,
                                             index)
                 break
             # Redis handed out a share the record already has (after a rebuild): take another.
             await self.shares.uncount(tenant_id, "packet", packet_id, body.member_id)
-        found = await store.grab(self.db, tenant_id, packet_id, body.member_id)
-        if found is None:
+        if body.grab_id is not None and (found := await store.grab_by_id(
+                self.db, tenant_id, body.grab_id)) is not None:
+            return await self._replay_grab(tenant_id, body.grab_id, request_print, *found, now)
+        earlier = await store.grab(self.db, tenant_id, packet_id, body.member_id)
+        if earlier is None:
             raise Conflict("the packet is busy; retry", code="in_progress")
-        return await self._pay_grab(tenant_id, packet, found, now)
+        return await self._answer_earlier(tenant_id, packet, earlier, body, request_print, now)
+
+    async def _replay_grab(self, tenant_id: str, grab_id: str, request_print: bytes | None,
+                           packet_id: str, found: store.GrabRow, now: datetime) -> Outcome:
+        if found.fingerprint != request_print:
+            raise IdempotencyConflict.for_key(grab_id)
+        packet = await store.packet(self.db, tenant_id, packet_id)
+        assert packet is not None
+        return await self._pay_grab(tenant_id, packet, found, now, replayed=True)
+
+    async def _answer_earlier(self, tenant_id: str, packet: store.PacketRow,
+                              earlier: store.GrabRow, body: r.GrabIn,
+                              request_print: bytes | None, now: datetime) -> Outcome:
+        """The member grabbed this packet before: without an id, the answer is that grab;
+        under its id, its replay; under a new id, the member's limit."""
+        if body.grab_id is None or earlier.grab_id == body.grab_id:
+            if body.grab_id is not None and earlier.fingerprint != request_print:
+                raise IdempotencyConflict.for_key(body.grab_id)
+            return await self._pay_grab(tenant_id, packet, earlier, now,
+                                        replayed=body.grab_id is not None)
+        raise refused("limit_reached", of="packet", per_member_grabs=1)
 
     async def _packet_dispenser_behind(self, tenant_id: str, packet: store.PacketRow,
                                        member_id: str, refusal: int) -> bool:
@@ -402,7 +444,7 @@ class RedPackets:
                 rules.shares_by_member(g.member_id for g in grabs))
 
     async def _pay_grab(self, tenant_id: str, packet: store.PacketRow, grab: store.GrabRow,
-                        now: datetime) -> r.Grab:
+                        now: datetime, *, replayed: bool) -> Outcome:
         if not grab.paid:
             paid = await self.points.move(
                 tenant_id, "grab:" + digest(packet.packet_id, str(grab.share_index)),
@@ -417,7 +459,9 @@ class RedPackets:
                                member_id=grab.member_id, maker_member_id=packet.maker_member_id,
                                packet_id=packet.packet_id, points=grab.points,
                                group_id=packet.group_id, grabbed_at=now)])
-        return r.Grab(packet_id=packet.packet_id, member_id=grab.member_id, points=grab.points)
+        return Outcome.of(201, r.Grab(packet_id=packet.packet_id, member_id=grab.member_id,
+                                      points=grab.points, grab_id=grab.grab_id),
+                          replayed=replayed)
 
     async def expire_packet(self, tenant_id: str, packet_id: str) -> None:
         """Pay out grabs still unpaid, then return what is left to the maker, once."""
@@ -427,7 +471,7 @@ class RedPackets:
         now = datetime.now(UTC)
         for grab in await store.packet_grabs(self.db, tenant_id, packet_id):
             if not grab.paid:
-                await self._pay_grab(tenant_id, packet, grab, now)
+                await self._pay_grab(tenant_id, packet, grab, now, replayed=False)
         grabs = await store.packet_grabs(self.db, tenant_id, packet_id)
         left = rules.left_over(packet.shares, (g.share_index for g in grabs))
         if left > 0:

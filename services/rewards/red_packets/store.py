@@ -89,6 +89,8 @@ class GrabRow(msgspec.Struct, frozen=True):
     points: int
     paid: bool
     at: datetime
+    grab_id: str | None
+    fingerprint: bytes | None
 
 
 class Due(msgspec.Struct, frozen=True):
@@ -139,15 +141,6 @@ async def reserve_pool_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
     except asyncpg.UniqueViolationError as exc:
         return "member" if exc.constraint_name == "pool_opens_member" else "taken"
     return "exists" if row is None else as_struct(PoolOpenRow, row)
-
-
-async def record_refused_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
-                              member_id: str, fingerprint: bytes, outcome: Outcome) -> None:
-    await db.execute(
-        "INSERT INTO rewards.pool_opens (tenant_id, pool_id, open_id, member_id, fingerprint,"
-        " status, outcome_status, outcome_body) VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7)"
-        " ON CONFLICT (tenant_id, open_id) DO NOTHING",
-        tenant_id, pool_id, open_id, member_id, fingerprint, outcome.status_code, outcome.body)
 
 
 async def finish_pool_open(db: Db, tenant_id: str, open_id: str,
@@ -223,31 +216,46 @@ async def packet(db: Db, tenant_id: str, packet_id: str) -> PacketRow | None:
         tenant_id, packet_id))
 
 
+GRAB = "member_id, share_index, points, paid, at, grab_id, fingerprint"
+
+
 async def packet_grabs(db: Db, tenant_id: str, packet_id: str) -> list[GrabRow]:
     return as_structs(GrabRow, await db.fetch(
-        "SELECT member_id, share_index, points, paid, at FROM rewards.packet_grabs"
+        "SELECT " + GRAB + " FROM rewards.packet_grabs"
         " WHERE tenant_id = $1 AND packet_id = $2 ORDER BY at, share_index",
         tenant_id, packet_id))
 
 
+async def grab_by_id(db: Db, tenant_id: str, grab_id: str) -> tuple[str, GrabRow] | None:
+    """The packet and the grab recorded under ``grab_id``."""
+    row = await db.fetchrow(
+        "SELECT packet_id, " + GRAB + " FROM rewards.packet_grabs"
+        " WHERE tenant_id = $1 AND grab_id = $2", tenant_id, grab_id)
+    if row is None:
+        return None
+    return str(row["packet_id"]), as_struct(GrabRow, row)
+
+
 async def grab(db: Db, tenant_id: str, packet_id: str, member_id: str) -> GrabRow | None:
     return as_struct_or_none(GrabRow, await db.fetchrow(
-        "SELECT member_id, share_index, points, paid, at FROM rewards.packet_grabs"
+        "SELECT " + GRAB + " FROM rewards.packet_grabs"
         " WHERE tenant_id = $1 AND packet_id = $2 AND member_id = $3",
         tenant_id, packet_id, member_id))
 
 
 async def record_grab(db: Db, tenant_id: str, packet_id: str, member_id: str, index: int,
-                      points: int) -> Literal["ok", "member", "taken"]:
-    """'ok', 'member' (this member already grabbed) or 'taken' (the share went to another)."""
+                      points: int, grab_id: str | None,
+                      fingerprint: bytes | None) -> Literal["ok", "member", "taken", "exists"]:
+    """'ok', 'member' (this member already grabbed), 'taken' (the share went to another) or
+    'exists' (the grab id is recorded already)."""
     try:
         inserted = await db.fetchval(
             "INSERT INTO rewards.packet_grabs (tenant_id, packet_id, member_id, share_index,"
-            " points) VALUES ($1, $2, $3, $4, $5)"
+            " points, grab_id, fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (tenant_id, packet_id, member_id) DO NOTHING RETURNING true",
-            tenant_id, packet_id, member_id, index, points)
-    except asyncpg.UniqueViolationError:
-        return "taken"
+            tenant_id, packet_id, member_id, index, points, grab_id, fingerprint)
+    except asyncpg.UniqueViolationError as exc:
+        return "exists" if exc.constraint_name == "packet_grabs_grab_id" else "taken"
     return "ok" if inserted else "member"
 
 

@@ -22,12 +22,15 @@ class PolicyController(Controller):
     @put(guards=[allow("admin")])
     async def put_policy(self, data: JSONBody[t.Policy], principal: PrincipalDep,
                          policies: NamedDependency[Policies]) -> t.Policy:
-        """The tier ladder: threshold minimums or percentile shares, lowest tier first."""
-        return await policies.put(principal.tenant_id, data)
+        """The tier ladder: threshold minimums or percentile shares, lowest tier first. A
+        changed policy has every member evaluated again in the background (see ``GET``)."""
+        return await policies.put(principal.tenant_id, data, datetime.now(UTC))
 
     @get(guards=[allow("admin")], opt=refuses(404))
     async def get_policy(self, principal: PrincipalDep,
-                         policies: NamedDependency[Policies]) -> t.Policy:
+                         policies: NamedDependency[Policies]) -> t.PolicyView:
+        """The policy, and ``reevaluation``: how far re-evaluating every member under it
+        has come (``pending``, ``running``, ``done``; members done of the total)."""
         return await policies.get(principal.tenant_id)
 
 

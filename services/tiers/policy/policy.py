@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+import msgspec
+
 from proto import tiers as t
 from proto.events import Envelope, TierChanged
 from services.runtime.bus import Handler
@@ -32,16 +34,25 @@ class Policies:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
-    async def put(self, tenant_id: str, policy: t.Policy) -> t.Policy:
+    async def put(self, tenant_id: str, policy: t.Policy, now: datetime) -> t.Policy:
+        """Sets the policy; a changed one has every member of the tenant evaluated again in
+        the background (``reevaluate_members``), recorded in the same transaction."""
         rules.validate_policy(policy)
-        await store.put_policy(self.pool, tenant_id, policy)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await store.put_policy(conn, tenant_id, policy):
+                await store.request_reevaluation(conn, tenant_id, now)
         return policy
 
-    async def get(self, tenant_id: str) -> t.Policy:
+    async def get(self, tenant_id: str) -> t.PolicyView:
+        """The policy, with the progress of re-evaluating the members under it."""
         policy = await shared_store.policy(self.pool, tenant_id)
         if policy is None:
             raise NotFound("no tier policy yet", code="no_policy")
-        return policy
+        progress = await store.reevaluation(self.pool, tenant_id)
+        view: t.PolicyView = msgspec.convert(
+            {**msgspec.to_builtins(policy), "reevaluation": msgspec.to_builtins(progress)},
+            t.PolicyView)
+        return view
 
     async def member_tier(self, tenant_id: str, member_id: str, now: datetime) -> t.MemberTier:
         policy = await shared_store.policy(self.pool, tenant_id)
@@ -101,6 +112,39 @@ class Policies:
                     policy = await shared_store.policy(conn, key.tenant_id)
                     await evaluate(conn, policy, key.tenant_id, key.member_id, now)
             after = keys[-1]
+
+    async def reevaluate_members(self, *, tenant_id: str | None = None, batch: int = BATCH,
+                                 max_batches: int | None = None) -> int:
+        """Works through the pending re-evaluations (of ``tenant_id``, or of every tenant),
+        one batch of members per transaction (the job's row locked, its cursor moved in the
+        same commit), so a crash loses at most the batch under way and the next run goes on
+        from the cursor. Stops after ``max_batches`` (None: when none is left). Returns the
+        batches run."""
+        runs = 0
+        while max_batches is None or runs < max_batches:
+            async with self.pool.acquire() as conn, conn.transaction():
+                job = await store.take_reevaluation(conn, tenant_id)
+                if job is None:
+                    return runs
+                now = datetime.now(UTC)
+                if job.state == "pending":
+                    await store.start_reevaluation(conn, job.tenant_id, now)
+                policy = await shared_store.policy(conn, job.tenant_id)
+                if isinstance(policy, t.PercentilePolicy):
+                    # Percentile tiers move together: one pass over the tenant.
+                    evaluation = await store.stratify(conn, job.tenant_id, now)
+                    await store.advance_reevaluation(conn, job.tenant_id, "",
+                                                     evaluation.members, now)
+                else:
+                    members = await store.members_after(conn, job.tenant_id,
+                                                        job.after_member, batch)
+                    for member_id in members:
+                        await evaluate(conn, policy, job.tenant_id, member_id, now)
+                    await store.advance_reevaluation(
+                        conn, job.tenant_id, members[-1] if members else job.after_member,
+                        len(members), now if len(members) < batch else None)
+            runs += 1
+        return runs
 
     async def stratify_all(self) -> None:
         """Stratify every tenant with a percentile policy, each as of its own pass."""

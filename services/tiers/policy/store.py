@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from proto.tiers import CutLine, Evaluation, Policy, TierChange
+from proto.tiers import CutLine, Evaluation, Policy, Reevaluation, TierChange
 from services.runtime.db import Conn, Db, as_struct, as_structs, refusals
 
 
@@ -40,11 +40,72 @@ def _cut_lines(raw: list[dict[str, Any]]) -> list[CutLine]:
             for c in raw]
 
 
-async def put_policy(db: Db, tenant_id: str, policy: Policy) -> None:
-    await db.execute(
-        "INSERT INTO tiers.policies (tenant_id, policy) VALUES ($1, $2)"
-        " ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy, updated_at = now()",
-        tenant_id, policy)
+async def put_policy(conn: Conn, tenant_id: str, policy: Policy) -> bool:
+    """Stores the policy; True if it differs from the one stored (or is the first)."""
+    return bool(await conn.fetchval(
+        "INSERT INTO tiers.policies AS p (tenant_id, policy) VALUES ($1, $2)"
+        " ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy, updated_at = now()"
+        " WHERE p.policy IS DISTINCT FROM EXCLUDED.policy RETURNING true",
+        tenant_id, policy))
+
+
+async def request_reevaluation(conn: Conn, tenant_id: str, now: datetime) -> None:
+    """Every member of the tenant is to be evaluated again, from the first: a run under way
+    starts over."""
+    await conn.execute(
+        "INSERT INTO tiers.reevaluations AS r (tenant_id, state, requested_at)"
+        " VALUES ($1, 'pending', $2) ON CONFLICT (tenant_id) DO UPDATE SET state = 'pending',"
+        " after_member = '', members_done = 0, members_total = NULL, requested_at = $2,"
+        " started_at = NULL, finished_at = NULL", tenant_id, now)
+
+
+async def reevaluation(db: Db, tenant_id: str) -> Reevaluation | None:
+    row = await db.fetchrow(
+        "SELECT state, members_done, members_total, requested_at, started_at, finished_at"
+        " FROM tiers.reevaluations WHERE tenant_id = $1", tenant_id)
+    return None if row is None else as_struct(Reevaluation, row)
+
+
+class ReevaluationJob(msgspec.Struct, frozen=True):
+    tenant_id: str
+    state: str
+    after_member: str
+
+
+async def take_reevaluation(conn: Conn, tenant_id: str | None) -> ReevaluationJob | None:
+    """The oldest unfinished re-evaluation (of ``tenant_id``, or of any tenant) no other worker
+    holds, locked until the caller's transaction ends."""
+    row = await conn.fetchrow(
+        "SELECT tenant_id, state, after_member FROM tiers.reevaluations WHERE state <> 'done'"
+        " AND ($1::text IS NULL OR tenant_id = $1)"
+        " ORDER BY requested_at LIMIT 1 FOR UPDATE SKIP LOCKED", tenant_id)
+    return None if row is None else as_struct(ReevaluationJob, row)
+
+
+async def start_reevaluation(conn: Conn, tenant_id: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE tiers.reevaluations SET state = 'running', started_at = $2,"
+        " members_total = (SELECT count(*) FROM tiers.members WHERE tenant_id = $1)"
+        " WHERE tenant_id = $1", tenant_id, now)
+
+
+async def members_after(conn: Conn, tenant_id: str, after: str, limit: int) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT member_id FROM tiers.members WHERE tenant_id = $1 AND member_id > $2"
+        " ORDER BY member_id LIMIT $3", tenant_id, after, limit)
+    return [str(row["member_id"]) for row in rows]
+
+
+async def advance_reevaluation(conn: Conn, tenant_id: str, last_member: str, evaluated: int,
+                               finished_at: datetime | None) -> None:
+    """Moves the cursor past ``last_member`` and counts ``evaluated`` members; done when
+    ``finished_at`` is given. Members who arrived since the start count too."""
+    await conn.execute(
+        "UPDATE tiers.reevaluations SET after_member = $2, members_done = members_done + $3,"
+        " members_total = greatest(members_total, members_done + $3),"
+        " state = CASE WHEN $4::timestamptz IS NULL THEN state ELSE 'done' END,"
+        " finished_at = $4 WHERE tenant_id = $1", tenant_id, last_member, evaluated,
+        finished_at)
 
 
 async def add_day(conn: Conn, tenant_id: str, member_id: str, day: date,

@@ -76,43 +76,55 @@ async def test_per_member_opens_and_open_cost(rewards: Rewards) -> None:
     await rewards.points.assert_ledger_ok()
 
 
-async def test_refused_opens_are_stored_answers_replayed_byte_for_byte(
+async def test_refused_opens_are_evaluated_again_and_paid_ones_replay(
         rewards: Rewards) -> None:
-    pool_id = await make_pool(rewards, total_points=2, packets=2, per_member_opens=1,
+    """A refused open moved nothing and stores nothing: the same open again is evaluated again
+    (and succeeds once the member can pay); a paid open replays byte for byte. The messages
+    speak of the pool, not of a perk."""
+    pool_id = await make_pool(rewards, total_points=3, packets=3, per_member_opens=1,
                               open_cost_points=1)
     rich, poor = uid("rich"), uid("poor")
     await rewards.points.give(rich, 5)
     expected = {
         "insufficient_points": b'{"error":{"code":"insufficient_points","message":"not enough'
-                               b' points for this redemption","details":{"available":0,'
-                               b'"requested":1}}}',
-        "limit_reached": b'{"error":{"code":"limit_reached","message":"the member reached'
-                         b' this perk\'s per-member limit","details":{"per_member_opens":1}}}',
-        "out_of_stock": b'{"error":{"code":"out_of_stock","message":"the perk is out of stock",'
-                        b'"details":{"packets":2}}}',
+                               b' points to open a packet of this pool","details":'
+                               b'{"available":0,"requested":1}}}',
+        "limit_reached": b'{"error":{"code":"limit_reached","message":"the member opened this'
+                         b' pool as many times as it allows","details":{"per_member_opens":1}}}',
+        "out_of_stock": b'{"error":{"code":"out_of_stock","message":"every packet of this pool'
+                        b' was opened","details":{"packets":3}}}',
     }
     url = f"/rewards/v1/pools/{pool_id}/opens"
 
-    async def refused_twice(code: str, member: str) -> None:
+    async def refused_twice(code: str, member: str) -> dict[str, str]:
         body = {"open_id": uid("o"), "member_id": member}
-        answer = await rewards.client.post(url, headers=rewards.ingest, json=body)
-        replay = await rewards.client.post(url, headers=rewards.ingest, json=body)
-        assert (answer.status_code, answer.content) == (409, expected[code]), answer.text
-        assert (replay.status_code, replay.content) == (409, expected[code])
-        assert "idempotent-replayed" not in answer.headers
-        assert replay.headers["idempotent-replayed"] == "true"
+        for _ in range(2):
+            answer = await rewards.client.post(url, headers=rewards.ingest, json=body)
+            assert (answer.status_code, answer.content) == (409, expected[code]), answer.text
+            assert "idempotent-replayed" not in answer.headers
+        return body
 
-    assert (await open_pool(rewards, pool_id, rich)).status_code == 201
-    await refused_twice("insufficient_points", poor)
+    first = await open_pool(rewards, pool_id, rich)
+    assert first.status_code == 201, first.text
+    waiting = await refused_twice("insufficient_points", poor)
     await refused_twice("limit_reached", rich)
+    await rewards.points.give(poor, 1)
+    opened = await rewards.client.post(url, headers=rewards.ingest, json=waiting)
+    assert opened.status_code == 201, opened.text
+    replay = await rewards.client.post(url, headers=rewards.ingest, json=waiting)
+    assert (replay.status_code, replay.content) == (201, opened.content)
+    assert replay.headers["idempotent-replayed"] == "true"
     other = uid("m")
     await rewards.points.give(other, 5)
     assert (await open_pool(rewards, pool_id, other)).status_code == 201
-    await refused_twice("out_of_stock", uid("late"))
+    late = uid("late")
+    await rewards.points.give(late, 5)
+    await refused_twice("out_of_stock", late)
     ended = await make_pool(rewards, starts_at=later(3000), ends_at=later(3600))
     closed = await open_pool(rewards, ended, rich)
-    assert closed.content == (b'{"error":{"code":"not_available","message":"the perk is not'
-                              b' available now","details":{}}}')
+    assert closed.content == (b'{"error":{"code":"not_available","message":"the pool is not'
+                              b' open now","details":{}}}')
+    await rewards.points.assert_ledger_ok()
 
 
 async def test_redis_flushed_mid_pool_pays_no_packet_twice(
@@ -178,6 +190,53 @@ async def test_a_member_packet_of_100_in_7_shares_grabbed_by_20(
                                       headers=rewards.ingest,
                                       json={"member_id": ok[0]["member_id"]})
     assert again.status_code == 201 and again.json() == ok[0]
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_grabs_with_an_id_replay_refuse_the_maker_and_a_second_grab(
+        rewards: Rewards) -> None:
+    maker = uid("maker")
+    await rewards.points.give(maker, 100)
+    packet_id = uid("pk")
+    made = await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest, json={
+        "packet_id": packet_id, "member_id": maker, "total_points": 30, "shares": 3,
+        "split": "equal", "expires_in_s": 60})
+    assert made.status_code == 201, made.text
+    url = f"/rewards/v1/packets/{packet_id}/grabs"
+
+    async def grab(body: dict[str, Any]) -> Any:
+        return await rewards.client.post(url, headers=rewards.ingest, json=body)
+
+    own = await grab({"grab_id": uid("gr"), "member_id": maker})
+    assert (own.status_code, error_code(own)) == (409, "own_packet"), own.text
+    member = uid("g")
+    body = {"grab_id": uid("gr"), "member_id": member}
+    # Concurrent retries of one grab id: one share, one payment, the same bytes.
+    first = await asyncio.gather(*[grab(body) for _ in range(20)])
+    assert {r.status_code for r in first} == {201}, {r.text for r in first}
+    assert len({r.content for r in first}) == 1
+    assert sum(r.headers.get("idempotent-replayed") != "true" for r in first) == 1
+    assert first[0].json() == {"packet_id": packet_id, "member_id": member, "points": 10,
+                               "grab_id": body["grab_id"]}
+    replay = await grab(dict(reversed(list(body.items()))))
+    assert (replay.status_code, replay.content) == (201, first[0].content)
+    assert replay.headers["idempotent-replayed"] == "true"
+    conflict = await grab({**body, "member_id": uid("g")})
+    assert (conflict.status_code, error_code(conflict)) == (409, "idempotency_conflict")
+    second = await grab({"grab_id": uid("gr"), "member_id": member})
+    assert (second.status_code, error_code(second)) == (409, "limit_reached"), second.text
+    assert second.json()["error"]["message"] == \
+        "the member grabbed a share of this packet already"
+    old_client = await grab({"member_id": member})  # no id: the member's first grab
+    assert old_client.status_code == 201 and old_client.json()["points"] == 10
+    for _ in range(2):
+        assert (await grab({"grab_id": uid("gr"), "member_id": uid("g")})).status_code == 201
+    late_id = uid("gr")
+    empty = await grab({"grab_id": late_id, "member_id": uid("g")})
+    assert (empty.status_code, error_code(empty)) == (409, "out_of_stock")
+    assert empty.json()["error"]["message"] == "every share was grabbed"
+    assert (await rewards.points.member(member))["available"] == 10
+    assert (await rewards.points.member(maker))["available"] == 70
     await rewards.points.assert_ledger_ok()
 
 
