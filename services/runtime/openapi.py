@@ -248,12 +248,15 @@ def _document_bodies(handler: HTTPRouteHandler, operation: dict[str, Any],
         field = handler.parsed_data_field
         assert field is not None
         optional = _strip_none(field.annotation)[1] or field.has_default
+        schema = by_type[request_type]
+        if optional:  # no body, or JSON null, is taken as the defaults
+            schema = {"anyOf": [schema, {"type": "null"}]}
         operation["requestBody"] = {
             "required": not optional,
-            "content": {"application/json": {"schema": by_type[request_type]}},
+            "content": {"application/json": {"schema": schema}},
         }
         if optional:
-            operation["requestBody"]["description"] = "Optional: an empty body is accepted."
+            operation["requestBody"]["description"] = "Optional: no body (or null) is accepted."
     success_type = _success_type(handler)
     status = str(handler.status_code)
     previous = operation.get("responses", {}).get(status, {})

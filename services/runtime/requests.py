@@ -36,12 +36,13 @@ def decoder_for(body_type: Any) -> msgspec.json.Decoder[Any]:
 
 
 def strict_body_type(annotation: Any) -> Any:
-    """``annotation`` if it is a Struct or ``Struct | None``, else None."""
+    """``annotation`` if it is a Struct or a union of Structs (tagged), maybe with None; else
+    None."""
     if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
         return annotation
     if get_origin(annotation) in (Union, types.UnionType):
         members = [a for a in get_args(annotation) if a is not type(None)]
-        if len(members) == 1 and strict_body_type(members[0]) is not None:
+        if members and all(strict_body_type(member) is not None for member in members):
             return annotation
     return None
 

@@ -78,3 +78,33 @@ async def test_a_whole_number_with_a_fraction_is_an_integer(client: httpx.AsyncC
     assert refused.json()["error"]["details"]["field"] == "items[0].points"
     as_text = await points.grant([{"member_id": member, "points": "7"}])
     assert as_text.status_code == 422, as_text.text
+
+
+async def test_a_settle_body_of_json_null_is_no_body(client: httpx.AsyncClient,
+                                                     tenant: Tenant) -> None:
+    points = Points(client, tenant)
+    member = uid("m")
+    await points.give(member, 100)
+    hold = await points.hold(member, 10)
+    settled = await client.post(f"/points/v1/holds/{hold.json()['hold_id']}/void",
+                                content=b"null", headers=points.ingest)
+    assert settled.status_code == 200, settled.text
+    wrong = await client.post(f"/points/v1/holds/{uid('h')}/void", content=b"[]",
+                              headers=points.ingest)
+    assert wrong.status_code == 422, wrong.text
+
+
+@pytest.mark.parametrize("body", [b"t1", b"{", b"[]", b'{"kind": "nosuch"}'])
+async def test_a_union_body_that_is_not_json_or_not_a_member_is_422(
+        client: httpx.AsyncClient, tenant: Tenant, body: bytes) -> None:
+    response = await client.put("/tiers/v1/policy", content=body,
+                                headers=tenant.headers(tenant.admin))
+    assert response.status_code == 422, response.text
+    assert error_code(response) == "validation_failed"
+
+
+async def test_a_nul_in_a_query_parameter_is_422_not_500(client: httpx.AsyncClient,
+                                                         tenant: Tenant) -> None:
+    response = await client.get("/rewards/v1/perks", params={"member_id": "a\x00b"},
+                                headers=tenant.headers(tenant.operator))
+    assert response.status_code == 422, response.text
