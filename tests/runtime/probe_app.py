@@ -69,6 +69,13 @@ async def limited(principal: PrincipalDep) -> Who:
     return Who(tenant_id=principal.tenant_id, role=principal.role, member_id=None)
 
 
+@get("/probe/v1/echo", guards=[allow("ingest")])
+async def echo(text: str, principal: PrincipalDep, resources: ResourcesDep) -> Who:
+    """Hands an unchecked query parameter to PostgreSQL."""
+    echoed = await resources.pool.fetchval("SELECT $1::text", text)
+    return Who(tenant_id=principal.tenant_id, role=echoed, member_id=None)
+
+
 @post("/probe/v1/transfers", guards=[allow("ingest", member=True)],
       responses=replayable(201, Transfer))
 async def transfer(data: JSONBody[TransferRequest], principal: PrincipalDep,
@@ -92,7 +99,7 @@ async def transfer(data: JSONBody[TransferRequest], principal: PrincipalDep,
 
 
 PROBE = ServiceSpec(name="probe", package="tests.runtime", description="probe",
-                    route_handlers=[read_member, operator_only, limited, transfer])
+                    route_handlers=[read_member, operator_only, limited, echo, transfer])
 
 
 async def open_probe_app(settings: Settings, resources: Resources) -> Litestar:
