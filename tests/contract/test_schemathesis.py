@@ -53,7 +53,8 @@ def live(configured_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("service", SERVICE_NAMES)
-def test_the_served_contract_holds_under_schemathesis(live: Live, service: str) -> None:
+def test_the_served_contract_holds_under_schemathesis(live: Live, service: str,
+                                                     tmp_path: Path) -> None:
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.contract.hooks", "PYTHONPATH": str(REPO)}
     command = [
         str(Path(sys.executable).with_name("st")), "--no-color",
@@ -66,7 +67,8 @@ def test_the_served_contract_holds_under_schemathesis(live: Live, service: str) 
         "--workers", "2",
         "--request-timeout", "30",
     ]
-    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+    # Run from a scratch directory: Schemathesis keeps a cache in its working directory.
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=540)
     report = run.stdout + run.stderr
     print(report)
