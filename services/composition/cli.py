@@ -29,7 +29,7 @@ from services.composition.registry import (
 from services.runtime import tenants
 from services.runtime.db import Conn, init_connection
 from services.runtime.embedded import EmbeddedServers
-from services.runtime.errors import FuliError
+from services.runtime.errors import FuliError, NotFound
 from services.runtime.heartbeat import check_worker
 from services.runtime.migrations import migrate
 from services.runtime.observability import configure_logging
@@ -100,7 +100,8 @@ async def prepare_database(settings: Settings, *, create_default_tenant: bool) -
     return await _with_connection(settings, run)  # type: ignore[no-any-return]
 
 
-def _banner(settings: Settings, services: tuple[str, ...], admin_key: str | None) -> None:
+def _banner(settings: Settings, services: tuple[str, ...], admin_key: str | None,
+            *, key_hint: bool = False) -> None:
     base = f"http://{settings.host}:{settings.port}"
     lines = [f"fuli is serving on {base}"]
     for name in services:
@@ -112,7 +113,18 @@ def _banner(settings: Settings, services: tuple[str, ...], admin_key: str | None
         lines.append("")
         lines.append("Created tenant 'default'. Its admin key (shown once):")
         lines.append(f"  {admin_key}")
+    elif key_hint:
+        # The first start printed the admin key once; it cannot be shown again.
+        lines.append("")
+        lines.append("The admin key was shown at the first start. For a new one, run:")
+        lines.append(f"  {_command_name()} key create --tenant default --role admin")
     print("\n".join(lines), flush=True)
+
+
+def _command_name() -> str:
+    """How this command was invoked (`.venv/bin/fuli` under `make run`), for hints."""
+    invoked = Path(sys.argv[0])
+    return str(invoked) if invoked.name == "fuli" else "fuli"
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
@@ -128,6 +140,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     become_subreaper()
     with listener, resolved_with_servers(settings) as (ready, servers):
         admin_key = asyncio.run(prepare_database(ready, create_default_tenant=True))
+        key_hint = admin_key is None and not settings.bootstrap_key and asyncio.run(
+            _with_connection(ready, lambda conn: tenants.tenant_exists(conn, "default")))
         if ready.worker:
             ready = ready.with_worker_readiness()
         supervisor = Supervisor(_children(ready, servers, listener.fileno()))
@@ -136,7 +150,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             signal.signal(signum, lambda *_: stop.set())
         try:
             supervisor.start()
-            _banner(ready, SERVICE_NAMES, admin_key)
+            _banner(ready, SERVICE_NAMES, admin_key, key_hint=key_hint)
             supervisor.run(stop)
         finally:
             supervisor.stop()
@@ -242,6 +256,13 @@ def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _require_tenant(settings: Settings, tenant_id: str) -> None:
+    """Refuse a command naming a tenant that does not exist, rather than finding nothing."""
+    if not await _with_connection(settings,
+                                  lambda conn: tenants.tenant_exists(conn, tenant_id)):
+        raise NotFound(f"no tenant {tenant_id!r}", code="unknown_tenant")
+
+
 def cmd_grants_import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -262,13 +283,16 @@ def cmd_grants_import(settings: Settings, args: argparse.Namespace) -> int:
 
     with resolved(settings) as ready:
         asyncio.run(prepare_database(ready, create_default_tenant=False))
+        asyncio.run(_require_tenant(ready, args.tenant))
         try:
             result = asyncio.run(run(ready))
         except GrantFileError as exc:
             print(f"fuli: nothing granted:\n{exc}", file=sys.stderr)
             return 1
-    print(f"{result.items} items, {result.points} points in {result.chunks} chunk(s): "
-          f"{result.granted_chunks} granted now, {result.replayed_chunks} already granted before")
+    print(f"{result.items} items, {result.points} points: {result.granted_items} granted now, "
+          f"{result.replayed_items} already granted before ({result.chunks} chunk(s) of up to "
+          f"{args.chunk_size}: {result.granted_chunks} granted now, {result.replayed_chunks} "
+          "replayed)")
     return 0
 
 
@@ -280,6 +304,9 @@ def cmd_ledger_check(settings: Settings, args: argparse.Namespace) -> int:
             return await ledger.check(args.tenant)
 
     with resolved(settings) as ready:
+        asyncio.run(prepare_database(ready, create_default_tenant=False))
+        if args.tenant:
+            asyncio.run(_require_tenant(ready, args.tenant))
         report = asyncio.run(check(ready))
     for problem in report.problems:
         print(f"{problem.tenant_id} {problem.member_id or '-'} {problem.problem} "
@@ -294,6 +321,8 @@ def cmd_draws_verify(settings: Settings, args: argparse.Namespace) -> int:
     from services.rewards.boxes.boxes import DrawCheck, recheck_revealed_draws
 
     with resolved(settings) as ready:
+        asyncio.run(prepare_database(ready, create_default_tenant=False))
+        asyncio.run(_require_tenant(ready, args.tenant))
         check: DrawCheck = asyncio.run(_with_connection(
             ready, lambda conn: recheck_revealed_draws(conn, args.tenant, args.box)))
     for draw_id in check.mismatched:
@@ -323,76 +352,122 @@ def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fuli", description="fuli points-and-rewards engine")
-    sub = parser.add_subparsers(dest="command", required=True)
+class _Help(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one."""
 
-    sub.add_parser("up", help="serve all three services and the worker (what `make run` does)"
-                   ).set_defaults(func=cmd_up)
-    serve = sub.add_parser("serve", help="serve one service alone (default: all, without "
-                                         "the worker)")
-    serve.add_argument("service", nargs="?", choices=SERVICE_NAMES)
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings \
+                and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fuli", formatter_class=_Help,
+        description="fuli points-and-rewards engine. Every command uses the embedded servers "
+                    "under FULI_DATA_DIR (default .fuli) unless FULI_DATABASE_URL and "
+                    "FULI_REDIS_URL are set; while `fuli up` runs, commands attach to its "
+                    "servers.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(parent: Any, name: str, help: str) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=help, description=help,  # type: ignore[no-any-return]
+                                 formatter_class=_Help)
+
+    def group(name: str, help: str) -> Any:
+        return command(sub, name, help).add_subparsers(dest="action", required=True,
+                                                       metavar="ACTION")
+
+    command(sub, "up", "serve all three services and run the worker, supervised (what "
+                       "`make run` does); listens on FULI_HOST:FULI_PORT (127.0.0.1:8000)"
+            ).set_defaults(func=cmd_up)
+    serve = command(sub, "serve", "serve the services without the worker (cluster mode)")
+    serve.add_argument("service", nargs="?", choices=SERVICE_NAMES,
+                       help="only this service (default: all three)")
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
-    worker = sub.add_parser("worker", help="run actors, the outbox relay and periodic jobs")
+    worker = command(sub, "worker", "run actors, the outbox relay and periodic jobs")
     worker.add_argument("--service", action="append", choices=SERVICE_NAMES,
-                        help="only this service's actors (repeatable; default all)")
+                        help="only this service's actors (repeatable; default: all)")
     worker.add_argument("--check", action="store_true",
                         help="exit 1 unless a worker on this host beat recently (a liveness "
                              "probe); runs no worker")
     worker.set_defaults(func=cmd_worker)
-    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    command(sub, "migrate", "apply pending migrations").set_defaults(func=cmd_migrate)
 
-    tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
-    create = tenant.add_parser("create", help="create a tenant and print its admin key")
-    create.add_argument("name")
-    create.add_argument("--time-zone", default=tenants.DEFAULT_TIME_ZONE)
+    tenant = group("tenant", "tenants")
+    create = command(tenant, "create", "create a tenant and print its admin key once")
+    create.add_argument("name", help="the tenant's name: lowercase letters, digits, - and _")
+    create.add_argument("--time-zone", default=tenants.DEFAULT_TIME_ZONE,
+                        help="the IANA time zone of the tenant's days, weeks and months")
     create.set_defaults(func=cmd_tenant_create)
 
-    key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
-    key_create = key.add_parser("create", help="create an API key and print it once")
-    key_create.add_argument("--tenant", required=True)
-    key_create.add_argument("--role", required=True, choices=tenants.ROLES)
-    key_create.add_argument("--label")
+    key = group("key", "API keys")
+    key_create = command(key, "create", "create an API key and print it once")
+    key_create.add_argument("--tenant", required=True, help="the tenant the key belongs to")
+    key_create.add_argument("--role", required=True, choices=tenants.ROLES,
+                            help="admin may do everything; operator runs the catalog and "
+                                 "campaigns; ingest is a brand backend's (events, spends, "
+                                 "member tokens)")
+    key_create.add_argument("--label", help="a note to tell keys apart")
     key_create.set_defaults(func=cmd_key_create)
-    key_revoke = key.add_parser("revoke", help="revoke an API key")
-    key_revoke.add_argument("key_id")
+    key_revoke = command(key, "revoke", "revoke an API key")
+    key_revoke.add_argument("key_id", help="the key's id: the part after `fuli_` up to the "
+                                           "next `_`")
     key_revoke.set_defaults(func=cmd_key_revoke)
 
-    grants = sub.add_parser("grants", help="bulk issuance").add_subparsers(dest="action",
-                                                                             required=True)
-    grants_import = grants.add_parser(
-        "import", help="grant points from a CSV of member_id,points[,expires_at]; safe to re-run")
-    grants_import.add_argument("file")
-    grants_import.add_argument("--tenant", required=True)
-    grants_import.add_argument("--reason", required=True)
-    grants_import.add_argument("--chunk-size", type=int, default=1000)
+    grants = group("grants", "bulk issuance")
+    grants_import = command(grants, "import", "grant points from a CSV of "
+                                              "member_id,points[,expires_at] rows; safe to "
+                                              "re-run after an interruption")
+    grants_import.add_argument("file", help="the CSV file (UTF-8, an optional header row)")
+    grants_import.add_argument("--tenant", required=True, help="the tenant to grant in")
+    grants_import.add_argument("--reason", required=True,
+                               help="recorded on every grant (and part of its id)")
+    grants_import.add_argument("--chunk-size", type=int, default=1000,
+                               help="items per grant, each granted all or nothing (1-10000)")
     grants_import.add_argument("--quiet", action="store_true", help="no progress bar")
     grants_import.set_defaults(func=cmd_grants_import)
 
-    ledger_cmd = sub.add_parser("ledger", help="the ledger").add_subparsers(dest="action",
-                                                                           required=True)
-    check = ledger_cmd.add_parser("check", help="verify the ledger's invariants; exit 1 if broken")
-    check.add_argument("--tenant", help="only this tenant (default: all)")
+    ledger_cmd = group("ledger", "the ledger")
+    check = command(ledger_cmd, "check", "verify the ledger's invariants; exit 1 if any is "
+                                         "broken")
+    check.add_argument("--tenant", help="only this tenant (default: all tenants)")
     check.set_defaults(func=cmd_ledger_check)
 
-    draws_cmd = sub.add_parser("draws", help="blind-box draws").add_subparsers(dest="action",
-                                                                            required=True)
-    verify = draws_cmd.add_parser("verify", help="recompute every revealed draw of a box")
-    verify.add_argument("--tenant", required=True)
-    verify.add_argument("--box", required=True)
+    draws_cmd = group("draws", "blind-box draws")
+    verify = command(draws_cmd, "verify", "recompute every revealed draw of a box; exit 1 on "
+                                          "a mismatch")
+    verify.add_argument("--tenant", required=True, help="the box's tenant")
+    verify.add_argument("--box", required=True, help="the box id")
     verify.set_defaults(func=cmd_draws_verify)
 
-    openapi = sub.add_parser("openapi", help="write each service's OpenAPI document")
-    openapi.add_argument("--out", default=str(OPENAPI_DIR))
+    openapi = command(sub, "openapi", "write each service's OpenAPI document")
+    openapi.add_argument("--out", default=str(OPENAPI_DIR), help="the directory to write to")
     openapi.add_argument("--check", action="store_true",
-                         help="exit 1 if the written documents are stale")
+                         help="write nothing; exit 1 if the written documents are stale")
     openapi.set_defaults(func=cmd_openapi)
     return parser
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+# Commands that run until they are told to stop: a SIGTERM or SIGINT is how they end, not a
+# failure, so `make run` stopped that way is not reported as an error.
+RUN_UNTIL_STOPPED = frozenset({"up", "serve", "worker"})
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGINT arrived where the command has no handler of its own (e.g. while
+    starting): it unwinds like Ctrl-C, so embedded servers this process started are stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,13 +478,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fuli: bad setting: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, json=settings.log_json)
-    # SIGTERM unwinds like Ctrl-C, so embedded servers this process started are stopped.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
     try:
         return int(args.func(settings, args))
     except FuliError as exc:
         print(f"fuli: {exc.message}", file=sys.stderr)
         return 1
+    except Stopped as stop:
+        if args.command in RUN_UNTIL_STOPPED and not getattr(args, "check", False):
+            return 0
+        print(f"fuli: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
 
 
 if __name__ == "__main__":

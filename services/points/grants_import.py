@@ -36,6 +36,8 @@ class ImportResult:
     replayed_chunks: int
     items: int
     points: int
+    granted_items: int  # in chunks granted by this run
+    replayed_items: int  # in chunks an earlier run had granted
 
 
 def parse_rows(text: str, now: datetime) -> list[GrantItem]:
@@ -93,7 +95,7 @@ async def import_grants(ledger: Ledger, *, tenant_id: str, reason: str, raw: byt
     now = datetime.now(UTC)
     items = parse_rows(raw.decode("utf-8-sig"), now)
     digest = hashlib.sha256(b"\0".join([tenant_id.encode(), reason.encode(), raw])).hexdigest()
-    granted = replayed = 0
+    granted = replayed = granted_items = replayed_items = 0
     for index, chunk in enumerate(chunks(items, chunk_size)):
         body = GrantIn(grant_id=f"import-{digest[:20]}-{index:05d}", reason=reason, items=chunk)
         outcome = await ledger.grant(tenant_id, "cli", body, datetime.now(UTC))
@@ -101,9 +103,12 @@ async def import_grants(ledger: Ledger, *, tenant_id: str, reason: str, raw: byt
             raise GrantFileError(f"chunk {index} was refused: {outcome.body.decode()}")
         if outcome.replayed:
             replayed += 1
+            replayed_items += len(chunk)
         else:
             granted += 1
+            granted_items += len(chunk)
         progress(len(chunk))
     return ImportResult(chunks=granted + replayed, granted_chunks=granted,
                         replayed_chunks=replayed, items=len(items),
-                        points=sum(i.points for i in items))
+                        points=sum(i.points for i in items), granted_items=granted_items,
+                        replayed_items=replayed_items)

@@ -125,6 +125,11 @@ async def list_keys(conn: Conn, tenant_id: str) -> list[KeyInfo]:
     ))
 
 
+async def tenant_exists(db: Db, tenant_id: str) -> bool:
+    return bool(await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM fuli.tenants WHERE tenant_id = $1)", tenant_id))
+
+
 async def tenant_count(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM fuli.tenants"))
 
