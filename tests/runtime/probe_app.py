@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Litestar, Response, get, post
-from litestar.params import JSONBody
+from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
 from proto.common import Id, Request
@@ -70,7 +70,8 @@ async def limited(principal: PrincipalDep) -> Who:
 
 
 @get("/probe/v1/echo", guards=[allow("ingest")])
-async def echo(text: str, principal: PrincipalDep, resources: ResourcesDep) -> Who:
+async def echo(text: Annotated[str, Parameter(max_length=100)], principal: PrincipalDep,
+               resources: ResourcesDep) -> Who:
     """Hands an unchecked query parameter to PostgreSQL."""
     echoed = await resources.pool.fetchval("SELECT $1::text", text)
     return Who(tenant_id=principal.tenant_id, role=echoed, member_id=None)
