@@ -162,7 +162,8 @@ class EntryPage(Response, frozen=True, kw_only=True):
 
 
 class MultiplierIn(Request, frozen=True, kw_only=True):
-    earn_multiplier: Annotated[float, Meta(gt=0, le=100)]
+    # Stored with 4 decimals: anything smaller than 0.0001 would be stored as 0.
+    earn_multiplier: Annotated[float, Meta(ge=0.0001, le=100)]
 
 
 # --- holds and debits ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from services.rewards import actors as rewards_actors
 from services.rewards.app import REWARDS
 from services.runtime.bus import ActorSpec, PeriodicJob
 from services.runtime.migrations import RUNTIME, Source
+from services.runtime.openapi import served_document
 from services.runtime.service import Host, ServiceSpec
 from services.runtime.settings import Settings
 from services.tiers import actors as tiers_actors
@@ -45,6 +46,6 @@ def jobs(services: Sequence[str] = SERVICE_NAMES) -> tuple[list[ActorSpec], list
 def openapi_documents(settings: Settings) -> dict[str, str]:
     """Each service's OpenAPI document, as committed under proto/openapi/."""
     return {
-        name: json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True) + "\n"
+        name: json.dumps(served_document(app), indent=2, sort_keys=True) + "\n"
         for name, app in Host(settings, SERVICES).apps.items()
     }

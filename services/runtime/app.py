@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get
@@ -11,9 +12,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
+from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from proto.common import Health
 from services.runtime.auth import EXCLUDE_OPT, AuthMiddleware
@@ -29,6 +33,7 @@ from services.runtime.observability import (
     RequestContextMiddleware,
     response_observer,
 )
+from services.runtime.openapi import install_contract
 from services.runtime.outbox import outbox_backlog, parked_events
 from services.runtime.ratelimit import RateLimitMiddleware
 from services.runtime.requests import StrictRequest
@@ -39,6 +44,9 @@ from services.runtime.settings import Settings
 API_VERSION = "1.0.0"
 PUBLIC = {EXCLUDE_OPT: True}
 
+
+# Litestar adds "; charset=utf-8" to every text/* type itself: without this, it came twice.
+METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 
 # How long a client (or a load balancer) should wait before asking a not-ready process again.
 NOT_READY_RETRY_AFTER_S = 5
@@ -68,7 +76,7 @@ def health_handlers(prefix: str) -> list[ControllerRouterHandler]:
         OUTBOX_LAG.set(lag)
         OUTBOX_PARKED.set(parked)
         WORKER_HEARTBEAT_AGE.set(math.inf if heartbeat_age is None else heartbeat_age)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(), media_type=METRICS_MEDIA_TYPE)
 
     return [live, ready, metrics]
 
@@ -143,13 +151,45 @@ def _from_components(pick: Callable[[Any], object]) -> Provide:
     return Provide(provide, sync_to_thread=False)
 
 
+def docs_ui(docs_path: str) -> tuple[SwaggerRenderPlugin, ControllerRouterHandler]:
+    """Swagger UI at ``docs_path``, its scripts and styles served by the app itself from the
+    swagger-ui-bundle wheel: the docs work offline and where public CDNs are blocked."""
+    assets = f"{docs_path}/assets"
+    plugin = SwaggerRenderPlugin(
+        js_url=f"{assets}/swagger-ui-bundle.js", css_url=f"{assets}/swagger-ui.css",
+        standalone_preset_js_url=f"{assets}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{assets}/favicon-32x32.png'>",
+        path="/swagger")
+    router = create_static_files_router(assets, directories=[Path(str(swagger_ui_path))],
+                                        opt=PUBLIC, include_in_schema=False, name="docs-assets")
+    return plugin, router
+
+
+def options_answer() -> tuple[Callable[[Request[Any, Any, Any]], Any], dict[str, str]]:
+    """A before-request hook answering OPTIONS with every method of the path, and the table
+    (path template -> Allow) to fill once the app's routes are known. Litestar's own OPTIONS
+    handler lists only the methods of the first handler registered for a path."""
+    allowed: dict[str, str] = {}
+
+    async def answer(request: Request[Any, Any, Any]) -> Response[None] | None:
+        # async: Litestar would run a plain function hook in a worker thread, on every request
+        if request.method != "OPTIONS":
+            return None
+        methods = allowed.get(request.scope.get("path_template", ""), "OPTIONS")
+        return Response(None, status_code=204, headers={"Allow": methods})
+
+    return answer, allowed
+
+
 def create_service_app(spec: ServiceSpec[Any], settings: Settings) -> Litestar:
     """A Litestar app whose every path starts with ``/<service>``. Its Resources and
     components are put on ``app.state`` by the Host that runs it."""
     prefix = f"/{spec.name}"
     docs_path = f"{prefix}/docs"
+    docs_plugin, docs_assets = docs_ui(docs_path)
+    answer_options, allowed_methods = options_answer()
     app = Litestar(
-        route_handlers=[*health_handlers(prefix), *spec.route_handlers],
+        route_handlers=[*health_handlers(prefix), docs_assets, *spec.route_handlers],
         dependencies={
             "resources": Provide(get_resources, sync_to_thread=False),
             "principal": Provide(get_principal, sync_to_thread=False),
@@ -163,16 +203,20 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title=f"fuli {spec.name}", version=API_VERSION, description=spec.description,
-            path=docs_path, render_plugins=[ScalarRenderPlugin()],
+            path=docs_path, render_plugins=[docs_plugin], use_handler_docstrings=True,
         ),
         request_class=StrictRequest,
         request_max_body_size=settings.max_body_bytes,
         before_send=[response_observer(spec.name)],
+        before_request=answer_options,
         logging_config=None,
         state=State({"service": spec.name}),
         debug=False,
     )
     _check_every_route_guarded(app, [docs_path])
+    allowed_methods.update({route.path_format: ", ".join(sorted(route.methods))
+                            for route in app.routes if isinstance(route, HTTPRoute)})
+    install_contract(app)
     return app
 
 

@@ -179,4 +179,5 @@ def allow(*roles: str, member: bool = False) -> Guard:
             raise Forbidden(f"this route needs {names}; this key is {principal.role}")
 
     guard.fuli_roles = allowed  # type: ignore[attr-defined]
+    guard.fuli_member = member  # type: ignore[attr-defined]
     return guard

@@ -127,6 +127,9 @@ _REDIS_FAULTS: tuple[type[BaseException], ...] = (
 )
 
 
+_TEXT_POSTGRESQL_REFUSES = (pg.CharacterNotInRepertoireError, pg.UntranslatableCharacterError)
+
+
 def is_connection_fault(exc: BaseException) -> bool:
     """Whether ``exc`` is a fault of a connection to PostgreSQL or Redis (see above) rather
     than a mistake: a request failing on one deserves 503 and another try, not 500."""
@@ -232,6 +235,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     refusal = refusal_from_database(exc)
     if refusal is not None:
         return fuli_error_response(refusal)
+    if isinstance(exc, _TEXT_POSTGRESQL_REFUSES):
+        # A NUL or an unencodable character in a value no pattern kept out (a query parameter).
+        return error_response(422, "validation_failed",
+                              "text may not contain NUL or unencodable characters", {})
     if isinstance(exc, ValidationException):
         return _validation_response(exc)
     if isinstance(exc, (msgspec.ValidationError, msgspec.DecodeError)):

@@ -9,11 +9,49 @@ from services.runtime.errors import ValidationFailed
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
+# Times a client sends run from 1900 to 8999 (in the offset they are written in): far enough for
+# any "never", and clear of the ends of Python's and PostgreSQL's ranges, where converting to
+# another zone overflows.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 8999
+
+# RFC 3339 as patterns for the OpenAPI contract and for query parameters: months have their
+# lengths (29 February aside), a time has its offset. What clients send keeps to the years above;
+# what fuli answers may be written in another zone, so its years are only four digits.
+_DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+        r"|02-(?:0[1-9]|1\d|2[0-8]))")
+_TIME = r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
+_SENT_YEAR = r"(?:19\d{2}|[2-8]\d{3})"
+_ANY_YEAR = r"\d{4}"
+DATE_PATTERN = rf"^{_ANY_YEAR}-{_DAY}$"
+DATE_TIME_PATTERN = rf"^{_SENT_YEAR}-{_DAY}{_TIME}"
+ANSWERED_DATE_TIME_PATTERN = rf"^{_ANY_YEAR}-{_DAY}{_TIME}"
+
+
+def sent_time(value: datetime, field: str) -> datetime:
+    """A time a client sent: with an offset, and within the years fuli takes."""
+    with_offset(value, field)
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValidationFailed(f"{field}: times run from {EARLIEST_YEAR} to {LATEST_YEAR}",
+                               field=field)
+    return value
+
 
 def with_offset(value: datetime, field: str) -> datetime:
     if value.tzinfo is None:
         raise ValidationFailed("times need a time zone offset (RFC 3339)", field=field)
     return value
+
+
+def parse_rfc3339(value: str | None, field: str) -> datetime | None:
+    """A query parameter's RFC 3339 time (its pattern checked by the route): a 422 naming
+    ``field`` if it is still not a time (29 February of a common year)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(f"{field} is not an RFC 3339 time", field=field) from None
+    return sent_time(parsed, field)
 
 
 def happened(value: datetime | None, now: datetime, field: str) -> datetime:

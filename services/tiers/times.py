@@ -11,9 +11,16 @@ from litestar.params import Parameter
 
 from services.runtime.db import Db
 from services.runtime.tenants import tenant_time_zone
-from services.runtime.times import with_offset
+from services.runtime.times import DATE_TIME_PATTERN, parse_rfc3339, with_offset
 
-At = Annotated[datetime | None, Parameter(description="RFC 3339 time; default now")]
+# A string with a pattern, not a datetime: Litestar would read ``?at=0.5`` as a Unix time.
+At = Annotated[str | None, Parameter(pattern=DATE_TIME_PATTERN,
+                                     description="RFC 3339 time with an offset; default now")]
+
+
+def moment(at: str | None) -> datetime | None:
+    """The ``at`` query parameter as a time."""
+    return parse_rfc3339(at, "at")
 
 
 def as_of(at: datetime | None, now: datetime) -> datetime:

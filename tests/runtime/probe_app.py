@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Litestar, Response, get, post
-from litestar.params import JSONBody
+from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
 from proto.common import Id, Request
 from proto.common import Response as ResponseStruct
-from services.runtime.app import outcome_response
+from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.db import Conn
 from services.runtime.deps import PathId, PrincipalDep, ResourcesDep
@@ -69,7 +69,16 @@ async def limited(principal: PrincipalDep) -> Who:
     return Who(tenant_id=principal.tenant_id, role=principal.role, member_id=None)
 
 
-@post("/probe/v1/transfers", guards=[allow("ingest", member=True)])
+@get("/probe/v1/echo", guards=[allow("ingest")])
+async def echo(text: Annotated[str, Parameter(max_length=100)], principal: PrincipalDep,
+               resources: ResourcesDep) -> Who:
+    """Hands an unchecked query parameter to PostgreSQL."""
+    echoed = await resources.pool.fetchval("SELECT $1::text", text)
+    return Who(tenant_id=principal.tenant_id, role=echoed, member_id=None)
+
+
+@post("/probe/v1/transfers", guards=[allow("ingest", member=True)],
+      responses=replayable(201, Transfer))
 async def transfer(data: JSONBody[TransferRequest], principal: PrincipalDep,
                    resources: ResourcesDep) -> Response[bytes]:
     principal.require_member(data.member_id)
@@ -91,7 +100,7 @@ async def transfer(data: JSONBody[TransferRequest], principal: PrincipalDep,
 
 
 PROBE = ServiceSpec(name="probe", package="tests.runtime", description="probe",
-                    route_handlers=[read_member, operator_only, limited, transfer])
+                    route_handlers=[read_member, operator_only, limited, echo, transfer])
 
 
 async def open_probe_app(settings: Settings, resources: Resources) -> Litestar:

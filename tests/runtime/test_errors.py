@@ -76,3 +76,13 @@ async def test_bad_path_id_is_422(probe: httpx.AsyncClient, tenant: Tenant) -> N
                                headers=tenant.headers(tenant.ingest))
     assert response.status_code == 422
     assert error_code(response) == "validation_failed"
+
+
+async def test_text_postgresql_refuses_is_422_not_500(probe: httpx.AsyncClient,
+                                                      tenant: Tenant) -> None:
+    headers = tenant.headers(tenant.ingest)
+    assert (await probe.get("/probe/v1/echo", params={"text": "ok"}, headers=headers)
+            ).status_code == 200
+    response = await probe.get("/probe/v1/echo", params={"text": "a\x00b"}, headers=headers)
+    assert response.status_code == 422, response.text
+    assert error_code(response) == "validation_failed"

@@ -10,7 +10,7 @@ from litestar.params import JSONBody
 
 from proto import rewards as r
 from services.rewards.boxes.boxes import Boxes
-from services.runtime.app import outcome_response
+from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.runtime.ratelimit import WRITE
@@ -34,7 +34,7 @@ class BoxesController(Controller):
                                 principal.member_id if principal.is_member else None)
 
     @post("/boxes/{box_id:str}/draws", guards=[allow("ingest", member=True)], opt=WRITE,
-          status_code=201)
+          status_code=201, responses=replayable(201, r.DrawResult))
     async def draw(self, box_id: PathId, data: JSONBody[r.DrawIn], principal: PrincipalDep,
                    boxes: NamedDependency[Boxes]) -> Response[bytes]:
         """Draw once, paid with a ticket or points; idempotent by ``draw_id``."""
@@ -55,7 +55,8 @@ class BoxesController(Controller):
         """Reveal the seed in use and publish the commitment of a new one."""
         return await boxes.rotate_seed(principal.tenant_id, box_id)
 
-    @post("/tickets", guards=[allow("ingest")], opt=WRITE, status_code=201)
+    @post("/tickets", guards=[allow("ingest")], opt=WRITE, status_code=201,
+          responses=replayable(201, r.Tickets))
     async def tickets(self, data: JSONBody[r.TicketsIn], principal: PrincipalDep,
                       boxes: NamedDependency[Boxes]) -> Response[bytes]:
         """Give a member draw tickets for a box (guide followed, survey done, group joined)."""

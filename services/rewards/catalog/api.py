@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from proto import rewards as r
+from proto.common import ID_PATTERN
 from services.rewards.catalog.catalog import Catalog
 from services.rewards.catalog.redemptions import Redemptions
 from services.rewards.params import Cursor, PageLimit
@@ -31,7 +32,8 @@ class PerksController(Controller):
 
     @get(guards=[allow("operator", "ingest", member=True)])
     async def list_perks(self, principal: PrincipalDep, catalog: NamedDependency[Catalog],
-                         member_id: Annotated[str | None, Parameter(max_length=128)] = None
+                         member_id: Annotated[str | None, Parameter(
+                             min_length=1, max_length=128, pattern=ID_PATTERN)] = None
                          ) -> r.PerkList:
         """The catalog. For a member (a member token, or ``?member_id=`` with a key) each perk
         says whether that member may redeem it and how many more they may take."""

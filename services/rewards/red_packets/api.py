@@ -11,7 +11,7 @@ from litestar.params import JSONBody
 
 from proto import rewards as r
 from services.rewards.red_packets.red_packets import RedPackets
-from services.runtime.app import outcome_response
+from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.runtime.ratelimit import WRITE
@@ -36,7 +36,7 @@ class RedPacketsController(Controller):
         return await red_packets.pool_view(principal.tenant_id, pool_id)
 
     @post("/pools/{pool_id:str}/opens", guards=[allow("ingest", member=True)], opt=WRITE,
-          status_code=201)
+          status_code=201, responses=replayable(201, r.PoolOpened))
     async def open_pool(self, pool_id: PathId, data: JSONBody[r.PoolOpenIn],
                         principal: PrincipalDep,
                         red_packets: NamedDependency[RedPackets]) -> Response[bytes]:

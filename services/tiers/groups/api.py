@@ -13,7 +13,7 @@ from proto import tiers as t
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.tiers.groups.groups import Groups
-from services.tiers.times import At
+from services.tiers.times import At, moment
 
 Tolerance = Annotated[float, Parameter(ge=0, le=1)]
 MoveLimit = Annotated[int, Parameter(ge=1, le=1000)]
@@ -39,7 +39,7 @@ class GroupsController(Controller):
     async def join(self, group_id: PathId, member_id: PathId, principal: PrincipalDep,
                    groups: NamedDependency[Groups], at: At = None) -> t.Membership:
         """Records a join at ``at`` (default now); a current member is left as they are."""
-        return await groups.join(principal.tenant_id, group_id, member_id, at,
+        return await groups.join(principal.tenant_id, group_id, member_id, moment(at),
                                  datetime.now(UTC))
 
     @delete("/{group_id:str}/members/{member_id:str}", guards=[allow("operator")],
@@ -47,7 +47,7 @@ class GroupsController(Controller):
     async def leave(self, group_id: PathId, member_id: PathId, principal: PrincipalDep,
                     groups: NamedDependency[Groups], at: At = None) -> t.Membership:
         """Records a leave at ``at`` (default now)."""
-        return await groups.leave(principal.tenant_id, group_id, member_id, at,
+        return await groups.leave(principal.tenant_id, group_id, member_id, moment(at),
                                   datetime.now(UTC))
 
     @get("/{group_id:str}/report", guards=[allow("operator")])
@@ -55,7 +55,7 @@ class GroupsController(Controller):
                      groups: NamedDependency[Groups], period: PeriodParam = "week",
                      at: At = None) -> t.GroupReport:
         """The group's figures for the local week (Monday first) or month holding ``at``."""
-        return await groups.report(principal.tenant_id, group_id, period, at,
+        return await groups.report(principal.tenant_id, group_id, period, moment(at),
                                    datetime.now(UTC))
 
     @get("/migrations", guards=[allow("operator")])

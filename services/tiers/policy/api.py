@@ -11,6 +11,7 @@ from litestar.params import JSONBody
 from proto import tiers as t
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
+from services.runtime.openapi import refuses
 from services.tiers.policy.policy import Policies
 
 
@@ -25,7 +26,7 @@ class PolicyController(Controller):
         changed policy has every member evaluated again in the background (see ``GET``)."""
         return await policies.put(principal.tenant_id, data, datetime.now(UTC))
 
-    @get(guards=[allow("admin")])
+    @get(guards=[allow("admin")], opt=refuses(404))
     async def get_policy(self, principal: PrincipalDep,
                          policies: NamedDependency[Policies]) -> t.PolicyView:
         """The policy, and ``reevaluation``: how far re-evaluating every member under it

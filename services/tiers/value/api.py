@@ -12,7 +12,8 @@ from litestar.params import JSONBody, Parameter
 from proto import tiers as t
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
-from services.tiers.times import At
+from services.runtime.openapi import refuses
+from services.tiers.times import At, moment
 from services.tiers.value.value import Values
 
 Share = Annotated[float, Parameter(gt=0, le=0.2)]
@@ -27,22 +28,24 @@ class ValueController(Controller):
         """Weights per action and category, the window and the high-value line."""
         return await values.put_model(principal.tenant_id, data)
 
-    @get("/value-model", guards=[allow("admin")])
+    @get("/value-model", guards=[allow("admin")], opt=refuses(404))
     async def get_value_model(self, principal: PrincipalDep,
                               values: NamedDependency[Values]) -> t.ValueModel:
         return await values.model(principal.tenant_id)
 
-    @get("/members/{member_id:str}/value", guards=[allow("operator", member=True)])
+    @get("/members/{member_id:str}/value", guards=[allow("operator", member=True)],
+         opt=refuses(409))
     async def member_value(self, member_id: PathId, principal: PrincipalDep,
                            values: NamedDependency[Values], at: At = None) -> t.MemberValue:
         """Value scores over the model's window of local days ending on ``at``'s day."""
-        return await values.member_value(principal.tenant_id, member_id, at, datetime.now(UTC))
+        return await values.member_value(principal.tenant_id, member_id, moment(at),
+                                         datetime.now(UTC))
 
-    @get("/koc", guards=[allow("operator")])
+    @get("/koc", guards=[allow("operator")], opt=refuses(409))
     async def koc(self, principal: PrincipalDep, values: NamedDependency[Values],
                   share: Share = 0.01, at: At = None) -> t.KocList:
         """The top ``share`` of members by total value score, with their sub-scores."""
-        return await values.kocs(principal.tenant_id, share, at, datetime.now(UTC))
+        return await values.kocs(principal.tenant_id, share, moment(at), datetime.now(UTC))
 
 
 CONTROLLERS = [ValueController]

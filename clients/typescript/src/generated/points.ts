@@ -13,7 +13,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Debit */
+        /**
+         * Debit
+         * @description Spend points at once; 409 insufficient_points shows what is available.
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["PointsV1DebitsDebit"];
         delete?: never;
         options?: never;
@@ -30,7 +35,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** RecordEvent */
+        /**
+         * RecordEvent
+         * @description Record a member action and award points by its rule; idempotent by ``event_id``.
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["PointsV1EventsRecordEvent"];
         delete?: never;
         options?: never;
@@ -47,7 +57,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** RecordBatch */
+        /**
+         * RecordBatch
+         * @description Up to 1000 events in one request and one transaction; each is idempotent alone.
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["PointsV1EventsBatchRecordBatch"];
         delete?: never;
         options?: never;
@@ -64,7 +79,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Reverse */
+        /**
+         * Reverse
+         * @description Refund: claw back the event's points (pro rata for a partial refund) and its spend.
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["PointsV1EventsEventIdReversalReverse"];
         delete?: never;
         options?: never;
@@ -81,7 +101,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Grant */
+        /**
+         * Grant
+         * @description Issue points to up to 10 000 members, all or nothing; audited.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         post: operations["PointsV1GrantsGrant"];
         delete?: never;
         options?: never;
@@ -98,7 +123,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Place */
+        /**
+         * Place
+         * @description Reserve points for a two-phase spend; a pending hold times out to void.
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["PointsV1HoldsPlace"];
         delete?: never;
         options?: never;
@@ -115,7 +145,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Capture */
+        /**
+         * Capture
+         * @description Spend the held points. A hold past its expiry can never be captured (409).
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["PointsV1HoldsHoldIdCaptureCapture"];
         delete?: never;
         options?: never;
@@ -132,7 +167,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Refund */
+        /**
+         * Refund
+         * @description Give a captured hold back whole, once, into the lots it came from.
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["PointsV1HoldsHoldIdRefundRefund"];
         delete?: never;
         options?: never;
@@ -149,7 +189,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Void */
+        /**
+         * Void
+         * @description Release the held points back to available.
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["PointsV1HoldsHoldIdVoidVoid"];
         delete?: never;
         options?: never;
@@ -164,10 +209,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** ListKeys */
+        /**
+         * ListKeys
+         * @description Who: an API key with role admin (admin implies every role).
+         */
         get: operations["PointsV1KeysListKeys"];
         put?: never;
-        /** CreateKey */
+        /**
+         * CreateKey
+         * @description Create an API key for this tenant. The key is shown once.
+         *
+         *     Who: an API key with role admin (admin implies every role).
+         */
         post: operations["PointsV1KeysCreateKey"];
         delete?: never;
         options?: never;
@@ -185,7 +238,12 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** RevokeKey */
+        /**
+         * RevokeKey
+         * @description Revoke a key: it stops working at once on this process.
+         *
+         *     Who: an API key with role admin (admin implies every role).
+         */
         delete: operations["PointsV1KeysKeyIdRevokeKey"];
         options?: never;
         head?: never;
@@ -199,7 +257,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Check */
+        /**
+         * Check
+         * @description The ledger's invariants for this tenant: accounts sum to zero, balances match lots and
+         *     transfers, balance-after chains hold, every event is in the ledger once.
+         *
+         *     Who: an API key with role admin (admin implies every role).
+         */
         get: operations["PointsV1LedgerCheckCheck"];
         put?: never;
         post?: never;
@@ -218,7 +282,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** MintMemberToken */
+        /**
+         * MintMemberToken
+         * @description A short-lived token that may read and act only as ``member_id``.
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["PointsV1MemberTokensMintMemberToken"];
         delete?: never;
         options?: never;
@@ -233,7 +302,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** GetMember */
+        /**
+         * GetMember
+         * @description Balances, spend and the next expiring points of a member.
+         *
+         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         */
         get: operations["PointsV1MembersMemberIdGetMember"];
         put?: never;
         post?: never;
@@ -251,7 +325,12 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** PutMultiplier */
+        /**
+         * PutMultiplier
+         * @description Set the member's earn multiplier (a tier benefit); rule points are multiplied by it.
+         *
+         *     Who: an API key with role admin (admin implies every role).
+         */
         put: operations["PointsV1MembersMemberIdEarnMultiplierPutMultiplier"];
         post?: never;
         delete?: never;
@@ -267,7 +346,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** GetEntries */
+        /**
+         * GetEntries
+         * @description Ledger history, newest first.
+         *
+         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         */
         get: operations["PointsV1MembersMemberIdEntriesGetEntries"];
         put?: never;
         post?: never;
@@ -286,7 +370,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Move */
+        /**
+         * Move
+         * @description Move points from one member to another (red packets): spent by the sender, a new
+         *     lot for the receiver.
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["PointsV1MovesMove"];
         delete?: never;
         options?: never;
@@ -303,7 +393,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Retire */
+        /**
+         * Retire
+         * @description Give a member's points back to the issuance account (an ended pool's escrow).
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         post: operations["PointsV1RetirementsRetire"];
         delete?: never;
         options?: never;
@@ -318,7 +413,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** ListRules */
+        /**
+         * ListRules
+         * @description Earning rules: the tenant's own and the built-in defaults it has not replaced.
+         *
+         *     Who: an API key with role admin (admin implies every role).
+         */
         get: operations["PointsV1RulesListRules"];
         put?: never;
         post?: never;
@@ -336,7 +436,12 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** PutRule */
+        /**
+         * PutRule
+         * @description Create or replace the earning rule of an action.
+         *
+         *     Who: an API key with role admin (admin implies every role).
+         */
         put: operations["PointsV1RulesActionPutRule"];
         post?: never;
         delete?: never;
@@ -349,11 +454,17 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** BatchItem */
+        /**
+         * BatchItem
+         * @description One event's outcome: ``status_code`` as if it had been posted alone; ``result`` or
+         *         ``error``.
+         */
         BatchItem: {
-            error?: components["schemas"]["BatchItemError"] | null;
+            /** @default null */
+            error: components["schemas"]["BatchItemError"] | null;
             event_id: string;
-            result?: components["schemas"]["EventResult"] | null;
+            /** @default null */
+            result: components["schemas"]["EventResult"] | null;
             status_code: number;
         };
         /** BatchItemError */
@@ -386,8 +497,8 @@ export interface components {
             entry_id: string;
             held_after: number;
             held_change: number;
-            /** @enum {string} */
-            kind: "earn" | "grant" | "hold" | "capture" | "void" | "debit" | "reversal" | "expiry" | "refund";
+            /** @enum {unknown} */
+            kind: "capture" | "debit" | "earn" | "expiry" | "grant" | "hold" | "refund" | "reversal" | "void";
             points: number;
             ref: string;
         };
@@ -395,6 +506,17 @@ export interface components {
         EntryPage: {
             items: components["schemas"]["Entry"][];
             next_cursor: string | null;
+        };
+        /** ErrorBody */
+        ErrorBody: {
+            code: string;
+            /** @default {} */
+            details: Record<string, never>;
+            message: string;
+        };
+        /** ErrorEnvelope */
+        ErrorEnvelope: {
+            error: components["schemas"]["ErrorBody"];
         };
         /** EventBatchIn */
         EventBatchIn: {
@@ -407,8 +529,9 @@ export interface components {
         /** EventIn */
         EventIn: {
             action: string;
-            /** @description money in integer cents */
+            /** @default null */
             amount_cents?: number | null;
+            /** @default null */
             attributes?: {
                 [key: string]: string | number | boolean;
             } | null;
@@ -416,6 +539,7 @@ export interface components {
             event_id: string;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             member_id: string;
+            /** @default null */
             occurred_at?: string | null;
         };
         /** EventResult */
@@ -425,7 +549,7 @@ export interface components {
             event_id: string;
             member_id: string;
             points: number;
-            /** @enum {string} */
+            /** @enum {unknown} */
             status: "awarded" | "capped";
         };
         /** Expiring */
@@ -449,6 +573,7 @@ export interface components {
         };
         /** GrantItem */
         GrantItem: {
+            /** @default null */
             expires_at?: string | null;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             member_id: string;
@@ -458,13 +583,14 @@ export interface components {
         /** Hold */
         Hold: {
             available: number;
-            expires_at?: string | null;
+            /** @default null */
+            expires_at: string | null;
             held: number;
             hold_id: string;
             member_id: string;
             points: number;
-            /** @enum {string} */
-            status: "pending" | "captured" | "voided" | "expired";
+            /** @enum {unknown} */
+            status: "captured" | "expired" | "pending" | "voided";
         };
         /** HoldIn */
         HoldIn: {
@@ -480,9 +606,10 @@ export interface components {
         };
         /** KeyCreateRequest */
         KeyCreateRequest: {
+            /** @default null */
             label?: string | null;
-            /** @enum {string} */
-            role: "admin" | "operator" | "ingest";
+            /** @enum {unknown} */
+            role: "admin" | "ingest" | "operator";
         };
         /** KeyCreated */
         KeyCreated: {
@@ -491,8 +618,8 @@ export interface components {
             key: string;
             key_id: string;
             label: string | null;
-            /** @enum {string} */
-            role: "admin" | "operator" | "ingest";
+            /** @enum {unknown} */
+            role: "admin" | "ingest" | "operator";
         };
         /** KeyInfo */
         KeyInfo: {
@@ -501,8 +628,8 @@ export interface components {
             key_id: string;
             label: string | null;
             revoked_at: string | null;
-            /** @enum {string} */
-            role: "admin" | "operator" | "ingest";
+            /** @enum {unknown} */
+            role: "admin" | "ingest" | "operator";
         };
         /** KeyList */
         KeyList: {
@@ -524,17 +651,21 @@ export interface components {
         };
         /** Limit */
         Limit: {
+            /** @default null */
             max_events?: number | null;
+            /** @default null */
             max_points?: number | null;
-            /** @enum {string} */
-            period: "day" | "week" | "month" | "lifetime";
+            /** @enum {unknown} */
+            period: "day" | "lifetime" | "month" | "week";
         };
         /** LimitOut */
         LimitOut: {
-            max_events?: number | null;
-            max_points?: number | null;
-            /** @enum {string} */
-            period: "day" | "week" | "month" | "lifetime";
+            /** @default null */
+            max_events: number | null;
+            /** @default null */
+            max_points: number | null;
+            /** @enum {unknown} */
+            period: "day" | "lifetime" | "month" | "week";
         };
         /** Member */
         Member: {
@@ -633,6 +764,7 @@ export interface components {
         };
         /** ReversalIn */
         ReversalIn: {
+            /** @default null */
             amount_cents?: number | null;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             reversal_id: string;
@@ -654,23 +786,178 @@ export interface components {
             enabled?: boolean;
             /** @default 365 */
             expires_after_days?: number;
+            /** @default [] */
             limits?: components["schemas"]["Limit"][];
             /** @default 0 */
             points?: number;
             /** @default 0 */
             points_per_unit?: number;
+            /** @default null */
             unit_cents?: number | null;
         };
         /** RuleList */
         RuleList: {
             items: components["schemas"]["Rule"][];
         };
-        /** SettleIn */
+        /**
+         * SettleIn
+         * @description Body of capture and void (optional).
+         */
         SettleIn: {
+            /** @default null */
             note?: string | null;
         };
     };
-    responses: never;
+    responses: {
+        /** @description A business rule refused the request (nothing changed), or its id was already used with a different request. Codes: `conflict`, `idempotency_conflict`, `insufficient_points`. */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "conflict",
+                 *         "details": {},
+                 *         "message": "A business rule refused the request (nothing changed), or its id was already used with a different request."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description The credential's role may not call this operation, or a member token named another member. Codes: `forbidden`. */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "forbidden",
+                 *         "details": {},
+                 *         "message": "The credential's role may not call this operation, or a member token named another member."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description Something named in the path or body does not exist. Codes: `not_found`, `unknown_event`, `unknown_hold`, `unknown_member`. */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "not_found",
+                 *         "details": {},
+                 *         "message": "Something named in the path or body does not exist."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description The body is larger than the server accepts. Codes: `payload_too_large`. */
+        PayloadTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "payload_too_large",
+                 *         "details": {},
+                 *         "message": "The body is larger than the server accepts."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description Too many requests for this credential; `Retry-After` says when to come back. Codes: `rate_limited`. */
+        RateLimited: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "rate_limited",
+                 *         "details": {},
+                 *         "message": "Too many requests for this credential; `Retry-After` says when to come back."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description Missing, unknown, revoked or expired credentials. Codes: `unauthorized`, `token_expired`. */
+        Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "unauthorized",
+                 *         "details": {},
+                 *         "message": "Missing, unknown, revoked or expired credentials."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description A backing service is unavailable for a moment; retry the same request (with the same id) after `Retry-After` seconds. Codes: `service_unavailable`. */
+        Unavailable: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "service_unavailable",
+                 *         "details": {},
+                 *         "message": "A backing service is unavailable for a moment; retry the same request (with the same id) after `Retry-After` seconds."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description A body, path or query value is malformed or out of range, or breaks a rule between fields; `details.field` names it. Codes: `validation_failed`, `amount_not_refundable`, `same_member`, `unknown_action`. */
+        ValidationFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "validation_failed",
+                 *         "details": {},
+                 *         "message": "A body, path or query value is malformed or out of range, or breaks a rule between fields; `details.field` names it."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
     headers: never;
@@ -691,6 +978,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -699,21 +987,14 @@ export interface operations {
                     "application/json": components["schemas"]["Debit"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1EventsRecordEvent: {
@@ -729,6 +1010,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -737,21 +1019,14 @@ export interface operations {
                     "application/json": components["schemas"]["EventResult"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1EventsBatchRecordBatch: {
@@ -776,21 +1051,14 @@ export interface operations {
                     "application/json": components["schemas"]["EventBatchResult"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1EventsEventIdReversalReverse: {
@@ -808,6 +1076,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -816,21 +1085,14 @@ export interface operations {
                     "application/json": components["schemas"]["Reversal"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1GrantsGrant: {
@@ -846,6 +1108,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -854,21 +1117,14 @@ export interface operations {
                     "application/json": components["schemas"]["Grant"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1HoldsPlace: {
@@ -884,6 +1140,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -892,21 +1149,14 @@ export interface operations {
                     "application/json": components["schemas"]["Hold"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1HoldsHoldIdCaptureCapture: {
@@ -918,12 +1168,14 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        /** @description Optional: no body (or null) is accepted. */
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["SettleIn"] | null;
             };
         };
         responses: {
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -932,21 +1184,14 @@ export interface operations {
                     "application/json": components["schemas"]["Hold"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1HoldsHoldIdRefundRefund: {
@@ -964,6 +1209,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -972,21 +1218,14 @@ export interface operations {
                     "application/json": components["schemas"]["Refund"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1HoldsHoldIdVoidVoid: {
@@ -998,12 +1237,14 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        /** @description Optional: no body (or null) is accepted. */
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["SettleIn"] | null;
             };
         };
         responses: {
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1012,21 +1253,14 @@ export interface operations {
                     "application/json": components["schemas"]["Hold"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1KeysListKeys: {
@@ -1047,6 +1281,10 @@ export interface operations {
                     "application/json": components["schemas"]["KeyList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1KeysCreateKey: {
@@ -1071,21 +1309,14 @@ export interface operations {
                     "application/json": components["schemas"]["KeyCreated"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1KeysKeyIdRevokeKey: {
@@ -1106,21 +1337,13 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1LedgerCheckCheck: {
@@ -1141,6 +1364,10 @@ export interface operations {
                     "application/json": components["schemas"]["LedgerCheck"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1MemberTokensMintMemberToken: {
@@ -1165,21 +1392,14 @@ export interface operations {
                     "application/json": components["schemas"]["MemberToken"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1MembersMemberIdGetMember: {
@@ -1202,21 +1422,12 @@ export interface operations {
                     "application/json": components["schemas"]["Member"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1MembersMemberIdEarnMultiplierPutMultiplier: {
@@ -1243,28 +1454,21 @@ export interface operations {
                     "application/json": components["schemas"]["MultiplierIn"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1MembersMemberIdEntriesGetEntries: {
         parameters: {
             query?: {
                 limit?: number;
-                cursor?: string | null;
+                cursor?: string;
             };
             header?: never;
             path: {
@@ -1283,21 +1487,12 @@ export interface operations {
                     "application/json": components["schemas"]["EntryPage"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1MovesMove: {
@@ -1313,6 +1508,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1321,21 +1517,14 @@ export interface operations {
                     "application/json": components["schemas"]["Move"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1RetirementsRetire: {
@@ -1351,6 +1540,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1359,21 +1549,14 @@ export interface operations {
                     "application/json": components["schemas"]["Retirement"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1RulesListRules: {
@@ -1394,6 +1577,10 @@ export interface operations {
                     "application/json": components["schemas"]["RuleList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     PointsV1RulesActionPutRule: {
@@ -1420,21 +1607,14 @@ export interface operations {
                     "application/json": components["schemas"]["Rule"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }

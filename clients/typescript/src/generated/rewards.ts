@@ -12,7 +12,12 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** PutBox */
+        /**
+         * PutBox
+         * @description Define a box. Every change of its prizes or weights is kept in the audit log.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         put: operations["RewardsV1BoxesBoxIdPutBox"];
         post?: never;
         delete?: never;
@@ -30,7 +35,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Draw */
+        /**
+         * Draw
+         * @description Draw once, paid with a ticket or points; idempotent by ``draw_id``.
+         *
+         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         */
         post: operations["RewardsV1BoxesBoxIdDrawsDraw"];
         delete?: never;
         options?: never;
@@ -45,7 +55,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Proof */
+        /**
+         * Proof
+         * @description What is needed to verify a draw; the seed appears once it has been rotated out.
+         *
+         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1BoxesBoxIdDrawsDrawIdProofProof"];
         put?: never;
         post?: never;
@@ -62,7 +77,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Odds */
+        /**
+         * Odds
+         * @description The exact current odds (the numbers the draw uses), stock, pity and the commitment
+         *     to the seed in use.
+         *
+         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1BoxesBoxIdOddsOdds"];
         put?: never;
         post?: never;
@@ -81,7 +102,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate */
+        /**
+         * Rotate
+         * @description Reveal the seed in use and publish the commitment of a new one.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         post: operations["RewardsV1BoxesBoxIdSeedRotateRotate"];
         delete?: never;
         options?: never;
@@ -96,9 +122,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** GetCampaign */
+        /**
+         * GetCampaign
+         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1CampaignsCampaignIdGetCampaign"];
-        /** PutCampaign */
+        /**
+         * PutCampaign
+         * @description Creates or changes a campaign until it settles. Times without an offset are the
+         *     tenant's local times.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         put: operations["RewardsV1CampaignsCampaignIdPutCampaign"];
         post?: never;
         delete?: never;
@@ -114,7 +149,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Leaderboard */
+        /**
+         * Leaderboard
+         * @description Teams by score (net spend in cents), ties by earlier reach of the score, then team
+         *     id. ``around_team`` centres the page on a team; a member token also gets ``me``, the
+         *     row of its own team.
+         *
+         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1CampaignsCampaignIdLeaderboardLeaderboard"];
         put?: never;
         post?: never;
@@ -131,7 +173,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** MemberBoard */
+        /**
+         * MemberBoard
+         * @description The top individual spenders (counted spend in their team), ties by member id.
+         *
+         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1CampaignsCampaignIdLeaderboardMembersMemberBoard"];
         put?: never;
         post?: never;
@@ -148,7 +195,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Results */
+        /**
+         * Results
+         * @description The frozen ranking with prizes; empty until the campaign is settled.
+         *
+         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1CampaignsCampaignIdResultsResults"];
         put?: never;
         post?: never;
@@ -167,7 +219,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** CreateTeam */
+        /**
+         * CreateTeam
+         * @description A team with its captain (a member token may only captain itself); repeating the
+         *     same request returns the team with 200.
+         *
+         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         post: operations["RewardsV1CampaignsCampaignIdTeamsCreateTeam"];
         delete?: never;
         options?: never;
@@ -182,7 +240,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** GetTeam */
+        /**
+         * GetTeam
+         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1CampaignsCampaignIdTeamsTeamIdGetTeam"];
         put?: never;
         post?: never;
@@ -201,7 +262,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** JoinTeam */
+        /**
+         * JoinTeam
+         * @description Joins a team (409 team_full, already_in_team, campaign_ended); joining the same
+         *     team again returns it with 200.
+         *
+         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         post: operations["RewardsV1CampaignsCampaignIdTeamsTeamIdMembersJoinTeam"];
         delete?: never;
         options?: never;
@@ -218,7 +285,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Transfer */
+        /**
+         * Transfer
+         * @description Give a coupon to another member; the sender keeps a ``transferred`` record.
+         *
+         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         */
         post: operations["RewardsV1CouponsCouponIdTransferTransfer"];
         delete?: never;
         options?: never;
@@ -235,7 +307,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Use */
+        /**
+         * Use
+         * @description Use a coupon at the till, once.
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["RewardsV1CouponsCouponIdUseUse"];
         delete?: never;
         options?: never;
@@ -252,7 +329,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Issue */
+        /**
+         * Issue
+         * @description Give perks, coupons or draw tickets to up to 10 000 members without points; all or
+         *     nothing; audited.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         post: operations["RewardsV1IssuesIssue"];
         delete?: never;
         options?: never;
@@ -267,7 +350,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** ListCoupons */
+        /**
+         * ListCoupons
+         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1MembersMemberIdCouponsListCoupons"];
         put?: never;
         post?: never;
@@ -285,7 +371,12 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Eligibility */
+        /**
+         * Eligibility
+         * @description The member's age band and guardian consent (a band, never a birth date).
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         put: operations["RewardsV1MembersMemberIdEligibilityEligibility"];
         post?: never;
         delete?: never;
@@ -301,7 +392,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** ListRedemptions */
+        /**
+         * ListRedemptions
+         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1MembersMemberIdRedemptionsListRedemptions"];
         put?: never;
         post?: never;
@@ -320,7 +414,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** MakePacket */
+        /**
+         * MakePacket
+         * @description A member's red packet, paid from their points; idempotent by ``packet_id``.
+         *
+         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         */
         post: operations["RewardsV1PacketsMakePacket"];
         delete?: never;
         options?: never;
@@ -335,7 +434,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** GetPacket */
+        /**
+         * GetPacket
+         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1PacketsPacketIdGetPacket"];
         put?: never;
         post?: never;
@@ -354,7 +456,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Grab */
+        /**
+         * Grab
+         * @description One share per member (not the maker); idempotent by ``grab_id``. Without a
+         *     ``grab_id``, grabbing again returns the member's first grab.
+         *
+         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         */
         post: operations["RewardsV1PacketsPacketIdGrabsGrab"];
         delete?: never;
         options?: never;
@@ -369,7 +477,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** ListPerks */
+        /**
+         * ListPerks
+         * @description The catalog. For a member (a member token, or ``?member_id=`` with a key) each perk
+         *     says whether that member may redeem it and how many more they may take.
+         *
+         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1PerksListPerks"];
         put?: never;
         post?: never;
@@ -387,7 +501,12 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** PutPerk */
+        /**
+         * PutPerk
+         * @description Create or replace a perk. ``stock`` is what is left to redeem from now on.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         put: operations["RewardsV1PerksSkuPutPerk"];
         post?: never;
         delete?: never;
@@ -405,7 +524,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** AddCodes */
+        /**
+         * AddCodes
+         * @description Upload coupon codes for a ``code`` perk; codes already in the pool are skipped.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         post: operations["RewardsV1PerksSkuCodesAddCodes"];
         delete?: never;
         options?: never;
@@ -422,7 +546,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** CreatePool */
+        /**
+         * CreatePool
+         * @description A pool of packets funded from the issuance account; idempotent by ``pool_id``.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         post: operations["RewardsV1PoolsCreatePool"];
         delete?: never;
         options?: never;
@@ -437,7 +566,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** GetPool */
+        /**
+         * GetPool
+         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["RewardsV1PoolsPoolIdGetPool"];
         put?: never;
         post?: never;
@@ -456,7 +588,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** OpenPool */
+        /**
+         * OpenPool
+         * @description Open one packet: pay the opening cost, get a share; idempotent by ``open_id``.
+         *
+         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         */
         post: operations["RewardsV1PoolsPoolIdOpensOpenPool"];
         delete?: never;
         options?: never;
@@ -473,7 +610,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Redeem */
+        /**
+         * Redeem
+         * @description Spend points on a perk: hold, reserve stock and allowance, capture; or nothing.
+         *
+         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         */
         post: operations["RewardsV1RedemptionsRedeem"];
         delete?: never;
         options?: never;
@@ -490,7 +632,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel */
+        /**
+         * Cancel
+         * @description Refund the points (once, through the points service) and put the stock back.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         post: operations["RewardsV1RedemptionsRedemptionIdCancelCancel"];
         delete?: never;
         options?: never;
@@ -507,7 +654,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Fulfil */
+        /**
+         * Fulfil
+         * @description Mark a manual perk's redemption as fulfilled by operations.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         post: operations["RewardsV1RedemptionsRedemptionIdFulfilFulfil"];
         delete?: never;
         options?: never;
@@ -524,7 +676,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Tickets */
+        /**
+         * Tickets
+         * @description Give a member draw tickets for a box (guide followed, survey done, group joined).
+         *
+         *     Who: an API key with role ingest (admin implies every role).
+         */
         post: operations["RewardsV1TicketsTickets"];
         delete?: never;
         options?: never;
@@ -539,15 +696,19 @@ export interface components {
         /** BoxIn */
         BoxIn: {
             cost_points: number;
+            /** @default null */
             daily_limit_per_member?: number | null;
             /** @default true */
             enabled?: boolean;
+            /** @default null */
             ends_at?: string | null;
-            /** @enum {integer|null} */
-            min_age?: 8 | 18 | null;
+            /** @default null */
+            min_age?: (8 | 18) | null;
             name: string;
+            /** @default null */
             pity?: components["schemas"]["PityIn"] | null;
             prizes: components["schemas"]["PrizeIn"][];
+            /** @default null */
             starts_at?: string | null;
         };
         /** Campaign */
@@ -565,7 +726,7 @@ export interface components {
             state: string;
             team_sizes: number[];
             /** @default earlier_reach_wins */
-            tie_rule?: string;
+            tie_rule: string;
         };
         /** CampaignIn */
         CampaignIn: {
@@ -577,6 +738,7 @@ export interface components {
              */
             min_team_spend_cents?: number;
             name: string;
+            /** @default [] */
             prizes?: components["schemas"]["Prize"][];
             /** @default 3600 */
             settle_grace_s?: number;
@@ -602,9 +764,10 @@ export interface components {
             /** Format: date-time */
             expires_at: string;
             sku: string;
-            /** @enum {string} */
-            state: "active" | "used" | "expired" | "transferred";
-            transferred_to?: string | null;
+            /** @enum {unknown} */
+            state: "active" | "expired" | "transferred" | "used";
+            /** @default null */
+            transferred_to: string | null;
         };
         /** CouponList */
         CouponList: {
@@ -620,7 +783,11 @@ export interface components {
             /** @default false */
             use_ticket?: boolean;
         };
-        /** DrawProof */
+        /**
+         * DrawProof
+         * @description Everything needed to recompute one draw: roll = HMAC-SHA256(seed, draw_id), first 8
+         *         bytes big-endian, scaled onto the candidates' cumulative weights in this order.
+         */
         DrawProof: {
             box_id: string;
             candidates: components["schemas"]["WeightedPrize"][];
@@ -631,29 +798,61 @@ export interface components {
             seed: string | null;
             seed_no: number;
         };
+        /** DrawResult */
+        DrawResult: {
+            draw_id: string;
+            /** @enum {unknown} */
+            paid_with: "points" | "ticket";
+            pity_counter: number;
+            prize: components["schemas"]["DrawnPrize"];
+        };
+        /** DrawnPrize */
+        DrawnPrize: {
+            /** @default null */
+            coupon_id: string | null;
+            kind: string;
+            name: string;
+            /** @default null */
+            points: number | null;
+            prize_id: string;
+        };
         /** Eligibility */
         Eligibility: {
             eligible: boolean;
-            reason?: string | null;
-            remaining_allowance?: number | null;
+            /** @default null */
+            reason: string | null;
+            /** @default null */
+            remaining_allowance: number | null;
         };
         /** EligibilityIn */
         EligibilityIn: {
-            /** @enum {string} */
-            age_band: "under_8" | "8_17" | "adult";
+            /** @enum {unknown} */
+            age_band: "8_17" | "adult" | "under_8";
             /** @default false */
             guardian_consent?: boolean;
         };
+        /** ErrorBody */
+        ErrorBody: {
+            code: string;
+            /** @default {} */
+            details: Record<string, never>;
+            message: string;
+        };
+        /** ErrorEnvelope */
+        ErrorEnvelope: {
+            error: components["schemas"]["ErrorBody"];
+        };
         /** Grab */
         Grab: {
-            grab_id?: string | null;
+            /** @default null */
+            grab_id: string | null;
             member_id: string;
             packet_id: string;
             points: number;
         };
         /** GrabIn */
         GrabIn: {
-            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            /** @default null */
             grab_id?: string | null;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             member_id: string;
@@ -667,17 +866,17 @@ export interface components {
         };
         /** IssueIn */
         IssueIn: {
-            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            /** @default null */
             box_id?: string | null;
             /** @default 1 */
             count?: number;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             issue_id: string;
-            /** @enum {string} */
-            kind: "perk" | "coupon" | "tickets";
+            /** @enum {unknown} */
+            kind: "coupon" | "perk" | "tickets";
             member_ids: string[];
             reason: string;
-            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            /** @default null */
             sku?: string | null;
         };
         /** Issued */
@@ -695,7 +894,8 @@ export interface components {
         /** Leaderboard */
         Leaderboard: {
             items: components["schemas"]["LeaderboardRow"][];
-            me?: components["schemas"]["LeaderboardRow"] | null;
+            /** @default null */
+            me: components["schemas"]["LeaderboardRow"] | null;
             next_cursor: string | null;
         };
         /** LeaderboardRow */
@@ -723,7 +923,8 @@ export interface components {
             commitment: string;
             cost_points: number;
             pity: components["schemas"]["PityRule"] | null;
-            pity_counter?: number | null;
+            /** @default null */
+            pity_counter: number | null;
             prizes: components["schemas"]["PrizeOdds"][];
             seed_no: number;
         };
@@ -740,15 +941,15 @@ export interface components {
             remaining_shares: number;
             shares: number;
             split: string;
-            /** @enum {string} */
-            status: "open" | "expired";
+            /** @enum {unknown} */
+            status: "expired" | "open";
             total_points: number;
         };
         /** PacketIn */
         PacketIn: {
             /** @default 86400 */
             expires_in_s?: number;
-            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            /** @default null */
             group_id?: string | null;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             member_id: string;
@@ -757,21 +958,23 @@ export interface components {
             shares: number;
             /**
              * @default lucky
-             * @enum {string}
+             * @enum {unknown}
              */
-            split?: "lucky" | "equal";
+            split?: "equal" | "lucky";
             total_points: number;
         };
         /** Perk */
         Perk: {
-            codes_available?: number | null;
+            /** @default null */
+            codes_available: number | null;
             cost_points: number;
             coupon_valid_days: number;
             description: string;
-            eligibility?: components["schemas"]["Eligibility"] | null;
+            /** @default null */
+            eligibility: components["schemas"]["Eligibility"] | null;
             enabled: boolean;
             ends_at: string | null;
-            /** @enum {string} */
+            /** @enum {unknown} */
             fulfilment: "code" | "manual";
             name: string;
             per_member_limit: number | null;
@@ -789,16 +992,21 @@ export interface components {
             description?: string;
             /** @default true */
             enabled?: boolean;
+            /** @default null */
             ends_at?: string | null;
             /**
              * @default manual
-             * @enum {string}
+             * @enum {unknown}
              */
             fulfilment?: "code" | "manual";
             name: string;
+            /** @default null */
             per_member_limit?: number | null;
+            /** @default null */
             starts_at?: string | null;
+            /** @default null */
             stock?: number | null;
+            /** @default null */
             tiers?: string[] | null;
         };
         /** PerkList */
@@ -829,7 +1037,7 @@ export interface components {
             remaining_points: number;
             split: string;
             starts_at: string | null;
-            /** @enum {string} */
+            /** @enum {unknown} */
             status: "open" | "settled";
             total_points: number;
         };
@@ -847,9 +1055,10 @@ export interface components {
             pool_id: string;
             /**
              * @default lucky
-             * @enum {string}
+             * @enum {unknown}
              */
-            split?: "lucky" | "equal";
+            split?: "equal" | "lucky";
+            /** @default null */
             starts_at?: string | null;
             total_points: number;
         };
@@ -868,24 +1077,36 @@ export interface components {
             open_id: string;
             points: number;
         };
-        /** Prize */
+        /** PoolOpened */
+        PoolOpened: {
+            member_id: string;
+            open_id: string;
+            points: number;
+        };
+        /**
+         * Prize
+         * @description For every member of each team ranked rank_from..rank_to.
+         */
         Prize: {
+            /** @default null */
             points?: number | null;
             rank_from: number;
             rank_to: number;
-            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            /** @default null */
             sku?: string | null;
         };
         /** PrizeIn */
         PrizeIn: {
-            /** @enum {string} */
-            kind: "points" | "perk" | "coupon" | "nothing";
+            /** @enum {unknown} */
+            kind: "coupon" | "nothing" | "perk" | "points";
             name: string;
+            /** @default null */
             points?: number | null;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             prize_id: string;
-            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            /** @default null */
             sku?: string | null;
+            /** @default null */
             stock?: number | null;
             weight: number;
         };
@@ -906,15 +1127,17 @@ export interface components {
         };
         /** Redemption */
         Redemption: {
-            codes?: string[];
-            coupon_ids?: string[];
+            /** @default [] */
+            codes: string[];
+            /** @default [] */
+            coupon_ids: string[];
             member_id: string;
             points: number;
             quantity: number;
             redemption_id: string;
             sku: string;
-            /** @enum {string} */
-            status: "completed" | "pending_fulfilment" | "cancelled";
+            /** @enum {unknown} */
+            status: "cancelled" | "completed" | "pending_fulfilment";
         };
         /** RedemptionIn */
         RedemptionIn: {
@@ -969,6 +1192,7 @@ export interface components {
         TeamIn: {
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             captain_member_id: string;
+            /** @default null */
             name?: string | null;
             size: number;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
@@ -980,6 +1204,13 @@ export interface components {
             joined_at: string;
             member_id: string;
             spend_cents: number;
+        };
+        /** Tickets */
+        Tickets: {
+            box_id: string;
+            count: number;
+            member_id: string;
+            ticket_grant_id: string;
         };
         /** TicketsIn */
         TicketsIn: {
@@ -1026,7 +1257,156 @@ export interface components {
             weight: number;
         };
     };
-    responses: never;
+    responses: {
+        /** @description A business rule refused the request (nothing changed), or its id was already used with a different request. Codes: `conflict`, `idempotency_conflict`, `insufficient_points`. */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "conflict",
+                 *         "details": {},
+                 *         "message": "A business rule refused the request (nothing changed), or its id was already used with a different request."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description The credential's role may not call this operation, or a member token named another member. Codes: `forbidden`. */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "forbidden",
+                 *         "details": {},
+                 *         "message": "The credential's role may not call this operation, or a member token named another member."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description Something named in the path or body does not exist. Codes: `not_found`, `unknown_event`, `unknown_hold`, `unknown_member`. */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "not_found",
+                 *         "details": {},
+                 *         "message": "Something named in the path or body does not exist."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description The body is larger than the server accepts. Codes: `payload_too_large`. */
+        PayloadTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "payload_too_large",
+                 *         "details": {},
+                 *         "message": "The body is larger than the server accepts."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description Too many requests for this credential; `Retry-After` says when to come back. Codes: `rate_limited`. */
+        RateLimited: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "rate_limited",
+                 *         "details": {},
+                 *         "message": "Too many requests for this credential; `Retry-After` says when to come back."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description Missing, unknown, revoked or expired credentials. Codes: `unauthorized`, `token_expired`. */
+        Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "unauthorized",
+                 *         "details": {},
+                 *         "message": "Missing, unknown, revoked or expired credentials."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description A backing service is unavailable for a moment; retry the same request (with the same id) after `Retry-After` seconds. Codes: `service_unavailable`. */
+        Unavailable: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "service_unavailable",
+                 *         "details": {},
+                 *         "message": "A backing service is unavailable for a moment; retry the same request (with the same id) after `Retry-After` seconds."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description A body, path or query value is malformed or out of range, or breaks a rule between fields; `details.field` names it. Codes: `validation_failed`, `amount_not_refundable`, `same_member`, `unknown_action`. */
+        ValidationFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "validation_failed",
+                 *         "details": {},
+                 *         "message": "A body, path or query value is malformed or out of range, or breaks a rule between fields; `details.field` names it."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
     headers: never;
@@ -1058,21 +1438,14 @@ export interface operations {
                     "application/json": components["schemas"]["Odds"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1BoxesBoxIdDrawsDraw: {
@@ -1090,30 +1463,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Document created, URL follows */
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": string;
+                    "application/json": components["schemas"]["DrawResult"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1BoxesBoxIdDrawsDrawIdProofProof: {
@@ -1137,21 +1503,12 @@ export interface operations {
                     "application/json": components["schemas"]["DrawProof"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1BoxesBoxIdOddsOdds: {
@@ -1174,21 +1531,12 @@ export interface operations {
                     "application/json": components["schemas"]["Odds"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1BoxesBoxIdSeedRotateRotate: {
@@ -1211,21 +1559,13 @@ export interface operations {
                     "application/json": components["schemas"]["SeedRotated"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1CampaignsCampaignIdGetCampaign: {
@@ -1248,21 +1588,12 @@ export interface operations {
                     "application/json": components["schemas"]["Campaign"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1CampaignsCampaignIdPutCampaign: {
@@ -1289,29 +1620,22 @@ export interface operations {
                     "application/json": components["schemas"]["Campaign"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1CampaignsCampaignIdLeaderboardLeaderboard: {
         parameters: {
             query?: {
                 limit?: number;
-                cursor?: string | null;
-                around_team?: string | null;
+                cursor?: string;
+                around_team?: string;
             };
             header?: never;
             path: {
@@ -1330,21 +1654,12 @@ export interface operations {
                     "application/json": components["schemas"]["Leaderboard"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1CampaignsCampaignIdLeaderboardMembersMemberBoard: {
@@ -1369,21 +1684,12 @@ export interface operations {
                     "application/json": components["schemas"]["MemberBoard"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1CampaignsCampaignIdResultsResults: {
@@ -1406,21 +1712,12 @@ export interface operations {
                     "application/json": components["schemas"]["Results"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1CampaignsCampaignIdTeamsCreateTeam: {
@@ -1438,6 +1735,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1446,21 +1744,14 @@ export interface operations {
                     "application/json": components["schemas"]["Team"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1CampaignsCampaignIdTeamsTeamIdGetTeam: {
@@ -1484,21 +1775,12 @@ export interface operations {
                     "application/json": components["schemas"]["Team"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1CampaignsCampaignIdTeamsTeamIdMembersJoinTeam: {
@@ -1517,6 +1799,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1525,21 +1808,14 @@ export interface operations {
                     "application/json": components["schemas"]["Team"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1CouponsCouponIdTransferTransfer: {
@@ -1557,6 +1833,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1565,21 +1842,14 @@ export interface operations {
                     "application/json": components["schemas"]["Transferred"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1CouponsCouponIdUseUse: {
@@ -1597,6 +1867,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1605,21 +1876,14 @@ export interface operations {
                     "application/json": components["schemas"]["Used"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1IssuesIssue: {
@@ -1635,6 +1899,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1643,28 +1908,21 @@ export interface operations {
                     "application/json": components["schemas"]["Issued"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1MembersMemberIdCouponsListCoupons: {
         parameters: {
             query?: {
                 limit?: number;
-                cursor?: string | null;
+                cursor?: string;
             };
             header?: never;
             path: {
@@ -1683,21 +1941,12 @@ export interface operations {
                     "application/json": components["schemas"]["CouponList"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1MembersMemberIdEligibilityEligibility: {
@@ -1724,28 +1973,21 @@ export interface operations {
                     "application/json": components["schemas"]["EligibilityIn"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1MembersMemberIdRedemptionsListRedemptions: {
         parameters: {
             query?: {
                 limit?: number;
-                cursor?: string | null;
+                cursor?: string;
             };
             header?: never;
             path: {
@@ -1764,21 +2006,12 @@ export interface operations {
                     "application/json": components["schemas"]["RedemptionList"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1PacketsMakePacket: {
@@ -1803,21 +2036,14 @@ export interface operations {
                     "application/json": components["schemas"]["Packet"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1PacketsPacketIdGetPacket: {
@@ -1840,21 +2066,12 @@ export interface operations {
                     "application/json": components["schemas"]["Packet"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1PacketsPacketIdGrabsGrab: {
@@ -1881,27 +2098,20 @@ export interface operations {
                     "application/json": components["schemas"]["Grab"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1PerksListPerks: {
         parameters: {
             query?: {
-                member_id?: string | null;
+                member_id?: string;
             };
             header?: never;
             path?: never;
@@ -1918,21 +2128,11 @@ export interface operations {
                     "application/json": components["schemas"]["PerkList"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1PerksSkuPutPerk: {
@@ -1959,21 +2159,14 @@ export interface operations {
                     "application/json": components["schemas"]["Perk"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1PerksSkuCodesAddCodes: {
@@ -2000,21 +2193,14 @@ export interface operations {
                     "application/json": components["schemas"]["CodesAdded"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1PoolsCreatePool: {
@@ -2039,21 +2225,14 @@ export interface operations {
                     "application/json": components["schemas"]["Pool"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1PoolsPoolIdGetPool: {
@@ -2076,21 +2255,12 @@ export interface operations {
                     "application/json": components["schemas"]["Pool"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1PoolsPoolIdOpensOpenPool: {
@@ -2108,30 +2278,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Document created, URL follows */
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": string;
+                    "application/json": components["schemas"]["PoolOpened"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1RedemptionsRedeem: {
@@ -2147,6 +2310,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -2155,21 +2319,14 @@ export interface operations {
                     "application/json": components["schemas"]["Redemption"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1RedemptionsRedemptionIdCancelCancel: {
@@ -2192,21 +2349,13 @@ export interface operations {
                     "application/json": components["schemas"]["Redemption"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1RedemptionsRedemptionIdFulfilFulfil: {
@@ -2229,21 +2378,13 @@ export interface operations {
                     "application/json": components["schemas"]["Redemption"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     RewardsV1TicketsTickets: {
@@ -2259,30 +2400,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Document created, URL follows */
+            /** @description Success */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": string;
+                    "application/json": components["schemas"]["Tickets"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }

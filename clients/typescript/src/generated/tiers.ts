@@ -11,7 +11,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Distribution */
+        /**
+         * Distribution
+         * @description Members and share per tier, and the cut lines of the last stratification.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         get: operations["TiersV1DistributionDistribution"];
         put?: never;
         post?: never;
@@ -30,7 +35,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Evaluate */
+        /**
+         * Evaluate
+         * @description Stratify the whole tenant by its percentile policy now, in one SQL pass.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         post: operations["TiersV1EvaluationsEvaluate"];
         delete?: never;
         options?: never;
@@ -45,7 +55,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Migrations */
+        /**
+         * Migrations
+         * @description Suggested moves and the composition of super-user and member groups, now.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         get: operations["TiersV1GroupsMigrationsMigrations"];
         put?: never;
         post?: never;
@@ -62,9 +77,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** GetGroup */
+        /**
+         * GetGroup
+         * @description Who: an API key with role operator (admin implies every role).
+         */
         get: operations["TiersV1GroupsGroupIdGetGroup"];
-        /** PutGroup */
+        /**
+         * PutGroup
+         * @description Creates or changes a community group; its tier must be one of the policy's.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         put: operations["TiersV1GroupsGroupIdPutGroup"];
         post?: never;
         delete?: never;
@@ -81,10 +104,20 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Join */
+        /**
+         * Join
+         * @description Records a join at ``at`` (default now); a current member is left as they are.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         put: operations["TiersV1GroupsGroupIdMembersMemberIdJoin"];
         post?: never;
-        /** Leave */
+        /**
+         * Leave
+         * @description Records a leave at ``at`` (default now).
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         delete: operations["TiersV1GroupsGroupIdMembersMemberIdLeave"];
         options?: never;
         head?: never;
@@ -98,7 +131,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Report */
+        /**
+         * Report
+         * @description The group's figures for the local week (Monday first) or month holding ``at``.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         get: operations["TiersV1GroupsGroupIdReportReport"];
         put?: never;
         post?: never;
@@ -115,7 +153,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Koc */
+        /**
+         * Koc
+         * @description The top ``share`` of members by total value score, with their sub-scores.
+         *
+         *     Who: an API key with role operator (admin implies every role).
+         */
         get: operations["TiersV1KocKoc"];
         put?: never;
         post?: never;
@@ -132,7 +175,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Tier */
+        /**
+         * Tier
+         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["TiersV1MembersMemberIdTier"];
         put?: never;
         post?: never;
@@ -149,7 +195,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** TierHistory */
+        /**
+         * TierHistory
+         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["TiersV1MembersMemberIdTierHistoryTierHistory"];
         put?: never;
         post?: never;
@@ -166,7 +215,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** MemberValue */
+        /**
+         * MemberValue
+         * @description Value scores over the model's window of local days ending on ``at``'s day.
+         *
+         *     Who: an API key with role operator (admin implies every role), or a member token for its own member.
+         */
         get: operations["TiersV1MembersMemberIdValueMemberValue"];
         put?: never;
         post?: never;
@@ -183,9 +237,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** GetPolicy */
+        /**
+         * GetPolicy
+         * @description The policy, and ``reevaluation``: how far re-evaluating every member under it
+         *     has come (``pending``, ``running``, ``done``; members done of the total).
+         *
+         *     Who: an API key with role admin (admin implies every role).
+         */
         get: operations["TiersV1PolicyGetPolicy"];
-        /** PutPolicy */
+        /**
+         * PutPolicy
+         * @description The tier ladder: threshold minimums or percentile shares, lowest tier first. A
+         *     changed policy has every member evaluated again in the background (see ``GET``).
+         *
+         *     Who: an API key with role admin (admin implies every role).
+         */
         put: operations["TiersV1PolicyPutPolicy"];
         post?: never;
         delete?: never;
@@ -201,9 +267,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** GetValueModel */
+        /**
+         * GetValueModel
+         * @description Who: an API key with role admin (admin implies every role).
+         */
         get: operations["TiersV1ValueModelGetValueModel"];
-        /** PutValueModel */
+        /**
+         * PutValueModel
+         * @description Weights per action and category, the window and the high-value line.
+         *
+         *     Who: an API key with role admin (admin implies every role).
+         */
         put: operations["TiersV1ValueModelPutValueModel"];
         post?: never;
         delete?: never;
@@ -218,22 +292,24 @@ export interface components {
     schemas: {
         /** ActionWeight */
         ActionWeight: {
-            /** @enum {string} */
+            /** @enum {unknown} */
             category: "consumption" | "content" | "interaction" | "social";
+            /** @default null */
             per_100_cents?: number | null;
             /** @default 0 */
             weight?: number;
         };
         /** Benefits */
         Benefits: {
+            /** @default null */
             earn_multiplier?: number | null;
         };
         /** Composition */
         Composition: {
             balanced: boolean;
             group_id: string;
-            /** @enum {string} */
-            kind: "super" | "member" | "fan" | "flash";
+            /** @enum {unknown} */
+            kind: "fan" | "flash" | "member" | "super";
             members: number;
             shares: {
                 [key: string]: number;
@@ -255,6 +331,17 @@ export interface components {
             members: number;
             tiers: components["schemas"]["TierShare"][];
         };
+        /** ErrorBody */
+        ErrorBody: {
+            code: string;
+            /** @default {} */
+            details: Record<string, never>;
+            message: string;
+        };
+        /** ErrorEnvelope */
+        ErrorEnvelope: {
+            error: components["schemas"]["ErrorBody"];
+        };
         /** Evaluation */
         Evaluation: {
             changed: number;
@@ -266,8 +353,8 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             group_id: string;
-            /** @enum {string} */
-            kind: "super" | "member" | "fan" | "flash";
+            /** @enum {unknown} */
+            kind: "fan" | "flash" | "member" | "super";
             members: number;
             name: string;
             tier: string;
@@ -276,8 +363,8 @@ export interface components {
         };
         /** GroupBody */
         GroupBody: {
-            /** @enum {string} */
-            kind: "super" | "member" | "fan" | "flash";
+            /** @enum {unknown} */
+            kind: "fan" | "flash" | "member" | "super";
             name: string;
             tier: string;
         };
@@ -297,11 +384,10 @@ export interface components {
             members: number;
             members_in_period: number;
             net_growth: number;
-            /** @enum {string} */
-            period: "week" | "month";
+            /** @enum {unknown} */
+            period: "month" | "week";
             purchasers: number;
-            /** @enum {null|string} */
-            stage: "golden" | "silver" | null;
+            stage: ("golden" | "silver") | null;
             /** Format: date-time */
             start: string;
             value_mean: number | null;
@@ -363,8 +449,8 @@ export interface components {
             group_tier: string;
             member_id: string;
             member_tier: string | null;
-            /** @enum {string} */
-            reason: "tier_mismatch" | "high_value_in_silver_group";
+            /** @enum {unknown} */
+            reason: "high_value_in_silver_group" | "tier_mismatch";
             suggested_groups: string[];
             value: number | null;
         };
@@ -376,8 +462,11 @@ export interface components {
         };
         /** Minimums */
         Minimums: {
+            /** @default null */
             points_available?: number | null;
+            /** @default null */
             points_earned?: number | null;
+            /** @default null */
             spend_cents?: number | null;
         };
         /** NextTier */
@@ -391,32 +480,43 @@ export interface components {
         PercentilePolicy: {
             /** @default 0 */
             grace_days?: number;
-            /** @enum {string} */
-            metric: "points_earned" | "points_available" | "spend_cents";
-            /** @constant */
+            /** @enum {unknown} */
+            metric: "points_available" | "points_earned" | "spend_cents";
+            /** @enum {unknown} */
             mode: "percentile";
             tiers: components["schemas"]["PercentileTier"][];
+            /** @default null */
             window_days?: number | null;
         };
-        /** PercentilePolicyView */
+        /**
+         * PercentilePolicyView
+         * @description The policy as set, and how far re-evaluating the members under it has come.
+         */
         PercentilePolicyView: {
             /** @default 0 */
             grace_days?: number;
-            /** @enum {string} */
-            metric: "points_earned" | "points_available" | "spend_cents";
-            /** @constant */
+            /** @enum {unknown} */
+            metric: "points_available" | "points_earned" | "spend_cents";
+            /** @enum {unknown} */
             mode: "percentile";
+            /** @default null */
             reevaluation?: components["schemas"]["Reevaluation"] | null;
             tiers: components["schemas"]["PercentileTier"][];
+            /** @default null */
             window_days?: number | null;
         };
         /** PercentileTier */
         PercentileTier: {
+            /** @default null */
             benefits?: components["schemas"]["Benefits"] | null;
             name: string;
             share: number;
         };
-        /** Reevaluation */
+        /**
+         * Reevaluation
+         * @description The re-evaluation of every member that the last change of the policy started: ``pending``
+         *         until the worker takes it up, ``running``, then ``done``.
+         */
         Reevaluation: {
             finished_at: string | null;
             members_done: number;
@@ -424,36 +524,44 @@ export interface components {
             /** Format: date-time */
             requested_at: string;
             started_at: string | null;
-            /** @enum {string} */
-            state: "pending" | "running" | "done";
+            /** @enum {unknown} */
+            state: "done" | "pending" | "running";
         };
         /** ThresholdPolicy */
         ThresholdPolicy: {
             /** @default 0 */
             grace_days?: number;
-            /** @constant */
+            /** @enum {unknown} */
             mode: "threshold";
             tiers: components["schemas"]["ThresholdTier"][];
+            /** @default null */
             window_days?: number | null;
         };
-        /** ThresholdPolicyView */
+        /**
+         * ThresholdPolicyView
+         * @description The policy as set, and how far re-evaluating the members under it has come.
+         */
         ThresholdPolicyView: {
             /** @default 0 */
             grace_days?: number;
-            /** @constant */
+            /** @enum {unknown} */
             mode: "threshold";
+            /** @default null */
             reevaluation?: components["schemas"]["Reevaluation"] | null;
             tiers: components["schemas"]["ThresholdTier"][];
+            /** @default null */
             window_days?: number | null;
         };
         /** ThresholdTier */
         ThresholdTier: {
+            /** @default null */
             benefits?: components["schemas"]["Benefits"] | null;
             /**
              * @default all
-             * @enum {string}
+             * @enum {unknown}
              */
-            match?: "any" | "all";
+            match?: "all" | "any";
+            /** @default null */
             min?: components["schemas"]["Minimums"] | null;
             name: string;
         };
@@ -486,7 +594,156 @@ export interface components {
             window_days: number;
         };
     };
-    responses: never;
+    responses: {
+        /** @description A business rule refused the request (nothing changed), or its id was already used with a different request. Codes: `conflict`, `idempotency_conflict`, `insufficient_points`. */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "conflict",
+                 *         "details": {},
+                 *         "message": "A business rule refused the request (nothing changed), or its id was already used with a different request."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description The credential's role may not call this operation, or a member token named another member. Codes: `forbidden`. */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "forbidden",
+                 *         "details": {},
+                 *         "message": "The credential's role may not call this operation, or a member token named another member."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description Something named in the path or body does not exist. Codes: `not_found`, `unknown_event`, `unknown_hold`, `unknown_member`. */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "not_found",
+                 *         "details": {},
+                 *         "message": "Something named in the path or body does not exist."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description The body is larger than the server accepts. Codes: `payload_too_large`. */
+        PayloadTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "payload_too_large",
+                 *         "details": {},
+                 *         "message": "The body is larger than the server accepts."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description Too many requests for this credential; `Retry-After` says when to come back. Codes: `rate_limited`. */
+        RateLimited: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "rate_limited",
+                 *         "details": {},
+                 *         "message": "Too many requests for this credential; `Retry-After` says when to come back."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description Missing, unknown, revoked or expired credentials. Codes: `unauthorized`, `token_expired`. */
+        Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "unauthorized",
+                 *         "details": {},
+                 *         "message": "Missing, unknown, revoked or expired credentials."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description A backing service is unavailable for a moment; retry the same request (with the same id) after `Retry-After` seconds. Codes: `service_unavailable`. */
+        Unavailable: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "service_unavailable",
+                 *         "details": {},
+                 *         "message": "A backing service is unavailable for a moment; retry the same request (with the same id) after `Retry-After` seconds."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description A body, path or query value is malformed or out of range, or breaks a rule between fields; `details.field` names it. Codes: `validation_failed`, `amount_not_refundable`, `same_member`, `unknown_action`. */
+        ValidationFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "validation_failed",
+                 *         "details": {},
+                 *         "message": "A body, path or query value is malformed or out of range, or breaks a rule between fields; `details.field` names it."
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
     headers: never;
@@ -512,6 +769,10 @@ export interface operations {
                     "application/json": components["schemas"]["Distribution"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1EvaluationsEvaluate: {
@@ -532,6 +793,11 @@ export interface operations {
                     "application/json": components["schemas"]["Evaluation"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1GroupsMigrationsMigrations: {
@@ -555,21 +821,11 @@ export interface operations {
                     "application/json": components["schemas"]["Migrations"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1GroupsGroupIdGetGroup: {
@@ -592,21 +848,12 @@ export interface operations {
                     "application/json": components["schemas"]["Group"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1GroupsGroupIdPutGroup: {
@@ -633,28 +880,21 @@ export interface operations {
                     "application/json": components["schemas"]["Group"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1GroupsGroupIdMembersMemberIdJoin: {
         parameters: {
             query?: {
-                /** @description RFC 3339 time; default now */
-                at?: string | null;
+                /** @description RFC 3339 time with an offset; default now */
+                at?: string;
             };
             header?: never;
             path: {
@@ -674,28 +914,20 @@ export interface operations {
                     "application/json": components["schemas"]["Membership"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1GroupsGroupIdMembersMemberIdLeave: {
         parameters: {
             query?: {
-                /** @description RFC 3339 time; default now */
-                at?: string | null;
+                /** @description RFC 3339 time with an offset; default now */
+                at?: string;
             };
             header?: never;
             path: {
@@ -715,21 +947,13 @@ export interface operations {
                     "application/json": components["schemas"]["Membership"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1GroupsGroupIdReportReport: {
@@ -737,8 +961,8 @@ export interface operations {
             query?: {
                 /** @description week (Monday first) or month */
                 period?: "week" | "month";
-                /** @description RFC 3339 time; default now */
-                at?: string | null;
+                /** @description RFC 3339 time with an offset; default now */
+                at?: string;
             };
             header?: never;
             path: {
@@ -757,29 +981,20 @@ export interface operations {
                     "application/json": components["schemas"]["GroupReport"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1KocKoc: {
         parameters: {
             query?: {
                 share?: number;
-                /** @description RFC 3339 time; default now */
-                at?: string | null;
+                /** @description RFC 3339 time with an offset; default now */
+                at?: string;
             };
             header?: never;
             path?: never;
@@ -796,21 +1011,12 @@ export interface operations {
                     "application/json": components["schemas"]["KocList"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1MembersMemberIdTier: {
@@ -833,21 +1039,12 @@ export interface operations {
                     "application/json": components["schemas"]["MemberTier"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1MembersMemberIdTierHistoryTierHistory: {
@@ -870,28 +1067,19 @@ export interface operations {
                     "application/json": components["schemas"]["TierHistory"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1MembersMemberIdValueMemberValue: {
         parameters: {
             query?: {
-                /** @description RFC 3339 time; default now */
-                at?: string | null;
+                /** @description RFC 3339 time with an offset; default now */
+                at?: string;
             };
             header?: never;
             path: {
@@ -910,21 +1098,13 @@ export interface operations {
                     "application/json": components["schemas"]["MemberValue"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1PolicyGetPolicy: {
@@ -945,6 +1125,11 @@ export interface operations {
                     "application/json": components["schemas"]["ThresholdPolicyView"] | components["schemas"]["PercentilePolicyView"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1PolicyPutPolicy: {
@@ -969,21 +1154,14 @@ export interface operations {
                     "application/json": components["schemas"]["ThresholdPolicy"] | components["schemas"]["PercentilePolicy"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1ValueModelGetValueModel: {
@@ -1004,6 +1182,11 @@ export interface operations {
                     "application/json": components["schemas"]["ValueModel"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     TiersV1ValueModelPutValueModel: {
@@ -1028,21 +1211,14 @@ export interface operations {
                     "application/json": components["schemas"]["ValueModel"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
-                };
-            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }
