@@ -63,12 +63,28 @@ class _Subject(msgspec.Struct):
 _subject_decoder = msgspec.json.Decoder(_Subject)
 
 
+def _member(envelope: Envelope) -> str:
+    return _subject_decoder.decode(envelope.data).member_id
+
+
 def lock_order(envelopes: list[Envelope]) -> list[Envelope]:
-    """A batch in the order its transaction takes row locks: by tenant and member, each
-    member's events in delivery order (a stable sort). Batches of one consumer, or of two
-    consumers that lock only the rows of the event's member, then take their locks in one
-    global order and cannot deadlock with each other."""
-    return sorted(envelopes, key=lambda e: (e.tenant_id, _subject_decoder.decode(e.data).member_id))
+    """A batch in the order its transaction takes locks: by tenant and member, each member's
+    events in delivery order (a stable sort)."""
+    return sorted(envelopes, key=lambda e: (e.tenant_id, _member(e)))
+
+
+async def _lock_members(conn: Conn, envelopes: list[Envelope]) -> None:
+    """Takes a transaction lock on each member of the events, in ``lock_order``. Two
+    transactions that touch the same member then take turns on the member as a whole, however
+    their events order the member's rows (one event's day row, then the member row; the next
+    event's day row): batches of one consumer, or of consumers that lock only rows of the
+    event's member, cannot deadlock each other."""
+    keys = list(dict.fromkeys((e.tenant_id, _member(e)) for e in envelopes))
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(t.tenant_id), hashtext(t.member_id))"
+        " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(tenant_id, member_id, n)"
+        " WHERE t.member_id <> '' ORDER BY t.n",
+        [tenant for tenant, _ in keys], [member for _, member in keys])
 
 
 async def _apply(conn: Conn, consumer: str, envelopes: list[Envelope], handle: Handler,
@@ -77,6 +93,7 @@ async def _apply(conn: Conn, consumer: str, envelopes: list[Envelope], handle: H
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fuli.consume'),"
                            " hashtext($1))", consumer)
     first = await _first_deliveries(conn, consumer, envelopes)
+    await _lock_members(conn, [e for e in envelopes if e.event_id in first])
     for envelope in envelopes:
         if envelope.event_id in first:
             await handle(conn, envelope)

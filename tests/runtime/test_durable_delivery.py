@@ -269,3 +269,24 @@ async def test_a_redelivered_event_applied_alone_does_not_deadlock_its_batch(
                                  consume(resources.pool, consumer, second, handle))
     assert not [r for r in caplog.records if "batch failed" in r.getMessage()]
     assert await counters(resources, tenant) == {m: 2 for m in members}
+
+
+async def test_batches_touching_a_members_rows_in_different_orders_do_not_deadlock(
+        resources: Resources, caplog: pytest.LogCaptureFixture) -> None:
+    await resources.pool.execute(PROBE_SCHEMA)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+
+    async def day_then_member(conn: Conn, envelope: Envelope) -> None:
+        # Like the tiers consumer: the event's day row, then the member's own row.
+        noted_event = msgspec.json.decode(envelope.data, type=Noted)
+        for key in (f"{noted_event.member_id}:day{noted_event.n}", noted_event.member_id):
+            await conn.execute(
+                "INSERT INTO probe.counters (tenant_id, key, n) VALUES ($1, $2, 1)"
+                " ON CONFLICT (tenant_id, key) DO UPDATE SET n = probe.counters.n + 1",
+                envelope.tenant_id, key)
+            await conn.execute("SELECT pg_sleep(0.03)")
+
+    batches = [[noted(tenant, "m1", day) for day in ((1, 2) if b % 2 else (2, 1))]
+               for b in range(6)]
+    await race(resources, f"probe.days_{tenant}", batches, day_then_member, False, caplog)
+    assert await counters(resources, tenant) == {"m1": 12, "m1:day1": 6, "m1:day2": 6}
