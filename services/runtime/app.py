@@ -34,7 +34,7 @@ from services.runtime.observability import (
     response_observer,
 )
 from services.runtime.openapi import install_contract
-from services.runtime.outbox import outbox_backlog, parked_events
+from services.runtime.outbox import outbox_backlog
 from services.runtime.ratelimit import RateLimitMiddleware
 from services.runtime.requests import StrictRequest
 from services.runtime.resources import Resources
@@ -69,12 +69,11 @@ def health_handlers(prefix: str) -> list[ControllerRouterHandler]:
     async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         resources: Resources = request.app.state.resources
         async with resources.pool.acquire() as conn:
-            pending, lag = await outbox_backlog(conn)
-            parked = await parked_events(conn)
+            backlog = await outbox_backlog(conn)
             heartbeat_age = await newest_heartbeat_age(conn)
-        OUTBOX_PENDING.set(pending)
-        OUTBOX_LAG.set(lag)
-        OUTBOX_PARKED.set(parked)
+        OUTBOX_PENDING.set(backlog.pending)
+        OUTBOX_LAG.set(backlog.lag_s)
+        OUTBOX_PARKED.set(backlog.parked)
         WORKER_HEARTBEAT_AGE.set(math.inf if heartbeat_age is None else heartbeat_age)
         return Response(generate_latest(), media_type=METRICS_MEDIA_TYPE)
 
@@ -98,7 +97,7 @@ async def readiness_checks(resources: Resources) -> dict[str, str]:
             else:
                 await conn.fetchval("SELECT 1")
             if max_lag:
-                _, lag = await outbox_backlog(conn)
+                lag = (await outbox_backlog(conn)).lag_s
         checks["postgres"] = "ok"
     except Exception as exc:
         checks["postgres"] = f"error: {type(exc).__name__}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 
@@ -63,23 +64,30 @@ class _Subject(msgspec.Struct):
 _subject_decoder = msgspec.json.Decoder(_Subject)
 
 
-def _member(envelope: Envelope) -> str:
-    return _subject_decoder.decode(envelope.data).member_id
+class _Delivery(NamedTuple):
+    """An envelope with the member its event is about ("" when none), decoded once."""
+
+    envelope: Envelope
+    member_id: str
 
 
-def lock_order(envelopes: list[Envelope]) -> list[Envelope]:
+def _delivery(envelope: Envelope) -> _Delivery:
+    return _Delivery(envelope, _subject_decoder.decode(envelope.data).member_id)
+
+
+def lock_order(deliveries: list[_Delivery]) -> list[_Delivery]:
     """A batch in the order its transaction takes locks: by tenant and member, each member's
     events in delivery order (a stable sort)."""
-    return sorted(envelopes, key=lambda e: (e.tenant_id, _member(e)))
+    return sorted(deliveries, key=lambda d: (d.envelope.tenant_id, d.member_id))
 
 
-async def _lock_members(conn: Conn, envelopes: list[Envelope]) -> None:
+async def _lock_members(conn: Conn, deliveries: list[_Delivery]) -> None:
     """Takes a transaction lock on each member of the events, in ``lock_order``. Two
     transactions that touch the same member then take turns on the member as a whole, however
     their events order the member's rows (one event's day row, then the member row; the next
     event's day row): batches of one consumer, or of consumers that lock only rows of the
     event's member, cannot deadlock each other."""
-    keys = list(dict.fromkeys((e.tenant_id, _member(e)) for e in envelopes))
+    keys = list(dict.fromkeys((d.envelope.tenant_id, d.member_id) for d in deliveries))
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtext(t.tenant_id), hashtext(t.member_id))"
         " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(tenant_id, member_id, n)"
@@ -87,16 +95,16 @@ async def _lock_members(conn: Conn, envelopes: list[Envelope]) -> None:
         [tenant for tenant, _ in keys], [member for _, member in keys])
 
 
-async def _apply(conn: Conn, consumer: str, envelopes: list[Envelope], handle: Handler,
+async def _apply(conn: Conn, consumer: str, deliveries: list[_Delivery], handle: Handler,
                  serialized: bool) -> None:
     if serialized:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fuli.consume'),"
                            " hashtext($1))", consumer)
-    first = await _first_deliveries(conn, consumer, envelopes)
-    await _lock_members(conn, [e for e in envelopes if e.event_id in first])
-    for envelope in envelopes:
-        if envelope.event_id in first:
-            await handle(conn, envelope)
+    first = await _first_deliveries(conn, consumer, [d.envelope for d in deliveries])
+    deliveries = [d for d in deliveries if d.envelope.event_id in first]
+    await _lock_members(conn, deliveries)
+    for delivery in deliveries:
+        await handle(conn, delivery.envelope)
 
 
 async def consume(pool: Pool, consumer: str, bodies: str | list[str],
@@ -110,21 +118,22 @@ async def consume(pool: Pool, consumer: str, bodies: str | list[str],
     the broker to retry the message (what was applied is then skipped). A consumer whose
     events lock rows shared between members (a team, a campaign) is ``serialized``: its
     transactions take turns, so they never deadlock with each other."""
-    envelopes = [decode_envelope(b) for b in ([bodies] if isinstance(bodies, str) else bodies)]
-    if len(envelopes) > 1:
+    deliveries = [_delivery(decode_envelope(b))
+                  for b in ([bodies] if isinstance(bodies, str) else bodies)]
+    if len(deliveries) > 1:
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await _apply(conn, consumer, lock_order(envelopes), handle, serialized)
+                await _apply(conn, consumer, lock_order(deliveries), handle, serialized)
             return
         except Exception as exc:
             log.warning("batch failed; applying its events one by one",
-                        extra={"fields": {"consumer": consumer, "events": len(envelopes),
+                        extra={"fields": {"consumer": consumer, "events": len(deliveries),
                                           "error": type(exc).__name__}})
     failure: Exception | None = None
-    for envelope in envelopes:
+    for delivery in deliveries:
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await _apply(conn, consumer, [envelope], handle, serialized)
+                await _apply(conn, consumer, [delivery], handle, serialized)
         except Exception as exc:
             failure = failure or exc
     if failure is not None:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import dramatiq
@@ -50,22 +50,22 @@ async def emit(conn: Conn, *, service: str, tenant_id: str,
     )
 
 
-async def outbox_backlog(conn: Db) -> tuple[int, float]:
-    """Events not yet applied by every consumer, and the age in seconds of the oldest (0 when
-    none); parked events (see ``parked_events``) are not counted."""
+class Backlog(NamedTuple):
+    pending: int  # events not yet applied by every consumer, parked ones aside
+    lag_s: float  # age of the oldest of those (0 when none)
+    parked: int  # events a consumer has failed to apply through PARKED_AFTER_SENDS sends:
+    # still kept and still sent, but a fault to look at rather than a lag
+
+
+async def outbox_backlog(conn: Db) -> Backlog:
+    """What the outbox still holds for its consumers, in one pass."""
     row = await conn.fetchrow(
-        "SELECT count(*) AS pending,"
-        " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS lag FROM fuli.outbox"
-        " WHERE sends < $1", PARKED_AFTER_SENDS)
+        "SELECT count(*) FILTER (WHERE sends < $1) AS pending,"
+        " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE sends < $1)), 0)"
+        " AS lag, count(*) FILTER (WHERE sends >= $1) AS parked FROM fuli.outbox",
+        PARKED_AFTER_SENDS)
     assert row is not None
-    return int(row["pending"]), float(row["lag"])
-
-
-async def parked_events(conn: Db) -> int:
-    """Events some consumer has failed to apply through ``PARKED_AFTER_SENDS`` sends: still
-    kept and still re-sent, but a fault to look at rather than a lag."""
-    return int(await conn.fetchval(
-        "SELECT count(*) FROM fuli.outbox WHERE sends >= $1", PARKED_AFTER_SENDS))
+    return Backlog(int(row["pending"]), float(row["lag"]), int(row["parked"]))
 
 
 def envelope_json(row: asyncpg.Record) -> str:
