@@ -168,15 +168,23 @@ async def test_an_ended_pool_returns_its_remainder_to_issuance(
     await rewards.points.assert_ledger_ok()
 
 
+async def make_packet(rewards: Rewards, *, funds: int, total_points: int, shares: int,
+                      expires_in_s: int, split: str = "equal",
+                      **extra: Any) -> tuple[str, str]:
+    """A member packet made by a new member given ``funds`` points: (maker, packet_id)."""
+    maker, packet_id = uid("maker"), uid("pk")
+    await rewards.points.give(maker, funds)
+    made = await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest, json={
+        "packet_id": packet_id, "member_id": maker, "total_points": total_points,
+        "shares": shares, "split": split, "expires_in_s": expires_in_s, **extra})
+    assert made.status_code == 201, made.text
+    return maker, packet_id
+
+
 async def test_a_member_packet_of_100_in_7_shares_grabbed_by_20(
         rewards: Rewards, settings: Settings) -> None:
-    maker = uid("maker")
-    await rewards.points.give(maker, 150)
-    packet_id = uid("pk")
-    made = await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest, json={
-        "packet_id": packet_id, "member_id": maker, "total_points": 100, "shares": 7,
-        "split": "lucky", "group_id": "g-1", "expires_in_s": 60})
-    assert made.status_code == 201, made.text
+    maker, packet_id = await make_packet(rewards, funds=150, total_points=100, shares=7,
+                                         expires_in_s=60, split="lucky", group_id="g-1")
     assert (await rewards.points.member(maker))["available"] == 50
     grabbers = [uid("g") for _ in range(20)]
     grabs = await asyncio.gather(*[
@@ -195,13 +203,8 @@ async def test_a_member_packet_of_100_in_7_shares_grabbed_by_20(
 
 async def test_grabs_with_an_id_replay_refuse_the_maker_and_a_second_grab(
         rewards: Rewards) -> None:
-    maker = uid("maker")
-    await rewards.points.give(maker, 100)
-    packet_id = uid("pk")
-    made = await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest, json={
-        "packet_id": packet_id, "member_id": maker, "total_points": 30, "shares": 3,
-        "split": "equal", "expires_in_s": 60})
-    assert made.status_code == 201, made.text
+    maker, packet_id = await make_packet(rewards, funds=100, total_points=30, shares=3,
+                                         expires_in_s=60)
     url = f"/rewards/v1/packets/{packet_id}/grabs"
 
     async def grab(body: dict[str, Any]) -> Any:
@@ -242,13 +245,8 @@ async def test_grabs_with_an_id_replay_refuse_the_maker_and_a_second_grab(
 
 async def test_an_expired_packet_returns_the_remainder_to_its_maker_once(
         rewards: Rewards, resources: Resources, settings: Settings) -> None:
-    maker = uid("maker")
-    await rewards.points.give(maker, 100)
-    packet_id = uid("pk")
-    made = await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest, json={
-        "packet_id": packet_id, "member_id": maker, "total_points": 90, "shares": 9,
-        "split": "equal", "expires_in_s": 60})
-    assert made.status_code == 201
+    maker, packet_id = await make_packet(rewards, funds=100, total_points=90, shares=9,
+                                         expires_in_s=60)
     for _ in range(4):
         grab = await rewards.client.post(f"/rewards/v1/packets/{packet_id}/grabs",
                                          headers=rewards.ingest, json={"member_id": uid("g")})

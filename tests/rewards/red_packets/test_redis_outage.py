@@ -27,7 +27,7 @@ from services.runtime.embedded import EmbeddedValkey
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.stack import Stack
-from tests.rewards.red_packets.test_red_packets import make_pool, run
+from tests.rewards.red_packets.test_red_packets import make_packet, make_pool, run
 from tests.support.api import Rewards, Tenant, error_code, make_tenant, uid
 
 COST = 2
@@ -118,13 +118,8 @@ async def test_pool_opens_answer_503_while_redis_is_down_and_recover_when_it_is_
 async def test_member_packets_answer_503_while_redis_is_down_and_recover(
         own_redis_app: OwnRedisApp) -> None:
     app, rewards = own_redis_app, own_redis_app.rewards
-    maker = uid("maker")
-    await rewards.points.give(maker, 100)
-    packet_id = uid("pk")
-    made = await rewards.client.post("/rewards/v1/packets", headers=rewards.ingest, json={
-        "packet_id": packet_id, "member_id": maker, "total_points": 60, "shares": 6,
-        "split": "equal", "expires_in_s": 600})
-    assert made.status_code == 201, made.text
+    _, packet_id = await make_packet(rewards, funds=100, total_points=60, shares=6,
+                                     expires_in_s=600)
     url = f"/rewards/v1/packets/{packet_id}/grabs"
     first = await rewards.client.post(url, headers=rewards.ingest, json={"member_id": uid("g")})
     assert first.status_code == 201, first.text
