@@ -183,10 +183,42 @@ class TierChanged(Event, frozen=True, kw_only=True):
     earn_multiplier: float | None = None
 
 
+class GroupJoined(Event, frozen=True, kw_only=True):
+    """A member joined a community group (a rejoin too; not a repeated join of a current
+    member)."""
+
+    member_id: str
+    group_id: str
+    group_tier: str
+    joined_at: datetime
+
+
+class TaskCompleted(Event, frozen=True, kw_only=True):
+    """A member reached a task's target in one of its periods."""
+
+    member_id: str
+    task_id: str
+    period: str
+    completed_at: datetime
+
+
+class TaskRewarded(Event, frozen=True, kw_only=True):
+    """A completed (and, for a manual task, claimed) task's reward was paid."""
+
+    member_id: str
+    task_id: str
+    period: str
+    points: int
+    tickets: int
+    perks: int
+    rewarded_at: datetime
+
+
 # The tiers consumers see every earning event: they take them in batches.
 TIER_METRICS = Subscriber("tiers", "tiers.apply_points_event", batch=True)
 TIER_ACTIVITY = Subscriber("tiers", "tiers.record_activity", batch=True)
 TEAM_SCORES = Subscriber("rewards", "rewards.apply_team_purchases", batch=True)
+TASK_PROGRESS = Subscriber("rewards", "rewards.advance_tasks", batch=True)
 
 # event type -> the actors (by queue and name) that consume it. The outbox relay reads this, so a
 # relay in any process can route every event without importing the consumers.
@@ -199,8 +231,9 @@ SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
                     "PointsRefunded")},
     "PurchaseRecorded": (TIER_METRICS, TEAM_SCORES),
     "PurchaseReversed": (TIER_METRICS, TIER_ACTIVITY, TEAM_SCORES),
-    "ActionRecorded": (TIER_ACTIVITY,),
-    "CouponUsed": (TIER_ACTIVITY,),
+    "ActionRecorded": (TIER_ACTIVITY, TASK_PROGRESS),
+    "CouponUsed": (TIER_ACTIVITY, TASK_PROGRESS),
+    "GroupJoined": (TASK_PROGRESS,),
     "PacketGrabbed": (Subscriber("points", "points.earn_for_red_packets"),),
 }
 
@@ -209,7 +242,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (ActionRecorded, PointsAwarded, PointsSpent, PurchaseRecorded, PurchaseReversed,
                 PointsReversed, PointsRefunded, PointsExpired, RedemptionCompleted,
                 RedemptionCancelled, CouponUsed, CouponTransferred, PacketMade, PacketGrabbed,
-                TeamFormed, CampaignSettled, TierChanged)
+                TeamFormed, CampaignSettled, TierChanged, GroupJoined, TaskCompleted,
+                TaskRewarded)
 }
 
 

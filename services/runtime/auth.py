@@ -21,7 +21,9 @@ EXCLUDE_OPT = "exclude_from_auth"
 TOKEN_ISSUER = "fuli"
 TOKEN_ALGORITHM = "HS256"
 MAX_CACHED_KEYS = 10_000
-IMPLIED_ROLES = {"admin": {"admin", "operator", "ingest"}, "operator": {"operator"},
+# Roles nest: an admin may do what an operator may, and an operator what an ingest key may (a
+# console run by operators reads balances and posts what a brand's backend posts).
+IMPLIED_ROLES = {"admin": {"admin", "operator", "ingest"}, "operator": {"operator", "ingest"},
                  "ingest": {"ingest"}, "service": {"operator", "ingest"}}
 
 
@@ -161,7 +163,7 @@ Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
 
 
 def allow(*roles: str, member: bool = False) -> Guard:
-    """Guard: API keys with one of ``roles`` (admin implies every role) and, if ``member``,
+    """Guard: API keys with one of ``roles`` (or a role that implies one) and, if ``member``,
     member tokens, which may only name their own member in a ``member_id`` path parameter."""
     allowed = frozenset(roles)
     names = " or ".join(sorted(allowed | ({"member token"} if member else set())))

@@ -13,6 +13,7 @@ it takes.
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 import types
 from collections.abc import Iterator
@@ -34,8 +35,7 @@ SECURITY_SCHEMES = {
     API_KEY_SCHEME: {
         "type": "http", "scheme": "bearer",
         "description": "An API key, `Authorization: Bearer fuli_...`. Roles nest: an admin key may "
-                       "do what an operator or ingest key may; an operator key is not an ingest "
-                       "key.",
+                       "do what an operator key may, and an operator key what an ingest key may.",
     },
     MEMBER_TOKEN_SCHEME: {
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
@@ -124,7 +124,22 @@ def contract_document(app: Litestar) -> dict[str, Any]:
                       for status, (name, description, codes) in ERROR_STATUSES.items()},
         "securitySchemes": SECURITY_SCHEMES,
     }
+    _clean_descriptions(document)
     return document
+
+
+def _clean_descriptions(node: Any) -> None:
+    """Docstrings become descriptions: indent them the same whatever Python compiled them (3.13
+    strips their indentation, earlier versions keep it), so the document is the same bytes."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                node[key] = inspect.cleandoc(value)
+            else:
+                _clean_descriptions(value)
+    elif isinstance(node, list):
+        for item in node:
+            _clean_descriptions(item)
 
 
 def _finish_components(body_types: list[Any], components: dict[str, Any]) -> None:
@@ -300,7 +315,8 @@ def _document_security(handler: HTTPRouteHandler, operation: dict[str, Any]) -> 
         roles |= set(getattr(guard, "fuli_roles", ()))
         member = member or bool(getattr(guard, "fuli_member", False))
     security: list[dict[str, list[str]]] = [{API_KEY_SCHEME: []}]
-    who = f"an API key with role {' or '.join(sorted(roles))} (admin implies every role)"
+    who = (f"an API key with role {' or '.join(sorted(roles))} (roles nest: admin, then "
+           "operator, then ingest)")
     if member:
         security.append({MEMBER_TOKEN_SCHEME: []})
         who += ", or a member token for its own member"

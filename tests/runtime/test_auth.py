@@ -34,6 +34,10 @@ async def test_roles(client: httpx.AsyncClient, probe: httpx.AsyncClient,
     assert error_code(wrong) == "forbidden"
     admin_only = await client.get("/points/v1/keys", headers=tenant.headers(tenant.operator))
     assert admin_only.status_code == 403
+    for role in ("operator", "admin"):
+        nested = await probe.get("/probe/v1/echo", params={"text": "hi"},
+                                 headers=tenant.headers(getattr(tenant, role)))
+        assert nested.status_code == 200, f"{role} may do what ingest may"
 
 
 async def test_revoked_key_is_401_at_once_through_the_api(

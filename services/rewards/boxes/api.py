@@ -25,7 +25,7 @@ class BoxesController(Controller):
         """Define a box. Every change of its prizes or weights is kept in the audit log."""
         return await boxes.put_box(principal.tenant_id, box_id, data, principal.key_id)
 
-    @get("/boxes/{box_id:str}/odds", guards=[allow("operator", "ingest", member=True)])
+    @get("/boxes/{box_id:str}/odds", guards=[allow("ingest", member=True)])
     async def odds(self, box_id: PathId, principal: PrincipalDep,
                    boxes: NamedDependency[Boxes]) -> r.Odds:
         """The exact current odds (the numbers the draw uses), stock, pity and the commitment
@@ -43,7 +43,7 @@ class BoxesController(Controller):
                                                  datetime.now(UTC)))
 
     @get("/boxes/{box_id:str}/draws/{draw_id:str}/proof",
-         guards=[allow("operator", "ingest", member=True)])
+         guards=[allow("ingest", member=True)])
     async def proof(self, box_id: PathId, draw_id: PathId, principal: PrincipalDep,
                     boxes: NamedDependency[Boxes]) -> r.DrawProof:
         """What is needed to verify a draw; the seed appears once it has been rotated out."""

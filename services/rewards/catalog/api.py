@@ -30,7 +30,7 @@ class PerksController(Controller):
         """Create or replace a perk. ``stock`` is what is left to redeem from now on."""
         return await catalog.put_perk(principal.tenant_id, sku, data)
 
-    @get(guards=[allow("operator", "ingest", member=True)])
+    @get(guards=[allow("ingest", member=True)])
     async def list_perks(self, principal: PrincipalDep, catalog: NamedDependency[Catalog],
                          member_id: Annotated[str | None, Parameter(
                              min_length=1, max_length=128, pattern=ID_PATTERN)] = None
@@ -60,8 +60,7 @@ class RedemptionsController(Controller):
         return outcome_response(await redemptions.redeem(principal.tenant_id, data,
                                                          datetime.now(UTC)))
 
-    @get("/members/{member_id:str}/redemptions", guards=[allow("ingest", "operator",
-                                                              member=True)])
+    @get("/members/{member_id:str}/redemptions", guards=[allow("ingest", member=True)])
     async def list_redemptions(self, member_id: PathId, principal: PrincipalDep,
                                redemptions: NamedDependency[Redemptions], limit: PageLimit = 50,
                                cursor: Cursor = None) -> r.RedemptionList:

@@ -30,7 +30,7 @@ class RedPacketsController(Controller):
         """A pool of packets funded from the issuance account; idempotent by ``pool_id``."""
         return await red_packets.create_pool(principal.tenant_id, data, now())
 
-    @get("/pools/{pool_id:str}", guards=[allow("operator", "ingest", member=True)])
+    @get("/pools/{pool_id:str}", guards=[allow("ingest", member=True)])
     async def get_pool(self, pool_id: PathId, principal: PrincipalDep,
                        red_packets: NamedDependency[RedPackets]) -> r.Pool:
         return await red_packets.pool_view(principal.tenant_id, pool_id)
@@ -52,7 +52,7 @@ class RedPacketsController(Controller):
         principal.require_member(data.member_id)
         return await red_packets.make_packet(principal.tenant_id, data, now())
 
-    @get("/packets/{packet_id:str}", guards=[allow("operator", "ingest", member=True)])
+    @get("/packets/{packet_id:str}", guards=[allow("ingest", member=True)])
     async def get_packet(self, packet_id: PathId, principal: PrincipalDep,
                          red_packets: NamedDependency[RedPackets]) -> r.Packet:
         return await red_packets.packet_view(principal.tenant_id, packet_id)

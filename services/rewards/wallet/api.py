@@ -20,8 +20,7 @@ from services.runtime.ratelimit import WRITE
 class WalletController(Controller):
     tags = ["coupons"]
 
-    @get("/members/{member_id:str}/coupons", guards=[allow("ingest", "operator",
-                                                          member=True)])
+    @get("/members/{member_id:str}/coupons", guards=[allow("ingest", member=True)])
     async def list_coupons(self, member_id: PathId, principal: PrincipalDep,
                            wallet: NamedDependency[Wallet], limit: PageLimit = 50,
                            cursor: Cursor = None) -> r.CouponList:

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from proto import tiers as t
+from proto.events import GroupJoined
 from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, NotFound
+from services.runtime.outbox import emit
 from services.runtime.tenants import tenant_time_zone
 from services.tiers import shared_store
 from services.tiers.groups import rules, store
@@ -41,7 +43,7 @@ class Groups:
         """Joins at ``at`` (default now); a member already in the group stays as they are."""
         moment = rules.check_moment(at, now)
         async with self.pool.acquire() as conn, conn.transaction():
-            last = await _last_stay_locked(conn, tenant_id, group_id, member_id)
+            group_tier, last = await _last_stay_locked(conn, tenant_id, group_id, member_id)
             if last is not None and last.left_at is None:
                 return t.Membership(group_id=group_id, member_id=member_id,
                                     joined_at=last.joined_at, left_at=None)
@@ -49,6 +51,9 @@ class Groups:
                 rules.check_rejoin(moment, last.joined_at, last.left_at)
             await store.join_group(conn, tenant_id, group_id, member_id, moment)
             await shared_store.ensure_member(conn, tenant_id, member_id)
+            await emit(conn, service="tiers", tenant_id=tenant_id, events=[GroupJoined(
+                member_id=member_id, group_id=group_id, group_tier=group_tier,
+                joined_at=moment)])
         return t.Membership(group_id=group_id, member_id=member_id, joined_at=moment,
                             left_at=None)
 
@@ -57,7 +62,7 @@ class Groups:
         """Leaves at ``at`` (default now)."""
         moment = rules.check_moment(at, now)
         async with self.pool.acquire() as conn, conn.transaction():
-            last = await _last_stay_locked(conn, tenant_id, group_id, member_id)
+            _, last = await _last_stay_locked(conn, tenant_id, group_id, member_id)
             if last is None or last.left_at is not None:
                 raise NotFound(f"{member_id!r} is not in group {group_id!r}",
                                code="not_a_member")
@@ -162,12 +167,13 @@ async def _require_group(db: Db, tenant_id: str, group_id: str) -> t.Group:
 
 
 async def _last_stay_locked(conn: Conn, tenant_id: str, group_id: str,
-                            member_id: str) -> store.Stay | None:
-    """The member's last stay in the group, with the group locked: joins and leaves of one
-    group queue, so stays never overlap."""
-    if not await store.lock_group(conn, tenant_id, group_id):
+                            member_id: str) -> tuple[str, store.Stay | None]:
+    """The group's tier and the member's last stay in it, with the group locked: joins and
+    leaves of one group queue, so stays never overlap."""
+    group_tier = await store.lock_group(conn, tenant_id, group_id)
+    if group_tier is None:
         raise _unknown_group(group_id)
-    return await store.last_stay(conn, tenant_id, group_id, member_id)
+    return group_tier, await store.last_stay(conn, tenant_id, group_id, member_id)
 
 
 def _values(rows: list[store.GroupValue], flash: set[str]) -> GroupValues:

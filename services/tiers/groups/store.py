@@ -86,11 +86,13 @@ async def group(db: Db, tenant_id: str, group_id: str) -> Group | None:
         " WHERE g.tenant_id = $1 AND g.group_id = $2", tenant_id, group_id))
 
 
-async def lock_group(conn: Conn, tenant_id: str, group_id: str) -> bool:
-    """Serialises joins and leaves of one group, so stays never overlap."""
-    return await conn.fetchval(
-        "SELECT true FROM tiers.groups WHERE tenant_id = $1 AND group_id = $2 FOR UPDATE",
-        tenant_id, group_id) is not None
+async def lock_group(conn: Conn, tenant_id: str, group_id: str) -> str | None:
+    """Serialises joins and leaves of one group, so stays never overlap; the group's tier, or
+    None for no such group."""
+    tier = await conn.fetchval(
+        "SELECT tier FROM tiers.groups WHERE tenant_id = $1 AND group_id = $2 FOR UPDATE",
+        tenant_id, group_id)
+    return None if tier is None else str(tier)
 
 
 async def last_stay(conn: Conn, tenant_id: str, group_id: str, member_id: str) -> Stay | None:

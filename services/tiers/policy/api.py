@@ -38,12 +38,12 @@ class MemberTiersController(Controller):
     path = "/members/{member_id:str}"
     tags = ["members"]
 
-    @get("/tier", guards=[allow("ingest", "operator", member=True)])
+    @get("/tier", guards=[allow("ingest", member=True)])
     async def tier(self, member_id: PathId, principal: PrincipalDep,
                    policies: NamedDependency[Policies]) -> t.MemberTier:
         return await policies.member_tier(principal.tenant_id, member_id, datetime.now(UTC))
 
-    @get("/tier-history", guards=[allow("ingest", "operator", member=True)])
+    @get("/tier-history", guards=[allow("ingest", member=True)])
     async def tier_history(self, member_id: PathId, principal: PrincipalDep,
                            policies: NamedDependency[Policies]) -> t.TierHistory:
         return await policies.tier_history(principal.tenant_id, member_id)

@@ -17,7 +17,7 @@ export interface paths {
          * Debit
          * @description Spend points at once; 409 insufficient_points shows what is available.
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1DebitsDebit"];
         delete?: never;
@@ -39,7 +39,7 @@ export interface paths {
          * RecordEvent
          * @description Record a member action and award points by its rule; idempotent by ``event_id``.
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1EventsRecordEvent"];
         delete?: never;
@@ -61,7 +61,7 @@ export interface paths {
          * RecordBatch
          * @description Up to 1000 events in one request and one transaction; each is idempotent alone.
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1EventsBatchRecordBatch"];
         delete?: never;
@@ -83,7 +83,7 @@ export interface paths {
          * Reverse
          * @description Refund: claw back the event's points (pro rata for a partial refund) and its spend.
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1EventsEventIdReversalReverse"];
         delete?: never;
@@ -105,7 +105,7 @@ export interface paths {
          * Grant
          * @description Issue points to up to 10 000 members, all or nothing; audited.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1GrantsGrant"];
         delete?: never;
@@ -127,7 +127,7 @@ export interface paths {
          * Place
          * @description Reserve points for a two-phase spend; a pending hold times out to void.
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1HoldsPlace"];
         delete?: never;
@@ -149,7 +149,7 @@ export interface paths {
          * Capture
          * @description Spend the held points. A hold past its expiry can never be captured (409).
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1HoldsHoldIdCaptureCapture"];
         delete?: never;
@@ -171,7 +171,7 @@ export interface paths {
          * Refund
          * @description Give a captured hold back whole, once, into the lots it came from.
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1HoldsHoldIdRefundRefund"];
         delete?: never;
@@ -193,7 +193,7 @@ export interface paths {
          * Void
          * @description Release the held points back to available.
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1HoldsHoldIdVoidVoid"];
         delete?: never;
@@ -211,7 +211,7 @@ export interface paths {
         };
         /**
          * ListKeys
-         * @description Who: an API key with role admin (admin implies every role).
+         * @description Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         get: operations["PointsV1KeysListKeys"];
         put?: never;
@@ -219,7 +219,7 @@ export interface paths {
          * CreateKey
          * @description Create an API key for this tenant. The key is shown once.
          *
-         *     Who: an API key with role admin (admin implies every role).
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1KeysCreateKey"];
         delete?: never;
@@ -242,7 +242,7 @@ export interface paths {
          * RevokeKey
          * @description Revoke a key: it stops working at once on this process.
          *
-         *     Who: an API key with role admin (admin implies every role).
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         delete: operations["PointsV1KeysKeyIdRevokeKey"];
         options?: never;
@@ -262,7 +262,7 @@ export interface paths {
          * @description The ledger's invariants for this tenant: accounts sum to zero, balances match lots and
          *     transfers, balance-after chains hold, every event is in the ledger once.
          *
-         *     Who: an API key with role admin (admin implies every role).
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         get: operations["PointsV1LedgerCheckCheck"];
         put?: never;
@@ -286,7 +286,7 @@ export interface paths {
          * MintMemberToken
          * @description A short-lived token that may read and act only as ``member_id``.
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1MemberTokensMintMemberToken"];
         delete?: never;
@@ -306,7 +306,7 @@ export interface paths {
          * GetMember
          * @description Balances, spend and the next expiring points of a member.
          *
-         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["PointsV1MembersMemberIdGetMember"];
         put?: never;
@@ -329,7 +329,7 @@ export interface paths {
          * PutMultiplier
          * @description Set the member's earn multiplier (a tier benefit); rule points are multiplied by it.
          *
-         *     Who: an API key with role admin (admin implies every role).
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         put: operations["PointsV1MembersMemberIdEarnMultiplierPutMultiplier"];
         post?: never;
@@ -350,7 +350,7 @@ export interface paths {
          * GetEntries
          * @description Ledger history, newest first.
          *
-         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["PointsV1MembersMemberIdEntriesGetEntries"];
         put?: never;
@@ -375,7 +375,7 @@ export interface paths {
          * @description Move points from one member to another (red packets): spent by the sender, a new
          *     lot for the receiver.
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1MovesMove"];
         delete?: never;
@@ -397,7 +397,7 @@ export interface paths {
          * Retire
          * @description Give a member's points back to the issuance account (an ended pool's escrow).
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         post: operations["PointsV1RetirementsRetire"];
         delete?: never;
@@ -417,7 +417,7 @@ export interface paths {
          * ListRules
          * @description Earning rules: the tenant's own and the built-in defaults it has not replaced.
          *
-         *     Who: an API key with role admin (admin implies every role).
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         get: operations["PointsV1RulesListRules"];
         put?: never;
@@ -440,7 +440,7 @@ export interface paths {
          * PutRule
          * @description Create or replace the earning rule of an action.
          *
-         *     Who: an API key with role admin (admin implies every role).
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         put: operations["PointsV1RulesActionPutRule"];
         post?: never;
@@ -457,7 +457,7 @@ export interface components {
         /**
          * BatchItem
          * @description One event's outcome: ``status_code`` as if it had been posted alone; ``result`` or
-         *         ``error``.
+         *     ``error``.
          */
         BatchItem: {
             /** @default null */

@@ -16,7 +16,7 @@ export interface paths {
          * PutBox
          * @description Define a box. Every change of its prizes or weights is kept in the audit log.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         put: operations["RewardsV1BoxesBoxIdPutBox"];
         post?: never;
@@ -39,7 +39,7 @@ export interface paths {
          * Draw
          * @description Draw once, paid with a ticket or points; idempotent by ``draw_id``.
          *
-         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         post: operations["RewardsV1BoxesBoxIdDrawsDraw"];
         delete?: never;
@@ -59,7 +59,7 @@ export interface paths {
          * Proof
          * @description What is needed to verify a draw; the seed appears once it has been rotated out.
          *
-         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1BoxesBoxIdDrawsDrawIdProofProof"];
         put?: never;
@@ -82,7 +82,7 @@ export interface paths {
          * @description The exact current odds (the numbers the draw uses), stock, pity and the commitment
          *     to the seed in use.
          *
-         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1BoxesBoxIdOddsOdds"];
         put?: never;
@@ -106,7 +106,7 @@ export interface paths {
          * Rotate
          * @description Reveal the seed in use and publish the commitment of a new one.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         post: operations["RewardsV1BoxesBoxIdSeedRotateRotate"];
         delete?: never;
@@ -124,7 +124,7 @@ export interface paths {
         };
         /**
          * GetCampaign
-         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         * @description Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1CampaignsCampaignIdGetCampaign"];
         /**
@@ -132,7 +132,7 @@ export interface paths {
          * @description Creates or changes a campaign until it settles. Times without an offset are the
          *     tenant's local times.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         put: operations["RewardsV1CampaignsCampaignIdPutCampaign"];
         post?: never;
@@ -155,7 +155,7 @@ export interface paths {
          *     id. ``around_team`` centres the page on a team; a member token also gets ``me``, the
          *     row of its own team.
          *
-         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1CampaignsCampaignIdLeaderboardLeaderboard"];
         put?: never;
@@ -177,7 +177,7 @@ export interface paths {
          * MemberBoard
          * @description The top individual spenders (counted spend in their team), ties by member id.
          *
-         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1CampaignsCampaignIdLeaderboardMembersMemberBoard"];
         put?: never;
@@ -199,7 +199,7 @@ export interface paths {
          * Results
          * @description The frozen ranking with prizes; empty until the campaign is settled.
          *
-         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1CampaignsCampaignIdResultsResults"];
         put?: never;
@@ -224,7 +224,7 @@ export interface paths {
          * @description A team with its captain (a member token may only captain itself); repeating the
          *     same request returns the team with 200.
          *
-         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         post: operations["RewardsV1CampaignsCampaignIdTeamsCreateTeam"];
         delete?: never;
@@ -242,7 +242,7 @@ export interface paths {
         };
         /**
          * GetTeam
-         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         * @description Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1CampaignsCampaignIdTeamsTeamIdGetTeam"];
         put?: never;
@@ -267,7 +267,7 @@ export interface paths {
          * @description Joins a team (409 team_full, already_in_team, campaign_ended); joining the same
          *     team again returns it with 200.
          *
-         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         post: operations["RewardsV1CampaignsCampaignIdTeamsTeamIdMembersJoinTeam"];
         delete?: never;
@@ -289,7 +289,7 @@ export interface paths {
          * Transfer
          * @description Give a coupon to another member; the sender keeps a ``transferred`` record.
          *
-         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         post: operations["RewardsV1CouponsCouponIdTransferTransfer"];
         delete?: never;
@@ -311,7 +311,7 @@ export interface paths {
          * Use
          * @description Use a coupon at the till, once.
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["RewardsV1CouponsCouponIdUseUse"];
         delete?: never;
@@ -334,7 +334,7 @@ export interface paths {
          * @description Give perks, coupons or draw tickets to up to 10 000 members without points; all or
          *     nothing; audited.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         post: operations["RewardsV1IssuesIssue"];
         delete?: never;
@@ -352,7 +352,7 @@ export interface paths {
         };
         /**
          * ListCoupons
-         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         * @description Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1MembersMemberIdCouponsListCoupons"];
         put?: never;
@@ -375,7 +375,7 @@ export interface paths {
          * Eligibility
          * @description The member's age band and guardian consent (a band, never a birth date).
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         put: operations["RewardsV1MembersMemberIdEligibilityEligibility"];
         post?: never;
@@ -394,7 +394,7 @@ export interface paths {
         };
         /**
          * ListRedemptions
-         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         * @description Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1MembersMemberIdRedemptionsListRedemptions"];
         put?: never;
@@ -418,7 +418,7 @@ export interface paths {
          * MakePacket
          * @description A member's red packet, paid from their points; idempotent by ``packet_id``.
          *
-         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         post: operations["RewardsV1PacketsMakePacket"];
         delete?: never;
@@ -436,7 +436,7 @@ export interface paths {
         };
         /**
          * GetPacket
-         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         * @description Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1PacketsPacketIdGetPacket"];
         put?: never;
@@ -461,7 +461,7 @@ export interface paths {
          * @description One share per member (not the maker); idempotent by ``grab_id``. Without a
          *     ``grab_id``, grabbing again returns the member's first grab.
          *
-         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         post: operations["RewardsV1PacketsPacketIdGrabsGrab"];
         delete?: never;
@@ -482,7 +482,7 @@ export interface paths {
          * @description The catalog. For a member (a member token, or ``?member_id=`` with a key) each perk
          *     says whether that member may redeem it and how many more they may take.
          *
-         *     Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1PerksListPerks"];
         put?: never;
@@ -505,7 +505,7 @@ export interface paths {
          * PutPerk
          * @description Create or replace a perk. ``stock`` is what is left to redeem from now on.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         put: operations["RewardsV1PerksSkuPutPerk"];
         post?: never;
@@ -528,7 +528,7 @@ export interface paths {
          * AddCodes
          * @description Upload coupon codes for a ``code`` perk; codes already in the pool are skipped.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         post: operations["RewardsV1PerksSkuCodesAddCodes"];
         delete?: never;
@@ -550,7 +550,7 @@ export interface paths {
          * CreatePool
          * @description A pool of packets funded from the issuance account; idempotent by ``pool_id``.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         post: operations["RewardsV1PoolsCreatePool"];
         delete?: never;
@@ -568,7 +568,7 @@ export interface paths {
         };
         /**
          * GetPool
-         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         * @description Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["RewardsV1PoolsPoolIdGetPool"];
         put?: never;
@@ -592,7 +592,7 @@ export interface paths {
          * OpenPool
          * @description Open one packet: pay the opening cost, get a share; idempotent by ``open_id``.
          *
-         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         post: operations["RewardsV1PoolsPoolIdOpensOpenPool"];
         delete?: never;
@@ -614,7 +614,7 @@ export interface paths {
          * Redeem
          * @description Spend points on a perk: hold, reserve stock and allowance, capture; or nothing.
          *
-         *     Who: an API key with role ingest (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         post: operations["RewardsV1RedemptionsRedeem"];
         delete?: never;
@@ -636,7 +636,7 @@ export interface paths {
          * Cancel
          * @description Refund the points (once, through the points service) and put the stock back.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         post: operations["RewardsV1RedemptionsRedemptionIdCancelCancel"];
         delete?: never;
@@ -658,7 +658,7 @@ export interface paths {
          * Fulfil
          * @description Mark a manual perk's redemption as fulfilled by operations.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         post: operations["RewardsV1RedemptionsRedemptionIdFulfilFulfil"];
         delete?: never;
@@ -680,7 +680,7 @@ export interface paths {
          * Tickets
          * @description Give a member draw tickets for a box (guide followed, survey done, group joined).
          *
-         *     Who: an API key with role ingest (admin implies every role).
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
          */
         post: operations["RewardsV1TicketsTickets"];
         delete?: never;
@@ -786,7 +786,7 @@ export interface components {
         /**
          * DrawProof
          * @description Everything needed to recompute one draw: roll = HMAC-SHA256(seed, draw_id), first 8
-         *         bytes big-endian, scaled onto the candidates' cumulative weights in this order.
+         *     bytes big-endian, scaled onto the candidates' cumulative weights in this order.
          */
         DrawProof: {
             box_id: string;

@@ -15,7 +15,7 @@ export interface paths {
          * Distribution
          * @description Members and share per tier, and the cut lines of the last stratification.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         get: operations["TiersV1DistributionDistribution"];
         put?: never;
@@ -39,7 +39,7 @@ export interface paths {
          * Evaluate
          * @description Stratify the whole tenant by its percentile policy now, in one SQL pass.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         post: operations["TiersV1EvaluationsEvaluate"];
         delete?: never;
@@ -59,7 +59,7 @@ export interface paths {
          * Migrations
          * @description Suggested moves and the composition of super-user and member groups, now.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         get: operations["TiersV1GroupsMigrationsMigrations"];
         put?: never;
@@ -79,14 +79,14 @@ export interface paths {
         };
         /**
          * GetGroup
-         * @description Who: an API key with role operator (admin implies every role).
+         * @description Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         get: operations["TiersV1GroupsGroupIdGetGroup"];
         /**
          * PutGroup
          * @description Creates or changes a community group; its tier must be one of the policy's.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         put: operations["TiersV1GroupsGroupIdPutGroup"];
         post?: never;
@@ -108,7 +108,7 @@ export interface paths {
          * Join
          * @description Records a join at ``at`` (default now); a current member is left as they are.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         put: operations["TiersV1GroupsGroupIdMembersMemberIdJoin"];
         post?: never;
@@ -116,7 +116,7 @@ export interface paths {
          * Leave
          * @description Records a leave at ``at`` (default now).
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         delete: operations["TiersV1GroupsGroupIdMembersMemberIdLeave"];
         options?: never;
@@ -135,7 +135,7 @@ export interface paths {
          * Report
          * @description The group's figures for the local week (Monday first) or month holding ``at``.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         get: operations["TiersV1GroupsGroupIdReportReport"];
         put?: never;
@@ -157,7 +157,7 @@ export interface paths {
          * Koc
          * @description The top ``share`` of members by total value score, with their sub-scores.
          *
-         *     Who: an API key with role operator (admin implies every role).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         get: operations["TiersV1KocKoc"];
         put?: never;
@@ -177,7 +177,7 @@ export interface paths {
         };
         /**
          * Tier
-         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         * @description Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["TiersV1MembersMemberIdTier"];
         put?: never;
@@ -197,7 +197,7 @@ export interface paths {
         };
         /**
          * TierHistory
-         * @description Who: an API key with role ingest or operator (admin implies every role), or a member token for its own member.
+         * @description Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["TiersV1MembersMemberIdTierHistoryTierHistory"];
         put?: never;
@@ -219,7 +219,7 @@ export interface paths {
          * MemberValue
          * @description Value scores over the model's window of local days ending on ``at``'s day.
          *
-         *     Who: an API key with role operator (admin implies every role), or a member token for its own member.
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest), or a member token for its own member.
          */
         get: operations["TiersV1MembersMemberIdValueMemberValue"];
         put?: never;
@@ -242,7 +242,7 @@ export interface paths {
          * @description The policy, and ``reevaluation``: how far re-evaluating every member under it
          *     has come (``pending``, ``running``, ``done``; members done of the total).
          *
-         *     Who: an API key with role admin (admin implies every role).
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         get: operations["TiersV1PolicyGetPolicy"];
         /**
@@ -250,7 +250,7 @@ export interface paths {
          * @description The tier ladder: threshold minimums or percentile shares, lowest tier first. A
          *     changed policy has every member evaluated again in the background (see ``GET``).
          *
-         *     Who: an API key with role admin (admin implies every role).
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         put: operations["TiersV1PolicyPutPolicy"];
         post?: never;
@@ -269,14 +269,14 @@ export interface paths {
         };
         /**
          * GetValueModel
-         * @description Who: an API key with role admin (admin implies every role).
+         * @description Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         get: operations["TiersV1ValueModelGetValueModel"];
         /**
          * PutValueModel
          * @description Weights per action and category, the window and the high-value line.
          *
-         *     Who: an API key with role admin (admin implies every role).
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
          */
         put: operations["TiersV1ValueModelPutValueModel"];
         post?: never;
@@ -515,7 +515,7 @@ export interface components {
         /**
          * Reevaluation
          * @description The re-evaluation of every member that the last change of the policy started: ``pending``
-         *         until the worker takes it up, ``running``, then ``done``.
+         *     until the worker takes it up, ``running``, then ``done``.
          */
         Reevaluation: {
             finished_at: string | null;
