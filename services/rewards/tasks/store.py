@@ -225,13 +225,18 @@ async def unpaid(db: Db, limit: int) -> list[ProgressKey]:
         " AND (NOT manual OR claimed_at IS NOT NULL) ORDER BY completed_at LIMIT $1", limit))
 
 
-async def lock_unpaid(conn: Conn, key: ProgressKey) -> ProgressRow | None:
-    """The completion, locked, if it is due for payment and no one else is paying it."""
+UNPAID = ("SELECT " + PROGRESS_COLUMNS + " FROM rewards.task_progress WHERE tenant_id = $1"
+          " AND task_id = $2 AND member_id = $3 AND period = $4 AND completed_at IS NOT NULL"
+          " AND rewarded_at IS NULL AND (NOT manual OR claimed_at IS NOT NULL)")
+
+
+async def lock_unpaid(conn: Conn, key: ProgressKey, *, wait: bool) -> ProgressRow | None:
+    """The completion, locked, if it is due for payment. Without ``wait`` a row locked by
+    anyone else is passed over (None); with it, the lock is waited for and the row read as its
+    holder left it."""
     return as_struct_or_none(ProgressRow, await conn.fetchrow(
-        "SELECT " + PROGRESS_COLUMNS + " FROM rewards.task_progress WHERE tenant_id = $1"
-        " AND task_id = $2 AND member_id = $3 AND period = $4 AND completed_at IS NOT NULL"
-        " AND rewarded_at IS NULL AND (NOT manual OR claimed_at IS NOT NULL)"
-        " FOR UPDATE SKIP LOCKED", key.tenant_id, key.task_id, key.member_id, key.period))
+        UNPAID + (" FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"),
+        key.tenant_id, key.task_id, key.member_id, key.period))
 
 
 async def claimable(conn: Conn, tenant_id: str, task_id: str, member_id: str,

@@ -183,18 +183,21 @@ class Tasks:
     # --- payment ---------------------------------------------------------------------------
 
     async def pay_quietly(self, key: ProgressKey, now: datetime) -> None:
-        """Pays one completion; a failure leaves it to the periodic payer."""
+        """Pays one completion; a failure leaves it to the periodic payer. It waits for a row
+        another transaction holds: a consumer counting a later event of the same period locks
+        the completed row too, and passing over it would leave the reward to the periodic
+        payer."""
         try:
-            await self.pay(key, now)
+            await self.pay(key, now, wait=True)
         except Exception as exc:  # the periodic payer retries whatever the failure was
             log.warning("task reward not paid yet: %s", exc,
                         extra={"fields": {"task_id": key.task_id, "period": key.period}})
 
-    async def pay(self, key: ProgressKey, now: datetime) -> bool:
-        """Pays a completion due for payment; False if there is none (paid already, or being
-        paid by someone else)."""
+    async def pay(self, key: ProgressKey, now: datetime, *, wait: bool = False) -> bool:
+        """Pays a completion due for payment; False if there is none (paid already or, without
+        ``wait``, locked by someone else)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await store.lock_unpaid(conn, key)
+            row = await store.lock_unpaid(conn, key, wait=wait)
             if row is None:
                 return False
             await self._pay(conn, key.tenant_id, row, now)

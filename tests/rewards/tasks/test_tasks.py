@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from services.rewards.tasks import actors
+from services.rewards.tasks.store import ProgressKey
 from services.rewards.tasks.tasks import Tasks, pay_id
 from services.runtime.outbox import OUTBOX_COLUMNS, envelope_json
 from services.runtime.resources import Resources
@@ -342,10 +343,13 @@ async def test_a_hundred_concurrent_events_on_a_count_5_daily_task_pay_once_a_da
     await asyncio.gather(*(post(n) for n in range(100)))
     bodies = await bodies_of(resources, tenant, "ActionRecorded")
     assert len(bodies) == 51
-    # Four workers at once, each with overlapping batches, and every batch twice.
-    chunks = [bodies[i::4] + bodies[:10] for i in range(4)]
+    # Four workers at once, with batches that overlap each other, and every batch twice.
+    chunks = [bodies[i::4] + [b for b in bodies[:10] if b not in bodies[i::4]]
+              for i in range(4)]
     async with worker_context(settings):
         await asyncio.gather(*(actors.advance_tasks(chunk) for chunk in chunks * 2))
+    assert await outbox_count(resources, tenant, "TaskCompleted") == 1
+    assert await outbox_count(resources, tenant, "TaskRewarded") == 1
     await deliver(resources, settings, tenant.name, twice=True)
     assert (await api.points.member(member))["available"] == 10
     assert await tickets(resources, tenant, member) == 1
@@ -473,7 +477,12 @@ async def test_a_crash_between_completion_and_payment_pays_once(
         stack: Stack) -> None:
     api = tasks_api
     box = await api.box()
-    await api.define("daily", kind="daily", reward={"points": 7, "tickets": {"box_id": box}})
+    sku = uid("sku")
+    response = await api.client.put(f"/rewards/v1/perks/{sku}", headers=api.operator,
+                                    json={"name": "Mask", "cost_points": 10, "stock": 5})
+    assert response.status_code == 200, response.text
+    await api.define("daily", kind="daily",
+                     reward={"points": 7, "tickets": {"box_id": box}, "perk": sku})
     first, second = uid("m"), uid("m")
     await api.event(first)
     await api.event(second)
@@ -503,10 +512,46 @@ async def test_a_crash_between_completion_and_payment_pays_once(
     for member in (first, second):
         assert (await api.points.member(member))["available"] == 7
         assert await tickets(resources, tenant, member) == 1
+        coupons = (await api.client.get(f"/rewards/v1/members/{member}/coupons",
+                                        headers=api.ingest)).json()["items"]
+        assert [c["sku"] for c in coupons] == [sku]
         assert await completions(resources, tenant, "daily", member) == [
             (today().isoformat(), True)]
     assert await outbox_count(resources, tenant, "TaskRewarded") == 2
     assert (await api.member_tasks(first))["daily"]["status"] == "claimed"
+    stats = await api.stats("daily", period=today().isoformat())
+    assert stats["rewards_paid"] == {"points": 14, "tickets": 2, "perks": 2}
+    stock = (await api.client.get("/rewards/v1/perks", headers=api.operator)).json()["items"]
+    assert next(p["stock"] for p in stock if p["sku"] == sku) == 3
+
+
+async def test_paying_right_after_completion_waits_for_a_consumer_holding_the_row(
+        tasks_api: TasksApi, tenant: Tenant, resources: Resources, stack: Stack) -> None:
+    api = tasks_api
+    await api.define("daily", kind="daily", reward={"points": 5})
+    member = uid("m")
+    await api.event(member)
+    broken = Tasks(resources.pool, points_client_with(
+        stack, lambda request: request.url.path.endswith("/grants")))
+    now = datetime.now(UTC)
+    await broken.advance(await bodies_of(resources, tenant, "ActionRecorded"), now)
+    key = ProgressKey(tenant_id=tenant.name, task_id="daily", member_id=member,
+                      period=today().isoformat())
+    working = Tasks(resources.pool, points_client_with(stack, lambda request: False))
+    async with resources.pool.acquire() as conn, conn.transaction():
+        # What a consumer counting a later event of the period holds until it commits.
+        await conn.execute(
+            "SELECT 1 FROM rewards.task_progress WHERE tenant_id = $1 AND member_id = $2"
+            " FOR UPDATE", tenant.name, member)
+        paying = asyncio.create_task(working.pay_quietly(key, now))
+        await asyncio.sleep(0.3)
+        assert not paying.done()
+        assert not await working.pay(key, now)  # the periodic payer passes over it
+    await paying
+    assert (await api.points.member(member))["available"] == 5
+    assert not await working.pay(key, now)
+    assert await completions(resources, tenant, "daily", member) == [
+        (today().isoformat(), True)]
 
 
 async def test_a_manual_task_is_paid_when_claimed_once(
@@ -528,6 +573,8 @@ async def test_a_manual_task_is_paid_when_claimed_once(
     assert (view["status"], view["claim"]) == ("completed", "manual")
     other = await api.claim(uid("m"), "manual", headers=token)
     assert other.status_code == 403
+    peek = await client.get(f"/rewards/v1/members/{uid('m')}/tasks", headers=token)
+    assert peek.status_code == 403
     # Twenty claims at once with different ids: the member has two periods to claim.
     answers = await asyncio.gather(*(api.claim(member, "manual", headers=token)
                                      for _ in range(20)))
