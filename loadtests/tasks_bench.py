@@ -339,6 +339,8 @@ async def measure(stack: Stack, tenant: str, ingest_key: str, args: argparse.Nam
             figures["task_consumer"]["events_per_s"] / earn["events_per_s"], 3)
         print("tasks bench: waiting for the rewards to be paid", file=sys.stderr)
         figures["tasks"] = await task_outcomes(conn, tenant)
+        figures["tasks"]["completions_per_event"] = round(
+            figures["tasks"]["completed"] / args.events, 2)
         return figures
     finally:
         await conn.close()
