@@ -66,14 +66,14 @@ class Condition(Response, frozen=True, kw_only=True):
     attributes: dict[str, str | int | float | bool] | None
 
 
-class Tickets(Response, frozen=True, kw_only=True):
+class RewardTickets(Response, frozen=True, kw_only=True):
     box_id: str
     count: int
 
 
 class Reward(Response, frozen=True, kw_only=True):
     points: int | None
-    tickets: Tickets | None
+    tickets: RewardTickets | None
     perk: str | None
 
 

@@ -33,7 +33,7 @@ class RulesController(Controller):
     path = "/rules"
     tags = ["rules"]
 
-    @get(guards=[allow("admin")])
+    @get(guards=[allow("operator")])
     async def list_rules(self, principal: PrincipalDep, ledger: LedgerDep) -> p.RuleList:
         """Earning rules: the tenant's own and the built-in defaults it has not replaced."""
         return await ledger.list_rules(principal.tenant_id)

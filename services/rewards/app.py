@@ -1,4 +1,5 @@
-"""The rewards service: perks, redemptions, coupons, blind boxes, red packets, team-buy."""
+"""The rewards service: perks, redemptions, coupons, blind boxes, red packets, team-buy,
+tasks."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from services.rewards.catalog.stock import StockMirror
 from services.rewards.points_client import PointsClient
 from services.rewards.red_packets.api import RedPacketsController
 from services.rewards.red_packets.red_packets import RedPackets
+from services.rewards.tasks.api import TasksController
+from services.rewards.tasks.tasks import Tasks
 from services.rewards.team_buy.api import TeamBuyController
 from services.rewards.team_buy.team_buy import TeamBuy
 from services.rewards.wallet.api import WalletController
@@ -35,6 +38,7 @@ class RewardsComponents:
     boxes: Boxes
     red_packets: RedPackets
     team_buy: TeamBuy
+    tasks: Tasks
 
 
 @contextlib.asynccontextmanager
@@ -50,7 +54,8 @@ async def open_components(resources: Resources,
             wallet=Wallet(resources.pool),
             boxes=Boxes(resources.pool, points),
             red_packets=RedPackets(resources, points),
-            team_buy=TeamBuy(resources, points))
+            team_buy=TeamBuy(resources, points),
+            tasks=Tasks(resources.pool, points))
     finally:
         await points.close()
 
@@ -66,9 +71,10 @@ REWARDS: ServiceSpec[RewardsComponents] = ServiceSpec(
     description="Everything members spend points on, and team-buy leaderboards.",
     route_handlers=[Router(path="/rewards/v1", route_handlers=[
         PerksController, RedemptionsController, WalletController, BoxesController,
-        RedPacketsController, TeamBuyController])],
+        RedPacketsController, TeamBuyController, TasksController])],
     components=open_components,
     provides={"catalog": lambda c: c.catalog, "redemptions": lambda c: c.redemptions,
               "wallet": lambda c: c.wallet, "boxes": lambda c: c.boxes,
-              "red_packets": lambda c: c.red_packets, "team_buy": lambda c: c.team_buy},
+              "red_packets": lambda c: c.red_packets, "team_buy": lambda c: c.team_buy,
+              "tasks": lambda c: c.tasks},
 )

@@ -21,6 +21,7 @@ from proto.points import (
     MoveIn,
     RefundIn,
     RetirementIn,
+    RuleList,
 )
 from services.runtime.errors import FuliError
 from services.runtime.resources import Resources
@@ -150,16 +151,25 @@ class PointsClient:
         return await self._post(tenant_id, "/debits", DebitIn(
             debit_id=debit_id, member_id=member_id, points=points, reason=reason))
 
-    async def available(self, tenant_id: str, member_id: str) -> int:
+    async def _get(self, tenant_id: str, path: str) -> bytes:
         headers = {"Authorization": f"Bearer {await self._token(tenant_id)}"}
         try:
-            response = await self._http.get(f"/points/v1/members/{member_id}", headers=headers)
+            response = await self._http.get(f"/points/v1{path}", headers=headers)
         except httpx.HTTPError as exc:
             raise PointsUnavailable(f"the points service did not answer: {type(exc).__name__}"
                                     ) from None
         if response.status_code != 200:
             raise PointsUnavailable(f"the points service answered {response.status_code}")
-        return msgspec.json.decode(response.content, type=Member).available
+        return response.content
+
+    async def available(self, tenant_id: str, member_id: str) -> int:
+        return msgspec.json.decode(await self._get(tenant_id, f"/members/{member_id}"),
+                                   type=Member).available
+
+    async def rules(self, tenant_id: str) -> RuleList:
+        """The tenant's earning rules (its own and the built-in defaults it has not
+        replaced)."""
+        return msgspec.json.decode(await self._get(tenant_id, "/rules"), type=RuleList)
 
     async def refund(self, tenant_id: str, hold_id: str, refund_id: str) -> PointsAnswer:
         return await self._post(tenant_id, f"/holds/{hold_id}/refund",

@@ -1,8 +1,10 @@
-"""When something with an optional start and end is open: perks, boxes, pools, campaigns."""
+"""When something with an optional start and end is open: perks, boxes, pools, campaigns,
+tasks."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from services.runtime.errors import ValidationFailed
 
@@ -16,3 +18,8 @@ def check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
     """A window that ends must end after it starts (422 on ``ends_at``)."""
     if starts_at and ends_at and ends_at <= starts_at:
         raise ValidationFailed("ends_at must be after starts_at", field="ends_at")
+
+
+def localise(at: datetime, time_zone: str) -> datetime:
+    """Times without an offset are the tenant's local times."""
+    return at.replace(tzinfo=ZoneInfo(time_zone)) if at.tzinfo is None else at

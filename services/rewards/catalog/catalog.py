@@ -12,6 +12,7 @@ from proto.rewards import CodesAdded, CodesIn, Eligibility, Perk, PerkIn, PerkLi
 from services.rewards.catalog import rules, store
 from services.rewards.catalog.stock import StockMirror
 from services.rewards.catalog.store import PerkRow
+from services.rewards.member_tiers import member_tier, set_member_tier
 from services.rewards.wallet import wallet
 from services.rewards.windows import check_window
 from services.runtime.bus import consume
@@ -58,7 +59,7 @@ class Catalog:
             rows = await store.perks(conn, tenant_id)
             if member_id is None:
                 return PerkList(items=[perk_view(row) for row in rows])
-            tier = await store.member_tier(conn, tenant_id, member_id)
+            tier = await member_tier(conn, tenant_id, member_id)
             used = await wallet.allowance_used(conn, tenant_id, member_id)
         items = []
         for row in rows:
@@ -90,5 +91,5 @@ class Catalog:
 
 async def record_tier(conn: Conn, envelope: Envelope) -> None:
     changed = msgspec.json.decode(envelope.data, type=TierChanged)
-    await store.set_member_tier(conn, envelope.tenant_id, changed.member_id, changed.tier,
+    await set_member_tier(conn, envelope.tenant_id, changed.member_id, changed.tier,
                                 changed.changed_at)

@@ -20,6 +20,7 @@ from services.rewards.catalog.catalog import perk_rules
 from services.rewards.catalog.stock import StockMirror
 from services.rewards.catalog.store import PerkRow, RedemptionRow
 from services.rewards.ids import digest
+from services.rewards.member_tiers import member_tier
 from services.rewards.points_client import PointsAnswer, PointsClient
 from services.rewards.recovery import (
     HOLD_EXPIRES_S,
@@ -114,7 +115,7 @@ class Redemptions:
 
     async def _precheck(self, tenant_id: str, body: RedemptionIn, perk: PerkRow,
                         now: datetime) -> None:
-        tier = await store.member_tier(self.pool, tenant_id, body.member_id)
+        tier = await member_tier(self.pool, tenant_id, body.member_id)
         rules.check_redeemable(perk_rules(perk), tier, body.quantity, now)
         left = await self.stock.left(tenant_id, body.sku, self.pool)
         if left is not None and left < body.quantity:  # fast answer once sold out

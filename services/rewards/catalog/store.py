@@ -1,4 +1,4 @@
-"""The catalog's SQL: perks, their coupon-code pools, members' tiers and redemptions."""
+"""The catalog's SQL: perks, their coupon-code pools and redemptions."""
 
 from __future__ import annotations
 
@@ -136,26 +136,6 @@ async def free_codes(conn: Conn, tenant_id: str, sku: str) -> int:
     return int(await conn.fetchval(
         "SELECT count(*) FROM rewards.codes WHERE tenant_id = $1 AND sku = $2"
         " AND redemption_id IS NULL AND issue_id IS NULL", tenant_id, sku))
-
-
-# --- members' tiers ------------------------------------------------------------------------
-
-async def member_tier(db: Db, tenant_id: str, member_id: str) -> str | None:
-    tier = await db.fetchval(
-        "SELECT tier FROM rewards.member_tiers WHERE tenant_id = $1 AND member_id = $2",
-        tenant_id, member_id)
-    return None if tier is None else str(tier)
-
-
-async def set_member_tier(conn: Conn, tenant_id: str, member_id: str, tier: str,
-                          at: datetime) -> None:
-    """The tier as of ``at``; an older announcement never overwrites a newer one."""
-    await conn.execute(
-        "INSERT INTO rewards.member_tiers (tenant_id, member_id, tier, updated_at)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, member_id) DO UPDATE"
-        " SET tier = EXCLUDED.tier, updated_at = EXCLUDED.updated_at"
-        " WHERE rewards.member_tiers.updated_at <= EXCLUDED.updated_at",
-        tenant_id, member_id, tier, at)
 
 
 # --- redemptions ---------------------------------------------------------------------------

@@ -69,6 +69,13 @@ async def known_skus(db: Db, tenant_id: str, skus: Sequence[str]) -> set[str]:
     return {str(row["sku"]) for row in rows}
 
 
+async def known_boxes(db: Db, tenant_id: str, box_ids: Sequence[str]) -> set[str]:
+    rows = await db.fetch(
+        "SELECT box_id FROM rewards.boxes WHERE tenant_id = $1 AND box_id = any($2::text[])",
+        tenant_id, list(box_ids))
+    return {str(row["box_id"]) for row in rows}
+
+
 # --- stock, allowance and codes: reserved together, released together ----------------------
 
 async def take_stock(conn: Conn, tenant_id: str, sku: str, quantity: int) -> StockTaken | None:

@@ -36,8 +36,8 @@ from services.runtime.outbox import emit
 from services.runtime.pagination import decode_cursor, encode_cursor
 
 __all__ = ["Reservation", "StockLevel", "Wallet", "add_tickets", "allowance_used",
-           "give_coupons", "issue", "known_skus", "prize_coupon", "put_back", "reserve",
-           "revoke_coupons", "transfer", "use", "use_ticket"]
+           "give_coupons", "issue", "known_boxes", "known_skus", "prize_coupon", "put_back",
+           "reserve", "revoke_coupons", "transfer", "use", "use_ticket"]
 
 
 class Reservation(msgspec.Struct, frozen=True):
@@ -54,6 +54,11 @@ def new_coupon_id() -> str:
 async def known_skus(db: Db, tenant_id: str, skus: Sequence[str]) -> set[str]:
     """Those of ``skus`` that are perks of the catalog."""
     return await store.known_skus(db, tenant_id, skus) if skus else set()
+
+
+async def known_boxes(db: Db, tenant_id: str, box_ids: Sequence[str]) -> set[str]:
+    """Those of ``box_ids`` that are blind boxes (the boxes draw tickets are for)."""
+    return await store.known_boxes(db, tenant_id, box_ids) if box_ids else set()
 
 
 # --- stock, allowance and codes ------------------------------------------------------------
