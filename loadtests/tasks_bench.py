@@ -79,8 +79,9 @@ POLL_S = 0.2
 SETTLE_TIMEOUT_S = 120
 
 
-def task_definitions() -> list[tuple[str, dict[str, Any]]]:
-    """50 tasks, every kind and action, some conditions narrowed, chains, manual claims."""
+def task_definitions(all_manual: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """50 tasks, every kind and action, some conditions narrowed, chains, manual claims (all of
+    them with ``all_manual``: nothing is paid while the events are applied)."""
     tasks: list[tuple[str, dict[str, Any]]] = []
     for i in range(TASKS):
         kind = KINDS[i % len(KINDS)]
@@ -99,7 +100,7 @@ def task_definitions() -> list[tuple[str, dict[str, Any]]]:
             reward = {"points": 1 + i % 10}
         body: dict[str, Any] = {"name": f"Bench task {i}", "kind": kind,
                                 "condition": condition, "reward": reward,
-                                "claim": "manual" if i % 7 == 0 else "auto"}
+                                "claim": "manual" if all_manual or i % 7 == 0 else "auto"}
         if kind == "streak":
             body["streak_days"] = 2 + i % 6
         if i >= 10 and i % 4 == 1:
@@ -114,7 +115,7 @@ def expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-def prepare_tenant(base_url: str, admin_key: str) -> str:
+def prepare_tenant(base_url: str, admin_key: str, all_manual: bool) -> str:
     """Keys, rules, the box and perk rewards pay, the 50 tasks; returns the ingest key."""
     with httpx.Client(base_url=base_url, timeout=30) as http:
         admin = {"Authorization": f"Bearer {admin_key}"}
@@ -133,7 +134,7 @@ def prepare_tenant(base_url: str, admin_key: str) -> str:
         expect(http.put(f"/rewards/v1/perks/{PERK}", headers=operator,
                         json={"name": "Bench perk", "cost_points": 100}),
                200, "creating the perk")
-        for task_id, body in task_definitions():
+        for task_id, body in task_definitions(all_manual):
             expect(http.put(f"/rewards/v1/tasks/{task_id}", headers=operator, json=body),
                    200, f"creating the task {task_id!r}")
         return str(keys["ingest"])
@@ -365,6 +366,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backlog", action="store_true",
                         help="run fuli up without its worker and start one only once every "
                              "event is posted: the consumer's ceiling")
+    parser.add_argument("--all-manual", action="store_true",
+                        help="every task claimed manually: the consumer counts and completes "
+                             "but pays nothing (what paying costs is the difference)")
     parser.add_argument("--timeout", type=positive, default=900,
                         help="seconds to wait for the consumers (default 900)")
     parser.add_argument("--seed", type=int, default=14, help="random seed of the events")
@@ -395,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tasks bench: starting fuli up on {stack.base_url} (data in {data_dir})",
                   file=sys.stderr)
             admin_key, tenant = stack.wait_ready()
-            ingest_key = prepare_tenant(stack.base_url, admin_key)
+            ingest_key = prepare_tenant(stack.base_url, admin_key, args.all_manual)
             figures = asyncio.run(measure(stack, tenant, ingest_key, args, work))
             if stack.process.poll() is not None:
                 raise stack._failure("fuli up died during the run")
@@ -430,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
         "concurrency": args.concurrency,
         "backlog": args.backlog,
+        "all_manual": args.all_manual,
         **figures,
         "consumers": consumers,
         "command": command,
