@@ -50,6 +50,8 @@ export type FuliErrorCode =
   | "overlapping_stay"
   | "own_packet"
   | "amount_required"
+  | "nothing_to_claim"
+  | "chain_cycle"
   | "http_error"
   | (string & {});
 

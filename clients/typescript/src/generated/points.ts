@@ -417,7 +417,7 @@ export interface paths {
          * ListRules
          * @description Earning rules: the tenant's own and the built-in defaults it has not replaced.
          *
-         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         get: operations["PointsV1RulesListRules"];
         put?: never;

@@ -405,6 +405,53 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/rewards/v1/members/{member_id}/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * MemberTasks
+         * @description The tasks open to the member now, each with its progress in the current period
+         *     (a streak: its current run), status and reward; a locked step names the task that
+         *     unlocks it.
+         *
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
+         */
+        get: operations["RewardsV1MembersMemberIdTasksMemberTasks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rewards/v1/members/{member_id}/tasks/{task_id}/claims": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Claim
+         * @description Claims and pays a completed manual task's reward (``period`` picks one, default the
+         *     oldest unclaimed); idempotent by ``claim_id``; 409 nothing_to_claim.
+         *
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest), or a member token for its own member.
+         */
+        post: operations["RewardsV1MembersMemberIdTasksTaskIdClaimsClaim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/rewards/v1/packets": {
         parameters: {
             query?: never;
@@ -667,6 +714,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/rewards/v1/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListTasks
+         * @description Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["RewardsV1TasksListTasks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rewards/v1/tasks/{task_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GetTask
+         * @description Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["RewardsV1TasksTaskIdGetTask"];
+        /**
+         * PutTask
+         * @description Creates or replaces a task; every change is kept in the audit log. Refused with 422
+         *     and nothing stored: unknown_action, unknown_box, unknown_sku, unknown_task (``after``),
+         *     chain_cycle, and validation_failed (streak_days, window, empty reward).
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        put: operations["RewardsV1TasksTaskIdPutTask"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rewards/v1/tasks/{task_id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stats
+         * @description Members who started, completions, claims and payments (in ``period`` if given),
+         *     rewards paid, and the funnel of the task's chain (members who completed each step).
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["RewardsV1TasksTaskIdStatsStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/rewards/v1/tickets": {
         parameters: {
             query?: never;
@@ -746,6 +864,32 @@ export interface components {
             starts_at: string;
             team_sizes: number[];
         };
+        /** ChainStep */
+        ChainStep: {
+            completed: number;
+            task_id: string;
+        };
+        /**
+         * ClaimIn
+         * @description Claim a completed manual task's reward; ``period`` picks one, default the oldest
+         *     completed and unclaimed.
+         */
+        ClaimIn: {
+            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            claim_id: string;
+            /** @default null */
+            period?: string | null;
+        };
+        /** Claimed */
+        Claimed: {
+            claim_id: string;
+            member_id: string;
+            period: string;
+            reward: components["schemas"]["Reward"];
+            /** Format: date-time */
+            rewarded_at: string;
+            task_id: string;
+        };
         /** CodesAdded */
         CodesAdded: {
             added: number;
@@ -756,6 +900,32 @@ export interface components {
         /** CodesIn */
         CodesIn: {
             codes: string[];
+        };
+        /** Condition */
+        Condition: {
+            action: string;
+            attributes: {
+                [key: string]: string | number | boolean;
+            } | null;
+            count: number;
+            min_amount_cents: number | null;
+        };
+        /**
+         * ConditionIn
+         * @description What counts: events of ``action`` (a points action, ``group_joined`` or
+         *     ``coupon_used``) whose attributes include every one of ``attributes`` exactly and, for
+         *     ``min_amount_cents``, whose amount is at least that; ``count`` of them complete a period.
+         */
+        ConditionIn: {
+            action: string;
+            /** @default null */
+            attributes?: {
+                [key: string]: string | number | boolean;
+            } | null;
+            /** @default 1 */
+            count?: number;
+            /** @default null */
+            min_amount_cents?: number | null;
         };
         /** Coupon */
         Coupon: {
@@ -917,6 +1087,38 @@ export interface components {
             score: number;
             team_id: string;
         };
+        /**
+         * MemberTask
+         * @description A task as one member sees it now, in its current period (for a streak: its current
+         *     run).
+         */
+        MemberTask: {
+            /** @enum {unknown} */
+            claim: "auto" | "manual";
+            /** @default null */
+            completed_at: string | null;
+            description: string;
+            /** @enum {unknown} */
+            kind: "daily" | "monthly" | "once" | "streak" | "weekly";
+            name: string;
+            period: string;
+            period_ends_at: string | null;
+            progress: number;
+            reward: components["schemas"]["Reward"];
+            /** @default null */
+            rewarded_at: string | null;
+            /** @enum {unknown} */
+            status: "claimed" | "completed" | "expired" | "locked" | "open";
+            streak_days: number | null;
+            target: number;
+            task_id: string;
+            /** @default null */
+            unlocked_by: string | null;
+        };
+        /** MemberTaskList */
+        MemberTaskList: {
+            items: components["schemas"]["MemberTask"][];
+        };
         /** Odds */
         Odds: {
             box_id: string;
@@ -962,6 +1164,12 @@ export interface components {
              */
             split?: "equal" | "lucky";
             total_points: number;
+        };
+        /** PaidRewards */
+        PaidRewards: {
+            perks: number;
+            points: number;
+            tickets: number;
         };
         /** Perk */
         Perk: {
@@ -1167,6 +1375,29 @@ export interface components {
             items: components["schemas"]["Result"][];
             state: string;
         };
+        /** Reward */
+        Reward: {
+            perk: string | null;
+            points: number | null;
+            tickets: components["schemas"]["RewardTickets"] | null;
+        };
+        /**
+         * RewardIn
+         * @description One or more of: points (a grant), draw tickets for a blind box, one coupon of a perk.
+         */
+        RewardIn: {
+            /** @default null */
+            perk?: string | null;
+            /** @default null */
+            points?: number | null;
+            /** @default null */
+            tickets?: components["schemas"]["TicketsReward"] | null;
+        };
+        /** RewardTickets */
+        RewardTickets: {
+            box_id: string;
+            count: number;
+        };
         /** SeedRotated */
         SeedRotated: {
             box_id: string;
@@ -1174,6 +1405,72 @@ export interface components {
             revealed_seed: string | null;
             revealed_seed_no: number | null;
             seed_no: number;
+        };
+        /** Task */
+        Task: {
+            after: string | null;
+            /** @enum {unknown} */
+            claim: "auto" | "manual";
+            condition: components["schemas"]["Condition"];
+            description: string;
+            enabled: boolean;
+            ends_at: string | null;
+            /** @enum {unknown} */
+            kind: "daily" | "monthly" | "once" | "streak" | "weekly";
+            name: string;
+            reward: components["schemas"]["Reward"];
+            starts_at: string | null;
+            streak_days: number | null;
+            task_id: string;
+            tiers: string[] | null;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** TaskIn */
+        TaskIn: {
+            /** @default null */
+            after?: string | null;
+            /**
+             * @default auto
+             * @enum {unknown}
+             */
+            claim?: "auto" | "manual";
+            condition: components["schemas"]["ConditionIn"];
+            /** @default  */
+            description?: string;
+            /** @default true */
+            enabled?: boolean;
+            /** @default null */
+            ends_at?: string | null;
+            /** @enum {unknown} */
+            kind: "daily" | "monthly" | "once" | "streak" | "weekly";
+            name: string;
+            reward: components["schemas"]["RewardIn"];
+            /** @default null */
+            starts_at?: string | null;
+            /** @default null */
+            streak_days?: number | null;
+            /** @default null */
+            tiers?: string[] | null;
+        };
+        /** TaskList */
+        TaskList: {
+            items: components["schemas"]["Task"][];
+        };
+        /**
+         * TaskStats
+         * @description Members who made progress (``started``), completed, claimed and were paid, in
+         *     ``period`` (every period when None).
+         */
+        TaskStats: {
+            chain: components["schemas"]["ChainStep"][];
+            claimed: number;
+            completed: number;
+            period: string | null;
+            rewarded: number;
+            rewards_paid: components["schemas"]["PaidRewards"];
+            started: number;
+            task_id: string;
         };
         /** Team */
         Team: {
@@ -1222,6 +1519,13 @@ export interface components {
             member_id: string;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             ticket_grant_id: string;
+        };
+        /** TicketsReward */
+        TicketsReward: {
+            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            box_id: string;
+            /** @default 1 */
+            count?: number;
         };
         /** TransferIn */
         TransferIn: {
@@ -2014,6 +2318,69 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    RewardsV1MembersMemberIdTasksMemberTasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTaskList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    RewardsV1MembersMemberIdTasksTaskIdClaimsClaim: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                member_id: string;
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClaimIn"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Claimed"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     RewardsV1PacketsMakePacket: {
         parameters: {
             query?: never;
@@ -2382,6 +2749,123 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    RewardsV1TasksListTasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    RewardsV1TasksTaskIdGetTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    RewardsV1TasksTaskIdPutTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TaskIn"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    RewardsV1TasksTaskIdStatsStats: {
+        parameters: {
+            query?: {
+                /** @description a local day (2026-12-06; a streak's first day), an ISO week (2026-W49), a month (2026-12) or once; every period when left out */
+                period?: string;
+            };
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskStats"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
