@@ -115,8 +115,9 @@ def expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-def prepare_tenant(base_url: str, admin_key: str, all_manual: bool) -> str:
-    """Keys, rules, the box and perk rewards pay, the 50 tasks; returns the ingest key."""
+def prepare_tenant(base_url: str, admin_key: str, tasks: int, all_manual: bool) -> str:
+    """Keys, rules, the box and perk rewards pay, the first ``tasks`` of the 50 tasks (each
+    comes after an earlier one, if any); returns the ingest key."""
     with httpx.Client(base_url=base_url, timeout=30) as http:
         admin = {"Authorization": f"Bearer {admin_key}"}
         keys = {role: expect(http.post("/points/v1/keys", headers=admin,
@@ -134,7 +135,7 @@ def prepare_tenant(base_url: str, admin_key: str, all_manual: bool) -> str:
         expect(http.put(f"/rewards/v1/perks/{PERK}", headers=operator,
                         json={"name": "Bench perk", "cost_points": 100}),
                200, "creating the perk")
-        for task_id, body in task_definitions(all_manual):
+        for task_id, body in task_definitions(all_manual)[:tasks]:
             expect(http.put(f"/rewards/v1/tasks/{task_id}", headers=operator, json=body),
                    200, f"creating the task {task_id!r}")
         return str(keys["ingest"])
@@ -349,6 +350,13 @@ async def measure(stack: Stack, tenant: str, ingest_key: str, args: argparse.Nam
             worker.stop()
 
 
+def task_count(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= TASKS:
+        raise argparse.ArgumentTypeError(f"must be 0 to {TASKS}")
+    return number
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Measure events per second through the task consumer (50 active tasks) "
@@ -363,6 +371,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="events per POST /points/v1/events/batch (default 500, max 1000)")
     parser.add_argument("--concurrency", type=positive, default=4,
                         help="batches in flight at once (default 4)")
+    parser.add_argument("--tasks", type=task_count, default=TASKS, metavar="N",
+                        help=f"define only the first N of the {TASKS} tasks (0: the consumer's "
+                             f"baseline; default {TASKS})")
     parser.add_argument("--backlog", action="store_true",
                         help="run fuli up without its worker and start one only once every "
                              "event is posted: the consumer's ceiling")
@@ -399,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tasks bench: starting fuli up on {stack.base_url} (data in {data_dir})",
                   file=sys.stderr)
             admin_key, tenant = stack.wait_ready()
-            ingest_key = prepare_tenant(stack.base_url, admin_key, args.all_manual)
+            ingest_key = prepare_tenant(stack.base_url, admin_key, args.tasks, args.all_manual)
             figures = asyncio.run(measure(stack, tenant, ingest_key, args, work))
             if stack.process.poll() is not None:
                 raise stack._failure("fuli up died during the run")
@@ -430,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         "events": args.events,
         "members": args.members,
         "days": args.days,
-        "tasks_defined": TASKS,
+        "tasks_defined": args.tasks,
         "batch": args.batch,
         "concurrency": args.concurrency,
         "backlog": args.backlog,
