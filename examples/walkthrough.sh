@@ -63,9 +63,12 @@ wait_until() {
 
 step() { echo "== $*"; }
 
-# days_ago N: the time N days (of 24 hours) before now, RFC 3339, for back-dated events
+# days_ago N: the time N days (of 24 hours) before the run started, RFC 3339, for back-dated
+# events; one starting time for all, so they fall on consecutive days even across a midnight
+STARTED=$(date +%s)
 days_ago() { python3 -c 'import datetime as d, sys
-print((d.datetime.now(d.timezone.utc) - d.timedelta(days=int(sys.argv[1]))).isoformat())' "$1"; }
+start = d.datetime.fromtimestamp(int(sys.argv[2]), d.timezone.utc)
+print((start - d.timedelta(days=int(sys.argv[1]))).isoformat())' "$1" "$STARTED"; }
 
 # --8<-- [start:keys]
 step "API keys: the admin key makes an ingest key (a brand's backend) and an operator key"
