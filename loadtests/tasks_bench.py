@@ -383,11 +383,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=positive, default=900,
                         help="seconds to wait for the consumers (default 900)")
     parser.add_argument("--seed", type=int, default=14, help="random seed of the events")
+    parser.add_argument("--setting", action="append", default=[], metavar="FULI_NAME=VALUE",
+                        help="a setting of the stack under test (repeatable)")
     parser.add_argument("--out-dir", type=Path, default=REPO / "loadtests" / "results",
                         help="where the JSON goes (default loadtests/results)")
     args = parser.parse_args(argv)
     if args.batch > 1000:
         parser.error("--batch is at most 1000")
+    if any(not item.startswith("FULI_") or "=" not in item for item in args.setting):
+        parser.error("--setting takes FULI_NAME=VALUE")
     return args
 
 
@@ -403,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fuli-tasks-bench-") as tmp:
         work = Path(tmp)
         data_dir = work / "data"
-        settings = {"FULI_WORKER": "false"} if args.backlog else {}
+        settings = dict(item.split("=", 1) for item in args.setting)
+        if args.backlog:
+            settings["FULI_WORKER"] = "false"
         stack = Stack(data_dir, work / "fuli-up.log", group_commit=True, settings=settings)
         stopped: int | None = None
         try:
@@ -446,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency": args.concurrency,
         "backlog": args.backlog,
         "all_manual": args.all_manual,
+        "settings": args.setting,
         **figures,
         "consumers": consumers,
         "command": command,
