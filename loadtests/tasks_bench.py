@@ -7,7 +7,8 @@ In one run, on one machine:
    PostgreSQL and Valkey); make an operator and an ingest key, rules for the benchmark's
    actions (1 point, no limits), the blind box and the perk task rewards pay, and 50 tasks of
    every kind (once, daily, weekly, monthly, streak) over five actions, some with attributes or
-   a minimum amount, some chained with `after`, some claimed manually;
+   a minimum amount, some chained with `after`, some claimed manually (--tasks N: the first N
+   of them; --all-manual: every one claimed manually, so nothing is paid while counting);
 2. post --events events for --members members through POST /points/v1/events/batch
    (--concurrency batches of --batch in flight), their `occurred_at` spread over the last
    --days days: (a) the earn rate, events accepted per second by the API;
