@@ -2,7 +2,7 @@
 # Every feature of fuli end to end with curl, as the README's "Using it" section shows it:
 # keys, earning, reading, member tokens, a perk redeemed for a code, a blind box draw and its
 # proof, a red-packet pool and a member's packet, a tier policy and a member's tier, a team-buy
-# campaign and a group report.
+# campaign, a group report, and tasks: a chained blind-box onboarding and a 7-day check-in streak.
 #
 #   FULI_ADMIN_KEY=fuli_... examples/walkthrough.sh      # against `make run` on :8000
 #
@@ -38,21 +38,22 @@ call() {
 field() { python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' \
             "$REPLY" "$1"; }
 
-# check EXPR: stop unless the Python expression over the last answer `r` is true
+# check EXPR: stop unless the Python expression over the last answer `r` is true (it may span
+# lines)
 check() {
-  if ! python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(not eval(sys.argv[2]))' \
+  if ! python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(not eval(f"({sys.argv[2]}\n)"))' \
       "$REPLY" "$1"; then
     echo "FAILED: expected $1 of: $REPLY" >&2
     exit 1
   fi
 }
 
-# wait_until METHOD PATH EXPR: GET until EXPR holds (the worker applies events in the
+# wait_until PATH KEY EXPR: GET until EXPR holds (the worker applies events in the
 # background, usually within a second); stop after 30 s
 wait_until() {
   for _ in $(seq 150); do
     call GET "$1" 200 "$2"
-    if python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(not eval(sys.argv[2]))' \
+    if python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(not eval(f"({sys.argv[2]}\n)"))' \
         "$REPLY" "$3"; then return 0; fi
     sleep 0.2
   done
@@ -61,6 +62,13 @@ wait_until() {
 }
 
 step() { echo "== $*"; }
+
+# days_ago N: the time N days (of 24 hours) before the run started, RFC 3339, for back-dated
+# events; one starting time for all, so they fall on consecutive days even across a midnight
+STARTED=$(date +%s)
+days_ago() { python3 -c 'import datetime as d, sys
+start = d.datetime.fromtimestamp(int(sys.argv[2]), d.timezone.utc)
+print((start - d.timedelta(days=int(sys.argv[1]))).isoformat())' "$1" "$STARTED"; }
 
 # --8<-- [start:keys]
 step "API keys: the admin key makes an ingest key (a brand's backend) and an operator key"
@@ -259,5 +267,102 @@ call PUT "/tiers/v1/groups/group-$R/members/$ALICE" 200 "$OPERATOR" </dev/null
 call GET "/tiers/v1/groups/group-$R/report?period=week" 200 "$OPERATOR"
 check 'r["members"] == 1'
 # --8<-- [end:group]
+
+# --8<-- [start:tasks-onboarding]
+step "tasks: a three-step onboarding, each step one ticket for the welcome box, chained"
+call PUT "/rewards/v1/boxes/welcome-$R" 200 "$OPERATOR" <<JSON
+{"name": "Welcome box", "cost_points": 30,
+ "prizes": [{"prize_id": "sample", "name": "20 points", "kind": "points", "points": 20,
+             "weight": 1},
+            {"prize_id": "none", "name": "Thank you", "kind": "nothing", "weight": 3}]}
+JSON
+call PUT /points/v1/rules/guide_followed 200 "$ADMIN" <<JSON
+{"points": 5, "limits": [{"period": "lifetime", "max_events": 1}]}
+JSON
+call PUT "/tiers/v1/groups/newcomers-$R" 200 "$OPERATOR" <<JSON
+{"name": "Newcomers", "tier": "member", "kind": "fan"}
+JSON
+call PUT "/rewards/v1/tasks/guide-$R" 200 "$OPERATOR" <<JSON
+{"name": "Follow the brand's guide", "kind": "once",
+ "condition": {"action": "guide_followed"},
+ "reward": {"tickets": {"box_id": "welcome-$R", "count": 1}}}
+JSON
+call PUT "/rewards/v1/tasks/profile-$R" 200 "$OPERATOR" <<JSON
+{"name": "Basic questionnaire: skin type, star sign", "kind": "once", "after": "guide-$R",
+ "condition": {"action": "survey", "attributes": {"form": "basic"}},
+ "reward": {"tickets": {"box_id": "welcome-$R", "count": 1}}}
+JSON
+call PUT "/rewards/v1/tasks/join-$R" 200 "$OPERATOR" <<JSON
+{"name": "Join the newcomers' group", "kind": "once", "after": "profile-$R",
+ "condition": {"action": "group_joined", "attributes": {"group_id": "newcomers-$R"}},
+ "reward": {"tickets": {"box_id": "welcome-$R", "count": 1}}}
+JSON
+call GET "/rewards/v1/members/$CAROL/tasks" 200 "$CAROL_TOKEN"
+check "[(t['status'], t['unlocked_by']) for t in r['items'] if t['task_id'] == 'profile-$R']
+       == [('locked', 'guide-$R')]"
+# --8<-- [end:tasks-onboarding]
+
+# --8<-- [start:tasks-chain]
+step "Carol does the steps last first, each twice: they count, but wait for the first step"
+call PUT "/tiers/v1/groups/newcomers-$R/members/$CAROL" 200 "$OPERATOR" </dev/null
+call PUT "/tiers/v1/groups/newcomers-$R/members/$CAROL" 200 "$OPERATOR" </dev/null
+for n in 1 2; do
+  call POST /points/v1/events 201 "$INGEST" <<JSON
+{"event_id": "form-$R-$n", "member_id": "$CAROL", "action": "survey",
+ "attributes": {"form": "basic"}}
+JSON
+done
+wait_until "/rewards/v1/members/$CAROL/tasks" "$CAROL_TOKEN" \
+  "[(t['status'], t['progress']) for t in r['items'] if t['task_id'] in ('profile-$R', 'join-$R')]
+   == [('locked', 1)] * 2"
+for n in 1 2; do
+  call POST /points/v1/events 201 "$INGEST" <<JSON
+{"event_id": "guide-$R-$n", "member_id": "$CAROL", "action": "guide_followed"}
+JSON
+done
+step "the first step unlocks the others at once: all three done and paid (claimed)"
+wait_until "/rewards/v1/members/$CAROL/tasks" "$CAROL_TOKEN" \
+  "[t['status'] for t in r['items'] if t['task_id'].endswith('-$R')] == ['claimed'] * 3"
+step "exactly three tickets: three draws with a ticket, the fourth finds none"
+for n in 1 2 3; do
+  call POST "/rewards/v1/boxes/welcome-$R/draws" 201 "$CAROL_TOKEN" <<JSON
+{"draw_id": "welcome-$R-$n", "member_id": "$CAROL", "use_ticket": true}
+JSON
+  check 'r["paid_with"] == "ticket"'
+done
+call POST "/rewards/v1/boxes/welcome-$R/draws" 409 "$CAROL_TOKEN" <<JSON
+{"draw_id": "welcome-$R-4", "member_id": "$CAROL", "use_ticket": true}
+JSON
+check 'r["error"]["code"] == "no_ticket"'
+call GET "/rewards/v1/tasks/join-$R/stats" 200 "$OPERATOR"
+check 'r["completed"] == 1 and [s["completed"] for s in r["chain"]] == [1, 1, 1]'
+# --8<-- [end:tasks-chain]
+
+# --8<-- [start:tasks-streak]
+step "streak: check in 7 days running for 70 points; back-dated check-ins, one day missed"
+call PUT /points/v1/rules/check_in 200 "$ADMIN" <<JSON
+{"points": 1, "limits": [{"period": "day", "max_events": 1}]}
+JSON
+call PUT "/rewards/v1/tasks/checkin-$R" 200 "$OPERATOR" <<JSON
+{"name": "Check in 7 days running", "kind": "streak", "streak_days": 7,
+ "condition": {"action": "check_in"}, "reward": {"points": 70}}
+JSON
+for ago in 6 5 4 2 1 0; do
+  call POST /points/v1/events 201 "$INGEST" <<JSON
+{"event_id": "checkin-$R-$ago", "member_id": "$BOB", "action": "check_in",
+ "occurred_at": "$(days_ago $ago)"}
+JSON
+done
+wait_until "/rewards/v1/members/$BOB/tasks" "$BOB_TOKEN" \
+  "[(t['status'], t['progress'], t['target']) for t in r['items'] if t['task_id'] == 'checkin-$R']
+   == [('open', 3, 7)]"
+step "the missed day arrives late: the days make a 7-day run, paid once"
+call POST /points/v1/events 201 "$INGEST" <<JSON
+{"event_id": "checkin-$R-3", "member_id": "$BOB", "action": "check_in",
+ "occurred_at": "$(days_ago 3)"}
+JSON
+wait_until "/rewards/v1/tasks/checkin-$R/stats" "$OPERATOR" 'r["rewarded"] == 1'
+check 'r["completed"] == 1 and r["rewards_paid"]["points"] == 70'
+# --8<-- [end:tasks-streak]
 
 echo "walkthrough: every step answered as expected"

@@ -86,7 +86,8 @@ def tail(text: str, lines: int = 30) -> str:
 class Stack:
     """`fuli up` as a child process on a fresh data directory, as `make run` starts it."""
 
-    def __init__(self, data_dir: Path, log_path: Path, *, group_commit: bool) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, *, group_commit: bool,
+                 settings: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -101,6 +102,8 @@ class Stack:
             FULI_RATE_LIMITS="key.default=100000000/60,key.events=100000000/60",
             FULI_EVENT_GROUP_COMMIT=str(group_commit).lower(),
         )
+        env.update(settings or {})
+        self.env = env
         self._log = open(log_path, "w")  # closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.composition.cli", "up"], cwd=REPO, env=env,
