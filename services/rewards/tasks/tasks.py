@@ -20,9 +20,7 @@ periodic ``pay_due`` finishes what a crash or an unreachable points service left
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -57,9 +55,6 @@ log = logging.getLogger("fuli.rewards.tasks")
 PROGRESS_CONSUMER = "rewards.advance_tasks"
 CLAIMS = "rewards.task_claims"
 PAY_BATCH = 200  # completions the periodic payer takes up in one run
-# Payments in flight at once: each spends most of its time waiting for the points service, and
-# payments of one member queue on its rows, so a few at a time overlap the waits safely.
-PAY_CONCURRENCY = 4
 
 _action_decoder = msgspec.json.Decoder(ActionRecorded)
 _coupon_decoder = msgspec.json.Decoder(CouponUsed)
@@ -182,20 +177,10 @@ class Tasks:
         try:
             await consume(self.pool, PROGRESS_CONSUMER, bodies, progress.apply)
         finally:
-            await self.pay_each(list(dict.fromkeys(progress.to_pay)), now)
-
-    # --- payment ---------------------------------------------------------------------------
-
-    async def pay_each(self, keys: Sequence[ProgressKey], now: datetime) -> None:
-        """Pays completions, PAY_CONCURRENCY at a time; one that fails is left to the periodic
-        payer without holding up the others."""
-        gate = asyncio.Semaphore(PAY_CONCURRENCY)
-
-        async def one(key: ProgressKey) -> None:
-            async with gate:
+            for key in dict.fromkeys(progress.to_pay):
                 await self.pay_quietly(key, now)
 
-        await asyncio.gather(*(one(key) for key in keys))
+    # --- payment ---------------------------------------------------------------------------
 
     async def pay_quietly(self, key: ProgressKey, now: datetime) -> None:
         """Pays one completion; a failure leaves it to the periodic payer. It waits for a row
