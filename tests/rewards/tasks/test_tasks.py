@@ -21,7 +21,7 @@ from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.stack import Stack
 from tests.rewards.helpers import points_client_with
-from tests.support.api import Points, Tenant, error_code, member_token, uid
+from tests.support.api import Rewards, Tenant, error_code, member_token, uid
 from tests.support.bus import deliver, worker_context
 
 ZONE = ZoneInfo("Asia/Shanghai")  # the test tenants' zone
@@ -36,14 +36,7 @@ def today() -> date:
     return datetime.now(ZONE).date()
 
 
-class TasksApi:
-    def __init__(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
-        self.client = client
-        self.tenant = tenant
-        self.points = Points(client, tenant)
-        self.operator = tenant.headers(tenant.operator)
-        self.ingest = tenant.headers(tenant.ingest)
-
+class TasksApi(Rewards):
     async def setup(self) -> None:
         for action in ACTIONS:
             assert (await self.points.put_rule(action, points=0)).status_code == 200
