@@ -100,7 +100,9 @@ class TaskList(Response, frozen=True, kw_only=True):
 
 class MemberTask(Response, frozen=True, kw_only=True):
     """A task as one member sees it now, in its current period (for a streak: its current
-    run)."""
+    run); ``reward`` and ``claim`` are those its completion recorded, once completed;
+    ``to_claim`` lists every period (this one or earlier) completed and waiting for the
+    member's claim, oldest first."""
 
     task_id: str
     name: str
@@ -114,6 +116,7 @@ class MemberTask(Response, frozen=True, kw_only=True):
     streak_days: int | None
     reward: Reward
     claim: ClaimMode
+    to_claim: list[str]
     unlocked_by: str | None = None
     completed_at: datetime | None = None
     rewarded_at: datetime | None = None

@@ -52,6 +52,7 @@ export type FuliErrorCode =
   | "amount_required"
   | "nothing_to_claim"
   | "chain_cycle"
+  | "kind_fixed"
   | "http_error"
   | (string & {});
 

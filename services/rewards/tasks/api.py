@@ -16,7 +16,7 @@ from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.runtime.ratelimit import WRITE
 
-PERIOD_PATTERN = r"^(once|\d{4}-\d{2}-\d{2}|\d{4}-W\d{2}|\d{4}-\d{2})$"
+PERIOD_PATTERN = r"^(once|[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-W[0-9]{2}|[0-9]{4}-[0-9]{2})$"
 PeriodParam = Annotated[str | None, Parameter(
     min_length=4, max_length=10, pattern=PERIOD_PATTERN,
     description="a local day (2026-12-06; a streak's first day), an ISO week (2026-W49), a "

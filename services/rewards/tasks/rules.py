@@ -14,6 +14,7 @@ event. Days on or before the end of the last completed run never count again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -30,6 +31,10 @@ OTHER_ACTIONS = (GROUP_JOINED, COUPON_USED)
 ONCE = "once"
 # How long after its end a task still shows to members (as expired, or what they reached).
 ENDED_SHOWN_FOR = timedelta(days=30)
+# A payment that failed is tried again after PAY_RETRY_FIRST, then twice as long after each
+# further failure, at most PAY_RETRY_MAX apart.
+PAY_RETRY_FIRST = timedelta(seconds=10)
+PAY_RETRY_MAX = timedelta(hours=1)
 
 
 class Occurrence(msgspec.Struct, frozen=True):
@@ -230,6 +235,21 @@ def streak_deadline(last_day: date | None, today: date, time_zone: str) -> datet
     day = last_day + timedelta(days=1) if last_day is not None else today
     end = day + timedelta(days=1)
     return datetime(end.year, end.month, end.day, tzinfo=ZoneInfo(time_zone))
+
+
+_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+PERIOD_FORMATS: dict[TaskKind, tuple[str, str]] = {
+    "once": ("once", "once"), "daily": (_DAY, "2026-12-06"),
+    "weekly": (r"[0-9]{4}-W[0-9]{2}", "2026-W49"), "monthly": (r"[0-9]{4}-[0-9]{2}", "2026-12"),
+    "streak": (_DAY, "2026-12-06, the first day of a run")}
+
+
+def check_period(kind: TaskKind, period: str) -> None:
+    """A period as a task of ``kind`` names them (422 otherwise)."""
+    pattern, example = PERIOD_FORMATS[kind]
+    if re.fullmatch(pattern, period, re.ASCII) is None:
+        raise ValidationFailed(f"{period!r} is not a period of a {kind} task (like {example})",
+                               field="period")
 
 
 def parse_day(period: str) -> date | None:

@@ -217,12 +217,46 @@ async def complete_run(conn: Conn, tenant_id: str, task_id: str, member_id: str,
 
 # --- claims and payments -------------------------------------------------------------------
 
-async def unpaid(db: Db, limit: int) -> list[ProgressKey]:
-    """Completions due for payment (automatic, or claimed) not paid yet, oldest first."""
+async def unpaid(db: Db, now: datetime, limit: int) -> list[ProgressKey]:
+    """Completions due for payment (automatic, or claimed) not paid yet and not waiting after
+    a failed attempt, in the order they fell due."""
     return as_structs(ProgressKey, await db.fetch(
         "SELECT tenant_id, task_id, member_id, period FROM rewards.task_progress"
         " WHERE completed_at IS NOT NULL AND rewarded_at IS NULL"
-        " AND (NOT manual OR claimed_at IS NOT NULL) ORDER BY completed_at LIMIT $1", limit))
+        " AND (NOT manual OR claimed_at IS NOT NULL)"
+        " AND coalesce(pay_after, completed_at) <= $1"
+        " ORDER BY coalesce(pay_after, completed_at) LIMIT $2", now, limit))
+
+
+async def payment_failed(db: Db, key: ProgressKey, now: datetime, first_wait_s: float,
+                         max_wait_s: float) -> int:
+    """Counts a failed payment attempt and puts the next one off: ``first_wait_s`` after the
+    first failure, doubling with each, at most ``max_wait_s``. Returns the attempts so far."""
+    return int(await db.fetchval(
+        "UPDATE rewards.task_progress SET pay_attempts = pay_attempts + 1,"
+        " pay_after = $5::timestamptz + least(make_interval(secs => $6 * power(2, least(pay_attempts, 30))),"
+        "                        make_interval(secs => $7))"
+        " WHERE tenant_id = $1 AND task_id = $2 AND member_id = $3 AND period = $4"
+        " AND rewarded_at IS NULL RETURNING pay_attempts",
+        key.tenant_id, key.task_id, key.member_id, key.period, now, first_wait_s,
+        max_wait_s) or 0)
+
+
+async def pay_unclaimed_automatically(conn: Conn, tenant_id: str, task_id: str) -> None:
+    """A task turned automatic: its completions still waiting for a claim are paid as
+    automatic ones."""
+    await conn.execute(
+        "UPDATE rewards.task_progress SET manual = false, updated_at = now()"
+        " WHERE tenant_id = $1 AND task_id = $2 AND completed_at IS NOT NULL AND manual"
+        " AND claimed_at IS NULL", tenant_id, task_id)
+
+
+async def has_progress(conn: Conn, tenant_id: str, task_id: str) -> bool:
+    """Whether any member has progress (or a streak day) in the task."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM rewards.task_progress WHERE tenant_id = $1"
+        " AND task_id = $2) OR EXISTS (SELECT 1 FROM rewards.task_streak_days"
+        " WHERE tenant_id = $1 AND task_id = $2)", tenant_id, task_id))
 
 
 UNPAID = ("SELECT " + PROGRESS_COLUMNS + " FROM rewards.task_progress WHERE tenant_id = $1"

@@ -128,7 +128,9 @@ class Tasks:
                        key_id: str | None) -> tk.Task:
         """Creates or replaces a task (every change is audited). Refused with 422 and nothing
         stored: an unknown action, box, perk or prerequisite, a chain loop, a window that ends
-        before it starts, a streak without streak_days."""
+        before it starts, a streak without streak_days; 409 kind_fixed: a change of kind once
+        members have progress. A task turned from manual to auto pays the completions still
+        waiting for a claim; one turned manual still pays those completed while automatic."""
         zone = await tenant_time_zone(self.pool, tenant_id)
         starts_at = localise(body.starts_at, zone) if body.starts_at else None
         ends_at = localise(body.ends_at, zone) if body.ends_at else None
@@ -155,8 +157,17 @@ class Tasks:
                 if rules.makes_cycle(task_id, body.after, afters):
                     raise ValidationFailed(f"coming after {body.after!r} makes the chain loop",
                                            code="chain_cycle", field="after")
+            previous = await store.task(conn, tenant_id, task_id)
+            if previous is not None and previous.kind != body.kind \
+                    and await store.has_progress(conn, tenant_id, task_id):
+                # Periods of one kind mean nothing to another (a day is not a streak's run).
+                raise Conflict(f"task {task_id!r} is {previous.kind} and members have progress "
+                               f"in it: its kind cannot change; define a new task",
+                               code="kind_fixed", kind=previous.kind)
             row = await store.put_task(conn, tenant_id, task_id, body, starts_at, ends_at,
                                        key_id)
+            if previous is not None and previous.claim == "manual" and body.claim == "auto":
+                await store.pay_unclaimed_automatically(conn, tenant_id, task_id)
         return task_view(row, zone)
 
     async def task(self, tenant_id: str, task_id: str) -> tk.Task:
@@ -190,8 +201,7 @@ class Tasks:
         try:
             await self.pay(key, now, wait=True)
         except Exception as exc:  # the periodic payer retries whatever the failure was
-            log.warning("task reward not paid yet: %s", exc,
-                        extra={"fields": {"task_id": key.task_id, "period": key.period}})
+            await self._payment_failed(key, now, exc)
 
     async def pay(self, key: ProgressKey, now: datetime, *, wait: bool = False) -> bool:
         """Pays a completion due for payment; False if there is none (paid already or, without
@@ -207,13 +217,26 @@ class Tasks:
         """Pays completions left unpaid (a crash after the commit, the points service down);
         returns how many were paid."""
         paid = 0
-        for key in await store.unpaid(self.pool, PAY_BATCH):
+        for key in await store.unpaid(self.pool, now, PAY_BATCH):
             try:
                 paid += await self.pay(key, now)
             except Exception as exc:  # one that cannot be paid now does not hold the others
-                log.warning("task reward not paid yet: %s", exc,
-                            extra={"fields": {"task_id": key.task_id, "period": key.period}})
+                await self._payment_failed(key, now, exc)
         return paid
+
+    async def _payment_failed(self, key: ProgressKey, now: datetime, exc: Exception) -> None:
+        """Puts the next attempt off (longer after each failure), so a completion that cannot
+        be paid now never keeps the payer from the others."""
+        attempts: int | None
+        try:
+            attempts = await store.payment_failed(
+                self.pool, key, now, rules.PAY_RETRY_FIRST.total_seconds(),
+                rules.PAY_RETRY_MAX.total_seconds())
+        except Exception as recording:  # the database is failing too: tried on the next run
+            log.warning("failed task payment not recorded: %s", recording)
+            attempts = None
+        log.warning("task reward not paid yet: %s", exc, extra={"fields": {
+            "task_id": key.task_id, "period": key.period, "attempts": attempts}})
 
     async def _pay(self, conn: Conn, tenant_id: str, row: ProgressRow, now: datetime) -> None:
         """The completion's reward, inside the caller's transaction, with ids derived from the
@@ -289,12 +312,18 @@ class Tasks:
                 (now - rules.ENDED_SHOWN_FOR - timedelta(days=400)).date())
         by_period = {(row.task_id, row.period): row for row in rows}
         completed = {row.task_id for row in rows if row.completed_at is not None}
+        to_claim: dict[str, list[str]] = {}
+        for waiting in sorted(rows, key=lambda r: (r.completed_at or now, r.period)):
+            if waiting.completed_at is not None and waiting.manual \
+                    and waiting.claimed_at is None:
+                to_claim.setdefault(waiting.task_id, []).append(waiting.period)
         items = []
         for task in tasks:
             if not rules.shown_to_member(task.enabled, task.tiers, tier, task.starts_at,
                                          task.ends_at, now):
                 continue
-            locked = task.after_task is not None and task.after_task not in completed
+            locked = (task.after_task is not None and task.after_task not in completed
+                      and task.task_id not in completed)
             ended = task.ends_at is not None and now >= task.ends_at
             at = task.ends_at - timedelta(microseconds=1) if ended and task.ends_at else now
             if task.kind == "streak":
@@ -307,6 +336,10 @@ class Tasks:
                         rules.period_end(task.kind, at, zone))
             period, row, progress, target, ends = item
             done = row is not None and row.completed_at is not None
+            # A completion pays what it recorded, as it recorded (the task may have changed).
+            reward, claim = task.reward, task.claim
+            if row is not None and row.reward is not None:
+                reward, claim = row.reward, "manual" if row.manual else "auto"
             items.append(tk.MemberTask(
                 task_id=task.task_id, name=task.name, description=task.description,
                 kind=task.kind,
@@ -314,7 +347,8 @@ class Tasks:
                                        rewarded=row is not None and row.rewarded_at is not None,
                                        ended=ended),
                 period=period, period_ends_at=ends, progress=progress, target=target,
-                streak_days=task.streak_days, reward=task.reward, claim=task.claim,
+                streak_days=task.streak_days, reward=reward, claim=claim,
+                to_claim=to_claim.get(task.task_id, []),
                 unlocked_by=task.after_task if locked else None,
                 completed_at=row.completed_at if row else None,
                 rewarded_at=row.rewarded_at if row else None))
@@ -343,6 +377,8 @@ class Tasks:
         """Members who started, completions, claims and payments (in ``period`` if given), and
         the chain's funnel: members who ever completed each step."""
         task = await require_task(self.pool, tenant_id, task_id)
+        if period is not None:
+            rules.check_period(task.kind, period)
         figures = await store.figures(self.pool, tenant_id, task_id, period)
         started = figures.started
         if task.kind == "streak" and task.streak_days is not None:

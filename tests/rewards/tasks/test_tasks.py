@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from services.rewards.tasks import actors
+from services.rewards.tasks import actors, rules
 from services.rewards.tasks.store import ProgressKey
 from services.rewards.tasks.tasks import Tasks, pay_id
 from services.runtime.outbox import OUTBOX_COLUMNS, envelope_json
@@ -498,10 +498,16 @@ async def test_a_crash_between_completion_and_payment_pays_once(
     answer = await working.grant(tenant.name, pay_id("daily", second, today().isoformat()),
                                  second, 7, f"task daily {today().isoformat()}")
     assert answer.status_code == 201
-    # The periodic payer, twice at once and once more: each reward paid once.
+    # The periodic payer leaves the failed payment alone until its retry time...
     async with worker_context(settings):
-        await asyncio.gather(actors.pay_task_rewards(), actors.pay_task_rewards())
         await actors.pay_task_rewards()
+    assert await completions(resources, tenant, "daily", first) == [
+        (today().isoformat(), False)]
+    # ...then pays, twice at once and once more: each reward paid once.
+    payer = Tasks(resources.pool, working)
+    later = datetime.now(UTC) + rules.PAY_RETRY_FIRST
+    await asyncio.gather(payer.pay_due(later), payer.pay_due(later))
+    await payer.pay_due(later)
     for member in (first, second):
         assert (await api.points.member(member))["available"] == 7
         assert await tickets(resources, tenant, member) == 1

@@ -1090,7 +1090,9 @@ export interface components {
         /**
          * MemberTask
          * @description A task as one member sees it now, in its current period (for a streak: its current
-         *     run).
+         *     run); ``reward`` and ``claim`` are those its completion recorded, once completed;
+         *     ``to_claim`` lists every period (this one or earlier) completed and waiting for the
+         *     member's claim, oldest first.
          */
         MemberTask: {
             /** @enum {unknown} */
@@ -1112,6 +1114,7 @@ export interface components {
             streak_days: number | null;
             target: number;
             task_id: string;
+            to_claim: string[];
             /** @default null */
             unlocked_by: string | null;
         };
