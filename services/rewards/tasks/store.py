@@ -234,8 +234,9 @@ async def payment_failed(db: Db, key: ProgressKey, now: datetime, first_wait_s: 
     first failure, doubling with each, at most ``max_wait_s``. Returns the attempts so far."""
     return int(await db.fetchval(
         "UPDATE rewards.task_progress SET pay_attempts = pay_attempts + 1,"
-        " pay_after = $5::timestamptz + least(make_interval(secs => $6 * power(2, least(pay_attempts, 30))),"
-        "                        make_interval(secs => $7))"
+        " pay_after = $5::timestamptz"
+        "  + least(make_interval(secs => $6 * power(2, least(pay_attempts, 30))),"
+        "          make_interval(secs => $7))"
         " WHERE tenant_id = $1 AND task_id = $2 AND member_id = $3 AND period = $4"
         " AND rewarded_at IS NULL RETURNING pay_attempts",
         key.tenant_id, key.task_id, key.member_id, key.period, now, first_wait_s,

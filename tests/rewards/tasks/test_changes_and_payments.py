@@ -15,14 +15,7 @@ from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.stack import Stack
 from tests.rewards.helpers import points_client_with
-from tests.rewards.tasks.test_tasks import (
-    TasksApi,
-    bodies_of,
-    completions,
-    local_noon,
-    tasks_api,  # noqa: F401 - the fixture
-    today,
-)
+from tests.rewards.tasks.support import TasksApi, bodies_of, completions, local_noon, today
 from tests.support.api import Tenant, error_code, uid
 from tests.support.bus import deliver
 
