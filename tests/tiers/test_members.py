@@ -4,8 +4,6 @@ refuses them clears the rows they left before."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -18,7 +16,6 @@ from services.runtime.migrations import BOOTSTRAP, migrations_of
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.tiers.members import is_escrow
-from tests.conftest import SessionServers, _with_database
 from tests.support.api import Points, Rewards, Tenant, error_code, uid
 from tests.support.bus import deliver
 
@@ -154,22 +151,10 @@ async def test_an_escrow_cannot_join_a_group(client: httpx.AsyncClient, tenant: 
                              headers=operator)).status_code == 200
 
 
-@pytest.fixture
-async def empty_database(servers: SessionServers) -> AsyncIterator[str]:
-    name = f"fuli_esc_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(servers.admin_database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_database(servers.admin_database_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 async def test_the_migration_deletes_escrow_rows_and_refuses_new_ones(
         empty_database: str) -> None:
     """Rows escrow members left before migration 0005 (as the consumers stored them) go; a
-    member's stay; the tables refuse escrow members from then on."""
+    member's rows stay; the tables refuse escrow members from then on."""
     conn = await asyncpg.connect(empty_database)
     try:
         await conn.execute(BOOTSTRAP)
