@@ -9,6 +9,12 @@ from msgspec import Meta
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 
+# Members of the points ledger that only hold points in escrow for the rewards service (a red
+# packet pool's or a member packet's points until handed out): ``pool:`` or ``packet:`` and the
+# 40 hex characters of the owner's digest. They are accounts, not people: services that count
+# members leave them out.
+ESCROW_MEMBER_PATTERN = r"^(pool|packet):[0-9a-f]{40}$"
+
 Id = Annotated[
     str,
     Meta(min_length=1, max_length=128, pattern=ID_PATTERN,

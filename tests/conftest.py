@@ -119,6 +119,19 @@ async def tenant(resources: Resources) -> Tenant:
     return await make_tenant(resources.pool)
 
 
+@pytest.fixture
+async def empty_database(servers: SessionServers) -> AsyncIterator[str]:
+    """A database of its own on the session's server, without any migration applied."""
+    name = f"fuli_mig_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(servers.admin_database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(servers.admin_database_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 def configured_env(servers: SessionServers) -> dict[str, str]:
     """Environment for a child `fuli` process that uses the session's servers."""

@@ -11,6 +11,7 @@ import msgspec
 from proto.events import ActionRecorded, CouponUsed, Envelope, PurchaseReversed
 from services.runtime.db import Conn
 from services.tiers import shared_store
+from services.tiers.members import is_escrow
 
 COUPON_USED = "coupon_used"
 MAX_GROUP_ID = 128
@@ -26,10 +27,13 @@ def group_of(attributes: dict[str, Any]) -> str | None:
 
 
 async def apply_activity(conn: Conn, envelope: Envelope) -> None:
-    """Fold one event into the tenant's activity (a ``bus.consume`` handler)."""
+    """Fold one event into the tenant's activity (a ``bus.consume`` handler); escrow
+    members' events are no member's activity."""
     tenant = envelope.tenant_id
     if envelope.type == "ActionRecorded":
         action = msgspec.json.decode(envelope.data, type=ActionRecorded)
+        if is_escrow(action.member_id):
+            return
         group_id = group_of(action.attributes)
         await shared_store.add_action(conn, tenant, action.member_id, action.action,
                                       group_id or "", action.occurred_at)
@@ -40,10 +44,14 @@ async def apply_activity(conn: Conn, envelope: Envelope) -> None:
                                             action.amount_cents)
     elif envelope.type == "CouponUsed":
         used = msgspec.json.decode(envelope.data, type=CouponUsed)
+        if is_escrow(used.member_id):
+            return
         await shared_store.add_action(conn, tenant, used.member_id, COUPON_USED, "",
                                       used.used_at)
         await shared_store.ensure_member(conn, tenant, used.member_id)
     elif envelope.type == "PurchaseReversed":
         refund = msgspec.json.decode(envelope.data, type=PurchaseReversed)
+        if is_escrow(refund.member_id):
+            return
         await shared_store.add_refund(conn, tenant, refund.event_id, refund.member_id,
                                       refund.occurred_at, refund.amount_cents)

@@ -1,26 +1,10 @@
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 from services.composition.registry import MIGRATIONS
 from services.runtime.migrations import MigrationError, migrate, migrations_of
-from tests.conftest import SessionServers, _with_database
-
-
-@pytest.fixture
-async def empty_database(servers: SessionServers) -> AsyncIterator[str]:
-    name = f"fuli_mig_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(servers.admin_database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_database(servers.admin_database_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def test_every_service_has_numbered_migrations() -> None:

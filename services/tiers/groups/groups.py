@@ -41,6 +41,7 @@ class Groups:
     async def join(self, tenant_id: str, group_id: str, member_id: str, at: datetime | None,
                    now: datetime) -> t.Membership:
         """Joins at ``at`` (default now); a member already in the group stays as they are."""
+        rules.check_member(member_id)
         moment = rules.check_moment(at, now)
         async with self.pool.acquire() as conn, conn.transaction():
             group_tier, last = await _last_stay_locked(conn, tenant_id, group_id, member_id)
@@ -116,7 +117,8 @@ class Groups:
                          tolerance: float) -> t.Migrations:
         """Members whose tier differs from their group's, high-value members stuck in silver
         groups, each with livelier groups of their tier to invite them to; and how super-user
-        and member groups compare with their target composition."""
+        and member groups compare with their target composition. A member who joined a group
+        but has no tier yet (never reached the metrics) is at the lowest tier."""
         db = self.pool
         policy = await shared_store.policy(db, tenant_id)
         model = await shared_store.value_model(db, tenant_id)
@@ -128,6 +130,7 @@ class Groups:
         by_tier = rules.invitation_lists(all_groups, values.mean if values else {})
 
         names = ladder(policy) if policy else []
+        lowest_tier = names[0] if names else None
         found = [_misplaced(r, "tier_mismatch") for r in await store.tier_mismatches(
             db, tenant_id, names, model, last_day, limit + 1)]
         if model is not None:
@@ -135,7 +138,8 @@ class Groups:
                       if g.kind != "flash" and values and values.stage(g.group_id) == "silver"]
             found += [_misplaced(r, "high_value_in_silver_group")
                       for r in await store.high_value_members_of(db, tenant_id, model,
-                                                                 last_day, silver, limit + 1)]
+                                                                 last_day, silver,
+                                                                 lowest_tier, limit + 1)]
         moves, truncated = rules.first_moves(found, limit)
         current: dict[str, set[str]] = {}
         for stay in await store.current_stays(db, tenant_id, sorted({m.member_id
@@ -146,7 +150,8 @@ class Groups:
 
         top_tier = names[-1] if names else None
         compositions = []
-        for r in await store.compositions(db, tenant_id, model, last_day, top_tier):
+        for r in await store.compositions(db, tenant_id, model, last_day, top_tier,
+                                          lowest_tier):
             shares, balanced = rules.composition(r.kind, r.members, r.super_users, r.potential,
                                                  tolerance)
             compositions.append(t.Composition(group_id=r.group_id, kind=r.kind,

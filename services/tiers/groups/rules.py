@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from proto.tiers import MigrationSuggestion
 from services.runtime.errors import Conflict, ValidationFailed
 from services.runtime.times import happened
+from services.tiers.members import is_escrow
 
 if TYPE_CHECKING:
     from services.tiers.groups.store import GroupRow
@@ -40,6 +41,12 @@ Reason = Literal["tier_mismatch", "high_value_in_silver_group"]
 def check_group_id(group_id: str) -> None:
     if group_id in RESERVED_GROUP_IDS:
         raise ValidationFailed(f"{group_id!r} is reserved", field="group_id")
+
+
+def check_member(member_id: str) -> None:
+    if is_escrow(member_id):
+        raise ValidationFailed(f"{member_id!r} is an escrow account of the points ledger, not a "
+                               "member", code="escrow_member", field="member_id")
 
 
 def check_tier(tier: str, ladder: list[str]) -> None:

@@ -136,16 +136,19 @@ async def tier_mismatches(db: Db, tenant_id: str, ladder: list[str], model: Valu
                           last_day: date, limit: int) -> list[MisplacedRow]:
     """Members now in a group that does not fit their tier: in a fan group, any other tier; in
     a member group, a lower tier; in a super-user group, a lower tier unless the member is a
-    potential super user (value at or above the high-value line). Flash groups mix anyone."""
+    potential super user (value at or above the high-value line). Flash groups mix anyone. A
+    member without a tier yet (who never reached the metrics) is at the lowest tier."""
     return as_structs(MisplacedRow, await db.fetch(
-        "WITH present AS (SELECT gm.member_id, gm.group_id, g.kind, g.tier AS group_tier,"
-        "  m.tier AS member_tier, array_position($2::text[], g.tier) AS group_rank,"
-        "  array_position($2::text[], m.tier) AS member_rank"
+        "WITH placed AS (SELECT gm.member_id, gm.group_id, g.kind, g.tier AS group_tier,"
+        "  coalesce(m.tier, ($2::text[])[1]) AS member_tier"
         "  FROM tiers.group_members gm"
         "  JOIN tiers.groups g ON g.tenant_id = gm.tenant_id AND g.group_id = gm.group_id"
-        "  JOIN tiers.members m ON m.tenant_id = gm.tenant_id AND m.member_id = gm.member_id"
-        "  WHERE gm.tenant_id = $1 AND gm.left_at IS NULL AND g.kind <> 'flash'"
-        "  AND m.tier IS NOT NULL AND m.tier <> g.tier),"
+        "  LEFT JOIN tiers.members m ON m.tenant_id = gm.tenant_id"
+        "   AND m.member_id = gm.member_id"
+        "  WHERE gm.tenant_id = $1 AND gm.left_at IS NULL AND g.kind <> 'flash'),"
+        " present AS (SELECT p.*, array_position($2::text[], p.group_tier) AS group_rank,"
+        "  array_position($2::text[], p.member_tier) AS member_rank FROM placed p"
+        "  WHERE p.member_tier IS NOT NULL AND p.member_tier <> p.group_tier),"
         " v AS (SELECT * FROM tiers.member_values($1, $3, $4, (SELECT array_agg(DISTINCT"
         "  member_id) FROM present WHERE kind = 'super')))"
         " SELECT p.member_id, p.group_id, p.group_tier, p.member_tier, v.total FROM present p"
@@ -158,12 +161,15 @@ async def tier_mismatches(db: Db, tenant_id: str, ladder: list[str], model: Valu
 
 
 async def high_value_members_of(db: Db, tenant_id: str, model: ValueModel, last_day: date,
-                                group_ids: list[str], limit: int) -> list[MisplacedRow]:
-    """Current members of the given groups whose value reaches the model's high-value line."""
+                                group_ids: list[str], lowest_tier: str | None,
+                                limit: int) -> list[MisplacedRow]:
+    """Current members of the given groups whose value reaches the model's high-value line,
+    at ``lowest_tier`` if they have no tier yet."""
     return as_structs(MisplacedRow, await db.fetch(
         "WITH present AS (SELECT gm.member_id, gm.group_id FROM tiers.group_members gm"
         "  WHERE gm.tenant_id = $1 AND gm.left_at IS NULL AND gm.group_id = any($4::text[]))"
-        " SELECT p.member_id, p.group_id, g.tier AS group_tier, m.tier AS member_tier,"
+        " SELECT p.member_id, p.group_id, g.tier AS group_tier,"
+        "  coalesce(m.tier, $6) AS member_tier,"
         "  v.total FROM present p"
         " JOIN tiers.groups g ON g.tenant_id = $1 AND g.group_id = p.group_id"
         " LEFT JOIN tiers.members m ON m.tenant_id = $1 AND m.member_id = p.member_id"
@@ -171,7 +177,7 @@ async def high_value_members_of(db: Db, tenant_id: str, model: ValueModel, last_
         "  (SELECT array_agg(DISTINCT member_id) FROM present)) v ON v.member_id = p.member_id"
         " WHERE v.total >= ($2 ->> 'high_value_line')::numeric"
         " ORDER BY p.member_id, p.group_id LIMIT $5", tenant_id, model, last_day,
-        group_ids, limit))
+        group_ids, limit, lowest_tier))
 
 
 async def current_stays(db: Db, tenant_id: str, member_ids: list[str]) -> list[CurrentStay]:
@@ -188,9 +194,10 @@ async def groups(db: Db, tenant_id: str) -> list[GroupRow]:
 
 
 async def compositions(db: Db, tenant_id: str, model: ValueModel | None, last_day: date,
-                       top_tier: str | None) -> list[CompositionRow]:
+                       top_tier: str | None, lowest_tier: str | None) -> list[CompositionRow]:
     """Per super-user and member group now: members, super users (top tier) and potential
-    super users (below the top tier, value at or above the high-value line)."""
+    super users (below the top tier, value at or above the high-value line); a member without
+    a tier yet is at ``lowest_tier``."""
     return as_structs(CompositionRow, await db.fetch(
         "WITH present AS (SELECT gm.member_id, gm.group_id, g.kind FROM tiers.group_members gm"
         "  JOIN tiers.groups g ON g.tenant_id = gm.tenant_id AND g.group_id = gm.group_id"
@@ -198,11 +205,11 @@ async def compositions(db: Db, tenant_id: str, model: ValueModel | None, last_da
         " v AS (SELECT * FROM tiers.member_values($1, $2, $3,"
         "  (SELECT array_agg(DISTINCT member_id) FROM present)))"
         " SELECT p.group_id, p.kind, count(*) AS members,"
-        "  count(*) FILTER (WHERE m.tier = $4) AS super_users,"
-        "  count(*) FILTER (WHERE m.tier IS DISTINCT FROM $4"
+        "  count(*) FILTER (WHERE coalesce(m.tier, $5) = $4) AS super_users,"
+        "  count(*) FILTER (WHERE coalesce(m.tier, $5) IS DISTINCT FROM $4"
         "   AND v.total >= ($2 ->> 'high_value_line')::numeric) AS potential"
         " FROM present p"
         " LEFT JOIN tiers.members m ON m.tenant_id = $1 AND m.member_id = p.member_id"
         " LEFT JOIN v ON v.member_id = p.member_id"
         " GROUP BY p.group_id, p.kind ORDER BY p.group_id", tenant_id, model, last_day,
-        top_tier))
+        top_tier, lowest_tier))

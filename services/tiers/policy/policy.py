@@ -17,6 +17,7 @@ from services.runtime.errors import NotFound
 from services.runtime.outbox import emit
 from services.tiers import shared_store
 from services.tiers.ladder import ladder
+from services.tiers.members import is_escrow
 from services.tiers.policy import rules, store
 from services.tiers.policy.store import MemberKey
 
@@ -86,7 +87,7 @@ class Policies:
 
         async def apply(conn: Conn, envelope: Envelope) -> None:
             change = rules.metric_change(envelope)
-            if change is None:
+            if change is None or is_escrow(change.member_id):
                 return
             tenant_id = envelope.tenant_id
             if change.day is not None:

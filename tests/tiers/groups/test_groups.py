@@ -373,3 +373,28 @@ async def test_migrations_and_compositions(client: httpx.AsyncClient, tenant: Te
     limited = await client.get("/tiers/v1/groups/migrations", headers=groups.operator,
                                params={"limit": 2})
     assert len(limited.json()["moves"]) == 2 and limited.json()["truncated"] is True
+
+
+async def test_a_member_only_in_a_group_is_at_the_lowest_tier(
+        client: httpx.AsyncClient, groups: Groups) -> None:
+    """A fan who joined a VIP group but never reached the metrics (no points events) is a
+    fan: asked to move down; one in a fan group is where they belong."""
+    await groups.setup()
+    vips, fans, members_group = uid("v"), uid("f"), uid("m")
+    await groups.put(vips, tier="vip", kind="super")
+    await groups.put(fans, tier="fan", kind="fan")
+    await groups.put(members_group, tier="member", kind="member")
+    joined = datetime.now(MONDAY.tzinfo) - timedelta(days=1)
+    stray, settled, newcomer = uid("stray"), uid("settled"), uid("new")
+    assert (await groups.join(vips, stray, joined)).status_code == 200
+    assert (await groups.join(fans, settled, joined)).status_code == 200
+    assert (await groups.join(members_group, newcomer, joined)).status_code == 200
+    response = await client.get("/tiers/v1/groups/migrations", headers=groups.operator)
+    assert response.status_code == 200, response.text
+    moves = {m["member_id"]: m for m in response.json()["moves"]}
+    assert set(moves) == {stray, newcomer}
+    assert moves[stray]["member_tier"] == "fan" and moves[stray]["group_id"] == vips
+    assert moves[stray]["suggested_groups"] == [fans]
+    assert moves[newcomer]["suggested_groups"] == [fans]
+    compositions = {c["group_id"]: c for c in response.json()["compositions"]}
+    assert compositions[vips]["shares"] == {"super": 0.0, "potential": 0.0, "regular": 1.0}
