@@ -21,6 +21,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from services.composition.registry import MIGRATIONS
 from services.runtime import tenants
 from services.runtime.embedded import EmbeddedServers
 from services.runtime.migrations import migrate
@@ -33,7 +34,7 @@ POLICY = {"mode": "percentile", "metric": "spend_cents", "grace_days": 0, "tiers
 async def measure(url: str, members: int) -> dict[str, float]:
     conn = await asyncpg.connect(url)
     try:
-        await migrate(conn)
+        await migrate(conn, MIGRATIONS)
         await tenants.create_tenant(conn, "bench")
         await conn.execute("INSERT INTO tiers.policies (tenant_id, policy) VALUES ('bench', $1)",
                            json.dumps(POLICY))
