@@ -4,7 +4,6 @@ tasks."""
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from services.runtime.errors import ValidationFailed
 
@@ -18,8 +17,3 @@ def check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
     """A window that ends must end after it starts (422 on ``ends_at``)."""
     if starts_at and ends_at and ends_at <= starts_at:
         raise ValidationFailed("ends_at must be after starts_at", field="ends_at")
-
-
-def localise(at: datetime, time_zone: str) -> datetime:
-    """Times without an offset are the tenant's local times."""
-    return at.replace(tzinfo=ZoneInfo(time_zone)) if at.tzinfo is None else at

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+# An API key as `fuli` prints it.
+KEY = re.compile(r"(fuli_[0-9a-f]{16}_[A-Za-z0-9_-]{20,})")
 
 
 def free_port() -> int:
@@ -76,3 +83,39 @@ class FuliServer:
         finally:
             self._stderr.close()
         return code
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float, what: str,
+             every_s: float = 0.05) -> Any:
+    """``condition()`` once it is truthy, polling every ``every_s``; fails after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"not within {timeout_s} s: {what}")
+
+
+def newest_worker_pid(database_url: str) -> int | None:
+    """The pid of the worker that beat last (``fuli.worker_heartbeats``)."""
+    async def query() -> int | None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            pid: int | None = await conn.fetchval(
+                "SELECT pid FROM fuli.worker_heartbeats ORDER BY last_beat_at DESC LIMIT 1")
+            return pid
+        finally:
+            await conn.close()
+
+    return asyncio.run(query())

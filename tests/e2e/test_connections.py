@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -18,9 +17,8 @@ import uvicorn
 
 from loadtests.burst import Target, prepare, run_burst
 from services.runtime.server import KeepAliveSafeProtocol
-from tests.e2e.process import FuliServer, free_port, fuli
+from tests.e2e.process import KEY, FuliServer, free_port, fuli
 
-KEY = re.compile(r"(fuli_[0-9a-f]{16}_[A-Za-z0-9_-]{20,})")
 REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from pathlib import Path
 
@@ -13,9 +12,7 @@ import httpx
 import pytest
 
 from services.runtime.embedded import EmbeddedServers
-from tests.e2e.process import FuliServer, fuli
-
-KEY = re.compile(r"(fuli_[0-9a-f]{16}_[A-Za-z0-9_-]{20,})")
+from tests.e2e.process import KEY, FuliServer, fuli
 
 
 def test_up_serves_every_service_with_the_worker(configured_env: dict[str, str],

@@ -4,23 +4,18 @@ meanwhile."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import re
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 from services.runtime.embedded import EmbeddedServers
-from tests.e2e.process import FuliServer
+from tests.e2e.process import KEY, FuliServer, alive, newest_worker_pid, wait_for
 
-KEY = re.compile(r"(fuli_[0-9a-f]{16}_[A-Za-z0-9_-]{20,})")
 HEARTBEAT_S = 0.2
 MAX_HEARTBEAT_AGE_S = 0.6
 
@@ -37,44 +32,12 @@ def children_of(pid: int) -> dict[int, str]:
     return found
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str,
-             every_s: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"not within {timeout_s} s: {what}")
-
-
 def readiness(http: httpx.Client) -> tuple[int, dict[str, str]]:
     try:
         answer = http.get("/health/ready", timeout=2)
     except httpx.TransportError:
         return 0, {}
     return answer.status_code, answer.json().get("checks", {})
-
-
-def newest_worker_pid(database_url: str) -> int | None:
-    async def query() -> int | None:
-        conn = await asyncpg.connect(database_url)
-        try:
-            pid: int | None = await conn.fetchval(
-                "SELECT pid FROM fuli.worker_heartbeats ORDER BY last_beat_at DESC LIMIT 1")
-            return pid
-        finally:
-            await conn.close()
-
-    return asyncio.run(query())
 
 
 def supervisor_log(server: FuliServer) -> list[dict[str, Any]]:

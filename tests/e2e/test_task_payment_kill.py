@@ -15,8 +15,7 @@ import asyncpg
 import httpx
 
 from services.runtime.embedded import EmbeddedServers
-from tests.e2e.process import FuliServer
-from tests.e2e.test_supervise import KEY, alive, newest_worker_pid, wait_for
+from tests.e2e.process import KEY, FuliServer, alive, newest_worker_pid, wait_for
 
 
 async def _fetch(url: str, sql: str, *args: Any) -> Any:

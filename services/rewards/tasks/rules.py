@@ -63,8 +63,7 @@ class TaskTerms(msgspec.Struct, frozen=True):
 
 # --- definitions ---------------------------------------------------------------------------
 
-def validate_task(task_id: str, body: TaskIn, starts_at: datetime | None,
-                  ends_at: datetime | None, points_actions: set[str]) -> None:
+def validate_task(task_id: str, body: TaskIn, points_actions: set[str]) -> None:
     """Everything about a definition that needs no other task, box or perk (422)."""
     action = body.condition.action
     if action not in points_actions and action not in OTHER_ACTIONS:
@@ -83,7 +82,7 @@ def validate_task(task_id: str, body: TaskIn, starts_at: datetime | None,
     if body.condition.min_amount_cents is not None and action in OTHER_ACTIONS:
         raise ValidationFailed(f"{action} events carry no amount: drop min_amount_cents",
                                field="condition.min_amount_cents")
-    check_window(starts_at, ends_at)
+    check_window(body.starts_at, body.ends_at)
     reward = body.reward
     if reward.points is None and reward.tickets is None and reward.perk is None:
         raise ValidationFailed("a reward needs points, tickets or a perk", field="reward")

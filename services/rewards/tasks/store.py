@@ -80,7 +80,6 @@ async def lock_definitions(conn: Conn, tenant_id: str) -> None:
 
 
 async def put_task(conn: Conn, tenant_id: str, task_id: str, body: TaskIn,
-                   starts_at: datetime | None, ends_at: datetime | None,
                    key_id: str | None) -> TaskRow:
     condition = body.condition
     # Stored as the Reward it is shown as: every field present, null when not given.
@@ -101,7 +100,8 @@ async def put_task(conn: Conn, tenant_id: str, task_id: str, body: TaskIn,
         " RETURNING " + TASK_COLUMNS,
         tenant_id, task_id, body.name, body.description, body.kind, condition.action,
         body.streak_days if body.kind == "streak" else condition.count,
-        condition.min_amount_cents, condition.attributes, body.streak_days, starts_at, ends_at,
+        condition.min_amount_cents, condition.attributes, body.streak_days, body.starts_at,
+        body.ends_at,
         body.tiers, body.after, reward, body.claim, body.enabled)
     assert row is not None
     await conn.execute(

@@ -42,7 +42,6 @@ from services.rewards.points_client import PointsClient
 from services.rewards.tasks import rules, store
 from services.rewards.tasks.store import ProgressKey, ProgressRow, TaskRow
 from services.rewards.wallet import wallet
-from services.rewards.windows import localise
 from services.runtime.bus import consume
 from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, NotFound, ValidationFailed
@@ -132,12 +131,10 @@ class Tasks:
         members have progress. A task turned from manual to auto pays the completions still
         waiting for a claim; one turned manual still pays those completed while automatic."""
         zone = await tenant_time_zone(self.pool, tenant_id)
-        starts_at = localise(body.starts_at, zone) if body.starts_at else None
-        ends_at = localise(body.ends_at, zone) if body.ends_at else None
         points_actions: set[str] = set()
         if body.condition.action not in rules.OTHER_ACTIONS:
             points_actions = {rule.action for rule in (await self.points.rules(tenant_id)).items}
-        rules.validate_task(task_id, body, starts_at, ends_at, points_actions)
+        rules.validate_task(task_id, body, points_actions)
         async with self.pool.acquire() as conn, conn.transaction():
             await store.lock_definitions(conn, tenant_id)
             tickets = body.reward.tickets
@@ -164,8 +161,7 @@ class Tasks:
                 raise Conflict(f"task {task_id!r} is {previous.kind} and members have progress "
                                f"in it: its kind cannot change; define a new task",
                                code="kind_fixed", kind=previous.kind)
-            row = await store.put_task(conn, tenant_id, task_id, body, starts_at, ends_at,
-                                       key_id)
+            row = await store.put_task(conn, tenant_id, task_id, body, key_id)
             if previous is not None and previous.claim == "manual" and body.claim == "auto":
                 await store.pay_unclaimed_automatically(conn, tenant_id, task_id)
         return task_view(row, zone)
@@ -405,6 +401,7 @@ class Progress:
         self.to_pay: list[ProgressKey] = []
         self._tasks: dict[str, dict[str, list[TaskRow]]] = {}
         self._zones: dict[str, str] = {}
+        self._tiers: dict[tuple[str, str], str | None] = {}
 
     async def _tasks_of(self, conn: Conn, tenant_id: str) -> dict[str, list[TaskRow]]:
         if tenant_id not in self._tasks:
@@ -419,6 +416,14 @@ class Progress:
             self._zones[tenant_id] = await tenant_time_zone(conn, tenant_id)
         return self._zones[tenant_id]
 
+    async def _tier(self, conn: Conn, tenant_id: str, member_id: str) -> str | None:
+        """The member's tier, read once per batch (a batch often holds several of its
+        events)."""
+        key = (tenant_id, member_id)
+        if key not in self._tiers:
+            self._tiers[key] = await member_tier(conn, tenant_id, member_id)
+        return self._tiers[key]
+
     async def apply(self, conn: Conn, envelope: Envelope) -> None:
         event = occurrence_of(envelope)
         if event is None:
@@ -428,7 +433,7 @@ class Progress:
         if not candidates:
             return
         zone = await self._zone(conn, tenant)
-        tier = await member_tier(conn, tenant, event.member_id) \
+        tier = await self._tier(conn, tenant, event.member_id) \
             if any(task.tiers is not None for task in candidates) else None
         for task in candidates:
             if not rules.counts_for(terms(task), event, tier):

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from proto.team_buy import CampaignIn, Prize, PrizeOut
 from services.rewards.windows import check_window
-from services.rewards.windows import localise as localise  # re-exported: campaign times
 from services.runtime.errors import ValidationFailed
 
 # Sorted-set members are "<reached_at in µs, zero-padded>:<team id>" with score = -cents: Redis
@@ -21,6 +21,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # A prize as asked for, or as stored and shown.
 P = TypeVar("P", Prize, PrizeOut)
+
+
+def localise(at: datetime, time_zone: str) -> datetime:
+    """Campaign times without an offset are the tenant's local times."""
+    return at.replace(tzinfo=ZoneInfo(time_zone)) if at.tzinfo is None else at
 
 
 def validate_campaign(body: CampaignIn, starts_at: datetime, ends_at: datetime) -> None:

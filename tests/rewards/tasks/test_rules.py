@@ -175,17 +175,17 @@ def task_in(**fields: object) -> TaskIn:
 ])
 def test_bad_definitions(fields: dict[str, object], code: str) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        rules.validate_task("t", task_in(**fields), None, None, {"check_in"})
+        rules.validate_task("t", task_in(**fields), {"check_in"})
     assert refused.value.code == code
 
 
 def test_good_definitions_and_windows() -> None:
-    rules.validate_task("t", task_in(), None, None, {"check_in"})
-    rules.validate_task("t", task_in(condition={"action": "coupon_used"}), None, None, set())
-    rules.validate_task("t", task_in(kind="streak", streak_days=7), None, None, {"check_in"})
+    rules.validate_task("t", task_in(), {"check_in"})
+    rules.validate_task("t", task_in(condition={"action": "coupon_used"}), set())
+    rules.validate_task("t", task_in(kind="streak", streak_days=7), {"check_in"})
     now = datetime.now(UTC)
     with pytest.raises(ValidationFailed):
-        rules.validate_task("t", task_in(), now, now, {"check_in"})
+        rules.validate_task("t", task_in(starts_at=now, ends_at=now), {"check_in"})
 
 
 def test_members_see_started_tasks_until_a_while_after_their_end() -> None:
