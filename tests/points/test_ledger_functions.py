@@ -171,3 +171,14 @@ async def test_posting_to_a_member_who_does_not_exist_is_a_bug(resources: Resour
             await conn.execute("SELECT points.post_transfers($1, ARRAY['a', 'ghost'],"
                                " ARRAY[1, 2]::bigint[], 'grant', 'issuance', 'available',"
                                " 'r', now())", tenant)
+
+
+async def test_the_sql_clawback_is_the_rules_clawback_up_to_the_largest_amounts(
+        resources: Resources) -> None:
+    cases = [(100, 10_000, 0, 2_500), (100, 10_000, 2_500, 3_333), (10, 3, 0, 1),
+             (1_000_000_000, 100_000_000_000, 0, 33_333_333_333),
+             (1_000_000_000, 100_000_000_000, 33_333_333_333, 66_666_666_667),
+             (999_999_999, 99_999_999_999, 12_345_678_901, 1)]
+    for case in cases:
+        assert await resources.pool.fetchval(
+            "SELECT points.clawback($1, $2, $3, $4)", *case) == rules.clawback(*case), case

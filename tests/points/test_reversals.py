@@ -61,3 +61,21 @@ async def test_non_purchase_events_reverse_whole_once(points: Points) -> None:
     unknown = await points.reverse("no-such-event")
     assert unknown.status_code == 404 and error_code(unknown) == "unknown_event"
     await points.assert_ledger_ok()
+
+
+async def test_the_largest_purchase_reverses_without_overflowing(points: Points) -> None:
+    """Points times cents passes a bigint for the largest amounts (10^9 points x 10^11 cents):
+    the pro-rata clawback is computed without that limit."""
+    member = uid("m")
+    purchase = await points.event(member, "purchase", amount_cents=100_000_000_000)
+    assert purchase.status_code == 201, purchase.text
+    event_id, earned = purchase.json()["event_id"], purchase.json()["points"]
+    assert earned == 1_000_000_000
+    part = await points.reverse(event_id, amount_cents=33_333_333_333)
+    assert part.status_code == 201, part.text
+    assert part.json()["points"] == 333_333_333
+    rest = await points.reverse(event_id)
+    assert rest.status_code == 201, rest.text
+    assert rest.json()["points"] == earned - 333_333_333
+    assert rest.json()["balance"] == 0
+    await points.assert_ledger_ok()
