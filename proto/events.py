@@ -249,3 +249,18 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 def event_name(event: Event) -> str:
     return type(event).__name__
+
+
+# --- lifecycle (AIPL) ---------------------------------------------------------------------
+
+class LifecycleChanged(Event, frozen=True, kw_only=True):
+    """A member's AIPL stage changed in an evaluation at ``at`` (``from_stage`` null: the
+    member's first stage). Emitted by ``tiers.compute_lifecycle`` in SQL, with these fields."""
+
+    member_id: str
+    from_stage: str | None
+    to_stage: str
+    at: datetime
+
+
+EVENT_TYPES[LifecycleChanged.__name__] = LifecycleChanged

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
+import msgspec
 from msgspec import Meta
 
 from proto.common import Request, Response
@@ -256,3 +257,140 @@ class KocList(Response, frozen=True, kw_only=True):
     count: int
     last_day: date
     items: list[Koc]
+
+
+# --- lifecycle (AIPL) ---------------------------------------------------------------------
+
+LifecycleStage = Literal["aware", "interested", "purchased", "loyal"]
+EngagementAction = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+DEFAULT_ENGAGEMENT_ACTIONS = ("speak", "survey", "bind", "referral")
+
+
+class LifecycleModel(Request, frozen=True, kw_only=True):
+    """A tenant's AIPL model: interested = at least ``interested_min_actions`` engagement
+    actions in the window of ``window_days`` local days ending on the evaluation day;
+    purchased = a purchase in the window; loyal = at least ``loyal_min_purchases`` purchases in
+    the window, or the window's latest purchase at most ``repurchase_within_days`` local days
+    after the purchase before it."""
+
+    engagement_actions: Annotated[tuple[EngagementAction, ...],
+                                  Meta(min_length=1, max_length=50)] = DEFAULT_ENGAGEMENT_ACTIONS
+    interested_min_actions: Annotated[int, Meta(ge=1, le=1_000_000)] = 3
+    window_days: Annotated[int, Meta(ge=1, le=3650)] = 30
+    loyal_min_purchases: Annotated[int, Meta(ge=2, le=1_000_000)] = 3
+    repurchase_within_days: Annotated[int, Meta(ge=1, le=3650)] = 30
+
+
+class LifecycleModelView(Response, frozen=True, kw_only=True):
+    """The model in force; ``is_default`` when the tenant has set none (these are the
+    defaults)."""
+
+    engagement_actions: list[str]
+    interested_min_actions: int
+    window_days: int
+    loyal_min_purchases: int
+    repurchase_within_days: int
+    is_default: bool
+    updated_at: datetime | None
+
+
+class LifecycleEvaluationBody(Request, frozen=True, kw_only=True):
+    at: datetime | None = None
+
+
+class StageCounts(Response, frozen=True, kw_only=True):
+    aware: int
+    interested: int
+    purchased: int
+    loyal: int
+
+
+class StageMove(Response, frozen=True, kw_only=True):
+    """Members moved from one stage to another (``from_stage`` null: their first stage)."""
+
+    from_stage: LifecycleStage | None
+    to_stage: LifecycleStage
+    members: int
+
+
+class LifecycleEvaluation(Response, frozen=True, kw_only=True):
+    at: datetime
+    day: date
+    members: int
+    changed: int
+    stages: StageCounts
+    moves: list[StageMove]
+
+
+class LifecycleFigures(Response, frozen=True, kw_only=True):
+    """A member's figures over the window (local days ``first_day`` .. ``last_day``)."""
+
+    first_day: date
+    last_day: date
+    engagement_actions: int
+    purchases: int
+    last_purchase_day: date | None
+    repurchase_gap_days: int | None
+
+
+class LifecycleNeed(Response, frozen=True, kw_only=True):
+    """One way up to the next stage: ``count`` more of ``kind`` within ``within_days`` days
+    (for a repurchase: a purchase by ``by_day``, the last day it is still one)."""
+
+    kind: Literal["engagement_actions", "purchases", "repurchase"]
+    count: int
+    within_days: int
+    by_day: date | None = None
+    description: str
+
+
+class MemberLifecycle(Response, frozen=True, kw_only=True):
+    """A member's stage as of the tenant's last evaluation (null before the first that saw
+    them), the figures behind it and what moves the member up (any one of ``needs``)."""
+
+    member_id: str
+    stage: LifecycleStage | None
+    since: datetime | None
+    evaluation_day: date | None
+    figures: LifecycleFigures
+    next_stage: LifecycleStage | None
+    needs: list[LifecycleNeed]
+
+
+class StageChange(Response, frozen=True, kw_only=True):
+    from_stage: LifecycleStage | None
+    to_stage: LifecycleStage
+    at: datetime
+
+
+class StageHistory(Response, frozen=True, kw_only=True):
+    member_id: str
+    items: list[StageChange]
+    next_cursor: str | None
+
+
+class FunnelCounts(Response, frozen=True, kw_only=True):
+    """Members per stage; ``none``: members without a stage yet."""
+
+    none: int
+    aware: int
+    interested: int
+    purchased: int
+    loyal: int
+
+
+class FunnelCell(Response, frozen=True, kw_only=True):
+    from_stage: Literal["none", "aware", "interested", "purchased", "loyal"]
+    to_stage: LifecycleStage
+    members: int
+
+
+class LifecycleFunnel(Response, frozen=True, kw_only=True):
+    """Members with a stage at ``to``: their stages at ``from`` and at ``to`` and every cell of
+    the transition matrix between them."""
+
+    from_: datetime = msgspec.field(name="from")
+    to: datetime
+    at_from: FunnelCounts
+    at_to: FunnelCounts
+    matrix: list[FunnelCell]

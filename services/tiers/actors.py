@@ -45,6 +45,12 @@ async def reevaluate_members() -> None:
     await (await _policies()).reevaluate_members()
 
 
+async def evaluate_lifecycles() -> None:
+    """The daily AIPL evaluation of every tenant with a lifecycle model (run hourly: a tenant
+    is due when its last evaluation was on an earlier local day or under an older model)."""
+    await (await WorkerContext.components("tiers", TiersComponents)).lifecycle.evaluate_due()
+
+
 async def stratify_all() -> None:
     """The scheduled stratification of every tenant with a percentile policy."""
     await (await _policies()).stratify_all()
@@ -58,9 +64,12 @@ ACTORS: list[ActorSpec] = [
               time_limit_ms=3_600_000),
     ActorSpec("tiers.stratify_all", QUEUE, stratify_all, max_retries=3,
               time_limit_ms=3_600_000),
+    ActorSpec("tiers.evaluate_lifecycles", QUEUE, evaluate_lifecycles, max_retries=3,
+              time_limit_ms=3_600_000),
 ]
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("tiers.roll_windows", QUEUE, every_s=3600),
     PeriodicJob("tiers.reevaluate_members", QUEUE, every_s=5),
     PeriodicJob("tiers.stratify_all", QUEUE, every_s=86_400),
+    PeriodicJob("tiers.evaluate_lifecycles", QUEUE, every_s=3600),
 ]

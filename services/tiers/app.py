@@ -12,6 +12,8 @@ from services.runtime.resources import Resources
 from services.runtime.service import Peers, ServiceSpec
 from services.tiers.groups import api as groups_api
 from services.tiers.groups.groups import Groups
+from services.tiers.lifecycle import api as lifecycle_api
+from services.tiers.lifecycle.lifecycle import Lifecycle
 from services.tiers.policy import api as policy_api
 from services.tiers.policy.policy import Policies
 from services.tiers.value import api as value_api
@@ -23,12 +25,13 @@ class TiersComponents:
     policies: Policies
     groups: Groups
     values: Values
+    lifecycle: Lifecycle
 
 
 @contextlib.asynccontextmanager
 async def open_components(resources: Resources, peers: Peers) -> AsyncIterator[TiersComponents]:
     yield TiersComponents(policies=Policies(resources.pool), groups=Groups(resources.pool),
-                          values=Values(resources.pool))
+                          values=Values(resources.pool), lifecycle=Lifecycle(resources.pool))
 
 
 TIERS: ServiceSpec[TiersComponents] = ServiceSpec(
@@ -36,8 +39,9 @@ TIERS: ServiceSpec[TiersComponents] = ServiceSpec(
     package="services.tiers",
     description="Tier policies, community groups and their health, value scores and KOCs.",
     route_handlers=[Router(path="/tiers/v1", route_handlers=[
-        *policy_api.CONTROLLERS, *groups_api.CONTROLLERS, *value_api.CONTROLLERS])],
+        *policy_api.CONTROLLERS, *groups_api.CONTROLLERS, *value_api.CONTROLLERS,
+        *lifecycle_api.CONTROLLERS])],
     components=open_components,
     provides={"policies": lambda c: c.policies, "groups": lambda c: c.groups,
-              "values": lambda c: c.values},
+              "values": lambda c: c.values, "lifecycle": lambda c: c.lifecycle},
 )
