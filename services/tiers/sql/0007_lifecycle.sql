@@ -92,9 +92,10 @@ $$;
 -- evaluations of one tenant run one at a time.
 CREATE FUNCTION tiers.compute_lifecycle(p_tenant text, p_model jsonb, p_at timestamptz)
 RETURNS TABLE (day date, members bigint, changed bigint, stages jsonb, moves jsonb)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET work_mem = '128MB' AS $$
 DECLARE
     v_day date := tiers.local_day(p_tenant, p_at);
+    v_at_json text := to_char(p_at AT TIME ZONE 'UTC', '"\""YYYY-MM-DD"T"HH24:MI:SS.US"Z\""');
     v_last timestamptz;
     v_members bigint;
     v_changed bigint;
@@ -120,24 +121,33 @@ BEGIN
           ON cur.tenant_id = p_tenant AND cur.member_id = c.member_id
         WHERE cur.stage IS DISTINCT FROM c.stage
     ),
+    -- Members with a stage have their row changed; members without one get theirs.
+    restaged AS (
+        UPDATE tiers.member_stages ms
+        SET stage = ch.to_stage, since = p_at, computed_day = v_day
+        FROM changes ch
+        WHERE ch.from_stage IS NOT NULL AND ms.tenant_id = p_tenant
+          AND ms.member_id = ch.member_id
+    ),
     staged AS (
-        INSERT INTO tiers.member_stages AS ms (tenant_id, member_id, stage, since, computed_day)
-        SELECT p_tenant, ch.member_id, ch.to_stage, p_at, v_day FROM changes ch
-        ON CONFLICT (tenant_id, member_id) DO UPDATE
-        SET stage = EXCLUDED.stage, since = EXCLUDED.since, computed_day = EXCLUDED.computed_day
+        INSERT INTO tiers.member_stages (tenant_id, member_id, stage, since, computed_day)
+        SELECT p_tenant, ch.member_id, ch.to_stage, p_at, v_day
+        FROM changes ch WHERE ch.from_stage IS NULL ORDER BY ch.member_id
     ),
     recorded AS (
         INSERT INTO tiers.stage_history (tenant_id, member_id, from_stage, to_stage, at)
         SELECT p_tenant, ch.member_id, ch.from_stage, ch.to_stage, p_at
         FROM changes ch ORDER BY ch.member_id
     ),
+    -- The JSON of proto.events.LifecycleChanged, written as text: building a jsonb per row
+    -- costs more than the rest of the row (stage names need no escaping, member ids get it).
     emitted AS (
         INSERT INTO fuli.outbox (service, tenant_id, event_type, payload)
         SELECT 'tiers', p_tenant, 'LifecycleChanged',
-               convert_to(jsonb_build_object(
-                   'type', 'LifecycleChanged', 'member_id', ch.member_id,
-                   'from_stage', ch.from_stage, 'to_stage', ch.to_stage, 'at', p_at)::text,
-                   'UTF8')
+               convert_to('{"type":"LifecycleChanged","member_id":' || to_json(ch.member_id)::text
+                          || ',"from_stage":' || coalesce('"' || ch.from_stage || '"', 'null')
+                          || ',"to_stage":"' || ch.to_stage || '","at":' || v_at_json || '}',
+                          'UTF8')
         FROM changes ch ORDER BY ch.member_id
     )
     SELECT (SELECT count(*) FROM computed),

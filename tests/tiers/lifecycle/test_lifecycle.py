@@ -65,8 +65,8 @@ def expected_stage(seeded: Seeded, model: dict[str, Any], day: date) -> str:
 
     engaged = sum(1 for action, at in seeded.actions
                   if action in model["engagement_actions"] and in_window(at))
-    bought = sorted((p.at for p in seeded.purchases
-                     if p.amount - p.refunded > 0 and p.at.astimezone(ZONE).date() <= day))
+    bought = sorted(p.at for p in seeded.purchases
+                    if p.amount - p.refunded > 0 and p.at.astimezone(ZONE).date() <= day)
     in_it = [at for at in bought if in_window(at)]
     repurchase = False
     if in_it and len(bought) >= 2:
@@ -426,7 +426,8 @@ async def test_bad_input_is_refused_and_changes_nothing(
         ("POST", "/tiers/v1/lifecycle/evaluations", admin, {"at": "yesterday"}, None),
         ("POST", "/tiers/v1/lifecycle/evaluations", admin, {"when": now}, None),
         ("POST", "/tiers/v1/lifecycle/evaluations", operator, {}, None),
-        ("GET", "/tiers/v1/lifecycle/funnel", operator, None, {"from": now, "to": local(0).isoformat()}),
+        ("GET", "/tiers/v1/lifecycle/funnel", operator, None,
+         {"from": now, "to": local(0).isoformat()}),
         ("GET", "/tiers/v1/lifecycle/funnel", operator, None, {"from": naive, "to": now}),
         ("GET", "/tiers/v1/lifecycle/funnel", operator, None, {"to": now}),
         ("GET", "/tiers/v1/lifecycle/funnel", operator, None,
