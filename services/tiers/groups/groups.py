@@ -39,7 +39,8 @@ class Groups:
             if policy is None:
                 raise Conflict("set a tier policy before creating groups", code="no_policy")
             rules.check_tier(body.tier, ladder(policy))
-            await store.lock_tree(conn, tenant_id)
+            if body.parent is not None:
+                await store.lock_tree(conn, tenant_id)
             stored = await store.created_at(conn, tenant_id, group_id)
             created_at = rules.check_created_at(body.created_at, stored, now)
             if body.parent is not None:

@@ -114,16 +114,15 @@ LANGUAGE sql STABLE AS $$
     spoke AS (
         SELECT DISTINCT ((d.day - p_first) / z.step) AS period_index, d.member_id, d.group_id
         FROM tiers.action_days d, zone z
-        WHERE d.tenant_id = p_tenant AND d.action = 'speak' AND d.group_id = ANY (p_groups)
+        WHERE d.tenant_id = p_tenant AND d.group_id <> '' AND d.group_id = ANY (p_groups)
+          AND d.action = 'speak'
           AND d.day >= p_first AND d.day < p_first + p_periods * z.step
     ),
     speaker_counts AS (
         SELECT sp.period_index, count(DISTINCT sp.member_id) AS speakers
         FROM spoke sp JOIN periods p USING (period_index)
-        WHERE EXISTS (SELECT 1 FROM stays s
-                      WHERE s.group_id = sp.group_id AND s.member_id = sp.member_id
-                        AND s.joined_at < p.ends_at
-                        AND (s.left_at IS NULL OR s.left_at >= p.starts_at))
+        JOIN stays s ON s.group_id = sp.group_id AND s.member_id = sp.member_id
+        WHERE s.joined_at < p.ends_at AND (s.left_at IS NULL OR s.left_at >= p.starts_at)
         GROUP BY sp.period_index
     ),
     bought AS (
@@ -135,6 +134,8 @@ LANGUAGE sql STABLE AS $$
                     AND (s.left_at IS NULL OR pu.occurred_at < s.left_at)
         CROSS JOIN zone z
         WHERE pu.tenant_id = p_tenant AND pu.amount_cents IS NOT NULL
+          -- the local day narrows the scan (a day either side, should the zone have changed)
+          AND pu.day >= p_first - 1 AND pu.day <= p_first + p_periods * z.step
           AND pu.occurred_at >= (SELECT range_start FROM bounds)
           AND pu.occurred_at < (SELECT range_end FROM bounds)
         ORDER BY pu.event_id

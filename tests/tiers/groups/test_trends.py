@@ -591,3 +591,25 @@ async def test_growth_is_null_after_an_empty_period(client: httpx.AsyncClient, t
     assert [p["growth"]["members"] for p in periods] == [None, None, 2.0, 0.0, 0.3333]
     assert [p["growth"]["net_adds"] for p in periods] == [None, None, 1.0, -1.0, None]
     assert date.fromisoformat(periods[0]["first_day"]) == date(2026, 10, 5)
+
+
+async def test_parents_set_at_once_never_close_a_cycle(api: Api,
+                                                       resources: Resources,
+                                                       tenant: Tenant) -> None:
+    import asyncio
+
+    await api.setup()
+    pairs = [(uid("a"), uid("b")) for _ in range(10)]
+    for a, b in pairs:
+        assert (await api.put(a)).status_code == 200
+        assert (await api.put(b)).status_code == 200
+    answers = await asyncio.gather(*(request for a, b in pairs
+                                     for request in (api.put(a, parent=b), api.put(b, parent=a))))
+    for first, second in zip(answers[::2], answers[1::2], strict=True):
+        assert sorted([first.status_code, second.status_code]) == [200, 422]
+        refused = first if first.status_code == 422 else second
+        assert error_code(refused) == "parent_cycle"
+    parents = dict(await resources.pool.fetch(
+        "SELECT group_id, parent_id FROM tiers.groups WHERE tenant_id = $1", tenant.name))
+    for a, b in pairs:
+        assert (parents[a], parents[b]) in ((b, None), (None, a))
