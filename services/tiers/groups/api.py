@@ -16,6 +16,7 @@ from proto import tiers as t
 from proto.common import ID_PATTERN
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
+from services.runtime.openapi import refuses
 from services.runtime.times import DATE_PATTERN
 from services.tiers.groups import export, rules
 from services.tiers.groups.groups import Groups
@@ -70,7 +71,7 @@ class GroupsController(Controller):
         return await groups.dissolve(principal.tenant_id, group_id,
                                      data.at if data is not None else None, datetime.now(UTC))
 
-    @get("/", guards=[allow("operator")])
+    @get("/", guards=[allow("operator")], opt=refuses(404))
     async def list_groups(self, principal: PrincipalDep, groups: NamedDependency[Groups],
                           tag: TagParam = None, owner: OwnerParam = None,
                           status: StatusParam = None, tier: TierParam = None,
@@ -83,7 +84,7 @@ class GroupsController(Controller):
         return await groups.listing(principal.tenant_id, where, cursor, limit,
                                     datetime.now(UTC))
 
-    @get("/export.csv", guards=[allow("operator")], responses=CSV)
+    @get("/export.csv", guards=[allow("operator")], responses=CSV, opt=refuses(404))
     async def export_groups(self, principal: PrincipalDep, groups: NamedDependency[Groups],
                             tag: TagParam = None, owner: OwnerParam = None,
                             status: StatusParam = None, tier: TierParam = None,
@@ -96,7 +97,7 @@ class GroupsController(Controller):
         return _csv(export.group_list(groups, principal.tenant_id, where, first, now),
                     "groups.csv")
 
-    @get("/trends", guards=[allow("operator")])
+    @get("/trends", guards=[allow("operator")], opt=refuses(404))
     async def trends(self, principal: PrincipalDep, groups: NamedDependency[Groups],
                      first: FromParam, last: ToParam, by: ByParam = "day",
                      owner: OwnerParam = None, tag: TagParam = None,
@@ -107,7 +108,7 @@ class GroupsController(Controller):
         return await groups.trends(principal.tenant_id, parent, owner, tag,
                                    rules.parse_day(first, "from"), rules.parse_day(last, "to"), by)
 
-    @get("/trends.csv", guards=[allow("operator")], responses=CSV)
+    @get("/trends.csv", guards=[allow("operator")], responses=CSV, opt=refuses(404))
     async def trends_csv(self, principal: PrincipalDep, groups: NamedDependency[Groups],
                          first: FromParam, last: ToParam, by: ByParam = "day",
                          owner: OwnerParam = None, tag: TagParam = None,
