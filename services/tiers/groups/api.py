@@ -39,9 +39,9 @@ KindParam = Annotated[t.GroupKind | None, Parameter(description="super, member, 
 Cursor = Annotated[str | None, Parameter(max_length=200)]
 PageLimit = Annotated[int, Parameter(ge=1, le=200)]
 FromParam = Annotated[str, QueryParameter(name="from", pattern=DATE_PATTERN,
-                                     description="first local day (YYYY-MM-DD)")]
+                                          description="first local day (YYYY-MM-DD)")]
 ToParam = Annotated[str, QueryParameter(name="to", pattern=DATE_PATTERN,
-                                   description="last local day (YYYY-MM-DD), not before from")]
+                                        description="last local day (YYYY-MM-DD), not before from")]
 ByParam = Annotated[t.TrendStep, Parameter(description="day, or week (ISO, Monday first)")]
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 CSV = {200: ResponseSpec(data_container=str, media_type=CSV_MEDIA_TYPE,

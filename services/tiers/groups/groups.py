@@ -195,11 +195,10 @@ class Groups:
                                               target=rules.TARGETS[r.kind], balanced=balanced))
         return t.Migrations(moves=suggestions, truncated=truncated, compositions=compositions)
 
-
     # --- lists and trends ----------------------------------------------------------------
 
     async def listing(self, tenant_id: str, where: store.ListFilter, cursor: str | None,
-                   limit: int, now: datetime) -> t.GroupList:
+                      limit: int, now: datetime) -> t.GroupList:
         """Groups by id matching ``where``, each with its current members, 7-day active rate
         and stage (when the tenant has a value model)."""
         after = decode_cursor(cursor, 1)[0] if cursor else None
