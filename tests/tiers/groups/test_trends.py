@@ -323,6 +323,17 @@ async def test_trends_of_a_three_level_tree_equal_hand_computed_series(
     # The seeded data exercise every figure.
     assert all(sum(p[k] for p in everything) > 0 for k in FIGURES if k != "net_adds")
 
+    # A grid's weeks say what its weekly reports say.
+    for grid in [gs[0] for gs in grids.values()]:
+        for week in range(5):
+            response = await client.get(f"/tiers/v1/groups/{grid}/report", headers=api.operator,
+                                        params={"at": (W0 + week * WEEK).isoformat()})
+            report = response.json()
+            assert {k: series[grid][week][k] for k in (
+                "members", "joins", "leaves", "purchasers", "gmv_cents")} == {
+                k: report[k] for k in ("members", "joins", "leaves", "purchasers", "gmv_cents")}
+            assert series[grid][week]["net_adds"] == report["net_growth"]
+
     # Rollups: a parent's additive figures are its own plus its children's subtrees.
     for parent, children in [*districts.items(), *grids.items()]:
         alone = await api.periods(**weeks, parent=parent, owner=seeded.owner[parent])
@@ -361,6 +372,7 @@ async def test_trends_of_a_three_level_tree_equal_hand_computed_series(
         ({"tag": "region:north"}, {g for g, t in seeded.tags.items() if "region:north" in t}),
         ({"tag": "vip", "parent": cities[1]},
          {g for g in seeded.subtree(cities[1]) if "vip" in seeded.tags[g]}),
+        ({"owner": "nobody"}, set()),
     ]:
         response = await api.trends(**weeks, **params)
         assert response.json()["group_count"] == len(scope), params
