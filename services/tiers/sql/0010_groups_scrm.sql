@@ -85,13 +85,16 @@ LANGUAGE sql STABLE AS $$
         FROM periods p CROSS JOIN chosen c
         GROUP BY p.period_index
     ),
+    -- Stays overlapping the range (one that ended before it adds nothing to any figure).
     stays AS (
         SELECT gm.group_id, gm.member_id, gm.joined_at, gm.left_at
         FROM tiers.group_members gm
         WHERE gm.tenant_id = p_tenant AND gm.group_id = ANY (p_groups)
           AND gm.joined_at < (SELECT range_end FROM bounds)
+          AND (gm.left_at IS NULL OR gm.left_at >= (SELECT range_start FROM bounds))
     ),
-    -- Period of a local day: its offset from p_first in days (or whole weeks); NULL outside.
+    -- Joins (+1) and leaves (-1) in their period: the offset of their local day from p_first
+    -- in days (or whole weeks). Joins before the range make the members at its start.
     moves AS (
         SELECT (((s.joined_at AT TIME ZONE z.tz)::date - p_first) / z.step) AS period_index,
                s.joined_at < (SELECT range_start FROM bounds) AS before_range, 1 AS delta,
