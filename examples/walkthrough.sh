@@ -2,7 +2,8 @@
 # Every feature of fuli end to end with curl, as the README's "Using it" section shows it:
 # keys, earning, reading, member tokens, a perk redeemed for a code, a blind box draw and its
 # proof, a red-packet pool and a member's packet, a tier policy and a member's tier, a team-buy
-# campaign, a group report, and tasks: a chained blind-box onboarding and a 7-day check-in streak.
+# campaign, a group report, groups as a tree with their trends, and tasks: a chained blind-box
+# onboarding and a 7-day check-in streak.
 #
 #   FULI_ADMIN_KEY=fuli_... examples/walkthrough.sh      # against `make run` on :8000
 #
@@ -267,6 +268,26 @@ call PUT "/tiers/v1/groups/group-$R/members/$ALICE" 200 "$OPERATOR" </dev/null
 call GET "/tiers/v1/groups/group-$R/report?period=week" 200 "$OPERATOR"
 check 'r["members"] == 1'
 # --8<-- [end:group]
+
+# --8<-- [start:group-tree]
+step "groups as a tree: a city and a grid below it, run by Dana; the city's trends roll up the grid"
+call PUT "/tiers/v1/groups/city-$R" 200 "$OPERATOR" <<JSON
+{"name": "Shanghai", "tier": "silver", "kind": "member", "owner": "dana", "tags": ["city"]}
+JSON
+call PUT "/tiers/v1/groups/grid-$R" 200 "$OPERATOR" <<JSON
+{"name": "Jing'an grid 3", "tier": "silver", "kind": "member", "owner": "dana",
+ "tags": ["grid", "region:east"], "parent": "city-$R"}
+JSON
+call PUT "/tiers/v1/groups/grid-$R/members/$ALICE" 200 "$OPERATOR" </dev/null
+call GET "/tiers/v1/groups?parent=city-$R" 200 "$OPERATOR"
+check 'r["items"][0]["group_id"] == "grid-'$R'" and r["items"][0]["members"] == 1'
+FROM=$(days_ago 1 | cut -c1-10) TO=$(days_ago -1 | cut -c1-10)   # today's local week(s)
+call GET "/tiers/v1/groups/city-$R/trends?from=$FROM&to=$TO&by=week" 200 "$OPERATOR"
+check 'r["group_count"] == 2 and sum(p["joins"] for p in r["periods"]) == 1
+       and sum(p["new_groups"] for p in r["periods"]) == 2'
+call POST "/tiers/v1/groups/grid-$R/dissolution" 200 "$OPERATOR" </dev/null
+check 'r["status"] == "dissolved" and r["members"] == 0'
+# --8<-- [end:group-tree]
 
 # --8<-- [start:tasks-onboarding]
 step "tasks: a three-step onboarding, each step one ticket for the welcome box, chained"

@@ -136,13 +136,26 @@ class Distribution(Response, frozen=True, kw_only=True):
 # --- community groups -------------------------------------------------------------------
 
 GroupKind = Literal["super", "member", "fan", "flash"]
+GroupStatus = Literal["active", "dissolved"]
 Period = Literal["week", "month"]
+# A staff member's id, another group's id, and a group label (the pattern of
+# services/tiers/tag_names.py TAG_PATTERN).
+GroupOwner = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+GroupRef = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+GroupTag = Annotated[str, Meta(pattern=r"^[a-z0-9_:-]{1,64}$")]
 
 
 class GroupBody(Request, frozen=True, kw_only=True):
+    """A group as a whole (PUT replaces it). ``owner``, ``tags`` and ``parent`` left out mean
+    none; ``created_at`` (default now) is taken when the PUT creates the group only."""
+
     name: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
     tier: TierName
     kind: GroupKind
+    owner: GroupOwner | None = None
+    tags: Annotated[list[GroupTag], Meta(max_length=50)] = []
+    parent: GroupRef | None = None
+    created_at: datetime | None = None
 
 
 class Group(Response, frozen=True, kw_only=True):
@@ -153,6 +166,11 @@ class Group(Response, frozen=True, kw_only=True):
     members: int
     created_at: datetime
     updated_at: datetime
+    owner: str | None
+    tags: list[str]
+    parent: str | None
+    status: GroupStatus
+    dissolved_at: datetime | None
 
 
 class Membership(Response, frozen=True, kw_only=True):
@@ -394,3 +412,76 @@ class LifecycleFunnel(Response, frozen=True, kw_only=True):
     at_from: FunnelCounts
     at_to: FunnelCounts
     matrix: list[FunnelCell]
+
+# --- groups as an SCRM: dissolution, lists and trends --------------------------------------
+
+TrendStep = Literal["day", "week"]
+
+
+class DissolutionBody(Request, frozen=True, kw_only=True):
+    """When the group was dissolved (default now): every open stay ends then."""
+
+    at: datetime | None = None
+
+
+class GroupListItem(Response, frozen=True, kw_only=True):
+    group_id: str
+    name: str
+    tier: str
+    kind: GroupKind
+    owner: str | None
+    tags: list[str]
+    parent: str | None
+    status: GroupStatus
+    created_at: datetime
+    dissolved_at: datetime | None
+    members: int
+    active_members_7d: int
+    active_rate_7d: float
+    stage: Literal["golden", "silver"] | None
+
+
+class GroupList(Response, frozen=True, kw_only=True):
+    items: list[GroupListItem]
+    next_cursor: str | None
+
+
+class TrendGrowth(Response, frozen=True, kw_only=True):
+    """(this period - previous) / |previous| per figure, rounded to 4 places; null when the
+    previous period's figure is 0."""
+
+    groups: float | None
+    new_groups: float | None
+    dissolved: float | None
+    members: float | None
+    joins: float | None
+    leaves: float | None
+    net_adds: float | None
+    speakers: float | None
+    purchasers: float | None
+    gmv_cents: float | None
+
+
+class TrendPeriod(Response, frozen=True, kw_only=True):
+    first_day: date
+    starts_at: datetime
+    ends_at: datetime
+    groups: int
+    new_groups: int
+    dissolved: int
+    members: int
+    joins: int
+    leaves: int
+    net_adds: int
+    speakers: int
+    purchasers: int
+    gmv_cents: int
+    growth: TrendGrowth
+
+
+class GroupTrends(Response, frozen=True, kw_only=True):
+    by: TrendStep
+    first_day: date
+    last_day: date
+    group_count: int
+    periods: list[TrendPeriod]

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any, Union, get_args, get_origin
 
 import msgspec
-from litestar import Litestar, Response
+from litestar import Litestar, MediaType, Response
 from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
@@ -277,7 +277,11 @@ def _document_bodies(handler: HTTPRouteHandler, operation: dict[str, Any],
     previous = operation.get("responses", {}).get(status, {})
     response: dict[str, Any] = {"description": previous.get("description") or "Success"}
     if success_type is not None:
-        response["content"] = {"application/json": {"schema": by_type[success_type]}}
+        # A body of another media type (a CSV export) is documented under its own.
+        declared = (handler.responses or {}).get(handler.status_code)
+        media = declared.media_type if declared is not None else MediaType.JSON
+        media_type = media.value if isinstance(media, MediaType) else media
+        response["content"] = {media_type: {"schema": by_type[success_type]}}
     operation["responses"] = {status: response}
 
 

@@ -31,7 +31,8 @@ TARGETS: dict[str, dict[str, float]] = {
     "member": {"super": 0.1, "potential": 0.2, "regular": 0.7},
 }
 JUST_BEFORE = timedelta(microseconds=1)
-RESERVED_GROUP_IDS = frozenset({"migrations"})  # path segments of the groups API
+# Path segments of the groups API that are not group ids.
+RESERVED_GROUP_IDS = frozenset({"migrations", "trends", "trends.csv", "export.csv"})
 SUGGESTED_GROUPS = 3
 
 Stage = Literal["golden", "silver"]
@@ -41,6 +42,47 @@ Reason = Literal["tier_mismatch", "high_value_in_silver_group"]
 def check_group_id(group_id: str) -> None:
     if group_id in RESERVED_GROUP_IDS:
         raise ValidationFailed(f"{group_id!r} is reserved", field="group_id")
+
+
+def check_parent(group_id: str, parent: str | None) -> None:
+    """A group cannot be its own parent (a longer cycle is found in the stored tree)."""
+    if parent == group_id:
+        raise parent_cycle(group_id, parent)
+
+
+def parent_cycle(group_id: str, parent: str) -> ValidationFailed:
+    return ValidationFailed(f"{parent!r} is {group_id!r} or below it: a group cannot sit under "
+                            "itself", code="parent_cycle", field="parent", parent=parent)
+
+
+def group_tags(tags: Iterable[str]) -> list[str]:
+    """A group's labels as stored: each once, sorted (their pattern is the contract's)."""
+    return sorted(set(tags))
+
+
+def check_created_at(created_at: datetime | None, stored: datetime | None,
+                     now: datetime) -> datetime | None:
+    """``created_at`` of a PUT: taken when the PUT creates the group (not in the future, kept
+    in UTC); on an existing group it may only repeat the stored time."""
+    if created_at is None:
+        return None
+    moment = happened(created_at, now, "created_at").astimezone(UTC)
+    if stored is not None and moment != stored:
+        raise Conflict("a group's created_at is set when it is created and never changes",
+                       code="created_at_fixed", created_at=stored.isoformat())
+    return moment
+
+
+def check_dissolution(at: datetime, created_at: datetime, last_change: datetime | None) -> None:
+    """A dissolution comes after the group's creation and after every join and leave in it
+    (it ends the stays still open at that time)."""
+    if at < created_at:
+        raise ValidationFailed("a group cannot be dissolved before it was created", field="at",
+                               created_at=created_at.isoformat())
+    if last_change is not None and at < last_change:
+        raise Conflict("members joined or left this group after that time; a dissolution "
+                       "comes after the last of them", code="activity_after_dissolution",
+                       last_change=last_change.isoformat())
 
 
 def check_member(member_id: str) -> None:
@@ -174,10 +216,10 @@ def flash_groups(groups: Iterable[GroupRow]) -> set[str]:
 
 def invitation_lists(groups: Iterable[GroupRow],
                      liveliness: Mapping[str, float]) -> dict[str, list[str]]:
-    """Per tier, its non-flash groups, liveliest first: where invitations go."""
+    """Per tier, its active non-flash groups, liveliest first: where invitations go."""
     by_tier: dict[str, list[str]] = {}
     for group in sorted(groups, key=lambda g: (-liveliness.get(g.group_id, 0.0), g.group_id)):
-        if group.kind != "flash":
+        if group.kind != "flash" and group.status == "active":
             by_tier.setdefault(group.tier, []).append(group.group_id)
     return by_tier
 
@@ -205,3 +247,95 @@ def suggestion(move: Misplaced, by_tier: Mapping[str, list[str]], current: set[s
         member_tier=move.member_tier, value=move.value, reason=move.reason,
         suggested_groups=candidates[:SUGGESTED_GROUPS])
 
+
+
+# --- lists and trends -------------------------------------------------------------------------
+
+ACTIVE_DAYS = 7  # the list's active rate: actions in the group on the last 7 local days
+MAX_PERIODS = 366  # the most periods one trends request covers
+TrendStep = Literal["day", "week"]
+# Figures of a trend period, in the order of the CSV columns; growth rates are per figure.
+TREND_FIGURES = ("groups", "new_groups", "dissolved", "members", "joins", "leaves", "net_adds",
+                 "speakers", "purchasers", "gmv_cents")
+
+
+def active_days(today: date) -> tuple[date, date]:
+    """The local days of the list's active rate: the ``ACTIVE_DAYS`` days ending today."""
+    return today - timedelta(days=ACTIVE_DAYS - 1), today
+
+
+def parse_day(text: str, field: str) -> date:
+    """A ``YYYY-MM-DD`` query value (its pattern checked by the route) as a date in the
+    years fuli takes."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(f"{field} is not a date", field=field) from None
+    if not 1900 <= day.year <= 8999:
+        raise ValidationFailed(f"{field}: days run from 1900 to 8999", field=field)
+    return day
+
+
+@dataclass(frozen=True)
+class TrendRange:
+    """Periods of a trends request: ``count`` periods (days, or ISO weeks Monday first) from
+    ``first_day``, the first holding ``from`` and the last holding ``to``."""
+
+    by: TrendStep
+    first_day: date
+    count: int
+
+    @property
+    def step(self) -> int:
+        return 7 if self.by == "week" else 1
+
+    @property
+    def last_day(self) -> date:
+        """The last local day of the last period."""
+        return self.first_day + timedelta(days=self.count * self.step - 1)
+
+    def with_previous(self) -> TrendRange:
+        """The same periods and the one before the first, to compare the first against."""
+        return TrendRange(self.by, self.first_day - timedelta(days=self.step), self.count + 1)
+
+
+def trend_range(first: date, last: date, by: TrendStep) -> TrendRange:
+    """The periods covering the local days ``first`` to ``last`` (both included): from > to,
+    or more than ``MAX_PERIODS`` periods, is a 422."""
+    if first > last:
+        raise ValidationFailed("from is after to", field="from")
+    if by == "week":
+        first = first - timedelta(days=first.weekday())
+        last = last - timedelta(days=last.weekday())
+    count = (last - first).days // (7 if by == "week" else 1) + 1
+    if count > MAX_PERIODS:
+        raise ValidationFailed(f"{count} periods asked for; at most {MAX_PERIODS} at once",
+                               code="too_many_periods", field="to", periods=count)
+    return TrendRange(by, first, count)
+
+
+def growth(previous: int, current: int) -> float | None:
+    """(current - previous) / |previous|, rounded to 4 places; None when previous is 0."""
+    if previous == 0:
+        return None
+    return round((current - previous) / abs(previous), 4)
+
+
+def growth_rates(previous: Mapping[str, int],
+                 current: Mapping[str, int]) -> dict[str, float | None]:
+    return {name: growth(previous[name], current[name]) for name in TREND_FIGURES}
+
+
+def with_net_adds(figures: Mapping[str, int]) -> dict[str, int]:
+    """A period's figures with its net adds (joins - leaves)."""
+    return {**figures, "net_adds": figures["joins"] - figures["leaves"]}
+
+
+# Spreadsheet programs run a cell starting with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """Free text for a CSV cell: one that a spreadsheet would read as a formula is quoted with
+    a leading apostrophe."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value

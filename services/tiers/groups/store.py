@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import msgspec
 
-from proto.tiers import Group, GroupKind, ValueModel
+from proto.tiers import Group, GroupBody, GroupKind, GroupListItem, GroupStatus, ValueModel
 from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
 
 
@@ -22,6 +22,7 @@ class GroupRow(msgspec.Struct, frozen=True):
     group_id: str
     tier: str
     kind: GroupKind
+    status: GroupStatus = "active"
 
 
 class PeriodFigures(msgspec.Struct, frozen=True):
@@ -62,22 +63,75 @@ class CompositionRow(msgspec.Struct, frozen=True):
     potential: int
 
 
+CURRENT_MEMBERS = (
+    "(SELECT count(*) FROM tiers.group_members gm WHERE gm.tenant_id = g.tenant_id"
+    " AND gm.group_id = g.group_id AND gm.left_at IS NULL)")
 GROUP_COLUMNS = (
-    "g.group_id, g.name, g.tier, g.kind, g.created_at, g.updated_at,"
-    " (SELECT count(*) FROM tiers.group_members gm WHERE gm.tenant_id = g.tenant_id"
-    "  AND gm.group_id = g.group_id AND gm.left_at IS NULL) AS members")
+    "g.group_id, g.name, g.tier, g.kind, g.created_at, g.updated_at, g.owner, g.tags,"
+    " g.parent_id AS parent, g.status, g.dissolved_at, " + CURRENT_MEMBERS + " AS members")
 
 
-async def put_group(conn: Conn, tenant_id: str, group_id: str, name: str, tier: str,
-                    kind: str) -> Group:
+async def put_group(conn: Conn, tenant_id: str, group_id: str, body: GroupBody,
+                    tags: list[str], created_at: datetime | None) -> Group:
+    """Creates the group (at ``created_at``, default now) or replaces its name, tier, kind,
+    owner, labels and parent."""
     await conn.execute(
-        "INSERT INTO tiers.groups (tenant_id, group_id, name, tier, kind)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, group_id) DO UPDATE"
+        "INSERT INTO tiers.groups (tenant_id, group_id, name, tier, kind, owner, tags,"
+        " parent_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))"
+        " ON CONFLICT (tenant_id, group_id) DO UPDATE"
         " SET name = EXCLUDED.name, tier = EXCLUDED.tier, kind = EXCLUDED.kind,"
-        " updated_at = now()", tenant_id, group_id, name, tier, kind)
+        " owner = EXCLUDED.owner, tags = EXCLUDED.tags, parent_id = EXCLUDED.parent_id,"
+        " updated_at = now()", tenant_id, group_id, body.name, body.tier, body.kind,
+        body.owner, tags, body.parent, created_at)
     group_now = await group(conn, tenant_id, group_id)
     assert group_now is not None
     return group_now
+
+
+async def lock_tree(conn: Conn, tenant_id: str) -> None:
+    """Serialises changes of the tenant's group tree, so two parents set at once cannot close
+    a cycle neither saw."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                       "tiers.group_tree:" + tenant_id)
+
+
+async def created_at(conn: Conn, tenant_id: str, group_id: str) -> datetime | None:
+    """When the group was created (locking it), or None for no such group."""
+    value = await conn.fetchval(
+        "SELECT created_at FROM tiers.groups WHERE tenant_id = $1 AND group_id = $2"
+        " FOR UPDATE", tenant_id, group_id)
+    return value if isinstance(value, datetime) else None
+
+
+async def exists(db: Db, tenant_id: str, group_id: str) -> bool:
+    return bool(await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM tiers.groups WHERE tenant_id = $1 AND group_id = $2)",
+        tenant_id, group_id))
+
+
+async def in_subtree(db: Db, tenant_id: str, root: str, group_id: str) -> bool:
+    """Whether ``group_id`` is ``root`` or below it."""
+    return bool(await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM tiers.group_subtree($1, $2) WHERE group_id = $3)",
+        tenant_id, root, group_id))
+
+
+async def last_change(conn: Conn, tenant_id: str, group_id: str) -> datetime | None:
+    """The latest join or leave recorded in the group."""
+    value = await conn.fetchval(
+        "SELECT max(coalesce(left_at, joined_at)) FROM tiers.group_members"
+        " WHERE tenant_id = $1 AND group_id = $2", tenant_id, group_id)
+    return value if isinstance(value, datetime) else None
+
+
+async def dissolve(conn: Conn, tenant_id: str, group_id: str, at: datetime) -> None:
+    """Ends every open stay at ``at`` and marks the group dissolved then."""
+    await conn.execute(
+        "UPDATE tiers.group_members SET left_at = $3"
+        " WHERE tenant_id = $1 AND group_id = $2 AND left_at IS NULL", tenant_id, group_id, at)
+    await conn.execute(
+        "UPDATE tiers.groups SET status = 'dissolved', dissolved_at = $3, updated_at = now()"
+        " WHERE tenant_id = $1 AND group_id = $2", tenant_id, group_id, at)
 
 
 async def group(db: Db, tenant_id: str, group_id: str) -> Group | None:
@@ -86,13 +140,18 @@ async def group(db: Db, tenant_id: str, group_id: str) -> Group | None:
         " WHERE g.tenant_id = $1 AND g.group_id = $2", tenant_id, group_id))
 
 
-async def lock_group(conn: Conn, tenant_id: str, group_id: str) -> str | None:
-    """Serialises joins and leaves of one group, so stays never overlap; the group's tier, or
-    None for no such group."""
-    tier = await conn.fetchval(
-        "SELECT tier FROM tiers.groups WHERE tenant_id = $1 AND group_id = $2 FOR UPDATE",
-        tenant_id, group_id)
-    return None if tier is None else str(tier)
+class LockedGroup(msgspec.Struct, frozen=True):
+    tier: str
+    status: GroupStatus
+    created_at: datetime
+
+
+async def lock_group(conn: Conn, tenant_id: str, group_id: str) -> LockedGroup | None:
+    """Serialises joins, leaves and the dissolution of one group, so stays never overlap; the
+    group's tier, status and creation time, or None for no such group."""
+    return as_struct_or_none(LockedGroup, await conn.fetchrow(
+        "SELECT tier, status, created_at FROM tiers.groups WHERE tenant_id = $1"
+        " AND group_id = $2 FOR UPDATE", tenant_id, group_id))
 
 
 async def last_stay(conn: Conn, tenant_id: str, group_id: str, member_id: str) -> Stay | None:
@@ -189,7 +248,8 @@ async def current_stays(db: Db, tenant_id: str, member_ids: list[str]) -> list[C
 
 async def groups(db: Db, tenant_id: str) -> list[GroupRow]:
     return as_structs(GroupRow, await db.fetch(
-        "SELECT group_id, tier, kind FROM tiers.groups WHERE tenant_id = $1 ORDER BY group_id",
+        "SELECT group_id, tier, kind, status FROM tiers.groups WHERE tenant_id = $1"
+        " ORDER BY group_id",
         tenant_id))
 
 
@@ -213,3 +273,77 @@ async def compositions(db: Db, tenant_id: str, model: ValueModel | None, last_da
         " LEFT JOIN v ON v.member_id = p.member_id"
         " GROUP BY p.group_id, p.kind ORDER BY p.group_id", tenant_id, model, last_day,
         top_tier, lowest_tier))
+
+
+# --- lists and trends -------------------------------------------------------------------------
+
+
+class ListFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Filters of the group list; None matches any."""
+
+    tag: str | None = None
+    owner: str | None = None
+    status: GroupStatus | None = None
+    tier: str | None = None
+    kind: GroupKind | None = None
+    parent: str | None = None
+
+
+async def list_groups(db: Db, tenant_id: str, where: ListFilter, after: str | None,
+                      first_day: date, last_day: date, limit: int) -> list[GroupListItem]:
+    """Groups by id after ``after``, with their current members and how many of those acted
+    in the group on a local day from ``first_day`` to ``last_day``; ``stage`` and the active
+    rate are left to the caller (0 and None here)."""
+    return as_structs(GroupListItem, await db.fetch(
+        "SELECT g.group_id, g.name, g.tier, g.kind, g.owner, g.tags, g.parent_id AS parent,"
+        " g.status, g.created_at, g.dissolved_at, " + CURRENT_MEMBERS + " AS members,"
+        " (SELECT count(*) FROM tiers.group_members gm WHERE gm.tenant_id = g.tenant_id"
+        "   AND gm.group_id = g.group_id AND gm.left_at IS NULL AND EXISTS ("
+        "    SELECT 1 FROM tiers.action_days d WHERE d.tenant_id = g.tenant_id"
+        "    AND d.group_id = g.group_id AND d.member_id = gm.member_id"
+        "    AND d.day BETWEEN $9 AND $10)) AS active_members_7d,"
+        " 0.0::float8 AS active_rate_7d, NULL::text AS stage"
+        " FROM tiers.groups g WHERE g.tenant_id = $1"
+        " AND ($2::text IS NULL OR g.tags @> ARRAY[$2::text])"
+        " AND ($3::text IS NULL OR g.owner = $3) AND ($4::text IS NULL OR g.status = $4)"
+        " AND ($5::text IS NULL OR g.tier = $5) AND ($6::text IS NULL OR g.kind = $6)"
+        " AND ($7::text IS NULL OR g.parent_id = $7) AND ($8::text IS NULL OR g.group_id > $8)"
+        " ORDER BY g.group_id LIMIT $11",
+        tenant_id, where.tag, where.owner, where.status, where.tier, where.kind, where.parent,
+        after, first_day, last_day, limit))
+
+
+async def scope(db: Db, tenant_id: str, owner: str | None, tag: str | None,
+                root: str | None) -> list[str]:
+    """The groups a trends request covers: run by ``owner``, labelled ``tag``, and ``root``
+    with every group below it (each None for any)."""
+    return [str(r["group_id"]) for r in await db.fetch(
+        "SELECT g.group_id FROM tiers.groups g WHERE g.tenant_id = $1"
+        " AND ($2::text IS NULL OR g.owner = $2)"
+        " AND ($3::text IS NULL OR g.tags @> ARRAY[$3::text])"
+        " AND ($4::text IS NULL OR g.group_id IN ("
+        "  SELECT s.group_id FROM tiers.group_subtree($1, $4) s))"
+        " ORDER BY g.group_id", tenant_id, owner, tag, root)]
+
+
+class TrendRow(msgspec.Struct, frozen=True):
+    period_index: int
+    first_day: date
+    starts_at: datetime
+    ends_at: datetime
+    groups: int
+    new_groups: int
+    dissolved: int
+    members: int
+    joins: int
+    leaves: int
+    speakers: int
+    purchasers: int
+    gmv_cents: int
+
+
+async def trends(db: Db, tenant_id: str, group_ids: list[str], first_day: date, periods: int,
+                 week: bool) -> list[TrendRow]:
+    return as_structs(TrendRow, await db.fetch(
+        "SELECT * FROM tiers.group_trends($1, $2, $3, $4, $5)",
+        tenant_id, group_ids, first_day, periods, week))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -167,3 +167,115 @@ def test_suggestions_skip_current_groups_and_silver_ones_for_high_value_members(
     without_values = rules.suggestion(move("c", "f5", "high_value_in_silver_group"), by_tier,
                                       set(), None)
     assert without_values.suggested_groups == []
+
+
+def test_dissolved_groups_take_no_invitations() -> None:
+    groups = [GroupRow("f1", "fan", "fan"), GroupRow("f2", "fan", "fan", "dissolved")]
+    assert rules.invitation_lists(groups, {"f2": 9.0}) == {"fan": ["f1"]}
+
+
+def test_a_group_is_not_its_own_parent_and_its_labels_are_kept_once_sorted() -> None:
+    rules.check_parent("g", None)
+    rules.check_parent("g", "h")
+    with pytest.raises(ValidationFailed) as refused:
+        rules.check_parent("g", "g")
+    assert refused.value.code == "parent_cycle" and refused.value.details["field"] == "parent"
+    assert rules.group_tags(["vip", "city", "vip"]) == ["city", "vip"]
+    assert rules.group_tags([]) == []
+    for reserved in ("trends", "trends.csv", "export.csv", "migrations"):
+        with pytest.raises(ValidationFailed):
+            rules.check_group_id(reserved)
+
+
+def test_created_at_is_taken_on_creation_and_may_only_be_repeated() -> None:
+    assert rules.check_created_at(None, None, NOW) is None
+    assert rules.check_created_at(None, NOW, NOW) is None
+    early = shanghai("2026-09-01T08:00:00")
+    assert rules.check_created_at(early, None, NOW) == early
+    assert rules.check_created_at(early, None, NOW).tzinfo == UTC  # type: ignore[union-attr]
+    assert rules.check_created_at(early, early.astimezone(UTC), NOW) == early
+    with pytest.raises(Conflict) as fixed:
+        rules.check_created_at(early, early - timedelta(seconds=1), NOW)
+    assert fixed.value.code == "created_at_fixed"
+    with pytest.raises(ValidationFailed):
+        rules.check_created_at(NOW + timedelta(hours=1), None, NOW)
+    with pytest.raises(ValidationFailed):
+        rules.check_created_at(datetime(2026, 9, 1), None, NOW)  # no offset
+
+
+def test_a_dissolution_comes_after_creation_and_the_last_join_or_leave() -> None:
+    created = NOW - timedelta(days=10)
+    rules.check_dissolution(NOW, created, None)
+    rules.check_dissolution(NOW, created, NOW)  # at the instant of the last change
+    rules.check_dissolution(created, created, None)
+    with pytest.raises(ValidationFailed):
+        rules.check_dissolution(created - timedelta(seconds=1), created, None)
+    with pytest.raises(Conflict) as late:
+        rules.check_dissolution(NOW - timedelta(days=1), created, NOW - timedelta(hours=1))
+    assert late.value.code == "activity_after_dissolution"
+
+
+def test_trend_ranges_cover_whole_days_or_monday_weeks() -> None:
+    day = date(2026, 10, 7)  # a Wednesday
+    assert rules.trend_range(day, day, "day") == rules.TrendRange("day", day, 1)
+    days = rules.trend_range(day, date(2026, 10, 16), "day")
+    assert (days.first_day, days.count, days.last_day) == (day, 10, date(2026, 10, 16))
+    weeks = rules.trend_range(day, date(2026, 10, 19), "week")  # Wed .. the Monday after next
+    assert (weeks.first_day, weeks.count, weeks.last_day) == (
+        date(2026, 10, 5), 3, date(2026, 10, 25))
+    sunday = rules.trend_range(date(2026, 10, 11), date(2026, 10, 11), "week")
+    assert (sunday.first_day, sunday.count) == (date(2026, 10, 5), 1)
+    assert weeks.with_previous() == rules.TrendRange("week", date(2026, 9, 28), 4)
+    assert days.with_previous() == rules.TrendRange("day", date(2026, 10, 6), 11)
+    # At most 366 periods; from after to is refused.
+    assert rules.trend_range(date(2024, 1, 1), date(2024, 12, 31), "day").count == 366
+    with pytest.raises(ValidationFailed) as many:
+        rules.trend_range(date(2024, 1, 1), date(2025, 1, 1), "day")
+    assert many.value.code == "too_many_periods"
+    assert rules.trend_range(date(2020, 1, 6), date(2027, 1, 3), "week").count == 365
+    with pytest.raises(ValidationFailed):
+        rules.trend_range(date(2019, 1, 1), date(2026, 1, 5), "week")
+    with pytest.raises(ValidationFailed) as backwards:
+        rules.trend_range(day, day - timedelta(days=1), "day")
+    assert backwards.value.details["field"] == "from"
+    # A from and to in one week are one period even when from is after the Monday of to.
+    assert rules.trend_range(date(2026, 10, 9), date(2026, 10, 10), "week").count == 1
+
+
+def test_days_are_dates_in_the_years_fuli_takes() -> None:
+    assert rules.parse_day("2026-10-05", "from") == date(2026, 10, 5)
+    for bad in ("2026-02-29", "1899-12-31", "9000-01-01", "2026-13-01"):
+        with pytest.raises(ValidationFailed) as refused:
+            rules.parse_day(bad, "to")
+        assert refused.value.details["field"] == "to"
+
+
+def test_growth_is_against_the_size_of_the_previous_period() -> None:
+    assert rules.growth(0, 5) is None
+    assert rules.growth(0, 0) is None
+    assert rules.growth(4, 5) == 0.25
+    assert rules.growth(3, 4) == 0.3333
+    assert rules.growth(5, 0) == -1.0
+    assert rules.growth(-2, 1) == 1.5  # net adds from -2 to 1: up by 1.5 times its size
+    assert rules.growth(-2, -4) == -1.0
+    previous = rules.with_net_adds({"groups": 2, "new_groups": 0, "dissolved": 1,
+                                    "members": 10, "joins": 4, "leaves": 6, "speakers": 3,
+                                    "purchasers": 0, "gmv_cents": 100})
+    current = rules.with_net_adds({"groups": 3, "new_groups": 1, "dissolved": 0,
+                                   "members": 12, "joins": 5, "leaves": 3, "speakers": 3,
+                                   "purchasers": 1, "gmv_cents": 50})
+    assert (previous["net_adds"], current["net_adds"]) == (-2, 2)
+    assert rules.growth_rates(previous, current) == {
+        "groups": 0.5, "new_groups": None, "dissolved": -1.0, "members": 0.2, "joins": 0.25,
+        "leaves": -0.5, "net_adds": 2.0, "speakers": 0.0, "purchasers": None,
+        "gmv_cents": -0.5}
+
+
+def test_active_days_are_the_last_seven_local_days() -> None:
+    assert rules.active_days(date(2026, 10, 7)) == (date(2026, 10, 1), date(2026, 10, 7))
+
+
+def test_csv_text_defuses_formulas() -> None:
+    assert rules.csv_text("Group A") == "Group A"
+    for text in ("=1+1", "+86 123", "-x", "@SUM(A1)", "\tx", "\rx"):
+        assert rules.csv_text(text) == "'" + text
