@@ -413,6 +413,7 @@ class LifecycleFunnel(Response, frozen=True, kw_only=True):
     at_to: FunnelCounts
     matrix: list[FunnelCell]
 
+
 # --- groups as an SCRM: dissolution, lists and trends --------------------------------------
 
 TrendStep = Literal["day", "week"]
