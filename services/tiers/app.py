@@ -14,6 +14,8 @@ from services.tiers.groups import api as groups_api
 from services.tiers.groups.groups import Groups
 from services.tiers.policy import api as policy_api
 from services.tiers.policy.policy import Policies
+from services.tiers.segments import api as segments_api
+from services.tiers.segments.segments import Segments
 from services.tiers.value import api as value_api
 from services.tiers.value.value import Values
 
@@ -23,12 +25,13 @@ class TiersComponents:
     policies: Policies
     groups: Groups
     values: Values
+    segments: Segments
 
 
 @contextlib.asynccontextmanager
 async def open_components(resources: Resources, peers: Peers) -> AsyncIterator[TiersComponents]:
     yield TiersComponents(policies=Policies(resources.pool), groups=Groups(resources.pool),
-                          values=Values(resources.pool))
+                          values=Values(resources.pool), segments=Segments(resources.pool))
 
 
 TIERS: ServiceSpec[TiersComponents] = ServiceSpec(
@@ -36,8 +39,9 @@ TIERS: ServiceSpec[TiersComponents] = ServiceSpec(
     package="services.tiers",
     description="Tier policies, community groups and their health, value scores and KOCs.",
     route_handlers=[Router(path="/tiers/v1", route_handlers=[
-        *policy_api.CONTROLLERS, *groups_api.CONTROLLERS, *value_api.CONTROLLERS])],
+        *policy_api.CONTROLLERS, *groups_api.CONTROLLERS, *value_api.CONTROLLERS,
+        *segments_api.CONTROLLERS])],
     components=open_components,
     provides={"policies": lambda c: c.policies, "groups": lambda c: c.groups,
-              "values": lambda c: c.values},
+              "values": lambda c: c.values, "segments": lambda c: c.segments},
 )
