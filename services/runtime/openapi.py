@@ -277,7 +277,10 @@ def _document_bodies(handler: HTTPRouteHandler, operation: dict[str, Any],
     previous = operation.get("responses", {}).get(status, {})
     response: dict[str, Any] = {"description": previous.get("description") or "Success"}
     if success_type is not None:
-        response["content"] = {"application/json": {"schema": by_type[success_type]}}
+        # A handler may declare another media type for its body (a CSV export).
+        declared = (handler.responses or {}).get(handler.status_code)
+        media_type = str(declared.media_type) if declared is not None else "application/json"
+        response["content"] = {media_type: {"schema": by_type[success_type]}}
     operation["responses"] = {status: response}
 
 

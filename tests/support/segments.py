@@ -7,13 +7,19 @@ Every expected set is computed by the tests from the seeds below, not from the s
 
 from __future__ import annotations
 
+import contextlib
+import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 
+from services.composition.registry import SERVICES
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
+from services.runtime.stack import Stack
 from tests.support.api import Points, Tenant, uid
 from tests.support.bus import deliver
 
@@ -148,3 +154,35 @@ async def segment_members(client: httpx.AsyncClient, tenant: Tenant, segment_id:
         cursor = page["next_cursor"]
         if cursor is None:
             return found
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def tiers_down_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Every service, with FULI_TIERS_URL pointing at a closed port: the tiers API of a
+    stopped tiers service, as rewards and points would reach it in a cluster."""
+    own = msgspec.structs.replace(settings, tiers_url=f"http://127.0.0.1:{closed_port()}")
+    resources = await Resources.open(own, application_name=f"fuli-tiers-down-{uid('x')}")
+    stack = Stack(own, SERVICES)
+    await stack.open(resources)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack),
+                                     base_url="http://fuli") as client:
+            yield client
+    finally:
+        await stack.close()
+        await resources.close()
+
+
+async def tenant_members(resources: Resources, tenant: Tenant, count: int) -> None:
+    """``count`` known members seeded straight into tiers.members (a population larger than
+    an issue may reach)."""
+    await resources.pool.execute(
+        "INSERT INTO tiers.members (tenant_id, member_id)"
+        " SELECT $1, 'bulk-' || i FROM generate_series(1, $2) AS i", tenant.name, count)
