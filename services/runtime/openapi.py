@@ -279,7 +279,8 @@ def _document_bodies(handler: HTTPRouteHandler, operation: dict[str, Any],
     if success_type is not None:
         # A handler may declare another media type for its body (a CSV export).
         declared = (handler.responses or {}).get(handler.status_code)
-        media_type = str(declared.media_type) if declared is not None else "application/json"
+        media_type = (str(getattr(declared.media_type, "value", declared.media_type))
+                      if declared is not None else "application/json")
         response["content"] = {media_type: {"schema": by_type[success_type]}}
     operation["responses"] = {status: response}
 
