@@ -205,3 +205,29 @@ async def _segment_rows(resources: Resources, tenant: Tenant) -> list[tuple[Any,
         "  WHERE sm.tenant_id = s.tenant_id AND sm.segment_id = s.segment_id)"
         " FROM tiers.segments s WHERE s.tenant_id = $1 ORDER BY s.segment_id", tenant.name)
     return [tuple(row) for row in rows]
+
+
+VALUE_MODEL = {"window_days": 30, "high_value_line": 1, "actions": {
+    "purchase": {"category": "consumption", "per_100_cents": 0.01}}}
+
+
+async def test_value_ranges_and_kocs_follow_the_value_model(
+        client: httpx.AsyncClient, tenant: Tenant, seeded: Seeded) -> None:
+    response = await client.put("/tiers/v1/value-model", headers=tenant.headers(tenant.admin),
+                                json=VALUE_MODEL)
+    assert response.status_code == 200, response.text
+    # Every purchase was made today: score = spend x 0.01 / 100; no purchase scores 0.
+    score = {m: (seeded.spend[m] or 0) * 0.01 / 100 for m in seeded.members}
+    in_range = {m for m in seeded.members if 4 <= score[m] <= 15}
+    # KOCs: the top ceil(1% of 11 known members) = 1 member by score, ties by member id.
+    top = sorted(seeded.members, key=lambda m: (-score[m], m))[0]
+    for segment_filter, expected in (
+            ({"value": {"min": 4, "max": 15}}, in_range),
+            ({"value": {"max": 0}}, {m for m in seeded.members if score[m] == 0}),
+            ({"koc": True}, {top}),
+            ({"koc": False, "tiers": ["vip"]}, {m for m in seeded.members
+                                                 if seeded.tier(m) == "vip"} - {top})):
+        segment_id = uid("seg")
+        response = await put_segment(client, tenant, segment_id, segment_filter)
+        assert response.status_code == 200, response.text
+        assert await segment_members(client, tenant, segment_id, limit=100) == sorted(expected)
