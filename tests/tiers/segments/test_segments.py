@@ -22,6 +22,7 @@ from tests.support.segments import (
     put_segment,
     seed,
     segment_members,
+    tenant_members,
 )
 
 
@@ -231,3 +232,17 @@ async def test_value_ranges_and_kocs_follow_the_value_model(
         response = await put_segment(client, tenant, segment_id, segment_filter)
         assert response.status_code == 200, response.text
         assert await segment_members(client, tenant, segment_id, limit=100) == sorted(expected)
+
+
+async def test_a_large_export_streams_every_member_once_in_order(
+        client: httpx.AsyncClient, tenant: Tenant, resources: Resources) -> None:
+    await tenant_members(resources, tenant, 12_345)  # more than two chunks of the cursor
+    segment_id = uid("seg")
+    assert (await put_segment(client, tenant, segment_id, {})).json()["count"] == 12_345
+    export = await client.get(f"/tiers/v1/segments/{segment_id}/export.csv",
+                              headers=tenant.headers(tenant.operator))
+    assert export.status_code == 200
+    assert export.text.splitlines() == ["member_id", *sorted(
+        f"bulk-{i}" for i in range(1, 12_346))]
+    assert await segment_members(client, tenant, segment_id, limit=10_000) == sorted(
+        f"bulk-{i}" for i in range(1, 12_346))
