@@ -216,6 +216,7 @@ async def issue(conn: Conn, tenant_id: str, issued_by: str | None, body: IssueIn
     An issue to a segment gives its members as read (``segment``), audited with the list's
     count and computation time."""
     rules.check_issue(body)
+    assert (segment is None) == (body.segment_id is None), "a segment issue needs its list"
     members = rules.issue_members(segment.member_ids if segment else body.member_ids or [])
 
     async def effect(tx: Conn) -> tuple[int, Issued]:
