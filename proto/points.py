@@ -259,9 +259,16 @@ class GrantItem(Request, frozen=True, kw_only=True):
 
 
 class GrantIn(Request, frozen=True, kw_only=True):
+    """Either ``items`` (each member's points), or ``segment_id`` with the ``points`` (and
+    ``expires_at``) every member of that tiers segment's frozen list (at most MAX_GRANT_ITEMS)
+    gets."""
+
     grant_id: Id
     reason: Reason
-    items: Annotated[list[GrantItem], Meta(min_length=1, max_length=MAX_GRANT_ITEMS)]
+    items: Annotated[list[GrantItem], Meta(min_length=1, max_length=MAX_GRANT_ITEMS)] | None = None
+    segment_id: Id | None = None
+    points: Points | None = None
+    expires_at: datetime | None = None
 
 
 class Grant(Response, frozen=True, kw_only=True):

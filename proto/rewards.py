@@ -140,7 +140,10 @@ class IssueIn(Request, frozen=True, kw_only=True):
     sku: Id | None = None
     box_id: Id | None = None
     count: Annotated[int, Meta(ge=1, le=100)] = 1
-    member_ids: Annotated[list[Id], Meta(min_length=1, max_length=MAX_ISSUE_MEMBERS)]
+    # Exactly one of the two: the members, or a tiers segment whose frozen member list (at
+    # most MAX_ISSUE_MEMBERS) is read at issue time.
+    member_ids: Annotated[list[Id], Meta(min_length=1, max_length=MAX_ISSUE_MEMBERS)] | None = None
+    segment_id: Id | None = None
 
 
 class Issued(Response, frozen=True, kw_only=True):

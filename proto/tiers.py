@@ -486,3 +486,78 @@ class GroupTrends(Response, frozen=True, kw_only=True):
     last_day: date
     group_count: int
     periods: list[TrendPeriod]
+
+
+# --- segments -----------------------------------------------------------------------------
+
+# A tag's name, as services/tiers/tag_names.py TAG_PATTERN says.
+SegmentTag = Annotated[str, Meta(pattern=r"^[a-z0-9_:-]{1,64}$",
+                                 description="1-64 characters of [a-z0-9_:-]; group:value")]
+SegmentTags = Annotated[list[SegmentTag], Meta(max_length=50)]
+SegmentStage = Literal["aware", "interested", "purchased", "loyal"]
+Score = Annotated[float, Meta(ge=-10**12, le=10**12)]
+SegmentId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class TagFilter(Request, frozen=True, kw_only=True):
+    """Tags the member has every one of (``all``), at least one of (``any``, when not empty)
+    and none of (``none``)."""
+
+    all: SegmentTags = []
+    any: SegmentTags = []
+    none: SegmentTags = []
+
+
+class ValueRange(Request, frozen=True, kw_only=True):
+    """Bounds (inclusive) of the total value score under the tenant's value model."""
+
+    min: Score | None = None
+    max: Score | None = None
+
+
+class SegmentFilter(Request, frozen=True, kw_only=True):
+    """Conditions on the known members, ANDed; a condition left out does not filter."""
+
+    tiers: Annotated[list[TierName], Meta(min_length=1, max_length=20)] | None = None
+    stages: Annotated[list[SegmentStage], Meta(min_length=1, max_length=4)] | None = None
+    tags: TagFilter | None = None
+    value: ValueRange | None = None
+    groups: Annotated[list[SegmentId], Meta(min_length=1, max_length=100)] | None = None
+    koc: bool | None = None
+
+
+class SegmentBody(Request, frozen=True, kw_only=True):
+    name: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+    filter: SegmentFilter
+
+
+class Segment(Response, frozen=True, kw_only=True):
+    """A saved filter and its frozen member list: ``count`` members as of ``computed_at``."""
+
+    segment_id: str
+    name: str
+    filter: SegmentFilter
+    count: int
+    computed_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class SegmentList(Response, frozen=True, kw_only=True):
+    items: list[Segment]
+    next_cursor: str | None
+
+
+class SegmentMember(Response, frozen=True, kw_only=True):
+    member_id: str
+
+
+class SegmentMembers(Response, frozen=True, kw_only=True):
+    """A page of the frozen member list (member id order), with the list's count and
+    computation time."""
+
+    segment_id: str
+    count: int
+    computed_at: datetime
+    items: list[SegmentMember]
+    next_cursor: str | None

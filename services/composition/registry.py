@@ -20,7 +20,8 @@ from services.runtime.settings import Settings
 from services.tiers import actors as tiers_actors
 from services.tiers.app import TIERS
 
-# In dependency order: a service may call the ones before it in-process.
+# In dependency order: components open in this order. Calls between the apps happen at request
+# time, after all are open, so points and rewards may read segments from tiers in-process.
 SERVICES: tuple[ServiceSpec[Any], ...] = (POINTS, REWARDS, TIERS)
 SERVICE_NAMES: tuple[str, ...] = tuple(spec.name for spec in SERVICES)
 MIGRATIONS: tuple[Source, ...] = (RUNTIME, *((spec.name, spec.package) for spec in SERVICES))

@@ -14,6 +14,7 @@ from services.points.ledger import Ledger
 from services.runtime.access_api import AccessController
 from services.runtime.resources import Resources
 from services.runtime.service import Peers, ServiceSpec
+from services.runtime.tiers_client import TiersClient
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,12 @@ async def open_components(resources: Resources, peers: Peers) -> AsyncIterator[P
     grouped = resources.settings.event_group_commit
     committer = EventCommitter(resources.pool, max_group=200 if grouped else 1,
                                max_in_flight=4 if grouped else resources.settings.db_pool_max)
-    yield PointsComponents(ledger=Ledger(resources.pool, committer))
+    # Grants to a segment read its member list through the tiers API (a peer in-process).
+    tiers = TiersClient.connect(resources, peers, "points")
+    try:
+        yield PointsComponents(ledger=Ledger(resources.pool, committer, tiers))
+    finally:
+        await tiers.close()
 
 
 POINTS: ServiceSpec[PointsComponents] = ServiceSpec(

@@ -21,12 +21,14 @@ from services.points import rules, store
 from services.points.group_commit import EventCommitter
 from services.runtime.db import Conn, Pool, init_connection, once_more_on_fault
 from services.runtime.errors import FuliError, IdempotencyConflict, ValidationFailed, refusal
-from services.runtime.idempotency import Effect, Outcome, fingerprint, run_once
+from services.runtime.idempotency import Effect, Outcome, fingerprint, replay_if_done, run_once
 from services.runtime.pagination import decode_int_cursor, encode_cursor
 from services.runtime.settings import Settings
+from services.runtime.tiers_client import SegmentTarget, TiersClient, TiersUnavailable
 from services.runtime.times import happened
 
 EVENTS_SCOPE = "points.events"
+GRANTS_SCOPE = "points.grants"
 EVENT_RECORDED = 201  # an event's answer, first time or replayed; refusals are raised
 GRANT_DEFAULT_EXPIRY_DAYS = 365
 EXPIRING_SHOWN = 5
@@ -81,9 +83,12 @@ class Ledger:
     """Every operation of the HTTP API and the command line, each on a connection of its own from
     the pool; earning events go through the group committer."""
 
-    def __init__(self, pool: Pool, committer: EventCommitter) -> None:
+    def __init__(self, pool: Pool, committer: EventCommitter,
+                 tiers: TiersClient | None = None) -> None:
         self.pool = pool
         self.committer = committer
+        # Reads segments for grants to one; None (the command line) grants items only.
+        self.tiers = tiers
 
     async def _run_once(self, tenant_id: str, scope: str, key: str, request: Any,
                         effect: Effect) -> Outcome:
@@ -229,16 +234,39 @@ class Ledger:
 
     async def grant(self, tenant_id: str, key_id: str | None, body: p.GrantIn,
                     now: datetime) -> Outcome:
-        rules.check_grant_expiries(body.items, now)
+        """A grant of items, or of ``points`` to every member of a tiers segment: its frozen
+        list is read from the tiers service first (a repeated grant id answers without reading
+        it again), then granted all or nothing like items, audited with the segment."""
+        rules.check_grant_form(body, now)
+        segment: SegmentTarget | None = None
+        if body.segment_id is not None:
+            assert body.points is not None
+            async with self.pool.acquire() as conn:
+                done = await replay_if_done(conn, tenant_id=tenant_id, scope=GRANTS_SCOPE,
+                                            key=body.grant_id, request=body)
+            if done is not None:
+                return done
+            if self.tiers is None:
+                raise TiersUnavailable("grants to segments need the tiers service")
+            segment = await self.tiers.segment(tenant_id, body.segment_id, p.MAX_GRANT_ITEMS)
+            items = rules.segment_items(segment.member_ids, body.points, body.expires_at)
+        else:
+            assert body.items is not None
+            items = body.items
+            rules.check_grant_expiries(items, now)
 
         async def effect(tx: Conn) -> tuple[int, p.Grant]:
             applied = await store.call_apply_grant(tx, tenant_id, body.grant_id, key_id,
-                                                   body.reason, body.items,
+                                                   body.reason, items,
                                                    GRANT_DEFAULT_EXPIRY_DAYS, now)
+            if segment is not None:
+                await store.audit_grant_segment(tx, tenant_id, body.grant_id,
+                                                segment.segment_id, segment.count,
+                                                segment.computed_at)
             return 201, p.Grant(grant_id=body.grant_id, item_count=applied.item_count,
                                 total_points=applied.total_points)
 
-        return await self._run_once(tenant_id, "points.grants", body.grant_id, body, effect)
+        return await self._run_once(tenant_id, GRANTS_SCOPE, body.grant_id, body, effect)
 
     # --- reads -----------------------------------------------------------------------------
 

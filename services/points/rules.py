@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from proto.points import GrantItem, RuleIn
+from proto.points import GrantIn, GrantItem, RuleIn
 from services.runtime.errors import ValidationFailed
 from services.runtime.times import with_offset
 
@@ -51,6 +51,32 @@ def check_grant_expiries(items: Sequence[GrantItem], now: datetime) -> None:
             field = f"items[{index}].expires_at"
             if with_offset(item.expires_at, field) <= now:
                 raise ValidationFailed("expires_at must be in the future", field=field)
+
+
+def check_grant_form(body: GrantIn, now: datetime) -> None:
+    """Exactly one of ``items`` and ``segment_id``; a grant to a segment says its ``points``
+    (and may say ``expires_at``), a grant of items says them per item."""
+    if body.segment_id is None:
+        if body.items is None:
+            raise ValidationFailed("give exactly one of items and segment_id", field="items")
+        for field in ("points", "expires_at"):
+            if getattr(body, field) is not None:
+                raise ValidationFailed(f"{field} goes with segment_id (items carry their own)",
+                                       field=field)
+        return
+    if body.items is not None:
+        raise ValidationFailed("give exactly one of items and segment_id", field="segment_id")
+    if body.points is None:
+        raise ValidationFailed("a grant to a segment needs points", field="points")
+    if body.expires_at is not None and with_offset(body.expires_at, "expires_at") <= now:
+        raise ValidationFailed("expires_at must be in the future", field="expires_at")
+
+
+def segment_items(members: Sequence[str], points: int,
+                  expires_at: datetime | None) -> list[GrantItem]:
+    """The same points for every member of a segment, each once, in member id order."""
+    return [GrantItem(member_id=member_id, points=points, expires_at=expires_at)
+            for member_id in sorted(set(members))]
 
 
 def account_change(from_account: str, to_account: str, amount: int, account: str) -> int:

@@ -256,6 +256,15 @@ async def call_apply_grant(db: Db, tenant_id: str, grant_id: str, key_id: str | 
         [i.points for i in items], [i.expires_at for i in items], default_days, now)
 
 
+async def audit_grant_segment(db: Db, tenant_id: str, grant_id: str, segment_id: str,
+                              count: int, computed_at: datetime) -> None:
+    """The segment a grant went to, as read at grant time, on the grant's audit row."""
+    await db.execute(
+        "UPDATE points.grant_audit SET segment_id = $3, segment_count = $4,"
+        " segment_computed_at = $5 WHERE tenant_id = $1 AND grant_id = $2",
+        tenant_id, grant_id, segment_id, count, computed_at)
+
+
 # --- reads ---------------------------------------------------------------------------------
 
 async def select_member(db: Db, tenant_id: str, member_id: str,

@@ -26,6 +26,7 @@ from services.rewards.wallet.api import WalletController
 from services.rewards.wallet.wallet import Wallet
 from services.runtime.resources import Resources
 from services.runtime.service import Peers, ServiceSpec
+from services.runtime.tiers_client import TiersClient
 from services.runtime.worker import WorkerContext
 
 
@@ -45,18 +46,20 @@ class RewardsComponents:
 async def open_components(resources: Resources,
                           peers: Peers) -> AsyncIterator[RewardsComponents]:
     points = PointsClient.connect(resources, peers)
+    tiers = TiersClient.connect(resources, peers, "rewards")
     stock = StockMirror(resources.redis)
     try:
         yield RewardsComponents(
             points=points,
             catalog=Catalog(resources.pool, stock),
             redemptions=Redemptions(resources.pool, points, stock),
-            wallet=Wallet(resources.pool),
+            wallet=Wallet(resources.pool, tiers),
             boxes=Boxes(resources.pool, points),
             red_packets=RedPackets(resources, points),
             team_buy=TeamBuy(resources, points),
             tasks=Tasks(resources.pool, points))
     finally:
+        await tiers.close()
         await points.close()
 
 

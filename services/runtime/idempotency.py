@@ -79,6 +79,20 @@ async def run_once(conn: Conn, *, tenant_id: str, scope: str, key: str,
     return Outcome(status, body, replayed=False)
 
 
+async def replay_if_done(conn: Conn, *, tenant_id: str, scope: str, key: str,
+                         request: Any) -> Outcome | None:
+    """The stored answer of a request already run with this id (or 409
+    ``idempotency_conflict`` for another body); None if the id is free. For a request that
+    must read something slow or remote before its effect (a segment's members): a repeat
+    answers without reading it again. ``run_once`` still decides, under the claim."""
+    exists = await conn.fetchval(
+        "SELECT true FROM fuli.idempotency WHERE tenant_id = $1 AND scope = $2 AND key = $3"
+        " AND status_code IS NOT NULL", tenant_id, scope, key)
+    if not exists:
+        return None
+    return await _replay(conn, tenant_id, scope, key, fingerprint(scope, key, request))
+
+
 async def _replay(conn: Conn, tenant_id: str, scope: str, key: str,
                   request_print: bytes) -> Outcome:
     row = await conn.fetchrow(

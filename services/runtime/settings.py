@@ -70,6 +70,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_keep_alive_s: Annotated[int, Meta(ge=1)] = 75
     event_group_commit: bool = True
     points_url: str | None = None
+    tiers_url: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -133,6 +134,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         ("REDIS_URL", settings.redis_url, ("redis://", "rediss://", "unix://")),
         ("BROKER_URL", settings.broker_url, ("redis://", "rediss://", "unix://", "amqp://", "amqps://")),
         ("POINTS_URL", settings.points_url, ("http://", "https://")),
+        ("TIERS_URL", settings.tiers_url, ("http://", "https://")),
     ):
         if url is not None and not url.startswith(schemes):
             raise SettingsError(f"{PREFIX}{name}: expected a URL starting with one of {schemes}")

@@ -51,6 +51,12 @@ async def evaluate_lifecycles() -> None:
     await (await WorkerContext.components("tiers", TiersComponents)).lifecycle.evaluate_due()
 
 
+async def refresh_segments() -> None:
+    """Segments not computed yet on their tenant's local day, computed again."""
+    components = await WorkerContext.components("tiers", TiersComponents)
+    await components.segments.refresh_due(datetime.now(UTC))
+
+
 async def stratify_all() -> None:
     """The scheduled stratification of every tenant with a percentile policy."""
     await (await _policies()).stratify_all()
@@ -66,10 +72,13 @@ ACTORS: list[ActorSpec] = [
               time_limit_ms=3_600_000),
     ActorSpec("tiers.evaluate_lifecycles", QUEUE, evaluate_lifecycles, max_retries=3,
               time_limit_ms=3_600_000),
+    ActorSpec("tiers.refresh_segments", QUEUE, refresh_segments, max_retries=3,
+              time_limit_ms=3_600_000),
 ]
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("tiers.roll_windows", QUEUE, every_s=3600),
     PeriodicJob("tiers.reevaluate_members", QUEUE, every_s=5),
     PeriodicJob("tiers.stratify_all", QUEUE, every_s=86_400),
     PeriodicJob("tiers.evaluate_lifecycles", QUEUE, every_s=3600),
+    PeriodicJob("tiers.refresh_segments", QUEUE, every_s=3600),
 ]

@@ -16,6 +16,8 @@ from services.tiers.lifecycle import api as lifecycle_api
 from services.tiers.lifecycle.lifecycle import Lifecycle
 from services.tiers.policy import api as policy_api
 from services.tiers.policy.policy import Policies
+from services.tiers.segments import api as segments_api
+from services.tiers.segments.segments import Segments
 from services.tiers.value import api as value_api
 from services.tiers.value.value import Values
 
@@ -26,12 +28,14 @@ class TiersComponents:
     groups: Groups
     values: Values
     lifecycle: Lifecycle
+    segments: Segments
 
 
 @contextlib.asynccontextmanager
 async def open_components(resources: Resources, peers: Peers) -> AsyncIterator[TiersComponents]:
     yield TiersComponents(policies=Policies(resources.pool), groups=Groups(resources.pool),
-                          values=Values(resources.pool), lifecycle=Lifecycle(resources.pool))
+                          values=Values(resources.pool), lifecycle=Lifecycle(resources.pool),
+                          segments=Segments(resources.pool))
 
 
 TIERS: ServiceSpec[TiersComponents] = ServiceSpec(
@@ -40,8 +44,9 @@ TIERS: ServiceSpec[TiersComponents] = ServiceSpec(
     description="Tier policies, community groups and their health, value scores and KOCs.",
     route_handlers=[Router(path="/tiers/v1", route_handlers=[
         *policy_api.CONTROLLERS, *groups_api.CONTROLLERS, *value_api.CONTROLLERS,
-        *lifecycle_api.CONTROLLERS])],
+        *lifecycle_api.CONTROLLERS, *segments_api.CONTROLLERS])],
     components=open_components,
     provides={"policies": lambda c: c.policies, "groups": lambda c: c.groups,
-              "values": lambda c: c.values, "lifecycle": lambda c: c.lifecycle},
+              "values": lambda c: c.values, "lifecycle": lambda c: c.lifecycle,
+              "segments": lambda c: c.segments},
 )

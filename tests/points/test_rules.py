@@ -6,11 +6,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proto.points import GrantItem, Limit, RuleIn
+from proto.points import GrantIn, GrantItem, Limit, RuleIn
 from services.points import rules
 from services.runtime import times
 from services.runtime.errors import ValidationFailed
@@ -130,3 +131,34 @@ def test_partial_refunds_adding_up_to_the_whole_claw_back_every_point(
               for i, refund in enumerate(refunds)]
     assert all(c >= 0 for c in clawed)
     assert sum(clawed) == points
+
+
+def grant_in(**fields: object) -> GrantIn:
+    return msgspec.convert({"grant_id": "g", "reason": "r", **fields}, GrantIn)
+
+
+def test_a_grant_has_items_or_a_segment_with_its_points() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    item = {"member_id": "m", "points": 5}
+    rules.check_grant_form(grant_in(items=[item]), now)
+    rules.check_grant_form(grant_in(segment_id="s", points=5), now)
+    rules.check_grant_form(grant_in(segment_id="s", points=5,
+                                    expires_at=(now + timedelta(days=1)).isoformat()), now)
+    for fields, field in (({}, "items"),
+                          ({"items": [item], "segment_id": "s", "points": 5}, "segment_id"),
+                          ({"segment_id": "s"}, "points"),
+                          ({"items": [item], "points": 5}, "points"),
+                          ({"items": [item], "expires_at": "2030-02-01T00:00:00Z"},
+                           "expires_at"),
+                          ({"segment_id": "s", "points": 5, "expires_at": now.isoformat()},
+                           "expires_at")):
+        with pytest.raises(ValidationFailed) as refused:
+            rules.check_grant_form(grant_in(**fields), now)
+        assert refused.value.details == {"field": field}
+
+
+def test_a_segment_grant_gives_each_member_the_same_points_once() -> None:
+    at = datetime(2030, 2, 1, tzinfo=UTC)
+    assert rules.segment_items(["b", "a", "b"], 7, at) == [
+        GrantItem(member_id="a", points=7, expires_at=at),
+        GrantItem(member_id="b", points=7, expires_at=at)]

@@ -69,7 +69,8 @@ def test_request_schemas_refuse_unknown_fields_and_keep_item_constraints() -> No
             name = body["$ref"].rsplit("/", 1)[1]
             assert schemas[name]["additionalProperties"] is False, f"{method} {path}"
     rewards = documents["rewards"]["components"]["schemas"]
-    assert rewards["IssueIn"]["properties"]["member_ids"]["items"]["pattern"] == ID_PATTERN
+    member_ids = rewards["IssueIn"]["properties"]["member_ids"]["anyOf"][0]  # or segment_id
+    assert member_ids["items"]["pattern"] == ID_PATTERN
     assert rewards["CodesIn"]["properties"]["codes"]["items"]["minLength"] >= 1
     points = documents["points"]["components"]["schemas"]
     values = points["EventIn"]["properties"]["attributes"]["anyOf"][0]

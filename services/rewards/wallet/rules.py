@@ -35,7 +35,11 @@ def check_transfer(owner_id: str, to_member_id: str) -> None:
 
 
 def check_issue(body: IssueIn) -> None:
-    """Tickets are for a box, perks and coupons for a sku."""
+    """Exactly one of ``member_ids`` and ``segment_id``; tickets are for a box, perks and
+    coupons for a sku."""
+    if (body.member_ids is None) == (body.segment_id is None):
+        raise ValidationFailed("give exactly one of member_ids and segment_id",
+                               field="segment_id" if body.segment_id else "member_ids")
     if body.kind == "tickets":
         if body.box_id is None:
             raise ValidationFailed("tickets need a box_id", field="box_id")

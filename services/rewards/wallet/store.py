@@ -10,6 +10,7 @@ import msgspec
 
 from proto.rewards import CouponState
 from services.runtime.db import Conn, Db, as_struct_or_none, as_structs
+from services.runtime.tiers_client import SegmentTarget
 
 
 class PerkTerms(msgspec.Struct, frozen=True):
@@ -234,8 +235,11 @@ async def use_ticket(conn: Conn, tenant_id: str, member_id: str, box_id: str) ->
 
 async def audit_issue(conn: Conn, tenant_id: str, issue_id: str, key_id: str | None,
                       reason: str, kind: str, sku: str | None, box_id: str | None, count: int,
-                      member_count: int) -> None:
+                      member_count: int, segment: SegmentTarget | None = None) -> None:
     await conn.execute(
         "INSERT INTO rewards.issue_audit (tenant_id, issue_id, key_id, reason, kind, sku,"
-        " box_id, count, member_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        tenant_id, issue_id, key_id, reason, kind, sku, box_id, count, member_count)
+        " box_id, count, member_count, segment_id, segment_count, segment_computed_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        tenant_id, issue_id, key_id, reason, kind, sku, box_id, count, member_count,
+        segment.segment_id if segment else None, segment.count if segment else None,
+        segment.computed_at if segment else None)

@@ -16,6 +16,7 @@ import msgspec
 
 from proto.events import CouponTransferred, CouponUsed
 from proto.rewards import (
+    MAX_ISSUE_MEMBERS,
     Coupon,
     CouponList,
     Issued,
@@ -31,9 +32,10 @@ from services.rewards.wallet.store import CouponRow, NewCoupon, StockLevel
 from services.runtime.auth import Principal
 from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, NotFound
-from services.runtime.idempotency import Outcome, run_once
+from services.runtime.idempotency import Outcome, replay_if_done, run_once
 from services.runtime.outbox import emit
 from services.runtime.pagination import decode_cursor, encode_cursor
+from services.runtime.tiers_client import SegmentTarget, TiersClient
 
 __all__ = ["Reservation", "StockLevel", "Wallet", "add_tickets", "allowance_used",
            "give_coupons", "issue", "known_boxes", "known_skus", "prize_coupon", "put_back",
@@ -204,12 +206,18 @@ async def use(conn: Conn, principal: Principal, coupon_id: str, body: UseIn,
 
 # --- bulk issues ---------------------------------------------------------------------------
 
+ISSUES_SCOPE = "rewards.issues"
+
+
 async def issue(conn: Conn, tenant_id: str, issued_by: str | None, body: IssueIn,
-                now: datetime) -> Outcome:
+                now: datetime, segment: SegmentTarget | None = None) -> Outcome:
     """Perks, coupons or tickets for many members without points, all or nothing, once per
-    ``issue_id``; ``issued_by`` (an API key id, or None for fuli itself) goes to the audit."""
+    ``issue_id``; ``issued_by`` (an API key id, or None for fuli itself) goes to the audit.
+    An issue to a segment gives its members as read (``segment``), audited with the list's
+    count and computation time."""
     rules.check_issue(body)
-    members = rules.issue_members(body.member_ids)
+    assert (segment is None) == (body.segment_id is None), "a segment issue needs its list"
+    members = rules.issue_members(segment.member_ids if segment else body.member_ids or [])
 
     async def effect(tx: Conn) -> tuple[int, Issued]:
         if body.kind == "tickets":
@@ -220,11 +228,12 @@ async def issue(conn: Conn, tenant_id: str, issued_by: str | None, body: IssueIn
             await _issue_coupons(tx, tenant_id, body.sku, body.issue_id, members, body.count,
                                  now)
         await store.audit_issue(tx, tenant_id, body.issue_id, issued_by, body.reason,
-                                body.kind, body.sku, body.box_id, body.count, len(members))
+                                body.kind, body.sku, body.box_id, body.count, len(members),
+                                segment)
         return 201, Issued(issue_id=body.issue_id, kind=body.kind, member_count=len(members),
                            count=body.count)
 
-    return await run_once(conn, tenant_id=tenant_id, scope="rewards.issues",
+    return await run_once(conn, tenant_id=tenant_id, scope=ISSUES_SCOPE,
                           key=body.issue_id, request=body, effect=effect)
 
 
@@ -251,8 +260,9 @@ async def _issue_coupons(tx: Conn, tenant_id: str, sku: str, issue_id: str,
 class Wallet:
     """Members' coupons and operators' issues, each on a connection of its own."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, tiers: TiersClient) -> None:
         self.pool = pool
+        self.tiers = tiers
 
     async def coupons(self, tenant_id: str, member_id: str, limit: int, cursor: str | None,
                       now: datetime) -> CouponList:
@@ -278,5 +288,17 @@ class Wallet:
 
     async def issue(self, tenant_id: str, issued_by: str | None, body: IssueIn,
                     now: datetime) -> Outcome:
+        """An issue to members, or to a segment: its frozen list is read from the tiers
+        service first (a repeated issue id answers without reading it again); the issue is
+        then all or nothing in one transaction, as for a list."""
+        rules.check_issue(body)
+        segment: SegmentTarget | None = None
+        if body.segment_id is not None:
+            async with self.pool.acquire() as conn:
+                done = await replay_if_done(conn, tenant_id=tenant_id, scope=ISSUES_SCOPE,
+                                            key=body.issue_id, request=body)
+            if done is not None:
+                return done
+            segment = await self.tiers.segment(tenant_id, body.segment_id, MAX_ISSUE_MEMBERS)
         async with self.pool.acquire() as conn:
-            return await issue(conn, tenant_id, issued_by, body, now)
+            return await issue(conn, tenant_id, issued_by, body, now, segment)

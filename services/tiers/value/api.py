@@ -13,6 +13,7 @@ from proto import tiers as t
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.runtime.openapi import refuses
+from services.tiers.koc import DEFAULT_SHARE
 from services.tiers.times import At, moment
 from services.tiers.value.value import Values
 
@@ -43,7 +44,7 @@ class ValueController(Controller):
 
     @get("/koc", guards=[allow("operator")], opt=refuses(409))
     async def koc(self, principal: PrincipalDep, values: NamedDependency[Values],
-                  share: Share = 0.01, at: At = None) -> t.KocList:
+                  share: Share = DEFAULT_SHARE, at: At = None) -> t.KocList:
         """The top ``share`` of members by total value score, with their sub-scores."""
         return await values.kocs(principal.tenant_id, share, moment(at), datetime.now(UTC))
 

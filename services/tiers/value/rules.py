@@ -3,14 +3,14 @@ members the top share of a population is."""
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal
 from typing import Protocol
 
 from proto.tiers import ValueModel
 from services.runtime.errors import ValidationFailed
+from services.tiers.koc import MAX_KOCS, koc_count
 
-MAX_KOCS = 10_000
+__all__ = ["MAX_KOCS", "Scored", "koc_count", "scores", "shown", "validate_value_model"]
 
 
 class Scored(Protocol):
@@ -48,8 +48,3 @@ def scores(row: Scored | None) -> dict[str, float]:
             "social": shown(row.social if row else None),
             "total": shown(row.total if row else None)}
 
-
-def koc_count(share: float, population: int) -> int:
-    """How many members the top ``share`` of ``population`` is (at least one when there are
-    members), capped at ``MAX_KOCS``."""
-    return min(math.ceil(share * population - 1e-9), MAX_KOCS)

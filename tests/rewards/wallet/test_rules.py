@@ -63,3 +63,15 @@ def test_each_member_gets_count_coupons_in_a_stable_order() -> None:
     assert members == ["a", "b", "c"]
     assert rules.issue_slots(members, 2) == ["a", "a", "b", "b", "c", "c"]
     assert rules.expiry(NOW, 30) == NOW + timedelta(days=30)
+
+
+def test_an_issue_names_its_members_or_a_segment_never_both() -> None:
+    rules.check_issue(issue(kind="coupon", sku="s"))
+    rules.check_issue(msgspec.convert({"issue_id": "i", "reason": "r", "kind": "coupon",
+                                       "sku": "s", "segment_id": "seg"}, IssueIn))
+    with pytest.raises(ValidationFailed) as both:
+        rules.check_issue(issue(kind="coupon", sku="s", segment_id="seg"))
+    assert both.value.details == {"field": "segment_id"}
+    with pytest.raises(ValidationFailed) as neither:
+        rules.check_issue(issue(kind="coupon", sku="s", member_ids=None))
+    assert neither.value.details == {"field": "member_ids"}

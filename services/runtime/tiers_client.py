@@ -1,0 +1,109 @@
+"""The tiers service's HTTP API, as the issuing services (rewards' issues, points' grants) use
+it: a segment's frozen member list, read whole in one page.
+
+Calls carry a short-lived service token for the tenant. With FULI_TIERS_URL set they go over
+the network; without it, to the tiers app inside this process (same API, no network hop). The
+issuing service never reads the tiers tables.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, cast
+
+import httpx
+import msgspec
+
+from proto.tiers import SegmentMembers
+from services.runtime.errors import Conflict, FuliError, NotFound, ValidationFailed
+from services.runtime.resources import Resources
+from services.runtime.service import Peers
+
+TOKEN_TTL_S = 300
+TIMEOUT_S = 10.0
+
+_members = msgspec.json.Decoder(SegmentMembers)
+
+
+class TiersUnavailable(FuliError):
+    status_code = 503
+    code = "tiers_unavailable"
+
+
+class SegmentTarget(msgspec.Struct, frozen=True):
+    """A segment's frozen list as read at issue time: its members, count and computation."""
+
+    segment_id: str
+    count: int
+    computed_at: datetime
+    member_ids: list[str]
+
+
+class TiersClient:
+    def __init__(self, http: httpx.AsyncClient, resources: Resources, caller: str) -> None:
+        self._http = http
+        self._resources = resources
+        self._caller = caller
+        self._tokens: dict[str, tuple[float, str]] = {}
+
+    @classmethod
+    def connect(cls, resources: Resources, peers: Peers, caller: str) -> TiersClient:
+        """Over the network to FULI_TIERS_URL, else to the tiers app of this process (its
+        routes are served at request time, so the order services open in does not matter)."""
+        url = resources.settings.tiers_url
+        if url:
+            http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=TIMEOUT_S)
+        elif "tiers" in peers:
+            app = cast(Any, peers["tiers"])
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://tiers.internal", timeout=TIMEOUT_S)
+        else:
+            raise RuntimeError(f"{caller} needs the tiers service: set FULI_TIERS_URL")
+        return cls(http, resources, caller)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _token(self, tenant_id: str) -> str:
+        cached = self._tokens.get(tenant_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        token = await self._resources.authenticator.mint_service_token(
+            tenant_id, self._caller, TOKEN_TTL_S)
+        self._tokens[tenant_id] = (time.monotonic() + TOKEN_TTL_S / 2, token)
+        return token
+
+    async def segment(self, tenant_id: str, segment_id: str, limit: int) -> SegmentTarget:
+        """The segment's whole frozen list (one page, one snapshot of the segment). Refuses
+        an unknown segment (404 ``unknown_segment``), one of more than ``limit`` members (422
+        ``segment_too_large``) and an empty one (409 ``segment_empty``); a tiers service that
+        does not answer is 503 ``tiers_unavailable``."""
+        headers = {"Authorization": f"Bearer {await self._token(tenant_id)}"}
+        try:
+            response = await self._http.get(f"/tiers/v1/segments/{segment_id}/members",
+                                            params={"limit": limit}, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TiersUnavailable(f"the tiers service did not answer: {type(exc).__name__}"
+                                   ) from None
+        if response.status_code == 404:
+            raise NotFound(f"no segment {segment_id!r}", code="unknown_segment",
+                           field="segment_id")
+        if response.status_code != 200:
+            raise TiersUnavailable(f"the tiers service answered {response.status_code}")
+        try:
+            page = _members.decode(response.content)
+        except msgspec.DecodeError:
+            raise TiersUnavailable("the tiers service answered garbage") from None
+        if page.count > limit:
+            raise ValidationFailed(
+                f"segment {segment_id!r} has {page.count} members, more than {limit}",
+                code="segment_too_large", field="segment_id", count=page.count, limit=limit)
+        if page.count == 0:
+            raise Conflict(f"segment {segment_id!r} has no members", code="segment_empty",
+                           computed_at=page.computed_at.isoformat())
+        if page.next_cursor is not None or len(page.items) != page.count:
+            raise TiersUnavailable("the tiers service answered an incomplete member list")
+        return SegmentTarget(segment_id=segment_id, count=page.count,
+                             computed_at=page.computed_at,
+                             member_ids=[item.member_id for item in page.items])
