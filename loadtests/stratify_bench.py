@@ -1,8 +1,21 @@
-"""Time a percentile stratification of one tenant with N members (default 1 000 000).
+"""Time the whole-tenant passes of the tiers service over N members (default 1 000 000):
+percentile stratification, the AIPL lifecycle evaluation, rule tags, and a segment count.
 
-Starts a throwaway embedded PostgreSQL (durable settings, as `make run`), seeds N members with
-random spends the way the tiers consumer stores them, and times two passes of tiers.stratify:
-the first moves everyone (tier updates, history and TierChanged outbox rows), the second none.
+Starts a throwaway embedded PostgreSQL (durable settings, as `make run`) and seeds N members
+the way the tiers consumers store them: a day of spend each (the stratification metric), and
+over the last 120 local days a few engagement actions, coupon uses and purchases, with event
+channels. Then it times, each through the service the API and the worker call:
+
+- two passes of the percentile stratification (`tiers.stratify`): the first moves everyone
+  (tier updates, history and TierChanged outbox rows), the second none;
+- two lifecycle evaluations and two rule-tag evaluations a day apart: the first gives every
+  member a stage and their tags (history and LifecycleChanged rows), the second moves the
+  members the rolled windows move;
+- computing a segment `tier in (member, vip) AND lifecycle = loyal AND NOT tag dormant`
+  (selection, count and the frozen list) and counting it alone.
+
+and prints the figures with `lifecycle_and_tags_vs_stratify`, the first passes of lifecycle and
+tags together over the first stratification (the issue's goal: at most 2).
 
     python loadtests/stratify_bench.py --members 1000000
 """
@@ -15,47 +28,109 @@ import json
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from proto import tiers as t
 from services.composition.registry import MIGRATIONS
 from services.runtime import tenants
+from services.runtime.db import create_pool
 from services.runtime.embedded import EmbeddedServers
 from services.runtime.migrations import migrate
+from services.tiers.lifecycle.lifecycle import Lifecycle
+from services.tiers.policy.policy import Policies
+from services.tiers.segments.segments import Segments
+from services.tiers.tags.tags import Tags
 
+TENANT = "bench"
 POLICY = {"mode": "percentile", "metric": "spend_cents", "grace_days": 0, "tiers": [
     {"name": "fan", "share": 0.5}, {"name": "member", "share": 0.3},
     {"name": "vip", "share": 0.2}]}
+SEGMENT = t.SegmentBody(name="loyal members not dormant", filter=t.SegmentFilter(
+    tiers=["member", "vip"], stages=["loyal"], tags=t.TagFilter(none=["dormant"])))
+
+# Per member, over the last 120 local days: engagement actions, coupon uses and purchases.
+SEED = """
+INSERT INTO tiers.members (tenant_id, member_id)
+SELECT $1, 'm' || i FROM generate_series(1, $2) AS i;
+INSERT INTO tiers.member_days (tenant_id, member_id, day, spend_cents)
+SELECT $1, 'm' || i, current_date, (random() * 1e7)::bigint FROM generate_series(1, $2) AS i;
+INSERT INTO tiers.action_days (tenant_id, member_id, day, action, actions)
+SELECT $1, 'm' || i, current_date - (random() * 120)::int,
+       (ARRAY['speak', 'survey', 'bind', 'referral', 'share', 'coupon_used'])[1 + k % 6],
+       1 + (random() * 3)::int
+FROM generate_series(1, $2) AS i, generate_series(1, 4) AS k
+WHERE random() < 0.7
+ON CONFLICT DO NOTHING;
+INSERT INTO tiers.purchases (tenant_id, event_id, member_id, action, occurred_at, day,
+                             amount_cents)
+SELECT $1, 'p' || i || '-' || k, 'm' || i, 'purchase', d::timestamptz + interval '12 hours',
+       d, 1000 + (random() * 50000)::bigint
+FROM generate_series(1, $2) AS i, generate_series(1, 3) AS k,
+     LATERAL (SELECT current_date - (random() * 120)::int + (i * 0) AS d) AS day
+WHERE random() < 0.4;
+"""
+SOURCES = """
+INSERT INTO tiers.member_sources (tenant_id, member_id, channel, first_at)
+SELECT $1, 'm' || i, (ARRAY['wechat', 'app', 'store'])[1 + i % 3],
+       now() - interval '100 days'
+FROM generate_series(1, $2) AS i WHERE i % 2 = 0;
+"""
 
 
-async def measure(url: str, members: int) -> dict[str, float]:
+async def timed(work: asyncio.Future[object] | object) -> float:
+    started = time.perf_counter()
+    await work  # type: ignore[misc]
+    return round(time.perf_counter() - started, 2)
+
+
+async def measure(url: str, members: int) -> dict[str, float | int]:
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn, MIGRATIONS)
-        await tenants.create_tenant(conn, "bench")
-        await conn.execute("INSERT INTO tiers.policies (tenant_id, policy) VALUES ('bench', $1)",
-                           json.dumps(POLICY))
+        await tenants.create_tenant(conn, TENANT, "Asia/Shanghai")
+        await conn.execute("INSERT INTO tiers.policies (tenant_id, policy) VALUES ($1, $2)",
+                           TENANT, json.dumps(POLICY))
         started = time.perf_counter()
-        await conn.execute(
-            "INSERT INTO tiers.members (tenant_id, member_id)"
-            " SELECT 'bench', 'm' || i FROM generate_series(1, $1) AS i", members)
-        await conn.execute(
-            "INSERT INTO tiers.member_days (tenant_id, member_id, day, spend_cents)"
-            " SELECT 'bench', 'm' || i, current_date, (random() * 1e7)::bigint"
-            " FROM generate_series(1, $1) AS i", members)
-        await conn.execute("ANALYZE")
-        figures = {"members": members, "seed_s": round(time.perf_counter() - started, 1)}
-        for name in ("first_pass_s", "second_pass_s"):
-            started = time.perf_counter()
-            async with conn.transaction():
-                await conn.fetchrow("SELECT members, changed FROM tiers.stratify('bench', now())")
-            figures[name] = round(time.perf_counter() - started, 1)
-        return figures
+        async with conn.transaction():
+            for statement in (SEED + SOURCES).split(";\n"):
+                if statement.strip():
+                    await conn.execute(statement, TENANT, members)
+        await conn.execute("VACUUM ANALYZE")
+        figures: dict[str, float | int] = {
+            "members": members, "seed_s": round(time.perf_counter() - started, 1)}
     finally:
         await conn.close()
+
+    pool = await create_pool(url, min_size=1, max_size=2)
+    try:
+        policies, lifecycle = Policies(pool), Lifecycle(pool)
+        tags, segments = Tags(pool), Segments(pool)
+        now = datetime.now(UTC)
+        tomorrow = now + timedelta(days=1)
+        figures["stratify_first_s"] = await timed(policies.stratify(TENANT, now))
+        figures["stratify_second_s"] = await timed(policies.stratify(TENANT, now))
+        figures["lifecycle_first_s"] = await timed(lifecycle.evaluate(TENANT, now, now))
+        figures["tags_first_s"] = await timed(tags.evaluate(TENANT, now, now))
+        figures["lifecycle_next_day_s"] = await timed(
+            lifecycle.evaluate(TENANT, tomorrow, tomorrow))
+        figures["tags_next_day_s"] = await timed(tags.evaluate(TENANT, tomorrow, tomorrow))
+        started = time.perf_counter()
+        segment = await segments.put(TENANT, "s1", SEGMENT, tomorrow)
+        figures["segment_put_s"] = round(time.perf_counter() - started, 2)
+        figures["segment_members"] = segment.count
+        figures["segment_count_s"] = await timed(segments.count(TENANT, SEGMENT.filter,
+                                                                tomorrow))
+        figures["lifecycle_and_tags_vs_stratify"] = round(
+            (figures["lifecycle_first_s"] + figures["tags_first_s"])
+            / figures["stratify_first_s"], 2)
+        return figures
+    finally:
+        await pool.close()
 
 
 def main() -> int:

@@ -543,6 +543,17 @@ class Segment(Response, frozen=True, kw_only=True):
     updated_at: datetime
 
 
+class SegmentPreviewBody(Request, frozen=True, kw_only=True):
+    filter: SegmentFilter
+
+
+class SegmentPreview(Response, frozen=True, kw_only=True):
+    """How many known members a filter selects now; nothing is saved."""
+
+    count: int
+    computed_at: datetime
+
+
 class SegmentList(Response, frozen=True, kw_only=True):
     items: list[Segment]
     next_cursor: str | None

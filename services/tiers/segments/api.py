@@ -37,6 +37,13 @@ class SegmentsController(Controller):
         the next refresh)."""
         return await segments.put(principal.tenant_id, segment_id, data, datetime.now(UTC))
 
+    @post("/previews", guards=[allow("operator")], status_code=200)
+    async def preview(self, data: JSONBody[t.SegmentPreviewBody], principal: PrincipalDep,
+                      segments: NamedDependency[Segments]) -> t.SegmentPreview:
+        """How many known members a filter selects now, without saving a segment: the count
+        an operator sees while composing one."""
+        return await segments.preview(principal.tenant_id, data.filter, datetime.now(UTC))
+
     @get("/", guards=[allow("operator")])
     async def list_segments(self, principal: PrincipalDep,
                             segments: NamedDependency[Segments], limit: ListLimit = 50,

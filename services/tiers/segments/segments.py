@@ -154,13 +154,29 @@ class Segments:
             has_value_model=model is not None)
         return policy_ladder, model
 
+    async def preview(self, tenant_id: str, segment_filter: t.SegmentFilter,
+                      now: datetime) -> t.SegmentPreview:
+        """How many members the filter selects now, nothing saved."""
+        async with self.pool.acquire() as conn:
+            policy_ladder, model = await self._check(conn, tenant_id, segment_filter)
+            query = rules.query(segment_filter, policy_ladder)
+            last_day, kocs = await self._as_of(conn, tenant_id, query, now)
+            count = await store.count(conn, tenant_id, query, model, last_day, kocs)
+        return t.SegmentPreview(count=count, computed_at=now)
+
+    async def _as_of(self, conn: Conn, tenant_id: str, query: rules.Query,
+                     now: datetime) -> tuple[date, int]:
+        """The local day value scores end on, and how many members are KOCs."""
+        last_day: date = await tenant_day(conn, tenant_id, now)
+        kocs = koc_count(DEFAULT_SHARE, await store.population(conn, tenant_id)) \
+            if query.koc is not None else 0
+        return last_day, kocs
+
     async def _compute(self, conn: Conn, tenant_id: str, row: SegmentRow,
                        policy_ladder: list[str] | None, model: t.ValueModel | None,
                        now: datetime) -> t.Segment:
         query = rules.query(row.filter, policy_ladder)
-        last_day: date = await tenant_day(conn, tenant_id, now)
-        kocs = koc_count(DEFAULT_SHARE, await store.population(conn, tenant_id)) \
-            if query.koc is not None else 0
+        last_day, kocs = await self._as_of(conn, tenant_id, query, now)
         count = await store.compute(conn, tenant_id, row.segment_id, now, query, model,
                                     last_day, kocs)
         return t.Segment(segment_id=row.segment_id, name=row.name, filter=row.filter,

@@ -75,6 +75,17 @@ async def lock_segment(conn: Conn, tenant_id: str, segment_id: str) -> SegmentRo
         " FOR UPDATE", tenant_id, segment_id))
 
 
+async def count(db: Db, tenant_id: str, query: Query, model: ValueModel | None,
+                last_day: date, koc_count: int) -> int:
+    """How many members the filter selects, without freezing them."""
+    return int(await db.fetchval(
+        "SELECT count(*) FROM tiers.segment_select($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+        " $11, $12, $13, $14)",
+        tenant_id, query.tiers, query.lowest, query.stages, query.all_tags, query.any_tags,
+        query.no_tags, query.groups, model if query.needs_scores else None, last_day,
+        query.min_value, query.max_value, query.koc, koc_count))
+
+
 async def compute(conn: Conn, tenant_id: str, segment_id: str, now: datetime, query: Query,
                   model: ValueModel | None, last_day: date, koc_count: int) -> int:
     """Selects the filter's members and freezes them as the segment's list; the count."""

@@ -106,6 +106,11 @@ async def test_each_condition_selects_what_the_seeds_say(
     assert response.status_code == 200, response.text
     assert response.json()["count"] == len(expected)
     assert await segment_members(client, tenant, segment_id, limit=100) == sorted(expected)
+    preview = await client.post("/tiers/v1/segments/previews",
+                                headers=tenant.headers(tenant.operator),
+                                json={"filter": segment_filter})
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["count"] == len(expected)
 
 
 async def test_the_list_is_frozen_until_refreshed_and_old_cursors_are_refused(
@@ -187,6 +192,10 @@ async def test_bad_definitions_are_refused_and_store_nothing(
         response = await put_segment(client, tenant, segment_id, segment_filter, name="bad")
         assert response.status_code == status, response.text
         assert error_code(response) == code
+    preview = await client.post("/tiers/v1/segments/previews",
+                                headers=tenant.headers(tenant.operator),
+                                json={"filter": segment_filter})
+    assert preview.status_code == status and error_code(preview) == code
     assert await _segment_rows(resources, tenant) == before
 
 
