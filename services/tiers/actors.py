@@ -45,6 +45,11 @@ async def reevaluate_members() -> None:
     await (await _policies()).reevaluate_members()
 
 
+async def evaluate_tags() -> None:
+    """Rule tags of tenants last evaluated before their local today, evaluated now."""
+    await (await WorkerContext.components("tiers", TiersComponents)).tags.evaluate_due()
+
+
 async def stratify_all() -> None:
     """The scheduled stratification of every tenant with a percentile policy."""
     await (await _policies()).stratify_all()
@@ -58,9 +63,12 @@ ACTORS: list[ActorSpec] = [
               time_limit_ms=3_600_000),
     ActorSpec("tiers.stratify_all", QUEUE, stratify_all, max_retries=3,
               time_limit_ms=3_600_000),
+    ActorSpec("tiers.evaluate_tags", QUEUE, evaluate_tags, max_retries=3,
+              time_limit_ms=3_600_000),
 ]
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("tiers.roll_windows", QUEUE, every_s=3600),
     PeriodicJob("tiers.reevaluate_members", QUEUE, every_s=5),
     PeriodicJob("tiers.stratify_all", QUEUE, every_s=86_400),
+    PeriodicJob("tiers.evaluate_tags", QUEUE, every_s=3600),
 ]

@@ -14,6 +14,8 @@ from services.tiers.groups import api as groups_api
 from services.tiers.groups.groups import Groups
 from services.tiers.policy import api as policy_api
 from services.tiers.policy.policy import Policies
+from services.tiers.tags import api as tags_api
+from services.tiers.tags.tags import Tags
 from services.tiers.value import api as value_api
 from services.tiers.value.value import Values
 
@@ -23,12 +25,13 @@ class TiersComponents:
     policies: Policies
     groups: Groups
     values: Values
+    tags: Tags
 
 
 @contextlib.asynccontextmanager
 async def open_components(resources: Resources, peers: Peers) -> AsyncIterator[TiersComponents]:
     yield TiersComponents(policies=Policies(resources.pool), groups=Groups(resources.pool),
-                          values=Values(resources.pool))
+                          values=Values(resources.pool), tags=Tags(resources.pool))
 
 
 TIERS: ServiceSpec[TiersComponents] = ServiceSpec(
@@ -36,8 +39,9 @@ TIERS: ServiceSpec[TiersComponents] = ServiceSpec(
     package="services.tiers",
     description="Tier policies, community groups and their health, value scores and KOCs.",
     route_handlers=[Router(path="/tiers/v1", route_handlers=[
-        *policy_api.CONTROLLERS, *groups_api.CONTROLLERS, *value_api.CONTROLLERS])],
+        *policy_api.CONTROLLERS, *groups_api.CONTROLLERS, *value_api.CONTROLLERS,
+        *tags_api.CONTROLLERS])],
     components=open_components,
     provides={"policies": lambda c: c.policies, "groups": lambda c: c.groups,
-              "values": lambda c: c.values},
+              "values": lambda c: c.values, "tags": lambda c: c.tags},
 )
