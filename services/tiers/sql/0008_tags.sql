@@ -117,37 +117,44 @@ BEGIN
         WHERE m.tenant_id = p_tenant
     ),
     desired AS (
-        SELECT s.member_id, t.tag
+        SELECT s.member_id, unnest(array_remove(ARRAY[
+            CASE WHEN s.repeat_n >= v_rep_purchases THEN 'repurchaser' END,
+            CASE WHEN s.coupon_n >= v_cl_min AND s.coupon_n > 0
+                      AND s.with_coupon >= v_cl_share * s.coupon_n THEN 'coupon_lover' END,
+            CASE WHEN s.first_seen > v_day - v_new_days THEN 'new_member' END,
+            CASE WHEN s.last_day IS NULL OR s.last_day <= v_day - v_dormant_days
+                 THEN 'dormant' END,
+            CASE WHEN s.first_purchase IS NOT NULL AND s.first_seen IS NOT NULL
+                 THEN 'first_order_days:' || p_bucket_labels[width_bucket(
+                     greatest(s.first_purchase - s.first_seen, 0), p_bucket_starts) + 1] END,
+            'source:' || s.channel], NULL)) AS tag
         FROM seen s
-        CROSS JOIN LATERAL (VALUES
-            (CASE WHEN s.repeat_n >= v_rep_purchases THEN 'repurchaser' END),
-            (CASE WHEN s.coupon_n >= v_cl_min AND s.coupon_n > 0
-                       AND s.with_coupon >= v_cl_share * s.coupon_n THEN 'coupon_lover' END),
-            (CASE WHEN s.first_seen > v_day - v_new_days THEN 'new_member' END),
-            (CASE WHEN s.last_day IS NULL OR s.last_day <= v_day - v_dormant_days
-                  THEN 'dormant' END),
-            (CASE WHEN s.first_purchase IS NOT NULL AND s.first_seen IS NOT NULL
-                  THEN 'first_order_days:' || p_bucket_labels[width_bucket(
-                      greatest(s.first_purchase - s.first_seen, 0), p_bucket_starts) + 1] END),
-            ('source:' || s.channel)
-        ) AS t(tag)
-        WHERE t.tag IS NOT NULL
+    ),
+    existing AS (
+        SELECT mt.member_id, mt.tag, mt.source FROM tiers.member_tags mt
+        WHERE mt.tenant_id = p_tenant
+    ),
+    -- What changes: rule rows no longer earned, and earned tags the member does not have (a
+    -- manual row of the same name, which the API never writes, would be left as it is). A
+    -- full join is always hashed or merged, whatever the statistics say, so this is linear.
+    diff AS (
+        SELECT coalesce(d.member_id, e.member_id) AS member_id, coalesce(d.tag, e.tag) AS tag,
+               d.tag IS NULL AS dropped
+        FROM desired d FULL JOIN existing e
+          ON e.member_id = d.member_id AND e.tag = d.tag
+        WHERE (d.tag IS NULL AND e.source = 'rule') OR e.tag IS NULL
     ),
     gone AS (
         DELETE FROM tiers.member_tags mt
-        WHERE mt.tenant_id = p_tenant AND mt.source = 'rule'
-          AND NOT EXISTS (SELECT 1 FROM desired d
-                          WHERE d.member_id = mt.member_id AND d.tag = mt.tag)
+        USING diff
+        WHERE diff.dropped AND mt.tenant_id = p_tenant AND mt.member_id = diff.member_id
+          AND mt.tag = diff.tag AND mt.source = 'rule'
         RETURNING 1
     ),
     fresh AS (
         INSERT INTO tiers.member_tags (tenant_id, member_id, tag, source, since)
-        SELECT p_tenant, d.member_id, d.tag, 'rule', p_at
-        FROM desired d
-        WHERE NOT EXISTS (SELECT 1 FROM tiers.member_tags mt
-                          WHERE mt.tenant_id = p_tenant AND mt.member_id = d.member_id
-                            AND mt.tag = d.tag)
-        ON CONFLICT (tenant_id, member_id, tag) DO NOTHING
+        SELECT p_tenant, diff.member_id, diff.tag, 'rule', p_at
+        FROM diff WHERE NOT diff.dropped
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM tiers.members m WHERE m.tenant_id = p_tenant),
