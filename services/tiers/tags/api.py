@@ -16,6 +16,7 @@ from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.runtime.errors import ValidationFailed
+from services.runtime.openapi import text_body
 from services.tiers.tag_names import TAG_PATTERN
 from services.tiers.tags.tags import Tags
 
@@ -26,6 +27,8 @@ GroupParam = Annotated[str, Parameter(min_length=1, max_length=62,
                                       description="1-62 characters of [a-z0-9_-]")]
 BulkId = Annotated[str, Parameter(min_length=1, max_length=128, pattern=ID_PATTERN,
                                   description="the call's own id (idempotency)")]
+CSV_BODY = ("UTF-8, one member id a line (1-10 000 of them), an optional first line "
+            "`member_id`; blank lines are skipped.")
 ActionParam = Annotated[t.TagAction, Parameter(description="add or remove the tag")]
 
 
@@ -84,7 +87,7 @@ class TagBulkController(Controller):
         return outcome_response(await tags.bulk(principal, data, datetime.now(UTC)))
 
     @post("/bulk/csv", guards=[allow("operator")], status_code=201,
-          responses=replayable(201, t.TagBulk))
+          responses=replayable(201, t.TagBulk), opt=text_body("text/csv", CSV_BODY))
     async def bulk_csv(self, request: Request[Any, Any, Any], bulk_id: BulkId, tag: TagParam,
                        action: ActionParam, principal: PrincipalDep,
                        tags: NamedDependency[Tags]) -> Response[bytes]:
