@@ -15,8 +15,9 @@ import pytest
 
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
+from services.tiers import actors as tier_actors
 from tests.support.api import Points, Tenant, error_code, uid
-from tests.support.bus import deliver
+from tests.support.bus import deliver, worker_context
 
 ZONE = ZoneInfo("Asia/Shanghai")  # the test tenant's zone
 LADDER = {"mode": "threshold", "tiers": [{"name": "fan"},
@@ -276,3 +277,40 @@ async def test_rule_tags_equal_a_computation_from_the_raw_events(
     back = await evaluate(client, tenant, earlier)
     assert back.status_code == 409 and error_code(back) == "evaluation_before_last"
     assert await rule_tags(resources, tenant) == found
+
+
+async def test_the_hourly_job_evaluates_tenants_not_evaluated_today_or_with_new_rules(
+        client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
+        settings: Settings) -> None:
+    now = datetime.now(UTC)
+    buyer, sleeper = Member(uid("buyer")), Member(uid("sleeper"))
+    buyer.events = [Event(uid("ev"), "purchase", now - timedelta(days=d), amount=1000,
+                          channel="Store-9") for d in (2, 5)]
+    sleeper.events = [Event(uid("ev"), "speak", now - timedelta(days=40))]
+    await seed(client, tenant, resources, settings, [buyer, sleeper])
+
+    async def run_job() -> datetime | None:
+        async with worker_context(settings):
+            await tier_actors.evaluate_tags()
+        at = await resources.pool.fetchval(
+            "SELECT evaluated_at FROM tiers.tag_evaluations WHERE tenant_id = $1", tenant.name)
+        return at if at is None else at.astimezone(UTC)
+
+    first = await run_job()
+    assert first is not None and first >= now
+    today = day_of(first)
+    found = await rule_tags(resources, tenant)
+    for member in (buyer, sleeper):
+        assert set(found[member.member_id]) == expected_tags(member, today, DEFAULTS)
+    assert "repurchaser" in found[buyer.member_id] and "source:store-9" in found[buyer.member_id]
+    assert await run_job() == first  # evaluated today already: left alone
+
+    stricter = {"repurchaser": {"purchases": 3}}
+    assert (await client.put("/tiers/v1/tag-rules", headers=tenant.headers(tenant.admin),
+                             json=stricter)).status_code == 200
+    second = await run_job()
+    assert second is not None and second > first
+    found = await rule_tags(resources, tenant)
+    rules = {**DEFAULTS, "repurchaser": {"purchases": 3, "window_days": 90}}
+    assert set(found[buyer.member_id]) == expected_tags(buyer, day_of(second), rules)
+    assert "repurchaser" not in found[buyer.member_id]
