@@ -83,7 +83,7 @@ BEGIN
         WHERE d.tenant_id = p_tenant AND d.action = 'coupon_used'
           AND d.day > v_day - v_cl_window AND d.day <= v_day
     ),
-    purchases AS (
+    purchase_counts AS (
         SELECT b.member_id, min(b.day) AS first_day,
                count(*) FILTER (WHERE b.day > v_day - v_rep_window) AS repeat_n,
                count(*) FILTER (WHERE b.day > v_day - v_cl_window) AS coupon_n,
@@ -110,7 +110,7 @@ BEGIN
         FROM tiers.members m
         LEFT JOIN acts a ON a.member_id = m.member_id
         LEFT JOIN joins j ON j.member_id = m.member_id
-        LEFT JOIN purchases p ON p.member_id = m.member_id
+        LEFT JOIN purchase_counts p ON p.member_id = m.member_id
         LEFT JOIN tiers.member_sources s
           ON s.tenant_id = p_tenant AND s.member_id = m.member_id
          AND (s.occurred_at AT TIME ZONE v_zone)::date <= v_day
