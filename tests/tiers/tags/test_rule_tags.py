@@ -134,8 +134,9 @@ def seed_population(rng: random.Random, count: int, now: datetime) -> list[Membe
                     if rng.random() < 0.1:
                         event.refunded = event.amount if rng.random() < 0.5 else 500
                     if rng.random() < 0.4:
+                        used = at + timedelta(minutes=rng.randint(-60, 60))
                         member.events.append(Event(uid("ev"), "coupon_used",
-                                                   at + timedelta(minutes=rng.randint(-60, 60))))
+                                                   min(used, now - timedelta(seconds=1))))
                 elif roll < 0.55:
                     event = Event(uid("ev"), "coupon_used", at)
                 if rng.random() < 0.3:
