@@ -264,12 +264,11 @@ class KocList(Response, frozen=True, kw_only=True):
 Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_:-]{1,64}$",
                           description="1-64 characters of [a-z0-9_:-]; `group:value` belongs "
                                       "to the tag group `group`")]
-TagGroupName = Annotated[str, Meta(min_length=1, max_length=62, pattern=r"^[a-z0-9_-]{1,62}$")]
 TagSource = Literal["manual", "rule"]
 TagAction = Literal["add", "remove"]
 # proto.common.Id, spelt out so this block stands alone
 PlainId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
-                                  description="1-128 characters of [A-Za-z0-9._:-]")]
+                              description="1-128 characters of [A-Za-z0-9._:-]")]
 MAX_BULK_MEMBERS = 10_000
 Days = Annotated[int, Meta(ge=1, le=3650)]
 
