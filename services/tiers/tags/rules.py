@@ -4,8 +4,6 @@ an evaluation of rule tags is as of."""
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import re
 from collections.abc import Iterable, Sequence
@@ -123,23 +121,24 @@ def listed_members(member_ids: Sequence[str]) -> list[str]:
 
 
 def csv_members(text: str) -> list[str]:
-    """A CSV body: one member id a line, an optional first line ``member_id``, blank lines
-    skipped. The first bad line is refused by its number (from 1); each member once."""
+    """A CSV body: one member id a line (lines end in LF or CRLF; the id may be in double
+    quotes), an optional first line ``member_id``, blank lines skipped. The first bad line is
+    refused by its number (from 1); each member once."""
     found: list[str] = []
-    for line, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        cells = [cell.strip() for cell in row]
-        if not any(cells):
+    for line, raw in enumerate(text.split("\n"), start=1):
+        cell = raw.removesuffix("\r").strip()
+        if len(cell) >= 2 and cell[0] == cell[-1] == '"':
+            cell = cell[1:-1].strip()
+        if not cell or (line == 1 and cell == CSV_HEADER):
             continue
-        if line == 1 and cells == [CSV_HEADER]:
-            continue
-        if len(cells) != 1:
+        if "," in cell:
             raise ValidationFailed(f"line {line}: one member id a line", code="bad_member_id",
                                    line=line)
-        problem = _checked_id(cells[0])
+        problem = _checked_id(cell)
         if problem is not None:
-            raise ValidationFailed(f"line {line}: {cells[0][:140]!r} {problem}",
+            raise ValidationFailed(f"line {line}: {cell[:140]!r} {problem}",
                                    code="bad_member_id", line=line)
-        found.append(cells[0])
+        found.append(cell)
         if len(found) > MAX_BULK_MEMBERS:
             raise ValidationFailed(f"at most {MAX_BULK_MEMBERS} members a call",
                                    code="too_many_members", line=line)

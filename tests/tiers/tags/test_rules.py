@@ -99,7 +99,8 @@ def test_listed_members_refuse_escrow_accounts_by_position_and_keep_first_order(
 def test_csv_members() -> None:
     assert rules.csv_members("member_id\na\nb\n\na\n") == ["a", "b"]
     assert rules.csv_members("a\r\nb") == ["a", "b"]
-    assert rules.csv_members('"a"\n  b  \n') == ["a", "b"]
+    assert rules.csv_members('"a"\n  b  \n" c "\r\n') == ["a", "b", "c"]
+    assert rules.csv_members('"member_id"\na') == ["a"]
     assert rules.csv_members("x\nmember_id\n") == ["x", "member_id"]  # a header only first
 
 
@@ -107,7 +108,14 @@ def test_csv_members() -> None:
     ("member_id\na\nnot an id\n", 3, "bad_member_id"),
     ("a\npacket:" + "f" * 40 + "\n", 2, "bad_member_id"),
     ("a,b\n", 1, "bad_member_id"),
+    ('"a,b"\n', 1, "bad_member_id"),
     ("a\n" + "x" * 129 + "\n", 2, "bad_member_id"),
+    ("a\rb\n", 1, "bad_member_id"),
+    ("ok\n" + "x" * 200_000, 2, "bad_member_id"),
+    ("a\x00b", 1, "bad_member_id"),
+    ('"abc', 1, "bad_member_id"),
+    ('a\n"b\nc"\n', 2, "bad_member_id"),
+    ("a\u2028b", 1, "bad_member_id"),
 ])
 def test_csv_lines_refused_by_number(text: str, line: int, code: str) -> None:
     with pytest.raises(ValidationFailed) as refused:
