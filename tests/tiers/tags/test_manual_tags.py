@@ -112,6 +112,14 @@ async def test_bulk_tags_ten_thousand_members_all_or_nothing_once_and_audited(
     assert refused.json()["error"]["details"]["line"] == 4001
     two_cells = await tags.bulk_csv("campaign:autumn", "member_id\na,b\n")
     assert two_cells.status_code == 422 and two_cells.json()["error"]["details"]["line"] == 2
+    for text, line in [("a\rb\n", 1), ("ok\n" + "x" * 200_000, 2), ('ok\n"b\nc"', 2)]:
+        odd = await tags.bulk_csv("campaign:autumn", text)
+        assert odd.status_code == 422 and odd.json()["error"]["details"]["line"] == line
+    not_utf8 = await client.post("/tiers/v1/tags/bulk/csv", content=b"\xff\xfe\x00",
+                                 headers={**tags.operator, "Content-Type": "text/csv"},
+                                 params={"bulk_id": uid("bulk"), "tag": "campaign:autumn",
+                                         "action": "add"})
+    assert not_utf8.status_code == 422 and error_code(not_utf8) == "bad_csv"
     assert await tags.tagged("campaign:autumn") == set()
     csv_id = uid("bulk")
     text = "member_id\r\n" + "\r\n".join(csv_ids) + "\r\n"
