@@ -572,3 +572,119 @@ class SegmentMembers(Response, frozen=True, kw_only=True):
     computed_at: datetime
     items: list[SegmentMember]
     next_cursor: str | None
+
+
+# --- member tags ----------------------------------------------------------------------------
+
+# services.tiers.tag_names.TAG_PATTERN (a test keeps them equal)
+Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_:-]{1,64}$",
+                          description="1-64 characters of [a-z0-9_:-]; `group:value` belongs "
+                                      "to the tag group `group`")]
+TagSource = Literal["manual", "rule"]
+TagAction = Literal["add", "remove"]
+# proto.common.Id, spelt out so this block stands alone
+PlainId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
+                              description="1-128 characters of [A-Za-z0-9._:-]")]
+MAX_BULK_MEMBERS = 10_000
+Days = Annotated[int, Meta(ge=1, le=3650)]
+
+
+class TagGroupBody(Request, frozen=True, kw_only=True):
+    description: Annotated[str, Meta(max_length=500, pattern=r"^[^\x00]*$")] = ""
+
+
+class TagCount(Response, frozen=True, kw_only=True):
+    tag: str
+    members: int
+
+
+class TagGroup(Response, frozen=True, kw_only=True):
+    """A tag group; ``rule`` groups are built in and only rules set their tags."""
+
+    tag_group: str
+    description: str
+    rule: bool
+    tags: list[TagCount]
+
+
+class TagGroupList(Response, frozen=True, kw_only=True):
+    items: list[TagGroup]
+
+
+class MemberTag(Response, frozen=True, kw_only=True):
+    tag: str
+    source: TagSource
+    since: datetime
+
+
+class MemberTags(Response, frozen=True, kw_only=True):
+    member_id: str
+    items: list[MemberTag]
+
+
+class TagBulkIn(Request, frozen=True, kw_only=True):
+    bulk_id: PlainId
+    tag: Tag
+    action: TagAction
+    member_ids: Annotated[list[PlainId], Meta(min_length=1, max_length=MAX_BULK_MEMBERS)]
+
+
+class TagBulk(Response, frozen=True, kw_only=True):
+    """A bulk tagging as done (a repeat of its id answers the same)."""
+
+    bulk_id: str
+    tag: str
+    action: TagAction
+    member_count: int
+    changed: int
+    at: datetime
+
+
+class RepurchaserRule(Request, frozen=True, kw_only=True):
+    purchases: Annotated[int, Meta(ge=1, le=1000)] = 2
+    window_days: Days = 90
+
+
+class CouponLoverRule(Request, frozen=True, kw_only=True):
+    share: Annotated[float, Meta(gt=0, le=1)] = 0.5
+    min_purchases: Annotated[int, Meta(ge=1, le=1000)] = 1
+    window_days: Days = 90
+
+
+class NewMemberRule(Request, frozen=True, kw_only=True):
+    days: Days = 30
+
+
+class DormantRule(Request, frozen=True, kw_only=True):
+    days: Days = 30
+
+
+class FirstOrderDaysRule(Request, frozen=True, kw_only=True):
+    edges: Annotated[tuple[Annotated[int, Meta(ge=0, le=3650)], ...],
+                     Meta(min_length=1, max_length=10,
+                          description="last day of each bucket, increasing")] = (0, 7, 30)
+
+
+class TagRules(Request, frozen=True, kw_only=True):
+    """Thresholds of the rule tags; a rule left out keeps its defaults."""
+
+    repurchaser: RepurchaserRule = RepurchaserRule()
+    coupon_lover: CouponLoverRule = CouponLoverRule()
+    new_member: NewMemberRule = NewMemberRule()
+    dormant: DormantRule = DormantRule()
+    first_order_days: FirstOrderDaysRule = FirstOrderDaysRule()
+
+
+class TagEvaluationIn(Request, frozen=True, kw_only=True):
+    at: datetime | None = None
+
+
+class TagEvaluation(Response, frozen=True, kw_only=True):
+    """An evaluation of rule tags: as of ``at`` (local ``day``), over ``members`` members."""
+
+    at: datetime
+    day: date
+    members: int
+    rule_tags: int
+    added: int
+    removed: int

@@ -78,12 +78,19 @@ ANSWERED_TIME_FORMATS: TimeFormats = {
     msgspec.inspect.DateType: ("date", DATE_PATTERN)}
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSES_OPT = "refuses"
+TEXT_BODY_OPT = "text_body"
 
 
 def refuses(*statuses: int) -> dict[str, tuple[int, ...]]:
     """A handler's ``opt`` naming error statuses its guards, parameters and method do not imply
     (a read that answers 409 before a model is set, a singleton's 404)."""
     return {REFUSES_OPT: statuses}
+
+
+def text_body(media_type: str, description: str) -> dict[str, tuple[str, str]]:
+    """A handler's ``opt`` documenting the text body it reads itself (a CSV upload), which
+    Litestar cannot see."""
+    return {TEXT_BODY_OPT: (media_type, description)}
 
 
 _REF_TEMPLATE = "#/components/schemas/{name}"
@@ -259,6 +266,11 @@ def _document_parameters(operation: dict[str, Any]) -> None:
 def _document_bodies(handler: HTTPRouteHandler, operation: dict[str, Any],
                      by_type: dict[Any, Any]) -> None:
     request_type = _request_type(handler)
+    text = handler.opt.get(TEXT_BODY_OPT)
+    if text is not None:
+        media_type, description = text
+        operation["requestBody"] = {"required": True, "description": description,
+                                    "content": {media_type: {"schema": {"type": "string"}}}}
     if request_type is not None:
         field = handler.parsed_data_field
         assert field is not None

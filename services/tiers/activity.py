@@ -12,14 +12,27 @@ from proto.events import ActionRecorded, CouponUsed, Envelope, PurchaseReversed
 from services.runtime.db import Conn
 from services.tiers import shared_store
 from services.tiers.members import is_escrow
+from services.tiers.tag_names import is_tag
 
 COUPON_USED = "coupon_used"
 MAX_GROUP_ID = 128
+SOURCE_TAG = "source:"
 
 
 def group_of(attributes: dict[str, Any]) -> str | None:
     """The group an event names in its attributes; anything but a short id is no group."""
-    value = attributes.get("group_id")
+    return _short_id(attributes.get("group_id"))
+
+
+def channel_of(attributes: dict[str, Any]) -> str | None:
+    """The channel an event names in its ``channel`` attribute (the member's source tag is
+    ``source:<channel>``): a short id as for groups, lower-cased, that makes a tag name."""
+    text = _short_id(attributes.get("channel"))
+    channel = text.lower() if text is not None else None
+    return channel if channel is not None and is_tag(SOURCE_TAG + channel) else None
+
+
+def _short_id(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     text = str(value)
@@ -38,6 +51,10 @@ async def apply_activity(conn: Conn, envelope: Envelope) -> None:
         await shared_store.add_action(conn, tenant, action.member_id, action.action,
                                       group_id or "", action.occurred_at)
         await shared_store.ensure_member(conn, tenant, action.member_id)
+        channel = channel_of(action.attributes)
+        if channel is not None:
+            await shared_store.add_source(conn, tenant, action.member_id, channel,
+                                          action.event_id, action.occurred_at)
         if action.amount_cents:
             await shared_store.add_purchase(conn, tenant, action.event_id, action.member_id,
                                             action.action, group_id, action.occurred_at,

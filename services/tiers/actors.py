@@ -57,6 +57,11 @@ async def refresh_segments() -> None:
     await components.segments.refresh_due(datetime.now(UTC))
 
 
+async def evaluate_tags() -> None:
+    """Rule tags of tenants last evaluated before their local today, evaluated now."""
+    await (await WorkerContext.components("tiers", TiersComponents)).tags.evaluate_due()
+
+
 async def stratify_all() -> None:
     """The scheduled stratification of every tenant with a percentile policy."""
     await (await _policies()).stratify_all()
@@ -74,6 +79,8 @@ ACTORS: list[ActorSpec] = [
               time_limit_ms=3_600_000),
     ActorSpec("tiers.refresh_segments", QUEUE, refresh_segments, max_retries=3,
               time_limit_ms=3_600_000),
+    ActorSpec("tiers.evaluate_tags", QUEUE, evaluate_tags, max_retries=3,
+              time_limit_ms=3_600_000),
 ]
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("tiers.roll_windows", QUEUE, every_s=3600),
@@ -81,4 +88,5 @@ PERIODIC: list[PeriodicJob] = [
     PeriodicJob("tiers.stratify_all", QUEUE, every_s=86_400),
     PeriodicJob("tiers.evaluate_lifecycles", QUEUE, every_s=3600),
     PeriodicJob("tiers.refresh_segments", QUEUE, every_s=3600),
+    PeriodicJob("tiers.evaluate_tags", QUEUE, every_s=3600),
 ]

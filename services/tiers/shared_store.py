@@ -60,3 +60,15 @@ async def add_refund(conn: Conn, tenant_id: str, event_id: str, member_id: str,
         " ON CONFLICT (tenant_id, event_id)"
         " DO UPDATE SET refunded_cents = p.refunded_cents + EXCLUDED.refunded_cents",
         tenant_id, event_id, member_id, occurred_at, amount_cents)
+
+
+async def add_source(conn: Conn, tenant_id: str, member_id: str, channel: str, event_id: str,
+                     at: datetime) -> None:
+    """Keeps the channel of the member's earliest event naming one (ties by event id)."""
+    await conn.execute(
+        "INSERT INTO tiers.member_sources AS s (tenant_id, member_id, channel, event_id,"
+        " occurred_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, member_id)"
+        " DO UPDATE SET channel = EXCLUDED.channel, event_id = EXCLUDED.event_id,"
+        " occurred_at = EXCLUDED.occurred_at"
+        " WHERE (EXCLUDED.occurred_at, EXCLUDED.event_id) < (s.occurred_at, s.event_id)",
+        tenant_id, member_id, channel, event_id, at)
