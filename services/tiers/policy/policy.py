@@ -90,8 +90,8 @@ class Policies:
             if change is None or is_escrow(change.member_id):
                 return
             tenant_id = envelope.tenant_id
-            if change.day is not None:
-                await store.add_day(conn, tenant_id, change.member_id, change.day,
+            if change.at is not None:
+                await store.add_day(conn, tenant_id, change.member_id, change.at,
                                     change.spend_cents, change.points_earned)
             if change.points_available is not None:
                 await store.add_available(conn, tenant_id, change.member_id,
