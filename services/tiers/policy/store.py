@@ -205,10 +205,12 @@ async def stratify(conn: Conn, tenant_id: str, now: datetime) -> Evaluation:
                       cuts=_cut_lines(row["cuts"]))
 
 
-async def tier_counts(db: Db, tenant_id: str) -> list[TierCount]:
+async def tier_counts(db: Db, tenant_id: str, lowest: str | None) -> list[TierCount]:
+    """Members per tier; members not yet evaluated count at ``lowest`` (left out if None)."""
     return as_structs(TierCount, await db.fetch(
-        "SELECT tier, count(*) AS members FROM tiers.members WHERE tenant_id = $1"
-        " AND tier IS NOT NULL GROUP BY tier", tenant_id))
+        "SELECT coalesce(tier, $2) AS tier, count(*) AS members FROM tiers.members"
+        " WHERE tenant_id = $1 AND coalesce(tier, $2) IS NOT NULL"
+        " GROUP BY coalesce(tier, $2)", tenant_id, lowest))
 
 
 async def last_evaluation(db: Db, tenant_id: str) -> LastEvaluation | None:
