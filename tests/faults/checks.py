@@ -352,10 +352,11 @@ def _summary(name: str, members: int, compared: tuple[int, int, int]) -> str:
 
 
 async def ledger_members(conn: asyncpg.Connection, tenant: str) -> dict[str, asyncpg.Record]:
-    """The ledger's members that are people (escrow members of pools and packets hold a ':')."""
+    """The ledger's members that are people, not the escrow members of pools and packets (the
+    same line as tiers.is_escrow)."""
     return {r["member_id"]: r for r in await conn.fetch(
         "SELECT member_id, available, held, lifetime_earned, spend_cents, earn_multiplier"
-        " FROM points.members WHERE tenant_id = $1 AND member_id NOT LIKE '%:%'", tenant)}
+        " FROM points.members WHERE tenant_id = $1 AND NOT tiers.is_escrow(member_id)", tenant)}
 
 
 async def tiers_figures(conn: asyncpg.Connection, world: t.World) -> list[Check]:

@@ -194,3 +194,35 @@ async def test_the_migration_deletes_escrow_rows_and_refuses_new_ones(
                 await conn.execute(f"UPDATE tiers.{table} SET member_id = $1", escrow)
     finally:
         await conn.close()
+
+
+async def test_a_member_known_only_by_a_group_join_is_at_the_lowest_tier(
+        client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
+        settings: Settings) -> None:
+    """A fan who joined a group but never reached the points metrics is at the lowest tier
+    wherever tiers are shown: their tier, the distribution."""
+    points = Points(client, tenant)
+    admin, operator = tenant.headers(tenant.admin), tenant.headers(tenant.operator)
+    ladder = {"mode": "threshold", "tiers": [
+        {"name": "fan"}, {"name": "vip", "min": {"spend_cents": 10_000}}]}
+    assert (await client.put("/tiers/v1/policy", headers=admin, json=ladder)).status_code \
+        == 200
+    group_id, joiner, buyer = uid("g"), uid("joiner"), uid("buyer")
+    assert (await client.put(f"/tiers/v1/groups/{group_id}", headers=operator, json={
+        "name": "VIPs", "tier": "vip", "kind": "member"})).status_code == 200
+    assert (await client.put(f"/tiers/v1/groups/{group_id}/members/{joiner}",
+                             headers=operator)).status_code == 200
+    assert (await points.event(buyer, "purchase", amount_cents=20_000)).status_code == 201
+    await deliver(resources, settings, tenant.name)
+    assert await resources.pool.fetchval(
+        "SELECT tier FROM tiers.members WHERE tenant_id = $1 AND member_id = $2",
+        tenant.name, joiner) is None
+
+    shown = (await client.get(f"/tiers/v1/members/{joiner}/tier", headers=operator)).json()
+    assert shown["tier"] == "fan" and shown["next"]["tier"] == "vip"
+    stranger = (await client.get(f"/tiers/v1/members/{uid('x')}/tier",
+                                 headers=operator)).json()
+    assert stranger["tier"] is None
+    distribution = (await client.get("/tiers/v1/distribution", headers=operator)).json()
+    assert distribution["members"] == 2
+    assert {t["tier"]: t["members"] for t in distribution["tiers"]} == {"fan": 1, "vip": 1}

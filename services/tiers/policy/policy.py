@@ -60,8 +60,12 @@ class Policies:
         state = await store.member(self.pool, tenant_id, member_id)
         metrics = await store.metrics(self.pool, tenant_id, member_id,
                                       policy.window_days if policy else None, now)
-        return rules.member_tier(member_id, policy, state.tier if state else None,
-                                 state.since if state else None,
+        tier = state.tier if state else None
+        if state is not None and tier is None and policy is not None:
+            # Known (a group join, a coupon use) but never evaluated: the lowest tier, as in
+            # the distribution and the groups' suggested moves.
+            tier = ladder(policy)[0]
+        return rules.member_tier(member_id, policy, tier, state.since if state else None,
                                  state.below_since if state else None, metrics)
 
     async def tier_history(self, tenant_id: str, member_id: str) -> t.TierHistory:
@@ -74,7 +78,9 @@ class Policies:
 
     async def distribution(self, tenant_id: str) -> t.Distribution:
         policy = await shared_store.policy(self.pool, tenant_id)
-        counts = {c.tier: c.members for c in await store.tier_counts(self.pool, tenant_id)}
+        lowest = ladder(policy)[0] if policy else None
+        counts = {c.tier: c.members
+                  for c in await store.tier_counts(self.pool, tenant_id, lowest)}
         last = await store.last_evaluation(self.pool, tenant_id)
         return rules.distribution(policy, counts, last.cuts if last else [],
                                   last.at if last else None)
@@ -90,8 +96,8 @@ class Policies:
             if change is None or is_escrow(change.member_id):
                 return
             tenant_id = envelope.tenant_id
-            if change.day is not None:
-                await store.add_day(conn, tenant_id, change.member_id, change.day,
+            if change.at is not None:
+                await store.add_day(conn, tenant_id, change.member_id, change.at,
                                     change.spend_cents, change.points_earned)
             if change.points_available is not None:
                 await store.add_available(conn, tenant_id, change.member_id,

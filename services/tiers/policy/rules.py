@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -86,12 +86,13 @@ def meets(tier: ThresholdTier, metrics: Mapping[str, int]) -> bool:
 
 @dataclass(frozen=True)
 class MetricChange:
-    """What one points fact adds to a member's metrics. ``day`` is the daily bucket that
-    spend and earned points go to (None: the fact touches no bucket); ``points_available``
-    is None when the fact leaves the available balance alone."""
+    """What one points fact adds to a member's metrics. ``at`` is the moment whose local day
+    (in the tenant's time zone) is the daily bucket that spend and earned points go to (None:
+    the fact touches no bucket); ``points_available`` is None when the fact leaves the
+    available balance alone."""
 
     member_id: str
-    day: date | None = None
+    at: datetime | None = None
     spend_cents: int = 0
     points_earned: int = 0
     points_available: int | None = None
@@ -107,22 +108,21 @@ def metric_change(envelope: Envelope) -> MetricChange | None:
     kind = envelope.type
     if kind == "PointsAwarded":
         awarded = msgspec.json.decode(envelope.data, type=PointsAwarded)
-        # The award's day is read in the offset the event carries, as it always was.
-        return MetricChange(awarded.member_id, day=awarded.occurred_at.date(),
+        return MetricChange(awarded.member_id, at=awarded.occurred_at,
                             points_earned=awarded.points, points_available=awarded.points)
     if kind == "PurchaseRecorded":
         bought = msgspec.json.decode(envelope.data, type=PurchaseRecorded)
-        return MetricChange(bought.member_id, day=bought.occurred_at.astimezone(UTC).date(),
+        return MetricChange(bought.member_id, at=bought.occurred_at,
                             spend_cents=bought.amount_cents)
     if kind == "PurchaseReversed":
         refunded = msgspec.json.decode(envelope.data, type=PurchaseReversed)
         return MetricChange(refunded.member_id,
-                            day=refunded.occurred_at.astimezone(UTC).date(),
+                            at=refunded.occurred_at,
                             spend_cents=-refunded.amount_cents)
     if kind == "PointsReversed":
         reversed_ = msgspec.json.decode(envelope.data, type=PointsReversed)
         return MetricChange(reversed_.member_id,
-                            day=reversed_.reversed_at.astimezone(UTC).date(),
+                            at=reversed_.reversed_at,
                             points_earned=-reversed_.points,
                             points_available=-reversed_.clawed_back)
     if kind in _SPENDS:

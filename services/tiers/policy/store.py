@@ -3,7 +3,7 @@ history, and percentile stratification (the policy itself is read through the sh
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -108,14 +108,16 @@ async def advance_reevaluation(conn: Conn, tenant_id: str, last_member: str, eva
         finished_at)
 
 
-async def add_day(conn: Conn, tenant_id: str, member_id: str, day: date,
+async def add_day(conn: Conn, tenant_id: str, member_id: str, at: datetime,
                   spend_cents: int, points_earned: int) -> None:
+    """Adds to the bucket of the tenant's local day holding ``at``."""
     await conn.execute(
         "INSERT INTO tiers.member_days AS d (tenant_id, member_id, day, spend_cents,"
-        " points_earned) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, member_id, day)"
+        " points_earned) VALUES ($1, $2, tiers.local_day($1, $3), $4, $5)"
+        " ON CONFLICT (tenant_id, member_id, day)"
         " DO UPDATE SET spend_cents = d.spend_cents + EXCLUDED.spend_cents,"
         " points_earned = d.points_earned + EXCLUDED.points_earned",
-        tenant_id, member_id, day, spend_cents, points_earned)
+        tenant_id, member_id, at, spend_cents, points_earned)
 
 
 async def add_available(conn: Conn, tenant_id: str, member_id: str, delta: int) -> None:
@@ -187,8 +189,8 @@ async def window_candidates(db: Db, after: MemberKey | None, now: datetime,
         " AND (m.tenant_id, m.member_id) > ($1, $2)"
         " AND (m.below_since IS NOT NULL OR EXISTS (SELECT 1 FROM tiers.member_days d"
         "  WHERE d.tenant_id = m.tenant_id AND d.member_id = m.member_id"
-        "  AND d.day <= ($3 AT TIME ZONE 'UTC')::date - (p.policy ->> 'window_days')::int"
-        "  AND d.day > ($3 AT TIME ZONE 'UTC')::date - (p.policy ->> 'window_days')::int"
+        "  AND d.day <= tiers.local_day(m.tenant_id, $3) - (p.policy ->> 'window_days')::int"
+        "  AND d.day > tiers.local_day(m.tenant_id, $3) - (p.policy ->> 'window_days')::int"
         "   - $4::int))"
         " ORDER BY m.tenant_id, m.member_id LIMIT $5",
         start.tenant_id, start.member_id, now, lookback_days, limit))
@@ -203,10 +205,12 @@ async def stratify(conn: Conn, tenant_id: str, now: datetime) -> Evaluation:
                       cuts=_cut_lines(row["cuts"]))
 
 
-async def tier_counts(db: Db, tenant_id: str) -> list[TierCount]:
+async def tier_counts(db: Db, tenant_id: str, lowest: str | None) -> list[TierCount]:
+    """Members per tier; members not yet evaluated count at ``lowest`` (left out if None)."""
     return as_structs(TierCount, await db.fetch(
-        "SELECT tier, count(*) AS members FROM tiers.members WHERE tenant_id = $1"
-        " AND tier IS NOT NULL GROUP BY tier", tenant_id))
+        "SELECT coalesce(tier, $2) AS tier, count(*) AS members FROM tiers.members"
+        " WHERE tenant_id = $1 AND coalesce(tier, $2) IS NOT NULL"
+        " GROUP BY coalesce(tier, $2)", tenant_id, lowest))
 
 
 async def last_evaluation(db: Db, tenant_id: str) -> LastEvaluation | None:

@@ -99,6 +99,53 @@ async def test_a_rolling_window_drops_old_spend_without_new_events(
     assert row["tier"] == "fan" and row["metrics"]["spend_cents"] == 0
 
 
+async def test_windows_roll_by_the_tenants_local_day(
+        client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
+        settings: Settings) -> None:
+    """The test tenant lives in Asia/Shanghai: a purchase at 00:30 local time falls on that
+    local day (the previous day in UTC), so a one-day window holds it all that local day and
+    drops it at the next local midnight, under threshold and percentile policies alike."""
+    points = Points(client, tenant)
+    admin = tenant.headers(tenant.admin)
+    assert (await client.put("/tiers/v1/policy", headers=admin,
+                             json={**LADDER, "window_days": 1, "grace_days": 0})).status_code \
+        == 200
+    buyer, other = uid("m"), uid("m")
+    bought = datetime.fromisoformat("2026-10-05T00:30:00+08:00")
+    await points.event(buyer, "purchase", amount_cents=50_000, occurred_at=bought.isoformat())
+    await points.event(other, "purchase", amount_cents=1_000,
+                       occurred_at=(bought + timedelta(hours=2)).isoformat())
+    await deliver(resources, settings, tenant.name)
+
+    async def spend(at: str) -> int:
+        async with resources.pool.acquire() as conn, conn.transaction():
+            policy = await shared_store.policy(conn, tenant.name)
+            await evaluate(conn, policy, tenant.name, buyer, datetime.fromisoformat(at))
+        metrics = await resources.pool.fetchval(
+            "SELECT metrics FROM tiers.members WHERE tenant_id = $1 AND member_id = $2",
+            tenant.name, buyer)
+        return int(metrics["spend_cents"])
+
+    assert await spend("2026-10-05T23:59:00+08:00") == 50_000
+    assert await spend("2026-10-06T00:01:00+08:00") == 0
+
+    percentile = {"mode": "percentile", "metric": "spend_cents", "window_days": 1,
+                  "tiers": [{"name": "low", "share": 0.5}, {"name": "high", "share": 0.5}]}
+    assert (await client.put("/tiers/v1/policy", headers=admin, json=percentile)).status_code \
+        == 200
+
+    async def stratified(at: str) -> dict[str, int]:
+        async with resources.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT * FROM tiers.stratify($1, $2)", tenant.name,
+                               datetime.fromisoformat(at))
+        rows = await resources.pool.fetch(
+            "SELECT member_id, metrics FROM tiers.members WHERE tenant_id = $1", tenant.name)
+        return {r["member_id"]: int(r["metrics"]["spend_cents"]) for r in rows}
+
+    assert await stratified("2026-10-05T23:59:00+08:00") == {buyer: 50_000, other: 1_000}
+    assert await stratified("2026-10-06T00:01:00+08:00") == {buyer: 0, other: 0}
+
+
 @pytest.mark.parametrize("policy", [
     {"mode": "percentile", "metric": "spend_cents",
      "tiers": [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.4}]},

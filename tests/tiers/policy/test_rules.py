@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -179,18 +179,18 @@ def test_points_facts_change_metrics() -> None:
     awarded = PointsAwarded(member_id="m", points=10, source="event", ref="e", occurred_at=NOW,
                             expires_at=NOW)
     assert rules.metric_change(envelope(awarded)) == rules.MetricChange(
-        "m", day=NOW.date(), points_earned=10, points_available=10)
+        "m", at=NOW, points_earned=10, points_available=10)
     bought = PurchaseRecorded(member_id="m", event_id="e", amount_cents=500, occurred_at=NOW)
     assert rules.metric_change(envelope(bought)) == rules.MetricChange(
-        "m", day=NOW.date(), spend_cents=500)
+        "m", at=NOW, spend_cents=500)
     refunded = PurchaseReversed(member_id="m", event_id="e", reversal_id="r", amount_cents=200,
                                 occurred_at=NOW, reversed_at=NOW)
     assert rules.metric_change(envelope(refunded)) == rules.MetricChange(
-        "m", day=NOW.date(), spend_cents=-200)
+        "m", at=NOW, spend_cents=-200)
     reversed_ = PointsReversed(member_id="m", event_id="e", reversal_id="r", points=10,
                                clawed_back=7, shortfall=3, reversed_at=NOW)
     assert rules.metric_change(envelope(reversed_)) == rules.MetricChange(
-        "m", day=NOW.date(), points_earned=-10, points_available=-7)
+        "m", at=NOW, points_earned=-10, points_available=-7)
     spent = PointsSpent(member_id="m", points=4, kind="debit", ref="d", reason="x",
                         spent_at=NOW)
     assert rules.metric_change(envelope(spent)) == rules.MetricChange("m", points_available=-4)
@@ -203,12 +203,8 @@ def test_points_facts_change_metrics() -> None:
     assert rules.metric_change(envelope(other)) is None
 
 
-def test_purchases_fall_on_their_utc_day_awards_on_the_day_of_their_own_offset() -> None:
+def test_facts_carry_their_moment_for_the_local_day_bucket() -> None:
     early = datetime.fromisoformat("2026-10-05T02:00:00+08:00")  # 4 October in UTC
     bought = PurchaseRecorded(member_id="m", event_id="e", amount_cents=1, occurred_at=early)
     change = rules.metric_change(envelope(bought))
-    assert change is not None and change.day == date(2026, 10, 4)
-    awarded = PointsAwarded(member_id="m", points=1, source="event", ref="e", occurred_at=early,
-                            expires_at=NOW)
-    change = rules.metric_change(envelope(awarded))
-    assert change is not None and change.day == date(2026, 10, 5)
+    assert change is not None and change.at == early
