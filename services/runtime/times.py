@@ -15,16 +15,22 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 EARLIEST_YEAR, LATEST_YEAR = 1900, 8999
 
 # RFC 3339 as patterns for the OpenAPI contract and for query parameters: months have their
-# lengths (29 February aside), a time has its offset. What clients send keeps to the years above;
-# what fuli answers may be written in another zone, so its years are only four digits.
+# lengths, 29 February only in leap years, a time has its offset. What clients send keeps to the
+# years above; what fuli answers may be written in another zone, so its years are only four
+# digits.
 _DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
         r"|02-(?:0[1-9]|1\d|2[0-8]))")
 _TIME = r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
 _SENT_YEAR = r"(?:19\d{2}|[2-8]\d{3})"
 _ANY_YEAR = r"\d{4}"
-DATE_PATTERN = rf"^{_ANY_YEAR}-{_DAY}$"
-DATE_TIME_PATTERN = rf"^{_SENT_YEAR}-{_DAY}{_TIME}"
-ANSWERED_DATE_TIME_PATTERN = rf"^{_ANY_YEAR}-{_DAY}{_TIME}"
+# Leap years: divisible by 4, centuries only when divisible by 400.
+_SENT_LEAP_YEAR = r"(?:(?:19|[2-8]\d)(?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[357][26])00)"
+_ANY_LEAP_YEAR = r"(?:\d{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+_SENT_DATE = rf"(?:{_SENT_YEAR}-{_DAY}|{_SENT_LEAP_YEAR}-02-29)"
+_ANY_DATE = rf"(?:{_ANY_YEAR}-{_DAY}|{_ANY_LEAP_YEAR}-02-29)"
+DATE_PATTERN = rf"^{_ANY_DATE}$"
+DATE_TIME_PATTERN = rf"^{_SENT_DATE}{_TIME}"
+ANSWERED_DATE_TIME_PATTERN = rf"^{_ANY_DATE}{_TIME}"
 
 
 def sent_time(value: datetime, field: str) -> datetime:
