@@ -141,8 +141,14 @@ async def delete_segment(conn: Conn, tenant_id: str, segment_id: str) -> bool:
 
 
 async def due_segments(pool: Pool, now: datetime, limit: int) -> list[DueSegment]:
-    """Segments last computed before the tenant's current local day, oldest first."""
+    """Segments last computed before the tenant's current local day, or before the tenant's
+    last lifecycle or rule-tag evaluation (whichever of the hourly jobs runs first, the
+    segments follow the stages and tags of the day), oldest first."""
     return as_structs(DueSegment, await pool.fetch(
-        "SELECT tenant_id, segment_id FROM tiers.segments"
-        " WHERE tiers.local_day(tenant_id, computed_at) < tiers.local_day(tenant_id, $1)"
-        " ORDER BY computed_at, tenant_id, segment_id LIMIT $2", now, limit))
+        "SELECT s.tenant_id, s.segment_id FROM tiers.segments s"
+        " WHERE tiers.local_day(s.tenant_id, s.computed_at) < tiers.local_day(s.tenant_id, $1)"
+        " OR EXISTS (SELECT 1 FROM tiers.lifecycle_evaluations e"
+        "  WHERE e.tenant_id = s.tenant_id AND e.created_at > s.computed_at)"
+        " OR EXISTS (SELECT 1 FROM tiers.tag_evaluations e"
+        "  WHERE e.tenant_id = s.tenant_id AND e.evaluated_at > s.computed_at)"
+        " ORDER BY s.computed_at, s.tenant_id, s.segment_id LIMIT $2", now, limit))

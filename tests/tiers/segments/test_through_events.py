@@ -12,6 +12,8 @@ import httpx
 
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
+from services.runtime.stack import Stack
+from services.tiers.app import TiersComponents
 from tests.support.api import Points, Rewards, Tenant, uid
 from tests.support.bus import deliver
 from tests.support.segments import EXAMPLE, LADDER, put_segment, tier_of
@@ -52,7 +54,7 @@ def dormant(action_days: list[int]) -> bool:
 
 async def test_a_segment_built_from_events_is_the_target_of_an_issue_and_a_grant(
         client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
-        settings: Settings) -> None:
+        settings: Settings, stack: Stack) -> None:
     points, rewards = Points(client, tenant), Rewards(client, tenant)
     admin, operator = tenant.headers(tenant.admin), tenant.headers(tenant.operator)
     assert (await client.put("/tiers/v1/policy", headers=admin, json=LADDER)).status_code \
@@ -115,3 +117,19 @@ async def test_a_segment_built_from_events_is_the_target_of_an_issue_and_a_grant
     after = {m: (await points.member(m))["available"] for m in members.values()}
     assert {m for m in members.values() if after[m] - before[m] == 25} == expected
     assert all(after[m] == before[m] for m in members.values() if m not in expected)
+
+    # A purchase today makes the one-time buyer a repurchaser: the next lifecycle evaluation
+    # moves them to loyal, and the daily refresh follows that evaluation on the same day.
+    again = members["member-once"]
+    assert (await points.event(again, "purchase", amount_cents=1_000)).status_code == 201
+    await deliver(resources, settings, tenant.name)
+    segments = stack.host.components("tiers", TiersComponents).segments
+    await segments.refresh_due(datetime.now(UTC))
+    assert (await client.get(f"/tiers/v1/segments/{segment_id}", headers=operator)
+            ).json()["count"] == len(expected)
+    evaluated = await client.post("/tiers/v1/lifecycle/evaluations", headers=admin, json={})
+    assert evaluated.status_code in (200, 201), evaluated.text
+    await segments.refresh_due(datetime.now(UTC))
+    listed = await client.get(f"/tiers/v1/segments/{segment_id}/members", headers=operator,
+                              params={"limit": 100})
+    assert {m["member_id"] for m in listed.json()["items"]} == expected | {again}
