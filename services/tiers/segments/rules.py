@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 from proto.tiers import SegmentFilter
 from services.runtime.errors import Conflict, NotFound, ValidationFailed
-from services.tiers.tag_names import is_tag, tag_group
+from services.tiers.tag_names import RULE_GROUPS, is_tag, tag_group
 
 # Rule tags the tags feature writes in these groups (`source:<channel>`,
 # `first_order_days:<bucket>`) without any tag group row, so they are always known.
-BUILT_IN_TAG_GROUPS = frozenset({"source", "first_order_days"})
 # The largest page of a segment's member list: the issuing services read a whole segment that
 # fits their item limit (10 000) in one page, one consistent read.
 MAX_MEMBERS_PAGE = 10_000
@@ -47,7 +46,7 @@ def tags_of(segment_filter: SegmentFilter) -> list[str]:
 def tag_groups_named(segment_filter: SegmentFilter) -> set[str]:
     """The tag groups the filter's ``group:value`` tags belong to, built-in groups left out."""
     groups = {tag_group(tag) for tag in tags_of(segment_filter)}
-    return {group for group in groups if group is not None} - BUILT_IN_TAG_GROUPS
+    return {group for group in groups if group is not None} - set(RULE_GROUPS)
 
 
 def needs_value_model(segment_filter: SegmentFilter) -> bool:
@@ -77,7 +76,7 @@ def check_filter(segment_filter: SegmentFilter, *, ladder: Sequence[str] | None,
                     raise ValidationFailed(f"{tag!r} is not a tag name ([a-z0-9_:-]{{1,64}})",
                                            field=field)
                 group = tag_group(tag)
-                if group is not None and group not in BUILT_IN_TAG_GROUPS \
+                if group is not None and group not in RULE_GROUPS \
                         and group not in known_tag_groups:
                     raise ValidationFailed(f"tag group {group!r} of {tag!r} is unknown",
                                            code="unknown_tag_group", field=field,

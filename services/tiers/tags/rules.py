@@ -14,11 +14,10 @@ from proto.tiers import MAX_BULK_MEMBERS, TagRules
 from services.runtime.errors import Conflict, ValidationFailed
 from services.runtime.times import happened
 from services.tiers.members import is_escrow
-from services.tiers.tag_names import is_tag, tag_group
+from services.tiers.tag_names import RULE_GROUPS, is_tag, tag_group
 
 # Tags only the daily rules set: these names, and every tag of the rule groups.
 RULE_TAGS = ("repurchaser", "coupon_lover", "new_member", "dormant")
-RULE_GROUPS = ("source", "first_order_days")
 RULE_GROUP_DESCRIPTIONS = {
     "source": "the channel attribute of the member's earliest event that has one",
     "first_order_days": "days from first seen to the first purchase, in buckets",
