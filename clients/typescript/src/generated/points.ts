@@ -564,12 +564,24 @@ export interface components {
             item_count: number;
             total_points: number;
         };
-        /** GrantIn */
+        /**
+         * GrantIn
+         * @description Either ``items`` (each member's points), or ``segment_id`` with the ``points`` (and
+         *     ``expires_at``) every member of that tiers segment's frozen list (at most MAX_GRANT_ITEMS)
+         *     gets.
+         */
         GrantIn: {
+            /** @default null */
+            expires_at?: string | null;
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
             grant_id: string;
-            items: components["schemas"]["GrantItem"][];
+            /** @default null */
+            items?: components["schemas"]["GrantItem"][] | null;
+            /** @default null */
+            points?: number | null;
             reason: string;
+            /** @default null */
+            segment_id?: string | null;
         };
         /** GrantItem */
         GrantItem: {

@@ -1044,8 +1044,11 @@ export interface components {
             issue_id: string;
             /** @enum {unknown} */
             kind: "coupon" | "perk" | "tickets";
-            member_ids: string[];
+            /** @default null */
+            member_ids?: string[] | null;
             reason: string;
+            /** @default null */
+            segment_id?: string | null;
             /** @default null */
             sku?: string | null;
         };

@@ -48,6 +48,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tiers/v1/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListGroups
+         * @description Groups by id with their current members, 7-day active rate and stage; filters
+         *     combine (``parent``: the groups directly under it).
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1GroupsListGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/groups/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ExportGroups
+         * @description The group list (every matching group, same filters and columns) as CSV.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1GroupsExportCsvExportGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tiers/v1/groups/migrations": {
         parameters: {
             query?: never;
@@ -70,6 +115,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tiers/v1/groups/trends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Trends
+         * @description Figures per local day or ISO week (Monday first) from the period holding ``from``
+         *     to the one holding ``to`` (at most 366 periods) over the groups run by ``owner``,
+         *     labelled ``tag`` and at or below ``parent`` (the filters combine).
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1GroupsTrendsTrends"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/groups/trends.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * TrendsCsv
+         * @description The trends as CSV, one line per period.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1GroupsTrendsCsvTrendsCsv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tiers/v1/groups/{group_id}": {
         parameters: {
             query?: never;
@@ -84,12 +175,39 @@ export interface paths {
         get: operations["TiersV1GroupsGroupIdGetGroup"];
         /**
          * PutGroup
-         * @description Creates or changes a community group; its tier must be one of the policy's.
+         * @description Creates or replaces a community group: its tier must be one of the policy's, its
+         *     parent an existing group that is not the group or below it (422 ``unknown_parent``,
+         *     ``parent_cycle``); ``created_at`` (default now) is taken when the PUT creates the
+         *     group, and on an existing group may only repeat it (409 ``created_at_fixed``).
          *
          *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         put: operations["TiersV1GroupsGroupIdPutGroup"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/groups/{group_id}/dissolution": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dissolve
+         * @description Dissolves the group at ``at`` (default now; not before its creation nor before its
+         *     last join or leave): every open stay ends then, and the group takes no more joins
+         *     (409 ``group_dissolved``). It stays readable; dissolving it again changes nothing.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        post: operations["TiersV1GroupsGroupIdDissolutionDissolve"];
         delete?: never;
         options?: never;
         head?: never;
@@ -146,6 +264,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tiers/v1/groups/{group_id}/trends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GroupTrends
+         * @description The trends of the group and every group below it.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1GroupsGroupIdTrendsGroupTrends"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/groups/{group_id}/trends.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GroupTrendsCsv
+         * @description The trends of the group and every group below it as CSV.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1GroupsGroupIdTrendsCsvGroupTrendsCsv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tiers/v1/koc": {
         parameters: {
             query?: never;
@@ -163,6 +325,177 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/lifecycle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GetModel
+         * @description The model in force; ``is_default`` when the tenant has set none.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1LifecycleGetModel"];
+        /**
+         * PutModel
+         * @description The tenant's AIPL model (fields left out take their defaults). It applies from the
+         *     next evaluation: the hourly job runs one soon after a change, or POST evaluations.
+         *
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
+         */
+        put: operations["TiersV1LifecyclePutModel"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/lifecycle/evaluations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Evaluate
+         * @description Every known member to their stage as of ``at`` (default now), in one pass: members
+         *     per stage and the moves. ``at`` before the tenant's last evaluation is a 409
+         *     ``evaluation_out_of_order``.
+         *
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
+         */
+        post: operations["TiersV1LifecycleEvaluationsEvaluate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/lifecycle/funnel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Funnel
+         * @description Members with a stage at ``to``: per stage at ``from`` (``none``: no stage yet) and
+         *     at ``to``, and the transition matrix between them.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1LifecycleFunnelFunnel"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/members/{member_id}/lifecycle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Member
+         * @description The member's stage as of the last evaluation, the figures of its window and what
+         *     moves the member up; an unknown member is a 404 ``unknown_member``.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1MembersMemberIdLifecycleMember"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/members/{member_id}/lifecycle/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * History
+         * @description The member's changes of stage, newest first.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1MembersMemberIdLifecycleHistoryHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/members/{member_id}/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * MemberTags
+         * @description The member's manual and rule tags.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1MembersMemberIdTagsMemberTags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/members/{member_id}/tags/{tag}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Tag
+         * @description Sets a manual tag; a member who has it keeps it as it is.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        put: operations["TiersV1MembersMemberIdTagsTag"];
+        post?: never;
+        /**
+         * Untag
+         * @description Removes a manual tag; answers the tag as it was.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        delete: operations["TiersV1MembersMemberIdTagsUntag"];
         options?: never;
         head?: never;
         patch?: never;
@@ -260,6 +593,296 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tiers/v1/segments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListSegments
+         * @description The tenant's segments in id order.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1SegmentsListSegments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/segments/previews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview
+         * @description How many known members a filter selects now, without saving a segment: the count
+         *     an operator sees while composing one.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        post: operations["TiersV1SegmentsPreviewsPreview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/segments/{segment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GetSegment
+         * @description The definition, and the count and computation time of the frozen list.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1SegmentsSegmentIdGetSegment"];
+        /**
+         * PutSegment
+         * @description Creates or replaces a segment and computes its member list at once (frozen until
+         *     the next refresh).
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        put: operations["TiersV1SegmentsSegmentIdPutSegment"];
+        post?: never;
+        /**
+         * DeleteSegment
+         * @description Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        delete: operations["TiersV1SegmentsSegmentIdDeleteSegment"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/segments/{segment_id}/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export
+         * @description The frozen member list as CSV, streamed.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1SegmentsSegmentIdExportCsvExport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/segments/{segment_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Members
+         * @description A page of the frozen member list in member id order; a cursor from before the
+         *     segment was computed again is ``409 segment_recomputed``.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1SegmentsSegmentIdMembersMembers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/segments/{segment_id}/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refresh
+         * @description Computes the member list again now.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        post: operations["TiersV1SegmentsSegmentIdRefreshRefresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/tag-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Groups
+         * @description The rule groups and the tenant's own, with members per tag.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1TagGroupsGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/tag-groups/{tag_group}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * PutGroup
+         * @description Creates or describes a tag group: tags ``<group>:<value>`` may then be set. The
+         *     rule groups ``source`` and ``first_order_days`` are built in.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        put: operations["TiersV1TagGroupsTagGroupPutGroup"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/tag-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Rules
+         * @description The tenant's tag rules, the defaults where none were set.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["TiersV1TagRulesRules"];
+        /**
+         * PutRules
+         * @description The thresholds of the rule tags; a rule left out keeps its defaults. The next
+         *     hourly run re-evaluates the tenant's rule tags under them.
+         *
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
+         */
+        put: operations["TiersV1TagRulesPutRules"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/tags/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bulk
+         * @description Adds or removes one manual tag for up to 10 000 members: all or nothing (one bad
+         *     member id is a 422 naming it, and nothing changes), once per ``bulk_id`` (the same id
+         *     again answers the first result; with another body it is a 409), audited.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        post: operations["TiersV1TagsBulkBulk"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/tags/bulk/csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * BulkCsv
+         * @description The same as ``POST /tags/bulk`` with the members as a ``text/csv`` body: one
+         *     member id a line, an optional first line ``member_id``; a bad line is a 422 naming
+         *     its number (``details.line``).
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        post: operations["TiersV1TagsBulkCsvBulkCsv"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tiers/v1/tags/evaluations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Evaluate
+         * @description Recomputes every member's rule tags as of ``at`` (default now; never before the
+         *     last evaluation: 409), as the daily job does.
+         *
+         *     Who: an API key with role admin (roles nest: admin, then operator, then ingest).
+         */
+        post: operations["TiersV1TagsEvaluationsEvaluate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tiers/v1/value-model": {
         parameters: {
             query?: never;
@@ -318,11 +941,28 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /** CouponLoverRule */
+        CouponLoverRule: {
+            /** @default 1 */
+            min_purchases?: number;
+            /** @default 0.5 */
+            share?: number;
+            /** @default 90 */
+            window_days?: number;
+        };
         /** CutLine */
         CutLine: {
             from_value: number | null;
             members: number;
             tier: string;
+        };
+        /**
+         * DissolutionBody
+         * @description When the group was dissolved (default now): every open stay ends then.
+         */
+        DissolutionBody: {
+            /** @default null */
+            at?: string | null;
         };
         /** Distribution */
         Distribution: {
@@ -330,6 +970,11 @@ export interface components {
             evaluated_at: string | null;
             members: number;
             tiers: components["schemas"]["TierShare"][];
+        };
+        /** DormantRule */
+        DormantRule: {
+            /** @default 30 */
+            days?: number;
         };
         /** ErrorBody */
         ErrorBody: {
@@ -348,24 +993,98 @@ export interface components {
             cuts: components["schemas"]["CutLine"][];
             members: number;
         };
+        /** FirstOrderDaysRule */
+        FirstOrderDaysRule: {
+            /**
+             * @description last day of each bucket, increasing
+             * @default [
+             *       0,
+             *       7,
+             *       30
+             *     ]
+             */
+            edges?: number[];
+        };
+        /** FunnelCell */
+        FunnelCell: {
+            /** @enum {unknown} */
+            from_stage: "aware" | "interested" | "loyal" | "none" | "purchased";
+            members: number;
+            /** @enum {unknown} */
+            to_stage: "aware" | "interested" | "loyal" | "purchased";
+        };
+        /**
+         * FunnelCounts
+         * @description Members per stage; ``none``: members without a stage yet.
+         */
+        FunnelCounts: {
+            aware: number;
+            interested: number;
+            loyal: number;
+            none: number;
+            purchased: number;
+        };
         /** Group */
         Group: {
             /** Format: date-time */
             created_at: string;
+            dissolved_at: string | null;
             group_id: string;
             /** @enum {unknown} */
             kind: "fan" | "flash" | "member" | "super";
             members: number;
             name: string;
+            owner: string | null;
+            parent: string | null;
+            /** @enum {unknown} */
+            status: "active" | "dissolved";
+            tags: string[];
             tier: string;
             /** Format: date-time */
             updated_at: string;
         };
-        /** GroupBody */
+        /**
+         * GroupBody
+         * @description A group as a whole (PUT replaces it). ``owner``, ``tags`` and ``parent`` left out mean
+         *     none; ``created_at`` (default now) is taken when the PUT creates the group only.
+         */
         GroupBody: {
+            /** @default null */
+            created_at?: string | null;
             /** @enum {unknown} */
             kind: "fan" | "flash" | "member" | "super";
             name: string;
+            /** @default null */
+            owner?: string | null;
+            /** @default null */
+            parent?: string | null;
+            /** @default [] */
+            tags?: string[];
+            tier: string;
+        };
+        /** GroupList */
+        GroupList: {
+            items: components["schemas"]["GroupListItem"][];
+            next_cursor: string | null;
+        };
+        /** GroupListItem */
+        GroupListItem: {
+            active_members_7d: number;
+            active_rate_7d: number;
+            /** Format: date-time */
+            created_at: string;
+            dissolved_at: string | null;
+            group_id: string;
+            /** @enum {unknown} */
+            kind: "fan" | "flash" | "member" | "super";
+            members: number;
+            name: string;
+            owner: string | null;
+            parent: string | null;
+            stage: ("golden" | "silver") | null;
+            /** @enum {unknown} */
+            status: "active" | "dissolved";
+            tags: string[];
             tier: string;
         };
         /** GroupReport */
@@ -392,6 +1111,17 @@ export interface components {
             start: string;
             value_mean: number | null;
         };
+        /** GroupTrends */
+        GroupTrends: {
+            /** @enum {unknown} */
+            by: "day" | "week";
+            /** Format: date */
+            first_day: string;
+            group_count: number;
+            /** Format: date */
+            last_day: string;
+            periods: components["schemas"]["TrendPeriod"][];
+        };
         /** Koc */
         Koc: {
             consumption: number;
@@ -410,6 +1140,132 @@ export interface components {
             last_day: string;
             population: number;
             share: number;
+        };
+        /** LifecycleEvaluation */
+        LifecycleEvaluation: {
+            /** Format: date-time */
+            at: string;
+            changed: number;
+            /** Format: date */
+            day: string;
+            members: number;
+            moves: components["schemas"]["StageMove"][];
+            stages: components["schemas"]["StageCounts"];
+        };
+        /** LifecycleEvaluationBody */
+        LifecycleEvaluationBody: {
+            /** @default null */
+            at?: string | null;
+        };
+        /**
+         * LifecycleFigures
+         * @description A member's figures over the window (local days ``first_day`` .. ``last_day``).
+         */
+        LifecycleFigures: {
+            engagement_actions: number;
+            /** Format: date */
+            first_day: string;
+            /** Format: date */
+            last_day: string;
+            last_purchase_day: string | null;
+            purchases: number;
+            repurchase_gap_days: number | null;
+        };
+        /**
+         * LifecycleFunnel
+         * @description Members with a stage at ``to``: their stages at ``from`` and at ``to`` and every cell of
+         *     the transition matrix between them.
+         */
+        LifecycleFunnel: {
+            at_from: components["schemas"]["FunnelCounts"];
+            at_to: components["schemas"]["FunnelCounts"];
+            /** Format: date-time */
+            from: string;
+            matrix: components["schemas"]["FunnelCell"][];
+            /** Format: date-time */
+            to: string;
+        };
+        /**
+         * LifecycleModel
+         * @description A tenant's AIPL model: interested = at least ``interested_min_actions`` engagement
+         *     actions in the window of ``window_days`` local days ending on the evaluation day;
+         *     purchased = a purchase in the window; loyal = at least ``loyal_min_purchases`` purchases in
+         *     the window, or the window's latest purchase at most ``repurchase_within_days`` local days
+         *     after the purchase before it.
+         */
+        LifecycleModel: {
+            /**
+             * @default [
+             *       "speak",
+             *       "survey",
+             *       "bind",
+             *       "referral"
+             *     ]
+             */
+            engagement_actions?: string[];
+            /** @default 3 */
+            interested_min_actions?: number;
+            /** @default 3 */
+            loyal_min_purchases?: number;
+            /** @default 30 */
+            repurchase_within_days?: number;
+            /** @default 30 */
+            window_days?: number;
+        };
+        /**
+         * LifecycleModelView
+         * @description The model in force; ``is_default`` when the tenant has set none (these are the
+         *     defaults).
+         */
+        LifecycleModelView: {
+            engagement_actions: string[];
+            interested_min_actions: number;
+            is_default: boolean;
+            loyal_min_purchases: number;
+            repurchase_within_days: number;
+            updated_at: string | null;
+            window_days: number;
+        };
+        /**
+         * LifecycleNeed
+         * @description One way up to the next stage: ``count`` more of ``kind`` within ``within_days`` days
+         *     (for a repurchase: a purchase by ``by_day``, the last day it is still one).
+         */
+        LifecycleNeed: {
+            /** @default null */
+            by_day: string | null;
+            count: number;
+            description: string;
+            /** @enum {unknown} */
+            kind: "engagement_actions" | "purchases" | "repurchase";
+            within_days: number;
+        };
+        /**
+         * MemberLifecycle
+         * @description A member's stage as of the tenant's last evaluation (null before the first that saw
+         *     them), the figures behind it and what moves the member up (any one of ``needs``).
+         */
+        MemberLifecycle: {
+            evaluation_day: string | null;
+            figures: components["schemas"]["LifecycleFigures"];
+            member_id: string;
+            needs: components["schemas"]["LifecycleNeed"][];
+            next_stage: ("aware" | "interested" | "loyal" | "purchased") | null;
+            since: string | null;
+            stage: ("aware" | "interested" | "loyal" | "purchased") | null;
+        };
+        /** MemberTag */
+        MemberTag: {
+            /** Format: date-time */
+            since: string;
+            /** @enum {unknown} */
+            source: "manual" | "rule";
+            tag: string;
+        };
+        /** MemberTags */
+        MemberTags: {
+            items: components["schemas"]["MemberTag"][];
+            member_id: string;
         };
         /** MemberTier */
         MemberTier: {
@@ -469,6 +1325,11 @@ export interface components {
             /** @default null */
             spend_cents?: number | null;
         };
+        /** NewMemberRule */
+        NewMemberRule: {
+            /** @default 30 */
+            days?: number;
+        };
         /** NextTier */
         NextTier: {
             needed: {
@@ -526,6 +1387,241 @@ export interface components {
             started_at: string | null;
             /** @enum {unknown} */
             state: "done" | "pending" | "running";
+        };
+        /** RepurchaserRule */
+        RepurchaserRule: {
+            /** @default 2 */
+            purchases?: number;
+            /** @default 90 */
+            window_days?: number;
+        };
+        /**
+         * Segment
+         * @description A saved filter and its frozen member list: ``count`` members as of ``computed_at``.
+         */
+        Segment: {
+            /** Format: date-time */
+            computed_at: string;
+            count: number;
+            /** Format: date-time */
+            created_at: string;
+            filter: components["schemas"]["SegmentFilter"];
+            name: string;
+            segment_id: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** SegmentBody */
+        SegmentBody: {
+            filter: components["schemas"]["SegmentFilter"];
+            name: string;
+        };
+        /**
+         * SegmentFilter
+         * @description Conditions on the known members, ANDed; a condition left out does not filter.
+         */
+        SegmentFilter: {
+            /** @default null */
+            groups?: string[] | null;
+            /** @default null */
+            koc?: boolean | null;
+            /** @default null */
+            stages?: ("aware" | "interested" | "loyal" | "purchased")[] | null;
+            /** @default null */
+            tags?: components["schemas"]["TagFilter"] | null;
+            /** @default null */
+            tiers?: string[] | null;
+            /** @default null */
+            value?: components["schemas"]["ValueRange"] | null;
+        };
+        /** SegmentList */
+        SegmentList: {
+            items: components["schemas"]["Segment"][];
+            next_cursor: string | null;
+        };
+        /** SegmentMember */
+        SegmentMember: {
+            member_id: string;
+        };
+        /**
+         * SegmentMembers
+         * @description A page of the frozen member list (member id order), with the list's count and
+         *     computation time.
+         */
+        SegmentMembers: {
+            /** Format: date-time */
+            computed_at: string;
+            count: number;
+            items: components["schemas"]["SegmentMember"][];
+            next_cursor: string | null;
+            segment_id: string;
+        };
+        /**
+         * SegmentPreview
+         * @description How many known members a filter selects now; nothing is saved.
+         */
+        SegmentPreview: {
+            /** Format: date-time */
+            computed_at: string;
+            count: number;
+        };
+        /** SegmentPreviewBody */
+        SegmentPreviewBody: {
+            filter: components["schemas"]["SegmentFilter"];
+        };
+        /** StageChange */
+        StageChange: {
+            /** Format: date-time */
+            at: string;
+            from_stage: ("aware" | "interested" | "loyal" | "purchased") | null;
+            /** @enum {unknown} */
+            to_stage: "aware" | "interested" | "loyal" | "purchased";
+        };
+        /** StageCounts */
+        StageCounts: {
+            aware: number;
+            interested: number;
+            loyal: number;
+            purchased: number;
+        };
+        /** StageHistory */
+        StageHistory: {
+            items: components["schemas"]["StageChange"][];
+            member_id: string;
+            next_cursor: string | null;
+        };
+        /**
+         * StageMove
+         * @description Members moved from one stage to another (``from_stage`` null: their first stage).
+         */
+        StageMove: {
+            from_stage: ("aware" | "interested" | "loyal" | "purchased") | null;
+            members: number;
+            /** @enum {unknown} */
+            to_stage: "aware" | "interested" | "loyal" | "purchased";
+        };
+        /**
+         * TagBulk
+         * @description A bulk tagging as done (a repeat of its id answers the same).
+         */
+        TagBulk: {
+            /** @enum {unknown} */
+            action: "add" | "remove";
+            /** Format: date-time */
+            at: string;
+            bulk_id: string;
+            changed: number;
+            member_count: number;
+            tag: string;
+        };
+        /** TagBulkIn */
+        TagBulkIn: {
+            /** @enum {unknown} */
+            action: "add" | "remove";
+            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            bulk_id: string;
+            member_ids: string[];
+            /** @description 1-64 characters of [a-z0-9_:-]; `group:value` belongs to the tag group `group` */
+            tag: string;
+        };
+        /** TagCount */
+        TagCount: {
+            members: number;
+            tag: string;
+        };
+        /**
+         * TagEvaluation
+         * @description An evaluation of rule tags: as of ``at`` (local ``day``), over ``members`` members.
+         */
+        TagEvaluation: {
+            added: number;
+            /** Format: date-time */
+            at: string;
+            /** Format: date */
+            day: string;
+            members: number;
+            removed: number;
+            rule_tags: number;
+        };
+        /** TagEvaluationIn */
+        TagEvaluationIn: {
+            /** @default null */
+            at?: string | null;
+        };
+        /**
+         * TagFilter
+         * @description Tags the member has every one of (``all``), at least one of (``any``, when not empty)
+         *     and none of (``none``).
+         */
+        TagFilter: {
+            /** @default [] */
+            all?: string[];
+            /** @default [] */
+            any?: string[];
+            /** @default [] */
+            none?: string[];
+        };
+        /**
+         * TagGroup
+         * @description A tag group; ``rule`` groups are built in and only rules set their tags.
+         */
+        TagGroup: {
+            description: string;
+            rule: boolean;
+            tag_group: string;
+            tags: components["schemas"]["TagCount"][];
+        };
+        /** TagGroupBody */
+        TagGroupBody: {
+            /** @default  */
+            description?: string;
+        };
+        /** TagGroupList */
+        TagGroupList: {
+            items: components["schemas"]["TagGroup"][];
+        };
+        /**
+         * TagRules
+         * @description Thresholds of the rule tags; a rule left out keeps its defaults.
+         */
+        TagRules: {
+            /**
+             * @default {
+             *       "min_purchases": 1,
+             *       "share": 0.5,
+             *       "window_days": 90
+             *     }
+             */
+            coupon_lover?: components["schemas"]["CouponLoverRule"];
+            /**
+             * @default {
+             *       "days": 30
+             *     }
+             */
+            dormant?: components["schemas"]["DormantRule"];
+            /**
+             * @default {
+             *       "edges": [
+             *         0,
+             *         7,
+             *         30
+             *       ]
+             *     }
+             */
+            first_order_days?: components["schemas"]["FirstOrderDaysRule"];
+            /**
+             * @default {
+             *       "days": 30
+             *     }
+             */
+            new_member?: components["schemas"]["NewMemberRule"];
+            /**
+             * @default {
+             *       "purchases": 2,
+             *       "window_days": 90
+             *     }
+             */
+            repurchaser?: components["schemas"]["RepurchaserRule"];
         };
         /** ThresholdPolicy */
         ThresholdPolicy: {
@@ -585,6 +1681,43 @@ export interface components {
             share: number;
             tier: string;
         };
+        /**
+         * TrendGrowth
+         * @description (this period - previous) / |previous| per figure, rounded to 4 places; null when the
+         *     previous period's figure is 0.
+         */
+        TrendGrowth: {
+            dissolved: number | null;
+            gmv_cents: number | null;
+            groups: number | null;
+            joins: number | null;
+            leaves: number | null;
+            members: number | null;
+            net_adds: number | null;
+            new_groups: number | null;
+            purchasers: number | null;
+            speakers: number | null;
+        };
+        /** TrendPeriod */
+        TrendPeriod: {
+            dissolved: number;
+            /** Format: date-time */
+            ends_at: string;
+            /** Format: date */
+            first_day: string;
+            gmv_cents: number;
+            groups: number;
+            growth: components["schemas"]["TrendGrowth"];
+            joins: number;
+            leaves: number;
+            members: number;
+            net_adds: number;
+            new_groups: number;
+            purchasers: number;
+            speakers: number;
+            /** Format: date-time */
+            starts_at: string;
+        };
         /** ValueModel */
         ValueModel: {
             actions: {
@@ -592,6 +1725,16 @@ export interface components {
             };
             high_value_line: number;
             window_days: number;
+        };
+        /**
+         * ValueRange
+         * @description Bounds (inclusive) of the total value score under the tenant's value model.
+         */
+        ValueRange: {
+            /** @default null */
+            max?: number | null;
+            /** @default null */
+            min?: number | null;
         };
     };
     responses: {
@@ -800,6 +1943,84 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    TiersV1GroupsListGroups: {
+        parameters: {
+            query?: {
+                /** @description a group label */
+                tag?: string;
+                /** @description the staff member running the group */
+                owner?: string;
+                /** @description active or dissolved */
+                status?: "active" | "dissolved" | null;
+                tier?: string;
+                /** @description super, member, fan or flash */
+                kind?: "super" | "member" | "fan" | "flash" | null;
+                /** @description a group id */
+                parent?: string;
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1GroupsExportCsvExportGroups: {
+        parameters: {
+            query?: {
+                /** @description a group label */
+                tag?: string;
+                /** @description the staff member running the group */
+                owner?: string;
+                /** @description active or dissolved */
+                status?: "active" | "dissolved" | null;
+                tier?: string;
+                /** @description super, member, fan or flash */
+                kind?: "super" | "member" | "fan" | "flash" | null;
+                /** @description a group id */
+                parent?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSV with a header line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     TiersV1GroupsMigrationsMigrations: {
         parameters: {
             query?: {
@@ -823,6 +2044,84 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1GroupsTrendsTrends: {
+        parameters: {
+            query: {
+                /** @description first local day (YYYY-MM-DD) */
+                from: string;
+                /** @description last local day (YYYY-MM-DD), not before from */
+                to: string;
+                /** @description day, or week (ISO, Monday first) */
+                by?: "day" | "week";
+                /** @description the staff member running the group */
+                owner?: string;
+                /** @description a group label */
+                tag?: string;
+                /** @description a group id */
+                parent?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupTrends"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1GroupsTrendsCsvTrendsCsv: {
+        parameters: {
+            query: {
+                /** @description first local day (YYYY-MM-DD) */
+                from: string;
+                /** @description last local day (YYYY-MM-DD), not before from */
+                to: string;
+                /** @description day, or week (ISO, Monday first) */
+                by?: "day" | "week";
+                /** @description the staff member running the group */
+                owner?: string;
+                /** @description a group label */
+                tag?: string;
+                /** @description a group id */
+                parent?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSV with a header line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
@@ -868,6 +2167,41 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["GroupBody"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1GroupsGroupIdDissolutionDissolve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional: no body (or null) is accepted. */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["DissolutionBody"] | null;
             };
         };
         responses: {
@@ -989,6 +2323,76 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    TiersV1GroupsGroupIdTrendsGroupTrends: {
+        parameters: {
+            query: {
+                /** @description first local day (YYYY-MM-DD) */
+                from: string;
+                /** @description last local day (YYYY-MM-DD), not before from */
+                to: string;
+                /** @description day, or week (ISO, Monday first) */
+                by?: "day" | "week";
+            };
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupTrends"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1GroupsGroupIdTrendsCsvGroupTrendsCsv: {
+        parameters: {
+            query: {
+                /** @description first local day (YYYY-MM-DD) */
+                from: string;
+                /** @description last local day (YYYY-MM-DD), not before from */
+                to: string;
+                /** @description day, or week (ISO, Monday first) */
+                by?: "day" | "week";
+            };
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSV with a header line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     TiersV1KocKoc: {
         parameters: {
             query?: {
@@ -1013,6 +2417,273 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1LifecycleGetModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LifecycleModelView"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1LifecyclePutModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LifecycleModel"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LifecycleModelView"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1LifecycleEvaluationsEvaluate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LifecycleEvaluationBody"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LifecycleEvaluation"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1LifecycleFunnelFunnel: {
+        parameters: {
+            query: {
+                /** @description RFC 3339 time with an offset */
+                from: string;
+                /** @description RFC 3339 time with an offset, not before from */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LifecycleFunnel"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1MembersMemberIdLifecycleMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberLifecycle"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1MembersMemberIdLifecycleHistoryHistory: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StageHistory"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1MembersMemberIdTagsMemberTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTags"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1MembersMemberIdTagsTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                member_id: string;
+                /** @description 1-64 characters of [a-z0-9_:-] */
+                tag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTag"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1MembersMemberIdTagsUntag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                member_id: string;
+                /** @description 1-64 characters of [a-z0-9_:-] */
+                tag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTag"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["RateLimited"];
@@ -1152,6 +2823,464 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ThresholdPolicy"] | components["schemas"]["PercentilePolicy"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1SegmentsListSegments: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1SegmentsPreviewsPreview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentPreviewBody"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentPreview"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1SegmentsSegmentIdGetSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1SegmentsSegmentIdPutSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentBody"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1SegmentsSegmentIdDeleteSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1SegmentsSegmentIdExportCsvExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `member_id`, then one member id per line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1SegmentsSegmentIdMembersMembers: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentMembers"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1SegmentsSegmentIdRefreshRefresh: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1TagGroupsGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagGroupList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1TagGroupsTagGroupPutGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 1-62 characters of [a-z0-9_-] */
+                tag_group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagGroupBody"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagGroup"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1TagRulesRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRules"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1TagRulesPutRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagRules"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRules"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1TagsBulkBulk: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagBulkIn"];
+            };
+        };
+        responses: {
+            /** @description A bulk tagging as done (a repeat of its id answers the same). */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagBulk"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1TagsBulkCsvBulkCsv: {
+        parameters: {
+            query: {
+                /** @description the call's own id (idempotency) */
+                bulk_id: string;
+                /** @description 1-64 characters of [a-z0-9_:-] */
+                tag: string;
+                /** @description add or remove the tag */
+                action: "add" | "remove";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description UTF-8, one member id a line (1-10 000 of them), an optional first line `member_id`; blank lines are skipped. */
+        requestBody: {
+            content: {
+                "text/csv": string;
+            };
+        };
+        responses: {
+            /** @description A bulk tagging as done (a repeat of its id answers the same). */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagBulk"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    TiersV1TagsEvaluationsEvaluate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Optional: no body (or null) is accepted. */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["TagEvaluationIn"] | null;
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagEvaluation"];
                 };
             };
             401: components["responses"]["Unauthorized"];
