@@ -185,3 +185,12 @@ export function createFuliClient(options: FuliClientOptions): FuliClient {
   if (options.Request) clientOptions.Request = options.Request;
   return createClient<paths>(clientOptions);
 }
+
+export {
+  type VerifyWebhookOptions,
+  type WebhookEvent,
+  type WebhookHeaders,
+  WebhookVerificationError,
+  type WebhookVerificationErrorCode,
+  verifyWebhook,
+} from "./webhooks.js";
