@@ -1,6 +1,6 @@
 // Compile-time checks (`npm run typecheck`): each `@ts-expect-error` line must fail to compile,
 // or tsc reports the directive as unused and the check fails.
-import { createFuliClient } from "../src/index.js";
+import { createFuliClient, verifyWebhook } from "../src/index.js";
 
 const fuli = createFuliClient({ baseUrl: "http://127.0.0.1:8000", apiKey: "fuli_..." });
 
@@ -35,4 +35,12 @@ export async function requestsTheTypesRefuse(): Promise<void> {
   await fuli.GET("/points/v1/members/{member_id}", {});
   // @ts-expect-error no such path
   await fuli.GET("/points/v1/nothing");
+}
+
+export async function webhookBodiesTheTypesRefuse(headers: Headers): Promise<void> {
+  await verifyWebhook("whsec_...", headers, "{}");
+  // @ts-expect-error the body must be the raw text or bytes received, not parsed JSON
+  await verifyWebhook("whsec_...", headers, { type: "TierChanged" });
+  // @ts-expect-error the time to check against is a Date
+  await verifyWebhook("whsec_...", headers, "{}", { now: 1780000000 });
 }
