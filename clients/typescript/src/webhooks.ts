@@ -108,9 +108,12 @@ export async function verifyWebhook<TData = Record<string, unknown>>(
   const timestamp = header(headers, "webhook-timestamp");
   const signatures = header(headers, "webhook-signature");
   if (!id || !timestamp || !signatures) {
+    const missing = Object.entries({ id, timestamp, signature: signatures })
+      .filter(([, value]) => !value)
+      .map(([name]) => `webhook-${name}`);
     throw new WebhookVerificationError(
       "missing_headers",
-      "webhook-id, webhook-timestamp and webhook-signature are all required",
+      `no ${missing.join(", ")} header: not a webhook fuli signed`,
     );
   }
   if (!TIMESTAMP.test(timestamp)) {
@@ -201,6 +204,9 @@ function header(headers: WebhookHeaders, name: string): string | undefined {
 function bodyBytes(body: string | Uint8Array | ArrayBuffer): Uint8Array {
   if (typeof body === "string") return new TextEncoder().encode(body);
   if (body instanceof Uint8Array) return body;
+  if (ArrayBuffer.isView(body)) {
+    return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  }
   if (body instanceof ArrayBuffer) return new Uint8Array(body);
   throw new TypeError("the body must be the raw body as received: a string or its bytes");
 }

@@ -132,6 +132,15 @@ describe("signatures the reference implementation made", () => {
     await expect(
       verifyWebhook(secret, headers, bytes.buffer as ArrayBuffer, { now: at(NOW) }),
     ).resolves.toMatchObject({ type: "PrizeWon" });
+    // A view into a larger buffer (as a Buffer from a pool often is): only its own bytes count.
+    const pooled = new Uint8Array(bytes.length + 20);
+    pooled.set(bytes, 10);
+    await expect(
+      verifyWebhook(secret, headers, pooled.subarray(10, 10 + bytes.length), { now: at(NOW) }),
+    ).resolves.toMatchObject({ type: "PrizeWon" });
+    await expect(
+      verifyWebhook(secret, headers, Buffer.from(body), { now: at(NOW) }),
+    ).resolves.toMatchObject({ type: "PrizeWon" });
   });
 
   test("a rotated secret: both signatures sent, either secret verifies", async () => {
@@ -267,6 +276,7 @@ describe("refused", () => {
     for (const name of ["webhook-id", "webhook-timestamp", "webhook-signature"]) {
       const without = Object.fromEntries(Object.entries(headers).filter(([n]) => n !== name));
       expect(await refusal(secret, without, body)).toBe("missing_headers");
+      await expect(verifyWebhook(secret, without, body)).rejects.toThrow(`no ${name} header`);
       expect(await refusal(secret, new Headers(without), body)).toBe("missing_headers");
       expect(await refusal(secret, { ...headers, [name]: "" }, body)).toBe("missing_headers");
       expect(await refusal(secret, { ...headers, [name]: undefined }, body)).toBe(
