@@ -22,6 +22,7 @@ from services.runtime.resources import Resources
 from services.runtime.settings import Settings, load_settings
 from services.runtime.stack import Stack
 from tests.support.api import Tenant, make_tenant
+from tests.support.segments import Seeded, seed
 
 TEST_RATE_LIMITS = "key.default=10000000/60,key.events=10000000/60,member.default=1000000/60"
 
@@ -117,6 +118,13 @@ async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def tenant(resources: Resources) -> Tenant:
     return await make_tenant(resources.pool)
+
+
+@pytest.fixture
+async def seeded(client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
+                 settings: Settings) -> Seeded:
+    """The tenant's population of tests/support/segments.py (tiers, stages, tags)."""
+    return await seed(client, tenant, resources, settings)
 
 
 @pytest.fixture

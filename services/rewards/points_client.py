@@ -1,13 +1,12 @@
 """The points service's HTTP API, as rewards uses it (holds, captures, voids, refunds).
 
-Calls carry a short-lived service token for the tenant. With FULI_POINTS_URL set they go over
-the network; without it, to a points app inside this process (same API, no network hop).
+Calls go over services.runtime.peer_http: to FULI_POINTS_URL, else to the points app of this
+process, with a service token for the tenant.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import msgspec
@@ -24,10 +23,10 @@ from proto.points import (
     RuleList,
 )
 from services.runtime.errors import FuliError
+from services.runtime.peer_http import PeerHttp
 from services.runtime.resources import Resources
 from services.runtime.service import Peers
 
-TOKEN_TTL_S = 300
 TIMEOUT_S = 5.0
 JSON = {"Content-Type": "application/json"}
 
@@ -60,41 +59,22 @@ class PointsAnswer(msgspec.Struct, frozen=True):
 
 
 class PointsClient:
-    def __init__(self, http: httpx.AsyncClient, resources: Resources) -> None:
-        self._http = http
-        self._resources = resources
-        self._tokens: dict[str, tuple[float, str]] = {}
+    def __init__(self, peer: PeerHttp) -> None:
+        self._peer = peer
+        self._http = peer.http
 
     @classmethod
     def connect(cls, resources: Resources, peers: Peers) -> PointsClient:
         """Over the network to FULI_POINTS_URL, else to the points app of this process."""
-        url = resources.settings.points_url
-        if url:
-            http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=TIMEOUT_S)
-        elif "points" in peers:
-            # httpx types ASGI apps loosely (plain mappings); Litestar's app is one.
-            app = cast(Any, peers["points"])
-            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://points.internal", timeout=TIMEOUT_S)
-        else:
-            raise RuntimeError("rewards needs the points service: set FULI_POINTS_URL")
-        return cls(http, resources)
+        return cls(PeerHttp.connect(resources, peers, "points", resources.settings.points_url,
+                                    "rewards", TIMEOUT_S))
 
     async def close(self) -> None:
-        await self._http.aclose()
-
-    async def _token(self, tenant_id: str) -> str:
-        cached = self._tokens.get(tenant_id)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        token = await self._resources.authenticator.mint_service_token(
-            tenant_id, "rewards", TOKEN_TTL_S)
-        self._tokens[tenant_id] = (time.monotonic() + TOKEN_TTL_S / 2, token)
-        return token
+        await self._peer.close()
 
     async def _post(self, tenant_id: str, path: str,
                     body: msgspec.Struct | None) -> PointsAnswer:
-        headers = {"Authorization": f"Bearer {await self._token(tenant_id)}"}
+        headers = await self._peer.authorization(tenant_id)
         if body is not None:
             headers.update(JSON)
         try:
@@ -152,7 +132,7 @@ class PointsClient:
             debit_id=debit_id, member_id=member_id, points=points, reason=reason))
 
     async def _get(self, tenant_id: str, path: str) -> bytes:
-        headers = {"Authorization": f"Bearer {await self._token(tenant_id)}"}
+        headers = await self._peer.authorization(tenant_id)
         try:
             response = await self._http.get(f"/points/v1{path}", headers=headers)
         except httpx.HTTPError as exc:

@@ -1,26 +1,24 @@
 """The tiers service's HTTP API, as the issuing services (rewards' issues, points' grants) use
 it: a segment's frozen member list, read whole in one page.
 
-Calls carry a short-lived service token for the tenant. With FULI_TIERS_URL set they go over
-the network; without it, to the tiers app inside this process (same API, no network hop). The
-issuing service never reads the tiers tables.
+Calls go over services.runtime.peer_http: to FULI_TIERS_URL, else to the tiers app of this
+process, with a service token for the tenant. The issuing service never reads the tiers
+tables.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
-from typing import Any, cast
 
 import httpx
 import msgspec
 
 from proto.tiers import SegmentMembers
 from services.runtime.errors import Conflict, FuliError, NotFound, ValidationFailed
+from services.runtime.peer_http import PeerHttp
 from services.runtime.resources import Resources
 from services.runtime.service import Peers
 
-TOKEN_TTL_S = 300
 TIMEOUT_S = 10.0
 
 _members = msgspec.json.Decoder(SegmentMembers)
@@ -41,47 +39,26 @@ class SegmentTarget(msgspec.Struct, frozen=True):
 
 
 class TiersClient:
-    def __init__(self, http: httpx.AsyncClient, resources: Resources, caller: str) -> None:
-        self._http = http
-        self._resources = resources
-        self._caller = caller
-        self._tokens: dict[str, tuple[float, str]] = {}
+    def __init__(self, peer: PeerHttp) -> None:
+        self._peer = peer
 
     @classmethod
     def connect(cls, resources: Resources, peers: Peers, caller: str) -> TiersClient:
-        """Over the network to FULI_TIERS_URL, else to the tiers app of this process (its
-        routes are served at request time, so the order services open in does not matter)."""
-        url = resources.settings.tiers_url
-        if url:
-            http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=TIMEOUT_S)
-        elif "tiers" in peers:
-            app = cast(Any, peers["tiers"])
-            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://tiers.internal", timeout=TIMEOUT_S)
-        else:
-            raise RuntimeError(f"{caller} needs the tiers service: set FULI_TIERS_URL")
-        return cls(http, resources, caller)
+        """Over the network to FULI_TIERS_URL, else to the tiers app of this process."""
+        return cls(PeerHttp.connect(resources, peers, "tiers", resources.settings.tiers_url,
+                                    caller, TIMEOUT_S))
 
     async def close(self) -> None:
-        await self._http.aclose()
-
-    async def _token(self, tenant_id: str) -> str:
-        cached = self._tokens.get(tenant_id)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        token = await self._resources.authenticator.mint_service_token(
-            tenant_id, self._caller, TOKEN_TTL_S)
-        self._tokens[tenant_id] = (time.monotonic() + TOKEN_TTL_S / 2, token)
-        return token
+        await self._peer.close()
 
     async def segment(self, tenant_id: str, segment_id: str, limit: int) -> SegmentTarget:
         """The segment's whole frozen list (one page, one snapshot of the segment). Refuses
         an unknown segment (404 ``unknown_segment``), one of more than ``limit`` members (422
         ``segment_too_large``) and an empty one (409 ``segment_empty``); a tiers service that
         does not answer is 503 ``tiers_unavailable``."""
-        headers = {"Authorization": f"Bearer {await self._token(tenant_id)}"}
+        headers = await self._peer.authorization(tenant_id)
         try:
-            response = await self._http.get(f"/tiers/v1/segments/{segment_id}/members",
+            response = await self._peer.http.get(f"/tiers/v1/segments/{segment_id}/members",
                                             params={"limit": limit}, headers=headers)
         except httpx.HTTPError as exc:
             raise TiersUnavailable(f"the tiers service did not answer: {type(exc).__name__}"

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
@@ -18,16 +17,9 @@ from tests.support.segments import (
     Seeded,
     example_members,
     put_segment,
-    seed,
     tenant_members,
     tiers_down_client,
 )
-
-
-@pytest.fixture
-async def seeded(client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
-                 settings: Settings) -> Seeded:
-    return await seed(client, tenant, resources, settings)
 
 
 async def balances(client: httpx.AsyncClient, tenant: Tenant,

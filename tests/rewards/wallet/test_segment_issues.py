@@ -8,9 +8,6 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-import httpx
-import pytest
-
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from tests.support.api import Rewards, Tenant, error_code, uid
@@ -19,16 +16,9 @@ from tests.support.segments import (
     Seeded,
     example_members,
     put_segment,
-    seed,
     tenant_members,
     tiers_down_client,
 )
-
-
-@pytest.fixture
-async def seeded(client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
-                 settings: Settings) -> Seeded:
-    return await seed(client, tenant, resources, settings)
 
 
 async def coupons_by_member(rewards: Rewards, members: list[str], sku: str) -> Counter[str]:

@@ -13,11 +13,8 @@ from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from tests.support.api import Points, Tenant, error_code, uid
 from tests.support.bus import deliver
+from tests.tiers.groups.support import GroupsApi
 
-LADDER = {"mode": "threshold", "tiers": [
-    {"name": "fan"},
-    {"name": "member", "min": {"spend_cents": 30_000}},
-    {"name": "vip", "min": {"spend_cents": 100_000}}]}
 # The test tenant's zone is Asia/Shanghai: a local week runs Monday 00:00 +08:00 to the next.
 MONDAY = datetime.fromisoformat("2026-10-05T00:00:00+08:00")
 
@@ -27,59 +24,18 @@ def local(day: int, hour: int = 12) -> datetime:
     return MONDAY + timedelta(days=day, hours=hour)
 
 
-class Groups:
-    def __init__(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
-        self.client = client
-        self.operator = tenant.headers(tenant.operator)
-        self.admin = tenant.headers(tenant.admin)
-
-    async def setup(self, model: dict[str, Any] | None = None) -> None:
-        assert (await self.client.put("/tiers/v1/policy", headers=self.admin,
-                                      json=LADDER)).status_code == 200
-        if model is not None:
-            response = await self.client.put("/tiers/v1/value-model", headers=self.admin,
-                                             json=model)
-            assert response.status_code == 200, response.text
-
-    async def put(self, group_id: str, tier: str = "member", kind: str = "member") -> None:
-        response = await self.client.put(f"/tiers/v1/groups/{group_id}", headers=self.operator,
-                                         json={"name": f"Group {group_id}", "tier": tier,
-                                               "kind": kind})
-        assert response.status_code == 200, response.text
-
-    async def join(self, group_id: str, member: str, at: datetime) -> httpx.Response:
-        return await self.client.put(f"/tiers/v1/groups/{group_id}/members/{member}",
-                                     headers=self.operator, params={"at": at.isoformat()})
-
-    async def leave(self, group_id: str, member: str, at: datetime) -> httpx.Response:
-        return await self.client.delete(f"/tiers/v1/groups/{group_id}/members/{member}",
-                                        headers=self.operator, params={"at": at.isoformat()})
-
-    async def report(self, group_id: str, at: datetime, period: str = "week") -> dict[str, Any]:
-        response = await self.client.get(f"/tiers/v1/groups/{group_id}/report",
-                                         headers=self.operator,
-                                         params={"period": period, "at": at.isoformat()})
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-
-@pytest.fixture
-def groups(client: httpx.AsyncClient, tenant: Tenant) -> Groups:
-    return Groups(client, tenant)
-
-
 MODEL = {"window_days": 7, "high_value_line": 3, "actions": {
     "speak": {"category": "content", "weight": 1},
     "purchase": {"category": "consumption", "per_100_cents": 0.01}}}
 
 
 async def test_weekly_report_matches_hand_computed_figures(
-        client: httpx.AsyncClient, tenant: Tenant, groups: Groups, resources: Resources,
+        client: httpx.AsyncClient, tenant: Tenant, groups: GroupsApi, resources: Resources,
         settings: Settings) -> None:
     points = Points(client, tenant)
     await groups.setup(MODEL)
     g = uid("g")
-    await groups.put(g)
+    await groups.create(g)
     a, b, c, d, e, f, quiet = (uid(x) for x in "abcdefq")
     before = MONDAY - timedelta(days=7)
     for member in (a, b, e, quiet):
@@ -155,7 +111,7 @@ async def test_weekly_report_matches_hand_computed_figures(
 
 
 async def test_activation_watch_turns_on_in_the_fourth_bottom_week(
-        client: httpx.AsyncClient, tenant: Tenant, groups: Groups, resources: Resources,
+        client: httpx.AsyncClient, tenant: Tenant, groups: GroupsApi, resources: Resources,
         settings: Settings) -> None:
     points = Points(client, tenant)
     await groups.setup({"window_days": 7, "high_value_line": 100,
@@ -165,7 +121,7 @@ async def test_activation_watch_turns_on_in_the_fourth_bottom_week(
     members = {}
     start = MONDAY - timedelta(weeks=1)   # week 0; weeks 1-4 follow
     for name in names:
-        await groups.put(name)
+        await groups.create(name)
         members[name] = uid("m")
         assert (await groups.join(name, members[name], start - timedelta(weeks=4))
                 ).status_code == 200
@@ -196,10 +152,10 @@ async def test_activation_watch_turns_on_in_the_fourth_bottom_week(
 
 
 async def test_joins_and_leaves_keep_one_stay_at_a_time(client: httpx.AsyncClient,
-                                                        tenant: Tenant, groups: Groups) -> None:
+                                                        tenant: Tenant, groups: GroupsApi) -> None:
     await groups.setup()
     g, member = uid("g"), uid("m")
-    await groups.put(g)
+    await groups.create(g)
     first = await groups.join(g, member, local(0))
     again = await groups.join(g, member, local(1))
     assert again.status_code == 200 and again.json() == first.json()  # already in: unchanged
@@ -219,12 +175,12 @@ async def test_joins_and_leaves_keep_one_stay_at_a_time(client: httpx.AsyncClien
 
 
 async def test_concurrent_joins_record_one_stay(client: httpx.AsyncClient, tenant: Tenant,
-                                                groups: Groups, resources: Resources) -> None:
+                                                groups: GroupsApi, resources: Resources) -> None:
     import asyncio
 
     await groups.setup()
     g, member = uid("g"), uid("m")
-    await groups.put(g)
+    await groups.create(g)
     answers = await asyncio.gather(*(groups.join(g, member, local(0)) for _ in range(30)))
     assert {r.status_code for r in answers} == {200}
     stays = await resources.pool.fetchval(
@@ -241,12 +197,12 @@ async def stays_of(resources: Resources, tenant: Tenant, member: str) -> list[tu
 
 
 async def test_a_join_at_the_instant_of_a_stay_that_lasted_no_time_is_409(
-        client: httpx.AsyncClient, tenant: Tenant, groups: Groups, resources: Resources) -> None:
+        client: httpx.AsyncClient, tenant: Tenant, groups: GroupsApi, resources: Resources) -> None:
     """A join and a leave at one instant T leave a stay (T, T); a new join at T would start a
     second stay at the same moment (it used to be a 500 on the stays' primary key)."""
     await groups.setup()
     g, member = uid("g"), uid("m")
-    await groups.put(g)
+    await groups.create(g)
     moment = local(0)
     assert (await groups.join(g, member, moment)).status_code == 200
     assert (await groups.leave(g, member, moment)).status_code == 200
@@ -265,10 +221,10 @@ async def test_a_join_at_the_instant_of_a_stay_that_lasted_no_time_is_409(
 
 
 async def test_a_rejoin_at_or_after_the_leave_still_works(
-        client: httpx.AsyncClient, tenant: Tenant, groups: Groups, resources: Resources) -> None:
+        client: httpx.AsyncClient, tenant: Tenant, groups: GroupsApi, resources: Resources) -> None:
     await groups.setup()
     g, member = uid("g"), uid("m")
-    await groups.put(g)
+    await groups.create(g)
     assert (await groups.join(g, member, local(0))).status_code == 200
     assert (await groups.leave(g, member, local(1))).status_code == 200
     back = await groups.join(g, member, local(1))   # the very instant of the leave
@@ -281,12 +237,12 @@ async def test_a_rejoin_at_or_after_the_leave_still_works(
 
 
 async def test_concurrent_join_leave_join_at_one_instant_never_fails(
-        client: httpx.AsyncClient, tenant: Tenant, groups: Groups, resources: Resources) -> None:
+        client: httpx.AsyncClient, tenant: Tenant, groups: GroupsApi, resources: Resources) -> None:
     import asyncio
 
     await groups.setup()
     g, member = uid("g"), uid("m")
-    await groups.put(g)
+    await groups.create(g)
     moment = local(0)
     others = [uid("m") for _ in range(20)]
 
@@ -308,7 +264,7 @@ async def test_concurrent_join_leave_join_at_one_instant_never_fails(
 
 
 async def test_migrations_and_compositions(client: httpx.AsyncClient, tenant: Tenant,
-                                           groups: Groups, resources: Resources,
+                                           groups: GroupsApi, resources: Resources,
                                            settings: Settings) -> None:
     points = Points(client, tenant)
     await groups.setup({"window_days": 28, "high_value_line": 5,
@@ -316,12 +272,12 @@ async def test_migrations_and_compositions(client: httpx.AsyncClient, tenant: Te
     quiet_fans, vips, members_group, balanced = uid("f1"), uid("v"), uid("m"), uid("m2")
     lively = [uid("f2"), uid("f3"), uid("f4")]
     for fan_group in (quiet_fans, *lively):
-        await groups.put(fan_group, tier="fan", kind="fan")
-    await groups.put(vips, tier="vip", kind="super")
-    await groups.put(members_group, tier="member", kind="member")
-    await groups.put(balanced, tier="member", kind="member")
+        await groups.create(fan_group, tier="fan", kind="fan")
+    await groups.create(vips, tier="vip", kind="super")
+    await groups.create(members_group, tier="member", kind="member")
+    await groups.create(balanced, tier="member", kind="member")
     flash = uid("flash")
-    await groups.put(flash, tier="fan", kind="flash")
+    await groups.create(flash, tier="fan", kind="flash")
     joined = datetime.now(MONDAY.tzinfo) - timedelta(days=3)
     # member -> (group, spend cents, speaks); spend 30 000 makes a member, 100 000 a VIP.
     seeds: dict[str, tuple[str, int, int]] = {
@@ -376,14 +332,14 @@ async def test_migrations_and_compositions(client: httpx.AsyncClient, tenant: Te
 
 
 async def test_a_member_only_in_a_group_is_at_the_lowest_tier(
-        client: httpx.AsyncClient, groups: Groups) -> None:
+        client: httpx.AsyncClient, groups: GroupsApi) -> None:
     """A fan who joined a VIP group but never reached the metrics (no points events) is a
     fan: asked to move down; one in a fan group is where they belong."""
     await groups.setup()
     vips, fans, members_group = uid("v"), uid("f"), uid("m")
-    await groups.put(vips, tier="vip", kind="super")
-    await groups.put(fans, tier="fan", kind="fan")
-    await groups.put(members_group, tier="member", kind="member")
+    await groups.create(vips, tier="vip", kind="super")
+    await groups.create(fans, tier="fan", kind="fan")
+    await groups.create(members_group, tier="member", kind="member")
     joined = datetime.now(MONDAY.tzinfo) - timedelta(days=1)
     stray, settled, newcomer = uid("stray"), uid("settled"), uid("new")
     assert (await groups.join(vips, stray, joined)).status_code == 200

@@ -14,17 +14,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import pytest
 
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from tests.support.api import Points, Tenant, error_code, uid
 from tests.support.bus import deliver
+from tests.tiers.groups.support import GroupsApi
 
-LADDER = {"mode": "threshold", "tiers": [
-    {"name": "fan"},
-    {"name": "member", "min": {"spend_cents": 30_000}},
-    {"name": "vip", "min": {"spend_cents": 100_000}}]}
 ZONE = ZoneInfo("Asia/Shanghai")  # the test tenant's zone
 W0 = datetime(2026, 10, 5, tzinfo=ZONE)  # a Monday: weeks W0..W4 are the range asked about
 WEEK = timedelta(days=7)
@@ -62,70 +58,6 @@ class Seeded:
             if not more:
                 return found
             found |= more
-
-
-class Api:
-    def __init__(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
-        self.client = client
-        self.operator = tenant.headers(tenant.operator)
-        self.admin = tenant.headers(tenant.admin)
-
-    async def setup(self, model: dict[str, Any] | None = None) -> None:
-        assert (await self.client.put("/tiers/v1/policy", headers=self.admin,
-                                      json=LADDER)).status_code == 200
-        if model is not None:
-            response = await self.client.put("/tiers/v1/value-model", headers=self.admin,
-                                             json=model)
-            assert response.status_code == 200, response.text
-
-    async def put(self, group_id: str, **fields: Any) -> httpx.Response:
-        body = {"name": f"Group {group_id}", "tier": "member", "kind": "member", **fields}
-        return await self.client.put(f"/tiers/v1/groups/{group_id}", headers=self.operator,
-                                     json=body)
-
-    async def get(self, group_id: str) -> httpx.Response:
-        return await self.client.get(f"/tiers/v1/groups/{group_id}", headers=self.operator)
-
-    async def join(self, group_id: str, member: str, at: datetime) -> httpx.Response:
-        return await self.client.put(f"/tiers/v1/groups/{group_id}/members/{member}",
-                                     headers=self.operator, params={"at": at.isoformat()})
-
-    async def leave(self, group_id: str, member: str, at: datetime) -> httpx.Response:
-        return await self.client.delete(f"/tiers/v1/groups/{group_id}/members/{member}",
-                                        headers=self.operator, params={"at": at.isoformat()})
-
-    async def dissolve(self, group_id: str, at: datetime | None = None) -> httpx.Response:
-        return await self.client.post(f"/tiers/v1/groups/{group_id}/dissolution",
-                                      headers=self.operator,
-                                      json={"at": at.isoformat()} if at else None)
-
-    async def trends(self, path: str = "/tiers/v1/groups/trends", **params: Any
-                     ) -> httpx.Response:
-        return await self.client.get(path, headers=self.operator, params=params)
-
-    async def periods(self, path: str = "/tiers/v1/groups/trends", **params: Any
-                      ) -> list[dict[str, Any]]:
-        response = await self.trends(path, **params)
-        assert response.status_code == 200, response.text
-        return list(response.json()["periods"])
-
-    async def listing(self, **params: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            response = await self.client.get("/tiers/v1/groups", headers=self.operator,
-                                             params={**params, **({"cursor": cursor}
-                                                                  if cursor else {})})
-            assert response.status_code == 200, response.text
-            items += response.json()["items"]
-            cursor = response.json()["next_cursor"]
-            if cursor is None:
-                return items
-
-
-@pytest.fixture
-def api(client: httpx.AsyncClient, tenant: Tenant) -> Api:
-    return Api(client, tenant)
 
 
 # --- the expected series, computed from what was seeded ---------------------------------------
@@ -194,7 +126,7 @@ def between(rng: random.Random, start: datetime, end: datetime) -> datetime:
     return start + timedelta(minutes=rng.randrange(max(minutes, 1)))
 
 
-async def seed_tree(api: Api, points: Points, seeded: Seeded, rng: random.Random,
+async def seed_tree(groups: GroupsApi, points: Points, seeded: Seeded, rng: random.Random,
                     prefix: str) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
     """2 cities, 2 districts each, 6 grids each (30 groups), with stays and events."""
     cities = [f"{prefix}-c{c}" for c in range(2)]
@@ -203,8 +135,8 @@ async def seed_tree(api: Api, points: Points, seeded: Seeded, rng: random.Random
 
     async def create(group_id: str, parent: str | None, created: datetime, owner: str,
                      tags: list[str], kind: str = "member") -> None:
-        response = await api.put(group_id, parent=parent, created_at=created.isoformat(),
-                                 owner=owner, tags=tags, kind=kind)
+        response = await groups.put(group_id, parent=parent, created_at=created.isoformat(),
+                                    owner=owner, tags=tags, kind=kind)
         assert response.status_code == 200, response.text
         body = response.json()
         assert datetime.fromisoformat(body["created_at"]) == created
@@ -231,11 +163,11 @@ async def seed_tree(api: Api, points: Points, seeded: Seeded, rng: random.Random
                                grids[districts[cities[1]][1]][4])}
 
     async def stay(group: str, member: str, joined: datetime, left: datetime | None) -> None:
-        assert (await api.join(group, member, joined)).status_code == 200
+        assert (await groups.join(group, member, joined)).status_code == 200
         record = Stay(group, member, joined)
         seeded.stays.append(record)
         if left is not None:
-            assert (await api.leave(group, member, left)).status_code == 200
+            assert (await groups.leave(group, member, left)).status_code == 200
             record.left = left
 
     all_grids = {g for gs in grids.values() for g in gs}
@@ -268,7 +200,7 @@ async def seed_tree(api: Api, points: Points, seeded: Seeded, rng: random.Random
     seeded.purchases[uid("buy")] = (shared, both_from + timedelta(hours=5), 12_345)
 
     for grid, at in dissolving.items():
-        response = await api.dissolve(grid, at)
+        response = await groups.dissolve(grid, at)
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "dissolved" and response.json()["members"] == 0
         seeded.dissolved[grid] = at
@@ -294,20 +226,20 @@ async def seed_tree(api: Api, points: Points, seeded: Seeded, rng: random.Random
 
 
 async def test_trends_of_a_three_level_tree_equal_hand_computed_series(
-        client: httpx.AsyncClient, tenant: Tenant, api: Api, resources: Resources,
+        client: httpx.AsyncClient, tenant: Tenant, groups: GroupsApi, resources: Resources,
         settings: Settings) -> None:
     points = Points(client, tenant)
-    await api.setup()
+    await groups.setup()
     seeded = Seeded()
     rng = random.Random(15)
-    cities, districts, grids = await seed_tree(api, points, seeded, rng, "t")
+    cities, districts, grids = await seed_tree(groups, points, seeded, rng, "t")
     assert len(seeded.created) == 30
     await deliver(resources, settings, tenant.name, twice=True)
     weeks = {"from": "2026-10-05", "to": "2026-11-08", "by": "week"}
 
     # The whole tenant, each city, each district and every grid: the API's series equal the
     # ones computed here from the stays and events.
-    everything = await api.periods(**weeks)
+    everything = await groups.periods(**weeks)
     assert [p["first_day"] for p in everything] == [
         (W0 + i * WEEK).date().isoformat() for i in range(5)]
     assert datetime.fromisoformat(everything[0]["starts_at"]) == W0
@@ -315,18 +247,18 @@ async def test_trends_of_a_three_level_tree_equal_hand_computed_series(
     assert shown(everything) == expected_series(seeded, set(seeded.created), W0, 5)
     series: dict[str, list[dict[str, Any]]] = {}
     for group in seeded.created:
-        periods = await api.periods(f"/tiers/v1/groups/{group}/trends", **weeks)
+        periods = await groups.periods(f"/tiers/v1/groups/{group}/trends", **weeks)
         assert shown(periods) == expected_series(seeded, seeded.subtree(group), W0, 5), group
         series[group] = periods
     for city in cities:
-        assert await api.periods(**weeks, parent=city) == series[city]
+        assert await groups.periods(**weeks, parent=city) == series[city]
     # The seeded data exercise every figure.
     assert all(sum(p[k] for p in everything) > 0 for k in FIGURES if k != "net_adds")
 
     # A grid's weeks say what its weekly reports say.
     for grid in [gs[0] for gs in grids.values()]:
         for week in range(5):
-            response = await client.get(f"/tiers/v1/groups/{grid}/report", headers=api.operator,
+            response = await client.get(f"/tiers/v1/groups/{grid}/report", headers=groups.operator,
                                         params={"at": (W0 + week * WEEK).isoformat()})
             report = response.json()
             assert {k: series[grid][week][k] for k in (
@@ -336,7 +268,7 @@ async def test_trends_of_a_three_level_tree_equal_hand_computed_series(
 
     # Rollups: a parent's additive figures are its own plus its children's subtrees.
     for parent, children in [*districts.items(), *grids.items()]:
-        alone = await api.periods(**weeks, parent=parent, owner=seeded.owner[parent])
+        alone = await groups.periods(**weeks, parent=parent, owner=seeded.owner[parent])
         assert shown(alone) == expected_series(seeded, {parent}, W0, 5)
         for week in range(5):
             for k in ADDITIVE:
@@ -355,15 +287,15 @@ async def test_trends_of_a_three_level_tree_equal_hand_computed_series(
         assert all(p["groups"] == 0 and p["members"] == 0 for p in own[week:])
         assert all(p["joins"] == 0 and p["speakers"] == 0 and p["gmv_cents"] == 0
                    for p in own[week + 1:])
-        refused = await api.join(grid, uid("late"), at + timedelta(minutes=1))
+        refused = await groups.join(grid, uid("late"), at + timedelta(minutes=1))
         assert refused.status_code == 409 and error_code(refused) == "group_dissolved"
-        shown_group = await api.get(grid)
+        shown_group = await groups.get(grid)
         assert shown_group.status_code == 200
         assert shown_group.json()["status"] == "dissolved"
         assert datetime.fromisoformat(shown_group.json()["dissolved_at"]) == at
-        again = await api.dissolve(grid)
+        again = await groups.dissolve(grid)
         assert again.status_code == 200 and again.json() == shown_group.json()
-    assert await api.periods(**weeks) == everything  # the refused joins stored nothing
+    assert await groups.periods(**weeks) == everything  # the refused joins stored nothing
 
     # Filters: owner and label select groups (not their subtrees); they combine with parent.
     for params, scope in [
@@ -374,15 +306,15 @@ async def test_trends_of_a_three_level_tree_equal_hand_computed_series(
          {g for g in seeded.subtree(cities[1]) if "vip" in seeded.tags[g]}),
         ({"owner": "nobody"}, set()),
     ]:
-        response = await api.trends(**weeks, **params)
+        response = await groups.trends(**weeks, **params)
         assert response.json()["group_count"] == len(scope), params
         assert shown(response.json()["periods"]) == expected_series(seeded, scope, W0, 5), \
             params
 
     # Days: local days, each against the day before.
     district = districts[cities[0]][0]
-    days = await api.periods(f"/tiers/v1/groups/{district}/trends", by="day",
-                             **{"from": "2026-10-10", "to": "2026-10-24"})
+    days = await groups.periods(f"/tiers/v1/groups/{district}/trends", by="day",
+                                **{"from": "2026-10-10", "to": "2026-10-24"})
     first_day = datetime(2026, 10, 10, tzinfo=ZONE)
     assert [p["first_day"] for p in days] == [
         (first_day + timedelta(days=i)).date().isoformat() for i in range(15)]
@@ -390,13 +322,13 @@ async def test_trends_of_a_three_level_tree_equal_hand_computed_series(
                                           timedelta(days=1))
 
     # Weeks run Monday to Sunday whatever days from and to fall on.
-    response = await api.trends(**{"from": "2026-10-07", "to": "2026-10-13", "by": "week"})
+    response = await groups.trends(**{"from": "2026-10-07", "to": "2026-10-13", "by": "week"})
     assert [p["first_day"] for p in response.json()["periods"]] == ["2026-10-05",
                                                                      "2026-10-12"]
     assert response.json()["periods"] == everything[:2]
 
     # CSV: a header, then the same periods.
-    exported = await client.get("/tiers/v1/groups/trends.csv", headers=api.operator,
+    exported = await client.get("/tiers/v1/groups/trends.csv", headers=groups.operator,
                                 params=weeks)
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
@@ -406,36 +338,36 @@ async def test_trends_of_a_three_level_tree_equal_hand_computed_series(
         assert {k: int(row[k]) for k in FIGURES} == {k: period[k] for k in FIGURES}
         assert {k: (float(row[f"{k}_growth"]) if row[f"{k}_growth"] else None)
                 for k in FIGURES} == period["growth"]
-    one = await client.get(f"/tiers/v1/groups/{district}/trends.csv", headers=api.operator,
+    one = await client.get(f"/tiers/v1/groups/{district}/trends.csv", headers=groups.operator,
                            params=weeks)
     assert [int(r["members"]) for r in csv.DictReader(io.StringIO(one.text))] == [
         p["members"] for p in series[district]]
 
 
 async def test_list_filters_pages_and_exports(
-        client: httpx.AsyncClient, tenant: Tenant, api: Api, resources: Resources,
+        client: httpx.AsyncClient, tenant: Tenant, groups: GroupsApi, resources: Resources,
         settings: Settings) -> None:
     points = Points(client, tenant)
-    await api.setup({"window_days": 7, "high_value_line": 100,
-                     "actions": {"speak": {"category": "content", "weight": 1}}})
+    await groups.setup({"window_days": 7, "high_value_line": 100,
+                        "actions": {"speak": {"category": "content", "weight": 1}}})
     now = datetime.now(ZONE)
     city = uid("city")
-    assert (await api.put(city, owner="boss", tags=["city"], kind="super",
-                          tier="vip")).status_code == 200
-    groups = [uid("grid") for _ in range(6)]
+    assert (await groups.put(city, owner="boss", tags=["city"], kind="super",
+                             tier="vip")).status_code == 200
+    grid_ids = [uid("grid") for _ in range(6)]
     members: dict[str, list[str]] = {}
     spoke: dict[str, set[str]] = {}
-    for i, group in enumerate(groups):
-        response = await api.put(group, parent=city, owner=f"staff-{i % 2}",
-                                 tags=["grid", "vip"] if i < 2 else ["grid"],
-                                 kind="fan" if i == 5 else "member",
-                                 tier="fan" if i == 5 else "member",
-                                 created_at=(now - timedelta(days=30)).isoformat())
+    for i, group in enumerate(grid_ids):
+        response = await groups.put(group, parent=city, owner=f"staff-{i % 2}",
+                                    tags=["grid", "vip"] if i < 2 else ["grid"],
+                                    kind="fan" if i == 5 else "member",
+                                    tier="fan" if i == 5 else "member",
+                                    created_at=(now - timedelta(days=30)).isoformat())
         assert response.status_code == 200, response.text
         members[group] = [uid("m") for _ in range(i + 1)]
         spoke[group] = set()
         for j, member in enumerate(members[group]):
-            assert (await api.join(group, member, now - timedelta(days=20))).status_code == 200
+            assert (await groups.join(group, member, now - timedelta(days=20))).status_code == 200
             # Speaks: i of them in the last 7 local days (today included), one 8 days back.
             if j < i:
                 spoke[group].add(member)
@@ -445,17 +377,17 @@ async def test_list_filters_pages_and_exports(
             response = await points.event(member, "speak", occurred_at=at.isoformat(),
                                           attributes={"group_id": group})
             assert response.status_code == 201, response.text
-    gone = members[groups[1]][0]
-    assert (await api.leave(groups[1], gone, now - timedelta(minutes=5))).status_code == 200
-    spoke[groups[1]].discard(gone)
-    members[groups[1]].remove(gone)
-    assert (await api.dissolve(groups[4])).status_code == 200
+    gone = members[grid_ids[1]][0]
+    assert (await groups.leave(grid_ids[1], gone, now - timedelta(minutes=5))).status_code == 200
+    spoke[grid_ids[1]].discard(gone)
+    members[grid_ids[1]].remove(gone)
+    assert (await groups.dissolve(grid_ids[4])).status_code == 200
     await deliver(resources, settings, tenant.name)
 
-    everything = await api.listing(limit=3)  # pages of 3
-    assert [g["group_id"] for g in everything] == sorted([city, *groups])
+    everything = await groups.listing(limit=3)  # pages of 3
+    assert [g["group_id"] for g in everything] == sorted([city, *grid_ids])
     by_id = {g["group_id"]: g for g in everything}
-    for i, group in enumerate(groups):
+    for i, group in enumerate(grid_ids):
         item = by_id[group]
         current = 0 if i == 4 else len(members[group])
         active = 0 if i == 4 else len(spoke[group])
@@ -464,35 +396,35 @@ async def test_list_filters_pages_and_exports(
         assert item["parent"] == city and item["owner"] == f"staff-{i % 2}"
     # Stage: the bottom 20% of the 5 groups with members by value mean (floor(1.0) = 1 group,
     # ties at its value in) are silver; a dissolved group has no stage.
-    means = {g: len(spoke[g]) / len(members[g]) for g in groups if g != groups[4]}
+    means = {g: len(spoke[g]) / len(members[g]) for g in grid_ids if g != grid_ids[4]}
     lowest = min(means.values())
     for group, mean in means.items():
         assert by_id[group]["stage"] == ("silver" if mean == lowest else "golden"), group
-    assert by_id[groups[4]]["stage"] is None and by_id[groups[4]]["status"] == "dissolved"
+    assert by_id[grid_ids[4]]["stage"] is None and by_id[grid_ids[4]]["status"] == "dissolved"
     assert by_id[city]["stage"] == "silver"  # no members: silver, as in the reports
 
     async def ids(**params: Any) -> list[str]:
-        return [g["group_id"] for g in await api.listing(**params)]
+        return [g["group_id"] for g in await groups.listing(**params)]
 
-    assert await ids(parent=city) == sorted(groups)
-    assert await ids(owner="staff-0") == sorted(groups[0::2])
-    assert await ids(tag="vip") == sorted(groups[:2])
+    assert await ids(parent=city) == sorted(grid_ids)
+    assert await ids(owner="staff-0") == sorted(grid_ids[0::2])
+    assert await ids(tag="vip") == sorted(grid_ids[:2])
     assert await ids(tag="city") == [city]
-    assert await ids(status="dissolved") == [groups[4]]
-    assert await ids(status="active", kind="member") == sorted(groups[:4])
-    assert await ids(tier="fan") == [groups[5]]
+    assert await ids(status="dissolved") == [grid_ids[4]]
+    assert await ids(status="active", kind="member") == sorted(grid_ids[:4])
+    assert await ids(tier="fan") == [grid_ids[5]]
     assert await ids(tier="vip", kind="super", owner="boss") == [city]
     assert await ids(tag="nothing") == []
-    missing = await client.get("/tiers/v1/groups", headers=api.operator,
+    missing = await client.get("/tiers/v1/groups", headers=groups.operator,
                                params={"parent": "no-such-group"})
     assert missing.status_code == 404 and error_code(missing) == "unknown_group"
 
-    exported = await client.get("/tiers/v1/groups/export.csv", headers=api.operator,
+    exported = await client.get("/tiers/v1/groups/export.csv", headers=groups.operator,
                                 params={"parent": city})
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
-    assert [r["group_id"] for r in rows] == sorted(groups)
+    assert [r["group_id"] for r in rows] == sorted(grid_ids)
     for row in rows:
         item = by_id[row["group_id"]]
         assert int(row["members"]) == item["members"]
@@ -501,14 +433,14 @@ async def test_list_filters_pages_and_exports(
 
 
 async def test_bad_input_is_refused_and_stores_nothing(
-        client: httpx.AsyncClient, tenant: Tenant, api: Api, resources: Resources) -> None:
-    await api.setup()
+        client: httpx.AsyncClient, tenant: Tenant, groups: GroupsApi, resources: Resources) -> None:
+    await groups.setup()
     a, b, c = uid("a"), uid("b"), uid("c")
-    assert (await api.put(a)).status_code == 200
-    assert (await api.put(b, parent=a)).status_code == 200
+    assert (await groups.put(a)).status_code == 200
+    assert (await groups.put(b, parent=a)).status_code == 200
     created = datetime.now(ZONE) - timedelta(days=10)
-    assert (await api.put(c, parent=b, tags=["x"],
-                          created_at=created.isoformat())).status_code == 200
+    assert (await groups.put(c, parent=b, tags=["x"],
+                             created_at=created.isoformat())).status_code == 200
 
     async def snapshot() -> list[tuple[Any, ...]]:
         rows = await resources.pool.fetch(
@@ -537,26 +469,26 @@ async def test_bad_input_is_refused_and_stores_nothing(
         ("trends", {}, 405, "method_not_allowed"),   # paths of the API, not group ids
         ("export.csv", {}, 405, "method_not_allowed"),
     ]:
-        response = await api.put(group_id, **fields)
+        response = await groups.put(group_id, **fields)
         assert response.status_code == status, (fields, response.text)
         assert error_code(response) == code, fields
     assert await snapshot() == before
 
     # Old bodies still work and keep a group's place in the tree only if they name it.
-    old = await api.put(uid("old"))
+    old = await groups.put(uid("old"))
     assert old.status_code == 200
     assert (old.json()["parent"], old.json()["tags"], old.json()["owner"]) == (None, [], None)
     assert old.json()["status"] == "active" and old.json()["dissolved_at"] is None
 
     member = uid("m")
     joined = datetime.now(ZONE) - timedelta(days=2)
-    assert (await api.join(c, member, joined)).status_code == 200
+    assert (await groups.join(c, member, joined)).status_code == 200
     before = await snapshot()
-    early = await api.dissolve(c, joined - timedelta(hours=1))
+    early = await groups.dissolve(c, joined - timedelta(hours=1))
     assert early.status_code == 409 and error_code(early) == "activity_after_dissolution"
-    future = await api.dissolve(c, datetime.now(ZONE) + timedelta(days=1))
+    future = await groups.dissolve(c, datetime.now(ZONE) + timedelta(days=1))
     assert future.status_code == 422
-    unknown = await api.dissolve("no-such-group")
+    unknown = await groups.dissolve("no-such-group")
     assert unknown.status_code == 404 and error_code(unknown) == "unknown_group"
     assert await snapshot() == before
 
@@ -572,31 +504,31 @@ async def test_bad_input_is_refused_and_stores_nothing(
         ({"from": "2026-10-10", "to": "2026-10-12", "tag": "Bad"}, 422),
         ({"from": "2026-10-10", "to": "2026-10-12", "parent": "no-such-group"}, 404),
     ]:
-        response = await api.trends(**params)
+        response = await groups.trends(**params)
         assert response.status_code == status, (params, response.text)
         error_code(response)
-    most = await api.trends(**{"from": "2025-01-01", "to": "2026-01-01", "by": "day"})
+    most = await groups.trends(**{"from": "2025-01-01", "to": "2026-01-01", "by": "day"})
     assert most.status_code == 200 and len(most.json()["periods"]) == 366
-    response = await api.trends(f"/tiers/v1/groups/{uid('x')}/trends",
-                                **{"from": "2026-10-10", "to": "2026-10-12"})
+    response = await groups.trends(f"/tiers/v1/groups/{uid('x')}/trends",
+                                   **{"from": "2026-10-10", "to": "2026-10-12"})
     assert response.status_code == 404 and error_code(response) == "unknown_group"
-    response = await api.trends("/tiers/v1/groups/trends.csv",
-                                **{"from": "2026-10-12", "to": "2026-10-10"})
+    response = await groups.trends("/tiers/v1/groups/trends.csv",
+                                   **{"from": "2026-10-12", "to": "2026-10-10"})
     assert response.status_code == 422 and error_code(response) == "validation_failed"
     assert await snapshot() == before
 
 
 async def test_growth_is_null_after_an_empty_period(client: httpx.AsyncClient, tenant: Tenant,
-                                                    api: Api) -> None:
-    await api.setup()
+                                                    groups: GroupsApi) -> None:
+    await groups.setup()
     group = uid("g")
     created = datetime(2026, 10, 6, 10, tzinfo=ZONE)
-    assert (await api.put(group, created_at=created.isoformat())).status_code == 200
+    assert (await groups.put(group, created_at=created.isoformat())).status_code == 200
     for i, day in enumerate((6, 7, 7, 9)):
         at = datetime(2026, 10, day, 12, tzinfo=ZONE)
-        assert (await api.join(group, f"{group}-m{i}", at)).status_code == 200
-    periods = await api.periods(f"/tiers/v1/groups/{group}/trends", by="day",
-                                **{"from": "2026-10-05", "to": "2026-10-09"})
+        assert (await groups.join(group, f"{group}-m{i}", at)).status_code == 200
+    periods = await groups.periods(f"/tiers/v1/groups/{group}/trends", by="day",
+                                   **{"from": "2026-10-05", "to": "2026-10-09"})
     assert [(p["joins"], p["members"], p["new_groups"]) for p in periods] == [
         (0, 0, 0), (1, 1, 1), (2, 3, 0), (0, 3, 0), (1, 4, 0)]
     assert [p["growth"]["joins"] for p in periods] == [None, None, 1.0, -1.0, None]
@@ -605,18 +537,19 @@ async def test_growth_is_null_after_an_empty_period(client: httpx.AsyncClient, t
     assert date.fromisoformat(periods[0]["first_day"]) == date(2026, 10, 5)
 
 
-async def test_parents_set_at_once_never_close_a_cycle(api: Api,
+async def test_parents_set_at_once_never_close_a_cycle(groups: GroupsApi,
                                                        resources: Resources,
                                                        tenant: Tenant) -> None:
     import asyncio
 
-    await api.setup()
+    await groups.setup()
     pairs = [(uid("a"), uid("b")) for _ in range(10)]
     for a, b in pairs:
-        assert (await api.put(a)).status_code == 200
-        assert (await api.put(b)).status_code == 200
-    answers = await asyncio.gather(*(request for a, b in pairs
-                                     for request in (api.put(a, parent=b), api.put(b, parent=a))))
+        assert (await groups.put(a)).status_code == 200
+        assert (await groups.put(b)).status_code == 200
+    answers = await asyncio.gather(*(
+        request for a, b in pairs
+        for request in (groups.put(a, parent=b), groups.put(b, parent=a))))
     for first, second in zip(answers[::2], answers[1::2], strict=True):
         assert sorted([first.status_code, second.status_code]) == [200, 422]
         refused = first if first.status_code == 422 else second

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from services.runtime.resources import Resources
-from services.runtime.settings import Settings
 from services.runtime.stack import Stack
 from services.tiers.app import TiersComponents
 from tests.support.api import Tenant, error_code, uid
@@ -20,16 +19,9 @@ from tests.support.segments import (
     Seeded,
     example_members,
     put_segment,
-    seed,
     segment_members,
     tenant_members,
 )
-
-
-@pytest.fixture
-async def seeded(client: httpx.AsyncClient, tenant: Tenant, resources: Resources,
-                 settings: Settings) -> Seeded:
-    return await seed(client, tenant, resources, settings)
 
 
 async def test_the_example_segment_equals_the_seeded_set_in_pages_and_in_the_export(
