@@ -30,8 +30,10 @@ class Arrival:
     event_type: str
     body: dict[str, Any]
     headers: dict[str, str]
+    raw: bytes
     verified: bool
     at: float  # time.monotonic() when it arrived
+    status: int = 0  # what the receiver answered
 
 
 @dataclass
@@ -52,6 +54,10 @@ class Receiver:
 
     def verified_ids(self) -> list[str]:
         return [a.webhook_id for a in self.arrivals if a.verified]
+
+    def delivered_ids(self) -> list[str]:
+        """Ids of verified requests answered 2xx."""
+        return [a.webhook_id for a in self.arrivals if a.verified and 200 <= a.status < 300]
 
     def attempts_of(self, webhook_id: str) -> int:
         return sum(1 for a in self.arrivals if a.webhook_id == webhook_id)
@@ -79,13 +85,13 @@ class Receiver:
         webhook_id = headers.get("webhook-id", "")
         attempt = self.attempts_of(webhook_id) + 1
         try:
-            event_type = str(msgspec.json.decode(body).get("type", ""))
             decoded = msgspec.json.decode(body)
         except msgspec.DecodeError:
-            event_type, decoded = "", {}
-        self.arrivals.append(Arrival(webhook_id, event_type, decoded, headers,
-                                     self.verify(body, headers), time.monotonic()))
+            decoded = {}
+        event_type = str(decoded.get("type", "")) if isinstance(decoded, dict) else ""
         status, delay, extra = self.behaviour(webhook_id, attempt)
+        self.arrivals.append(Arrival(webhook_id, event_type, decoded, headers, body,
+                                     self.verify(body, headers), time.monotonic(), status))
         if delay:
             await asyncio.sleep(delay)
         await send({"type": "http.response.start", "status": status,
