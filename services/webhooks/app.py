@@ -12,7 +12,7 @@ from litestar import Router
 
 from services.runtime.resources import Resources
 from services.runtime.service import Peers, ServiceSpec
-from services.webhooks import signing
+from services.webhooks import metrics, signing
 from services.webhooks.deliveries import api as deliveries_api
 from services.webhooks.deliveries.deliveries import Deliveries
 from services.webhooks.deliveries.sender import Sender
@@ -64,4 +64,5 @@ WEBHOOKS: ServiceSpec[WebhooksComponents] = ServiceSpec(
         *endpoints_api.CONTROLLERS, *deliveries_api.CONTROLLERS])],
     components=open_components,
     provides={"endpoints": lambda c: c.endpoints, "deliveries": lambda c: c.deliveries},
+    metrics=metrics.refresh,
 )

@@ -347,3 +347,21 @@ async def test_unknown_deliveries_and_endpoints_are_404(hooks: Hooks, tenant: Te
                                  params={"status": "lost"})
     assert bad.status_code in (400, 422)
 
+
+
+async def test_metrics_show_outcomes_queue_depth_and_oldest_pending_age(
+        hooks: Hooks, tenant: Tenant, resources: Resources, settings: Settings,
+        receiver: StartReceiver) -> None:
+    target = receiver(lambda _id, _n: (500, 0.0, {}))
+    endpoint_id = await subscribe(hooks, tenant, target, ["*"])
+    await grant(hooks, tenant)
+    await deliver(resources, settings, tenant.name)
+    await asyncio.sleep(1.1)
+    scraped = (await hooks.client.get("/webhooks/metrics")).text
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in scraped.splitlines()
+              if line.startswith("fuli_webhook")}
+    assert values["fuli_webhook_queue_depth"] >= 1
+    assert values["fuli_webhook_oldest_pending_age_seconds"] >= 1
+    assert 'fuli_webhook_deliveries{status="delivered"}' in values
+    assert (await hooks.client.delete(f"{BASE}/{endpoint_id}",
+                                      headers=tenant.headers(tenant.admin))).status_code == 204
