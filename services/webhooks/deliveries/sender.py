@@ -34,7 +34,7 @@ from services.webhooks.endpoints.store import EndpointRow
 
 log = logging.getLogger("fuli.webhooks")
 
-LEASE_S = 60.0  # a claim outlives a send's 10 s; a killed sender's rows are sent again after it
+LEASE_S = 30.0  # a claim outlives a send's 10 s; a killed sender's rows are sent again after it
 
 
 class Attempt(msgspec.Struct, frozen=True):
