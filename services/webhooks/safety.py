@@ -38,8 +38,14 @@ class Guard:
         self.resolver = resolver
 
     def http_allowed(self, requested: bool) -> bool:
+        """``requested``, or a 422 where the deployment does not allow http."""
         return rules.http_allowed(requested, deployment_http=self.allow_http,
                                   deployment_private=self.allow_private)
+
+    def honours_http(self, flag: bool) -> bool:
+        """Whether an endpoint's ``allow_http`` holds at send time: not once the deployment
+        stopped allowing http (its http URL is then refused, and the delivery retried)."""
+        return flag and (self.allow_http or self.allow_private)
 
     async def addresses(self, url: str, *, allow_http: bool) -> tuple[Target, list[IpAddress]]:
         """The URL's target and the addresses to connect to, every one checked; a 422 when

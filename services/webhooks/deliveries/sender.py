@@ -143,8 +143,9 @@ class Sender:
                            latency_ms=_ms_since(started))
 
     async def _post(self, endpoint: EndpointRow, headers: dict[str, str], body: bytes) -> int:
-        target, addresses = await self._endpoints.guard.addresses(
-            endpoint.url, allow_http=endpoint.allow_http)
+        guard = self._endpoints.guard
+        target, addresses = await guard.addresses(
+            endpoint.url, allow_http=guard.honours_http(endpoint.allow_http))
         address = addresses[0]
         parts = urlsplit(endpoint.url)
         host = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)

@@ -365,3 +365,24 @@ async def test_metrics_show_outcomes_queue_depth_and_oldest_pending_age(
     assert 'fuli_webhook_deliveries{status="delivered"}' in values
     assert (await hooks.client.delete(f"{BASE}/{endpoint_id}",
                                       headers=tenant.headers(tenant.admin))).status_code == 204
+
+
+async def test_an_http_endpoint_is_not_sent_to_once_the_deployment_stops_allowing_http(
+        hooks: Hooks, strict_hooks: Hooks, tenant: Tenant, resources: Resources,
+        settings: Settings, receiver: StartReceiver) -> None:
+    target = receiver()
+    endpoint_id = await subscribe(hooks, tenant, target, ["*"])
+    names["plain.example.com"] = ["93.184.216.34"]
+    moved = await hooks.client.patch(f"{BASE}/{endpoint_id}", headers=tenant.headers(
+        tenant.admin), json={"url": "http://plain.example.com/hook"})
+    assert moved.status_code == 200, moved.text
+    await grant(hooks, tenant)
+    await deliver(resources, settings, tenant.name)
+    # The production deployment's sender: http is no longer allowed.
+    await strict_hooks.components.sender.pump()
+    await strict_hooks.settle()
+    [delivery] = await deliveries(hooks, tenant, endpoint_id)
+    assert delivery["status"] == "pending" and delivery["last_error"].startswith(
+        "validation_failed: the URL must use https")
+    assert (await hooks.client.delete(f"{BASE}/{endpoint_id}",
+                                      headers=tenant.headers(tenant.admin))).status_code == 204
