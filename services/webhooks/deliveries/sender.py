@@ -60,6 +60,11 @@ class Sender:
             limits=httpx.Limits(max_keepalive_connections=0, max_connections=None),
             trust_env=False)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Claiming again as soon as a send ends (the worker's tick every second is only the
+        # floor): one claiming loop at a time, told to go round again when a send ends meanwhile.
+        self._claimer: asyncio.Task[None] | None = None
+        self._again = False
+        self._closed = False
 
     @property
     def in_flight(self) -> int:
@@ -79,15 +84,37 @@ class Sender:
             task.add_done_callback(self._tasks.discard)
         return len(claimed)
 
+    def _kick(self) -> None:
+        """Claims again soon: a send ended, so its endpoint has room for the next one."""
+        if self._closed:
+            return
+        self._again = True
+        if self._claimer is None or self._claimer.done():
+            self._claimer = asyncio.create_task(self._claim_while_kicked())
+
+    async def _claim_while_kicked(self) -> None:
+        while self._again and not self._closed:
+            self._again = False
+            try:
+                await self.pump()
+            except Exception:
+                log.exception("claiming webhook deliveries failed; the next tick tries again")
+                return
+
     async def drain(self) -> None:
-        """Waits for the sends in flight."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Waits for the sends in flight, and for those they lead to."""
+        while self._tasks or (self._claimer is not None and not self._claimer.done()):
+            pending: list[asyncio.Task[None]] = list(self._tasks)
+            if self._claimer is not None:
+                pending.append(self._claimer)
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        self._closed = True
+        pending = [*self._tasks, *([self._claimer] if self._claimer is not None else [])]
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
         await self._client.aclose()
 
     async def _deliver(self, claimed: Claimed) -> None:
@@ -119,6 +146,8 @@ class Sender:
             log.exception("webhook delivery failed to run",
                           extra={"fields": {"tenant_id": claimed.tenant_id,
                                             "delivery_id": claimed.delivery_id}})
+        finally:
+            self._kick()
 
     async def send(self, endpoint: EndpointRow, message_id: str, body: bytes,
                    now: datetime) -> Attempt:
