@@ -96,7 +96,8 @@ class Receiver:
             await asyncio.sleep(delay)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.encode(), v.encode()) for k, v in extra.items()]})
-        await send({"type": "http.response.body", "body": b"ok"})
+        await send({"type": "http.response.body",
+                    "body": b"" if status in (204, 304) else b"ok"})
 
     def start(self) -> Receiver:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

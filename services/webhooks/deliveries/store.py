@@ -14,8 +14,6 @@ from services.runtime.db import Conn, Db, as_struct_or_none, as_structs
 COLUMNS = ("delivery_id, endpoint_id, event_id::text AS event_id, event_type, status,"
            " attempts, created_at, next_attempt_at, last_attempt_at, last_status_code,"
            " last_error, last_latency_ms, delivered_at")
-# Due rows a claim looks at, oldest first: bounds the work of one claim under a large backlog.
-CLAIM_WINDOW = 10_000
 
 
 class Claimed(msgspec.Struct, frozen=True):
@@ -53,30 +51,32 @@ async def insert(conn: Conn, tenant_id: str, event_id: str, event_type: str, bod
 
 
 async def claim(conn: Conn, per_endpoint: int, limit: int, lease_s: float) -> list[Claimed]:
-    """Claims up to ``limit`` due deliveries of enabled endpoints for ``lease_s`` seconds,
-    oldest due first, leaving each endpoint with at most ``per_endpoint`` claimed at once.
-    Claims take turns (a transaction lock), so two senders never exceed the cap together."""
+    """Claims up to ``limit`` due deliveries for ``lease_s`` seconds: of each enabled endpoint
+    its oldest due ones, as many as leave it at most ``per_endpoint`` claimed at once, the
+    oldest due first overall. Claims take turns (a transaction lock), so two senders never
+    exceed the cap together; each endpoint's rows are read through an index, so a large backlog
+    of one endpoint neither slows a claim nor crowds the others out of it."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('webhooks.claim'))")
         rows = await conn.fetch(
-            "WITH candidates AS (SELECT d.tenant_id, d.delivery_id, d.endpoint_id,"
-            "  d.next_attempt_at FROM webhooks.deliveries d"
-            "  WHERE d.status = 'pending' AND d.next_attempt_at <= now()"
-            "  AND (d.lease_until IS NULL OR d.lease_until <= now())"
-            "  ORDER BY d.next_attempt_at LIMIT $4),"
-            " ranked AS (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.endpoint_id"
-            "  ORDER BY c.next_attempt_at, c.delivery_id) AS n FROM candidates c"
-            "  JOIN webhooks.endpoints e USING (tenant_id, endpoint_id) WHERE e.enabled),"
-            " busy AS (SELECT tenant_id, endpoint_id, count(*) AS n FROM webhooks.deliveries"
-            "  WHERE status = 'pending' AND lease_until > now() GROUP BY tenant_id, endpoint_id),"
-            " chosen AS (SELECT r.tenant_id, r.delivery_id FROM ranked r LEFT JOIN busy b"
-            "  USING (tenant_id, endpoint_id) WHERE r.n <= $1 - coalesce(b.n, 0)"
-            "  ORDER BY r.next_attempt_at LIMIT $2)"
+            "WITH busy AS (SELECT tenant_id, endpoint_id, count(*) AS n"
+            "  FROM webhooks.deliveries WHERE status = 'pending' AND lease_until IS NOT NULL"
+            "  AND lease_until > now() GROUP BY tenant_id, endpoint_id),"
+            " slots AS (SELECT e.tenant_id, e.endpoint_id, $1 - coalesce(b.n, 0) AS free"
+            "  FROM webhooks.endpoints e LEFT JOIN busy b USING (tenant_id, endpoint_id)"
+            "  WHERE e.enabled AND $1 - coalesce(b.n, 0) > 0),"
+            " chosen AS (SELECT d.tenant_id, d.delivery_id FROM slots s CROSS JOIN LATERAL"
+            "  (SELECT d.tenant_id, d.delivery_id, d.next_attempt_at FROM webhooks.deliveries d"
+            "   WHERE d.tenant_id = s.tenant_id AND d.endpoint_id = s.endpoint_id"
+            "   AND d.status = 'pending' AND d.next_attempt_at <= now()"
+            "   AND (d.lease_until IS NULL OR d.lease_until <= now())"
+            "   ORDER BY d.next_attempt_at LIMIT s.free) d"
+            "  ORDER BY d.next_attempt_at LIMIT $2)"
             " UPDATE webhooks.deliveries d SET lease_until = now() + make_interval(secs => $3)"
             " FROM chosen WHERE d.tenant_id = chosen.tenant_id"
             " AND d.delivery_id = chosen.delivery_id"
             " RETURNING d.tenant_id, d.delivery_id, d.endpoint_id, d.event_type, d.body,"
-            " d.attempts", per_endpoint, limit, lease_s, CLAIM_WINDOW)
+            " d.attempts", per_endpoint, limit, lease_s)
     return as_structs(Claimed, rows)
 
 

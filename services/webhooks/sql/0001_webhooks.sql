@@ -61,8 +61,11 @@ CREATE TABLE webhooks.deliveries (
     CHECK ((status = 'pending') = (next_attempt_at IS NOT NULL))
 );
 
-CREATE INDEX deliveries_due ON webhooks.deliveries (next_attempt_at)
+-- A claim takes each endpoint's oldest due rows, and counts each endpoint's claimed ones.
+CREATE INDEX deliveries_due ON webhooks.deliveries (tenant_id, endpoint_id, next_attempt_at)
     WHERE status = 'pending';
+CREATE INDEX deliveries_claimed ON webhooks.deliveries (tenant_id, endpoint_id)
+    WHERE status = 'pending' AND lease_until IS NOT NULL;
 CREATE INDEX deliveries_by_endpoint ON webhooks.deliveries
     (tenant_id, endpoint_id, created_at, delivery_id);
 
