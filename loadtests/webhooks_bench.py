@@ -82,7 +82,7 @@ async def measure(stack: Stack, ingest_key: str, receiver: Receiver,
     started = time.monotonic()
     earn = await post_events(stack.base_url, ingest_key, events, args.batch, args.concurrency)
     deadline = time.monotonic() + DELIVERY_TIMEOUT_S
-    while len(set(receiver.delivered_ids())) < expected:
+    while len(receiver.arrivals) < expected or len(set(receiver.delivered_ids())) < expected:
         if time.monotonic() > deadline:
             raise BenchError(f"{expected - len(set(receiver.delivered_ids()))} deliveries "
                              f"missing after {DELIVERY_TIMEOUT_S} s")

@@ -45,6 +45,7 @@ class Receiver:
     secrets: list[str] = field(default_factory=list)
     arrivals: list[Arrival] = field(default_factory=list)
     port: int = 0
+    _attempts: dict[str, int] = field(default_factory=dict)
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
 
@@ -60,7 +61,7 @@ class Receiver:
         return [a.webhook_id for a in self.arrivals if a.verified and 200 <= a.status < 300]
 
     def attempts_of(self, webhook_id: str) -> int:
-        return sum(1 for a in self.arrivals if a.webhook_id == webhook_id)
+        return self._attempts.get(webhook_id, 0)
 
     def verify(self, body: bytes, headers: dict[str, str]) -> bool:
         for secret in self.secrets:
@@ -83,7 +84,7 @@ class Receiver:
         body = b"".join(chunks)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         webhook_id = headers.get("webhook-id", "")
-        attempt = self.attempts_of(webhook_id) + 1
+        attempt = self._attempts[webhook_id] = self.attempts_of(webhook_id) + 1
         try:
             decoded = msgspec.json.decode(body)
         except msgspec.DecodeError:
