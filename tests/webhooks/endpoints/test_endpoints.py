@@ -98,8 +98,9 @@ async def test_a_bad_patch_changes_nothing(hooks: Hooks, tenant: Tenant) -> None
         "url": "http://127.0.0.1:9/a", "event_types": ["PointsSpent"],
         "allow_http": True})).json()
     endpoint = f"{BASE}/{created['endpoint_id']}"
-    for body in ({"event_types": []}, {"event_types": ["Nope"]}, {"url": "ftp://x/y"},
-                 {"enabled": "yes"}):
+    bodies: list[dict[str, object]] = [{"event_types": []}, {"event_types": ["Nope"]},
+                                       {"url": "ftp://x/y"}, {"enabled": "yes"}]
+    for body in bodies:
         response = await hooks.client.patch(endpoint, headers=admin, json=body)
         assert response.status_code == 422, (body, response.text)
     assert (await hooks.client.get(endpoint, headers=admin)).json() == created["endpoint"]
