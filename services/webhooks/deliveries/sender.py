@@ -166,7 +166,7 @@ class Sender:
                            latency_ms=_ms_since(started))
         except TimeoutError:
             return Attempt(status_code=None, error="timeout", latency_ms=_ms_since(started))
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
             return Attempt(status_code=None,
                            error=rules.error_text(f"{type(exc).__name__}: {exc}"),
                            latency_ms=_ms_since(started))
