@@ -236,6 +236,9 @@ SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
     "GroupJoined": (TASK_PROGRESS,),
     "PacketGrabbed": (Subscriber("points", "points.earn_for_red_packets"),),
 }
+# The webhooks service records every public event (PUBLIC_EVENT_TYPES, below) for the
+# endpoints subscribed to it.
+WEBHOOK_DELIVERIES = Subscriber("webhooks", "webhooks.record_events", batch=True)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -264,3 +267,16 @@ class LifecycleChanged(Event, frozen=True, kw_only=True):
 
 
 EVENT_TYPES[LifecycleChanged.__name__] = LifecycleChanged
+
+# The events pushed to brand systems by the webhooks service, in one list (an endpoint's `*`
+# means all of these): what happened to a member, a team or a campaign. Events a brand sent
+# itself (ActionRecorded, PurchaseRecorded, PurchaseReversed) are not pushed back.
+PUBLIC_EVENT_TYPES: tuple[str, ...] = (
+    "PointsAwarded", "PointsSpent", "PointsExpired", "PointsReversed", "PointsRefunded",
+    "TierChanged", "LifecycleChanged", "GroupJoined",
+    "RedemptionCompleted", "RedemptionCancelled", "CouponUsed", "CouponTransferred",
+    "PacketMade", "PacketGrabbed", "TeamFormed", "CampaignSettled",
+    "TaskCompleted", "TaskRewarded",
+)
+for _public in PUBLIC_EVENT_TYPES:
+    SUBSCRIPTIONS[_public] = (*SUBSCRIPTIONS.get(_public, ()), WEBHOOK_DELIVERIES)

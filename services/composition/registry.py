@@ -19,10 +19,12 @@ from services.runtime.service import Host, ServiceSpec
 from services.runtime.settings import Settings
 from services.tiers import actors as tiers_actors
 from services.tiers.app import TIERS
+from services.webhooks import actors as webhooks_actors
+from services.webhooks.app import WEBHOOKS
 
 # In dependency order: components open in this order. Calls between the apps happen at request
 # time, after all are open, so points and rewards may read segments from tiers in-process.
-SERVICES: tuple[ServiceSpec[Any], ...] = (POINTS, REWARDS, TIERS)
+SERVICES: tuple[ServiceSpec[Any], ...] = (POINTS, REWARDS, TIERS, WEBHOOKS)
 SERVICE_NAMES: tuple[str, ...] = tuple(spec.name for spec in SERVICES)
 MIGRATIONS: tuple[Source, ...] = (RUNTIME, *((spec.name, spec.package) for spec in SERVICES))
 
@@ -30,6 +32,7 @@ _ACTORS: dict[str, tuple[Sequence[ActorSpec], Sequence[PeriodicJob]]] = {
     "points": (points_actors.ACTORS, points_actors.PERIODIC),
     "rewards": (rewards_actors.ACTORS, rewards_actors.PERIODIC),
     "tiers": (tiers_actors.ACTORS, tiers_actors.PERIODIC),
+    "webhooks": (webhooks_actors.ACTORS, webhooks_actors.PERIODIC),
 }
 
 

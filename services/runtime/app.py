@@ -38,7 +38,7 @@ from services.runtime.outbox import outbox_backlog
 from services.runtime.ratelimit import RateLimitMiddleware
 from services.runtime.requests import StrictRequest
 from services.runtime.resources import Resources
-from services.runtime.service import ServiceSpec
+from services.runtime.service import MetricsRefresh, ServiceSpec
 from services.runtime.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -52,7 +52,8 @@ METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 NOT_READY_RETRY_AFTER_S = 5
 
 
-def health_handlers(prefix: str) -> list[ControllerRouterHandler]:
+def health_handlers(prefix: str, refresh: MetricsRefresh | None = None
+                    ) -> list[ControllerRouterHandler]:
     @get(f"{prefix}/health/live", opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
     def live() -> Health:
         return Health(status="ok")
@@ -71,6 +72,8 @@ def health_handlers(prefix: str) -> list[ControllerRouterHandler]:
         async with resources.pool.acquire() as conn:
             backlog = await outbox_backlog(conn)
             heartbeat_age = await newest_heartbeat_age(conn)
+            if refresh is not None:
+                await refresh(conn)
         OUTBOX_PENDING.set(backlog.pending)
         OUTBOX_LAG.set(backlog.lag_s)
         OUTBOX_PARKED.set(backlog.parked)
@@ -188,7 +191,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings) -> Litestar:
     docs_plugin, docs_assets = docs_ui(docs_path)
     answer_options, allowed_methods = options_answer()
     app = Litestar(
-        route_handlers=[*health_handlers(prefix), docs_assets, *spec.route_handlers],
+        route_handlers=[*health_handlers(prefix, spec.metrics), docs_assets, *spec.route_handlers],
         dependencies={
             "resources": Provide(get_resources, sync_to_thread=False),
             "principal": Provide(get_principal, sync_to_thread=False),

@@ -10,7 +10,7 @@ handler.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -23,6 +23,8 @@ from services.runtime.settings import Settings
 if TYPE_CHECKING:
     from litestar import Litestar
 
+    from services.runtime.db import Conn
+
 C = TypeVar("C")
 T = TypeVar("T")
 
@@ -30,6 +32,8 @@ T = TypeVar("T")
 # public HTTP API without a network hop when both run in one process.
 Peers = Mapping[str, ASGIApp]
 Components = Callable[[Resources, Peers], AbstractAsyncContextManager[C]]
+# Sets a service's own gauges from PostgreSQL when its /metrics is scraped.
+MetricsRefresh = Callable[["Conn"], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class ServiceSpec(Generic[C]):
     components: Components[C] | None = None
     # Handler parameter name -> the object it receives, taken from the components.
     provides: Mapping[str, Callable[[C], object]] = field(default_factory=dict)
+    metrics: MetricsRefresh | None = None
 
 
 class Host:

@@ -71,6 +71,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     event_group_commit: bool = True
     points_url: str | None = None
     tiers_url: str | None = None
+    # Webhooks. Signing secrets are derived from this key (any text of 16+ characters) and a
+    # random salt per secret; unset, a key generated once is kept in the database.
+    webhooks_key: Annotated[str, Meta(min_length=16, max_length=512)] | None = None
+    # Endpoints may use plain http when they ask for it (``allow_http``).
+    webhooks_allow_http: bool = False
+    # Targets resolving to loopback, private, link-local or other non-public addresses are
+    # allowed (and http with them): for tests and local development only.
+    webhooks_allow_private: bool = False
+    # Multiplies the retry schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h): tests shorten it.
+    webhooks_retry_scale: Annotated[float, Meta(gt=0, le=10)] = 1.0
+    # Deliveries in flight at once per endpoint, and per sending process.
+    webhooks_endpoint_concurrency: Annotated[int, Meta(ge=1, le=100)] = 4
+    webhooks_process_concurrency: Annotated[int, Meta(ge=1, le=10_000)] = 64
+    # An endpoint failing every delivery this long is disabled.
+    webhooks_disable_after_s: Annotated[float, Meta(gt=0)] = 5 * 86_400.0
 
     @property
     def embedded(self) -> bool:

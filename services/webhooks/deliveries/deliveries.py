@@ -1,0 +1,80 @@
+"""Deliveries: one per (public event, subscribed enabled endpoint), written in the transaction
+that records the event in the consumer's inbox; listing them, sending one again, replaying a
+time range, and the signed test ping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from proto import webhooks as w
+from proto.events import Envelope
+from proto.webhooks import PUBLIC_EVENT_TYPES
+from services.runtime.db import Conn, Pool
+from services.runtime.errors import NotFound, ValidationFailed
+from services.runtime.pagination import decode_cursor, encode_cursor
+from services.webhooks.deliveries import rules, store
+from services.webhooks.deliveries.sender import Sender
+from services.webhooks.endpoints.endpoints import Endpoints
+
+
+async def record_event(conn: Conn, envelope: Envelope) -> None:
+    """The bus handler (``webhooks.record_events``): a pending delivery of the event to each
+    enabled endpoint of its tenant subscribed to its type."""
+    if envelope.type not in PUBLIC_EVENT_TYPES:
+        return
+    endpoint_ids = await store.subscribed(conn, envelope.tenant_id, envelope.type)
+    if not endpoint_ids:
+        return
+    body = rules.body(envelope.type, envelope.emitted_at, bytes(envelope.data))
+    await store.insert(conn, envelope.tenant_id, envelope.event_id, envelope.type, body,
+                       endpoint_ids,
+                       [rules.delivery_id(envelope.event_id, e) for e in endpoint_ids])
+
+
+class Deliveries:
+    def __init__(self, pool: Pool, endpoints: Endpoints, sender: Sender) -> None:
+        self._pool = pool
+        self._endpoints = endpoints
+        self._sender = sender
+
+    async def listed(self, tenant_id: str, endpoint_id: str, status: str | None, limit: int,
+                     cursor: str | None) -> w.DeliveryList:
+        await self._endpoints.row(tenant_id, endpoint_id)
+        before: tuple[datetime, str] | None = None
+        if cursor:
+            at, delivery_id = decode_cursor(cursor, 2)
+            try:
+                before = (datetime.fromisoformat(at), delivery_id)
+            except ValueError:
+                raise ValidationFailed("invalid cursor", field="cursor") from None
+        items = await store.page(self._pool, tenant_id, endpoint_id, status, before, limit + 1)
+        more = len(items) > limit
+        items = items[:limit]
+        return w.DeliveryList(items=items, next_cursor=encode_cursor(
+            items[-1].created_at.isoformat(), items[-1].delivery_id) if more else None)
+
+    async def get(self, tenant_id: str, endpoint_id: str, delivery_id: str) -> w.Delivery:
+        found = await store.get(self._pool, tenant_id, endpoint_id, delivery_id)
+        if found is None:
+            raise NotFound(f"no delivery {delivery_id!r} of endpoint {endpoint_id!r}",
+                           delivery_id=delivery_id)
+        return found
+
+    async def retry(self, tenant_id: str, endpoint_id: str, delivery_id: str) -> w.Delivery:
+        """The delivery due again now, its retry schedule started over."""
+        found = await store.send_again(self._pool, tenant_id, endpoint_id, delivery_id)
+        if found is None:
+            raise NotFound(f"no delivery {delivery_id!r} of endpoint {endpoint_id!r}",
+                           delivery_id=delivery_id)
+        return found
+
+    async def replay(self, tenant_id: str, endpoint_id: str, body: w.ReplayBody) -> w.Replayed:
+        if body.from_ >= body.to:
+            raise ValidationFailed("`from` must be before `to`", field="from")
+        await self._endpoints.row(tenant_id, endpoint_id)
+        count = await store.replay(self._pool, tenant_id, endpoint_id, body.from_, body.to)
+        return w.Replayed(deliveries=count)
+
+    async def ping(self, tenant_id: str, endpoint_id: str) -> w.PingResult:
+        endpoint = await self._endpoints.row(tenant_id, endpoint_id)
+        return await self._sender.ping(endpoint, datetime.now(UTC))

@@ -1,0 +1,61 @@
+"""Pure rules of deliveries: the webhook id, the body, the retry schedule and what counts as
+delivered. No I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from proto.webhooks import TEST_EVENT_TYPE
+
+# Seconds to wait after the 1st, 2nd, ... failed attempt; after the last, the delivery is
+# failed (8 attempts over about 33 hours). FULI_WEBHOOKS_RETRY_SCALE multiplies them.
+RETRY_SCHEDULE_S: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE_S) + 1
+JITTER = 0.1  # each wait is drawn uniformly within +-10 % of its step
+TIMEOUT_S = 10.0
+RESPONSE_LIMIT_BYTES = 4096  # of a response body read (and of last_error kept)
+ERROR_TEXT_LIMIT = 500
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def delivery_id(event_id: str, endpoint_id: str) -> str:
+    """The ``webhook-id`` of an event's delivery to an endpoint: the same on every attempt,
+    retry and replay, so a receiver deduplicates on it."""
+    return "msg-" + event_id.replace("-", "") + "-" + endpoint_id
+
+
+def body(event_type: str, emitted_at: datetime, data: bytes) -> bytes:
+    """``{type, timestamp, data}``: the event's fields (its bus tag left out) as data, the time
+    it was emitted as timestamp."""
+    fields = _decoder.decode(data)
+    fields.pop("type", None)
+    return _encoder.encode({"type": event_type,
+                            "timestamp": emitted_at.astimezone(UTC).isoformat(),
+                            "data": fields})
+
+
+def ping_body(endpoint_id: str, now: datetime) -> bytes:
+    return _encoder.encode({"type": TEST_EVENT_TYPE, "timestamp": now.astimezone(UTC).isoformat(),
+                            "data": {"endpoint_id": endpoint_id}})
+
+
+def retry_delay_s(attempts: int, scale: float, draw: float) -> float | None:
+    """Seconds until the next attempt after ``attempts`` attempts failed (None: no more,
+    the delivery has failed); ``draw`` in [0, 1) places it within the jitter."""
+    if attempts < 1 or attempts > len(RETRY_SCHEDULE_S):
+        return None
+    step = RETRY_SCHEDULE_S[attempts - 1] * scale
+    return step * (1 - JITTER + 2 * JITTER * draw)
+
+
+def is_delivered(status_code: int | None) -> bool:
+    return status_code is not None and 200 <= status_code < 300
+
+
+def error_text(text: str) -> str:
+    return text[:ERROR_TEXT_LIMIT]
