@@ -1,11 +1,11 @@
-// Writes src/generated/{points,rewards,tiers}.ts from proto/openapi/*.json with
+// Writes src/generated/{points,rewards,tiers,webhooks}.ts from proto/openapi/*.json with
 // openapi-typescript; with --check, writes nothing and fails if a file differs (stale types).
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
 import openapiTS, { astToString, COMMENT_HEADER } from "openapi-typescript";
 
-const SERVICES = ["points", "rewards", "tiers"];
+const SERVICES = ["points", "rewards", "tiers", "webhooks"];
 const documents = new URL("../../../proto/openapi/", import.meta.url);
 const generated = new URL("../src/generated/", import.meta.url);
 const check = process.argv.includes("--check");

@@ -1,5 +1,5 @@
 /**
- * @fuli/client: a typed client for the fuli points, rewards and tiers APIs.
+ * @fuli/client: a typed client for the fuli points, rewards, tiers and webhooks APIs.
  *
  * The request and response types are generated from fuli's OpenAPI documents
  * (`src/generated/`, rebuilt by `npm run generate`); calls go through openapi-fetch. This file is
@@ -14,13 +14,19 @@ import type {
   paths as RewardsPaths,
 } from "./generated/rewards.js";
 import type { components as TiersComponents, paths as TiersPaths } from "./generated/tiers.js";
+import type {
+  components as WebhooksComponents,
+  paths as WebhooksPaths,
+} from "./generated/webhooks.js";
 
-/** Every path of the three services: `/points/v1/...`, `/rewards/v1/...`, `/tiers/v1/...`. */
-export type paths = PointsPaths & RewardsPaths & TiersPaths;
+/** Every path of the services: `/points/v1/...`, `/rewards/v1/...`, `/tiers/v1/...`,
+ * `/webhooks/v1/...`. */
+export type paths = PointsPaths & RewardsPaths & TiersPaths & WebhooksPaths;
 export type PointsSchemas = PointsComponents["schemas"];
 export type RewardsSchemas = RewardsComponents["schemas"];
 export type TiersSchemas = TiersComponents["schemas"];
-export type { PointsPaths, RewardsPaths, TiersPaths };
+export type WebhooksSchemas = WebhooksComponents["schemas"];
+export type { PointsPaths, RewardsPaths, TiersPaths, WebhooksPaths };
 
 /**
  * Codes fuli answers with (`http_error`: an answer without fuli's envelope, from something in
