@@ -380,12 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
         return command(sub, name, help).add_subparsers(dest="action", required=True,
                                                        metavar="ACTION")
 
-    command(sub, "up", "serve all three services and run the worker, supervised (what "
+    command(sub, "up", "serve all four services and run the worker, supervised (what "
                        "`make run` does); listens on FULI_HOST:FULI_PORT (127.0.0.1:8000)"
             ).set_defaults(func=cmd_up)
     serve = command(sub, "serve", "serve the services without the worker (cluster mode)")
     serve.add_argument("service", nargs="?", choices=SERVICE_NAMES,
-                       help="only this service (default: all three)")
+                       help="only this service (default: all four)")
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
     worker = command(sub, "worker", "run actors, the outbox relay and periodic jobs")
