@@ -56,16 +56,14 @@ class Deliveries:
     async def get(self, tenant_id: str, endpoint_id: str, delivery_id: str) -> w.Delivery:
         found = await store.get(self._pool, tenant_id, endpoint_id, delivery_id)
         if found is None:
-            raise NotFound(f"no delivery {delivery_id!r} of endpoint {endpoint_id!r}",
-                           delivery_id=delivery_id)
+            raise _unknown_delivery(endpoint_id, delivery_id)
         return found
 
     async def retry(self, tenant_id: str, endpoint_id: str, delivery_id: str) -> w.Delivery:
         """The delivery due again now, its retry schedule started over."""
         found = await store.send_again(self._pool, tenant_id, endpoint_id, delivery_id)
         if found is None:
-            raise NotFound(f"no delivery {delivery_id!r} of endpoint {endpoint_id!r}",
-                           delivery_id=delivery_id)
+            raise _unknown_delivery(endpoint_id, delivery_id)
         return found
 
     async def replay(self, tenant_id: str, endpoint_id: str, body: w.ReplayBody) -> w.Replayed:
@@ -78,3 +76,8 @@ class Deliveries:
     async def ping(self, tenant_id: str, endpoint_id: str) -> w.PingResult:
         endpoint = await self._endpoints.row(tenant_id, endpoint_id)
         return await self._sender.ping(endpoint, datetime.now(UTC))
+
+
+def _unknown_delivery(endpoint_id: str, delivery_id: str) -> NotFound:
+    return NotFound(f"no delivery {delivery_id!r} of endpoint {endpoint_id!r}",
+                    code="unknown_delivery", delivery_id=delivery_id)

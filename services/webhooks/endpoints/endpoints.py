@@ -43,7 +43,7 @@ class Endpoints:
     async def row(self, tenant_id: str, endpoint_id: str) -> EndpointRow:
         row = await store.get(self._pool, tenant_id, endpoint_id)
         if row is None:
-            raise NotFound(f"no endpoint {endpoint_id!r}", endpoint_id=endpoint_id)
+            raise _unknown_endpoint(endpoint_id)
         return row
 
     async def get(self, tenant_id: str, endpoint_id: str, now: datetime) -> w.Endpoint:
@@ -73,13 +73,13 @@ class Endpoints:
             body.description if body.description is not None else current.description,
             body.enabled if body.enabled is not None else current.enabled, allow_http)
         if row is None:
-            raise NotFound(f"no endpoint {endpoint_id!r}", endpoint_id=endpoint_id)
+            raise _unknown_endpoint(endpoint_id)
         return row.shown(now)
 
     async def delete(self, tenant_id: str, endpoint_id: str) -> None:
         """Removes the endpoint and its deliveries (pending ones are not sent)."""
         if not await store.delete(self._pool, tenant_id, endpoint_id):
-            raise NotFound(f"no endpoint {endpoint_id!r}", endpoint_id=endpoint_id)
+            raise _unknown_endpoint(endpoint_id)
 
     async def rotate(self, tenant_id: str, endpoint_id: str, now: datetime) -> w.SecretRotated:
         """A new secret; the current one keeps signing beside it for 24 hours (a secret older
@@ -88,9 +88,14 @@ class Endpoints:
         until = now + ROTATION_OVERLAP
         row = await store.rotate(self._pool, tenant_id, endpoint_id, salt, until)
         if row is None:
-            raise NotFound(f"no endpoint {endpoint_id!r}", endpoint_id=endpoint_id)
+            raise _unknown_endpoint(endpoint_id)
         return w.SecretRotated(secret=signing.secret_text(self._key, salt),
                                previous_expires_at=until)
 
     def signing_secrets(self, row: EndpointRow, now: datetime) -> list[bytes]:
         return [signing.secret_bytes(self._key, salt) for salt in row.salts(now)]
+
+
+def _unknown_endpoint(endpoint_id: str) -> NotFound:
+    return NotFound(f"no endpoint {endpoint_id!r}", code="unknown_endpoint",
+                    endpoint_id=endpoint_id)

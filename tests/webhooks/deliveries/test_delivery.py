@@ -336,13 +336,14 @@ async def test_replay_sends_a_time_range_again_with_the_same_ids(
 
 async def test_unknown_deliveries_and_endpoints_are_404(hooks: Hooks, tenant: Tenant) -> None:
     admin = tenant.headers(tenant.admin)
-    for method, path in (("GET", f"{BASE}/ep-nope/deliveries"),
-                         ("POST", f"{BASE}/ep-nope/deliveries/msg-nope/retry"),
-                         ("POST", f"{BASE}/ep-nope/test"),
-                         ("POST", f"{BASE}/ep-nope/secret/rotate")):
+    for method, path, code in (
+            ("GET", f"{BASE}/ep-nope/deliveries", "unknown_endpoint"),
+            ("POST", f"{BASE}/ep-nope/deliveries/msg-nope/retry", "unknown_delivery"),
+            ("POST", f"{BASE}/ep-nope/test", "unknown_endpoint"),
+            ("POST", f"{BASE}/ep-nope/secret/rotate", "unknown_endpoint")):
         response = await hooks.client.request(method, path, headers=admin)
         assert response.status_code == 404, (path, response.text)
-        assert error_code(response) == "not_found"
+        assert error_code(response) == code
     bad = await hooks.client.get(f"{BASE}/ep-nope/deliveries", headers=admin,
                                  params={"status": "lost"})
     assert bad.status_code in (400, 422)

@@ -47,7 +47,7 @@ async def test_an_endpoint_is_registered_read_changed_and_removed(
     assert (await hooks.client.delete(f"{BASE}/{endpoint_id}", headers=admin)).status_code \
         == 204
     missing = await hooks.client.get(f"{BASE}/{endpoint_id}", headers=admin)
-    assert missing.status_code == 404 and error_code(missing) == "not_found"
+    assert missing.status_code == 404 and error_code(missing) == "unknown_endpoint"
 
 
 async def test_only_admins_manage_endpoints(hooks: Hooks, tenant: Tenant) -> None:
