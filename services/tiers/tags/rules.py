@@ -152,6 +152,6 @@ def evaluation_moment(at: datetime | None, now: datetime, last: datetime | None)
     moment = happened(at, now, "at").astimezone(UTC)
     if last is not None and moment < last:
         raise Conflict(f"rule tags were last evaluated as of {last.isoformat()}; an evaluation "
-                       "cannot go back before it", code="evaluation_before_last",
-                       last_evaluated_at=last.isoformat())
+                       "cannot go back before it", code="evaluation_out_of_order",
+                       last_evaluation_at=last.isoformat())
     return moment

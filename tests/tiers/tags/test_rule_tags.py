@@ -276,7 +276,7 @@ async def test_rule_tags_equal_a_computation_from_the_raw_events(
 
     # Going back before the last evaluation is refused, and changes nothing.
     back = await evaluate(client, tenant, earlier)
-    assert back.status_code == 409 and error_code(back) == "evaluation_before_last"
+    assert back.status_code == 409 and error_code(back) == "evaluation_out_of_order"
     assert await rule_tags(resources, tenant) == found
 
 

@@ -139,7 +139,7 @@ def test_evaluation_moment() -> None:
     shanghai = datetime.fromisoformat("2026-12-06T10:00:00+08:00")
     assert rules.evaluation_moment(shanghai, NOW, None).tzinfo == UTC
     assert code_of(rules.evaluation_moment, earlier, NOW, earlier + timedelta(seconds=1)) \
-        == "evaluation_before_last"
+        == "evaluation_out_of_order"
     with pytest.raises(ValidationFailed):
         rules.evaluation_moment(NOW + timedelta(hours=1), NOW, None)
 
