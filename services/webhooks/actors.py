@@ -6,14 +6,14 @@ from __future__ import annotations
 from services.runtime.bus import ActorSpec, PeriodicJob, consume
 from services.runtime.worker import WorkerContext
 from services.webhooks.app import WebhooksComponents
-from services.webhooks.deliveries.deliveries import record_event
+from services.webhooks.deliveries.deliveries import record_handler
 
 QUEUE = "webhooks"
 
 
 async def record_events(bodies: str | list[str]) -> None:
     resources = await WorkerContext.resources()
-    await consume(resources.pool, "webhooks.record_events", bodies, record_event)
+    await consume(resources.pool, "webhooks.record_events", bodies, record_handler())
 
 
 async def send_due() -> None:

@@ -114,3 +114,15 @@ def test_targets() -> None:
                 "https://a..example.com/"):
         with pytest.raises(ValidationFailed):
             rules.target(url, allow_http=False)
+
+
+def test_an_event_goes_to_the_endpoints_naming_its_type_or_all() -> None:
+    class Sub(msgspec.Struct, frozen=True):
+        endpoint_id: str
+        event_types: list[str]
+
+    subs = [Sub("a", ["TierChanged"]), Sub("b", ["*"]), Sub("c", ["PointsAwarded", "TierChanged"]),
+            Sub("d", ["PointsSpent"])]
+    assert deliveries.subscribers(subs, "TierChanged") == ["a", "b", "c"]
+    assert deliveries.subscribers(subs, "PointsSpent") == ["b", "d"]
+    assert deliveries.subscribers(subs[:1], "PointsSpent") == []

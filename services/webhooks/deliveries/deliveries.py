@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from proto import webhooks as w
 from proto.events import Envelope
 from proto.webhooks import PUBLIC_EVENT_TYPES
+from services.runtime.bus import Handler
 from services.runtime.db import Conn, Pool
 from services.runtime.errors import NotFound, ValidationFailed
 from services.runtime.pagination import decode_cursor, encode_cursor
@@ -17,18 +18,27 @@ from services.webhooks.deliveries.sender import Sender
 from services.webhooks.endpoints.endpoints import Endpoints
 
 
-async def record_event(conn: Conn, envelope: Envelope) -> None:
-    """The bus handler (``webhooks.record_events``): a pending delivery of the event to each
-    enabled endpoint of its tenant subscribed to its type."""
-    if envelope.type not in PUBLIC_EVENT_TYPES:
-        return
-    endpoint_ids = await store.subscribed(conn, envelope.tenant_id, envelope.type)
-    if not endpoint_ids:
-        return
-    body = rules.body(envelope.type, envelope.emitted_at, bytes(envelope.data))
-    await store.insert(conn, envelope.tenant_id, envelope.event_id, envelope.type, body,
-                       endpoint_ids,
-                       [rules.delivery_id(envelope.event_id, e) for e in endpoint_ids])
+def record_handler() -> Handler:
+    """The bus handler of one delivery of events (``webhooks.record_events``): a pending
+    delivery of each public event to every enabled endpoint of its tenant subscribed to its
+    type. Each tenant's endpoints are read once per delivery (a batch), not once per event:
+    every earned point passes here, most tenants with no endpoint at all."""
+    read: dict[str, list[store.Subscription]] = {}
+
+    async def record(conn: Conn, envelope: Envelope) -> None:
+        if envelope.type not in PUBLIC_EVENT_TYPES:
+            return
+        if envelope.tenant_id not in read:
+            read[envelope.tenant_id] = await store.subscriptions(conn, envelope.tenant_id)
+        endpoint_ids = rules.subscribers(read[envelope.tenant_id], envelope.type)
+        if not endpoint_ids:
+            return
+        body = rules.body(envelope.type, envelope.emitted_at, bytes(envelope.data))
+        await store.insert(conn, envelope.tenant_id, envelope.event_id, envelope.type, body,
+                           endpoint_ids,
+                           [rules.delivery_id(envelope.event_id, e) for e in endpoint_ids])
+
+    return record
 
 
 class Deliveries:

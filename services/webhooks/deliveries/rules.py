@@ -3,12 +3,27 @@ delivered. No I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
 from proto.webhooks import TEST_EVENT_TYPE
+
+
+class Subscribed(Protocol):
+    @property
+    def endpoint_id(self) -> str: ...
+    @property
+    def event_types(self) -> list[str]: ...
+
+
+def subscribers(subscriptions: Sequence[Subscribed], event_type: str) -> list[str]:
+    """The endpoints among ``subscriptions`` that take ``event_type`` (named, or ``*``)."""
+    return [s.endpoint_id for s in subscriptions
+            if event_type in s.event_types or "*" in s.event_types]
+
 
 # Seconds to wait after the 1st, 2nd, ... failed attempt; after the last, the delivery is
 # failed (8 attempts over about 33 hours). FULI_WEBHOOKS_RETRY_SCALE multiplies them.

@@ -31,12 +31,16 @@ class Backlog(msgspec.Struct, frozen=True):
     oldest_pending_s: float  # age of the oldest of those (0 when none)
 
 
-async def subscribed(conn: Conn, tenant_id: str, event_type: str) -> list[str]:
-    """The enabled endpoints of the tenant subscribed to ``event_type`` (a public type)."""
-    rows = await conn.fetch(
-        "SELECT endpoint_id FROM webhooks.endpoints WHERE tenant_id = $1 AND enabled"
-        " AND event_types && ARRAY[$2, '*']::text[]", tenant_id, event_type)
-    return [row["endpoint_id"] for row in rows]
+class Subscription(msgspec.Struct, frozen=True):
+    endpoint_id: str
+    event_types: list[str]
+
+
+async def subscriptions(conn: Conn, tenant_id: str) -> list[Subscription]:
+    """The tenant's enabled endpoints and the event types each takes."""
+    return as_structs(Subscription, await conn.fetch(
+        "SELECT endpoint_id, event_types FROM webhooks.endpoints WHERE tenant_id = $1"
+        " AND enabled ORDER BY endpoint_id", tenant_id))
 
 
 async def insert(conn: Conn, tenant_id: str, event_id: str, event_type: str, body: bytes,
