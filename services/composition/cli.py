@@ -45,6 +45,12 @@ from services.runtime.supervisor import (
 )
 
 OPENAPI_DIR = Path(proto.__file__).resolve().parent / "openapi"
+# What `make console` builds (console/ of this checkout, beside services/).
+CONSOLE_DIST = Path(__file__).resolve().parents[2] / "console" / "dist"
+
+
+def console_directory(settings: Settings) -> Path:
+    return Path(settings.console_dir) if settings.console_dir else CONSOLE_DIST
 
 
 @contextlib.contextmanager
@@ -106,6 +112,7 @@ def _banner(settings: Settings, services: tuple[str, ...], admin_key: str | None
     lines = [f"fuli is serving on {base}"]
     for name in services:
         lines.append(f"  {name:8} API {base}/{name}/v1   docs {base}/{name}/docs")
+    lines.append(f"  console  {base}/console/")
     lines.append(f"  health   {base}/health/ready   metrics {base}/metrics")
     if settings.database_url and "host=" in settings.database_url:
         lines.append(f"  data     {Path(settings.data_dir).resolve()}")
@@ -198,7 +205,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             _banner(ready, mounted, None)
         # The other services are hosted too (not mounted), for in-process calls when
         # FULI_POINTS_URL and friends are not set.
-        serve(Stack(ready, SERVICES, mounted=list(mounted)), ready, inherited)
+        serve(Stack(ready, SERVICES, mounted=list(mounted), console=console_directory(ready)),
+              ready, inherited)
     return 0
 
 

@@ -86,6 +86,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhooks_process_concurrency: Annotated[int, Meta(ge=1, le=10_000)] = 64
     # An endpoint failing every delivery this long is disabled.
     webhooks_disable_after_s: Annotated[float, Meta(gt=0)] = 5 * 86_400.0
+    # The built console served at /console/ (Vite's dist/); unset: console/dist of this
+    # checkout, which `make run` builds.
+    console_dir: str | None = None
 
     @property
     def embedded(self) -> bool:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, cast
 
-from litestar import Litestar, get
+from litestar import Litestar, Router, get
+from litestar.datastructures import CacheControlHeader
+from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from services.runtime.app import PUBLIC, health_handlers
-from services.runtime.errors import EXCEPTION_HANDLERS
+from services.runtime.errors import EXCEPTION_HANDLERS, NotFound
 from services.runtime.observability import response_observer
 from services.runtime.resources import Resources
 from services.runtime.service import Host, ServiceSpec
@@ -20,14 +23,45 @@ LifespanReceive = Callable[[], Awaitable[dict[str, Any]]]
 LifespanSend = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def root_app(mounted: Sequence[str]) -> Litestar:
+CONSOLE_PATH = "/console"
+
+
+def console_handlers(directory: Path | None) -> list[Any]:
+    """The operators' console at /console/: the files Vite built (``make run`` builds them),
+    or, where there are none, a 404 that says how to build them. Hashed assets are cached for
+    good; index.html is revalidated so a rebuilt console is picked up at once."""
+
+    if directory is None or not (directory / "index.html").is_file():
+        where = "no directory" if directory is None else str(directory)
+
+        @get([CONSOLE_PATH, f"{CONSOLE_PATH}/{{path:path}}"], opt=PUBLIC,
+             include_in_schema=False, sync_to_thread=False)
+        def console_missing() -> None:
+            raise NotFound(
+                "the console has not been built: `make run` builds it (or `make console`)",
+                code="console_not_built", directory=where)
+
+        return [console_missing]
+
+    assets: Router = create_static_files_router(
+        f"{CONSOLE_PATH}/assets", directories=[directory / "assets"], opt=PUBLIC,
+        name="console-assets",
+        cache_control=CacheControlHeader(max_age=31_536_000, public=True, immutable=True))
+    pages: Router = create_static_files_router(
+        CONSOLE_PATH, directories=[directory], html_mode=True, opt=PUBLIC, name="console",
+        cache_control=CacheControlHeader(no_cache=True))
+    return [assets, pages]
+
+
+def root_app(mounted: Sequence[str], console: Path | None = None) -> Litestar:
     @get("/", opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
     def index() -> dict[str, Any]:
-        return {"service": "fuli", "apis": {
+        return {"service": "fuli", "console": f"{CONSOLE_PATH}/", "apis": {
             name: {"prefix": f"/{name}/v1", "docs": f"/{name}/docs",
                    "openapi": f"/{name}/docs/openapi.json"} for name in mounted}}
 
-    return Litestar(route_handlers=[index, *health_handlers("")], openapi_config=None,
+    return Litestar(route_handlers=[index, *health_handlers(""), *console_handlers(console)],
+                    openapi_config=None,
                     exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
                     before_send=[response_observer("root")], logging_config=None)
 
@@ -38,11 +72,11 @@ class Stack:
     more services than are mounted, for the mounted ones to call in-process."""
 
     def __init__(self, settings: Settings, specs: Sequence[ServiceSpec[Any]],
-                 mounted: Sequence[str] | None = None) -> None:
+                 mounted: Sequence[str] | None = None, console: Path | None = None) -> None:
         self.host = Host(settings, specs)
         names = list(mounted) if mounted is not None else [spec.name for spec in specs]
         self.apps: dict[str, ASGIApp] = {name: self.host.apps[name] for name in names}
-        self.root = root_app(names)
+        self.root = root_app(names, console)
 
     async def open(self, resources: Resources | None = None) -> None:
         await self.host.open(resources)
