@@ -307,9 +307,11 @@ class DailyFigures(Response, frozen=True, kw_only=True):
     - ``reversed``: entries of kind ``reversal``: points clawed back by event reversals, and
       points retired to the issuance account.
     - ``held``: a stock, not a flow: the sum of members' available balances at the end of the
-      day. For today it is now, as ``GET /members/{id}`` answers it: points of lots past their
-      expiry that the sweep has not moved yet are left out. Points in pending holds are not
-      available, so they are not in it either.
+      day, as the ledger's entries leave them (a lot past its expiry counts until the expiry
+      sweep, which runs every minute, moves it; ``expired`` counts it then). For today it is
+      now, exactly as ``GET /members/{id}`` answers it: points of lots past their expiry that
+      the sweep has not moved yet are left out. Points in pending holds are not available, so
+      they are not in it either.
 
     Placing and settling holds moves points between a member's available and held balances only,
     so ``hold`` and ``void`` entries are in no flow (they change ``held``)."""
