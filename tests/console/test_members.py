@@ -177,3 +177,37 @@ def test_an_operator_issues_a_coupon_and_tags_a_member(console: ConsolePage) -> 
     page.locator('[data-tag="console_vip"]').wait_for(state="detached")
     assert stack.get(f"/tiers/v1/members/{member}/tags")["items"] == []
     console.screenshot("members-issued-tagged")
+
+
+def test_the_ledger_pages_on_with_more(console: ConsolePage) -> None:
+    stack = console.stack
+    member = fresh_member("ledger")
+    seed(stack, member, 1)
+    operator = stack.api(stack.operator_key)
+    for number in range(2, 23):  # 21 more grants of 2 .. 22 points: 22 entries in all
+        granted = operator.post("/points/v1/grants", json={
+            "grant_id": f"ledger-{member}-{number}", "reason": "console test",
+            "items": [{"member_id": member, "points": number}]})
+        assert granted.status_code == 201, granted.text
+    entries = stack.get(f"/points/v1/members/{member}/entries", limit=100)["items"]
+    assert [entry["points"] for entry in entries] == list(range(22, 0, -1))
+    refused = refusals_expected(stack, member)
+    console.sign_in(stack.operator_key)
+    open_member(console, member)
+    console.expect_errors(len(refused))
+
+    page = console.page
+    rows = page.get_by_test_id("entries").locator("tbody tr")
+    assert rows.count() == 20  # the page's first page
+    first_page = console.drawer_call("entries")
+    assert [entry["entry_id"] for entry in first_page["items"]] == [
+        entry["entry_id"] for entry in entries[:20]]
+    assert first_page["next_cursor"] is not None
+    page.get_by_test_id("entries-more").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=entries] tbody tr').length === 22")
+    shown = [rows.nth(i).locator("td").nth(2).inner_text().strip() for i in range(22)]
+    assert shown == [f"+{entry['points']}" for entry in entries]
+    # The last page: no more to ask for.
+    assert page.get_by_test_id("entries-more").count() == 0
+    assert console.drawer_call("entries")["next_cursor"] is None
