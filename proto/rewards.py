@@ -205,6 +205,52 @@ class Odds(Response, frozen=True, kw_only=True):
     commitment: str
 
 
+class BoxSummary(Response, frozen=True, kw_only=True):
+    box_id: str
+    name: str
+    cost_points: int
+    prizes: int
+    pity: bool
+    seed_no: int | None
+    enabled: bool
+    updated_at: datetime
+
+
+class BoxList(Response, frozen=True, kw_only=True):
+    items: list[BoxSummary]
+    next_cursor: str | None
+
+
+class Box(Response, frozen=True, kw_only=True):
+    """A box's definition in the shape ``PUT /boxes/{box_id}`` takes (each prize's ``stock`` is
+    what is left of it), and what the PUT does not set."""
+
+    box_id: str
+    definition: BoxIn
+    seed_no: int | None
+    updated_at: datetime
+
+
+class PrizeCount(Response, frozen=True, kw_only=True):
+    prize_id: str
+    name: str
+    probability: float
+    observed: int
+    expected: float
+
+
+class BoxStats(Response, frozen=True, kw_only=True):
+    """Draws picked under the box's current definition (made since ``since``, its last PUT):
+    ``draws`` counts those drawn by the odds, whose prizes ``observed`` counts; ``pity_draws``
+    those the pity rule decided, left out of both."""
+
+    box_id: str
+    since: datetime
+    draws: int
+    pity_draws: int
+    prizes: list[PrizeCount]
+
+
 class DrawIn(Request, frozen=True, kw_only=True):
     draw_id: Id
     member_id: Id
