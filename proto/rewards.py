@@ -18,6 +18,7 @@ MAX_QUANTITY = 100
 
 RedemptionStatus = Literal["completed", "pending_fulfilment", "cancelled"]
 CouponState = Literal["active", "used", "expired", "transferred"]
+PoolStatus = Literal["open", "settled"]
 
 
 class PerkIn(Request, frozen=True, kw_only=True):
@@ -364,6 +365,27 @@ class Pool(Response, frozen=True, kw_only=True):
     remaining_packets: int
     remaining_points: int
     latest_opens: list[PoolOpenView]
+
+
+class PoolSummary(Response, frozen=True, kw_only=True):
+    pool_id: str
+    name: str
+    total_points: int
+    packets: int
+    split: str
+    open_cost_points: int
+    per_member_opens: int
+    starts_at: datetime | None
+    ends_at: datetime
+    status: PoolStatus
+    remaining_packets: int
+    remaining_points: int
+    created_at: datetime
+
+
+class PoolList(Response, frozen=True, kw_only=True):
+    items: list[PoolSummary]
+    next_cursor: str | None
 
 
 class PacketIn(Request, frozen=True, kw_only=True):
