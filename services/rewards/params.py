@@ -3,7 +3,7 @@ first."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar.params import Parameter
@@ -27,8 +27,8 @@ def before_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     at, key = decode_cursor(cursor, 2)
     try:
         when = datetime.fromisoformat(at)
-    except ValueError:
+        if when.tzinfo is None:
+            raise ValueError(at)
+        return when.astimezone(UTC), key
+    except (ValueError, OverflowError):  # not a time with an offset, or past year 1 in UTC
         raise ValidationFailed("invalid cursor", field="cursor") from None
-    if when.tzinfo is None:
-        raise ValidationFailed("invalid cursor", field="cursor")
-    return when, key
