@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { groupTrendOption } from "../src/lib/charts/groups";
 import {
   addDays, emptyGroupFilters, emptyGroupForm, groupBody, groupFormProblems, groupListQuery,
-  groupToForm, inviteTag, migrationRows, trendWindow,
+  groupToForm, inviteTag, migrationRows, mondayOf, trendWindow,
 } from "../src/lib/groups";
 
 const label = (key: string) => key;
@@ -69,8 +69,12 @@ describe("groupListQuery", () => {
 });
 
 describe("trendWindow", () => {
-  it("spans twelve weeks ending today", () => {
-    expect(trendWindow("2026-12-06", 12)).toEqual({ from: "2026-09-20", to: "2026-12-06" });
+  it("spans twelve whole weeks, from a Monday, the one holding today last", () => {
+    // 2026-12-06 is a Sunday: its week began on Monday 2026-11-30, 11 weeks after 2026-09-14.
+    expect(trendWindow("2026-12-06", 12)).toEqual({ from: "2026-09-14", to: "2026-12-06" });
+    expect(trendWindow("2026-11-30", 12)).toEqual({ from: "2026-09-14", to: "2026-11-30" });
+    expect(trendWindow("2026-12-07", 1)).toEqual({ from: "2026-12-07", to: "2026-12-07" });
+    expect(mondayOf("2027-01-01")).toBe("2026-12-28");
     expect(addDays("2026-03-01", -1)).toBe("2026-02-28");
     expect(addDays("2024-12-31", 1)).toBe("2025-01-01");
   });

@@ -111,10 +111,17 @@ export function addDays(day: string, days: number): string {
   return moved.toISOString().slice(0, 10);
 }
 
-/** The trends request's window ending on the tenant's `today`: from the day `weeks - 1`
- * weeks back, so `by=week` gives `weeks` weeks, the current one last. */
+/** The Monday of the ISO week holding a day. */
+export function mondayOf(day: string): string {
+  const [year, month, date] = day.split("-").map(Number);
+  const weekday = new Date(Date.UTC(year!, month! - 1, date!)).getUTCDay();  // 0 = Sunday
+  return addDays(day, -((weekday + 6) % 7));
+}
+
+/** The trends request's window ending on the tenant's `today`: from the Monday `weeks - 1`
+ * weeks before this week's, so `by=week` gives exactly `weeks` weeks, the current one last. */
 export function trendWindow(today: string, weeks: number): { from: string; to: string } {
-  return { from: addDays(today, -7 * (weeks - 1)), to: today };
+  return { from: addDays(mondayOf(today), -7 * (weeks - 1)), to: today };
 }
 
 export interface MigrationRow {
