@@ -4,6 +4,8 @@ list, and points issued to the segment."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.console.conftest import ConsolePage, ConsoleStack
 
 
@@ -43,6 +45,16 @@ def test_the_list_shows_the_segments_the_api_lists(console: ConsolePage) -> None
     assert [shown.nth(i).get_attribute("data-member-id") for i in range(shown.count())] == \
         everyone[:50]
     console.screenshot("segments-list")
+
+    # Its export is the API's CSV, downloaded through the signed-in client.
+    with console.page.expect_download() as download:
+        console.page.get_by_test_id("segment-export").click()
+    assert download.value.suggested_filename == "everyone.csv"
+    exported = Path(download.value.path()).read_text(encoding="utf-8")
+    csv = stack.api().get("/tiers/v1/segments/everyone/export.csv")
+    assert csv.status_code == 200
+    assert exported == csv.text
+    assert exported.splitlines() == ["member_id", *everyone]
 
 
 def test_the_preview_count_is_the_previews_api_s(console: ConsolePage) -> None:
