@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta
 
@@ -11,6 +11,7 @@ from proto.common import Cents, Id, Request, Response, ShortText
 
 Rank = Annotated[int, Meta(ge=1, le=100_000)]
 TeamSize = Annotated[int, Meta(ge=2, le=50)]
+CampaignState = Literal["open", "settling", "settled"]
 
 
 class Prize(Request, frozen=True, kw_only=True):
@@ -51,6 +52,18 @@ class Campaign(Response, frozen=True, kw_only=True):
     state: str
     settled_at: datetime | None
     tie_rule: str = "earlier_reach_wins"
+
+
+class CampaignSummary(Campaign, frozen=True, kw_only=True):
+    """A campaign as ``GET /campaigns/{id}`` shows it, with its number of teams."""
+
+    teams: int
+    created_at: datetime
+
+
+class CampaignList(Response, frozen=True, kw_only=True):
+    items: list[CampaignSummary]
+    next_cursor: str | None
 
 
 class TeamIn(Request, frozen=True, kw_only=True):

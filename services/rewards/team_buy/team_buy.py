@@ -21,7 +21,12 @@ from services.runtime.bus import consume
 from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, FuliError, NotFound, ValidationFailed
 from services.runtime.outbox import emit
-from services.runtime.pagination import decode_int_cursor, encode_cursor
+from services.runtime.pagination import (
+    before_cursor,
+    decode_int_cursor,
+    encode_cursor,
+    newest_first_cursor,
+)
 from services.runtime.resources import Resources
 from services.runtime.tenants import tenant_time_zone
 
@@ -89,6 +94,20 @@ class TeamBuy:
     async def campaign(self, tenant_id: str, campaign_id: str) -> tb.Campaign:
         row = await require_campaign(self.db, tenant_id, campaign_id)
         return campaign_view(row, await tenant_time_zone(self.db, tenant_id))
+
+    async def campaigns(self, tenant_id: str, state: str | None, limit: int,
+                        cursor: str | None) -> tb.CampaignList:
+        """The tenant's campaigns newest first, each with its number of teams."""
+        rows = await store.campaigns(self.db, tenant_id, state, before_cursor(cursor),
+                                     limit + 1)
+        page = rows[:limit]
+        zone = await tenant_time_zone(self.db, tenant_id)
+        items = [tb.CampaignSummary(**msgspec.structs.asdict(campaign_view(row, zone)),
+                                    teams=row.teams,
+                                    created_at=row.created_at.astimezone(ZoneInfo(zone)))
+                 for row in page]
+        return tb.CampaignList(items=items, next_cursor=newest_first_cursor(
+            page[-1].created_at, page[-1].campaign_id) if len(rows) > limit else None)
 
     async def create_team(self, tenant_id: str, campaign_id: str, body: tb.TeamIn,
                           now: datetime) -> tuple[bool, tb.Team]:
