@@ -306,22 +306,22 @@ class DailyFigures(Response, frozen=True, kw_only=True):
     - ``expired``: entries of kind ``expiry``, on the day the expiry sweep moved them.
     - ``reversed``: entries of kind ``reversal``: points clawed back by event reversals, and
       points retired to the issuance account.
-    - ``held``: a stock, not a flow: the sum of members' available balances at the end of the
-      day, as the ledger's entries leave them (a lot past its expiry counts until the expiry
-      sweep, which runs every minute, moves it; ``expired`` counts it then). For today it is
-      now, exactly as ``GET /members/{id}`` answers it: points of lots past their expiry that
-      the sweep has not moved yet are left out. Points in pending holds are not available, so
-      they are not in it either.
+    - ``balance``: a stock, not a flow: the points members hold at the end of the day,
+      available and on hold (in pending holds), as the ledger's entries leave them. Each day's
+      balance is the day before's plus ``issued``, less ``spent``, ``expired`` and ``reversed``:
+      a lot past its expiry counts until the expiry sweep (every minute) moves it, when
+      ``expired`` counts it. ``GET /members/{id}`` leaves such points out of ``available`` at
+      once, so for that minute the two differ.
 
     Placing and settling holds moves points between a member's available and held balances only,
-    so ``hold`` and ``void`` entries are in no flow (they change ``held``)."""
+    so ``hold`` and ``void`` entries are in no flow and leave the balance as it is."""
 
     day: date
     issued: int
     spent: int
     expired: int
     reversed: int
-    held: int
+    balance: int
 
 
 class DailyStats(Response, frozen=True, kw_only=True):
@@ -333,9 +333,10 @@ class DailyStats(Response, frozen=True, kw_only=True):
 
 
 class HourlyFigures(Response, frozen=True, kw_only=True):
-    """Events the ledger recorded in one hour (``hour`` is its start, UTC): every accepted event
-    (POST /events, /events/batch and earning from red-packet activity), capped ones included,
-    and the points they awarded."""
+    """Events the ledger recorded in one hour of the tenant's clock (``hour`` is its start, an
+    instant written in UTC: half past on a UTC clock in a zone half an hour off): every
+    accepted event (POST /events, /events/batch and earning from red-packet activity), capped
+    ones included, and the points they awarded."""
 
     hour: datetime
     events: int
@@ -351,10 +352,13 @@ class HourlyStats(Response, frozen=True, kw_only=True):
 
 class OutboxLag(Response, frozen=True, kw_only=True):
     """This tenant's events in the outbox that some consumer has not applied yet (never sent
-    ones included), and the age of the oldest of them (null when there is none)."""
+    ones included), and the age of the oldest of them (null when there is none); ``parked``:
+    events a consumer has failed to apply through eight sends (about half an hour), counted
+    apart: still kept and still sent, but a fault to look at rather than a lag."""
 
     pending: int
     oldest_pending_age_s: float | None
+    parked: int
 
 
 class StatsOverview(Response, frozen=True, kw_only=True):

@@ -9,20 +9,21 @@ type Series = { name: string; data: number[]; stack?: string; yAxisIndex?: numbe
 
 describe("dailyPointsOption", () => {
   const days = [
-    { day: "2026-12-05", issued: 100, spent: 30, expired: 5, reversed: 0, held: 65 },
-    { day: "2026-12-06", issued: 10, spent: 0, expired: 0, reversed: 0, held: 75 },
+    { day: "2026-12-05", issued: 100, spent: 30, expired: 5, reversed: 0, balance: 65 },
+    { day: "2026-12-06", issued: 10, spent: 0, expired: 0, reversed: 2, balance: 73 },
   ];
 
-  it("stacks issued above the axis and spent and expired below, held on its own axis", () => {
+  it("stacks issued above the axis, spent, expired and reversed below, the balance on its own axis", () => {
     const series = dailyPointsOption(days, label).series as Series[];
     expect(series.map((s) => [s.name, s.data])).toEqual([
       ["overview.issued", [100, 10]],
       ["overview.spent", [-30, -0]],
       ["overview.expired", [-5, -0]],
-      ["overview.held", [65, 75]],
+      ["overview.reversed", [-0, -2]],
+      ["overview.balance", [65, 73]],
     ]);
-    expect(series.slice(0, 3).every((s) => s.stack === "flow")).toBe(true);
-    expect(series[3]!.yAxisIndex).toBe(1);
+    expect(series.slice(0, 4).every((s) => s.stack === "flow")).toBe(true);
+    expect(series[4]!.yAxisIndex).toBe(1);
   });
 
   it("labels each day by month and day", () => {

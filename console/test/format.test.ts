@@ -27,7 +27,9 @@ describe("format", () => {
     expect(formatDateTime(instant, "America/New_York")).toBe("2026-12-06 11:30");
     expect(localDay(instant, "Asia/Shanghai")).toBe("2026-12-07");
     expect(localDay(instant, "UTC")).toBe("2026-12-06");
-    expect(localHour(instant, "Asia/Shanghai")).toBe("12-07 00:00");
+    expect(localHour("2026-12-06T16:00:00Z", "Asia/Shanghai")).toBe("12-07 00:00");
+    // An hour of India's clock starts at half past on a UTC clock.
+    expect(localHour("2026-12-06T04:30:00Z", "Asia/Kolkata")).toBe("12-06 10:00");
     expect(formatDateTime("not a time", "UTC")).toBe("—");
   });
 

@@ -3,27 +3,37 @@ import { describe, expect, it } from "vitest";
 import { groupTrendOption } from "../src/lib/charts/groups";
 import {
   addDays, emptyGroupFilters, emptyGroupForm, groupBody, groupFormProblems, groupListQuery,
-  groupToForm, inviteTag, migrationRows, mondayOf, trendWindow,
+  fingerprint, groupToForm, inviteTag, migrationRows, mondayOf, trendWindow,
 } from "../src/lib/groups";
 
 const label = (key: string) => key;
 type Series = { name: string; type: string; data: number[]; yAxisIndex?: number };
 
+describe("fingerprint", () => {
+  it("is FNV-1a of the UTF-8 bytes", () => {
+    expect(fingerprint("")).toBe("811c9dc5");
+    expect(fingerprint("a")).toBe("e40c292c");
+    expect(fingerprint("foobar")).toBe("bf9cf968");
+  });
+});
+
 describe("inviteTag", () => {
-  it("lower-cases the group id", () => {
-    expect(inviteTag("Grid-7")).toBe("invite:grid-7");
+  it("is invite:<id> for an id of a tag's characters", () => {
+    expect(inviteTag("grid-7")).toBe("invite:grid-7");
+    expect(inviteTag("city_sh:3")).toBe("invite:city_sh:3");
   });
 
-  it("replaces characters outside [a-z0-9_:-] by '-' and keeps _ : -", () => {
-    expect(inviteTag("city.SH_east:3")).toBe("invite:city-sh_east:3");
-    expect(inviteTag("a.b.c")).toBe("invite:a-b-c");
+  it("cleans other ids and marks them with the id's fingerprint", () => {
+    expect(inviteTag("Grid-7")).toBe(`invite:grid-7-${fingerprint("Grid-7")}`);
+    expect(inviteTag("city.SH_east:3")).toBe(`invite:city-sh_east:3-${fingerprint("city.SH_east:3")}`);
   });
 
-  it("cuts the whole tag to 64 characters", () => {
-    const tag = inviteTag("x".repeat(128));
-    expect(tag).toBe(`invite:${"x".repeat(57)}`);
-    expect(tag).toHaveLength(64);
-    expect(tag).toMatch(/^[a-z0-9_:-]{1,64}$/);
+  it("never gives two groups one tag", () => {
+    const ids = ["g-1", "G-1", "g.1", "G.1", "x".repeat(128), `${"x".repeat(127)}y`];
+    const tags = ids.map(inviteTag);
+    expect(new Set(tags).size).toBe(ids.length);
+    for (const tag of tags) expect(tag).toMatch(/^[a-z0-9_:-]{1,64}$/);
+    expect(tags[4]).toHaveLength(64);
   });
 });
 
@@ -89,7 +99,7 @@ describe("migrationRows", () => {
         value: null, reason: "tier_mismatch", suggested_groups: [] },
     ]);
     expect(rows.map((row) => [row.memberId, row.target, row.tag])).toEqual([
-      ["alice", "G.Gold", "invite:g-gold"],
+      ["alice", "G.Gold", `invite:g-gold-${fingerprint("G.Gold")}`],
       ["alice", "g2", "invite:g2"],
       ["bob", null, null],
     ]);

@@ -35,20 +35,21 @@ class Stats:
         return p.DailyStats(time_zone=time_zone, days=figures)
 
     async def hourly(self, tenant_id: str, hours: int, now: datetime) -> p.HourlyStats:
-        """The last ``hours`` UTC hours, the current one last."""
+        """The last ``hours`` hours of the tenant's clock, the current one last."""
         async with self.pool.acquire() as conn:
             time_zone = await tenant_time_zone(conn, tenant_id)
-            figures = await store.select_hourly_figures(conn, tenant_id, now, hours)
+            figures = await store.select_hourly_figures(conn, tenant_id, time_zone, now, hours)
         return p.HourlyStats(time_zone=time_zone, hours=figures)
 
     async def overview(self, tenant_id: str, now: datetime) -> p.StatsOverview:
         async with self.pool.acquire() as conn:
             activity = await store.select_member_activity(conn, tenant_id, now,
                                                           ESCROW_MEMBER_PATTERN, MAX_FUTURE_SKEW)
-            backlog = await tenant_backlog(conn, tenant_id, now)
+            backlog = await tenant_backlog(conn, tenant_id)
         return p.StatsOverview(
             members=activity.members, active_members_7d=activity.active_members_7d,
             active_members_30d=activity.active_members_30d,
             outbox=p.OutboxLag(pending=backlog.pending,
-                               oldest_pending_age_s=backlog.oldest_age_s),
+                               oldest_pending_age_s=backlog.oldest_age_s,
+                               parked=backlog.parked),
             at=now)

@@ -324,11 +324,11 @@ async def select_daily_figures(db: Db, tenant_id: str, time_zone: str, now: date
                                days: int, escrow: str) -> list[DailyFigures]:
     """The last ``days`` local days of ``time_zone`` up to the one of ``now``, oldest first.
 
-    Flows are the sums of the day's transfers by kind. ``held`` is the members' available
-    balances at the end of the day: their sum now, less the net change of available balances
-    by the transfers after that day (transfers are the only way balances change), and for the
-    day of ``now`` less the points of lots past their expiry not swept yet (what GET
-    /members/{id} leaves out). Only transfers since the first day are read."""
+    Flows are the sums of the day's transfers by kind. ``balance`` is what members hold
+    (available and on hold) at the end of the day: their sum now, less the net change by the
+    transfers after that day (transfers are the only way balances change), so that each day's
+    balance is the day before's plus its issued, less its spent, expired and reversed. Only
+    transfers since the first day are read."""
     return as_structs(DailyFigures, await db.fetch(
         "WITH bounds AS ("
         "  SELECT ($3::timestamptz AT TIME ZONE $2)::date AS today),"
@@ -338,8 +338,11 @@ async def select_daily_figures(db: Db, tenant_id: str, time_zone: str, now: date
         "   sum(t.amount) FILTER (WHERE t.kind IN ('debit', 'capture')) AS spent,"
         "   sum(t.amount) FILTER (WHERE t.kind = 'expiry') AS expired,"
         "   sum(t.amount) FILTER (WHERE t.kind = 'reversal') AS reversed,"
-        "   sum(CASE WHEN t.to_account = 'available' THEN t.amount"
-        "            WHEN t.from_account = 'available' THEN -t.amount ELSE 0 END) AS net"
+        "   sum(CASE WHEN t.from_account IN ('available', 'held')"
+        "             AND t.to_account IN ('available', 'held') THEN 0"
+        "            WHEN t.to_account IN ('available', 'held') THEN t.amount"
+        "            WHEN t.from_account IN ('available', 'held') THEN -t.amount"
+        "            ELSE 0 END) AS net"
         "  FROM points.transfers t"
         "  WHERE t.tenant_id = $1 AND t.member_id !~ $5"
         "   AND t.at >= ((($3::timestamptz AT TIME ZONE $2)::date - ($4::int - 1))::timestamp"
@@ -347,11 +350,8 @@ async def select_daily_figures(db: Db, tenant_id: str, time_zone: str, now: date
         "  GROUP BY 1),"
         " totals AS ("
         "  SELECT b.today,"
-        "   (SELECT coalesce(sum(m.available), 0) FROM points.members m"
-        "    WHERE m.tenant_id = $1 AND m.member_id !~ $5) AS available,"
-        "   (SELECT coalesce(sum(l.remaining - l.held), 0) FROM points.lots l"
-        "    WHERE l.tenant_id = $1 AND l.member_id !~ $5 AND l.expires_at <= $3"
-        "     AND l.remaining > l.held) AS unswept,"
+        "   (SELECT coalesce(sum(m.available + m.held), 0) FROM points.members m"
+        "    WHERE m.tenant_id = $1 AND m.member_id !~ $5) AS balance,"
         "   (SELECT coalesce(sum(x.net), 0) FROM moves x WHERE x.day > b.today) AS later"
         "  FROM bounds b),"
         " days AS ("
@@ -360,36 +360,36 @@ async def select_daily_figures(db: Db, tenant_id: str, time_zone: str, now: date
         " SELECT d.day, coalesce(m.issued, 0)::bigint AS issued,"
         "  coalesce(m.spent, 0)::bigint AS spent, coalesce(m.expired, 0)::bigint AS expired,"
         "  coalesce(m.reversed, 0)::bigint AS reversed,"
-        "  (t.available - t.later"
+        "  (t.balance - t.later"
         "   - coalesce(sum(m.net) OVER (ORDER BY d.day ROWS BETWEEN 1 FOLLOWING"
-        "                               AND UNBOUNDED FOLLOWING), 0)"
-        "   - CASE WHEN d.day = t.today THEN t.unswept ELSE 0 END)::bigint AS held"
+        "                               AND UNBOUNDED FOLLOWING), 0))::bigint AS balance"
         " FROM days d CROSS JOIN totals t LEFT JOIN moves m ON m.day = d.day"
         " ORDER BY d.day",
         tenant_id, time_zone, now, days, escrow))
 
 
-async def select_hourly_figures(db: Db, tenant_id: str, now: datetime,
+async def select_hourly_figures(db: Db, tenant_id: str, time_zone: str, now: datetime,
                                 hours: int) -> list[HourlyFigures]:
-    """Events recorded in each of the last ``hours`` UTC hours up to the one of ``now``, oldest
-    first, with the points they awarded."""
+    """Events recorded in each of the last ``hours`` hours of ``time_zone``'s clock up to the
+    one of ``now``, oldest first, with the points they awarded (an hour of a zone half an hour
+    off UTC starts at half past on a UTC clock)."""
     return as_structs(HourlyFigures, await db.fetch(
         "WITH recorded AS ("
-        "  SELECT date_trunc('hour', e.recorded_at, 'UTC') AS hour, count(*) AS events,"
+        "  SELECT date_trunc('hour', e.recorded_at, $4) AS hour, count(*) AS events,"
         "   sum(e.points) AS points"
         "  FROM points.events e"
         "  WHERE e.tenant_id = $1 AND e.recorded_at"
-        "   >= date_trunc('hour', $2::timestamptz, 'UTC') - make_interval(hours => $3::int - 1)"
+        "   >= date_trunc('hour', $2::timestamptz, $4) - make_interval(hours => $3::int - 1)"
         "  GROUP BY 1)"
         " SELECT h.hour, coalesce(r.events, 0)::bigint AS events,"
         "  coalesce(r.points, 0)::bigint AS points"
-        " FROM generate_series(date_trunc('hour', $2::timestamptz, 'UTC')"
+        " FROM generate_series(date_trunc('hour', $2::timestamptz, $4)"
         "                      - make_interval(hours => $3::int - 1),"
-        "                      date_trunc('hour', $2::timestamptz, 'UTC'),"
+        "                      date_trunc('hour', $2::timestamptz, $4),"
         "                      interval '1 hour') AS h(hour)"
         " LEFT JOIN recorded r ON r.hour = h.hour"
         " ORDER BY h.hour",
-        tenant_id, now, hours))
+        tenant_id, now, hours, time_zone))
 
 
 async def select_member_activity(db: Db, tenant_id: str, now: datetime, escrow: str,

@@ -7,4 +7,4 @@ from typing import Annotated
 from litestar.params import Parameter
 
 PageLimit = Annotated[int, Parameter(ge=1, le=200)]
-Cursor = Annotated[str | None, Parameter(max_length=200)]
+Cursor = Annotated[str | None, Parameter(max_length=400)]

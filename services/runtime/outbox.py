@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -70,23 +70,29 @@ async def outbox_backlog(conn: Db) -> Backlog:
 
 class TenantBacklog(NamedTuple):
     pending: int  # the tenant's events some consumer has not applied yet, unsent ones included
-    oldest_age_s: float | None  # age of the oldest of those at ``now``; None when there is none
+    oldest_age_s: float | None  # age of the oldest of those; None when there is none
+    parked: int  # of the tenant's events not applied, those sent PARKED_AFTER_SENDS times
 
 
-async def tenant_backlog(db: Db, tenant_id: str, now: datetime) -> TenantBacklog:
+async def tenant_backlog(db: Db, tenant_id: str) -> TenantBacklog:
     """What the outbox still holds for one tenant: rows not sent yet, and sent rows that a
-    consumer they were sent to has not applied (recorded in its inbox). Sent rows every consumer
-    has applied are waiting only to be deleted, so they are not counted."""
+    consumer they were sent to has not applied (recorded in its inbox); parked rows apart, as
+    outbox_backlog counts them, since they are a fault to look at rather than a lag. Sent rows
+    every consumer has applied are waiting only to be deleted, so they are not counted. Ages are
+    on the database's clock, which wrote ``created_at``."""
     row = await db.fetchrow(
-        "SELECT count(*) AS pending,"
-        " extract(epoch FROM $2::timestamptz - min(o.created_at))::float8 AS oldest"
+        "SELECT count(*) FILTER (WHERE o.sends < $2) AS pending,"
+        " extract(epoch FROM clock_timestamp() - min(o.created_at) FILTER (WHERE o.sends < $2)"
+        "        )::float8 AS oldest,"
+        " count(*) FILTER (WHERE o.sends >= $2) AS parked"
         " FROM fuli.outbox o WHERE o.tenant_id = $1"
         " AND (o.resend_at IS NULL"
         "      OR cardinality(fuli.waiting_consumers(o.tenant_id, o.event_id, o.consumers)) > 0)",
-        tenant_id, now)
+        tenant_id, PARKED_AFTER_SENDS)
     assert row is not None
     oldest = row["oldest"]
-    return TenantBacklog(int(row["pending"]), None if oldest is None else max(oldest, 0.0))
+    return TenantBacklog(int(row["pending"]), None if oldest is None else max(oldest, 0.0),
+                         int(row["parked"]))
 
 
 def envelope_json(row: asyncpg.Record) -> str:

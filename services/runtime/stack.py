@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from litestar import Litestar, Router, get
+from litestar import Litestar, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -24,6 +24,21 @@ LifespanSend = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 CONSOLE_PATH = "/console"
+# The console holds an API key: it runs only its own scripts, talks only to this origin, and
+# may not be framed by another site. Element Plus and ECharts set inline styles.
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; connect-src 'self';"
+                               " img-src 'self' data:; style-src 'self' 'unsafe-inline';"
+                               " font-src 'self' data:; object-src 'none'; base-uri 'self';"
+                               " frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def console_headers(response: Response[Any]) -> Response[Any]:
+    response.headers.update(CONSOLE_HEADERS)
+    return response
 
 
 def console_handlers(directory: Path | None) -> list[Any]:
@@ -45,10 +60,11 @@ def console_handlers(directory: Path | None) -> list[Any]:
 
     assets: Router = create_static_files_router(
         f"{CONSOLE_PATH}/assets", directories=[directory / "assets"], opt=PUBLIC,
-        name="console-assets",
+        name="console-assets", after_request=console_headers,
         cache_control=CacheControlHeader(max_age=31_536_000, public=True, immutable=True))
     pages: Router = create_static_files_router(
         CONSOLE_PATH, directories=[directory], html_mode=True, opt=PUBLIC, name="console",
+        after_request=console_headers,
         cache_control=CacheControlHeader(no_cache=True))
     return [assets, pages]
 

@@ -101,7 +101,9 @@ def console_stack() -> Iterator[ConsoleStack]:
             assert code == 0, server.log.read_text()[-4000:]
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's synchronous API runs an event loop in this thread while it is open,
+# and the suite's asynchronous tests that follow need the thread to themselves.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
@@ -152,11 +154,24 @@ class ConsolePage:
         self.page.locator(f'[data-nav="{name}"]').click()
         self.page.locator(f'[data-page="{name}"]').wait_for()
 
+    def settled(self) -> None:
+        """Wait until the page has no request in flight and shows no loading state."""
+        self.page.wait_for_load_state("networkidle")
+        self.page.wait_for_function(
+            "() => ![...document.querySelectorAll('.el-loading-mask')]"
+            ".some(mask => mask.offsetParent !== null)")
+
     def chart(self, name: str) -> Any:
-        """The option ECharts holds for the chart called ``name`` (what it draws)."""
+        """The option ECharts holds for the chart called ``name`` (what it draws), once the
+        page's calls have been answered; the chart must have a canvas of some size."""
+        self.settled()
         self.page.wait_for_function(
             "name => window.__fuliCharts && window.__fuliCharts[name] "
             "&& window.__fuliCharts[name]()", arg=name)
+        size = self.page.evaluate(
+            "name => { const c = document.querySelector(`[data-chart='${name}'] canvas`);"
+            " return c ? [c.width, c.height] : [0, 0]; }", name)
+        assert size[0] > 0 and size[1] > 0, f"chart {name} is drawn on no canvas: {size}"
         return self.page.evaluate("name => window.__fuliCharts[name]()", name)
 
     def series(self, name: str) -> list[list[Any]]:

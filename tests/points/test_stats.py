@@ -1,5 +1,5 @@
-"""The console's figures: per local day (issued, spent, expired, reversed, held), per hour (events
-and points) and the overview (members, active members, the outbox's lag).
+"""The console's figures: per local day (issued, spent, expired, reversed, balance), per hour
+(events and points) and the overview (members, active members, the outbox's lag).
 
 The ledger records every movement at the time of the request, so movements on earlier days are
 made through the points service's own ledger with that time as its clock (what the API does with
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from proto import points as p
 from services.points import actors, store
 from services.points.app import PointsComponents
 from services.points.ledger import Ledger
+from services.runtime.outbox import PARKED_AFTER_SENDS
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.stack import Stack
@@ -75,9 +77,17 @@ async def daily(points: Points, days: int, key: str = "operator") -> dict[str, A
 
 
 def figures(day: str, issued: int = 0, spent: int = 0, expired: int = 0, reversed: int = 0,
-            held: int = 0) -> dict[str, Any]:
+            balance: int = 0) -> dict[str, Any]:
     return {"day": day, "issued": issued, "spent": spent, "expired": expired,
-            "reversed": reversed, "held": held}
+            "reversed": reversed, "balance": balance}
+
+
+def assert_balances_follow_the_flows(days: list[dict[str, Any]]) -> None:
+    """Each day's balance is the day before's plus what was issued, less what was spent,
+    expired and reversed."""
+    for before, day in itertools.pairwise(days):
+        assert day["balance"] == (before["balance"] + day["issued"] - day["spent"]
+                                  - day["expired"] - day["reversed"]), (before, day)
 
 
 async def test_daily_figures_per_local_day_and_the_stock_members_hold(
@@ -126,21 +136,26 @@ async def test_daily_figures_per_local_day_and_the_stock_members_hold(
     assert [m["available"] for m in members] == [0, 52, 23]
     expected = [
         figures(local_day(SHANGHAI, 4)),
-        figures(local_day(SHANGHAI, 3), issued=100 + 50 + 1 + 7, spent=30, held=70 + 51 + 7),
-        figures(local_day(SHANGHAI, 2), issued=11, spent=20, expired=70, held=0 + 31 + 18),
-        figures(local_day(SHANGHAI, 1), held=49),
-        # Today: the 9 points past their expiry are not held, swept or not.
+        figures(local_day(SHANGHAI, 3), issued=100 + 50 + 1 + 7, spent=30,
+                balance=70 + 51 + 7),
+        figures(local_day(SHANGHAI, 2), issued=11, spent=20, expired=70, balance=0 + 31 + 18),
+        figures(local_day(SHANGHAI, 1), balance=49),
+        # Today: the 9 points past their expiry are in the balance until the sweep moves them.
         figures(local_day(SHANGHAI, 0), issued=50 + 10 + 5 + 9, spent=10 + 5 + 4, reversed=20,
-                held=75),
+                balance=75 + 9),
     ]
     stats = await daily(points, 5)
     assert stats == {"time_zone": "Asia/Shanghai", "days": expected}
-    assert stats["days"][-1]["held"] == sum(m["available"] for m in members)
+    assert_balances_follow_the_flows(stats["days"])
 
     async with worker_context(settings):
         await actors.sweep_expired_lots()
     expected[-1]["expired"] = 9
+    expected[-1]["balance"] = 75
     assert (await daily(points, 5, key="admin"))["days"] == expected
+    assert_balances_follow_the_flows(expected)
+    # What members hold now, as GET /members/{id} answers it.
+    assert expected[-1]["balance"] == sum(m["available"] + m["held"] for m in members)
     await points.assert_ledger_ok()
 
     longer = await daily(points, 30)
@@ -163,10 +178,35 @@ async def test_days_follow_the_tenant_time_zone(client: httpx.AsyncClient,
     await grant(ledger, tenant, at(zone, 1, 0, 30), p.GrantItem(member_id=member, points=4))
     stats = await daily(points, 3)
     assert stats == {"time_zone": "America/New_York", "days": [
-        figures(local_day(zone, 2), issued=3, held=3),
-        figures(local_day(zone, 1), issued=4, held=7),
-        figures(local_day(zone, 0), held=7),
+        figures(local_day(zone, 2), issued=3, balance=3),
+        figures(local_day(zone, 1), issued=4, balance=7),
+        figures(local_day(zone, 0), balance=7),
     ]}
+
+
+async def test_hours_follow_the_tenant_clock_off_by_half_an_hour(
+        client: httpx.AsyncClient, resources: Resources, ledger: Ledger) -> None:
+    # India is UTC+05:30: its hours start at half past on a UTC clock.
+    tenant = await make_tenant(resources.pool, time_zone="Asia/Kolkata")
+    points = Points(client, tenant)
+    now = datetime.now(UTC)
+    if now.minute in (29, 59):  # keep the test within one local hour
+        await asyncio.sleep(61)
+        now = datetime.now(UTC)
+    local_hour = now.replace(minute=30, second=0, microsecond=0)
+    if now.minute < 30:
+        local_hour -= timedelta(hours=1)
+    for minutes_before in (70, 50, 45):  # two hours ago, then the hour before this one (twice)
+        await ledger.record_event(tenant.name, p.EventIn(event_id=uid("e"), member_id=uid("m"),
+                                                         action="speak"),
+                                  local_hour - timedelta(minutes=minutes_before))
+    response = await points.client.get("/points/v1/stats/hourly", params={"hours": 3},
+                                       headers=points.operator)
+    assert response.status_code == 200, response.text
+    starts = [(local_hour - timedelta(hours=2 - i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+              for i in range(3)]
+    assert [(h["hour"], h["events"]) for h in response.json()["hours"]] == [
+        (starts[0], 1), (starts[1], 2), (starts[2], 0)]
 
 
 async def test_hourly_events_and_points(points: Points, ledger: Ledger) -> None:
@@ -291,12 +331,12 @@ async def test_overview_outbox_counts_what_a_consumer_has_not_applied(
         assert response.status_code == 200, response.text
         return dict(response.json()["outbox"])
 
-    assert await outbox() == {"pending": 0, "oldest_pending_age_s": None}
+    assert await outbox() == {"pending": 0, "oldest_pending_age_s": None, "parked": 0}
 
     # Rows in the states the relay and the consumers leave them in, of a type nobody subscribes
     # to (so no relay running elsewhere in the session sends them to a real consumer).
     async def row(tenant_id: str, age_s: int, consumers: list[str] | None,
-                  applied: list[str]) -> None:
+                  applied: list[str], sends: int = 1) -> None:
         event_id = await resources.pool.fetchval(
             "INSERT INTO fuli.outbox (service, tenant_id, event_type, payload, created_at,"
             " consumers, sends, resend_at)"
@@ -304,7 +344,7 @@ async def test_overview_outbox_counts_what_a_consumer_has_not_applied(
             " now() - make_interval(secs => $2), $3, $4,"
             " CASE WHEN $3::text[] IS NULL THEN NULL ELSE now() + interval '1 hour' END)"
             " RETURNING event_id",
-            tenant_id, age_s, consumers, 0 if consumers is None else 1)
+            tenant_id, age_s, consumers, 0 if consumers is None else sends)
         for consumer in applied:
             await resources.pool.execute(
                 "INSERT INTO fuli.inbox (tenant_id, consumer, event_id) VALUES ($1, $2, $3)",
@@ -316,6 +356,7 @@ async def test_overview_outbox_counts_what_a_consumer_has_not_applied(
         await row(tenant.name, 800, [], [])  # sent to no one: nothing to wait for
         await row(tenant.name, 600, ["c.one", "c.two"], ["c.two"])  # c.one has not applied it
         await row(tenant.name, 300, None, [])  # not sent yet
+        await row(tenant.name, 3600, ["c.one"], [], sends=PARKED_AFTER_SENDS)  # parked
         await row(other.name, 7200, None, [])  # another tenant's
         lag = await outbox()
     finally:
@@ -323,3 +364,4 @@ async def test_overview_outbox_counts_what_a_consumer_has_not_applied(
             "DELETE FROM fuli.outbox WHERE tenant_id = any($1::text[])", [tenant.name, other.name])
     assert lag["pending"] == 2
     assert 600 <= lag["oldest_pending_age_s"] < 660
+    assert lag["parked"] == 1

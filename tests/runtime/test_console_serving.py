@@ -10,15 +10,19 @@ from services.runtime.stack import root_app
 
 
 def test_a_built_console_is_served(tmp_path: Path) -> None:
-    (tmp_path / "assets").mkdir()
-    (tmp_path / "index.html").write_text("<!doctype html><div id=app></div>")
-    (tmp_path / "assets" / "index-abc123.js").write_text("console.log(1)")
-    with TestClient(root_app(["points"], tmp_path)) as client:
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><div id=app></div>")
+    (dist / "assets" / "index-abc123.js").write_text("console.log(1)")
+    (tmp_path / "secret.txt").write_text("outside the console")
+    with TestClient(root_app(["points"], dist)) as client:
         for path in ("/console", "/console/"):
             page = client.get(path)
             assert page.status_code == 200
             assert page.text == "<!doctype html><div id=app></div>"
             assert page.headers["cache-control"] == "no-cache"
+            assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+            assert page.headers["x-content-type-options"] == "nosniff"
         asset = client.get("/console/assets/index-abc123.js")
         assert asset.status_code == 200
         assert asset.text == "console.log(1)"
@@ -26,8 +30,13 @@ def test_a_built_console_is_served(tmp_path: Path) -> None:
         missing = client.get("/console/assets/other.js")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
-        outside = client.get("/console/../pyproject.toml")
-        assert outside.status_code == 404
+        assert asset.headers["content-security-policy"].startswith("default-src 'self'")
+        # Paths out of the directory, written so that no client tidies them first.
+        for escape in ("/console/%2e%2e/secret.txt", "/console/..%2fsecret.txt",
+                       "/console/assets/%2e%2e/%2e%2e/secret.txt", "/console/%2e%2e%2fsecret.txt"):
+            outside = client.get(escape)
+            assert outside.status_code == 404, escape
+            assert "outside the console" not in outside.text
 
 
 def test_an_unbuilt_console_answers_how_to_build_it(tmp_path: Path) -> None:

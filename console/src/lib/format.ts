@@ -49,10 +49,10 @@ export function localDay(value: string | Date, timeZone: string): string {
   return `${p.year}-${p.month}-${p.day}`;
 }
 
-/** The local hour of an instant, "12-06 20:00", for hourly axes. */
+/** An instant on the tenant's clock without the year, "12-06 20:00", for hourly axes. */
 export function localHour(value: string | Date, timeZone: string): string {
   const p = parts(typeof value === "string" ? new Date(value) : value, timeZone);
-  return `${p.month}-${p.day} ${p.hour}:00`;
+  return `${p.month}-${p.day} ${p.hour}:${p.minute}`;
 }
 
 /** The UTC offset of a time zone now, "UTC+08:00". */

@@ -13,11 +13,27 @@ export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 export const INVITE_TAG_GROUP = "invite";
 const TAG_MAX = 64;
 
-/** The tag recording that a member was invited to a group: `invite:<group id>`, the id
- * lower-cased, every character outside [a-z0-9_:-] replaced by `-`, the whole cut to 64. */
+/** FNV-1a, 32 bits, as 8 hex digits: a short fingerprint of a text. */
+export function fingerprint(text: string): string {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(text)) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash.toString(16).padStart(8, "0");
+}
+
+/** The tag recording that a member was invited to a group: `invite:<group id>` when the id is
+ * a tag's characters already. Otherwise the id lower-cased, every character outside
+ * [a-z0-9_:-] replaced by `-`, cut to fit, and a fingerprint of the id itself, so that two
+ * groups (`G.1` and `g-1`, or long ids alike at the start) never share an invitation tag. */
 export function inviteTag(groupId: string): string {
-  const value = groupId.toLowerCase().replace(/[^a-z0-9_:-]/g, "-");
-  return `${INVITE_TAG_GROUP}:${value}`.slice(0, TAG_MAX);
+  const prefix = `${INVITE_TAG_GROUP}:`;
+  const tag = prefix + groupId;
+  if (TAG_PATTERN.test(tag)) return tag;
+  const cleaned = groupId.toLowerCase().replace(/[^a-z0-9_:-]/g, "-");
+  const suffix = `-${fingerprint(groupId)}`;
+  return prefix + cleaned.slice(0, TAG_MAX - prefix.length - suffix.length) + suffix;
 }
 
 /** What the group editor edits; empty strings stand for "none". */

@@ -1,7 +1,9 @@
 /** One API call behind a part of a page: its data, loading and error states, recorded in the
  * page's data drawer so what a chart draws can be checked against what the API answered. */
 import { FuliError } from "@fuli/client";
-import { computed, reactive, ref, shallowRef, type Ref, type ShallowRef } from "vue";
+import {
+  computed, getCurrentScope, onScopeDispose, reactive, ref, shallowRef, type Ref, type ShallowRef,
+} from "vue";
 
 export interface RecordedCall {
   /** What the call is for on the page ("distribution"). */
@@ -78,17 +80,23 @@ export function useResource<T>(
     }
   }
 
+  // An answer arriving after the page (or the part) is gone is dropped: it must not land in
+  // the next page's data drawer.
+  if (getCurrentScope()) onScopeDispose(() => { generation += 1; });
+
   const empty = computed(() => data.value !== null && isEmpty(data.value));
   return { data, loading, error, empty, reload };
 }
 
-/** "GET /path?a=1&b=2" from a path and the query actually sent (undefined values left out). */
+/** "GET /path?a=1&b=2" from a path and the query actually sent (undefined values left out),
+ * and the JSON body on the next line when one was sent. */
 export function describeRequest(method: string, path: string,
-                                query: Record<string, unknown> = {}): string {
+                                query: Record<string, unknown> = {}, body?: unknown): string {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
     if (value !== undefined && value !== null && value !== "") params.append(key, String(value));
   }
   const text = params.toString();
-  return `${method} ${path}${text ? `?${text}` : ""}`;
+  const line = `${method} ${path}${text ? `?${text}` : ""}`;
+  return body === undefined ? line : `${line}\n${JSON.stringify(body)}`;
 }

@@ -47,15 +47,16 @@ export async function signIn(key: string): Promise<Identity> {
   return identity;
 }
 
-/** Signs in again with the key this tab kept, if any. */
+/** Signs in again with the key this tab kept, if any. The key is forgotten only when fuli
+ * refuses it (401, 403); while fuli is unreachable or restarting it stays for the next try. */
 export async function restore(): Promise<boolean> {
   const key = sessionStorage.getItem(KEY_STORAGE);
   if (!key) return false;
   try {
     await signIn(key);
     return true;
-  } catch {
-    signOut();
+  } catch (error) {
+    if (error instanceof FuliError && (error.status === 401 || error.status === 403)) signOut();
     return false;
   }
 }

@@ -74,3 +74,22 @@ async def test_bad_pool_queries_are_422_and_only_operators_list(rewards: Rewards
     assert (await pools(rewards, headers=rewards.ingest)).status_code == 403
     assert (await pools(rewards, headers=token)).status_code == 403
     assert len((await pools(rewards)).json()["items"]) == 1
+
+
+async def test_the_list_pages_through_pools_of_the_longest_ids(rewards: Rewards) -> None:
+    """A cursor carries a pool's id (up to 128 characters) and its time: the list takes back
+    every cursor it gives."""
+    made = [f"{i}{uid('p')}".ljust(128, "x") for i in range(3)]
+    for pool_id in made:
+        await make_pool(rewards, pool_id=pool_id)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await pools(rewards, limit=1, **({"cursor": cursor} if cursor else {}))
+        assert page.status_code == 200, page.text
+        seen += [p["pool_id"] for p in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+        assert len(cursor) > 200
+    assert seen == made[::-1]

@@ -10,13 +10,13 @@ export interface DailyFigures {
   spent: number;
   expired: number;
   reversed: number;
-  held: number;
+  balance: number;
 }
 
-/** Points issued, spent and expired per day as stacked bars (spent and expired below the axis),
- * and the points members hold at the end of each day as a line on its own axis. */
+/** Points issued, spent, expired and reversed per day as stacked bars (all but issued below the
+ * axis), and the points members hold at the end of each day as a line on its own axis. */
 export function dailyPointsOption(days: readonly DailyFigures[], label: Label): EChartsOption {
-  const bar = (key: "issued" | "spent" | "expired", sign: 1 | -1, color: string) => ({
+  const bar = (key: "issued" | "spent" | "expired" | "reversed", sign: 1 | -1, color: string) => ({
     name: label(`overview.${key}`), type: "bar" as const, stack: "flow", color,
     data: days.map((day) => sign * day[key]),
   });
@@ -26,13 +26,14 @@ export function dailyPointsOption(days: readonly DailyFigures[], label: Label): 
     grid: { left: 56, right: 64, top: 36, bottom: 28 },
     xAxis: { type: "category", data: days.map((day) => day.day.slice(5)) },
     yAxis: [{ type: "value", name: label("overview.flow") },
-            { type: "value", name: label("overview.held"), splitLine: { show: false } }],
+            { type: "value", name: label("overview.balance"), splitLine: { show: false } }],
     series: [
       bar("issued", 1, PALETTE[0]!),
       bar("spent", -1, PALETTE[1]!),
       bar("expired", -1, PALETTE[2]!),
-      { name: label("overview.held"), type: "line", yAxisIndex: 1, color: PALETTE[4],
-        data: days.map((day) => day.held) },
+      bar("reversed", -1, PALETTE[3]!),
+      { name: label("overview.balance"), type: "line", yAxisIndex: 1, color: PALETTE[4],
+        data: days.map((day) => day.balance) },
     ],
   };
 }
