@@ -9,8 +9,8 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from tests.support.api import Rewards, error_code, member_token, uid
 from tests.rewards.boxes.test_boxes import draw, put_box
+from tests.support.api import Rewards, error_code, member_token, uid
 
 PRIZES = [{"prize_id": "gold", "name": "Gold", "weight": 1, "kind": "nothing"},
           {"prize_id": "silver", "name": "Silver", "weight": 3, "kind": "points", "points": 2},
