@@ -18,6 +18,7 @@ MAX_QUANTITY = 100
 
 RedemptionStatus = Literal["completed", "pending_fulfilment", "cancelled"]
 CouponState = Literal["active", "used", "expired", "transferred"]
+PoolStatus = Literal["open", "settled"]
 
 
 class PerkIn(Request, frozen=True, kw_only=True):
@@ -205,6 +206,52 @@ class Odds(Response, frozen=True, kw_only=True):
     commitment: str
 
 
+class BoxSummary(Response, frozen=True, kw_only=True):
+    box_id: str
+    name: str
+    cost_points: int
+    prizes: int
+    pity: bool
+    seed_no: int | None
+    enabled: bool
+    updated_at: datetime
+
+
+class BoxList(Response, frozen=True, kw_only=True):
+    items: list[BoxSummary]
+    next_cursor: str | None
+
+
+class Box(Response, frozen=True, kw_only=True):
+    """A box's definition in the shape ``PUT /boxes/{box_id}`` takes (each prize's ``stock`` is
+    what is left of it), and what the PUT does not set."""
+
+    box_id: str
+    definition: BoxIn
+    seed_no: int | None
+    updated_at: datetime
+
+
+class PrizeCount(Response, frozen=True, kw_only=True):
+    prize_id: str
+    name: str
+    probability: float
+    observed: int
+    expected: float
+
+
+class BoxStats(Response, frozen=True, kw_only=True):
+    """Draws picked under the box's current definition (made since ``since``, its last PUT):
+    ``draws`` counts those drawn by the odds, whose prizes ``observed`` counts; ``pity_draws``
+    those the pity rule decided, left out of both."""
+
+    box_id: str
+    since: datetime
+    draws: int
+    pity_draws: int
+    prizes: list[PrizeCount]
+
+
 class DrawIn(Request, frozen=True, kw_only=True):
     draw_id: Id
     member_id: Id
@@ -318,6 +365,27 @@ class Pool(Response, frozen=True, kw_only=True):
     remaining_packets: int
     remaining_points: int
     latest_opens: list[PoolOpenView]
+
+
+class PoolSummary(Response, frozen=True, kw_only=True):
+    pool_id: str
+    name: str
+    total_points: int
+    packets: int
+    split: str
+    open_cost_points: int
+    per_member_opens: int
+    starts_at: datetime | None
+    ends_at: datetime
+    status: PoolStatus
+    remaining_packets: int
+    remaining_points: int
+    created_at: datetime
+
+
+class PoolList(Response, frozen=True, kw_only=True):
+    items: list[PoolSummary]
+    next_cursor: str | None
 
 
 class PacketIn(Request, frozen=True, kw_only=True):

@@ -53,6 +53,18 @@ class Campaign(Response, frozen=True, kw_only=True):
     tie_rule: str = "earlier_reach_wins"
 
 
+class CampaignSummary(Campaign, frozen=True, kw_only=True):
+    """A campaign as ``GET /campaigns/{id}`` shows it, with its number of teams."""
+
+    teams: int
+    created_at: datetime
+
+
+class CampaignList(Response, frozen=True, kw_only=True):
+    items: list[CampaignSummary]
+    next_cursor: str | None
+
+
 class TeamIn(Request, frozen=True, kw_only=True):
     team_id: Id
     captain_member_id: Id

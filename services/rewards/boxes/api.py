@@ -10,6 +10,7 @@ from litestar.params import JSONBody
 
 from proto import rewards as r
 from services.rewards.boxes.boxes import Boxes
+from services.rewards.params import Cursor, PageLimit
 from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
@@ -24,6 +25,28 @@ class BoxesController(Controller):
                       boxes: NamedDependency[Boxes]) -> r.Odds:
         """Define a box. Every change of its prizes or weights is kept in the audit log."""
         return await boxes.put_box(principal.tenant_id, box_id, data, principal.key_id)
+
+    @get("/boxes", guards=[allow("operator")])
+    async def list_boxes(self, principal: PrincipalDep, boxes: NamedDependency[Boxes],
+                         limit: PageLimit = 50, cursor: Cursor = None) -> r.BoxList:
+        """The tenant's boxes by id: cost, number of prizes, pity, seed in use, last change."""
+        return await boxes.boxes(principal.tenant_id, limit, cursor)
+
+    @get("/boxes/{box_id:str}", guards=[allow("operator")])
+    async def get_box(self, box_id: PathId, principal: PrincipalDep,
+                      boxes: NamedDependency[Boxes]) -> r.Box:
+        """The box's ``definition`` exactly as ``PUT /boxes/{box_id}`` takes it (a prize's
+        ``stock`` is what is left of it, so putting it back changes nothing), with the seed in
+        use and the time of the last change."""
+        return await boxes.box(principal.tenant_id, box_id)
+
+    @get("/boxes/{box_id:str}/stats", guards=[allow("operator")])
+    async def stats(self, box_id: PathId, principal: PrincipalDep,
+                    boxes: NamedDependency[Boxes]) -> r.BoxStats:
+        """Prizes drawn since the definition last changed (``since``) against the published
+        odds: ``observed`` and ``expected`` (draws x probability) per prize. Draws the pity
+        rule decided are counted apart (``pity_draws``): they do not follow the odds."""
+        return await boxes.stats(principal.tenant_id, box_id)
 
     @get("/boxes/{box_id:str}/odds", guards=[allow("ingest", member=True)])
     async def odds(self, box_id: PathId, principal: PrincipalDep,

@@ -17,14 +17,21 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from proto.rewards import (
+    Box,
     BoxIn,
+    BoxList,
+    BoxStats,
+    BoxSummary,
     DrawIn,
     DrawnPrize,
     DrawProof,
     DrawResult,
     EligibilityIn,
     Odds,
+    PityIn,
     PityRule,
+    PrizeCount,
+    PrizeIn,
     PrizeOdds,
     SeedRotated,
     Tickets,
@@ -47,11 +54,14 @@ from services.rewards.wallet import wallet
 from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, FuliError, IdempotencyConflict, NotFound
 from services.runtime.idempotency import Outcome, fingerprint, run_once
+from services.runtime.pagination import decode_cursor, encode_cursor
 from services.runtime.tenants import tenant_time_zone
 
 log = logging.getLogger("fuli.rewards.boxes")
 
 SCOPE = "rewards.draws"
+
+PrizeKind = Literal["points", "perk", "coupon", "nothing"]
 
 
 def hold_id_for(draw_id: str) -> str:
@@ -97,6 +107,63 @@ class Boxes:
             await store.put_box(conn, tenant_id, box_id, body, key_id)
             await store.live_seed(conn, tenant_id, box_id)
         return await self.odds(tenant_id, box_id, None)
+
+    async def boxes(self, tenant_id: str, limit: int, cursor: str | None) -> BoxList:
+        """The tenant's boxes by id."""
+        after = decode_cursor(cursor, 1)[0] if cursor else None
+        rows = await store.boxes(self.pool, tenant_id, after, limit + 1)
+        page = rows[:limit]
+        return BoxList(items=[BoxSummary(
+            box_id=row.box_id, name=row.name, cost_points=row.cost_points, prizes=row.prizes,
+            pity=row.pity, seed_no=row.seed_no, enabled=row.enabled, updated_at=row.updated_at)
+            for row in page], next_cursor=encode_cursor(page[-1].box_id)
+            if len(rows) > limit else None)
+
+    async def box(self, tenant_id: str, box_id: str) -> Box:
+        """The definition as the PUT takes it; each prize's stock is what is left of it."""
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                                 readonly=True):
+            found = await store.definition(conn, tenant_id, box_id)
+            if found is None:
+                raise NotFound(f"no box {box_id!r}", code="unknown_box", box_id=box_id)
+            prizes = await store.box_prizes(conn, tenant_id, box_id)
+        box = found.box
+        return Box(box_id=box_id, seed_no=found.seed_no, updated_at=found.updated_at,
+                   definition=BoxIn(
+                       name=box.name, cost_points=box.cost_points,
+                       prizes=[PrizeIn(prize_id=p.prize_id, name=p.name, weight=p.weight,
+                                       stock=p.stock_left,
+                                       kind=cast(PrizeKind, p.kind), points=p.points,
+                                       sku=p.sku) for p in prizes],
+                       pity=PityIn(after_draws=box.pity_after,
+                                   prize_ids=list(box.pity_prize_ids or ()))
+                       if box.pity_after else None,
+                       daily_limit_per_member=box.daily_limit_per_member,
+                       starts_at=box.starts_at, ends_at=box.ends_at,
+                       min_age=cast(Literal[8, 18] | None, box.min_age), enabled=box.enabled))
+
+    async def stats(self, tenant_id: str, box_id: str) -> BoxStats:
+        """Prize counts of the draws made since the box's definition last changed, against
+        its published odds."""
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                                 readonly=True):
+            found = await store.definition(conn, tenant_id, box_id)
+            if found is None:
+                raise NotFound(f"no box {box_id!r}", code="unknown_box", box_id=box_id)
+            prizes = await store.box_prizes(conn, tenant_id, box_id)
+            counts = await store.prize_draws(conn, tenant_id, box_id, found.updated_at)
+        chances = rules.probabilities([rules.Prize(p.prize_id, p.weight, p.stock_left)
+                                       for p in prizes])
+        tally = rules.tally([p.prize_id for p in prizes],
+                            [(c.prize_id, c.pity_applied, c.draws) for c in counts])
+        return BoxStats(
+            box_id=box_id, since=found.updated_at, draws=tally.draws,
+            pity_draws=tally.pity_draws,
+            prizes=[PrizeCount(prize_id=p.prize_id, name=p.name,
+                               probability=float(chances[p.prize_id]),
+                               observed=tally.observed[p.prize_id],
+                               expected=float(tally.draws * chances[p.prize_id]))
+                    for p in prizes])
 
     async def odds(self, tenant_id: str, box_id: str, member_id: str | None) -> Odds:
         box = await self._box(self.pool, tenant_id, box_id)

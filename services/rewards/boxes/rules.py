@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from fractions import Fraction
@@ -93,6 +93,31 @@ def verify(*, seed: bytes, published_commitment: str, draw_id: str,
     """True if the seed matches its commitment and the draw picked ``prize_id``."""
     return (hmac.compare_digest(commitment(seed), published_commitment)
             and pick(options, roll(seed, draw_id)) == prize_id)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Draws by the odds (``draws``, each prize's count in ``observed``) and by pity."""
+
+    draws: int
+    pity_draws: int
+    observed: dict[str, int]
+
+
+def tally(prize_ids: Sequence[str], counts: Iterable[tuple[str, bool, int]]) -> Tally:
+    """``counts`` of (prize id, chosen by pity, draws) into a tally over ``prize_ids``: draws
+    the pity rule decided do not follow the odds, and a prize not among ``prize_ids`` (drawn
+    under an earlier definition) is not counted."""
+    observed = dict.fromkeys(prize_ids, 0)
+    pity_draws = 0
+    for prize_id, by_pity, draws in counts:
+        if prize_id not in observed:
+            continue
+        if by_pity:
+            pity_draws += draws
+        else:
+            observed[prize_id] += draws
+    return Tally(draws=sum(observed.values()), pity_draws=pity_draws, observed=observed)
 
 
 # --- boxes and who may draw ----------------------------------------------------------------

@@ -36,6 +36,33 @@ class PrizeRow(msgspec.Struct, frozen=True):
     sku: str | None
 
 
+class BoxListRow(msgspec.Struct, frozen=True):
+    box_id: str
+    name: str
+    cost_points: int
+    prizes: int
+    pity: bool
+    seed_no: int | None
+    enabled: bool
+    updated_at: datetime
+
+
+class Definition(msgspec.Struct, frozen=True):
+    """The box row and what the PUT does not set: the live seed and the last change."""
+
+    box: BoxRow
+    seed_no: int | None
+    updated_at: datetime
+
+
+class PrizeDraws(msgspec.Struct, frozen=True):
+    """Draws that stand (drawn or completed) of one prize since a time, by pity or by odds."""
+
+    prize_id: str
+    pity_applied: bool
+    draws: int
+
+
 class SeedRow(msgspec.Struct, frozen=True):
     seed_no: int
     seed: bytes
@@ -125,6 +152,44 @@ async def box(db: Db, tenant_id: str, box_id: str) -> BoxRow | None:
         "SELECT box_id, name, cost_points, daily_limit_per_member, pity_after, pity_prize_ids,"
         " starts_at, ends_at, min_age, enabled FROM rewards.boxes"
         " WHERE tenant_id = $1 AND box_id = $2", tenant_id, box_id))
+
+
+async def boxes(db: Db, tenant_id: str, after: str | None, limit: int) -> list[BoxListRow]:
+    """The tenant's boxes by id, after the box ``after``."""
+    return as_structs(BoxListRow, await db.fetch(
+        "SELECT b.box_id, b.name, b.cost_points, b.pity_after IS NOT NULL AS pity, b.enabled,"
+        " b.updated_at,"
+        " (SELECT count(*) FROM rewards.box_prizes p"
+        "  WHERE p.tenant_id = b.tenant_id AND p.box_id = b.box_id) AS prizes,"
+        " (SELECT s.seed_no FROM rewards.box_seeds s WHERE s.tenant_id = b.tenant_id"
+        "  AND s.box_id = b.box_id AND s.revealed_at IS NULL) AS seed_no"
+        " FROM rewards.boxes b WHERE b.tenant_id = $1 AND ($2::text IS NULL OR b.box_id > $2)"
+        " ORDER BY b.box_id LIMIT $3", tenant_id, after, limit))
+
+
+async def definition(db: Db, tenant_id: str, box_id: str) -> Definition | None:
+    row = await db.fetchrow(
+        "SELECT b.box_id, b.name, b.cost_points, b.daily_limit_per_member, b.pity_after,"
+        " b.pity_prize_ids, b.starts_at, b.ends_at, b.min_age, b.enabled, b.updated_at,"
+        " (SELECT s.seed_no FROM rewards.box_seeds s WHERE s.tenant_id = b.tenant_id"
+        "  AND s.box_id = b.box_id AND s.revealed_at IS NULL) AS seed_no"
+        " FROM rewards.boxes b WHERE b.tenant_id = $1 AND b.box_id = $2", tenant_id, box_id)
+    if row is None:
+        return None
+    fields = dict(row.items())
+    seed_no, updated_at = fields.pop("seed_no"), fields.pop("updated_at")
+    return Definition(box=msgspec.convert(fields, BoxRow), seed_no=seed_no,
+                      updated_at=updated_at)
+
+
+async def prize_draws(db: Db, tenant_id: str, box_id: str, since: datetime
+                      ) -> list[PrizeDraws]:
+    """The box's draws made since ``since`` that stand, by prize and by whether pity chose."""
+    return as_structs(PrizeDraws, await db.fetch(
+        "SELECT prize_id, coalesce(pity_applied, false) AS pity_applied, count(*) AS draws"
+        " FROM rewards.draws WHERE tenant_id = $1 AND box_id = $2 AND created_at >= $3"
+        " AND status IN ('drawn', 'completed') AND prize_id IS NOT NULL"
+        " GROUP BY 1, 2", tenant_id, box_id, since))
 
 
 async def box_prizes(db: Db, tenant_id: str, box_id: str, *,

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody
+from litestar.params import JSONBody, Parameter
 
 from proto import rewards as r
+from services.rewards.params import Cursor, PageLimit
 from services.rewards.red_packets.red_packets import RedPackets
 from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.runtime.ratelimit import WRITE
+
+StatusParam = Annotated[r.PoolStatus | None, Parameter(description="open or settled")]
 
 
 def now() -> datetime:
@@ -29,6 +33,15 @@ class RedPacketsController(Controller):
                           red_packets: NamedDependency[RedPackets]) -> r.Pool:
         """A pool of packets funded from the issuance account; idempotent by ``pool_id``."""
         return await red_packets.create_pool(principal.tenant_id, data, now())
+
+    @get("/pools", guards=[allow("operator")])
+    async def list_pools(self, principal: PrincipalDep,
+                         red_packets: NamedDependency[RedPackets],
+                         status: StatusParam = None, limit: PageLimit = 50,
+                         cursor: Cursor = None) -> r.PoolList:
+        """The tenant's pools newest first (``open`` or ``settled`` ones only with
+        ``status``), each with the packets and points left in it."""
+        return await red_packets.pools(principal.tenant_id, status, limit, cursor)
 
     @get("/pools/{pool_id:str}", guards=[allow("ingest", member=True)])
     async def get_pool(self, pool_id: PathId, principal: PrincipalDep,

@@ -26,6 +26,7 @@ from typing import Literal
 from proto import rewards as r
 from proto.events import PacketGrabbed, PacketMade
 from services.rewards.ids import digest
+from services.rewards.params import before_cursor, newest_first_cursor
 from services.rewards.points_client import PointsClient
 from services.rewards.red_packets import rules, store
 from services.rewards.red_packets.shares import MEMBER_LIMIT, NONE_LEFT, ShareDispenser
@@ -92,6 +93,23 @@ class RedPackets:
         if pool is None:
             raise NotFound(f"no pool {pool_id!r}", code="unknown_pool")
         return await self._show_pool(tenant_id, pool)
+
+    async def pools(self, tenant_id: str, status: str | None, limit: int,
+                    cursor: str | None) -> r.PoolList:
+        """The tenant's pools newest first, with what is left in each."""
+        rows = await store.pools(self.db, tenant_id, status, before_cursor(cursor), limit + 1)
+        page = rows[:limit]
+        return r.PoolList(items=[r.PoolSummary(
+            pool_id=row.pool_id, name=row.name, total_points=row.total_points,
+            packets=row.packets, split=row.split, open_cost_points=row.open_cost_points,
+            per_member_opens=row.per_member_opens, starts_at=row.starts_at,
+            ends_at=row.ends_at, status=row.status,
+            remaining_packets=0 if row.status == "settled" else row.packets - row.opened,
+            remaining_points=0 if row.status == "settled"
+            else row.total_points - row.opened_points,
+            created_at=row.created_at) for row in page],
+            next_cursor=newest_first_cursor(page[-1].created_at, page[-1].pool_id)
+            if len(rows) > limit else None)
 
     async def _show_pool(self, tenant_id: str, pool: store.PoolRow) -> r.Pool:
         opens = await store.opened_shares(self.db, tenant_id, pool.pool_id)

@@ -33,6 +33,24 @@ POOL = ("pool_id, name, total_points, packets, split, shares, open_cost_points,"
         " per_member_opens, starts_at, ends_at, escrow_member, status, returned_points")
 
 
+class PoolListRow(msgspec.Struct, frozen=True):
+    """A pool with the shares it handed out (reserved or paid): how many, how many points."""
+
+    pool_id: str
+    name: str
+    total_points: int
+    packets: int
+    split: str
+    open_cost_points: int
+    per_member_opens: int
+    starts_at: datetime | None
+    ends_at: datetime
+    status: Literal["open", "settled"]
+    created_at: datetime
+    opened: int
+    opened_points: int
+
+
 class PoolOpenRow(msgspec.Struct, frozen=True):
     """An open: 'reserved' holds a share not paid yet (share_index, member_nth and points set);
     'paid' and 'failed' hold the open's final answer."""
@@ -118,6 +136,25 @@ async def pool(db: Db, tenant_id: str, pool_id: str) -> PoolRow | None:
     return as_struct_or_none(PoolRow, await db.fetchrow(
         "SELECT " + POOL + " FROM rewards.pools WHERE tenant_id = $1 AND pool_id = $2",
         tenant_id, pool_id))
+
+
+async def pools(db: Db, tenant_id: str, status: str | None,
+                before: tuple[datetime, str] | None, limit: int) -> list[PoolListRow]:
+    """The tenant's pools (with ``status`` only, if given) newest first, after ``before``
+    (created_at, pool_id)."""
+    return as_structs(PoolListRow, await db.fetch(
+        "SELECT p.pool_id, p.name, p.total_points, p.packets, p.split, p.open_cost_points,"
+        " p.per_member_opens, p.starts_at, p.ends_at, p.status, p.created_at,"
+        " o.opened, o.opened_points FROM rewards.pools p"
+        " CROSS JOIN LATERAL (SELECT count(*) AS opened, coalesce(sum(points), 0)::bigint"
+        "  AS opened_points"
+        "  FROM rewards.pool_opens WHERE tenant_id = p.tenant_id AND pool_id = p.pool_id"
+        "  AND status <> 'failed') o"
+        " WHERE p.tenant_id = $1 AND ($2::text IS NULL OR p.status = $2)"
+        " AND ($3::timestamptz IS NULL OR (p.created_at, p.pool_id) < ($3, $4))"
+        " ORDER BY p.created_at DESC, p.pool_id DESC LIMIT $5",
+        tenant_id, status, before[0] if before else None, before[1] if before else None,
+        limit))
 
 
 async def pool_open(db: Db, tenant_id: str, open_id: str) -> PoolOpenRow | None:

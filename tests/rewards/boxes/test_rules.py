@@ -127,3 +127,11 @@ def test_boxes_that_cannot_be_drawn_as_written_are_refused() -> None:
         with pytest.raises(ValidationFailed) as refused:
             rules.validate_box(box(**change))
         assert refused.value.details == {"field": field}, change
+
+
+def test_a_tally_counts_draws_by_the_odds_and_sets_pity_apart() -> None:
+    counts = [("a", False, 7), ("b", False, 2), ("a", True, 3), ("gone", False, 4),
+              ("gone", True, 1)]
+    tally = rules.tally(["a", "b", "c"], counts)
+    assert tally == rules.Tally(draws=9, pity_draws=3, observed={"a": 7, "b": 2, "c": 0})
+    assert rules.tally(["a"], []) == rules.Tally(draws=0, pity_draws=0, observed={"a": 0})
