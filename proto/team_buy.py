@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta
 
@@ -11,6 +11,7 @@ from proto.common import Cents, Id, Request, Response, ShortText
 
 Rank = Annotated[int, Meta(ge=1, le=100_000)]
 TeamSize = Annotated[int, Meta(ge=2, le=50)]
+CampaignState = Literal["open", "settling", "settled"]
 
 
 class Prize(Request, frozen=True, kw_only=True):

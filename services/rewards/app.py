@@ -20,7 +20,7 @@ from services.rewards.red_packets.api import RedPacketsController
 from services.rewards.red_packets.red_packets import RedPackets
 from services.rewards.tasks.api import TasksController
 from services.rewards.tasks.tasks import Tasks
-from services.rewards.team_buy.api import TeamBuyController
+from services.rewards.team_buy.api import CampaignsController, TeamBuyController
 from services.rewards.team_buy.team_buy import TeamBuy
 from services.rewards.wallet.api import WalletController
 from services.rewards.wallet.wallet import Wallet
@@ -74,7 +74,7 @@ REWARDS: ServiceSpec[RewardsComponents] = ServiceSpec(
     description="Everything members spend points on, and team-buy leaderboards.",
     route_handlers=[Router(path="/rewards/v1", route_handlers=[
         PerksController, RedemptionsController, WalletController, BoxesController,
-        RedPacketsController, TeamBuyController, TasksController])],
+        RedPacketsController, CampaignsController, TeamBuyController, TasksController])],
     components=open_components,
     provides={"catalog": lambda c: c.catalog, "redemptions": lambda c: c.redemptions,
               "wallet": lambda c: c.wallet, "boxes": lambda c: c.boxes,

@@ -12,6 +12,7 @@ from litestar.params import JSONBody, Parameter
 
 from proto import team_buy as tb
 from proto.common import ID_PATTERN
+from services.rewards.params import Cursor, PageLimit
 from services.rewards.team_buy.team_buy import TeamBuy
 from services.runtime.app import json_response, replayable
 from services.runtime.auth import allow
@@ -22,11 +23,25 @@ BoardLimit = Annotated[int, Parameter(ge=1, le=100)]
 BoardCursor = Annotated[str | None, Parameter(max_length=24)]
 AroundTeam = Annotated[str | None, Parameter(min_length=1, max_length=128,
                                              pattern=ID_PATTERN)]
+StatusParam = Annotated[tb.CampaignState | None, Parameter(
+    description="open, settling or settled")]
 _encoder = msgspec.json.Encoder()
 
 
 def team_response(created: bool, team: tb.Team) -> Response[bytes]:
     return json_response(_encoder.encode(team), 201 if created else 200)
+
+
+class CampaignsController(Controller):
+    tags = ["team-buy"]
+
+    @get("/campaigns", guards=[allow("operator")])
+    async def list_campaigns(self, principal: PrincipalDep, team_buy: NamedDependency[TeamBuy],
+                             status: StatusParam = None, limit: PageLimit = 50,
+                             cursor: Cursor = None) -> tb.CampaignList:
+        """The tenant's campaigns newest first (in one ``state`` only with ``status``), each
+        as ``GET /campaigns/{campaign_id}`` shows it with its number of teams."""
+        return await team_buy.campaigns(principal.tenant_id, status, limit, cursor)
 
 
 class TeamBuyController(Controller):

@@ -32,6 +32,11 @@ CAMPAIGN = ("tenant_id, campaign_id, name, team_sizes, starts_at, ends_at, min_t
             " prizes, settle_grace_s, state, settled_at")
 
 
+class CampaignListRow(CampaignRow, frozen=True):
+    teams: int
+    created_at: datetime
+
+
 class TeamRow(msgspec.Struct, frozen=True):
     team_id: str
     name: str | None
@@ -134,6 +139,21 @@ async def campaign(db: Db, tenant_id: str, campaign_id: str) -> CampaignRow | No
     return as_struct_or_none(CampaignRow, await db.fetchrow(
         "SELECT " + CAMPAIGN + " FROM rewards.campaigns"
         " WHERE tenant_id = $1 AND campaign_id = $2", tenant_id, campaign_id))
+
+
+async def campaigns(db: Db, tenant_id: str, state: str | None,
+                    before: tuple[datetime, str] | None, limit: int) -> list[CampaignListRow]:
+    """The tenant's campaigns (in ``state`` only, if given) newest first, after ``before``
+    (created_at, campaign_id), with their numbers of teams."""
+    return as_structs(CampaignListRow, await db.fetch(
+        "SELECT " + CAMPAIGN + ", created_at,"
+        " (SELECT count(*) FROM rewards.teams t"
+        "  WHERE t.tenant_id = c.tenant_id AND t.campaign_id = c.campaign_id) AS teams"
+        " FROM rewards.campaigns c WHERE tenant_id = $1 AND ($2::text IS NULL OR state = $2)"
+        " AND ($3::timestamptz IS NULL OR (created_at, campaign_id) < ($3, $4))"
+        " ORDER BY created_at DESC, campaign_id DESC LIMIT $5",
+        tenant_id, state, before[0] if before else None, before[1] if before else None,
+        limit))
 
 
 async def insert_team(db: Db, tenant_id: str, campaign_id: str, team_id: str,

@@ -12,6 +12,7 @@ from proto import team_buy as tb
 from proto.events import CampaignSettled, Envelope, PurchaseRecorded, PurchaseReversed, TeamFormed
 from proto.rewards import IssueIn
 from services.rewards.ids import digest
+from services.rewards.params import before_cursor, newest_first_cursor
 from services.rewards.points_client import PointsClient
 from services.rewards.team_buy import rules, store
 from services.rewards.team_buy.leaderboard import Leaderboards
@@ -89,6 +90,20 @@ class TeamBuy:
     async def campaign(self, tenant_id: str, campaign_id: str) -> tb.Campaign:
         row = await require_campaign(self.db, tenant_id, campaign_id)
         return campaign_view(row, await tenant_time_zone(self.db, tenant_id))
+
+    async def campaigns(self, tenant_id: str, state: str | None, limit: int,
+                        cursor: str | None) -> tb.CampaignList:
+        """The tenant's campaigns newest first, each with its number of teams."""
+        rows = await store.campaigns(self.db, tenant_id, state, before_cursor(cursor),
+                                     limit + 1)
+        page = rows[:limit]
+        zone = await tenant_time_zone(self.db, tenant_id)
+        items = [tb.CampaignSummary(**msgspec.structs.asdict(campaign_view(row, zone)),
+                                    teams=row.teams,
+                                    created_at=row.created_at.astimezone(ZoneInfo(zone)))
+                 for row in page]
+        return tb.CampaignList(items=items, next_cursor=newest_first_cursor(
+            page[-1].created_at, page[-1].campaign_id) if len(rows) > limit else None)
 
     async def create_team(self, tenant_id: str, campaign_id: str, body: tb.TeamIn,
                           now: datetime) -> tuple[bool, tb.Team]:

@@ -4,6 +4,28 @@
  */
 
 export interface paths {
+    "/rewards/v1/boxes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListBoxes
+         * @description The tenant's boxes by id: cost, number of prizes, pity, seed in use, last change.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["RewardsV1BoxesListBoxes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/rewards/v1/boxes/{box_id}": {
         parameters: {
             query?: never;
@@ -11,7 +33,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * GetBox
+         * @description The box's ``definition`` exactly as ``PUT /boxes/{box_id}`` takes it (a prize's
+         *     ``stock`` is what is left of it, so putting it back changes nothing), with the seed in
+         *     use and the time of the last change.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["RewardsV1BoxesBoxIdGetBox"];
         /**
          * PutBox
          * @description Define a box. Every change of its prizes or weights is kept in the audit log.
@@ -109,6 +139,53 @@ export interface paths {
          *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
          */
         post: operations["RewardsV1BoxesBoxIdSeedRotateRotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rewards/v1/boxes/{box_id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stats
+         * @description Prizes drawn since the definition last changed (``since``) against the published
+         *     odds: ``observed`` and ``expected`` (draws x probability) per prize. Draws the pity
+         *     rule decided are counted apart (``pity_draws``): they do not follow the odds.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["RewardsV1BoxesBoxIdStatsStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rewards/v1/campaigns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListCampaigns
+         * @description The tenant's campaigns newest first (in one ``state`` only with ``status``), each
+         *     as ``GET /campaigns/{campaign_id}`` shows it with its number of teams.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["RewardsV1CampaignsListCampaigns"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -591,7 +668,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * ListPools
+         * @description The tenant's pools newest first (``open`` or ``settled`` ones only with
+         *     ``status``), each with the packets and points left in it.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["RewardsV1PoolsListPools"];
         put?: never;
         /**
          * CreatePool
@@ -811,6 +895,18 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * Box
+         * @description A box's definition in the shape ``PUT /boxes/{box_id}`` takes (each prize's ``stock`` is
+         *     what is left of it), and what the PUT does not set.
+         */
+        Box: {
+            box_id: string;
+            definition: components["schemas"]["BoxIn"];
+            seed_no: number | null;
+            /** Format: date-time */
+            updated_at: string;
+        };
         /** BoxIn */
         BoxIn: {
             cost_points: number;
@@ -828,6 +924,37 @@ export interface components {
             prizes: components["schemas"]["PrizeIn"][];
             /** @default null */
             starts_at?: string | null;
+        };
+        /** BoxList */
+        BoxList: {
+            items: components["schemas"]["BoxSummary"][];
+            next_cursor: string | null;
+        };
+        /**
+         * BoxStats
+         * @description Draws picked under the box's current definition (made since ``since``, its last PUT):
+         *     ``draws`` counts those drawn by the odds, whose prizes ``observed`` counts; ``pity_draws``
+         *     those the pity rule decided, left out of both.
+         */
+        BoxStats: {
+            box_id: string;
+            draws: number;
+            pity_draws: number;
+            prizes: components["schemas"]["PrizeCount"][];
+            /** Format: date-time */
+            since: string;
+        };
+        /** BoxSummary */
+        BoxSummary: {
+            box_id: string;
+            cost_points: number;
+            enabled: boolean;
+            name: string;
+            pity: boolean;
+            prizes: number;
+            seed_no: number | null;
+            /** Format: date-time */
+            updated_at: string;
         };
         /** Campaign */
         Campaign: {
@@ -863,6 +990,34 @@ export interface components {
             /** Format: date-time */
             starts_at: string;
             team_sizes: number[];
+        };
+        /** CampaignList */
+        CampaignList: {
+            items: components["schemas"]["CampaignSummary"][];
+            next_cursor: string | null;
+        };
+        /**
+         * CampaignSummary
+         * @description A campaign as ``GET /campaigns/{id}`` shows it, with its number of teams.
+         */
+        CampaignSummary: {
+            campaign_id: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            ends_at: string;
+            min_team_spend_cents: number;
+            name: string;
+            prizes: components["schemas"]["PrizeOut"][];
+            settle_grace_s: number;
+            settled_at: string | null;
+            /** Format: date-time */
+            starts_at: string;
+            state: string;
+            team_sizes: number[];
+            teams: number;
+            /** @default earlier_reach_wins */
+            tie_rule: string;
         };
         /** ChainStep */
         ChainStep: {
@@ -1276,6 +1431,11 @@ export interface components {
             starts_at?: string | null;
             total_points: number;
         };
+        /** PoolList */
+        PoolList: {
+            items: components["schemas"]["PoolSummary"][];
+            next_cursor: string | null;
+        };
         /** PoolOpenIn */
         PoolOpenIn: {
             /** @description 1-128 characters of [A-Za-z0-9._:-] */
@@ -1297,6 +1457,25 @@ export interface components {
             open_id: string;
             points: number;
         };
+        /** PoolSummary */
+        PoolSummary: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            ends_at: string;
+            name: string;
+            open_cost_points: number;
+            packets: number;
+            per_member_opens: number;
+            pool_id: string;
+            remaining_packets: number;
+            remaining_points: number;
+            split: string;
+            starts_at: string | null;
+            /** @enum {unknown} */
+            status: "open" | "settled";
+            total_points: number;
+        };
         /**
          * Prize
          * @description For every member of each team ranked rank_from..rank_to.
@@ -1308,6 +1487,14 @@ export interface components {
             rank_to: number;
             /** @default null */
             sku?: string | null;
+        };
+        /** PrizeCount */
+        PrizeCount: {
+            expected: number;
+            name: string;
+            observed: number;
+            prize_id: string;
+            probability: number;
         };
         /** PrizeIn */
         PrizeIn: {
@@ -1724,6 +1911,62 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    RewardsV1BoxesListBoxes: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BoxList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    RewardsV1BoxesBoxIdGetBox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                box_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Box"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     RewardsV1BoxesBoxIdPutBox: {
         parameters: {
             query?: never;
@@ -1873,6 +2116,64 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    RewardsV1BoxesBoxIdStatsStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                box_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BoxStats"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    RewardsV1CampaignsListCampaigns: {
+        parameters: {
+            query?: {
+                /** @description open, settling or settled */
+                status?: "open" | "settling" | "settled" | null;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
@@ -2571,6 +2872,36 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    RewardsV1PoolsListPools: {
+        parameters: {
+            query?: {
+                /** @description open or settled */
+                status?: "open" | "settled" | null;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
