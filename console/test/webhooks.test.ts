@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 
 import {
   ALL_EVENTS, createBody, emptyForm, EVENT_TYPES, formOf, formProblem, normaliseEventTypes,
-  patchBody, replayBody, statusType, type Endpoint,
+  patchBody, pickerValueOf, replayBody, statusType, type Endpoint, wallTimeIn,
 } from "../src/lib/webhooks";
 
 const endpoint: Endpoint = {
@@ -68,5 +68,26 @@ describe("statusType", () => {
   it("colours a delivery by its status", () => {
     expect(["delivered", "pending", "failed", "other"].map(statusType))
       .toEqual(["success", "warning", "danger", "info"]);
+  });
+});
+
+describe("wallTimeIn", () => {
+  it("reads a picked wall time on the tenant's clock, whatever the browser's zone", () => {
+    // The picker's Date holds 2026-12-06 00:00 in its local fields.
+    const picked = new Date(2026, 11, 6, 0, 0, 0);
+    expect(wallTimeIn(picked, "Asia/Shanghai").toISOString()).toBe("2026-12-05T16:00:00.000Z");
+    expect(wallTimeIn(picked, "UTC").toISOString()).toBe("2026-12-06T00:00:00.000Z");
+    expect(wallTimeIn(new Date(2026, 6, 1, 12, 30, 0), "America/New_York").toISOString())
+      .toBe("2026-07-01T16:30:00.000Z");
+  });
+
+  it("is undone by pickerValueOf", () => {
+    const instant = new Date("2026-12-06T03:04:05Z");
+    for (const zone of ["Asia/Shanghai", "UTC", "America/New_York", "Asia/Kolkata"]) {
+      expect(wallTimeIn(pickerValueOf(instant, zone), zone).toISOString())
+        .toBe("2026-12-06T03:04:05.000Z");
+    }
+    const local = pickerValueOf(instant, "Asia/Shanghai");
+    expect([local.getHours(), local.getMinutes(), local.getSeconds()]).toEqual([11, 4, 5]);
   });
 });

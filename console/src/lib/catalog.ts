@@ -87,3 +87,8 @@ export function fitVerdict(test: ChiSquare | null, alpha = 0.05): FitVerdict {
 export function smallExpectations(stats: DrawCounts): boolean {
   return stats.prizes.some((prize) => prize.expected > 0 && prize.expected < 5);
 }
+
+/** A p-value as shown: four decimals, "< 0.0001" below that. */
+export function formatP(p: number): string {
+  return p < 0.0001 ? "< 0.0001" : p.toFixed(4);
+}

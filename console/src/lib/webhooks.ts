@@ -88,3 +88,41 @@ export function statusType(status: string): "success" | "warning" | "danger" | "
     default: return "info";
   }
 }
+
+function zoneParts(instant: Date, timeZone: string): number[] {
+  const formatter = new Intl.DateTimeFormat("en-CA", {
+    timeZone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
+  const p: Record<string, string> = {};
+  for (const part of formatter.formatToParts(instant)) p[part.type] = part.value;
+  return [Number(p.year), Number(p.month) - 1, Number(p.day), Number(p.hour), Number(p.minute),
+          Number(p.second)];
+}
+
+/** Milliseconds `timeZone` is ahead of UTC at `instant`. */
+function zoneOffsetMs(instant: Date, timeZone: string): number {
+  const [y, mo, d, h, mi, s] = zoneParts(instant, timeZone);
+  const wall = Date.UTC(y!, mo!, d!, h!, mi!, s!);
+  return wall - Math.floor(instant.getTime() / 1000) * 1000;
+}
+
+/**
+ * The instant at which the tenant's clock shows the wall time a date picker chose (the
+ * picker's Date carries it in the browser's local fields), so a window chosen in the console
+ * means the tenant's time, as every time shown on the page does.
+ */
+export function wallTimeIn(picked: Date, timeZone: string): Date {
+  const wall = Date.UTC(picked.getFullYear(), picked.getMonth(), picked.getDate(),
+                        picked.getHours(), picked.getMinutes(), picked.getSeconds());
+  let instant = wall - zoneOffsetMs(new Date(wall), timeZone);
+  // Near a change of offset the first guess can be an hour off; one correction settles it.
+  instant = wall - zoneOffsetMs(new Date(instant), timeZone);
+  return new Date(instant);
+}
+
+/** The tenant's wall time of an instant as a local Date, for a date picker's value. */
+export function pickerValueOf(instant: Date, timeZone: string): Date {
+  const [y, mo, d, h, mi, s] = zoneParts(instant, timeZone);
+  return new Date(y!, mo!, d!, h!, mi!, s!);
+}
