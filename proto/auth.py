@@ -10,6 +10,9 @@ from msgspec import Meta
 from proto.common import Id, Request, Response, ShortText
 
 Role = Literal["admin", "operator", "ingest"]
+# Who a request comes from: an API key's role, a member token, or another fuli service acting
+# for the tenant (rewards calling points).
+PrincipalRole = Literal["admin", "operator", "ingest", "member", "service"]
 
 
 class MemberTokenRequest(Request, frozen=True, kw_only=True):
@@ -46,3 +49,15 @@ class KeyInfo(Response, frozen=True, kw_only=True):
 
 class KeyList(Response, frozen=True, kw_only=True):
     items: list[KeyInfo]
+
+
+class Whoami(Response, frozen=True, kw_only=True):
+    """The caller: its tenant and the tenant's time zone, its role, and the API key (``key_id``,
+    ``label``) or the member (``member_id``) it is."""
+
+    tenant_id: str
+    time_zone: str
+    role: PrincipalRole
+    key_id: str | None
+    label: str | None
+    member_id: str | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from msgspec import Meta
@@ -289,3 +289,81 @@ class LedgerProblem(Response, frozen=True, kw_only=True):
 class LedgerCheck(Response, frozen=True, kw_only=True):
     ok: bool
     problems: list[LedgerProblem]
+
+
+# --- stats (the operators' console) ---------------------------------------------------------
+
+class DailyFigures(Response, frozen=True, kw_only=True):
+    """One local day of the tenant's ledger, from its transfers (entries) of that day. Escrow
+    members (a red-packet pool's or packet's points, see proto.common) are left out throughout:
+    these are the figures of people.
+
+    - ``issued``: points credited to members from outside them: entries of kind ``earn``
+      (events), ``grant`` (grants, and the receiving side of a move) and ``refund`` (a captured
+      hold given back).
+    - ``spent``: entries of kind ``debit`` (debits, and the sending side of a move) and
+      ``capture`` (captured holds).
+    - ``expired``: entries of kind ``expiry``, on the day the expiry sweep moved them.
+    - ``reversed``: entries of kind ``reversal``: points clawed back by event reversals, and
+      points retired to the issuance account.
+    - ``held``: a stock, not a flow: the sum of members' available balances at the end of the
+      day, as the ledger's entries leave them (a lot past its expiry counts until the expiry
+      sweep, which runs every minute, moves it; ``expired`` counts it then). For today it is
+      now, exactly as ``GET /members/{id}`` answers it: points of lots past their expiry that
+      the sweep has not moved yet are left out. Points in pending holds are not available, so
+      they are not in it either.
+
+    Placing and settling holds moves points between a member's available and held balances only,
+    so ``hold`` and ``void`` entries are in no flow (they change ``held``)."""
+
+    day: date
+    issued: int
+    spent: int
+    expired: int
+    reversed: int
+    held: int
+
+
+class DailyStats(Response, frozen=True, kw_only=True):
+    """The last ``days`` local days of the tenant's time zone, oldest first, today last, every
+    day present."""
+
+    time_zone: str
+    days: list[DailyFigures]
+
+
+class HourlyFigures(Response, frozen=True, kw_only=True):
+    """Events the ledger recorded in one hour (``hour`` is its start, UTC): every accepted event
+    (POST /events, /events/batch and earning from red-packet activity), capped ones included,
+    and the points they awarded."""
+
+    hour: datetime
+    events: int
+    points: int
+
+
+class HourlyStats(Response, frozen=True, kw_only=True):
+    """The last ``hours`` hours, oldest first, the current one last, every hour present."""
+
+    time_zone: str
+    hours: list[HourlyFigures]
+
+
+class OutboxLag(Response, frozen=True, kw_only=True):
+    """This tenant's events in the outbox that some consumer has not applied yet (never sent
+    ones included), and the age of the oldest of them (null when there is none)."""
+
+    pending: int
+    oldest_pending_age_s: float | None
+
+
+class StatsOverview(Response, frozen=True, kw_only=True):
+    """``members``: members with a ledger account (escrow members left out);
+    ``active_members_7d`` / ``_30d``: members with an event that occurred in the last 7 / 30
+    days; ``at``: when these were read."""
+
+    members: int
+    active_members_7d: int
+    active_members_30d: int
+    outbox: OutboxLag
+    at: datetime

@@ -11,6 +11,7 @@ from litestar.params import JSONBody, Parameter
 
 from proto import points as p
 from services.points.ledger import Ledger
+from services.points.stats import DEFAULT_DAYS, DEFAULT_HOURS, MAX_DAYS, MAX_HOURS, Stats
 from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
@@ -20,9 +21,12 @@ ActionPath = Annotated[str, Parameter(min_length=1, max_length=p.ACTION_MAX_LENG
                                       pattern=p.ACTION_PATTERN)]
 PageLimit = Annotated[int, Parameter(ge=1, le=500)]
 Cursor = Annotated[str | None, Parameter(max_length=64)]
+Days = Annotated[int, Parameter(ge=1, le=MAX_DAYS)]
+Hours = Annotated[int, Parameter(ge=1, le=MAX_HOURS)]
 
 EVENTS = rate_group("events")
 LedgerDep = NamedDependency[Ledger]
+StatsDep = NamedDependency[Stats]
 
 
 def now() -> datetime:
@@ -171,5 +175,30 @@ class SpendController(Controller):
         return await ledger.check(principal.tenant_id)
 
 
+class StatsController(Controller):
+    path = "/stats"
+    tags = ["stats"]
+
+    @get("/daily", guards=[allow("operator")])
+    async def daily(self, principal: PrincipalDep, stats: StatsDep,
+                    days: Days = DEFAULT_DAYS) -> p.DailyStats:
+        """Per local day of the tenant's time zone, the last ``days`` ending today, oldest first:
+        points issued, spent, expired and reversed that day, and the points members held at its
+        end (today: now)."""
+        return await stats.daily(principal.tenant_id, days, now())
+
+    @get("/hourly", guards=[allow("operator")])
+    async def hourly(self, principal: PrincipalDep, stats: StatsDep,
+                     hours: Hours = DEFAULT_HOURS) -> p.HourlyStats:
+        """Events recorded and the points they awarded per UTC hour, the last ``hours`` ending
+        with the current one, oldest first."""
+        return await stats.hourly(principal.tenant_id, hours, now())
+
+    @get("/overview", guards=[allow("operator")])
+    async def overview(self, principal: PrincipalDep, stats: StatsDep) -> p.StatsOverview:
+        """Members, members active in the last 7 and 30 days, and the tenant's outbox lag."""
+        return await stats.overview(principal.tenant_id, now())
+
+
 CONTROLLERS = [RulesController, EventsController, MembersController, HoldsController,
-               SpendController]
+               SpendController, StatsController]

@@ -11,6 +11,7 @@ from litestar import Router
 from services.points.api import CONTROLLERS
 from services.points.group_commit import EventCommitter
 from services.points.ledger import Ledger
+from services.points.stats import Stats
 from services.runtime.access_api import AccessController
 from services.runtime.resources import Resources
 from services.runtime.service import Peers, ServiceSpec
@@ -20,6 +21,7 @@ from services.runtime.tiers_client import TiersClient
 @dataclass(frozen=True)
 class PointsComponents:
     ledger: Ledger
+    stats: Stats
 
 
 @contextlib.asynccontextmanager
@@ -30,7 +32,8 @@ async def open_components(resources: Resources, peers: Peers) -> AsyncIterator[P
     # Grants to a segment read its member list through the tiers API (a peer in-process).
     tiers = TiersClient.connect(resources, peers, "points")
     try:
-        yield PointsComponents(ledger=Ledger(resources.pool, committer, tiers))
+        yield PointsComponents(ledger=Ledger(resources.pool, committer, tiers),
+                               stats=Stats(resources.pool))
     finally:
         await tiers.close()
 
@@ -41,5 +44,6 @@ POINTS: ServiceSpec[PointsComponents] = ServiceSpec(
     description="Earning rules, events, the double-entry ledger, holds, debits and grants.",
     route_handlers=[Router(path="/points/v1", route_handlers=[AccessController, *CONTROLLERS])],
     components=open_components,
-    provides={"ledger": lambda components: components.ledger},
+    provides={"ledger": lambda components: components.ledger,
+              "stats": lambda components: components.stats},
 )

@@ -6,17 +6,19 @@ proto Structs where a row is exactly one of those."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from proto.points import (
+    DailyFigures,
     EntryKind,
     EventIn,
     Expiring,
     GrantItem,
     HoldStatus,
+    HourlyFigures,
     LedgerProblem,
     Rule,
     RuleIn,
@@ -304,6 +306,109 @@ async def call_ledger_problems(db: Db, tenant_id: str | None) -> list[LedgerProb
     return as_structs(LedgerProblem, await db.fetch(
         "SELECT tenant_id, member_id, problem, detail FROM points.ledger_problems($1)"
         " ORDER BY tenant_id, member_id NULLS FIRST, problem", tenant_id))
+
+
+# --- stats ---------------------------------------------------------------------------------
+#
+# Read-only figures for the operators' console, each one statement (one snapshot). Members
+# matching ``escrow`` (proto.common.ESCROW_MEMBER_PATTERN) are left out where members count.
+
+
+class MemberActivity(Row, frozen=True, kw_only=True):
+    members: int
+    active_members_7d: int
+    active_members_30d: int
+
+
+async def select_daily_figures(db: Db, tenant_id: str, time_zone: str, now: datetime,
+                               days: int, escrow: str) -> list[DailyFigures]:
+    """The last ``days`` local days of ``time_zone`` up to the one of ``now``, oldest first.
+
+    Flows are the sums of the day's transfers by kind. ``held`` is the members' available
+    balances at the end of the day: their sum now, less the net change of available balances
+    by the transfers after that day (transfers are the only way balances change), and for the
+    day of ``now`` less the points of lots past their expiry not swept yet (what GET
+    /members/{id} leaves out). Only transfers since the first day are read."""
+    return as_structs(DailyFigures, await db.fetch(
+        "WITH bounds AS ("
+        "  SELECT ($3::timestamptz AT TIME ZONE $2)::date AS today),"
+        " moves AS ("
+        "  SELECT (t.at AT TIME ZONE $2)::date AS day,"
+        "   sum(t.amount) FILTER (WHERE t.kind IN ('earn', 'grant', 'refund')) AS issued,"
+        "   sum(t.amount) FILTER (WHERE t.kind IN ('debit', 'capture')) AS spent,"
+        "   sum(t.amount) FILTER (WHERE t.kind = 'expiry') AS expired,"
+        "   sum(t.amount) FILTER (WHERE t.kind = 'reversal') AS reversed,"
+        "   sum(CASE WHEN t.to_account = 'available' THEN t.amount"
+        "            WHEN t.from_account = 'available' THEN -t.amount ELSE 0 END) AS net"
+        "  FROM points.transfers t"
+        "  WHERE t.tenant_id = $1 AND t.member_id !~ $5"
+        "   AND t.at >= ((($3::timestamptz AT TIME ZONE $2)::date - ($4::int - 1))::timestamp"
+        "                AT TIME ZONE $2)"
+        "  GROUP BY 1),"
+        " totals AS ("
+        "  SELECT b.today,"
+        "   (SELECT coalesce(sum(m.available), 0) FROM points.members m"
+        "    WHERE m.tenant_id = $1 AND m.member_id !~ $5) AS available,"
+        "   (SELECT coalesce(sum(l.remaining - l.held), 0) FROM points.lots l"
+        "    WHERE l.tenant_id = $1 AND l.member_id !~ $5 AND l.expires_at <= $3"
+        "     AND l.remaining > l.held) AS unswept,"
+        "   (SELECT coalesce(sum(x.net), 0) FROM moves x WHERE x.day > b.today) AS later"
+        "  FROM bounds b),"
+        " days AS ("
+        "  SELECT b.today - ($4::int - 1) + i AS day FROM bounds b,"
+        "   generate_series(0, $4::int - 1) AS i)"
+        " SELECT d.day, coalesce(m.issued, 0)::bigint AS issued,"
+        "  coalesce(m.spent, 0)::bigint AS spent, coalesce(m.expired, 0)::bigint AS expired,"
+        "  coalesce(m.reversed, 0)::bigint AS reversed,"
+        "  (t.available - t.later"
+        "   - coalesce(sum(m.net) OVER (ORDER BY d.day ROWS BETWEEN 1 FOLLOWING"
+        "                               AND UNBOUNDED FOLLOWING), 0)"
+        "   - CASE WHEN d.day = t.today THEN t.unswept ELSE 0 END)::bigint AS held"
+        " FROM days d CROSS JOIN totals t LEFT JOIN moves m ON m.day = d.day"
+        " ORDER BY d.day",
+        tenant_id, time_zone, now, days, escrow))
+
+
+async def select_hourly_figures(db: Db, tenant_id: str, now: datetime,
+                                hours: int) -> list[HourlyFigures]:
+    """Events recorded in each of the last ``hours`` UTC hours up to the one of ``now``, oldest
+    first, with the points they awarded."""
+    return as_structs(HourlyFigures, await db.fetch(
+        "WITH recorded AS ("
+        "  SELECT date_trunc('hour', e.recorded_at, 'UTC') AS hour, count(*) AS events,"
+        "   sum(e.points) AS points"
+        "  FROM points.events e"
+        "  WHERE e.tenant_id = $1 AND e.recorded_at"
+        "   >= date_trunc('hour', $2::timestamptz, 'UTC') - make_interval(hours => $3::int - 1)"
+        "  GROUP BY 1)"
+        " SELECT h.hour, coalesce(r.events, 0)::bigint AS events,"
+        "  coalesce(r.points, 0)::bigint AS points"
+        " FROM generate_series(date_trunc('hour', $2::timestamptz, 'UTC')"
+        "                      - make_interval(hours => $3::int - 1),"
+        "                      date_trunc('hour', $2::timestamptz, 'UTC'),"
+        "                      interval '1 hour') AS h(hour)"
+        " LEFT JOIN recorded r ON r.hour = h.hour"
+        " ORDER BY h.hour",
+        tenant_id, now, hours))
+
+
+async def select_member_activity(db: Db, tenant_id: str, now: datetime, escrow: str,
+                                 skew: timedelta) -> MemberActivity:
+    """Members with a ledger account, and members with an event that occurred in the last 7 and
+    30 days. An event is recorded at most ``skew`` before it occurred (a client's clock may run
+    ahead that much), so only events recorded since then are read."""
+    row = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM points.members m"
+        "        WHERE m.tenant_id = $1 AND m.member_id !~ $3) AS members,"
+        " count(DISTINCT e.member_id)"
+        "  FILTER (WHERE e.occurred_at > $2::timestamptz - interval '7 days') AS active_members_7d,"
+        " count(DISTINCT e.member_id) AS active_members_30d"
+        " FROM points.events e"
+        " WHERE e.tenant_id = $1 AND e.occurred_at > $2::timestamptz - interval '30 days'"
+        "  AND e.recorded_at > $2::timestamptz - interval '30 days' - $4::interval",
+        tenant_id, now, escrow, skew)
+    assert row is not None
+    return as_struct(MemberActivity, row)
 
 
 # --- background work -----------------------------------------------------------------------

@@ -1,6 +1,9 @@
-"""HTTP handlers for API keys (admin) and member tokens (ingest); mounted by the points service."""
+"""HTTP handlers for API keys (admin), member tokens (ingest) and who the caller is (anyone);
+mounted by the points service."""
 
 from __future__ import annotations
+
+from typing import cast
 
 from litestar import Controller, delete, get, post
 from litestar.params import JSONBody
@@ -12,6 +15,8 @@ from proto.auth import (
     KeyList,
     MemberToken,
     MemberTokenRequest,
+    PrincipalRole,
+    Whoami,
 )
 from services.runtime import tenants
 from services.runtime.auth import allow
@@ -21,6 +26,16 @@ from services.runtime.errors import ValidationFailed
 
 class AccessController(Controller):
     tags = ["access"]
+
+    @get("/whoami", guards=[allow("admin", "operator", "ingest", member=True)])
+    async def whoami(self, principal: PrincipalDep, resources: ResourcesDep) -> Whoami:
+        """The caller: its tenant and the tenant's time zone, its role, and its key or member."""
+        time_zone = await tenants.tenant_time_zone(resources.pool, principal.tenant_id)
+        label = (await tenants.key_label(resources.pool, principal.tenant_id, principal.key_id)
+                 if principal.key_id is not None else None)
+        return Whoami(tenant_id=principal.tenant_id, time_zone=time_zone,
+                      role=cast(PrincipalRole, principal.role),
+                      key_id=principal.key_id, label=label, member_id=principal.member_id)
 
     @post("/keys", guards=[allow("admin")], status_code=HTTP_201_CREATED)
     async def create_key(self, data: JSONBody[KeyCreateRequest], principal: PrincipalDep,

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -66,6 +66,27 @@ async def outbox_backlog(conn: Db) -> Backlog:
         PARKED_AFTER_SENDS)
     assert row is not None
     return Backlog(int(row["pending"]), float(row["lag"]), int(row["parked"]))
+
+
+class TenantBacklog(NamedTuple):
+    pending: int  # the tenant's events some consumer has not applied yet, unsent ones included
+    oldest_age_s: float | None  # age of the oldest of those at ``now``; None when there is none
+
+
+async def tenant_backlog(db: Db, tenant_id: str, now: datetime) -> TenantBacklog:
+    """What the outbox still holds for one tenant: rows not sent yet, and sent rows that a
+    consumer they were sent to has not applied (recorded in its inbox). Sent rows every consumer
+    has applied are waiting only to be deleted, so they are not counted."""
+    row = await db.fetchrow(
+        "SELECT count(*) AS pending,"
+        " extract(epoch FROM $2::timestamptz - min(o.created_at))::float8 AS oldest"
+        " FROM fuli.outbox o WHERE o.tenant_id = $1"
+        " AND (o.resend_at IS NULL"
+        "      OR cardinality(fuli.waiting_consumers(o.tenant_id, o.event_id, o.consumers)) > 0)",
+        tenant_id, now)
+    assert row is not None
+    oldest = row["oldest"]
+    return TenantBacklog(int(row["pending"]), None if oldest is None else max(oldest, 0.0))
 
 
 def envelope_json(row: asyncpg.Record) -> str:

@@ -125,6 +125,13 @@ async def list_keys(conn: Conn, tenant_id: str) -> list[KeyInfo]:
     ))
 
 
+async def key_label(db: Db, tenant_id: str, key_id: str) -> str | None:
+    """The label of one of the tenant's API keys (None for no label or no such key)."""
+    label = await db.fetchval(
+        "SELECT label FROM fuli.api_keys WHERE key_id = $1 AND tenant_id = $2", key_id, tenant_id)
+    return None if label is None else str(label)
+
+
 async def tenant_exists(db: Db, tenant_id: str) -> bool:
     return bool(await db.fetchval(
         "SELECT EXISTS (SELECT 1 FROM fuli.tenants WHERE tenant_id = $1)", tenant_id))

@@ -450,6 +450,97 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/points/v1/stats/daily": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Daily
+         * @description Per local day of the tenant's time zone, the last ``days`` ending today, oldest first:
+         *     points issued, spent, expired and reversed that day, and the points members held at its
+         *     end (today: now).
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["PointsV1StatsDailyDaily"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/points/v1/stats/hourly": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Hourly
+         * @description Events recorded and the points they awarded per UTC hour, the last ``hours`` ending
+         *     with the current one, oldest first.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["PointsV1StatsHourlyHourly"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/points/v1/stats/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Overview
+         * @description Members, members active in the last 7 and 30 days, and the tenant's outbox lag.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        get: operations["PointsV1StatsOverviewOverview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/points/v1/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whoami
+         * @description The caller: its tenant and the tenant's time zone, its role, and its key or member.
+         *
+         *     Who: an API key with role admin or ingest or operator (roles nest: admin, then operator, then ingest), or a member token for its own member.
+         */
+        get: operations["PointsV1WhoamiWhoami"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -471,6 +562,48 @@ export interface components {
         BatchItemError: {
             code: string;
             message: string;
+        };
+        /**
+         * DailyFigures
+         * @description One local day of the tenant's ledger, from its transfers (entries) of that day. Escrow
+         *     members (a red-packet pool's or packet's points, see proto.common) are left out throughout:
+         *     these are the figures of people.
+         *
+         *     - ``issued``: points credited to members from outside them: entries of kind ``earn``
+         *       (events), ``grant`` (grants, and the receiving side of a move) and ``refund`` (a captured
+         *       hold given back).
+         *     - ``spent``: entries of kind ``debit`` (debits, and the sending side of a move) and
+         *       ``capture`` (captured holds).
+         *     - ``expired``: entries of kind ``expiry``, on the day the expiry sweep moved them.
+         *     - ``reversed``: entries of kind ``reversal``: points clawed back by event reversals, and
+         *       points retired to the issuance account.
+         *     - ``held``: a stock, not a flow: the sum of members' available balances at the end of the
+         *       day, as the ledger's entries leave them (a lot past its expiry counts until the expiry
+         *       sweep, which runs every minute, moves it; ``expired`` counts it then). For today it is
+         *       now, exactly as ``GET /members/{id}`` answers it: points of lots past their expiry that
+         *       the sweep has not moved yet are left out. Points in pending holds are not available, so
+         *       they are not in it either.
+         *
+         *     Placing and settling holds moves points between a member's available and held balances only,
+         *     so ``hold`` and ``void`` entries are in no flow (they change ``held``).
+         */
+        DailyFigures: {
+            /** Format: date */
+            day: string;
+            expired: number;
+            held: number;
+            issued: number;
+            reversed: number;
+            spent: number;
+        };
+        /**
+         * DailyStats
+         * @description The last ``days`` local days of the tenant's time zone, oldest first, today last, every
+         *     day present.
+         */
+        DailyStats: {
+            days: components["schemas"]["DailyFigures"][];
+            time_zone: string;
         };
         /** Debit */
         Debit: {
@@ -616,6 +749,26 @@ export interface components {
             points: number;
             reason: string;
         };
+        /**
+         * HourlyFigures
+         * @description Events the ledger recorded in one hour (``hour`` is its start, UTC): every accepted event
+         *     (POST /events, /events/batch and earning from red-packet activity), capped ones included,
+         *     and the points they awarded.
+         */
+        HourlyFigures: {
+            events: number;
+            /** Format: date-time */
+            hour: string;
+            points: number;
+        };
+        /**
+         * HourlyStats
+         * @description The last ``hours`` hours, oldest first, the current one last, every hour present.
+         */
+        HourlyStats: {
+            hours: components["schemas"]["HourlyFigures"][];
+            time_zone: string;
+        };
         /** KeyCreateRequest */
         KeyCreateRequest: {
             /** @default null */
@@ -733,6 +886,15 @@ export interface components {
         MultiplierIn: {
             earn_multiplier: number;
         };
+        /**
+         * OutboxLag
+         * @description This tenant's events in the outbox that some consumer has not applied yet (never sent
+         *     ones included), and the age of the oldest of them (null when there is none).
+         */
+        OutboxLag: {
+            oldest_pending_age_s: number | null;
+            pending: number;
+        };
         /** Refund */
         Refund: {
             available: number;
@@ -818,6 +980,34 @@ export interface components {
         SettleIn: {
             /** @default null */
             note?: string | null;
+        };
+        /**
+         * StatsOverview
+         * @description ``members``: members with a ledger account (escrow members left out);
+         *     ``active_members_7d`` / ``_30d``: members with an event that occurred in the last 7 / 30
+         *     days; ``at``: when these were read.
+         */
+        StatsOverview: {
+            active_members_30d: number;
+            active_members_7d: number;
+            /** Format: date-time */
+            at: string;
+            members: number;
+            outbox: components["schemas"]["OutboxLag"];
+        };
+        /**
+         * Whoami
+         * @description The caller: its tenant and the tenant's time zone, its role, and the API key (``key_id``,
+         *     ``label``) or the member (``member_id``) it is.
+         */
+        Whoami: {
+            key_id: string | null;
+            label: string | null;
+            member_id: string | null;
+            /** @enum {unknown} */
+            role: "admin" | "ingest" | "member" | "operator" | "service";
+            tenant_id: string;
+            time_zone: string;
         };
     };
     responses: {
@@ -1625,6 +1815,108 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    PointsV1StatsDailyDaily: {
+        parameters: {
+            query?: {
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DailyStats"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    PointsV1StatsHourlyHourly: {
+        parameters: {
+            query?: {
+                hours?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HourlyStats"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    PointsV1StatsOverviewOverview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatsOverview"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    PointsV1WhoamiWhoami: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Whoami"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };
