@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import {
-  leftStatus, packetsLeft, percentLeft, pointsLeft, refreshWhileVisible, settled, type Visibility,
+  leftColor, packetsLeft, percentLeft, pointsLeft, refreshWhileVisible, settled, type Visibility,
 } from "../src/lib/campaigns";
 import { leaderboardOption, teamLabel } from "../src/lib/charts/campaigns";
 
@@ -47,9 +47,9 @@ describe("pool figures", () => {
   });
 
   it("colour the bar by what is left", () => {
-    expect(leftStatus(0)).toBe("exception");
-    expect(leftStatus(19.9)).toBe("warning");
-    expect(leftStatus(20)).toBe("success");
+    expect(leftColor(0)).toBe("#f56c6c");
+    expect(leftColor(19.9)).toBe("#e6a23c");
+    expect(leftColor(20)).toBe("#67c23a");
   });
 });
 

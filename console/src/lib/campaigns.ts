@@ -31,10 +31,11 @@ export function pointsLeft(pool: PoolFigures): number {
   return percentLeft(pool.remaining_points, pool.total_points);
 }
 
-/** The colour of a pool's progress bar: plenty left, running low (under 20 %), empty. */
-export function leftStatus(percent: number): "success" | "warning" | "exception" {
-  if (percent <= 0) return "exception";
-  return percent < 20 ? "warning" : "success";
+/** The colour of a pool's progress bar: green with plenty left, orange running low (under
+ * 20 %), red when empty (the bar keeps its percentage as text). */
+export function leftColor(percent: number): string {
+  if (percent <= 0) return "#f56c6c";
+  return percent < 20 ? "#e6a23c" : "#67c23a";
 }
 
 /** `GET /campaigns/{id}/results`: the ranking is there once the campaign is settled. */
