@@ -74,13 +74,14 @@ $(CONSOLE_BUILT): $(CONSOLE_DEPS) $(CONSOLE_SOURCES)
 
 console: $(CONSOLE_BUILT)
 
-# The browser tests drive Debian's Chromium (tests/console): installed here when it is missing
-# and apt-get may be used; otherwise those tests fail saying how to install it.
+# The browser tests drive Debian's Chromium (tests/console), with a Chinese font for the
+# screenshots: installed here when Chromium is missing and apt-get may be used; otherwise those
+# tests fail saying how to install it.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian's chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; \
 	  else echo "chromium is missing: the browser tests need it (apt-get install chromium)"; fi; }
 
 clean:

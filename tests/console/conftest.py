@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, sync_playwright
 
 from tests.e2e.process import REPO, FuliServer
 
@@ -116,7 +116,12 @@ class ConsolePage:
         self.page = page
         self.stack = stack
         self.errors: list[str] = []
+        # Answers >= 400, to say which request a "Failed to load resource" error was.
+        self.refused: list[str] = []
         page.on("console", self._on_console)
+        page.on("response", lambda response: self.refused.append(
+            f"{response.status} {response.request.method} {response.url}")
+            if response.status >= 400 else None)
         page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
 
     def _on_console(self, message: ConsoleMessage) -> None:
@@ -132,10 +137,15 @@ class ConsolePage:
 
     def sign_in(self, key: str, *, expect_failure: bool = False) -> None:
         self.page.goto(self.stack.console_url)
-        self.page.get_by_test_id("api-key").locator("input").fill(key)
+        self.field("api-key").fill(key)
         self.page.get_by_test_id("sign-in").click()
         if not expect_failure:
             self.page.get_by_test_id("identity").wait_for()
+
+    def field(self, test_id: str) -> Locator:
+        """The <input> of an Element Plus field (its test id lands on the input or around it)."""
+        return self.page.locator(
+            f'input[data-testid="{test_id}"], [data-testid="{test_id}"] input').first
 
     def open(self, name: str) -> None:
         """Open a page from the menu and wait for it."""
@@ -160,6 +170,7 @@ class ConsolePage:
         section.wait_for()
         body = json.loads(section.get_by_test_id("call-body").inner_text())
         self.page.keyboard.press("Escape")
+        section.wait_for(state="hidden")
         return body
 
     def screenshot(self, name: str) -> Path:
@@ -177,6 +188,6 @@ def console(browser: Browser, console_stack: ConsoleStack) -> Iterator[ConsolePa
     tab = ConsolePage(context.new_page(), console_stack)
     try:
         yield tab
-        assert tab.errors == [], tab.errors
+        assert tab.errors == [], (tab.errors, tab.refused)
     finally:
         context.close()

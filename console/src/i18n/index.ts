@@ -5,14 +5,15 @@ import { createI18n } from "vue-i18n";
 
 import type { Locale } from "../lib/format";
 
-type Messages = Record<string, unknown>;
+type Messages = { [key: string]: Messages | string };
 type PageMessages = { "zh-CN": Messages; en: Messages };
 
 const modules = import.meta.glob<{ default: Record<string, PageMessages> }>("./messages/*.ts",
                                                                               { eager: true });
 
-export function mergeMessages(pages: Record<string, PageMessages>[]): Record<Locale, Messages> {
-  const merged: Record<Locale, Messages> = { "zh-CN": {}, en: {} };
+export function mergeMessages(pages: Record<string, PageMessages>[]
+): Record<Locale, Record<string, Messages>> {
+  const merged: Record<Locale, Record<string, Messages>> = { "zh-CN": {}, en: {} };
   for (const page of pages) {
     for (const [name, words] of Object.entries(page)) {
       merged["zh-CN"][name] = words["zh-CN"];
