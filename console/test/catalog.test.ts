@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import {
-  fitVerdict, initialWeights, invalidWeights, oddsFit, previewOdds, smallExpectations,
+  fitVerdict, formatP, initialWeights, invalidWeights, oddsFit, previewOdds, smallExpectations,
   weightsChanged, withWeights, type BoxDefinition,
 } from "../src/lib/catalog";
 import { observedOption, oddsPieOption } from "../src/lib/charts/catalog";
@@ -130,5 +130,15 @@ describe("oddsFit", () => {
     expect(skewed.statistic).toBe(36);
     expect(fitVerdict(skewed)).toBe("suspicious");
     expect(smallExpectations({ draws: 100, prizes: [{ observed: 80, expected: 50 }] })).toBe(false);
+  });
+});
+
+describe("formatP", () => {
+  it("shows four decimals, and a bound below them", () => {
+    expect(formatP(1)).toBe("1.0000");
+    expect(formatP(0.04321)).toBe("0.0432");
+    expect(formatP(0.0001)).toBe("0.0001");
+    expect(formatP(0.00009)).toBe("< 0.0001");
+    expect(formatP(0)).toBe("< 0.0001");
   });
 });
