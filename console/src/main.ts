@@ -10,13 +10,11 @@ import { createApp } from "vue";
 import App from "./App.vue";
 import { i18n, savedLocale } from "./i18n";
 import { restore } from "./lib/session";
-import { router } from "./router";
+import { prefetchPage, router, waitForSession } from "./router";
 
-async function start(): Promise<void> {
-  document.documentElement.lang = savedLocale();
-  // A key kept by this tab signs in again before the first page decides where to go.
-  await restore();
-  createApp(App).use(i18n).use(router).use(ElLoading).mount("#app");
-}
-
-void start();
+document.documentElement.lang = savedLocale();
+// A key kept by this tab signs in again while the first page's code loads: the router waits
+// for the one, the other is fetched at once.
+waitForSession(restore());
+prefetchPage(window.location.hash.slice(1) || "/overview");
+createApp(App).use(i18n).use(router).use(ElLoading).mount("#app");

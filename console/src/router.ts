@@ -34,7 +34,24 @@ export const pages: RouteRecordRaw[] = [
 
 export const router = createRouter({ history: createWebHashHistory(), routes: pages });
 
-router.beforeEach((to) => {
+let sessionRestored: Promise<unknown> = Promise.resolve();
+
+/** The first navigation waits for the tab's kept key to be checked (lib/session restore). */
+export function waitForSession(restoring: Promise<unknown>): void {
+  sessionRestored = restoring;
+}
+
+/** Start loading the code of the page at `path` (the first page, while the session is
+ * checked). */
+export function prefetchPage(path: string): void {
+  for (const record of router.resolve(path).matched) {
+    const component = record.components?.default;
+    if (typeof component === "function") void (component as () => Promise<unknown>)();
+  }
+}
+
+router.beforeEach(async (to) => {
+  await sessionRestored;
   const meta = to.meta as Partial<PageMeta>;
   if (!meta.public && session.identity === null) {
     return { name: "sign-in", query: to.fullPath === "/overview" ? {} : { next: to.fullPath } };

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC, datetime
 
 from services.runtime.errors import ValidationFailed
 
@@ -34,3 +35,22 @@ def decode_int_cursor(cursor: str, *, minimum: int = 0) -> int:
     if not text.isdigit() or len(text) > 18 or int(text) < minimum:
         raise ValidationFailed("invalid cursor", field="cursor")
     return int(text)
+
+
+def newest_first_cursor(at: datetime, key: str) -> str:
+    """The cursor after the row made at ``at`` with id ``key``, in a list newest first."""
+    return encode_cursor(at.isoformat(), key)
+
+
+def before_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """The (time, id) a ``newest_first_cursor`` names; a cursor that is not one is a 422."""
+    if not cursor:
+        return None
+    at, key = decode_cursor(cursor, 2)
+    try:
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError(at)
+        return when.astimezone(UTC), key
+    except (ValueError, OverflowError):  # not a time with an offset, or before year 1 in UTC
+        raise ValidationFailed("invalid cursor", field="cursor") from None

@@ -70,6 +70,29 @@ async def test_spends_take_the_first_expiring_lots_first(points: Points,
     await points.assert_ledger_ok()
 
 
+async def test_earned_points_wait_while_granted_points_expiring_sooner_are_spent(
+        points: Points, resources: Resources) -> None:
+    """An earned lot (a year by default) and a granted one expiring in an hour: every kind of
+    spend takes the granted lot first, whatever the lots' sources."""
+    member = uid("m")
+    assert (await points.put_rule("first_order", points=20)).status_code == 200
+    assert (await points.event(member, "first_order")).status_code == 201
+    await points.grant([{"member_id": member, "points": 10, "expires_at": soon(3600)}])
+
+    async def lots() -> list[tuple[str, int, int]]:
+        rows = await resources.pool.fetch(
+            "SELECT source, remaining, held FROM points.lots"
+            " WHERE tenant_id = $1 AND member_id = $2 ORDER BY expires_at",
+            points.tenant.name, member)
+        return [(r["source"], r["remaining"], r["held"]) for r in rows]
+
+    assert (await points.debit(member, 4)).status_code == 201
+    assert await lots() == [("grant", 6, 0), ("event", 20, 0)]
+    assert (await points.hold(member, 8)).status_code == 201
+    assert await lots() == [("grant", 6, 6), ("event", 20, 2)]
+    await points.assert_ledger_ok()
+
+
 async def test_a_hold_times_out_to_void_and_cannot_be_captured(
         points: Points, settings: Settings) -> None:
     member = uid("m")

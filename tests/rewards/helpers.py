@@ -1,5 +1,5 @@
-"""Helpers of the rewards tests: a points client that fails on demand, and a count of the rows
-a request could have changed."""
+"""Helpers of the rewards tests: a points client that fails on demand, a count of the rows
+a request could have changed, and cursors a list newest first refuses."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 import httpx
 
 from services.rewards.points_client import PointsClient
+from services.runtime.pagination import encode_cursor
 from services.runtime.peer_http import PeerHttp
 from services.runtime.resources import Resources
 from services.runtime.stack import Stack
@@ -43,3 +44,10 @@ async def rewards_rows(resources: Resources, tenant: str) -> tuple[int, ...]:
         " (SELECT count(*) FROM points.holds WHERE tenant_id = $1),"
         " (SELECT count(*) FROM fuli.idempotency WHERE tenant_id = $1)", tenant)
     return tuple(row)
+
+
+# Not a cursor, one part, not a time, a time without an offset, before year 1 in UTC, a NUL.
+BAD_NEWEST_FIRST_CURSORS = [
+    "!!!!", encode_cursor("x"), encode_cursor("not-a-time", "p"),
+    encode_cursor("2026-01-01T00:00:00", "p"), encode_cursor("0001-01-01T00:00:00+14:00", "p"),
+    encode_cursor("2026-01-01T00:00:00+00:00", "p\x00q")]

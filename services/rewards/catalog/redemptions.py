@@ -38,11 +38,10 @@ from services.runtime.errors import (
     FuliError,
     IdempotencyConflict,
     NotFound,
-    ValidationFailed,
 )
 from services.runtime.idempotency import Outcome, fingerprint
 from services.runtime.outbox import emit
-from services.runtime.pagination import decode_cursor, encode_cursor
+from services.runtime.pagination import before_cursor, newest_first_cursor
 
 log = logging.getLogger("fuli.rewards.redemptions")
 
@@ -292,13 +291,7 @@ class Redemptions:
     async def member_redemptions(self, tenant_id: str, member_id: str, limit: int,
                                  cursor: str | None) -> RedemptionList:
         """The member's completed and cancelled redemptions, newest first."""
-        before = None
-        if cursor:
-            at, redemption_id = decode_cursor(cursor, 2)
-            try:
-                before = (datetime.fromisoformat(at), redemption_id)
-            except ValueError:
-                raise ValidationFailed("invalid cursor", field="cursor") from None
+        before = before_cursor(cursor)
         rows = await store.member_redemptions(self.pool, tenant_id, member_id, before,
                                               limit + 1)
         page = rows[:limit]
@@ -306,8 +299,8 @@ class Redemptions:
             redemption_id=row.redemption_id, member_id=row.member_id, sku=row.sku,
             quantity=row.quantity, points=row.points,
             status=rules.shown_status(row.status), codes=list(row.codes)) for row in page]
-        next_cursor = encode_cursor(page[-1].created_at.isoformat(),
-                                    page[-1].redemption_id) if len(rows) > limit else None
+        next_cursor = (newest_first_cursor(page[-1].created_at, page[-1].redemption_id)
+                       if len(rows) > limit else None)
         return RedemptionList(items=items, next_cursor=next_cursor)
 
     # --- the worker ------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from typing import Literal
 from proto import rewards as r
 from proto.events import PacketGrabbed, PacketMade
 from services.rewards.ids import digest
-from services.rewards.params import before_cursor, newest_first_cursor
 from services.rewards.points_client import PointsClient
 from services.rewards.red_packets import rules, store
 from services.rewards.red_packets.shares import MEMBER_LIMIT, NONE_LEFT, ShareDispenser
@@ -43,6 +42,7 @@ from services.runtime.errors import (
 )
 from services.runtime.idempotency import Outcome, fingerprint
 from services.runtime.outbox import emit
+from services.runtime.pagination import before_cursor, newest_first_cursor
 from services.runtime.resources import Resources
 
 log = logging.getLogger("fuli.rewards.red_packets")

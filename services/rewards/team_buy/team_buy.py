@@ -12,7 +12,6 @@ from proto import team_buy as tb
 from proto.events import CampaignSettled, Envelope, PurchaseRecorded, PurchaseReversed, TeamFormed
 from proto.rewards import IssueIn
 from services.rewards.ids import digest
-from services.rewards.params import before_cursor, newest_first_cursor
 from services.rewards.points_client import PointsClient
 from services.rewards.team_buy import rules, store
 from services.rewards.team_buy.leaderboard import Leaderboards
@@ -22,7 +21,12 @@ from services.runtime.bus import consume
 from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, FuliError, NotFound, ValidationFailed
 from services.runtime.outbox import emit
-from services.runtime.pagination import decode_int_cursor, encode_cursor
+from services.runtime.pagination import (
+    before_cursor,
+    decode_int_cursor,
+    encode_cursor,
+    newest_first_cursor,
+)
 from services.runtime.resources import Resources
 from services.runtime.tenants import tenant_time_zone
 

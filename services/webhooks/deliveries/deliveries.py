@@ -12,7 +12,7 @@ from proto.webhooks import PUBLIC_EVENT_TYPES
 from services.runtime.bus import Handler
 from services.runtime.db import Conn, Pool
 from services.runtime.errors import NotFound, ValidationFailed
-from services.runtime.pagination import decode_cursor, encode_cursor
+from services.runtime.pagination import before_cursor, newest_first_cursor
 from services.webhooks.deliveries import rules, store
 from services.webhooks.deliveries.sender import Sender
 from services.webhooks.endpoints.endpoints import Endpoints
@@ -50,18 +50,12 @@ class Deliveries:
     async def listed(self, tenant_id: str, endpoint_id: str, status: str | None, limit: int,
                      cursor: str | None) -> w.DeliveryList:
         await self._endpoints.row(tenant_id, endpoint_id)
-        before: tuple[datetime, str] | None = None
-        if cursor:
-            at, delivery_id = decode_cursor(cursor, 2)
-            try:
-                before = (datetime.fromisoformat(at), delivery_id)
-            except ValueError:
-                raise ValidationFailed("invalid cursor", field="cursor") from None
+        before = before_cursor(cursor)
         items = await store.page(self._pool, tenant_id, endpoint_id, status, before, limit + 1)
         more = len(items) > limit
         items = items[:limit]
-        return w.DeliveryList(items=items, next_cursor=encode_cursor(
-            items[-1].created_at.isoformat(), items[-1].delivery_id) if more else None)
+        return w.DeliveryList(items=items, next_cursor=newest_first_cursor(
+            items[-1].created_at, items[-1].delivery_id) if more else None)
 
     async def get(self, tenant_id: str, endpoint_id: str, delivery_id: str) -> w.Delivery:
         found = await store.get(self._pool, tenant_id, endpoint_id, delivery_id)

@@ -9,6 +9,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
+from services.runtime.pagination import encode_cursor
 from tests.rewards.boxes.test_boxes import draw, put_box
 from tests.support.api import Rewards, error_code, member_token, uid
 
@@ -75,8 +76,8 @@ async def test_the_list_pages_through_every_box_by_id(rewards: Rewards) -> None:
 
 async def test_the_list_refuses_bad_queries_and_other_roles(rewards: Rewards) -> None:
     await put_box(rewards)
-    for params in ({"limit": 0}, {"limit": 201}, {"limit": "many"},
-                   {"cursor": "!!!!"}, {"cursor": "x" * 201}):
+    for params in ({"limit": 0}, {"limit": 201}, {"limit": "many"}, {"cursor": "!!!!"},
+                   {"cursor": "x" * 201}, {"cursor": encode_cursor("\x00")}):
         response = await get(rewards, "/boxes", **params)
         assert response.status_code == 422, (params, response.text)
         assert error_code(response) == "validation_failed", (params, response.text)

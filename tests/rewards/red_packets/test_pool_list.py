@@ -8,6 +8,7 @@ from typing import Any
 
 from services.rewards.red_packets.actors import settle_red_packets
 from services.runtime.settings import Settings
+from tests.rewards.helpers import BAD_NEWEST_FIRST_CURSORS
 from tests.rewards.red_packets.test_red_packets import later, make_pool, open_pool, run
 from tests.support.api import Rewards, error_code, member_token, uid
 
@@ -65,7 +66,7 @@ async def test_pools_newest_first_by_status_with_what_is_left(
 async def test_bad_pool_queries_are_422_and_only_operators_list(rewards: Rewards) -> None:
     await make_pool(rewards)
     for params in ({"status": "closed"}, {"status": ""}, {"limit": 0}, {"limit": 500},
-                   {"cursor": "!!!!"}, {"cursor": "eA"}, {"cursor": "bm90LWEtdGltZR9w"}):
+                   *({"cursor": cursor} for cursor in BAD_NEWEST_FIRST_CURSORS)):
         response = await pools(rewards, **params)
         assert response.status_code == 422, (params, response.text)
         assert error_code(response) == "validation_failed", (params, response.text)

@@ -10,6 +10,7 @@ import httpx
 
 from services.rewards.team_buy import actors
 from services.runtime.settings import Settings
+from tests.rewards.helpers import BAD_NEWEST_FIRST_CURSORS
 from tests.rewards.team_buy.test_team_buy import TeamBuy, run
 from tests.support.api import Tenant, error_code, member_token, uid
 
@@ -68,7 +69,7 @@ async def test_bad_campaign_queries_are_422_and_only_operators_list(
     api = TeamBuy(client, tenant, uid("camp"))
     assert (await api.put()).status_code == 200
     for params in ({"status": "closed"}, {"status": "OPEN"}, {"limit": 0}, {"limit": 201},
-                   {"cursor": "!!!!"}, {"cursor": "bm90LWEtdGltZR9w"}):
+                   *({"cursor": cursor} for cursor in BAD_NEWEST_FIRST_CURSORS)):
         response = await campaigns(api, **params)
         assert response.status_code == 422, (params, response.text)
         assert error_code(response) == "validation_failed", (params, response.text)
