@@ -38,8 +38,17 @@ $(VENV)/.bench: $(STAMP)
 run: $(STAMP) $(CONSOLE_BUILT)
 	$(BIN)/fuli up
 
+# The suite on two processes (pytest-xdist), each with its own embedded servers; in one against
+# configured servers, which the processes would share (a fault test flushing Redis, a worker
+# taking the other's messages). PYTEST_WORKERS=0 runs it in this process.
+ifeq ($(FULI_DATABASE_URL)$(FULI_REDIS_URL)$(FULI_BROKER_URL),)
+PYTEST_WORKERS ?= 2
+else
+PYTEST_WORKERS ?= 0
+endif
+
 test: $(STAMP) $(CONSOLE_BUILT) chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check proto services tests loadtests
