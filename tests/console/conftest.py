@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +18,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, sync_playwright
 
-from tests.e2e.process import REPO, FuliServer
+from tests.e2e.process import REPO, WALKTHROUGH, make_run_stack, walkthrough_env
 
-ADMIN_KEY = re.compile(r"^\s+(fuli_\S+)$", re.MULTILINE)
-WALKTHROUGH = REPO / "examples" / "walkthrough.sh"
 CONSOLE_DIST = REPO / "console" / "dist"
 SCREENSHOTS = REPO / ".fuli" / "console-screenshots"
-BIN = Path(sys.executable).parent  # node and npm of the virtual environment
 
 
 def chromium_path() -> str:
@@ -70,35 +64,24 @@ class ConsoleStack:
 def console_stack() -> Iterator[ConsoleStack]:
     if not (CONSOLE_DIST / "index.html").is_file():
         pytest.fail("console/dist is not built: `make test` builds it (`make console`)")
-    with tempfile.TemporaryDirectory(prefix="fuli-console-") as data_dir:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FULI_")}
-        env.update(FULI_DATA_DIR=data_dir, FULI_LOG_LEVEL="WARNING")
-        server = FuliServer(env)
-        printed = server.start()
+    with make_run_stack("fuli-console-") as (server, admin):
+        seed = subprocess.run(["bash", str(WALKTHROUGH)], cwd=REPO, capture_output=True,
+                              text=True, timeout=300, check=False,
+                              env=walkthrough_env(server.base_url, admin))
+        assert seed.returncode == 0, seed.stdout + seed.stderr
+        keys: dict[str, str] = {}
+        with httpx.Client(base_url=server.base_url, timeout=30,
+                          headers={"Authorization": f"Bearer {admin}"}) as http:
+            for role in ("operator", "ingest"):
+                made = http.post("/points/v1/keys", json={"role": role, "label": "console"})
+                assert made.status_code == 201, made.text
+                keys[role] = made.json()["key"]
+        stack = ConsoleStack(server.base_url, admin, keys["operator"], keys["ingest"])
         try:
-            found = ADMIN_KEY.search(printed)
-            assert found, f"no admin key in what fuli up printed:\n{printed}"
-            admin = found.group(1)
-            seed = subprocess.run(
-                ["bash", str(WALKTHROUGH)], cwd=REPO, capture_output=True, text=True,
-                timeout=300, check=False,
-                env={**env, "FULI_URL": server.base_url, "FULI_ADMIN_KEY": admin,
-                     "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
-            assert seed.returncode == 0, seed.stdout + seed.stderr
-            keys: dict[str, str] = {}
-            with httpx.Client(base_url=server.base_url, timeout=30,
-                              headers={"Authorization": f"Bearer {admin}"}) as http:
-                for role in ("operator", "ingest"):
-                    made = http.post("/points/v1/keys", json={"role": role, "label": "console"})
-                    assert made.status_code == 201, made.text
-                    keys[role] = made.json()["key"]
-            stack = ConsoleStack(server.base_url, admin, keys["operator"], keys["ingest"])
             yield stack
+        finally:
             for client in stack.clients.values():
                 client.close()
-        finally:
-            code = server.stop()
-            assert code == 0, server.log.read_text()[-4000:]
 
 
 # Per module: Playwright's synchronous API runs an event loop in this thread while it is open,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from tests.console.conftest import BIN, REPO
+from tests.e2e.process import BIN, REPO
 
 CONSOLE = REPO / "console"
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ import asyncpg
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+WALKTHROUGH = REPO / "examples" / "walkthrough.sh"
+BIN = Path(sys.executable).parent  # the virtual environment's bin: node and npm come with it
 # An API key as `fuli` prints it.
 KEY = re.compile(r"(fuli_[0-9a-f]{16}_[A-Za-z0-9_-]{20,})")
 
@@ -119,3 +124,34 @@ def newest_worker_pid(database_url: str) -> int | None:
             await conn.close()
 
     return asyncio.run(query())
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any FULI_* setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FULI_")}
+
+
+@contextlib.contextmanager
+def make_run_stack(prefix: str) -> Iterator[tuple[FuliServer, str]]:
+    """`fuli up` as `make run` starts it, and the admin key it printed: no FULI_* settings but
+    the port and a fresh data directory (not under pytest's tmp_path, whose root another pytest
+    session starting may make unreachable for the PostgreSQL server's own user). It must stop
+    cleanly."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
+        server = FuliServer({**clean_env(), "FULI_DATA_DIR": data_dir,
+                             "FULI_LOG_LEVEL": "WARNING"})
+        printed = server.start()
+        try:
+            admin = KEY.search(printed)
+            assert admin, f"no admin key in what fuli up printed:\n{printed}"
+            yield server, admin.group(1)
+        finally:
+            code = server.stop()
+            assert code == 0, server.log.read_text()[-4000:]
+
+
+def walkthrough_env(url: str, key: str) -> dict[str, str]:
+    """The environment examples/walkthrough.sh runs in against ``url`` with admin ``key``."""
+    env = clean_env()
+    env.update(FULI_URL=url, FULI_ADMIN_KEY=key, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    return env

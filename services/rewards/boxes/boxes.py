@@ -21,7 +21,6 @@ from proto.rewards import (
     BoxIn,
     BoxList,
     BoxStats,
-    BoxSummary,
     DrawIn,
     DrawnPrize,
     DrawProof,
@@ -113,20 +112,23 @@ class Boxes:
         after = decode_cursor(cursor, 1)[0] if cursor else None
         rows = await store.boxes(self.pool, tenant_id, after, limit + 1)
         page = rows[:limit]
-        return BoxList(items=[BoxSummary(
-            box_id=row.box_id, name=row.name, cost_points=row.cost_points, prizes=row.prizes,
-            pity=row.pity, seed_no=row.seed_no, enabled=row.enabled, updated_at=row.updated_at)
-            for row in page], next_cursor=encode_cursor(page[-1].box_id)
-            if len(rows) > limit else None)
+        return BoxList(items=page, next_cursor=encode_cursor(page[-1].box_id)
+                       if len(rows) > limit else None)
+
+    @staticmethod
+    async def _definition(conn: Conn, tenant_id: str, box_id: str
+                          ) -> tuple[store.Definition, list[store.PrizeRow]]:
+        """The box's row and its prizes (in the caller's snapshot); an unknown box is 404."""
+        found = await store.definition(conn, tenant_id, box_id)
+        if found is None:
+            raise NotFound(f"no box {box_id!r}", code="unknown_box", box_id=box_id)
+        return found, await store.box_prizes(conn, tenant_id, box_id)
 
     async def box(self, tenant_id: str, box_id: str) -> Box:
         """The definition as the PUT takes it; each prize's stock is what is left of it."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                                  readonly=True):
-            found = await store.definition(conn, tenant_id, box_id)
-            if found is None:
-                raise NotFound(f"no box {box_id!r}", code="unknown_box", box_id=box_id)
-            prizes = await store.box_prizes(conn, tenant_id, box_id)
+            found, prizes = await self._definition(conn, tenant_id, box_id)
         box = found.box
         return Box(box_id=box_id, seed_no=found.seed_no, updated_at=found.updated_at,
                    definition=BoxIn(
@@ -147,10 +149,7 @@ class Boxes:
         its published odds."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                                  readonly=True):
-            found = await store.definition(conn, tenant_id, box_id)
-            if found is None:
-                raise NotFound(f"no box {box_id!r}", code="unknown_box", box_id=box_id)
-            prizes = await store.box_prizes(conn, tenant_id, box_id)
+            found, prizes = await self._definition(conn, tenant_id, box_id)
             counts = await store.prize_draws(conn, tenant_id, box_id, found.updated_at)
         chances = rules.probabilities([rules.Prize(p.prize_id, p.weight, p.stock_left)
                                        for p in prizes])

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import msgspec
 
-from proto.rewards import BoxIn, WeightedPrize
+from proto.rewards import BoxIn, BoxSummary, WeightedPrize
 from services.rewards.boxes.rules import commitment, new_seed
 from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
 from services.runtime.idempotency import Outcome
@@ -34,17 +34,6 @@ class PrizeRow(msgspec.Struct, frozen=True):
     kind: str
     points: int | None
     sku: str | None
-
-
-class BoxListRow(msgspec.Struct, frozen=True):
-    box_id: str
-    name: str
-    cost_points: int
-    prizes: int
-    pity: bool
-    seed_no: int | None
-    enabled: bool
-    updated_at: datetime
 
 
 class Definition(msgspec.Struct, frozen=True):
@@ -154,9 +143,9 @@ async def box(db: Db, tenant_id: str, box_id: str) -> BoxRow | None:
         " WHERE tenant_id = $1 AND box_id = $2", tenant_id, box_id))
 
 
-async def boxes(db: Db, tenant_id: str, after: str | None, limit: int) -> list[BoxListRow]:
+async def boxes(db: Db, tenant_id: str, after: str | None, limit: int) -> list[BoxSummary]:
     """The tenant's boxes by id, after the box ``after``."""
-    return as_structs(BoxListRow, await db.fetch(
+    return as_structs(BoxSummary, await db.fetch(
         "SELECT b.box_id, b.name, b.cost_points, b.pity_after IS NOT NULL AS pity, b.enabled,"
         " b.updated_at,"
         " (SELECT count(*) FROM rewards.box_prizes p"
