@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Browser, Response, sync_playwright
+from playwright.sync_api import Browser, Page, Response, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -79,40 +79,47 @@ def api_baseline_ms(base_url: str, key: str, runs: int) -> list[float]:
     return timings
 
 
-def first_render_ms(browser: Browser, console_url: str, key: str) -> tuple[float, int]:
-    """(ms from navigation start to the drawn Overview, gzip bytes of the scripts fetched)."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    context.add_init_script(f"sessionStorage.setItem('fuli.console.key', {json.dumps(key)})")
+def keep_scripts(page: Page) -> dict[str, bytes]:
+    """The scripts the page fetches from now on, by URL (filled in as they arrive)."""
     scripts: dict[str, bytes] = {}
 
     def keep(response: Response) -> None:
         if response.request.resource_type == "script" and response.ok:
             scripts[response.url] = response.body()
 
+    page.on("response", keep)
+    return scripts
+
+
+def gzip_bytes(scripts: dict[str, bytes]) -> int:
+    return sum(len(gzip.compress(body, 9)) for body in scripts.values())
+
+
+def first_render_ms(browser: Browser, console_url: str, key: str) -> tuple[float, int]:
+    """(ms from navigation start to the drawn Overview, gzip bytes of the scripts fetched)."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.add_init_script(f"sessionStorage.setItem('fuli.console.key', {json.dumps(key)})")
     try:
         page = context.new_page()
-        page.on("response", keep)
+        scripts = keep_scripts(page)
         page.goto(f"{console_url}#/overview")
         page.wait_for_function(DRAWN, polling="raf", timeout=30_000)
         rendered = float(page.evaluate("performance.now()"))
         page.wait_for_load_state("networkidle")
-        weight = sum(len(gzip.compress(body, 9)) for body in scripts.values())
-        return rendered, weight
+        return rendered, gzip_bytes(scripts)
     finally:
         context.close()
 
 
 def sign_in_page_weight(browser: Browser, console_url: str) -> int:
     context = browser.new_context()
-    scripts: dict[str, bytes] = {}
     try:
         page = context.new_page()
-        page.on("response", lambda r: scripts.__setitem__(r.url, r.body())
-                if r.request.resource_type == "script" and r.ok else None)
+        scripts = keep_scripts(page)
         page.goto(console_url)
         page.get_by_test_id("api-key").wait_for()
         page.wait_for_load_state("networkidle")
-        return sum(len(gzip.compress(body, 9)) for body in scripts.values())
+        return gzip_bytes(scripts)
     finally:
         context.close()
 
