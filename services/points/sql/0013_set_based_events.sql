@@ -33,7 +33,14 @@ DECLARE
     v_set int[] := '{}';
     v_one_by_one int[] := '{}';
     v_claimed int[];
+    v_claimed_rows tid[];
+    v_members text[];
+    v_member_rows tid[];
 BEGIN
+    -- Every lookup in a big table is a probe by its whole key from a LATERAL subquery (or by
+    -- row address): a join would let the planner scan a tenant's whole index when the column
+    -- statistics are older than the table's growth (seen on a fresh database under load:
+    -- 200 events took 130 ms, and more with every group).
     FOR c IN
         WITH t AS (
             SELECT x.ord::int AS ord, x.event_id, x.fingerprint, x.member_id, x.action, x.amount,
@@ -42,15 +49,17 @@ BEGIN
                  WITH ORDINALITY AS x(event_id, fingerprint, member_id, action, amount, ord)),
         classified AS (
             SELECT t.ord, t.member_id, s.fingerprint = t.fingerprint AS same_request, s.body,
-                   CASE WHEN s.key IS NOT NULL THEN 'stored'
+                   CASE WHEN s.fingerprint IS NOT NULL THEN 'stored'
                         WHEN t.repeated THEN 'one_by_one'
                         WHEN r.enabled IS NOT TRUE THEN 'unknown_action'
                         WHEN r.points_per_unit > 0 AND t.amount IS NULL THEN 'amount_required'
                         WHEN jsonb_array_length(r.limits) > 0 THEN 'one_by_one'
                         ELSE 'set' END AS how
             FROM t
-            LEFT JOIN fuli.idempotency s
-                   ON s.tenant_id = p_tenant AND s.scope = 'points.events' AND s.key = t.event_id
+            LEFT JOIN LATERAL (
+                SELECT i.fingerprint, i.body FROM fuli.idempotency i
+                WHERE i.tenant_id = p_tenant AND i.scope = 'points.events' AND i.key = t.event_id
+                LIMIT 1) s ON true
             LEFT JOIN LATERAL points.rule_for(p_tenant, t.action) r ON true)
         SELECT k.ord, k.same_request, k.body,
                CASE WHEN k.how = 'set' AND bool_or(k.how = 'one_by_one')
@@ -79,18 +88,22 @@ BEGIN
         WHERE x.ord = ANY (v_set)
         ORDER BY x.event_id
         ON CONFLICT DO NOTHING
-        RETURNING key)
-    SELECT coalesce(array_agg(x.ord::int), '{}') INTO v_claimed
+        RETURNING key, ctid)
+    SELECT coalesce(array_agg(x.ord::int), '{}'), coalesce(array_agg(k.ctid), '{}')
+    INTO v_claimed, v_claimed_rows
     FROM unnest(p_event_ids) WITH ORDINALITY AS x(event_id, ord)
-    WHERE x.ord = ANY (v_set) AND x.event_id IN (SELECT key FROM claimed);
+    JOIN claimed k ON k.key = x.event_id
+    WHERE x.ord = ANY (v_set);
 
     RETURN QUERY
     SELECT x.ord::int, CASE WHEN s.fingerprint = x.fingerprint THEN NULL
                             ELSE 'idempotency_conflict' END,
            CASE WHEN s.fingerprint = x.fingerprint THEN s.body END, true
     FROM unnest(p_event_ids, p_fingerprints) WITH ORDINALITY AS x(event_id, fingerprint, ord)
-    JOIN fuli.idempotency s
-      ON s.tenant_id = p_tenant AND s.scope = 'points.events' AND s.key = x.event_id
+    CROSS JOIN LATERAL (
+        SELECT i.fingerprint, i.body FROM fuli.idempotency i
+        WHERE i.tenant_id = p_tenant AND i.scope = 'points.events' AND i.key = x.event_id
+        LIMIT 1) s
     WHERE x.ord = ANY (v_set) AND NOT x.ord = ANY (v_claimed);
 
     -- Every member of the group is locked before anything is written, in one order: members of
@@ -102,13 +115,17 @@ BEGIN
     WHERE x.ord = ANY (v_claimed)
     ORDER BY 2
     ON CONFLICT DO NOTHING;
-    PERFORM 1 FROM points.members m
-    WHERE m.tenant_id = p_tenant
-      AND m.member_id IN (SELECT x.member_id
-                          FROM unnest(p_members) WITH ORDINALITY AS x(member_id, ord)
-                          WHERE x.ord = ANY (v_claimed) OR x.ord = ANY (v_one_by_one))
-    ORDER BY m.member_id
-    FOR UPDATE;
+    SELECT coalesce(array_agg(x.member_id ORDER BY x.member_id), '{}'),
+           coalesce(array_agg(l.row ORDER BY x.member_id), '{}')
+    INTO v_members, v_member_rows
+    FROM (SELECT DISTINCT u.member_id
+          FROM unnest(p_members) WITH ORDINALITY AS u(member_id, ord)
+          WHERE u.ord = ANY (v_claimed) OR u.ord = ANY (v_one_by_one)
+          ORDER BY 1) x
+    CROSS JOIN LATERAL (
+        SELECT m.ctid AS row FROM points.members m
+        WHERE m.tenant_id = p_tenant AND m.member_id = x.member_id
+        FOR UPDATE) l;
 
     RETURN QUERY
     WITH t AS (
@@ -118,6 +135,11 @@ BEGIN
              WITH ORDINALITY AS x(event_id, member_id, action, occurred_at, amount, attributes,
                                   ord)
         WHERE x.ord = ANY (v_claimed)),
+    locked AS (
+        SELECT l.member_id, l.row, m.available, m.held, m.earn_multiplier
+        FROM unnest(v_members, v_member_rows) AS l(member_id, row)
+        JOIN points.members m ON m.ctid = l.row
+        WHERE l.member_id IN (SELECT t.member_id FROM t)),
     priced AS (
         -- Computed in numeric and bounded, as points.record_event does.
         SELECT t.*, m.available, m.held,
@@ -128,7 +150,7 @@ BEGIN
                    * m.earn_multiplier), 1000000000)::bigint AS award,
                t.occurred_at + make_interval(days => r.expires_after_days) AS expires_at
         FROM t
-        JOIN points.members m ON m.tenant_id = p_tenant AND m.member_id = t.member_id
+        JOIN locked m ON m.member_id = t.member_id
         CROSS JOIN LATERAL points.rule_for(p_tenant, t.action) r),
     ordered AS (
         -- A member's balance after each of its events; lots this group writes already expired
@@ -138,11 +160,8 @@ BEGIN
         FROM priced p
         WINDOW w AS (PARTITION BY p.member_id ORDER BY p.ord)),
     unswept AS (
-        SELECT l.member_id, sum(l.remaining - l.held)::bigint AS points
-        FROM points.lots l
-        WHERE l.tenant_id = p_tenant AND l.member_id IN (SELECT t.member_id FROM t)
-          AND l.remaining > 0 AND l.expires_at <= p_now
-        GROUP BY l.member_id),
+        SELECT m.member_id, points.expired_unswept(p_tenant, m.member_id, p_now) AS points
+        FROM locked m),
     new_lots AS (
         INSERT INTO points.lots (tenant_id, member_id, points, remaining, expires_at, source, ref)
         SELECT p_tenant, o.member_id, o.award, o.award, o.expires_at, 'event', o.event_id
@@ -162,11 +181,11 @@ BEGIN
             available = x.available + g.award,
             lifetime_earned = x.lifetime_earned + g.award,
             spend_cents = x.spend_cents + g.spend
-        FROM (SELECT o.member_id, sum(o.award)::bigint AS award,
+        FROM (SELECT m.row, sum(o.award)::bigint AS award,
                      sum(coalesce(o.amount, 0))::bigint AS spend
-              FROM ordered o GROUP BY o.member_id) g
-        WHERE x.tenant_id = p_tenant AND x.member_id = g.member_id
-          AND (g.award > 0 OR g.spend > 0)),
+              FROM ordered o JOIN locked m ON m.member_id = o.member_id
+              GROUP BY m.row) g
+        WHERE x.ctid = g.row AND (g.award > 0 OR g.spend > 0)),
     new_events AS (
         INSERT INTO points.events (tenant_id, event_id, member_id, action, occurred_at,
                                    amount_cents, attributes, points, capped_points, recorded_at)
@@ -200,13 +219,14 @@ BEGIN
     answers AS (
         SELECT o.ord, o.event_id, convert_to(row_to_json(ROW(
                    o.event_id, o.member_id, 'awarded', o.award, 0::bigint,
-                   o.available_after - coalesce(u.points, 0) - o.new_unswept
+                   o.available_after - u.points - o.new_unswept
                )::points.event_result)::text, 'UTF8') AS body
-        FROM ordered o LEFT JOIN unswept u ON u.member_id = o.member_id),
+        FROM ordered o JOIN unswept u ON u.member_id = o.member_id),
     stored AS (
         UPDATE fuli.idempotency i SET status_code = 201, body = a.body
         FROM answers a
-        WHERE i.tenant_id = p_tenant AND i.scope = 'points.events' AND i.key = a.event_id)
+        JOIN unnest(v_claimed, v_claimed_rows) AS k(ord, row) ON k.ord = a.ord
+        WHERE i.ctid = k.row)
     SELECT a.ord, NULL::text, a.body, false FROM answers a;
 
     FOR c IN
