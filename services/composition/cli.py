@@ -47,6 +47,8 @@ from services.runtime.supervisor import (
 OPENAPI_DIR = Path(proto.__file__).resolve().parent / "openapi"
 # What `make console` builds (console/ of this checkout, beside services/).
 CONSOLE_DIST = Path(__file__).resolve().parents[2] / "console" / "dist"
+# How `fuli up` and `fuli serve` start their API and worker processes.
+CLI = [sys.executable, "-m", "services.composition.cli"]
 
 
 def console_directory(settings: Settings) -> Path:
@@ -168,12 +170,10 @@ def _children(settings: Settings, servers: EmbeddedServers | None,
               listen_fd: int) -> list[Child]:
     """What `fuli up` supervises, in the order it stops them: the API first (no new work),
     the worker (it relays what the last requests wrote), then the servers."""
-    command = [sys.executable, "-m", "services.composition.cli"]
     env = _child_env(settings)
-    children: list[Child] = [ProcessChild("api", [*command, "serve", "--listen-fd",
-                                                  str(listen_fd)], env, pass_fds=[listen_fd])]
+    children: list[Child] = list(_api_children(settings, env, listen_fd))
     if settings.worker:
-        children.append(ProcessChild("worker", [*command, "worker"], env))
+        children.append(ProcessChild("worker", [*CLI, "worker"], env))
     if servers is not None and servers.owner:
         if servers.postgres.url == settings.database_url:
             children.append(ServerChild("postgres", servers.postgres,
@@ -182,6 +182,17 @@ def _children(settings: Settings, servers: EmbeddedServers | None,
             children.append(ServerChild("valkey", servers.valkey,
                                         lambda: servers.restart(servers.valkey)))
     return children
+
+
+def _api_children(settings: Settings, env: dict[str, str], listen_fd: int,
+                  service: str | None = None) -> list[ProcessChild]:
+    """``settings.workers`` API processes serving the listening socket ``listen_fd``."""
+    argv = [*CLI, "serve", "--listen-fd", str(listen_fd),
+            *(["--service", service] if service else [])]
+    names = ["api"] if settings.workers == 1 else [
+        f"api-{n}" for n in range(1, settings.workers + 1)]
+    return [ProcessChild(name, argv, {**env, "FULI_WORKERS": "1"}, pass_fds=[listen_fd])
+            for name in names]
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
@@ -199,6 +210,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     mounted = (args.service,) if args.service else SERVICE_NAMES
     # Under `fuli up`: the listening socket it bound, and it prints the banner.
     inherited = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
+    if inherited is None and settings.workers > 1:
+        return _serve_with_processes(settings, args.service, mounted)
     with resolved(settings) as ready:
         asyncio.run(prepare_database(ready, create_default_tenant=False))
         if inherited is None:
@@ -207,6 +220,32 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # FULI_POINTS_URL and friends are not set.
         serve(Stack(ready, SERVICES, mounted=list(mounted), console=console_directory(ready)),
               ready, inherited)
+    return 0
+
+
+def _serve_with_processes(settings: Settings, service: str | None,
+                          mounted: tuple[str, ...]) -> int:
+    """`fuli serve` with FULI_WORKERS > 1: binds the socket and supervises that many API
+    processes serving it, as `fuli up` does."""
+    try:
+        listener = listen_socket(settings.host, settings.port)
+    except OSError as exc:
+        print(f"fuli: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    with listener, resolved(settings) as ready:
+        asyncio.run(prepare_database(ready, create_default_tenant=False))
+        supervisor = Supervisor(_api_children(ready, _child_env(ready), listener.fileno(),
+                                              service))
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        try:
+            supervisor.start()
+            _banner(ready, mounted, None)
+            supervisor.run(stop)
+        finally:
+            supervisor.stop()
     return 0
 
 

@@ -66,6 +66,8 @@ def serve(app: Any, settings: Settings, sock: socket.socket | None = None) -> No
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=None, access_log=False,
         lifespan="on", loop="auto", http=KeepAliveSafeProtocol,
+        # Nothing reads the client's address: a middleware rewriting it is work per request.
+        proxy_headers=False,
         timeout_keep_alive=settings.http_keep_alive_s, backlog=LISTEN_BACKLOG,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     uvicorn.Server(config).run(sockets=None if sock is None else [sock])

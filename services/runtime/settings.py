@@ -56,6 +56,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # after twice as long, and so on up to ten minutes).
     event_resend_after_s: Annotated[float, Meta(ge=1)] = 20.0
     worker_threads: Annotated[int, Meta(ge=1)] = 4
+    # API processes `fuli up` and `fuli serve` run on one listening socket, each with its own
+    # connection pools and group committer.
+    workers: Annotated[int, Meta(ge=1, le=64)] = 1
     worker: bool = True
     # How often a worker records that it is alive (fuli.worker_heartbeats).
     worker_heartbeat_s: Annotated[float, Meta(gt=0)] = 3.0

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import msgspec
 
+from services.runtime.auth import Principal
+from services.runtime.ratelimit import RateLimiter
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from tests.runtime.probe_app import open_probe_app
-from tests.support.api import Tenant, error_code, member_token
+from tests.support.api import Tenant, error_code, member_token, uid
 
 
 async def test_limits_per_caller_and_group_answer_429_with_retry_after(
@@ -39,3 +43,51 @@ async def test_limits_per_caller_and_group_answer_429_with_retry_after(
         # Other route groups are not affected.
         other = await http.get("/probe/v1/members/alice", headers=tenant.headers(alice))
         assert other.status_code == 200
+
+
+async def test_leases_never_let_more_than_the_limit_through(settings: Settings,
+                                                            resources: Resources,
+                                                            tenant: Tenant) -> None:
+    """Two processes (two limiters) sharing one caller's limit of 1000 per hour (so that
+    hardly anything refills during the test): each takes leases of 10 from Redis. Together
+    they let through at most the limit, and refuse at most one unused lease each early."""
+    limited = msgspec.structs.replace(settings, rate_limits=settings.rate_limits
+                                      + ",key.lease=1000/3600")
+    limiters = [RateLimiter(resources.redis, limited) for _ in range(2)]
+    caller = Principal(tenant_id=tenant.name, role="ingest", key_id=uid("k"))
+
+    async def ask(limiter: RateLimiter) -> bool:
+        return await limiter.retry_after_s(caller, "lease") == 0
+
+    allowed = sum(await asyncio.gather(*[ask(limiters[i % 2]) for i in range(1500)]))
+    assert 1000 - 2 * 9 <= allowed <= 1000
+    # Redis holds the leases' count: a third process gets nothing either.
+    assert await RateLimiter(resources.redis, limited).retry_after_s(caller, "lease") > 0
+
+
+async def test_a_lease_lapses_after_a_hundredth_of_the_period(settings: Settings,
+                                                              resources: Resources,
+                                                              tenant: Tenant) -> None:
+    """10000 per 100 s: leases of 100 that lapse after 1 s. A process holding an unused lease
+    may use it while Redis refuses everyone else, but not once the lease has lapsed."""
+    limited = msgspec.structs.replace(settings, rate_limits=settings.rate_limits
+                                      + ",key.lapse=10000/100")
+    holder, other = (RateLimiter(resources.redis, limited) for _ in range(2))
+    caller = Principal(tenant_id=tenant.name, role="ingest", key_id=uid("k"))
+
+    async def drain(limiter: RateLimiter) -> None:
+        for _ in range(20_000):
+            if await limiter.retry_after_s(caller, "lapse") > 0:
+                return
+        raise AssertionError("the limit never refused")
+
+    async def allowed(limiter: RateLimiter, tries: int) -> int:
+        return sum([await limiter.retry_after_s(caller, "lapse") == 0 for _ in range(tries)])
+
+    assert await allowed(holder, 1) == 1  # takes a lease of 100, 99 left
+    await drain(other)
+    assert await allowed(holder, 50) == 50  # from its lease, while Redis refuses
+    await asyncio.sleep(1.1)
+    await drain(other)
+    # The 49 left lapsed: the holder gets only what Redis refills meanwhile (one per 10 ms).
+    assert await allowed(holder, 50) < 25
