@@ -99,6 +99,8 @@ def response_observer(service: str) -> Callable[[Message, Scope], Awaitable[None
     """A before_send hook: sees every response, error responses included, so the request id
     header, the metrics and the access log carry the status the client really got."""
 
+    observed: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
     async def observe(message: Message, scope: Scope) -> None:
         if scope["type"] != ScopeType.HTTP:
             return
@@ -113,8 +115,14 @@ def response_observer(service: str) -> Callable[[Message, Scope], Awaitable[None
             status = seen.get("status", 500)
             route = scope.get("path_template") or "unmatched"
             method = scope["method"]
-            REQUESTS.labels(service, method, route, str(status)).inc()
-            LATENCY.labels(service, method, route).observe(elapsed)
+            counted = (method, route, status)
+            series = observed.get(counted)
+            if series is None:  # labels() takes a lock and builds the key on every call
+                series = observed[counted] = (REQUESTS.labels(service, method, route,
+                                                              str(status)),
+                                              LATENCY.labels(service, method, route))
+            series[0].inc()
+            series[1].observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info("request", extra={"fields": {
                     "request_id": request_id, "service": service, "method": method,
