@@ -591,6 +591,17 @@ def summary(report: dict[str, Any]) -> str:
             + (f"{goal['target']}: {'met' if goal['met'] else 'NOT met'}" if goal else ""))
     lines.append(f"pgbench: {report['pgbench']['tps']} tps, ratio earn / pgbench "
                  f"{report['ratio']}")
+    batch = report.get("scenarios", {}).get("batch")
+    if batch is not None:
+        lines.append(f"pgbench with batches: {batch['pgbench']['events_per_s']} events/s, "
+                     f"ratio batch / pgbench {batch['ratio_to_pgbench']}")
+    unapplied = {"pgbench": report["outbox"]["left_at_pgbench_start"]}
+    if batch is not None:
+        unapplied["pgbench with batches"] = batch["outbox_at_pgbench_start"]["left"]
+    for name, left in unapplied.items():
+        if left:
+            lines.append(f"note: {name} started with {left} events not yet applied: the "
+                         f"worker competed with it (the machine was too busy to drain them)")
     memory = report["memory"]["per_process"]
     lines.append("peak RSS MiB: " + ", ".join(f"{role} {m['peak_mib']}"
                                               for role, m in memory.items()))
@@ -646,8 +657,14 @@ def main(argv: list[str] | None = None) -> int:
                               pg_clients=args.pg_clients, out_dir=out_dir, stamp=stamp,
                               work=work)
                     suite = run_scenarios(run, args.scenarios)
-                    # The scenarios' events, the batch's above all, must be applied first.
-                    drained = drain_outbox(postgres, timeout=max(30, 2 * args.duration))
+                    # The batches leave tens of thousands of events, and the batch's pgbench
+                    # as many again: the worker applies them before each pgbench run.
+                    drain_timeout = max(120, 4 * args.duration)
+                    if "batch" in suite:
+                        print(f"bench: pgbench with batches, {args.pg_clients} clients for "
+                              f"{args.scenario_duration} s", file=sys.stderr)
+                        batch_ceiling(run, suite["batch"], drain_timeout)
+                    drained = drain_outbox(postgres, timeout=drain_timeout)
                     outbox["left_at_pgbench_start"] = drained["left"]
                     outbox["drain_after_scenarios_s"] = drained["drain_s"]
                 print(f"bench: pgbench, {args.pg_clients} clients for {args.duration} s",
@@ -657,10 +674,6 @@ def main(argv: list[str] | None = None) -> int:
                                           work / "record_event.sql")
                 # What the worker had not yet relayed of pgbench's events when it stopped.
                 outbox["backlog_after_pgbench"] = outbox_backlog(postgres)
-                if "batch" in suite:
-                    print(f"bench: pgbench with batches, {args.pg_clients} clients for "
-                          f"{args.scenario_duration} s", file=sys.stderr)
-                    batch_ceiling(run, suite["batch"])
         except BenchError as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1

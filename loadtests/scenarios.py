@@ -24,6 +24,7 @@ import httpx
 from loadtests import tasks_bench, webhooks_bench
 from loadtests.bench import (
     MEMBERS,
+    ROLE_NAMES,
     ROW,
     BenchError,
     CpuMeter,
@@ -46,8 +47,8 @@ PERK = "suite-perk"
 PERK_STOCK = 10_000_000
 BOX = "suite-box"
 LIMITED_PRIZE = "limited"
-# Drawn one time in ten, so it runs out within the first seconds of draws: the oversell check
-# then looks at a sold-out prize under load.
+# Drawn one time in ten, so it runs out after about a thousand draws: the oversell check then
+# looks at a prize that sold out under load.
 LIMITED_STOCK = 100
 POOL = "suite-pool"
 POOL_PACKETS = 100_000
@@ -129,6 +130,9 @@ def measured(run: Run, route: str, figures: dict[str, Any], cpu: CpuMeter, *,
     seconds = dict(cpu.seconds)
     report = {"route": route, **figures,
               "ratio_to_earn": round(figures[rate_key] / run.earn_per_s, 3)}
+    # Less noisy than rates on a shared machine: what each request cost each part.
+    report["cpu_ms_per_request"] = {part: round(1000 * spent / figures["requests"], 2)
+                                    for part, spent in seconds.items()}
     if goal is not None:
         report["goal"] = {"target": goal.text, "met": goal.met(report)}
     report["load_generator_cpu_s"] = seconds.pop("load_generator")
@@ -432,9 +436,11 @@ def batch(run: Run) -> dict[str, Any]:
     return report
 
 
-def batch_ceiling(run: Run, report: dict[str, Any]) -> None:
+def batch_ceiling(run: Run, report: dict[str, Any], drain_timeout: float) -> None:
     """pgbench with the batch's transaction, one points.record_events call of BATCH_EVENTS
-    events each, against the batch scenario's events per second."""
+    events each, against the batch scenario's events per second; once the worker has applied
+    the scenarios' events, as the API's batches found it idle."""
+    report["outbox_at_pgbench_start"] = drain_outbox(run.postgres, drain_timeout)
     with CpuMeter(run.stack) as cpu:
         pgbench = run_pgbench(run.postgres, run.tenant, run.duration, run.pg_clients,
                               run.work / "record_events.sql",
@@ -458,7 +464,7 @@ class Scenario:
 
 
 # The order they run in: reads and rewards first; the batch last, since the worker needs a while
-# to apply the many events it leaves (bench.py waits for that before its pgbench phases).
+# to apply the many events it leaves (bench.py waits for that before its pgbench runs).
 SCENARIOS: dict[str, Scenario] = {
     "latency": Scenario(latency),
     "balance": Scenario(balance, fund_members),
@@ -492,6 +498,6 @@ def run_scenarios(run: Run, names: list[str]) -> dict[str, dict[str, Any]]:
         report["setup_s"] = setup_s
         report["outbox_at_start"] = drained
         report["rss_end_mib"] = {role: round(run.stack.rss_mib(role), 1)
-                                 for role in ("supervisor", "api", "worker")}
+                                 for role in ROLE_NAMES}
         results[name] = report
     return results
