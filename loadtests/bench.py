@@ -573,21 +573,29 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def stack_cpu_ms(cpu_s: dict[str, float], requests: int) -> float:
+    """CPU milliseconds the stack (API, worker, PostgreSQL, Valkey) spent per request."""
+    return round(1000 * sum(v for k, v in cpu_s.items() if k != "load_generator") / requests, 2)
+
+
 def summary(report: dict[str, Any]) -> str:
-    """A table of the run's figures, each with the load generator's CPU seconds beside it."""
+    """A table of the run's figures, each with the load generator's CPU seconds beside it, and
+    the stack's CPU per request (steadier than rates when the machine is shared)."""
     earn = report["locust"]
     lines = [f"{'figure':<13}{'rate/s':>10} {'unit':<11}{'p50 ms':>8}{'p99 ms':>8}"
-             f"{'fail':>6}{'x earn':>8}  {'gen CPU s':>9}  goal",
+             f"{'fail':>6}{'x earn':>8}{'gen CPU s':>11}{'CPU ms/req':>12}  goal",
              f"{'earn':<13}{earn['events_per_s']:>10} {'events':<11}{earn['p50_ms']:>8}"
-             f"{earn['p99_ms']:>8}{earn['failures']:>6}{1:>8}  "
-             f"{report['cpu_s']['locust_phase']['load_generator']:>9}"]
+             f"{earn['p99_ms']:>8}{earn['failures']:>6}{1:>8}"
+             f"{report['cpu_s']['locust_phase']['load_generator']:>11}"
+             f"{stack_cpu_ms(report['cpu_s']['locust_phase'], earn['requests']):>12}"]
     for name, figures in report.get("scenarios", {}).items():
         unit, rate = next((unit, figures[key]) for key, unit in RATE_UNITS if key in figures)
         goal = figures.get("goal")
         lines.append(
             f"{name:<13}{rate:>10} {unit:<11}{figures['p50_ms']:>8}{figures['p99_ms']:>8}"
-            f"{figures['failures']:>6}{figures['ratio_to_earn']:>8}  "
-            f"{figures['load_generator_cpu_s']:>9}  "
+            f"{figures['failures']:>6}{figures['ratio_to_earn']:>8}"
+            f"{figures['load_generator_cpu_s']:>11}"
+            f"{stack_cpu_ms(figures['cpu_s'], figures['requests']):>12}  "
             + (f"{goal['target']}: {'met' if goal['met'] else 'NOT met'}" if goal else ""))
     lines.append(f"pgbench: {report['pgbench']['tps']} tps, ratio earn / pgbench "
                  f"{report['ratio']}")

@@ -47,9 +47,9 @@ PERK = "suite-perk"
 PERK_STOCK = 10_000_000
 BOX = "suite-box"
 LIMITED_PRIZE = "limited"
-# Drawn one time in ten, so it runs out after about a thousand draws: the oversell check then
+# Drawn one time in four, so it runs out after about a hundred draws: the oversell check then
 # looks at a prize that sold out under load.
-LIMITED_STOCK = 100
+LIMITED_STOCK = 25
 POOL = "suite-pool"
 POOL_PACKETS = 100_000
 POOL_POINTS = 1_000_000
@@ -240,9 +240,9 @@ def create_box(run: Run) -> dict[str, Any]:
         expect(http.put(f"/rewards/v1/boxes/{BOX}", json={
             "name": "Bench box", "cost_points": 1, "prizes": [
                 {"prize_id": LIMITED_PRIZE, "name": "Limited", "kind": "points", "points": 10,
-                 "weight": 10, "stock": LIMITED_STOCK},
+                 "weight": 25, "stock": LIMITED_STOCK},
                 {"prize_id": "small", "name": "1 point", "kind": "points", "points": 1,
-                 "weight": 40},
+                 "weight": 25},
                 {"prize_id": "none", "name": "Thank you", "kind": "nothing", "weight": 50}]}),
             200, "creating the box")
     return first_request(run, f"/rewards/v1/boxes/{BOX}/draws", {
@@ -281,7 +281,7 @@ def box_oversell(run: Run, acknowledged: int) -> dict[str, Any]:
     return {"prize_id": LIMITED_PRIZE, "stock": LIMITED_STOCK,
             "won_acknowledged": acknowledged, "won_stats_api": observed,
             "won_database": row["won"], "unfinished": row["unfinished"],
-            "left_api": left_api, "left_database": row["left"],
+            "left_api": left_api, "left_database": row["left"], "sold_out": row["left"] == 0,
             "oversold": max(acknowledged, observed, row["won"]) > LIMITED_STOCK,
             "adds_up": (row["won"] + row["unfinished"] + row["left"] == LIMITED_STOCK
                         and left_api == row["left"])}
