@@ -56,7 +56,9 @@ POOL_POINTS = 1_000_000
 CAMPAIGN = "suite-teambuy"
 TEAMS = 100
 TASK_MEMBERS = 100
-TASK_EVENTS_PER_MEMBER = 5
+# Events advancing the tasks per second of --scenario-duration (450 with the default 15 s): the
+# worker applies them before the reads, at well under a hundred a second with 50 tasks.
+TASK_EVENTS_PER_S = 30
 BATCH_EVENTS = 100
 WEBHOOK_EVENTS_PER_S = 100  # events posted per second of --scenario-duration
 LATENCY_LOAD = 0.8  # of the earn rate
@@ -401,7 +403,7 @@ def define_tasks(run: Run) -> None:
     worker applies them before the reads start)."""
     ingest_key = tasks_bench.prepare_tenant(run.stack.base_url, run.admin_key,
                                             tasks_bench.TASKS, all_manual=False)
-    events = tasks_bench.make_events(TASK_MEMBERS * TASK_EVENTS_PER_MEMBER, TASK_MEMBERS,
+    events = tasks_bench.make_events(TASK_EVENTS_PER_S * run.duration, TASK_MEMBERS,
                                      days=7, rng=random.Random(14), run=run.stamp)
     asyncio.run(tasks_bench.post_events(run.stack.base_url, ingest_key, events, batch=500,
                                         concurrency=2))
