@@ -1,11 +1,10 @@
 """The bench suite (loadtests/bench.py) end to end in its shortest form, so that it cannot rot:
 every scenario against a fresh `fuli up`, each answering without a failure, and the blind box's
-limited prize never drawn beyond its stock. Needs Locust (the `bench` extra, which `make bench`
-installs); skipped without it."""
+limited prize never drawn beyond its stock. Needs Locust (the `bench` extra, which `make test`
+and `make bench` install)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,9 +17,6 @@ from loadtests.scenarios import SCENARIOS
 REPO = Path(__file__).resolve().parents[2]
 
 
-# Looked up, not imported: importing Locust monkey-patches this process (gevent).
-@pytest.mark.skipif(importlib.util.find_spec("locust") is None,
-                    reason="needs Locust: the bench extra (pip install -e '.[bench]')")
 @pytest.mark.timeout(240)
 def test_every_scenario_answers_without_failures_or_oversell(tmp_path: Path) -> None:
     result = subprocess.run(
