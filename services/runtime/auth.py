@@ -54,11 +54,17 @@ class _Cached(msgspec.Struct):
     value: Any
 
 
+class _Verified(msgspec.Struct):
+    until: float  # monotonic
+    principal: Principal
+
+
 class Authenticator:
     """Verifies bearer credentials against fuli.api_keys and tenant token secrets.
 
     Verified keys are cached per process for ``cache_ttl_s``: revoking a key through the API
-    takes effect at once in that process and within the TTL in every other one.
+    takes effect at once in that process and within the TTL in every other one. A verified
+    member or service token is trusted for as long, never past its expiry.
     """
 
     def __init__(self, pool: asyncpg.Pool, *, cache_ttl_s: float) -> None:
@@ -66,6 +72,7 @@ class Authenticator:
         self._ttl = cache_ttl_s
         self._keys: dict[str, _Cached] = {}
         self._secrets: dict[str, _Cached] = {}
+        self._tokens: dict[str, _Verified] = {}
 
     def forget_key(self, key_id: str) -> None:
         self._keys.pop(key_id, None)
@@ -110,6 +117,18 @@ class Authenticator:
         return cached.value  # type: ignore[no-any-return]
 
     async def _member(self, token: str) -> Principal:
+        verified = self._tokens.get(token)
+        if verified is not None and time.monotonic() < verified.until:
+            return verified.principal
+        principal, expires_at = await self._verify_token(token)
+        if len(self._tokens) >= MAX_CACHED_KEYS:
+            self._tokens.clear()  # bounded, like the keys
+        self._tokens[token] = _Verified(
+            time.monotonic() + min(self._ttl, expires_at - time.time()), principal)
+        return principal
+
+    async def _verify_token(self, token: str) -> tuple[Principal, float]:
+        """The token's principal and its expiry (epoch seconds)."""
         try:
             claims = jwt.decode(token, options={"verify_signature": False})
             tenant_id = claims.get("tid")
@@ -122,11 +141,13 @@ class Authenticator:
             raise Unauthorized("member token expired", code="token_expired") from None
         except jwt.PyJWTError:
             raise Unauthorized("invalid member token") from None
+        expires_at = float(claims["exp"])
         if claims.get("svc"):
             # A service acting for the tenant (rewards calling points): may ingest and operate.
             return Principal(tenant_id=claims["tid"], role="service",
-                             key_id=f"svc:{claims['svc']}")
-        return Principal(tenant_id=claims["tid"], role="member", member_id=claims["sub"])
+                             key_id=f"svc:{claims['svc']}"), expires_at
+        return Principal(tenant_id=claims["tid"], role="member",
+                         member_id=claims["sub"]), expires_at
 
     async def mint_service_token(self, tenant_id: str, service: str,
                                  ttl_s: int = 300) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import jwt
@@ -138,3 +139,16 @@ async def test_tenants_never_see_each_other(
                                     json={"transfer_id": "same-id", "member_id": "m", "amount": 5})
         assert response.status_code == 201
         assert response.headers.get("idempotent-replayed") is None
+
+
+async def test_a_verified_member_token_is_trusted_until_its_expiry_not_past_it(
+        probe: httpx.AsyncClient, resources: Resources, tenant: Tenant) -> None:
+    """Verified tokens are cached (for FULI_AUTH_CACHE_TTL_S, 5 s here); one expiring sooner
+    is refused once it has expired, cached or not."""
+    token, expires_at = await resources.authenticator.mint_member_token(tenant.name, "m-exp", 2)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await probe.get("/probe/v1/members/m-exp", headers=headers)).status_code == 200
+    assert (await probe.get("/probe/v1/members/m-exp", headers=headers)).status_code == 200
+    await asyncio.sleep(max(0.0, expires_at.timestamp() - time.time()) + 0.2)
+    expired = await probe.get("/probe/v1/members/m-exp", headers=headers)
+    assert expired.status_code == 401 and error_code(expired) == "token_expired"
