@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -532,6 +532,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where the JSON and Locust CSV files go (default loadtests/results)")
     parser.add_argument("--group-commit", action=argparse.BooleanOptionalAction, default=True,
                         help="FULI_EVENT_GROUP_COMMIT of the stack under test (default on)")
+    parser.add_argument("--worker-paused", action="store_true",
+                        help="stop the worker during the earn phase and the pgbench phase (a "
+                             "diagnostic: the earn path and pgbench without the relay and the "
+                             "consumers beside them)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     if names == ["all"]:
@@ -619,6 +623,22 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def worker_paused(stack: Stack, paused: bool) -> Iterator[None]:
+    """With ``paused``, the worker is stopped (SIGSTOP) for the block and let go after it: the
+    earn path and pgbench then run without the relay and the consumers beside them, whose work
+    waits for the pause to end. A diagnostic, not how fuli runs."""
+    workers = stack.fuli_processes()["worker"] if paused else []
+    for proc in workers:
+        proc.suspend()
+    try:
+        yield
+    finally:
+        for proc in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.resume()
+
+
 def main(argv: list[str] | None = None) -> int:
     from loadtests.scenarios import Run, batch_ceiling, run_scenarios
 
@@ -652,7 +672,8 @@ def main(argv: list[str] | None = None) -> int:
                     RssSampler(functools.partial(stack.rss_mib, role))) for role in ROLE_NAMES}
                 print(f"bench: locust, {args.users} users for {args.duration} s",
                       file=sys.stderr)
-                with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as locust_cpu:
+                with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as locust_cpu, \
+                        worker_paused(stack, args.worker_paused):
                     locust = run_locust(stack, ingest_key, args.duration, args.users,
                                         out_dir / f"bench-{stamp}")
                 if stack.process.poll() is not None:
@@ -678,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
                     outbox["drain_after_scenarios_s"] = drained["drain_s"]
                 print(f"bench: pgbench, {args.pg_clients} clients for {args.duration} s",
                       file=sys.stderr)
-                with CpuMeter(stack) as pgbench_cpu:
+                with CpuMeter(stack) as pgbench_cpu, worker_paused(stack, args.worker_paused):
                     pgbench = run_pgbench(postgres, tenant, args.duration, args.pg_clients,
                                           work / "record_event.sql")
                 # What the worker had not yet relayed of pgbench's events when it stopped.
@@ -708,6 +729,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": args.duration,
         "users": args.users,
         "group_commit": args.group_commit,
+        "worker_paused": args.worker_paused,
         "locust": locust,
         "pgbench": pgbench,
         "ratio": round(locust["events_per_s"] / pgbench["tps"], 3),
