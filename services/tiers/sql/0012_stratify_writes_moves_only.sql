@@ -63,7 +63,7 @@ BEGIN
         below_since timestamptz,
         writes      boolean NOT NULL,  -- the member's row changes
         moves       boolean NOT NULL   -- ... and so does the tier: history and TierChanged
-    ) ON COMMIT DROP;
+    ) ON COMMIT DROP;  -- in member order: history and the primary key's pages fill in order
 
     WITH bounds AS MATERIALIZED (
         -- The last position of each tier over the tenant's n members.
@@ -132,6 +132,7 @@ BEGIN
                c.writes, c.moves
         FROM compared c
         WHERE c.writes OR c.first_of_tier
+        ORDER BY c.member_id
     )
     SELECT b.members, b.last_positions INTO v_members, v_last_positions FROM bounds b;
     ANALYZE stratified;
@@ -147,7 +148,7 @@ BEGIN
     INSERT INTO tiers.history (tenant_id, member_id, from_tier, to_tier, metrics, at)
     SELECT p_tenant, s.member_id, s.from_tier, v_names[s.to_ord],
            jsonb_build_object(v_metric, s.value), p_now
-    FROM stratified s WHERE s.moves ORDER BY s.member_id;
+    FROM stratified s WHERE s.moves;
     GET DIAGNOSTICS v_changed = ROW_COUNT;
 
     INSERT INTO fuli.outbox (service, tenant_id, event_type, payload)
@@ -156,7 +157,7 @@ BEGIN
                       || ', "changed_at": ' || v_changed_at
                       || coalesce(', "previous_tier": ' || to_json(s.from_tier)::text, '')
                       || v_payload_tails[s.to_ord], 'UTF8')
-    FROM stratified s WHERE s.moves ORDER BY s.member_id;
+    FROM stratified s WHERE s.moves;
 
     -- A tier's members are the positions after the tier below's last, up to its own; its cut
     -- line is the metric of the first of them (none when the tier is empty).
