@@ -4,7 +4,9 @@ percentile stratification, the AIPL lifecycle evaluation, rule tags, and a segme
 Starts a throwaway embedded PostgreSQL (durable settings, as `make run`) and seeds N members
 the way the tiers consumers store them: a day of spend each (the stratification metric), and
 over the last 120 local days a few engagement actions, coupon uses and purchases, with event
-channels. Then it times, each through the service the API and the worker call:
+channels (COPY into the tables without their indexes, which are built afterwards, so ten
+million members seed in minutes). Then it times, each through the service the API and the
+worker call:
 
 - two passes of the percentile stratification (`tiers.stratify`): the first moves everyone
   (tier updates, history and TierChanged outbox rows), the second none;
@@ -14,7 +16,9 @@ channels. Then it times, each through the service the API and the worker call:
 - computing a segment `tier in (member, vip) AND lifecycle = loyal AND NOT tag dormant`
   (selection, count and the frozen list) and counting it alone.
 
-and prints the figures with `lifecycle_and_tags_vs_stratify`, the first passes of lifecycle and
+and prints the figures: each pass's wall time (`<pass>_s`) and the CPU time PostgreSQL's
+processes spent on it (`<pass>_cpu_s`, steadier on a shared machine), with
+`lifecycle_and_tags_vs_stratify`, the first passes of lifecycle and
 tags together over the first stratification (the issue's goal: at most 2).
 
     python loadtests/stratify_bench.py --members 1000000

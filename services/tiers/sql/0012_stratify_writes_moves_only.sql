@@ -63,7 +63,7 @@ BEGIN
         below_since timestamptz,
         writes      boolean NOT NULL,  -- the member's row changes
         moves       boolean NOT NULL   -- ... and so does the tier: history and TierChanged
-    ) ON COMMIT DROP;  -- in member order: history and the primary key's pages fill in order
+    ) ON COMMIT DROP;  -- filled in member order: history's primary key then fills in order
 
     WITH bounds AS MATERIALIZED (
         -- The last position of each tier over the tenant's n members.
