@@ -21,11 +21,14 @@ held, nothing reversed), and its open lots sum to its balance: points.ledger_pro
 `GET /points/v1/ledger/check` and `fuli ledger check`) finds nothing.
 
 How it loads: worker processes render the rows of chunks of members as CSV; this process
-streams each chunk into the live tables, with their indexes, by COPY, all in ONE transaction
-(a failed load leaves nothing behind), then runs ANALYZE on the tables it wrote (and VACUUM
-first with --vacuum, which sets the visibility map and hint bits a long-lived table has).
-Identity columns (transfer_id, lot_id) come from their sequences, in COPY order, so a
-member's transfers keep their order. Nothing the service owns is dropped or recreated.
+streams the chunks into the live tables, with their indexes, by COPY over --connections
+connections in turn (one chunk per connection at a time). Each connection holds one
+transaction for the whole load, and they commit only once every chunk is in, so a failed load
+leaves nothing behind. Then it runs ANALYZE on the tables it wrote (VACUUM (ANALYZE) with
+--vacuum, which sets the visibility map and hint bits a long-lived table has).
+Identity columns (transfer_id, lot_id) come from their sequences, in COPY order; a member's
+rows are all in one chunk, so its transfers keep their order. Nothing the service owns is
+dropped or recreated.
 
 No outbox rows are written for the loaded history: the worker would relay them all to the
 consumers (tiers, webhooks) as if they had just happened. The tiers service therefore knows
@@ -315,12 +318,13 @@ class LoadReport:
     lots: int
     points_earned: int
     workers: int
+    connections: int
     chunk_members: int
     load_s: float
     transfers_per_s: float
     rows_per_s: float
     copy_s: dict[str, float]
-    waiting_for_rows_s: float
+    waiting_s: float  # for rendered rows or for a connection to be free
     analyze_s: float
     vacuum: bool
     total_rows: int
@@ -372,17 +376,29 @@ async def ledger_problems(conn: asyncpg.Connection, tenant: str,
     return len(rows), [dict(r) for r in rows[:limit]]
 
 
-async def load(database_url: str, plan: Plan, *, workers: int = 2, chunk_members: int = 5_000,
-               vacuum: bool = False, progress: bool = False) -> LoadReport:
-    """Render the plan's rows in `workers` processes and COPY them in one transaction."""
+async def load(database_url: str, plan: Plan, *, workers: int = 2, connections: int = 2,
+               chunk_members: int = 5_000, vacuum: bool = False,
+               progress: bool = False) -> LoadReport:
+    """Render the plan's rows in `workers` processes and COPY them over `connections`
+    connections, chunk by chunk in turn, each in one transaction that commits only once every
+    chunk is in: a failure rolls all of them back."""
     if plan.now_minute == 0:
         plan = _with_now(plan)
-    conn = await asyncpg.connect(database_url)
+    conns = [await asyncpg.connect(database_url) for _ in range(connections)]
     totals = ChunkCounts()
     copy_s = {f"{schema}.{table}": 0.0 for schema, table in TABLES}
     waiting = 0.0
+
+    async def copy_chunk(conn: asyncpg.Connection, chunk: Chunk) -> None:
+        for (schema, table), data in chunk.csv.items():
+            if data:
+                copy_started = time.monotonic()
+                await conn.copy_to_table(table, schema_name=schema, source=_whole(data),
+                                         columns=COLUMNS[(schema, table)], format="csv")
+                copy_s[f"{schema}.{table}"] += time.monotonic() - copy_started
+
     try:
-        await _refuse_existing(conn, plan)
+        await _refuse_existing(conns[0], plan)
         loop = asyncio.get_running_loop()
         bounds = chunk_bounds(plan, chunk_members)
         chunks = -(-plan.members // chunk_members)
@@ -391,6 +407,8 @@ async def load(database_url: str, plan: Plan, *, workers: int = 2, chunk_members
         executor: concurrent.futures.Executor = (
             concurrent.futures.ProcessPoolExecutor(max_workers=workers) if workers > 0
             else concurrent.futures.ThreadPoolExecutor(max_workers=1))
+        transactions = [conn.transaction() for conn in conns]
+        copying: list[asyncio.Task[None] | None] = [None] * connections
         with executor as pool:
             in_flight: list[asyncio.Future[Chunk]] = []
 
@@ -399,33 +417,45 @@ async def load(database_url: str, plan: Plan, *, workers: int = 2, chunk_members
                 if bound is not None:
                     in_flight.append(loop.run_in_executor(pool, render_chunk, plan, *bound))
 
-            for _ in range(2 * max(workers, 1)):
+            for _ in range(2 * max(workers, 1) + connections):
                 submit()
-            async with conn.transaction():
+            for transaction in transactions:
+                await transaction.start()
+            try:
                 while in_flight:
                     wait_started = time.monotonic()
                     chunk = await in_flight.pop(0)
+                    slot = chunk.index % connections
+                    previous = copying[slot]
+                    if previous is not None:
+                        await previous
                     waiting += time.monotonic() - wait_started
                     submit()
-                    for (schema, table), data in chunk.csv.items():
-                        if not data:
-                            continue
-                        copy_started = time.monotonic()
-                        await conn.copy_to_table(table, schema_name=schema,
-                                                 source=_whole(data),
-                                                 columns=COLUMNS[(schema, table)],
-                                                 format="csv")
-                        copy_s[f"{schema}.{table}"] += time.monotonic() - copy_started
+                    copying[slot] = asyncio.create_task(copy_chunk(conns[slot], chunk))
                     totals.add(chunk.counts)
                     if progress and (chunk.index + 1) % max(1, chunks // 20) == 0:
                         print(f"ledger_loader: {chunk.index + 1}/{chunks} chunks, "
                               f"{totals.transfers:,} transfers, "
                               f"{time.monotonic() - started:.0f} s", file=sys.stderr)
+                for task in copying:
+                    if task is not None:
+                        await task
+            except BaseException:
+                for task in copying:
+                    if task is not None:
+                        task.cancel()
+                await asyncio.gather(*[t for t in copying if t is not None],
+                                     return_exceptions=True)
+                for transaction in transactions:
+                    await transaction.rollback()
+                raise
+            for transaction in transactions:
+                await transaction.commit()
         load_s = time.monotonic() - started
         analyze_started = time.monotonic()
         names = ", ".join(f"{schema}.{table}" for schema, table in TABLES)
-        await conn.execute(f"VACUUM (ANALYZE) {names}" if vacuum else f"ANALYZE {names}",
-                           timeout=None)
+        await conns[0].execute(f"VACUUM (ANALYZE) {names}" if vacuum else f"ANALYZE {names}",
+                               timeout=None)
         analyze_s = time.monotonic() - analyze_started
         total_rows = (totals.members + totals.lots + totals.transfers + totals.earns * 2
                       + totals.debits * 2)
@@ -433,14 +463,15 @@ async def load(database_url: str, plan: Plan, *, workers: int = 2, chunk_members
             tenant=plan.tenant, members=totals.members, transfers=totals.transfers,
             earns=totals.earns, debits=totals.debits, expiries=totals.expiries,
             lots=totals.lots, points_earned=totals.points_earned, workers=workers,
-            chunk_members=chunk_members, load_s=round(load_s, 1),
+            connections=connections, chunk_members=chunk_members, load_s=round(load_s, 1),
             transfers_per_s=round(totals.transfers / load_s),
             rows_per_s=round(total_rows / load_s),
             copy_s={k: round(v, 1) for k, v in copy_s.items()},
-            waiting_for_rows_s=round(waiting, 1), analyze_s=round(analyze_s, 1),
-            vacuum=vacuum, total_rows=total_rows, table_sizes=await table_sizes(conn))
+            waiting_s=round(waiting, 1), analyze_s=round(analyze_s, 1),
+            vacuum=vacuum, total_rows=total_rows, table_sizes=await table_sizes(conns[0]))
     finally:
-        await conn.close()
+        for conn in conns:
+            await conn.close()
 
 
 async def _whole(data: bytes) -> AsyncIterator[bytes]:
@@ -485,6 +516,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=_positive, default=2,
                         help="processes rendering rows (default 2)")
+    parser.add_argument("--connections", type=_positive, default=2,
+                        help="connections copying chunks in turn (default 2)")
     parser.add_argument("--chunk-members", type=_positive, default=5_000)
     parser.add_argument("--vacuum", action="store_true",
                         help="VACUUM (ANALYZE) the loaded tables instead of ANALYZE alone")
@@ -508,7 +541,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 id_prefix=args.id_prefix or f"ld{secrets.token_hex(3)}-", action=args.action,
                 spend_share=args.spend_share, seed=args.seed)
     report = await load(database_url, plan, workers=args.workers,
-                        chunk_members=args.chunk_members, vacuum=args.vacuum, progress=True)
+                        connections=args.connections, chunk_members=args.chunk_members,
+                        vacuum=args.vacuum, progress=True)
     result: dict[str, Any] = {"plan": asdict(plan), "load": asdict(report)}
     if args.check:
         conn = await asyncpg.connect(database_url)
