@@ -71,15 +71,17 @@ GOAL = 0.9
 # pg_stat_database counters read around each Locust phase: blks_read are blocks PostgreSQL
 # did not find in shared_buffers (read from the OS page cache or the disk).
 # pg_stat_wal: full-page images are written for the first change of a page after each
-# checkpoint; pg_stat_checkpointer: checkpoints and the buffers they wrote.
+# checkpoint; pg_stat_checkpointer: checkpoints and the buffers they wrote; points.members'
+# updates, and how many were HOT (no new index entry: the row's page had room for it).
 DB_COUNTERS = ("xact_commit", "blks_read", "blks_hit", "tup_inserted", "wal_records", "wal_fpi",
-               "wal_bytes", "checkpoints", "checkpoint_buffers")
+               "wal_bytes", "checkpoints", "checkpoint_buffers", "member_updates",
+               "member_hot_updates")
 DB_COUNTERS_SQL = (
     "SELECT d.xact_commit, d.blks_read, d.blks_hit, d.tup_inserted,"
     " w.wal_records, w.wal_fpi, w.wal_bytes::bigint,"
-    " c.num_timed + c.num_requested, c.buffers_written"
-    " FROM pg_stat_database d, pg_stat_wal w, pg_stat_checkpointer c"
-    " WHERE d.datname = current_database()")
+    " c.num_timed + c.num_requested, c.buffers_written, m.n_tup_upd, m.n_tup_hot_upd"
+    " FROM pg_stat_database d, pg_stat_wal w, pg_stat_checkpointer c, pg_stat_user_tables m"
+    " WHERE d.datname = current_database() AND m.relid = 'points.members'::regclass")
 
 
 def db_counters(postgres: EmbeddedPostgres) -> dict[str, int]:
@@ -99,7 +101,7 @@ def per_event(figures: dict[str, Any]) -> dict[str, Any]:
     noisy machine changes least), WAL bytes and full-page images, blocks read from outside
     shared_buffers."""
     events = max(figures["requests"] - figures["failures"], 1)
-    cpu = figures["cpu_s"]
+    cpu = figures["cpu_s_with_relay"]
     stack_s = sum(v for k, v in cpu.items() if k != "load_generator")
     database = figures["database"]
     return {
@@ -111,30 +113,63 @@ def per_event(figures: dict[str, Any]) -> dict[str, Any]:
         "wal_fpi": round(database["wal_fpi"] / events, 2),
         "blocks_read": round(database["blks_read"] / events, 2),
         "commits": round(database["xact_commit"] / events, 3),
+        "member_hot_update_share": (round(database["member_hot_updates"]
+                                          / database["member_updates"], 3)
+                                    if database["member_updates"] else None),
     }
 
 
 def server_settings(postgres: EmbeddedPostgres) -> dict[str, str]:
     names = ("shared_buffers", "effective_cache_size", "max_wal_size", "checkpoint_timeout",
-             "synchronous_commit", "fsync", "autovacuum", "server_version")
+             "wal_compression", "synchronous_commit", "fsync", "autovacuum", "server_version")
     values = psql(postgres, "SELECT string_agg(name || '=' || current_setting(name), '|'"
                             " ORDER BY name) FROM pg_settings WHERE name IN ("
                   + ", ".join(f"'{n}'" for n in names) + ")")
     return dict(item.split("=", 1) for item in values.split("|"))
 
 
+async def alter_system(database_url: str, assignments: list[str]) -> dict[str, str]:
+    changed: dict[str, str] = {}
+    conn = await asyncpg.connect(database_url)
+    try:
+        for assignment in assignments:
+            name, _, value = assignment.partition("=")
+            if not name.replace("_", "").isalnum() or not value:
+                raise BenchError(f"--pg-set wants NAME=VALUE, not {assignment!r}")
+            await conn.execute(f"ALTER SYSTEM SET {name} = {_literal(value)}")
+            changed[name] = value
+        await conn.execute("SELECT pg_reload_conf()")
+        await asyncio.sleep(0.5)
+        for name, value in changed.items():
+            if await conn.fetchval("SELECT pending_restart FROM pg_settings WHERE name = $1",
+                                   name):
+                raise BenchError(f"--pg-set {name}={value} needs a restart; not applied")
+    finally:
+        await conn.close()
+    return changed
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def locust_phase(stack: Stack, key: str, duration: int, users: int, members: int,
                  csv_prefix: Path, postgres: EmbeddedPostgres) -> dict[str, Any]:
-    """bench.py's Locust phase, for events to members bench-m1 .. bench-m<members>."""
+    """bench.py's Locust phase, for events to members bench-m1 .. bench-m<members>, and the
+    worker's relay of what it left in the outbox: the costs per event count both, so that work
+    the worker put off during the phase is not missing from them."""
     # run_locust passes bench.MEMBERS to the locustfile as FULI_BENCH_MEMBERS.
     bench.MEMBERS = members
     try:
         before = db_counters(postgres)
-        with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as cpu:
-            figures = run_locust(stack, key, duration, users, csv_prefix)
+        with CpuMeter(stack) as cpu_with_relay:
+            with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as cpu:
+                figures = run_locust(stack, key, duration, users, csv_prefix)
+            figures["outbox"] = wait_outbox_drained(postgres, timeout=300)
         figures["members"] = members
         figures["database"] = counters_delta(before, db_counters(postgres))
         figures["cpu_s"] = cpu.seconds
+        figures["cpu_s_with_relay"] = cpu_with_relay.seconds
         figures["peak_rss_mib"] = round(rss.peak, 1)
         figures["per_event"] = per_event(figures)
     finally:
@@ -272,6 +307,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "are, rather than ANALYZE alone (default on)")
     parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
                         help="run the ledger check after the loaded phase (default on)")
+    parser.add_argument("--pg-set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a PostgreSQL setting changed with ALTER SYSTEM on the run's "
+                             "throwaway cluster before the first phase, to try what a change of "
+                             "services/runtime/embedded.py would give (reloadable settings "
+                             "only: shared_buffers is fixed on its command line); repeatable")
     parser.add_argument("--out-dir", type=Path, default=REPO / "loadtests" / "results")
     return parser.parse_args(argv)
 
@@ -297,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
             admin_key, tenant = stack.wait_ready()
             ingest_key = prepare_tenant(stack.base_url, admin_key)
             postgres = EmbeddedPostgres(data_dir)
+            if args.pg_set:
+                report["pg_set"] = asyncio.run(alter_system(postgres.url, args.pg_set))
             report["postgres"] = server_settings(postgres)
 
             print(f"scale: empty database, Locust {args.users} users for {args.duration} s",
@@ -304,7 +346,6 @@ def main(argv: list[str] | None = None) -> int:
             empty = locust_phase(stack, ingest_key, args.duration, args.users, EMPTY_MEMBERS,
                                  out_dir / f"scale-{stamp}-empty", postgres)
             report["empty"] = empty
-            report["empty"]["outbox"] = wait_outbox_drained(postgres, timeout=120)
 
             print(f"scale: loading {args.members:,} members and about {args.rows:,} ledger "
                   "rows", file=sys.stderr)
@@ -324,7 +365,6 @@ def main(argv: list[str] | None = None) -> int:
                                   EMPTY_MEMBERS + args.members,
                                   out_dir / f"scale-{stamp}-loaded", postgres)
             report["loaded"] = loaded
-            report["loaded"]["outbox"] = wait_outbox_drained(postgres, timeout=120)
             report["ratio"] = round(loaded["events_per_s"] / empty["events_per_s"], 3)
             report["goal"] = GOAL
             # The same comparison in CPU per event: empty's cost over loaded's.
