@@ -22,6 +22,8 @@ absolute rates, and run it more than once.
 
     .venv/bin/python loadtests/scale_bench.py --duration 60
     .venv/bin/python loadtests/scale_bench.py --members 100000 --rows 1000000 --duration 20
+    .venv/bin/python loadtests/scale_bench.py --no-check \
+        --sql "ALTER TABLE points.members SET (fillfactor = 80)"
 """
 
 from __future__ import annotations
@@ -312,6 +314,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "throwaway cluster before the first phase, to try what a change of "
                              "services/runtime/embedded.py would give (reloadable settings "
                              "only: shared_buffers is fixed on its command line); repeatable")
+    parser.add_argument("--sql", action="append", default=[], metavar="STATEMENT",
+                        help="a statement run on the run's throwaway cluster before the first "
+                             "phase, to try a schema change (a table's fillfactor, an index) "
+                             "without a migration; repeatable")
     parser.add_argument("--out-dir", type=Path, default=REPO / "loadtests" / "results")
     return parser.parse_args(argv)
 
@@ -339,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
             postgres = EmbeddedPostgres(data_dir)
             if args.pg_set:
                 report["pg_set"] = asyncio.run(alter_system(postgres.url, args.pg_set))
+            for statement in args.sql:
+                psql(postgres, statement)
+            if args.sql:
+                report["sql"] = args.sql
             report["postgres"] = server_settings(postgres)
 
             print(f"scale: empty database, Locust {args.users} users for {args.duration} s",
