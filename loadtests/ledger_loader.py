@@ -124,7 +124,7 @@ class Plan:
         +-50% in pairs so that the total stays exact."""
         base, extra = divmod(self.rows, self.members)
         count = base + (1 if index < extra else 0)
-        if base >= 2 and index + 1 < self.members - self.members % 2:
+        if base >= 2 and index // 2 * 2 + 1 < self.members:  # not the odd one out
             spread = random.Random(self.seed * 1_000_003 + index // 2).randint(0, base // 2)
             count += spread if index % 2 == 0 else -spread
         return max(count, 1)
