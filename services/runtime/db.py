@@ -94,18 +94,10 @@ async def once_more_on_fault(work: Callable[[], Awaitable[T]], what: str) -> T:
     return await work()
 
 
-async def keep_session(conn: asyncpg.Connection) -> None:
-    """A pooled connection's reset: nothing beyond what asyncpg always does (roll back an open
-    transaction). Its default also sends RESET ALL, CLOSE ALL, UNLISTEN * and
-    pg_advisory_unlock_all(), a round trip on every release, for session state fuli never
-    leaves on a pooled connection: no session settings, cursors held past a transaction,
-    LISTEN or session advisory locks (migrations take theirs on a connection of their own)."""
-
-
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20,
                       application_name: str = "fuli") -> Pool:
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=init_connection, reset=keep_session,
+        url, min_size=min_size, max_size=max_size, init=init_connection,
         server_settings={"application_name": application_name, "timezone": "UTC"},
     )
     assert pool is not None

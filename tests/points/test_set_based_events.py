@@ -97,6 +97,8 @@ def random_group(rng: random.Random, history: list[Item], now: datetime) -> list
             rng.choice([0, 99, 100, 3_333]) if kind == "unit" else None)
         if kind == "short_old":
             at = now - timedelta(days=2, minutes=n)
+        elif kind == "capped":
+            at = now  # one cap period, whatever the time of day: members reach their caps
         items.append(Item(f"e-{n}", member, action, at, amount, attributes))
     return items
 

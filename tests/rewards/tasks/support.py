@@ -3,7 +3,7 @@ and reads of what the consumers and payers stored."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,10 @@ ACTIONS = ("follow_guide", "questionnaire", "check_in", "buy")
 
 
 def local_noon(day: date) -> datetime:
-    return datetime.combine(day, time(12), ZONE)
+    """Noon of the tenant's local ``day``; for today before noon, a moment ago (an event may
+    not be in the future)."""
+    noon = datetime.combine(day, time(12), ZONE)
+    return min(noon, datetime.now(ZONE) - timedelta(seconds=1)) if day == today() else noon
 
 
 def today() -> date:
