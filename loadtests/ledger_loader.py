@@ -72,6 +72,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from loadtests.bench import positive  # noqa: E402
 from proto import points as p  # noqa: E402
 from services.points.ledger import EVENTS_SCOPE, event_fingerprint  # noqa: E402
 from services.runtime.idempotency import fingerprint  # noqa: E402
@@ -485,13 +486,6 @@ def _with_now(plan: Plan) -> Plan:
     return Plan(**values)
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Load members and a valid ledger history into a fuli database with COPY.")
@@ -502,10 +496,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the data directory of a running `fuli up` (its embedded "
                              "PostgreSQL), instead of --database-url")
     parser.add_argument("--tenant", required=True, help="the tenant to load into (must exist)")
-    parser.add_argument("--members", type=_positive, default=1_000_000)
-    parser.add_argument("--rows", type=_positive, default=10_000_000,
+    parser.add_argument("--members", type=positive, default=1_000_000)
+    parser.add_argument("--rows", type=positive, default=10_000_000,
                         help="ledger rows (points.transfers) to load, about (default 10M)")
-    parser.add_argument("--first-member", type=_positive, default=1,
+    parser.add_argument("--first-member", type=positive, default=1,
                         help="number of the first member id (default 1)")
     parser.add_argument("--member-prefix", default="bench-m")
     parser.add_argument("--id-prefix", default=None,
@@ -514,11 +508,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--spend-share", type=float, default=0.08,
                         help="share of steps that are debits when the member has points")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workers", type=_positive, default=2,
+    parser.add_argument("--workers", type=positive, default=2,
                         help="processes rendering rows (default 2)")
-    parser.add_argument("--connections", type=_positive, default=2,
+    parser.add_argument("--connections", type=positive, default=2,
                         help="connections copying chunks in turn (default 2)")
-    parser.add_argument("--chunk-members", type=_positive, default=5_000)
+    parser.add_argument("--chunk-members", type=positive, default=5_000)
     parser.add_argument("--vacuum", action="store_true",
                         help="VACUUM (ANALYZE) the loaded tables instead of ANALYZE alone")
     parser.add_argument("--check", action="store_true",

@@ -140,11 +140,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     """The API and the worker as supervised child processes, over the embedded servers (also
     supervised) unless the URLs are set. The listening socket is bound here, before anything
     starts (a taken port stops start-up at once), and handed to each API process in turn."""
-    try:
-        listener = listen_socket(settings.host, settings.port)
-    except OSError as exc:
-        print(f"fuli: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+    listener = _listener(settings)
+    if listener is None:
         return 1
     become_subreaper()
     with listener, resolved_with_servers(settings) as (ready, servers):
@@ -153,17 +150,33 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             _with_connection(ready, lambda conn: tenants.tenant_exists(conn, "default")))
         if ready.worker:
             ready = ready.with_worker_readiness()
-        supervisor = Supervisor(_children(ready, servers, listener.fileno()))
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        try:
-            supervisor.start()
-            _banner(ready, SERVICE_NAMES, admin_key, key_hint=key_hint)
-            supervisor.run(stop)
-        finally:
-            supervisor.stop()
+        _supervise(Supervisor(_children(ready, servers, listener.fileno())),
+                   lambda: _banner(ready, SERVICE_NAMES, admin_key, key_hint=key_hint))
     return 0
+
+
+def _listener(settings: Settings) -> socket.socket | None:
+    """The listening socket on FULI_HOST:FULI_PORT; None, said on stderr, if it is taken."""
+    try:
+        return listen_socket(settings.host, settings.port)
+    except OSError as exc:
+        print(f"fuli: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return None
+
+
+def _supervise(supervisor: Supervisor, started: Callable[[], None]) -> None:
+    """Starts the supervisor's children, calls ``started``, and watches them until SIGINT or
+    SIGTERM; then stops them."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        supervisor.start()
+        started()
+        supervisor.run(stop)
+    finally:
+        supervisor.stop()
 
 
 def _children(settings: Settings, servers: EmbeddedServers | None,
@@ -227,25 +240,14 @@ def _serve_with_processes(settings: Settings, service: str | None,
                           mounted: tuple[str, ...]) -> int:
     """`fuli serve` with FULI_WORKERS > 1: binds the socket and supervises that many API
     processes serving it, as `fuli up` does."""
-    try:
-        listener = listen_socket(settings.host, settings.port)
-    except OSError as exc:
-        print(f"fuli: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+    listener = _listener(settings)
+    if listener is None:
         return 1
     with listener, resolved(settings) as ready:
         asyncio.run(prepare_database(ready, create_default_tenant=False))
-        supervisor = Supervisor(_api_children(ready, _child_env(ready), listener.fileno(),
-                                              service))
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        try:
-            supervisor.start()
-            _banner(ready, mounted, None)
-            supervisor.run(stop)
-        finally:
-            supervisor.stop()
+        _supervise(Supervisor(_api_children(ready, _child_env(ready), listener.fileno(),
+                                            service)),
+                   lambda: _banner(ready, mounted, None))
     return 0
 
 
