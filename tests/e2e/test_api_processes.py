@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.process import KEY, FuliServer, wait_for
+from tests.e2e.process import KEY, FuliServer, clean_env, wait_for
 from tests.e2e.test_supervise import children_of
 
 MEMBERS = 5
@@ -45,7 +45,7 @@ def post_with_one_stopped(base_url: str, key: str, stopped: int, first: int,
 
 
 def test_two_api_processes_share_the_socket_and_stay_exact(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FULI_")}
+    env = clean_env()
     env.update(FULI_DATA_DIR=str(tmp_path / "data"), FULI_WORKERS="2",
                FULI_RATE_LIMITS="key.default=100000/60,key.events=100000/60")
     server = FuliServer(env)
@@ -88,7 +88,7 @@ def test_two_api_processes_share_the_socket_and_stay_exact(tmp_path: Path) -> No
 
 
 def test_fuli_serve_runs_as_many_api_processes(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FULI_")}
+    env = clean_env()
     env.update(FULI_DATA_DIR=str(tmp_path / "data"), FULI_WORKERS="2")
     server = FuliServer(env, "serve", ready_path="/points/health/ready")
     printed = server.start()
