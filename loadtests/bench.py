@@ -338,10 +338,11 @@ def prepare_tenant(base_url: str, admin_key: str) -> str:
 
 
 def run_locust(stack: Stack, key: str, duration: int, users: int,
-               csv_prefix: Path) -> dict[str, Any]:
-    """The earn phase: PointsEventsUser for `duration` seconds; `events_per_s` is its rate."""
+               csv_prefix: Path, members: int = MEMBERS) -> dict[str, Any]:
+    """The earn phase: PointsEventsUser for `duration` seconds, events to random members out
+    of bench-m1 .. bench-m<members>; `events_per_s` is its rate."""
     return locust_figures(stack, key, duration, users, csv_prefix, EARN_USER, ROW,
-                          rate_key="events_per_s")
+                          env={"FULI_BENCH_MEMBERS": str(members)}, rate_key="events_per_s")
 
 
 def locust_figures(stack: Stack, key: str, duration: int, users: int, csv_prefix: Path,

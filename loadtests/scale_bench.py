@@ -160,22 +160,17 @@ def locust_phase(stack: Stack, key: str, duration: int, users: int, members: int
     """bench.py's Locust phase, for events to members bench-m1 .. bench-m<members>, and the
     worker's relay of what it left in the outbox: the costs per event count both, so that work
     the worker put off during the phase is not missing from them."""
-    # run_locust passes bench.MEMBERS to the locustfile as FULI_BENCH_MEMBERS.
-    bench.MEMBERS = members
-    try:
-        before = db_counters(postgres)
-        with CpuMeter(stack) as cpu_with_relay:
-            with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as cpu:
-                figures = run_locust(stack, key, duration, users, csv_prefix)
-            figures["outbox"] = wait_outbox_drained(postgres, timeout=300)
-        figures["members"] = members
-        figures["database"] = counters_delta(before, db_counters(postgres))
-        figures["cpu_s"] = cpu.seconds
-        figures["cpu_s_with_relay"] = cpu_with_relay.seconds
-        figures["peak_rss_mib"] = round(rss.peak, 1)
-        figures["per_event"] = per_event(figures)
-    finally:
-        bench.MEMBERS = EMPTY_MEMBERS
+    before = db_counters(postgres)
+    with CpuMeter(stack) as cpu_with_relay:
+        with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as cpu:
+            figures = run_locust(stack, key, duration, users, csv_prefix, members)
+        figures["outbox"] = wait_outbox_drained(postgres, timeout=300)
+    figures["members"] = members
+    figures["database"] = counters_delta(before, db_counters(postgres))
+    figures["cpu_s"] = cpu.seconds
+    figures["cpu_s_with_relay"] = cpu_with_relay.seconds
+    figures["peak_rss_mib"] = round(rss.peak, 1)
+    figures["per_event"] = per_event(figures)
     if stack.process.poll() is not None:
         raise stack._failure("fuli up died during a Locust phase")
     return figures

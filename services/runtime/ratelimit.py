@@ -55,15 +55,8 @@ class RateLimiter:
     def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
         self._settings = settings
         self._script = register_lua(client, "services.runtime", "rate_limit.lua")
-        self._rules: dict[tuple[str, str], RateLimit] = {}
         self._leases: dict[str, _Lease] = {}
         self._asking: dict[str, asyncio.Event] = {}
-
-    def _rule(self, kind: str, group: str) -> RateLimit:
-        rule = self._rules.get((kind, group))
-        if rule is None:
-            rule = self._rules[(kind, group)] = self._settings.rate_limit(kind, group)
-        return rule
 
     async def retry_after_s(self, principal: Principal, group: str) -> float:
         """0 when the call may go ahead, else seconds to wait. Fails open if Redis is down."""
@@ -80,7 +73,7 @@ class RateLimiter:
             await asking.wait()  # another request of this caller is asking Redis for a lease
         asking = self._asking[key] = asyncio.Event()
         try:
-            return await self._lease(key, self._rule(kind, group))
+            return await self._lease(key, self._settings.rate_limit(kind, group))
         finally:
             del self._asking[key]
             asking.set()
