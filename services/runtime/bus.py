@@ -16,6 +16,10 @@ _envelope_decoder = msgspec.json.Decoder(Envelope)
 log = logging.getLogger("fuli.bus")
 
 Handler = Callable[[Conn, Envelope], Awaitable[None]]
+# Applies a batch's first deliveries, given in ``lock_order``, with the result of applying them
+# one at a time in that order: set-based statements for a whole batch in place of a few
+# statements per event.
+BatchHandler = Callable[[Conn, list[Envelope]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -81,34 +85,54 @@ def lock_order(deliveries: list[_Delivery]) -> list[_Delivery]:
     return sorted(deliveries, key=lambda d: (d.envelope.tenant_id, d.member_id))
 
 
-async def _lock_members(conn: Conn, deliveries: list[_Delivery]) -> None:
-    """Takes a transaction lock on each member of the events, in ``lock_order``. Two
-    transactions that touch the same member then take turns on the member as a whole, however
-    their events order the member's rows (one event's day row, then the member row; the next
-    event's day row): batches of one consumer, or of consumers that lock only rows of the
-    event's member, cannot deadlock each other."""
+def lock_domain(consumer: str) -> str:
+    """The consumers that take turns on a member: those of one service (``tiers.…``), which
+    write the same rows of the member. Consumers of different services write rows of their own
+    service only, so the four or five consumers of one earning event apply it side by side."""
+    return consumer.partition(".")[0]
+
+
+async def _lock_members(conn: Conn, consumer: str, deliveries: list[_Delivery]) -> None:
+    """Takes a transaction lock on each member of the events, in ``lock_order``, in the
+    consumer's ``lock_domain``. Two transactions that touch the same member then take turns on
+    the member as a whole, however their events order the member's rows (one event's day row,
+    then the member row; the next event's day row): batches of one consumer, or of consumers
+    of one service that lock only rows of the event's member, cannot deadlock each other."""
     keys = list(dict.fromkeys((d.envelope.tenant_id, d.member_id) for d in deliveries))
     await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtext(t.tenant_id), hashtext(t.member_id))"
-        " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(tenant_id, member_id, n)"
+        "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || t.tenant_id), hashtext(t.member_id))"
+        " FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(tenant_id, member_id, n)"
         " WHERE t.member_id <> '' ORDER BY t.n",
-        [tenant for tenant, _ in keys], [member for _, member in keys])
+        lock_domain(consumer), [tenant for tenant, _ in keys], [member for _, member in keys])
 
 
-async def _apply(conn: Conn, consumer: str, deliveries: list[_Delivery], handle: Handler,
-                 serialized: bool) -> None:
+async def _apply(conn: Conn, consumer: str, deliveries: list[_Delivery],
+                 apply_batch: BatchHandler, serialized: bool) -> None:
     if serialized:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fuli.consume'),"
                            " hashtext($1))", consumer)
     first = await _first_deliveries(conn, consumer, [d.envelope for d in deliveries])
     deliveries = [d for d in deliveries if d.envelope.event_id in first]
-    await _lock_members(conn, deliveries)
-    for delivery in deliveries:
-        await handle(conn, delivery.envelope)
+    if deliveries:
+        await _lock_members(conn, consumer, deliveries)
+        await apply_batch(conn, [d.envelope for d in deliveries])
+
+
+def one_at_a_time(handle: Handler) -> BatchHandler:
+    async def apply_batch(conn: Conn, envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            await handle(conn, envelope)
+    return apply_batch
 
 
 async def consume(pool: Pool, consumer: str, bodies: str | list[str],
                   handle: Handler, *, serialized: bool = False) -> None:
+    """``consume_batches`` with a handler of one event at a time."""
+    await consume_batches(pool, consumer, bodies, one_at_a_time(handle), serialized=serialized)
+
+
+async def consume_batches(pool: Pool, consumer: str, bodies: str | list[str],
+                          apply_batch: BatchHandler, *, serialized: bool = False) -> None:
     """The one way to consume bus events: applies each envelope once, in the transaction that
     records it in the inbox (which drops redeliveries). ``consumer`` is the subscriber's actor
     name: the outbox keeps an event until every subscriber's inbox has it.
@@ -123,7 +147,7 @@ async def consume(pool: Pool, consumer: str, bodies: str | list[str],
     if len(deliveries) > 1:
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await _apply(conn, consumer, lock_order(deliveries), handle, serialized)
+                await _apply(conn, consumer, lock_order(deliveries), apply_batch, serialized)
             return
         except Exception as exc:
             log.warning("batch failed; applying its events one by one",
@@ -133,7 +157,7 @@ async def consume(pool: Pool, consumer: str, bodies: str | list[str],
     for delivery in deliveries:
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await _apply(conn, consumer, [delivery], handle, serialized)
+                await _apply(conn, consumer, [delivery], apply_batch, serialized)
         except Exception as exc:
             failure = failure or exc
     if failure is not None:

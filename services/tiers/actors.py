@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.runtime.bus import ActorSpec, PeriodicJob, consume
+from services.runtime.bus import ActorSpec, PeriodicJob, consume_batches
 from services.runtime.worker import WorkerContext
-from services.tiers.activity import apply_activity
+from services.tiers.activity import apply_activities
 from services.tiers.app import TiersComponents
 from services.tiers.policy.policy import Policies
 
@@ -23,13 +23,13 @@ async def _policies() -> Policies:
 
 async def apply_points_event(bodies: str | list[str]) -> None:
     resources = await WorkerContext.resources()
-    await consume(resources.pool, "tiers.apply_points_event", bodies,
-                  (await _policies()).points_event_handler())
+    await consume_batches(resources.pool, "tiers.apply_points_event", bodies,
+                          (await _policies()).points_events_handler())
 
 
 async def record_activity(bodies: str | list[str]) -> None:
     resources = await WorkerContext.resources()
-    await consume(resources.pool, "tiers.record_activity", bodies, apply_activity)
+    await consume_batches(resources.pool, "tiers.record_activity", bodies, apply_activities)
 
 
 async def roll_windows(at: str | None = None) -> None:

@@ -5,6 +5,7 @@ here only; read by the SQL functions behind value scores and group reports)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 
@@ -30,13 +31,37 @@ async def ensure_member(conn: Conn, tenant_id: str, member_id: str) -> None:
         tenant_id, member_id)
 
 
-async def add_action(conn: Conn, tenant_id: str, member_id: str, action: str,
-                     group_id: str, at: datetime) -> None:
+class ActionDay(NamedTuple):
+    tenant_id: str
+    member_id: str
+    action: str
+    group_id: str
+    at: datetime
+
+
+async def ensure_members(conn: Conn, tenant_ids: list[str], member_ids: list[str]) -> None:
+    """``ensure_member`` for many, in (tenant, member) order."""
+    await conn.execute(
+        "INSERT INTO tiers.members (tenant_id, member_id)"
+        " SELECT DISTINCT t.tenant_id, t.member_id FROM unnest($1::text[], $2::text[])"
+        " AS t(tenant_id, member_id) ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+        tenant_ids, member_ids)
+
+
+async def add_actions(conn: Conn, actions: list[ActionDay]) -> None:
+    """Counts each action on its tenant's local day, the actions of one row counted together
+    (a statement may change a row once)."""
+    if not actions:
+        return
     await conn.execute(
         "INSERT INTO tiers.action_days AS d (tenant_id, member_id, day, action, group_id, actions)"
-        " VALUES ($1, $2, tiers.local_day($1, $5), $3, $4, 1)"
-        " ON CONFLICT (tenant_id, member_id, day, action, group_id)"
-        " DO UPDATE SET actions = d.actions + 1", tenant_id, member_id, action, group_id, at)
+        " SELECT t.tenant_id, t.member_id, tiers.local_day(t.tenant_id, t.at), t.action,"
+        " t.group_id, count(*)"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])"
+        " AS t(tenant_id, member_id, action, group_id, at) GROUP BY 1, 2, 3, 4, 5"
+        " ORDER BY 1, 2, 3, 4, 5 ON CONFLICT (tenant_id, member_id, day, action, group_id)"
+        " DO UPDATE SET actions = d.actions + EXCLUDED.actions",
+        *map(list, zip(*actions, strict=True)))
 
 
 async def add_purchase(conn: Conn, tenant_id: str, event_id: str, member_id: str,

@@ -3,6 +3,7 @@ in one transaction, falling back to one event at a time when the batch fails."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -95,3 +96,38 @@ async def test_a_batch_is_applied_once(resources: Resources, applied: str) -> No
     await consume(resources.pool, applied, bodies, recorder(applied))
     await consume(resources.pool, applied, bodies[7], recorder(applied))  # one body, again
     assert await recorded(resources, applied) == list(range(50))
+
+
+def member_envelope(member_id: str) -> str:
+    return msgspec.json.encode(Envelope(
+        event_id=str(uuid.uuid4()), tenant_id="t", service="test", type="Probe",
+        emitted_at=datetime.now(UTC), data=msgspec.Raw(b'{"member_id": "%s"}' % member_id.encode())
+    )).decode()
+
+
+async def test_consumers_of_one_service_take_turns_on_a_member_others_do_not(
+        resources: Resources) -> None:
+    """A tiers consumer holding a member keeps the other tiers consumers off that member, not
+    the webhooks consumer: the consumers of one earning event apply it side by side."""
+    member = f"m-{uuid.uuid4().hex[:8]}"
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(conn: asyncpg.Connection, event: Envelope) -> None:
+        holding.set()
+        await release.wait()
+
+    async def nothing(conn: asyncpg.Connection, event: Envelope) -> None:
+        return None
+
+    held = asyncio.create_task(consume(resources.pool, "tiers.probe_hold",
+                                       member_envelope(member), hold))
+    await asyncio.wait_for(holding.wait(), 10)
+    # Another service's consumer gets through while the member is held.
+    await asyncio.wait_for(consume(resources.pool, "webhooks.probe",
+                                   member_envelope(member), nothing), 10)
+    same_service = asyncio.create_task(consume(resources.pool, "tiers.probe_other",
+                                               member_envelope(member), nothing))
+    await asyncio.sleep(0.5)
+    assert not same_service.done(), "a consumer of the same service did not wait its turn"
+    release.set()
+    await asyncio.wait_for(asyncio.gather(held, same_service), 10)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from proto.events import SUBSCRIPTIONS
 from services.composition.registry import SERVICES, jobs
 from services.runtime.outbox import (
+    MAX_BATCH,
     OUTBOX_COLUMNS,
     WAITING_CONSUMERS,
     mark_sent,
@@ -21,12 +22,12 @@ from services.runtime.worker import WorkerContext
 
 
 async def deliver(resources: Resources, settings: Settings, tenant: str,
-                  twice: bool = False) -> int:
+                  twice: bool = False, max_batch: int = MAX_BATCH) -> int:
     """What the relay and the worker do, in this process: the tenant's unsent outbox events as
     the relay's messages (batches for batch subscribers) to each actor, again and again until
     consumers stop emitting; then every event must have been applied by each of its consumers
     (their inbox has it) and is removed, as the relay would. ``twice`` delivers every message
-    twice."""
+    twice; ``max_batch`` is the most events in a message to a batch subscriber."""
     actors = {spec.name: spec.fn for spec in jobs()[0]}
     delivered = 0
     WorkerContext.configure(settings, SERVICES)
@@ -35,7 +36,7 @@ async def deliver(resources: Resources, settings: Settings, tenant: str,
                 f"SELECT {OUTBOX_COLUMNS} FROM fuli.outbox o"
                 " WHERE o.tenant_id = $1 AND o.resend_at IS NULL ORDER BY o.id", tenant):
             deliveries = routed(rows, SUBSCRIPTIONS)
-            for message in messages_for(deliveries):
+            for message in messages_for(deliveries, max_batch):
                 for _ in range(2 if twice else 1):
                     await actors[message.actor_name](*message.args)
             async with resources.pool.acquire() as conn:

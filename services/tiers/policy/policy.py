@@ -5,13 +5,14 @@ members and operators read of it."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import UTC, datetime
 
 import msgspec
 
 from proto import tiers as t
 from proto.events import Envelope, TierChanged
-from services.runtime.bus import Handler
+from services.runtime.bus import BatchHandler
 from services.runtime.db import Conn, Pool
 from services.runtime.errors import NotFound
 from services.runtime.outbox import emit
@@ -85,26 +86,34 @@ class Policies:
         return rules.distribution(policy, counts, last.cuts if last else [],
                                   last.at if last else None)
 
-    def points_event_handler(self) -> Handler:
-        """A ``bus.consume`` handler for one delivery of points facts: folds each fact into
-        its member's metrics and re-evaluates the member. Each tenant's policy is read once
-        per delivery (a batch), not once per event."""
-        read: dict[str, t.Policy | None] = {}
+    def points_events_handler(self) -> BatchHandler:
+        """A ``bus.consume_batches`` handler for one delivery of points facts: folds each fact
+        into its member's metrics and re-evaluates the member. Each tenant's policy is read
+        once per delivery (a batch). The facts are folded with one statement per table for
+        the batch, then each member is evaluated once, except a member of a threshold policy
+        with several facts in the batch: each of those facts is folded and evaluated in turn,
+        since each may move the member (up, then into a downgrade's grace)."""
 
-        async def apply(conn: Conn, envelope: Envelope) -> None:
-            change = rules.metric_change(envelope)
-            if change is None or is_escrow(change.member_id):
-                return
-            tenant_id = envelope.tenant_id
-            if change.at is not None:
-                await store.add_day(conn, tenant_id, change.member_id, change.at,
-                                    change.spend_cents, change.points_earned)
-            if change.points_available is not None:
-                await store.add_available(conn, tenant_id, change.member_id,
-                                          change.points_available)
-            if tenant_id not in read:
-                read[tenant_id] = await shared_store.policy(conn, tenant_id)
-            await evaluate(conn, read[tenant_id], tenant_id, change.member_id)
+        async def apply(conn: Conn, envelopes: list[Envelope]) -> None:
+            changes = [(envelope.tenant_id, change) for envelope in envelopes
+                       if (change := rules.metric_change(envelope)) is not None
+                       and not is_escrow(change.member_id)]
+            policies = {tenant_id: await shared_store.policy(conn, tenant_id)
+                        for tenant_id in dict.fromkeys(tenant_id for tenant_id, _ in changes)}
+            facts = Counter((tenant_id, change.member_id) for tenant_id, change in changes
+                            if isinstance(policies[tenant_id], t.ThresholdPolicy))
+            in_turn = {key for key, n in facts.items() if n > 1}
+            await fold(conn, [(tenant_id, change) for tenant_id, change in changes
+                              if (tenant_id, change.member_id) not in in_turn])
+            for tenant_id, member_id in dict.fromkeys(
+                    (tenant_id, change.member_id) for tenant_id, change in changes):
+                if (tenant_id, member_id) not in in_turn:
+                    await evaluate(conn, policies[tenant_id], tenant_id, member_id)
+                    continue
+                for change in (c for tenant, c in changes
+                               if tenant == tenant_id and c.member_id == member_id):
+                    await fold(conn, [(tenant_id, change)])
+                    await evaluate(conn, policies[tenant_id], tenant_id, member_id)
 
         return apply
 
@@ -160,6 +169,17 @@ class Policies:
             log.info("stratified", extra={"fields": {
                 "tenant": tenant_id, "members": evaluation.members,
                 "changed": evaluation.changed}})
+
+
+async def fold(conn: Conn, changes: list[tuple[str, rules.MetricChange]]) -> None:
+    """Adds the changes to their members' daily buckets and available points."""
+    await store.add_days(conn, [
+        store.DayChange(tenant_id, c.member_id, c.at, c.spend_cents, c.points_earned)
+        for tenant_id, c in changes if c.at is not None])
+    available = [(tenant_id, c.member_id, c.points_available) for tenant_id, c in changes
+                 if c.points_available is not None]
+    await store.add_available(conn, [a[0] for a in available], [a[1] for a in available],
+                              [a[2] for a in available])
 
 
 async def evaluate(conn: Conn, policy: t.Policy | None, tenant_id: str, member_id: str,

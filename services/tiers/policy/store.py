@@ -4,7 +4,7 @@ history, and percentile stratification (the policy itself is read through the sh
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -108,24 +108,43 @@ async def advance_reevaluation(conn: Conn, tenant_id: str, last_member: str, eva
         finished_at)
 
 
-async def add_day(conn: Conn, tenant_id: str, member_id: str, at: datetime,
-                  spend_cents: int, points_earned: int) -> None:
-    """Adds to the bucket of the tenant's local day holding ``at``."""
+class DayChange(NamedTuple):
+    tenant_id: str
+    member_id: str
+    at: datetime
+    spend_cents: int
+    points_earned: int
+
+
+async def add_days(conn: Conn, changes: list[DayChange]) -> None:
+    """Adds each change to the bucket of its tenant's local day holding ``at``, the changes of
+    one bucket summed first (a statement may change a row once)."""
+    if not changes:
+        return
     await conn.execute(
         "INSERT INTO tiers.member_days AS d (tenant_id, member_id, day, spend_cents,"
-        " points_earned) VALUES ($1, $2, tiers.local_day($1, $3), $4, $5)"
-        " ON CONFLICT (tenant_id, member_id, day)"
+        " points_earned) SELECT t.tenant_id, t.member_id, tiers.local_day(t.tenant_id, t.at),"
+        " sum(t.spend_cents), sum(t.points_earned)"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[])"
+        " AS t(tenant_id, member_id, at, spend_cents, points_earned) GROUP BY 1, 2, 3"
+        " ORDER BY 1, 2, 3 ON CONFLICT (tenant_id, member_id, day)"
         " DO UPDATE SET spend_cents = d.spend_cents + EXCLUDED.spend_cents,"
         " points_earned = d.points_earned + EXCLUDED.points_earned",
-        tenant_id, member_id, at, spend_cents, points_earned)
+        *map(list, zip(*changes, strict=True)))
 
 
-async def add_available(conn: Conn, tenant_id: str, member_id: str, delta: int) -> None:
+async def add_available(conn: Conn, tenant_ids: list[str], member_ids: list[str],
+                        deltas: list[int]) -> None:
+    """Adds each delta to its member's available points, a member's deltas summed first."""
+    if not deltas:
+        return
     await conn.execute(
         "INSERT INTO tiers.members AS m (tenant_id, member_id, points_available)"
-        " VALUES ($1, $2, $3) ON CONFLICT (tenant_id, member_id)"
+        " SELECT t.tenant_id, t.member_id, sum(t.delta)"
+        " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(tenant_id, member_id, delta)"
+        " GROUP BY 1, 2 ORDER BY 1, 2 ON CONFLICT (tenant_id, member_id)"
         " DO UPDATE SET points_available = m.points_available + EXCLUDED.points_available",
-        tenant_id, member_id, delta)
+        tenant_ids, member_ids, deltas)
 
 
 async def locked_member(conn: Conn, tenant_id: str, member_id: str) -> MemberState:
