@@ -186,11 +186,14 @@ class OutboxRelay:
                 "WITH chunk AS (SELECT id, tenant_id, event_id, consumers FROM fuli.outbox"
                 "  WHERE resend_at IS NOT NULL AND id > $1 ORDER BY id LIMIT $2"
                 "  FOR UPDATE SKIP LOCKED),"
-                # WAITING_CONSUMERS, as a join rather than a function call per row
-                " applied AS (DELETE FROM fuli.outbox o USING chunk c WHERE o.id = c.id"
-                "  AND NOT EXISTS (SELECT FROM unnest(c.consumers) AS k(consumer)"
-                "   WHERE NOT EXISTS (SELECT FROM fuli.inbox i WHERE i.tenant_id = c.tenant_id"
-                "    AND i.consumer = k.consumer AND i.event_id = c.event_id))"
+                # WAITING_CONSUMERS as an anti-join rather than a function call per row; the
+                # ids as an array, which the planner looks up by key (a join with the chunk
+                # made it hash the whole outbox, backlog and all)
+                " applied AS (DELETE FROM fuli.outbox o WHERE o.id = ANY (ARRAY("
+                "  SELECT c.id FROM chunk c WHERE NOT EXISTS ("
+                "   SELECT FROM unnest(c.consumers) AS k(consumer) WHERE NOT EXISTS ("
+                "    SELECT FROM fuli.inbox i WHERE i.tenant_id = c.tenant_id"
+                "     AND i.consumer = k.consumer AND i.event_id = c.event_id))))"
                 "  RETURNING o.id)"
                 " SELECT (SELECT max(id) FROM chunk) AS last_id,"
                 " (SELECT count(*) FROM chunk) AS scanned, (SELECT count(*) FROM applied) AS n",

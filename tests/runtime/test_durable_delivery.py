@@ -289,3 +289,28 @@ async def test_batches_touching_a_members_rows_in_different_orders_do_not_deadlo
                for b in range(6)]
     await race(resources, f"probe.days_{tenant}", batches, day_then_member, False, caplog)
     assert await counters(resources, tenant) == {"m1": 12, "m1:day1": 6, "m1:day2": 6}
+
+
+async def test_settle_deletes_a_row_only_once_every_consumer_it_went_to_applied_it(
+        resources: Resources) -> None:
+    """Rows sent to two consumers, to one, and to none; the inbox has some of them."""
+    tag = uuid.uuid4().hex[:8]
+    tenant, first, second = f"t-{tag}", f"probe.first_{tag}", f"probe.second_{tag}"
+    relay = OutboxRelay(resources.pool, lambda ms: None, batch_size=100_000, subscriptions={
+        "Noted": (Subscriber("q", first), Subscriber("q", second))})
+    async with resources.pool.acquire() as conn, conn.transaction():
+        await emit(conn, service="probe", tenant_id=tenant, events=[Noted(n=n) for n in range(4)])
+    await relay.send_new()
+    rows = await resources.pool.fetch(
+        "SELECT id, event_id FROM fuli.outbox WHERE tenant_id = $1 ORDER BY id", tenant)
+    await resources.pool.execute(  # the last row went to nobody (a consumer since removed)
+        "UPDATE fuli.outbox SET consumers = '{}' WHERE id = $1", rows[3]["id"])
+    applied_by = {0: [first, second], 1: [first], 2: [second], 3: []}
+    await resources.pool.executemany(
+        "INSERT INTO fuli.inbox (tenant_id, consumer, event_id) VALUES ($1, $2, $3)",
+        [(tenant, consumer, rows[n]["event_id"])
+         for n, consumers in applied_by.items() for consumer in consumers])
+    await settle_all(relay)
+    left = await resources.pool.fetch(
+        "SELECT id FROM fuli.outbox WHERE tenant_id = $1 ORDER BY id", tenant)
+    assert [r["id"] for r in left] == [rows[1]["id"], rows[2]["id"]]
