@@ -27,11 +27,15 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
 
 class Subscriber(msgspec.Struct, frozen=True):
     """A consumer of an event type. A ``batch`` consumer receives a list of envelope bodies per
-    message (events of its types, in outbox order) and applies them in one transaction."""
+    message (events of its types, in outbox order) and applies them in one transaction. A
+    consumer with work for some tenants only names ``tenants``, a relation (view) of
+    ``tenant_id`` rows: the relay sends it the events of the tenants the relation holds when
+    the event is sent, and no others (None: every tenant's)."""
 
     queue: str
     actor: str
     batch: bool = False
+    tenants: str | None = None
 
 
 class ActionRecorded(Event, frozen=True, kw_only=True):
@@ -218,7 +222,9 @@ class TaskRewarded(Event, frozen=True, kw_only=True):
 TIER_METRICS = Subscriber("tiers", "tiers.apply_points_event", batch=True)
 TIER_ACTIVITY = Subscriber("tiers", "tiers.record_activity", batch=True)
 TEAM_SCORES = Subscriber("rewards", "rewards.apply_team_purchases", batch=True)
-TASK_PROGRESS = Subscriber("rewards", "rewards.advance_tasks", batch=True)
+# Most tenants have no task and no webhook endpoint: their events are not sent to those consumers.
+TASK_PROGRESS = Subscriber("rewards", "rewards.advance_tasks", batch=True,
+                           tenants="rewards.task_tenants")
 
 # event type -> the actors (by queue and name) that consume it. The outbox relay reads this, so a
 # relay in any process can route every event without importing the consumers.
@@ -238,7 +244,8 @@ SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
 }
 # The webhooks service records every public event (PUBLIC_EVENT_TYPES, below) for the
 # endpoints subscribed to it.
-WEBHOOK_DELIVERIES = Subscriber("webhooks", "webhooks.record_events", batch=True)
+WEBHOOK_DELIVERIES = Subscriber("webhooks", "webhooks.record_events", batch=True,
+                                tenants="webhooks.endpoint_tenants")
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls

@@ -105,10 +105,28 @@ def envelope_json(row: asyncpg.Record) -> str:
     return _encoder.encode(envelope).decode()
 
 
-def routed(rows: Iterable[asyncpg.Record],
-           subscriptions: Mapping[str, Sequence[Subscriber]]) -> list[Routed]:
-    """Each row with the subscribers of its type."""
-    return [(row, subscriptions.get(row["event_type"], ())) for row in rows]
+def routed(rows: Iterable[asyncpg.Record], subscriptions: Mapping[str, Sequence[Subscriber]],
+           tenants_of: Mapping[str, set[str]] | None = None) -> list[Routed]:
+    """Each row with the subscribers of its type, less those that name their ``tenants`` and
+    do not have the row's tenant among ``tenants_of[relation]``."""
+    known = tenants_of or {}
+    return [(row, tuple(sub for sub in subscriptions.get(row["event_type"], ())
+                        if sub.tenants is None or row["tenant_id"] in known.get(sub.tenants, ())))
+            for row in rows]
+
+
+async def route(db: Db, rows: Sequence[asyncpg.Record],
+                subscriptions: Mapping[str, Sequence[Subscriber]]) -> list[Routed]:
+    """``routed``, with the tenants of the rows each subscriber that names its ``tenants`` has
+    now (one read of each such relation)."""
+    relations = {sub.tenants for row in rows for sub in subscriptions.get(row["event_type"], ())
+                 if sub.tenants is not None}
+    tenants = list({row["tenant_id"] for row in rows})
+    tenants_of: dict[str, set[str]] = {}
+    for relation in relations:  # names written in proto/events.py, never input
+        tenants_of[relation] = {r["tenant_id"] for r in await db.fetch(
+            f"SELECT tenant_id FROM {relation} WHERE tenant_id = any($1::text[])", tenants)}
+    return routed(rows, subscriptions, tenants_of)
 
 
 def messages_for(deliveries: Iterable[Routed],
@@ -172,7 +190,7 @@ class OutboxRelay:
                 " ORDER BY o.id LIMIT $1 FOR UPDATE SKIP LOCKED", self._batch_size)
             if not rows:
                 return 0
-            deliveries = routed(rows, self._subscriptions)
+            deliveries = await route(conn, rows, self._subscriptions)
             await self._send(deliveries)
             await mark_sent(conn, deliveries, self._resend_after_s)
             return len(rows)

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from dramatiq.asyncio import get_event_loop_thread
 
-from proto.events import Envelope, Event, Subscriber
+from proto.events import ActionRecorded, Envelope, Event, PointsAwarded, Subscriber
 from services.runtime.bus import ActorSpec, consume
 from services.runtime.db import Conn
 from services.runtime.outbox import (
@@ -314,3 +314,47 @@ async def test_settle_deletes_a_row_only_once_every_consumer_it_went_to_applied_
     left = await resources.pool.fetch(
         "SELECT id FROM fuli.outbox WHERE tenant_id = $1 ORDER BY id", tenant)
     assert [r["id"] for r in left] == [rows[1]["id"], rows[2]["id"]]
+
+
+async def test_the_relay_sends_tasks_and_webhooks_only_the_events_of_tenants_with_some(
+        resources: Resources) -> None:
+    """An earning event's action goes to the tiers activity consumer always, and to task
+    progress once the tenant has an enabled task; its award goes to the tiers metrics always,
+    and to webhooks once the tenant has an enabled endpoint: as each is when the event is
+    sent."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    relay = OutboxRelay(resources.pool, lambda ms: None, batch_size=100_000)
+
+    async def sent_to() -> dict[str, list[str]]:
+        now = datetime.now(UTC)
+        async with resources.pool.acquire() as conn, conn.transaction():
+            await emit(conn, service="points", tenant_id=tenant, events=[
+                ActionRecorded(member_id="m1", event_id=uuid.uuid4().hex, action="speak",
+                               occurred_at=now, points=1),
+                PointsAwarded(member_id="m1", points=1, source="event", ref="e", action="speak",
+                              occurred_at=now, expires_at=now)])
+        await relay.send_new()
+        rows = await resources.pool.fetch(
+            "SELECT event_type, consumers FROM fuli.outbox WHERE tenant_id = $1"
+            " ORDER BY id DESC LIMIT 2", tenant)
+        await resources.pool.execute("DELETE FROM fuli.outbox WHERE tenant_id = $1", tenant)
+        return {row["event_type"]: sorted(row["consumers"]) for row in rows}
+
+    assert await sent_to() == {"ActionRecorded": ["tiers.record_activity"],
+                               "PointsAwarded": ["tiers.apply_points_event"]}
+    await resources.pool.execute(
+        "INSERT INTO rewards.tasks (tenant_id, task_id, name, kind, action, target, reward,"
+        " claim) VALUES ($1, 'speak-once', 'Speak', 'once', 'speak', 1, '{}', 'auto')", tenant)
+    await resources.pool.execute(
+        "INSERT INTO webhooks.endpoints (tenant_id, endpoint_id, url, event_types, secret_salt)"
+        " VALUES ($1, 'e1', 'https://hooks.example.com/', '{PointsAwarded}', $2)",
+        tenant, b"0123456789abcdef")
+    assert await sent_to() == {
+        "ActionRecorded": ["rewards.advance_tasks", "tiers.record_activity"],
+        "PointsAwarded": ["tiers.apply_points_event", "webhooks.record_events"]}
+    await resources.pool.execute(
+        "UPDATE webhooks.endpoints SET enabled = false WHERE tenant_id = $1", tenant)
+    await resources.pool.execute(
+        "UPDATE rewards.tasks SET enabled = false WHERE tenant_id = $1", tenant)
+    assert await sent_to() == {"ActionRecorded": ["tiers.record_activity"],
+                               "PointsAwarded": ["tiers.apply_points_event"]}

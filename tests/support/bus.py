@@ -14,7 +14,7 @@ from services.runtime.outbox import (
     WAITING_CONSUMERS,
     mark_sent,
     messages_for,
-    routed,
+    route,
 )
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
@@ -35,7 +35,8 @@ async def deliver(resources: Resources, settings: Settings, tenant: str,
         while rows := await resources.pool.fetch(
                 f"SELECT {OUTBOX_COLUMNS} FROM fuli.outbox o"
                 " WHERE o.tenant_id = $1 AND o.resend_at IS NULL ORDER BY o.id", tenant):
-            deliveries = routed(rows, SUBSCRIPTIONS)
+            async with resources.pool.acquire() as conn:
+                deliveries = await route(conn, rows, SUBSCRIPTIONS)
             for message in messages_for(deliveries, max_batch):
                 for _ in range(2 if twice else 1):
                     await actors[message.actor_name](*message.args)
