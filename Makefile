@@ -55,7 +55,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check proto services tests loadtests
 	$(BIN)/mypy
 
-# The bench suite (loadtests/README.md): the earn phase, every scenario, pgbench; about 6
+# The bench suite (loadtests/README.md): the earn phase, every scenario, pgbench; about 7
 # minutes. BENCH_ARGS="--scenarios balance,draw --scenario-duration 30" runs a part of it.
 bench: $(VENV)/.bench
 	$(BIN)/python loadtests/bench.py $(BENCH_ARGS)

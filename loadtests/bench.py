@@ -345,6 +345,27 @@ def run_locust(stack: Stack, key: str, duration: int, users: int,
                           env={"FULI_BENCH_MEMBERS": str(members)}, rate_key="events_per_s")
 
 
+def run_light(stack: Stack, key: str, duration: int, connections: int,
+              summary_path: Path) -> dict[str, Any]:
+    """The earn phase's requests from light_earn.py, the lighter generator: the ceiling with
+    less of the two cores spent on generating load."""
+    command = [sys.executable, str(REPO / "loadtests" / "light_earn.py"), "--url",
+               stack.base_url, "--key", key, "--duration", str(duration), "--connections",
+               str(connections), "--members", str(MEMBERS), "--action", RULE, "--summary",
+               str(summary_path)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                            timeout=duration + 60, check=False)
+    if result.returncode != 0 or not summary_path.exists():
+        raise BenchError(f"light_earn.py failed (exit {result.returncode}):\n"
+                         f"{tail(result.stderr)}")
+    figures: dict[str, Any] = json.loads(summary_path.read_text())
+    if not figures["requests"]:
+        raise BenchError(f"light_earn.py answered no request: {figures}")
+    if not figures["failures"]:
+        del figures["failure_samples"]
+    return figures
+
+
 def locust_figures(stack: Stack, key: str, duration: int, users: int, csv_prefix: Path,
                    user_class: str, row_name: str, *, env: dict[str, str] | None = None,
                    rate_key: str = "requests_per_s") -> dict[str, Any]:
@@ -533,6 +554,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where the JSON and Locust CSV files go (default loadtests/results)")
     parser.add_argument("--group-commit", action=argparse.BooleanOptionalAction, default=True,
                         help="FULI_EVENT_GROUP_COMMIT of the stack under test (default on)")
+    parser.add_argument("--light", action=argparse.BooleanOptionalAction, default=True,
+                        help="after the earn phase, the same requests from light_earn.py, a "
+                             "lighter load generator, with --users connections (default on)")
     parser.add_argument("--worker-paused", action="store_true",
                         help="stop the worker during the earn phase and the pgbench phase (a "
                              "diagnostic: the earn path and pgbench without the relay and the "
@@ -594,6 +618,14 @@ def summary(report: dict[str, Any]) -> str:
              f"{earn['p99_ms']:>8}{earn['failures']:>6}{1:>8}"
              f"{report['cpu_s']['locust_phase']['load_generator']:>11}"
              f"{stack_cpu_ms(report['cpu_s']['locust_phase'], earn['requests']):>12}"]
+    light = report.get("light")
+    if light is not None:
+        lines.append(
+            f"{'earn, light':<13}{light['events_per_s']:>10} {'events':<11}{light['p50_ms']:>8}"
+            f"{light['p99_ms']:>8}{light['failures']:>6}"
+            f"{round(light['events_per_s'] / earn['events_per_s'], 2):>8}"
+            f"{light['cpu_s']['load_generator']:>11}"
+            f"{stack_cpu_ms(light['cpu_s'], light['requests']):>12}")
     for name, figures in report.get("scenarios", {}).items():
         unit, rate = next((unit, figures[key]) for key, unit in RATE_UNITS if key in figures)
         goal = figures.get("goal")
@@ -604,7 +636,8 @@ def summary(report: dict[str, Any]) -> str:
             f"{stack_cpu_ms(figures['cpu_s'], figures['requests']):>12}  "
             + (f"{goal['target']}: {'met' if goal['met'] else 'NOT met'}" if goal else ""))
     lines.append(f"pgbench: {report['pgbench']['tps']} tps, ratio earn / pgbench "
-                 f"{report['ratio']}")
+                 f"{report['ratio']}" + (f" (light generator: {report['ratio_light']})"
+                                         if light is not None else ""))
     batch = report.get("scenarios", {}).get("batch")
     if batch is not None:
         lines.append(f"pgbench with batches: {batch['pgbench']['events_per_s']} events/s, "
@@ -681,6 +714,17 @@ def main(argv: list[str] | None = None) -> int:
                     raise stack._failure("fuli up died during the Locust phase")
 
                 outbox = wait_outbox_drained(postgres, timeout=max(30, 2 * args.duration))
+                light: dict[str, Any] | None = None
+                if args.light:
+                    print(f"bench: light generator, {args.users} connections for "
+                          f"{args.duration} s", file=sys.stderr)
+                    with CpuMeter(stack) as light_cpu, worker_paused(stack, args.worker_paused):
+                        light = run_light(stack, ingest_key, args.duration, args.users,
+                                          work / "light.json")
+                    light["cpu_s"] = light_cpu.seconds
+                    drained = drain_outbox(postgres, timeout=max(30, 2 * args.duration))
+                    outbox["backlog_after_light"] = drained["backlog"]
+                    outbox["left_at_pgbench_start"] = drained["left"]
                 if args.scenarios:
                     run = Run(stack=stack, tenant=tenant, admin_key=admin_key,
                               ingest_key=ingest_key, earn_per_s=locust["events_per_s"],
@@ -734,6 +778,9 @@ def main(argv: list[str] | None = None) -> int:
         "locust": locust,
         "pgbench": pgbench,
         "ratio": round(locust["events_per_s"] / pgbench["tps"], 3),
+        "light": light,
+        "ratio_light": (round(light["events_per_s"] / pgbench["tps"], 3)
+                        if light is not None else None),
         "memory": {
             "idle_rss_mib": round(idle_rss, 1),
             "peak_rss_mib": round(rss.peak, 1),

@@ -27,6 +27,9 @@ def test_every_scenario_answers_without_failures_or_oversell(tmp_path: Path) -> 
     report = json.loads(result.stdout)
 
     assert report["locust"]["requests"] > 0 and report["locust"]["failures"] == 0
+    light = report["light"]
+    assert light["requests"] > 0 and light["failures"] == 0, light
+    assert light["cpu_s"]["load_generator"] > 0 and report["ratio_light"] > 0
     assert report["pgbench"]["tps"] > 0
     assert list(report["scenarios"]) == list(SCENARIOS)
     for name, figures in report["scenarios"].items():
