@@ -271,13 +271,12 @@ class Ledger:
     # --- reads -----------------------------------------------------------------------------
 
     async def member(self, tenant_id: str, member_id: str, now: datetime) -> p.Member:
-        async with self.pool.acquire() as conn:
-            row = await store.select_member(conn, tenant_id, member_id, now)
-            if row is None:  # never seen: nothing earned yet
-                return p.Member(member_id=member_id, available=0, held=0, lifetime_earned=0,
-                                spent=0, expired=0, reversed=0, spend_cents=0,
-                                earn_multiplier=1.0, expiring=[])
-            soon = await store.select_expiring(conn, tenant_id, member_id, now, EXPIRING_SHOWN)
+        found = await store.select_member(self.pool, tenant_id, member_id, now, EXPIRING_SHOWN)
+        if found is None:  # never seen: nothing earned yet
+            return p.Member(member_id=member_id, available=0, held=0, lifetime_earned=0,
+                            spent=0, expired=0, reversed=0, spend_cents=0,
+                            earn_multiplier=1.0, expiring=[])
+        row, soon = found
         return p.Member(**msgspec.structs.asdict(row), expiring=soon)
 
     async def entries(self, tenant_id: str, member_id: str, cursor: str | None,

@@ -269,26 +269,32 @@ async def audit_grant_segment(db: Db, tenant_id: str, grant_id: str, segment_id:
 
 # --- reads ---------------------------------------------------------------------------------
 
-async def select_member(db: Db, tenant_id: str, member_id: str,
-                        now: datetime) -> MemberRow | None:
-    """The member's balances; ``available`` leaves out expired lots not swept yet."""
+async def select_member(db: Db, tenant_id: str, member_id: str, now: datetime,
+                        expiring: int) -> tuple[MemberRow, list[Expiring]] | None:
+    """The member's balances (``available`` leaves out expired lots not swept yet) and the
+    next ``expiring`` expiry dates of available points, soonest first, in one statement: the
+    balance is the most read thing there is."""
     row = await db.fetchrow(
-        "SELECT member_id, available - points.expired_unswept(tenant_id, member_id, $3)"
-        " AS available, held, lifetime_earned, spent, expired, reversed, spend_cents,"
-        " earn_multiplier::float8 AS earn_multiplier"
-        " FROM points.members WHERE tenant_id = $1 AND member_id = $2",
-        tenant_id, member_id, now)
-    return None if row is None else as_struct(MemberRow, row)
-
-
-async def select_expiring(db: Db, tenant_id: str, member_id: str, now: datetime,
-                          limit: int) -> list[Expiring]:
-    """The next expiry dates of available points, soonest first."""
-    return as_structs(Expiring, await db.fetch(
-        "SELECT sum(remaining - held)::bigint AS points, expires_at FROM points.lots"
-        " WHERE tenant_id = $1 AND member_id = $2 AND remaining > held AND expires_at > $3"
-        " GROUP BY expires_at ORDER BY expires_at LIMIT $4",
-        tenant_id, member_id, now, limit))
+        "SELECT m.member_id,"
+        " m.available - points.expired_unswept(m.tenant_id, m.member_id, $3) AS available,"
+        " m.held, m.lifetime_earned, m.spent, m.expired, m.reversed, m.spend_cents,"
+        " m.earn_multiplier::float8 AS earn_multiplier, e.points AS expiring_points,"
+        " e.expires_at AS expiring_at"
+        " FROM points.members m CROSS JOIN LATERAL ("
+        "  SELECT array_agg(x.points ORDER BY x.expires_at) AS points,"
+        "   array_agg(x.expires_at ORDER BY x.expires_at) AS expires_at"
+        "  FROM (SELECT sum(l.remaining - l.held)::bigint AS points, l.expires_at"
+        "   FROM points.lots l WHERE l.tenant_id = m.tenant_id AND l.member_id = m.member_id"
+        "    AND l.remaining > l.held AND l.expires_at > $3"
+        "   GROUP BY l.expires_at ORDER BY l.expires_at LIMIT $4) x) e"
+        " WHERE m.tenant_id = $1 AND m.member_id = $2",
+        tenant_id, member_id, now, expiring)
+    if row is None:
+        return None
+    soon = [Expiring(points=points, expires_at=at)
+            for points, at in zip(row["expiring_points"] or [], row["expiring_at"] or [],
+                                  strict=True)]
+    return as_struct(MemberRow, row), soon
 
 
 async def select_transfers(db: Db, tenant_id: str, member_id: str, before_id: int | None,

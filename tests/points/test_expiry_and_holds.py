@@ -154,3 +154,21 @@ async def test_a_captured_hold_is_refunded_once_into_its_lots(points: Points) ->
     assert info["available"] == 60 and info["spent"] == 0
     assert [e["points"] for e in info["expiring"]] == [30, 30]
     await points.assert_ledger_ok()
+
+
+async def test_the_balance_shows_the_five_soonest_expiry_dates_with_held_points_left_out(
+        points: Points) -> None:
+    member = uid("m")
+    # Seven dates, two grants on one of them, given out of order.
+    dates = [soon(3600 * hours) for hours in (50, 10, 30, 70, 20, 60, 40)]
+    await points.grant([{"member_id": member, "points": 10 + n, "expires_at": at}
+                        for n, at in enumerate(dates)]
+                       + [{"member_id": member, "points": 100, "expires_at": dates[1]}])
+    assert (await points.hold(member, 105)).status_code == 201  # from the soonest lots first
+    shown = (await points.member(member))["expiring"]
+    by_date = sorted(zip(dates, range(10, 17), strict=True))
+    expected = [[at, pts] for at, pts in by_date]
+    expected[0][1] += 100 - 105  # the soonest date: 11 + 100 granted, 105 of them held
+    assert [e["points"] for e in shown] == [pts for _, pts in expected[:5]]
+    assert [datetime.fromisoformat(e["expires_at"]) for e in shown] == [
+        datetime.fromisoformat(at) for at, _ in expected[:5]]

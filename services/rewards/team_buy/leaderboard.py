@@ -82,11 +82,21 @@ class Leaderboards:
     async def team_page(self, tenant_id: str, campaign_id: str, offset: int,
                         limit: int) -> tuple[list[tuple[int, str, int]], int]:
         """(rank, team id, score) from ``offset``, and the board's size."""
+        read = await self.built_team_page(tenant_id, campaign_id, offset, limit)
+        return read if read is not None else ([], 0)
+
+    async def built_team_page(self, tenant_id: str, campaign_id: str, offset: int,
+                              limit: int) -> tuple[list[tuple[int, str, int]], int] | None:
+        """``team_page``, or None when the board is not built (``ensure_built``), in one
+        round trip."""
         key = board_key(tenant_id, campaign_id, "teams")
         async with self._client.pipeline(transaction=False) as pipe:
+            pipe.exists(board_key(tenant_id, campaign_id, "built"))
             pipe.zrange(key, offset, offset + limit - 1, withscores=True)
             pipe.zcard(key)
-            entries, size = await pipe.execute()
+            built, entries, size = await pipe.execute()
+        if not built:
+            return None
         return [(offset + i + 1, team_of(member), score)
                 for i, (member, score) in enumerate(_scored(entries))], int(size)
 

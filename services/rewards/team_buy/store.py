@@ -174,12 +174,19 @@ async def team(db: Db, tenant_id: str, campaign_id: str, team_id: str) -> TeamRo
 
 
 async def teams_by_id(db: Db, tenant_id: str, campaign_id: str,
-                      team_ids: list[str]) -> dict[str, TeamRow]:
-    rows = as_structs(TeamRow, await db.fetch(
-        "SELECT " + TEAM + " FROM rewards.teams"
-        " WHERE tenant_id = $1 AND campaign_id = $2 AND team_id = any($3::text[])",
-        tenant_id, campaign_id, team_ids))
-    return {row.team_id: row for row in rows}
+                      team_ids: list[str]) -> dict[str, TeamRow] | None:
+    """The teams of the campaign with these ids; None when there is no such campaign (one
+    round trip for both: a leaderboard page reads them on every request)."""
+    rows = await db.fetch(
+        "SELECT c.found, t.* FROM (SELECT EXISTS (SELECT FROM rewards.campaigns"
+        "  WHERE tenant_id = $1 AND campaign_id = $2) AS found) c"
+        " LEFT JOIN LATERAL (SELECT " + TEAM + " FROM rewards.teams"
+        "  WHERE tenant_id = $1 AND campaign_id = $2 AND team_id = any($3::text[])) t"
+        " ON c.found", tenant_id, campaign_id, team_ids)
+    if not rows[0]["found"]:
+        return None
+    teams = as_structs(TeamRow, [row for row in rows if row["team_id"] is not None])
+    return {row.team_id: row for row in teams}
 
 
 async def add_member(db: Db, tenant_id: str, campaign_id: str, team_id: str, member_id: str,

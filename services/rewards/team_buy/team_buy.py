@@ -188,19 +188,27 @@ class TeamBuy:
                           member_id: str | None) -> tb.Leaderboard:
         """A page of teams by the ranking rule, from ``cursor`` or centred on
         ``around_team``; with ``member_id``, also that member's team's row."""
-        await require_campaign(self.db, tenant_id, campaign_id)
-        await self.boards.ensure_built(self.db, tenant_id, campaign_id)
         offset = 0 if cursor is None else decode_int_cursor(cursor)
-        if around_team is not None:
-            position = await self.boards.team_rank(tenant_id, campaign_id, around_team)
-            if position is None:
-                raise NotFound(f"no team {around_team!r} on the board", code="unknown_team")
-            offset = rules.page_around(position, limit)
-        page, size = await self.boards.team_page(tenant_id, campaign_id, offset, limit)
+        # A page from an offset, of a built board, is read in one round trip to Redis and one
+        # to PostgreSQL (which finds the campaign with the teams): the read of every visitor.
+        read = None if around_team is not None else await self.boards.built_team_page(
+            tenant_id, campaign_id, offset, limit)
+        if read is None:
+            await require_campaign(self.db, tenant_id, campaign_id)
+            await self.boards.ensure_built(self.db, tenant_id, campaign_id)
+            if around_team is not None:
+                position = await self.boards.team_rank(tenant_id, campaign_id, around_team)
+                if position is None:
+                    raise NotFound(f"no team {around_team!r} on the board",
+                                   code="unknown_team")
+                offset = rules.page_around(position, limit)
+            read = await self.boards.team_page(tenant_id, campaign_id, offset, limit)
+        page, size = read
+        items = await self._board_rows(tenant_id, campaign_id, page)
         me = None if member_id is None else await self._row_of_member(tenant_id, campaign_id,
                                                                       member_id)
         return tb.Leaderboard(
-            items=await self._board_rows(tenant_id, campaign_id, page),
+            items=items,
             next_cursor=encode_cursor(offset + limit) if offset + limit < size else None,
             me=me)
 
@@ -220,6 +228,8 @@ class TeamBuy:
                           page: list[tuple[int, str, int]]) -> list[tb.LeaderboardRow]:
         teams = await store.teams_by_id(self.db, tenant_id, campaign_id,
                                         [team_id for _, team_id, _ in page])
+        if teams is None:
+            raise NotFound(f"no campaign {campaign_id!r}", code="unknown_campaign")
         return [tb.LeaderboardRow(rank=rank, team_id=team_id, score=score,
                                   name=teams[team_id].name if team_id in teams else None,
                                   members=teams[team_id].members if team_id in teams else 0)

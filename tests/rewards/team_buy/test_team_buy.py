@@ -22,7 +22,7 @@ from services.runtime.outbox import MAX_BATCH
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
-from tests.support.api import Points, Tenant, error_code, member_token, uid
+from tests.support.api import Points, Tenant, error_code, make_tenant, member_token, uid
 from tests.support.bus import deliver, worker_context
 
 
@@ -406,3 +406,27 @@ async def test_bad_input_is_refused_and_changes_nothing(team_buy_api: TeamBuy,
     assert await counts(resources, tenant) == before
     shown = await api.client.get(api.base, headers=api.ingest)
     assert shown.json()["team_sizes"] == [2, 5] and shown.json()["prizes"] == []
+
+
+async def test_the_leaderboard_of_an_unknown_campaign_is_404_however_read(
+        team_buy_api: TeamBuy, resources: Resources) -> None:
+    """A page is read from a built board without asking PostgreSQL for the campaign first; a
+    board left in Redis by another tenant's campaign of the same id is no campaign of this
+    one."""
+    api = team_buy_api
+    for params in ({}, {"limit": 5, "cursor": "NQ"}, {"around_team": "t1"}):
+        answer = await api.client.get(f"{api.base}/leaderboard", headers=api.ingest,
+                                      params=params)
+        assert answer.status_code == 404 and error_code(answer) == "unknown_campaign", params
+    assert (await api.put()).status_code == 200
+    assert (await api.team("t1", "m1")).status_code == 201
+    assert [r["team_id"] for r in (await api.board())["items"]] == ["t1"]  # built now
+    # The same board in Redis under a tenant that has no such campaign.
+    other = await make_tenant(resources.pool)
+    for kind in ("built", "teams", "teams:index"):
+        assert await resources.redis.copy(
+            f"fuli:{{{api.tenant.name}}}:teambuy:{api.campaign_id}:{kind}",
+            f"fuli:{{{other.name}}}:teambuy:{api.campaign_id}:{kind}")
+    answer = await api.client.get(f"{api.base}/leaderboard",
+                                  headers=other.headers(other.ingest))
+    assert answer.status_code == 404 and error_code(answer) == "unknown_campaign"
