@@ -121,13 +121,18 @@ async def test_consumers_of_one_service_take_turns_on_a_member_others_do_not(
 
     held = asyncio.create_task(consume(resources.pool, "tiers.probe_hold",
                                        member_envelope(member), hold))
-    await asyncio.wait_for(holding.wait(), 10)
-    # Another service's consumer gets through while the member is held.
-    await asyncio.wait_for(consume(resources.pool, "webhooks.probe",
-                                   member_envelope(member), nothing), 10)
-    same_service = asyncio.create_task(consume(resources.pool, "tiers.probe_other",
-                                               member_envelope(member), nothing))
-    await asyncio.sleep(0.5)
-    assert not same_service.done(), "a consumer of the same service did not wait its turn"
-    release.set()
-    await asyncio.wait_for(asyncio.gather(held, same_service), 10)
+    same_service: asyncio.Task[None] | None = None
+    try:
+        await asyncio.wait_for(holding.wait(), 10)
+        # Another service's consumer gets through while the member is held.
+        await asyncio.wait_for(consume(resources.pool, "webhooks.probe",
+                                       member_envelope(member), nothing), 10)
+        same_service = asyncio.create_task(consume(resources.pool, "tiers.probe_other",
+                                                   member_envelope(member), nothing))
+        await asyncio.sleep(0.5)
+        assert not same_service.done(), "a consumer of the same service did not wait its turn"
+    finally:
+        # Whatever failed, the held transaction ends, so that the session's pool can close.
+        release.set()
+        await asyncio.wait_for(asyncio.gather(held, *([same_service] if same_service else [])),
+                               10)
