@@ -347,12 +347,12 @@ def run_locust(stack: Stack, key: str, duration: int, users: int,
                           env={"FULI_BENCH_MEMBERS": str(members)}, rate_key="events_per_s")
 
 
-def run_light(stack: Stack, key: str, duration: int, connections: int,
+def run_light(base_url: str, key: str, duration: int, connections: int,
               summary_path: Path) -> dict[str, Any]:
     """The earn phase's requests from light_earn.py, the lighter generator: the ceiling with
     less of the two cores spent on generating load."""
     command = [sys.executable, str(REPO / "loadtests" / "light_earn.py"), "--url",
-               stack.base_url, "--key", key, "--duration", str(duration), "--connections",
+               base_url, "--key", key, "--duration", str(duration), "--connections",
                str(connections), "--members", str(MEMBERS), "--action", RULE, "--summary",
                str(summary_path)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
@@ -733,8 +733,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"bench: light generator, {args.users} connections for "
                           f"{args.duration} s", file=sys.stderr)
                     with CpuMeter(stack) as light_cpu, worker_paused(stack, args.worker_paused):
-                        light = run_light(stack, ingest_key, args.duration, args.users,
-                                          work / "light.json")
+                        light = run_light(stack.base_url, ingest_key, args.duration,
+                                          args.users, work / "light.json")
                     light["cpu_s"] = light_cpu.seconds
                     outbox["backlog_after_light"] = drain_outbox(
                         postgres, timeout=drain_timeout)["backlog"]
