@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -50,13 +51,19 @@ class Principal(msgspec.Struct, frozen=True):
 
 
 class _Cached(msgspec.Struct):
-    fetched_at: float
+    until: float  # monotonic: trusted until then
     value: Any
 
 
-class _Verified(msgspec.Struct):
-    until: float  # monotonic
-    principal: Principal
+def _fresh(cache: dict[str, _Cached], key: str) -> _Cached | None:
+    cached = cache.get(key)
+    return cached if cached is not None and time.monotonic() < cached.until else None
+
+
+def _remember(cache: dict[str, _Cached], key: str, value: Any, for_s: float) -> None:
+    if len(cache) >= MAX_CACHED_KEYS:
+        cache.clear()  # bounded: unknown keys must not grow it forever
+    cache[key] = _Cached(time.monotonic() + for_s, value)
 
 
 class Authenticator:
@@ -72,7 +79,7 @@ class Authenticator:
         self._ttl = cache_ttl_s
         self._keys: dict[str, _Cached] = {}
         self._secrets: dict[str, _Cached] = {}
-        self._tokens: dict[str, _Verified] = {}
+        self._tokens: dict[str, _Cached] = {}
 
     def forget_key(self, key_id: str) -> None:
         self._keys.pop(key_id, None)
@@ -90,16 +97,14 @@ class Authenticator:
 
     async def _api_key(self, token: str) -> Principal:
         key_id = key_id_of(token)
-        cached = self._keys.get(key_id)
-        if cached is None or time.monotonic() - cached.fetched_at > self._ttl:
+        cached = _fresh(self._keys, key_id)
+        if cached is not None:
+            row = cached.value
+        else:
             row = await self._pool.fetchrow(
                 "SELECT tenant_id, role, secret_hash, revoked_at FROM fuli.api_keys"
                 " WHERE key_id = $1", key_id)
-            cached = _Cached(time.monotonic(), row)
-            if len(self._keys) >= MAX_CACHED_KEYS:
-                self._keys.clear()  # bounded: unknown keys must not grow it forever
-            self._keys[key_id] = cached
-        row = cached.value
+            _remember(self._keys, key_id, row, self._ttl)
         if row is None or row["secret_hash"] != hash_key(token):
             raise Unauthorized("unknown API key")
         if row["revoked_at"] is not None:
@@ -107,24 +112,21 @@ class Authenticator:
         return Principal(tenant_id=row["tenant_id"], role=row["role"], key_id=key_id)
 
     async def tenant_secret(self, tenant_id: str) -> bytes | None:
-        cached = self._secrets.get(tenant_id)
-        if cached is None or (cached.value is None and
-                              time.monotonic() - cached.fetched_at > self._ttl):
-            secret = await self._pool.fetchval(
-                "SELECT token_secret FROM fuli.tenants WHERE tenant_id = $1", tenant_id)
-            cached = _Cached(time.monotonic(), secret)
-            self._secrets[tenant_id] = cached
-        return cached.value  # type: ignore[no-any-return]
+        cached = _fresh(self._secrets, tenant_id)
+        if cached is not None:
+            return cached.value  # type: ignore[no-any-return]
+        secret = await self._pool.fetchval(
+            "SELECT token_secret FROM fuli.tenants WHERE tenant_id = $1", tenant_id)
+        # A tenant's secret does not change; a missing tenant is asked for again.
+        _remember(self._secrets, tenant_id, secret, math.inf if secret is not None else self._ttl)
+        return secret  # type: ignore[no-any-return]
 
     async def _member(self, token: str) -> Principal:
-        verified = self._tokens.get(token)
-        if verified is not None and time.monotonic() < verified.until:
-            return verified.principal
+        cached = _fresh(self._tokens, token)
+        if cached is not None:
+            return cached.value  # type: ignore[no-any-return]
         principal, expires_at = await self._verify_token(token)
-        if len(self._tokens) >= MAX_CACHED_KEYS:
-            self._tokens.clear()  # bounded, like the keys
-        self._tokens[token] = _Verified(
-            time.monotonic() + min(self._ttl, expires_at - time.time()), principal)
+        _remember(self._tokens, token, principal, min(self._ttl, expires_at - time.time()))
         return principal
 
     async def _verify_token(self, token: str) -> tuple[Principal, float]:

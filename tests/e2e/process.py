@@ -71,6 +71,16 @@ class FuliServer:
         self.stop()
         raise TimeoutError(f"fuli did not become ready:\n{self.output}\n{self.log.read_text()}")
 
+    def start_with_admin_key(self, timeout: float = 90) -> str:
+        """``start`` on a fresh data directory, and the admin key `fuli up` printed (stopped
+        again when it printed none)."""
+        printed = self.start(timeout)
+        admin = KEY.search(printed)
+        if admin is None:
+            self.stop()
+            raise AssertionError(f"no admin key in what fuli printed:\n{printed}")
+        return admin.group(1)
+
     def _read_stdout(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         for line in self.process.stdout:
@@ -140,11 +150,9 @@ def make_run_stack(prefix: str) -> Iterator[tuple[FuliServer, str]]:
     with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
         server = FuliServer({**clean_env(), "FULI_DATA_DIR": data_dir,
                              "FULI_LOG_LEVEL": "WARNING"})
-        printed = server.start()
+        admin = server.start_with_admin_key()
         try:
-            admin = KEY.search(printed)
-            assert admin, f"no admin key in what fuli up printed:\n{printed}"
-            yield server, admin.group(1)
+            yield server, admin
         finally:
             code = server.stop()
             assert code == 0, server.log.read_text()[-4000:]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.process import KEY, FuliServer, clean_env, wait_for
+from tests.e2e.process import FuliServer, clean_env, wait_for
 from tests.e2e.test_supervise import children_of
 
 MEMBERS = 5
@@ -20,6 +20,15 @@ EVENTS = 400
 
 def api_processes(up_pid: int) -> list[int]:
     return sorted(pid for pid, cmd in children_of(up_pid).items() if " serve " in cmd)
+
+
+def two_api_processes(parent: int, what: str, gone: int | None = None) -> list[int]:
+    """The two API processes of ``parent`` once it has two (``gone`` not among them)."""
+    def found() -> list[int] | None:
+        pids = api_processes(parent)
+        return pids if len(pids) == 2 and gone not in pids else None
+
+    return list(wait_for(found, 30, what))
 
 
 async def post_events(base_url: str, key: str, first: int, count: int) -> list[int]:
@@ -49,16 +58,13 @@ def test_two_api_processes_share_the_socket_and_stay_exact(tmp_path: Path) -> No
     env.update(FULI_DATA_DIR=str(tmp_path / "data"), FULI_WORKERS="2",
                FULI_RATE_LIMITS="key.default=100000/60,key.events=100000/60")
     server = FuliServer(env)
-    printed = server.start()
-    admin = KEY.search(printed)
-    assert admin, printed
+    admin = server.start_with_admin_key()
     assert server.process is not None
     up_pid = server.process.pid
     try:
-        apis = wait_for(lambda: (lambda p: p if len(p) == 2 else None)(api_processes(up_pid)),
-                        30, "two API processes")
+        apis = two_api_processes(up_pid, "two API processes")
         with httpx.Client(base_url=server.base_url, timeout=10,
-                          headers={"Authorization": f"Bearer {admin.group(1)}"}) as http:
+                          headers={"Authorization": f"Bearer {admin}"}) as http:
             ingest = http.post("/points/v1/keys", json={"role": "ingest"})
             assert ingest.status_code == 201, ingest.text
             assert http.put("/points/v1/rules/ap", json={"points": 3}).status_code == 200
@@ -81,8 +87,7 @@ def test_two_api_processes_share_the_socket_and_stay_exact(tmp_path: Path) -> No
             os.kill(apis[0], signal.SIGKILL)
             for _ in range(20):  # new connections each: the survivor answers them all
                 assert httpx.get(f"{server.base_url}/health/live", timeout=10).status_code == 200
-            wait_for(lambda: (lambda p: p if len(p) == 2 and apis[0] not in p else None)(
-                api_processes(up_pid)), 30, "the killed API process started again")
+            two_api_processes(up_pid, "the killed API process started again", gone=apis[0])
     finally:
         assert server.stop() in (0, 128 + signal.SIGTERM)
 
@@ -95,11 +100,10 @@ def test_fuli_serve_runs_as_many_api_processes(tmp_path: Path) -> None:
     assert "fuli is serving on" in printed
     assert server.process is not None
     try:
-        apis = wait_for(lambda: (lambda p: p if len(p) == 2 else None)(
-            api_processes(server.process.pid)), 30, "two API processes")
+        apis = two_api_processes(server.process.pid, "two API processes")
         os.kill(apis[1], signal.SIGKILL)
         assert httpx.get(f"{server.base_url}/points/health/live", timeout=10).status_code == 200
-        wait_for(lambda: (lambda p: p if len(p) == 2 and apis[1] not in p else None)(
-            api_processes(server.process.pid)), 30, "the killed API process started again")
+        two_api_processes(server.process.pid, "the killed API process started again",
+                          gone=apis[1])
     finally:
         assert server.stop() in (0, 128 + signal.SIGTERM)

@@ -104,13 +104,11 @@ def test_embedded_default_keeps_data_across_restarts(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FULI_")}
     env.update(FULI_DATA_DIR=str(tmp_path / "data"), FULI_LOG_LEVEL="WARNING")
     first = FuliServer(env)
-    printed = first.start()
-    admin = KEY.search(printed)
-    assert admin, printed
+    admin = first.start_with_admin_key()
     try:
         with httpx.Client(base_url=first.base_url, timeout=10) as http:
             created = http.post("/points/v1/keys", json={"role": "ingest", "label": "kept"},
-                                headers={"Authorization": f"Bearer {admin.group(1)}"})
+                                headers={"Authorization": f"Bearer {admin}"})
             assert created.status_code == 201
             ingest_key = created.json()["key"]
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from services.runtime.embedded import EmbeddedServers
-from tests.e2e.process import KEY, FuliServer, alive, newest_worker_pid, wait_for
+from tests.e2e.process import FuliServer, alive, newest_worker_pid, wait_for
 
 HEARTBEAT_S = 0.2
 MAX_HEARTBEAT_AGE_S = 0.6
@@ -54,9 +54,7 @@ def test_up_restarts_a_killed_worker_valkey_api_and_postgres(tmp_path: Path) -> 
                FULI_WORKER_HEARTBEAT_S=str(HEARTBEAT_S),
                FULI_READY_MAX_HEARTBEAT_AGE_S=str(MAX_HEARTBEAT_AGE_S))
     server = FuliServer(env)
-    printed = server.start()
-    admin = KEY.search(printed)
-    assert admin, printed
+    admin = server.start_with_admin_key()
     assert server.process is not None
     up_pid = server.process.pid
     servers = EmbeddedServers(tmp_path / "data")  # to find the servers; starts nothing
@@ -91,7 +89,7 @@ def test_up_restarts_a_killed_worker_valkey_api_and_postgres(tmp_path: Path) -> 
             wait_for(lambda: servers.valkey.running_pid() not in (None, valkey), 30,
                      "Valkey restarted")
             wait_for(lambda: readiness(http)[0] == 200, 30, "ready after Valkey", every_s=0.1)
-            headers = {"Authorization": f"Bearer {admin.group(1)}"}
+            headers = {"Authorization": f"Bearer {admin}"}
             ingest = http.post("/points/v1/keys", json={"role": "ingest"}, headers=headers)
             assert ingest.status_code == 201, ingest.text
             assert http.put("/points/v1/rules/sv", json={"points": 2},

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 
 from services.runtime.embedded import EmbeddedServers
-from tests.e2e.process import KEY, FuliServer, alive, newest_worker_pid, wait_for
+from tests.e2e.process import FuliServer, alive, newest_worker_pid, wait_for
 
 
 async def _fetch(url: str, sql: str, *args: Any) -> Any:
@@ -35,7 +35,7 @@ def test_a_worker_killed_while_paying_a_task_reward_pays_it_once(tmp_path: Path)
     env.update(FULI_DATA_DIR=str(tmp_path / "data"), FULI_LOG_LEVEL="INFO",
                FULI_WORKER_HEARTBEAT_S="0.2", FULI_READY_MAX_HEARTBEAT_AGE_S="0.6")
     server = FuliServer(env)
-    admin = KEY.search(server.start())
+    admin = server.start_with_admin_key()
     assert admin, server.output
     database = EmbeddedServers(tmp_path / "data").postgres.url
     tenant = fetch(database, "SELECT tenant_id FROM fuli.tenants")
@@ -46,12 +46,12 @@ def test_a_worker_killed_while_paying_a_task_reward_pays_it_once(tmp_path: Path)
         with httpx.Client(base_url=server.base_url, timeout=10) as http:
             def key(role: str) -> dict[str, str]:
                 made = http.post("/points/v1/keys", json={"role": role},
-                                 headers={"Authorization": f"Bearer {admin.group(1)}"})
+                                 headers={"Authorization": f"Bearer {admin}"})
                 assert made.status_code == 201, made.text
                 return {"Authorization": f"Bearer {made.json()['key']}"}
 
             admin_h, operator, ingest = (
-                {"Authorization": f"Bearer {admin.group(1)}"}, key("operator"), key("ingest"))
+                {"Authorization": f"Bearer {admin}"}, key("operator"), key("ingest"))
             assert http.put("/points/v1/rules/check_in", json={"points": 1},
                             headers=admin_h).status_code == 200
             assert http.put("/rewards/v1/boxes/welcome", headers=operator, json={

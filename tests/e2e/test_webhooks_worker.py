@@ -17,7 +17,7 @@ import httpx
 
 from services.runtime.embedded import EmbeddedServers
 from services.webhooks.deliveries.sender import LEASE_S
-from tests.e2e.process import KEY, FuliServer, alive, newest_worker_pid, wait_for
+from tests.e2e.process import FuliServer, alive, newest_worker_pid, wait_for
 from tests.support.webhooks import Receiver
 
 
@@ -42,12 +42,12 @@ def test_deliveries_in_flight_when_the_worker_is_killed_arrive_after_the_restart
     # The first request of each message is held 8 s: the worker is killed meanwhile.
     receiver = Receiver(behaviour=lambda _id, n: (200, 8.0 if n == 1 else 0.0, {})).start()
     server = FuliServer(env)
-    admin = KEY.search(server.start())
+    admin = server.start_with_admin_key()
     assert admin, server.output
     database = EmbeddedServers(tmp_path / "data").postgres.url
     try:
         with httpx.Client(base_url=server.base_url, timeout=10) as http:
-            admin_h = {"Authorization": f"Bearer {admin.group(1)}"}
+            admin_h = {"Authorization": f"Bearer {admin}"}
             made = http.post("/points/v1/keys", json={"role": "operator"}, headers=admin_h)
             operator = {"Authorization": f"Bearer {made.json()['key']}"}
             created = http.post("/webhooks/v1/endpoints", headers=admin_h, json={
