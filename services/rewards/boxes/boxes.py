@@ -54,13 +54,17 @@ from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, FuliError, IdempotencyConflict, NotFound
 from services.runtime.idempotency import Outcome, fingerprint, run_once
 from services.runtime.pagination import decode_cursor, encode_cursor
-from services.runtime.tenants import tenant_time_zone
+from services.runtime.tenants import DEFAULT_TIME_ZONE
 
 log = logging.getLogger("fuli.rewards.boxes")
 
 SCOPE = "rewards.draws"
 
 PrizeKind = Literal["points", "perk", "coupon", "nothing"]
+
+
+def _zone(time_zone: str | None) -> ZoneInfo:
+    return ZoneInfo(time_zone or DEFAULT_TIME_ZONE)
 
 
 def hold_id_for(draw_id: str) -> str:
@@ -250,76 +254,80 @@ class Boxes:
         request_print = fingerprint(SCOPE, body.draw_id, {"box_id": box_id, "body": body})
         existing = await store.draw(self.pool, tenant_id, body.draw_id)
         if existing is None:
-            box = await self._box(self.pool, tenant_id, box_id)
+            setting = await store.draw_setting(self.pool, tenant_id, box_id, body.member_id)
+            if setting is None:
+                raise NotFound(f"no box {box_id!r}", code="unknown_box", box_id=box_id)
+            box = setting.box
             paid_with = "ticket" if body.use_ticket or box.cost_points == 0 else "points"
-            await self._precheck(tenant_id, box, body, now, paid_with)
-            if await store.insert_draw(
-                    self.pool, tenant_id, body.draw_id, box_id, body.member_id, request_print,
-                    paid_with, box.cost_points, hold_id_for(body.draw_id), "pending", None):
-                return await self.drive(tenant_id, body.draw_id)
+            self._precheck(setting, now, paid_with)
+            row = await store.insert_draw(
+                self.pool, tenant_id, body.draw_id, box_id, body.member_id, request_print,
+                paid_with, box.cost_points, hold_id_for(body.draw_id), "pending", None)
+            if row is not None:
+                return await self.drive(tenant_id, body.draw_id, row=row)
             # A concurrent request with this id got there first.
             existing = await store.draw(self.pool, tenant_id, body.draw_id)
             if existing is None:
                 raise Forgotten
         if existing.fingerprint != request_print:
             raise IdempotencyConflict.for_key(body.draw_id)
-        return await self.drive(tenant_id, body.draw_id, replayed=True)
+        return await self.drive(tenant_id, body.draw_id, replayed=True, row=existing)
 
-    async def _precheck(self, tenant_id: str, box: BoxRow, body: DrawIn, now: datetime,
-                        paid_with: str) -> None:
+    @staticmethod
+    def _precheck(setting: store.DrawSetting, now: datetime, paid_with: str) -> None:
+        box, profile = setting.box, setting.profile
         if not rules.box_open(box.enabled, box.starts_at, box.ends_at, now):
             raise refused("not_available", of="box")
-        profile = await store.member_profile(self.pool, tenant_id, body.member_id)
         if rules.age_refusal(box.min_age, profile.age_band if profile else None,
                              profile.guardian_consent if profile else False):
             raise refused("not_eligible", of="box", min_age=box.min_age)
-        if paid_with == "points":
-            # Answered before the hold when it can be: a refusal after it is final.
-            await self._refusal_at_pick(self.pool, tenant_id, box, body.member_id)
-
-    @staticmethod
-    async def _refusal_at_pick(db: Db, tenant_id: str, box: BoxRow,
-                               member_id: str) -> None:
-        """The daily limit and the prizes left, as the pick will see them (unlocked here)."""
-        member = await store.peek_box_member(db, tenant_id, box.box_id, member_id)
-        zone = ZoneInfo(await tenant_time_zone(db, tenant_id))
-        today = datetime.now(UTC).astimezone(zone).date()
+        if paid_with != "points":
+            return
+        # The daily limit and the prizes left, as the pick will see them (unlocked here):
+        # answered before the hold when it can be, as a refusal after it is final.
+        member = setting.member
+        today = datetime.now(UTC).astimezone(_zone(setting.time_zone)).date()
         if rules.over_daily_limit(rules.draws_on(today, member.day, member.draws_that_day),
                                   box.daily_limit_per_member):
             raise refused("limit_reached", of="box",
                           daily_limit_per_member=box.daily_limit_per_member)
-        prizes = await store.box_prizes(db, tenant_id, box.box_id)
         if not rules.candidates([rules.Prize(p.prize_id, p.weight, p.stock_left)
-                                 for p in prizes],
+                                 for p in setting.prizes],
                                 pity=rules.pity_due(member.pity_counter, box.pity_after),
                                 top_prize_ids=box.pity_prize_ids or ()):
             raise refused("out_of_stock", of="box", box_id=box.box_id)
 
     async def drive(self, tenant_id: str, draw_id: str, *, replayed: bool = False,
-                    abandon_pending: bool = False) -> Outcome:
+                    abandon_pending: bool = False, row: DrawRow | None = None) -> Outcome:
+        """Moves the draw on until it has its answer. ``row`` is the draw as last read or
+        written; each step returns the draw as it left it, or None for it to be read again."""
         for _ in range(MAX_STEPS):
-            row = await store.draw(self.pool, tenant_id, draw_id)
             if row is None:
-                raise Forgotten
+                row = await store.draw(self.pool, tenant_id, draw_id)
+                if row is None:
+                    raise Forgotten
             if row.status in ("completed", "failed") and row.outcome_status is not None:
                 assert row.outcome_body is not None
                 return Outcome(row.outcome_status, row.outcome_body, replayed)
             if row.status == "pending":
                 if abandon_pending:
-                    await store.move_draw(self.pool, tenant_id, draw_id, "pending", "releasing",
-                                          Outcome.refused(refused("draw_failed",
-                                                                  reason="timed out")))
+                    row = await store.move_draw(
+                        self.pool, tenant_id, draw_id, "pending", "releasing",
+                        Outcome.refused(refused("draw_failed", reason="timed out")))
                 else:
-                    await self._pay_and_pick(tenant_id, row)
+                    row = await self._pay_and_pick(tenant_id, row)
             elif row.status == "drawn":
-                await self._capture_and_deliver(tenant_id, row)
+                row = await self._capture_and_deliver(tenant_id, row)
             elif row.status == "releasing":
                 if row.paid_with == "points":
                     await self.points.void(tenant_id, row.hold_id)
-                await store.move_draw(self.pool, tenant_id, draw_id, "releasing", "failed")
+                row = await store.move_draw(self.pool, tenant_id, draw_id, "releasing",
+                                            "failed")
+            else:
+                row = None
         raise Conflict("the draw is still in progress; retry", code="in_progress")
 
-    async def _pay_and_pick(self, tenant_id: str, row: DrawRow) -> None:
+    async def _pay_and_pick(self, tenant_id: str, row: DrawRow) -> DrawRow | None:
         if row.paid_with == "points":
             answer = await self.points.hold(tenant_id, row.hold_id, row.member_id,
                                             row.cost_points, f"draw in {row.box_id}",
@@ -330,25 +338,30 @@ class Boxes:
                     raise refused(code, of="box",
                                   available=answer.error_details.get("available", 0),
                                   requested=row.cost_points)
-                return
+                return None
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                await self._pick(conn, tenant_id, row)
+                return await self._pick(conn, tenant_id, row)
         except Moved:
-            return
+            return None
         except Conflict as refusal:
             if row.paid_with == "points":  # the points were held: give them back, final
-                await store.move_draw(self.pool, tenant_id, row.draw_id, "pending", "releasing",
-                                      Outcome.refused(refusal))
-            elif await store.forget_draw(self.pool, tenant_id, row.draw_id):
+                return await store.move_draw(self.pool, tenant_id, row.draw_id, "pending",
+                                             "releasing", Outcome.refused(refusal))
+            if await store.forget_draw(self.pool, tenant_id, row.draw_id):
                 raise refusal from None  # nothing moved (the pick rolled back): forget it
+            return None
 
-    async def _pick(self, conn: Conn, tenant_id: str, row: DrawRow) -> None:
-        box = await store.box(conn, tenant_id, row.box_id)
-        assert box is not None
-        member = await store.box_member(conn, tenant_id, row.box_id, row.member_id)
-        zone = ZoneInfo(await tenant_time_zone(conn, tenant_id))
-        today = datetime.now(UTC).astimezone(zone).date()
+    async def _pick(self, conn: Conn, tenant_id: str, row: DrawRow) -> DrawRow:
+        """Under the member's lock, then the box's prizes' (held from the prizes' read to the
+        commit, two round trips): the pick, its stock and the member's pity and draws."""
+        setting = await store.pick_setting(conn, tenant_id, row.box_id, row.member_id)
+        assert setting is not None
+        box = setting.box
+        member = setting.member
+        if member is None:  # the member's first draw from this box
+            member = await store.box_member(conn, tenant_id, row.box_id, row.member_id)
+        today = datetime.now(UTC).astimezone(_zone(setting.time_zone)).date()
         drawn_today = rules.draws_on(today, member.day, member.draws_that_day)
         if rules.over_daily_limit(drawn_today, box.daily_limit_per_member):
             raise refused("limit_reached", of="box",
@@ -356,6 +369,7 @@ class Boxes:
         if row.paid_with == "ticket" and not await wallet.use_ticket(
                 conn, tenant_id, row.member_id, row.box_id):
             raise refused("no_ticket", of="box", box_id=row.box_id)
+        seed = setting.seed or await store.live_seed(conn, tenant_id, row.box_id)
         prizes = await store.box_prizes(conn, tenant_id, row.box_id, lock=True)
         due = rules.pity_due(member.pity_counter, box.pity_after)
         options = rules.candidates([rules.Prize(p.prize_id, p.weight, p.stock_left)
@@ -363,22 +377,22 @@ class Boxes:
                                    pity=due, top_prize_ids=box.pity_prize_ids or ())
         if not options:
             raise refused("out_of_stock", of="box", box_id=row.box_id)
-        seed = await store.live_seed(conn, tenant_id, row.box_id)
         prize_id = rules.pick(options, rules.roll(seed.seed, row.draw_id))
-        await store.change_prize_stock(conn, tenant_id, row.box_id, prize_id, -1)
-        pity_after = rules.next_pity(member.pity_counter, prize_id, box.pity_prize_ids)
-        await store.set_box_member(conn, tenant_id, row.box_id, row.member_id, BoxMember(
-            pity_counter=pity_after, day=today, draws_that_day=drawn_today + 1))
-        if not await store.record_pick(conn, tenant_id, row.draw_id, seed.seed_no, options,
-                                       due, prize_id, member.pity_counter, pity_after):
+        picked = await store.record_pick(
+            conn, tenant_id, row, seed.seed_no, options, due, prize_id, member.pity_counter,
+            BoxMember(pity_counter=rules.next_pity(member.pity_counter, prize_id,
+                                                   box.pity_prize_ids),
+                      day=today, draws_that_day=drawn_today + 1))
+        if picked is None:
             raise Moved
+        return picked
 
-    async def _capture_and_deliver(self, tenant_id: str, row: DrawRow) -> None:
+    async def _capture_and_deliver(self, tenant_id: str, row: DrawRow) -> DrawRow | None:
         if row.paid_with == "points":
             answer = await self.points.capture(tenant_id, row.hold_id)
             if answer.status_code != 200:
                 await self._give_back(tenant_id, row, answer.error_code)
-                return
+                return None
         assert row.prize_id is not None and row.pity_after is not None
         prize = next(p for p in await store.box_prizes(self.pool, tenant_id, row.box_id)
                      if p.prize_id == row.prize_id)
@@ -402,8 +416,8 @@ class Boxes:
             pity_counter=row.pity_after,
             prize=DrawnPrize(prize_id=prize.prize_id, name=prize.name, kind=prize.kind,
                              points=prize.points, coupon_id=coupon_id))
-        await store.move_draw(self.pool, tenant_id, row.draw_id, "drawn", "completed",
-                              Outcome.of(201, result))
+        return await store.move_draw(self.pool, tenant_id, row.draw_id, "drawn", "completed",
+                                     Outcome.of(201, result))
 
     async def _give_back(self, tenant_id: str, row: DrawRow, reason: str | None) -> None:
         """The payment failed after the pick: return the prize and the pity state."""

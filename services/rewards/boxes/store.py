@@ -106,6 +106,29 @@ class Profile(msgspec.Struct, frozen=True):
     guardian_consent: bool
 
 
+class DrawSetting(msgspec.Struct, frozen=True):
+    """What a new draw is checked against before anything moves, read unlocked in one
+    statement: the box, the member's age band and draws in it, the tenant's time zone (None:
+    the default) and the prizes."""
+
+    box: BoxRow
+    profile: Profile | None
+    member: BoxMember
+    time_zone: str | None
+    prizes: list[PrizeRow]
+
+
+class PickSetting(msgspec.Struct, frozen=True):
+    """What the pick reads in its transaction before the prizes: the box, the tenant's time
+    zone, the live seed (None before its first need) and the member's row, locked (None if the
+    member never drew from the box)."""
+
+    box: BoxRow
+    time_zone: str | None
+    seed: SeedRow | None
+    member: BoxMember | None
+
+
 # --- boxes, prizes and seeds ---------------------------------------------------------------
 
 async def put_box(conn: Conn, tenant_id: str, box_id: str, box: BoxIn,
@@ -141,6 +164,71 @@ async def box(db: Db, tenant_id: str, box_id: str) -> BoxRow | None:
         "SELECT box_id, name, cost_points, daily_limit_per_member, pity_after, pity_prize_ids,"
         " starts_at, ends_at, min_age, enabled FROM rewards.boxes"
         " WHERE tenant_id = $1 AND box_id = $2", tenant_id, box_id))
+
+
+BOX_COLUMNS = ("b.box_id, b.name, b.cost_points, b.daily_limit_per_member, b.pity_after,"
+               " b.pity_prize_ids, b.starts_at, b.ends_at, b.min_age, b.enabled")
+_BOX_FIELDS = tuple(BoxRow.__struct_fields__)
+
+
+def _box_of(fields: dict[str, object]) -> BoxRow:
+    return msgspec.convert({name: fields.pop(name) for name in _BOX_FIELDS}, BoxRow)
+
+
+async def draw_setting(db: Db, tenant_id: str, box_id: str, member_id: str
+                       ) -> DrawSetting | None:
+    row = await db.fetchrow(
+        f"SELECT {BOX_COLUMNS}, p.age_band, p.guardian_consent,"
+        " coalesce(m.pity_counter, 0) AS pity_counter, m.day,"
+        " coalesce(m.draws_that_day, 0) AS draws_that_day, t.time_zone,"
+        " (SELECT coalesce(jsonb_agg(jsonb_build_object("
+        "   'prize_id', z.prize_id, 'name', z.name, 'weight', z.weight,"
+        "   'stock_left', z.stock_left, 'kind', z.kind, 'points', z.points, 'sku', z.sku)"
+        "   ORDER BY z.position), '[]')"
+        "  FROM rewards.box_prizes z WHERE z.tenant_id = b.tenant_id AND z.box_id = b.box_id"
+        " ) AS prizes"
+        " FROM rewards.boxes b"
+        " LEFT JOIN rewards.member_profiles p ON p.tenant_id = b.tenant_id AND p.member_id = $3"
+        " LEFT JOIN rewards.box_members m"
+        "  ON m.tenant_id = b.tenant_id AND m.box_id = b.box_id AND m.member_id = $3"
+        " LEFT JOIN fuli.tenants t ON t.tenant_id = b.tenant_id"
+        " WHERE b.tenant_id = $1 AND b.box_id = $2", tenant_id, box_id, member_id)
+    if row is None:
+        return None
+    fields = dict(row.items())
+    box = _box_of(fields)
+    age_band, consent = fields.pop("age_band"), fields.pop("guardian_consent")
+    return DrawSetting(
+        box=box, profile=Profile(age_band, consent) if age_band is not None else None,
+        member=BoxMember(fields["pity_counter"], fields["day"], fields["draws_that_day"]),
+        time_zone=fields["time_zone"], prizes=msgspec.convert(fields["prizes"], list[PrizeRow]))
+
+
+async def pick_setting(conn: Conn, tenant_id: str, box_id: str, member_id: str
+                       ) -> PickSetting | None:
+    """Locks the member's row for this box if there is one: it serialises the member's
+    draws."""
+    row = await conn.fetchrow(
+        f"SELECT {BOX_COLUMNS}, t.time_zone, s.seed_no, s.seed, s.commitment,"
+        " m.pity_counter, m.day, m.draws_that_day"
+        " FROM rewards.boxes b"
+        " LEFT JOIN fuli.tenants t ON t.tenant_id = b.tenant_id"
+        " LEFT JOIN rewards.box_seeds s ON s.tenant_id = b.tenant_id AND s.box_id = b.box_id"
+        "  AND s.revealed_at IS NULL"
+        " LEFT JOIN LATERAL (SELECT x.pity_counter, x.day, x.draws_that_day"
+        "  FROM rewards.box_members x WHERE x.tenant_id = b.tenant_id AND x.box_id = b.box_id"
+        "  AND x.member_id = $3 FOR UPDATE) m ON true"
+        " WHERE b.tenant_id = $1 AND b.box_id = $2", tenant_id, box_id, member_id)
+    if row is None:
+        return None
+    fields = dict(row.items())
+    box = _box_of(fields)
+    return PickSetting(
+        box=box, time_zone=fields["time_zone"],
+        seed=SeedRow(fields["seed_no"], fields["seed"], fields["commitment"], None)
+        if fields["seed_no"] is not None else None,
+        member=BoxMember(fields["pity_counter"], fields["day"], fields["draws_that_day"])
+        if fields["pity_counter"] is not None else None)
 
 
 async def boxes(db: Db, tenant_id: str, after: str | None, limit: int) -> list[BoxSummary]:
@@ -244,15 +332,6 @@ async def box_member(conn: Conn, tenant_id: str, box_id: str, member_id: str) ->
     return as_struct(BoxMember, row)
 
 
-async def peek_box_member(db: Db, tenant_id: str, box_id: str, member_id: str) -> BoxMember:
-    """The member's row for this box as it is now, unlocked (a member who never drew: zeros)."""
-    row = await db.fetchrow(
-        "SELECT pity_counter, day, draws_that_day FROM rewards.box_members"
-        " WHERE tenant_id = $1 AND box_id = $2 AND member_id = $3", tenant_id, box_id, member_id)
-    return as_struct(BoxMember, row) if row else BoxMember(pity_counter=0, day=None,
-                                                           draws_that_day=0)
-
-
 async def pity_counter(db: Db, tenant_id: str, box_id: str, member_id: str) -> int:
     value = await db.fetchval(
         "SELECT pity_counter FROM rewards.box_members"
@@ -268,12 +347,6 @@ async def set_box_member(conn: Conn, tenant_id: str, box_id: str, member_id: str
         tenant_id, box_id, member_id, state.pity_counter, state.day, state.draws_that_day)
 
 
-async def member_profile(db: Db, tenant_id: str, member_id: str) -> Profile | None:
-    return as_struct_or_none(Profile, await db.fetchrow(
-        "SELECT age_band, guardian_consent FROM rewards.member_profiles"
-        " WHERE tenant_id = $1 AND member_id = $2", tenant_id, member_id))
-
-
 async def put_member_profile(db: Db, tenant_id: str, member_id: str, age_band: str,
                              guardian_consent: bool) -> None:
     await db.execute(
@@ -285,54 +358,62 @@ async def put_member_profile(db: Db, tenant_id: str, member_id: str, age_band: s
 
 # --- draws ---------------------------------------------------------------------------------
 
-DRAW_BY_ID = (
-    "SELECT draw_id, box_id, member_id, fingerprint, paid_with, cost_points, hold_id, status,"
+DRAW_COLUMNS = (
+    "draw_id, box_id, member_id, fingerprint, paid_with, cost_points, hold_id, status,"
     " seed_no, candidates, pity_applied, prize_id, pity_before, pity_after, outcome_status,"
-    " outcome_body, created_at FROM rewards.draws WHERE tenant_id = $1 AND draw_id = $2"
-)
+    " outcome_body, created_at")
 
 
 async def draw(db: Db, tenant_id: str, draw_id: str) -> DrawRow | None:
-    return as_struct_or_none(DrawRow, await db.fetchrow(DRAW_BY_ID, tenant_id, draw_id))
+    return as_struct_or_none(DrawRow, await db.fetchrow(
+        f"SELECT {DRAW_COLUMNS} FROM rewards.draws WHERE tenant_id = $1 AND draw_id = $2",
+        tenant_id, draw_id))
 
 
 async def insert_draw(db: Db, tenant_id: str, draw_id: str, box_id: str, member_id: str,
                       fingerprint: bytes, paid_with: str, cost_points: int, hold_id: str,
-                      status: str, outcome: Outcome | None) -> bool:
-    """False if the id is taken."""
-    inserted = await db.fetchval(
+                      status: str, outcome: Outcome | None) -> DrawRow | None:
+    """The new draw; None if the id is taken."""
+    return as_struct_or_none(DrawRow, await db.fetchrow(
         "INSERT INTO rewards.draws (tenant_id, draw_id, box_id, member_id, fingerprint,"
         " paid_with, cost_points, hold_id, status, outcome_status, outcome_body)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
-        " RETURNING true", tenant_id, draw_id, box_id, member_id, fingerprint, paid_with,
-        cost_points, hold_id, status, outcome.status_code if outcome else None,
-        outcome.body if outcome else None)
-    return bool(inserted)
+        f" RETURNING {DRAW_COLUMNS}", tenant_id, draw_id, box_id, member_id, fingerprint,
+        paid_with, cost_points, hold_id, status, outcome.status_code if outcome else None,
+        outcome.body if outcome else None))
 
 
-async def record_pick(conn: Conn, tenant_id: str, draw_id: str, seed_no: int,
+async def record_pick(conn: Conn, tenant_id: str, row: DrawRow, seed_no: int,
                       candidates: list[WeightedPrize], pity_applied: bool, prize_id: str,
-                      pity_before: int, pity_after: int) -> bool:
-    """pending -> drawn with what was picked; False if another driver recorded it first."""
-    moved = await conn.fetchval(
-        "UPDATE rewards.draws SET status = 'drawn', seed_no = $3, candidates = $4,"
-        " pity_applied = $5, prize_id = $6, pity_before = $7, pity_after = $8,"
+                      pity_before: int, member: BoxMember) -> DrawRow | None:
+    """pending -> drawn with what was picked, the prize's stock taken and the member's row
+    set to ``member``, in one statement: the box's prizes are locked until the commit. None if
+    another driver recorded the pick first (the caller rolls back)."""
+    return as_struct_or_none(DrawRow, await conn.fetchrow(
+        "WITH stock AS ("
+        "  UPDATE rewards.box_prizes SET stock_left = stock_left - 1"
+        "  WHERE tenant_id = $1 AND box_id = $3 AND prize_id = $8 AND stock_left IS NOT NULL),"
+        " member AS ("
+        "  UPDATE rewards.box_members SET pity_counter = $10, day = $11, draws_that_day = $12"
+        "  WHERE tenant_id = $1 AND box_id = $3 AND member_id = $4)"
+        " UPDATE rewards.draws SET status = 'drawn', seed_no = $5, candidates = $6,"
+        " pity_applied = $7, prize_id = $8, pity_before = $9, pity_after = $10,"
         " updated_at = now() WHERE tenant_id = $1 AND draw_id = $2 AND status = 'pending'"
-        " RETURNING true", tenant_id, draw_id, seed_no, candidates, pity_applied,
-        prize_id, pity_before, pity_after)
-    return bool(moved)
+        f" RETURNING {DRAW_COLUMNS}", tenant_id, row.draw_id, row.box_id, row.member_id,
+        seed_no, candidates, pity_applied, prize_id, pity_before, member.pity_counter,
+        member.day, member.draws_that_day))
 
 
 async def move_draw(db: Db, tenant_id: str, draw_id: str, from_status: str, to_status: str,
-                    outcome: Outcome | None = None) -> bool:
-    """Compare-and-set of the status; False if someone else moved it first."""
-    moved = await db.fetchval(
+                    outcome: Outcome | None = None) -> DrawRow | None:
+    """Compare-and-set of the status: the moved draw, or None if someone else moved it
+    first."""
+    return as_struct_or_none(DrawRow, await db.fetchrow(
         "UPDATE rewards.draws SET status = $4, updated_at = now(),"
         " outcome_status = coalesce($5, outcome_status), outcome_body = coalesce($6, outcome_body)"
-        " WHERE tenant_id = $1 AND draw_id = $2 AND status = $3 RETURNING true",
+        f" WHERE tenant_id = $1 AND draw_id = $2 AND status = $3 RETURNING {DRAW_COLUMNS}",
         tenant_id, draw_id, from_status, to_status, outcome.status_code if outcome else None,
-        outcome.body if outcome else None)
-    return bool(moved)
+        outcome.body if outcome else None))
 
 
 async def forget_draw(db: Db, tenant_id: str, draw_id: str) -> bool:
