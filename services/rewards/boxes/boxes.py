@@ -353,8 +353,10 @@ class Boxes:
             return None
 
     async def _pick(self, conn: Conn, tenant_id: str, row: DrawRow) -> DrawRow:
-        """Under the member's lock, then the box's prizes' (held from the prizes' read to the
-        commit, two round trips): the pick, its stock and the member's pity and draws."""
+        """Under the member's lock: the pick from the prizes as they are, the picked prize's
+        stock (if it has one) and the member's pity and draws. Only a draw that picks a prize
+        with a stock locks that prize, from taking it to the commit; when another draw took
+        its last one meanwhile, the pick is made again from the prizes as they are then."""
         setting = await store.pick_setting(conn, tenant_id, row.box_id, row.member_id)
         assert setting is not None
         box = setting.box
@@ -370,14 +372,20 @@ class Boxes:
                 conn, tenant_id, row.member_id, row.box_id):
             raise refused("no_ticket", of="box", box_id=row.box_id)
         seed = setting.seed or await store.live_seed(conn, tenant_id, row.box_id)
-        prizes = await store.box_prizes(conn, tenant_id, row.box_id, lock=True)
         due = rules.pity_due(member.pity_counter, box.pity_after)
-        options = rules.candidates([rules.Prize(p.prize_id, p.weight, p.stock_left)
-                                    for p in prizes],
-                                   pity=due, top_prize_ids=box.pity_prize_ids or ())
-        if not options:
-            raise refused("out_of_stock", of="box", box_id=row.box_id)
-        prize_id = rules.pick(options, rules.roll(seed.seed, row.draw_id))
+        for _ in range(MAX_STEPS):
+            prizes = await store.box_prizes(conn, tenant_id, row.box_id)
+            options = rules.candidates([rules.Prize(p.prize_id, p.weight, p.stock_left)
+                                        for p in prizes],
+                                       pity=due, top_prize_ids=box.pity_prize_ids or ())
+            if not options:
+                raise refused("out_of_stock", of="box", box_id=row.box_id)
+            prize_id = rules.pick(options, rules.roll(seed.seed, row.draw_id))
+            limited = next(p.stock_left is not None for p in prizes if p.prize_id == prize_id)
+            if not limited or await store.take_prize(conn, tenant_id, row.box_id, prize_id):
+                break
+        else:  # the stock kept running out under it: roll back, the driver goes round again
+            raise Moved
         picked = await store.record_pick(
             conn, tenant_id, row, seed.seed_no, options, due, prize_id, member.pity_counter,
             BoxMember(pity_counter=rules.next_pity(member.pity_counter, prize_id,

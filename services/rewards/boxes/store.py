@@ -269,12 +269,20 @@ async def prize_draws(db: Db, tenant_id: str, box_id: str, since: datetime
         " GROUP BY 1, 2", tenant_id, box_id, since))
 
 
-async def box_prizes(db: Db, tenant_id: str, box_id: str, *,
-                     lock: bool = False) -> list[PrizeRow]:
-    query = ("SELECT prize_id, name, weight, stock_left, kind, points, sku"
-             " FROM rewards.box_prizes WHERE tenant_id = $1 AND box_id = $2 ORDER BY position")
-    return as_structs(PrizeRow, await db.fetch(query + " FOR UPDATE" if lock else query,
-                                               tenant_id, box_id))
+async def box_prizes(db: Db, tenant_id: str, box_id: str) -> list[PrizeRow]:
+    return as_structs(PrizeRow, await db.fetch(
+        "SELECT prize_id, name, weight, stock_left, kind, points, sku"
+        " FROM rewards.box_prizes WHERE tenant_id = $1 AND box_id = $2 ORDER BY position",
+        tenant_id, box_id))
+
+
+async def take_prize(conn: Conn, tenant_id: str, box_id: str, prize_id: str) -> bool:
+    """One of the prize's stock, locking its row to the commit; False if none is left (or the
+    prize is gone from the box). A prize without a stock is always there to take."""
+    return bool(await conn.fetchval(
+        "UPDATE rewards.box_prizes SET stock_left = stock_left - 1"
+        " WHERE tenant_id = $1 AND box_id = $2 AND prize_id = $3 AND stock_left > 0"
+        " RETURNING true", tenant_id, box_id, prize_id))
 
 
 async def change_prize_stock(conn: Conn, tenant_id: str, box_id: str, prize_id: str,
@@ -386,14 +394,10 @@ async def insert_draw(db: Db, tenant_id: str, draw_id: str, box_id: str, member_
 async def record_pick(conn: Conn, tenant_id: str, row: DrawRow, seed_no: int,
                       candidates: list[WeightedPrize], pity_applied: bool, prize_id: str,
                       pity_before: int, member: BoxMember) -> DrawRow | None:
-    """pending -> drawn with what was picked, the prize's stock taken and the member's row
-    set to ``member``, in one statement: the box's prizes are locked until the commit. None if
-    another driver recorded the pick first (the caller rolls back)."""
+    """pending -> drawn with what was picked, and the member's row set to ``member``, in one
+    statement. None if another driver recorded the pick first (the caller rolls back)."""
     return as_struct_or_none(DrawRow, await conn.fetchrow(
-        "WITH stock AS ("
-        "  UPDATE rewards.box_prizes SET stock_left = stock_left - 1"
-        "  WHERE tenant_id = $1 AND box_id = $3 AND prize_id = $8 AND stock_left IS NOT NULL),"
-        " member AS ("
+        "WITH member AS ("
         "  UPDATE rewards.box_members SET pity_counter = $10, day = $11, draws_that_day = $12"
         "  WHERE tenant_id = $1 AND box_id = $3 AND member_id = $4)"
         " UPDATE rewards.draws SET status = 'drawn', seed_no = $5, candidates = $6,"

@@ -49,6 +49,37 @@ async def test_500_concurrent_draws_award_the_top_prize_exactly_its_stock(
     await rewards.points.assert_ledger_ok()
 
 
+async def test_draws_racing_for_the_last_of_a_prize_pick_again_and_still_verify(
+        rewards: Rewards) -> None:
+    # Nearly every pick lands on the gold while any is left, so concurrent draws that picked
+    # it from prizes read a moment before find its last one taken and pick again.
+    box_id = await put_box(rewards, cost_points=1, prizes=[
+        {"prize_id": "gold", "name": "Gold", "weight": 1000, "stock": 4, "kind": "nothing"},
+        {"prize_id": "none", "name": "Thanks", "weight": 1, "kind": "nothing"}])
+    members = [uid("m") for _ in range(40)]
+    await rewards.points.grant([{"member_id": m, "points": 1} for m in members])
+    commitment = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/odds",
+                                           headers=rewards.ingest)).json()["commitment"]
+    responses = await asyncio.gather(*[draw(rewards, box_id, m) for m in members])
+    assert {r.status_code for r in responses} == {201}, \
+        Counter((r.status_code, r.text[:80]) for r in responses)
+    assert Counter(r.json()["prize"]["prize_id"] for r in responses) == {"gold": 4, "none": 36}
+    odds = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/odds",
+                                     headers=rewards.ingest)).json()
+    assert next(p for p in odds["prizes"] if p["prize_id"] == "gold")["stock_left"] == 0
+    await rewards.client.post(f"/rewards/v1/boxes/{box_id}/seed/rotate",
+                              headers=rewards.operator)
+    for response in responses:
+        draw_id = response.json()["draw_id"]
+        proof = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/draws/{draw_id}/proof",
+                                          headers=rewards.ingest)).json()
+        options = [WeightedPrize(prize_id=c["prize_id"], weight=c["weight"])
+                   for c in proof["candidates"]]
+        assert rules.verify(seed=bytes.fromhex(proof["seed"]), published_commitment=commitment,
+                            draw_id=draw_id, options=options, prize_id=proof["prize_id"])
+    await rewards.points.assert_ledger_ok()
+
+
 async def test_pity_guarantees_a_top_prize_every_n_draws(rewards: Rewards) -> None:
     box_id = await put_box(rewards, cost_points=1, prizes=[
         {"prize_id": "top", "name": "Top", "weight": 1, "kind": "nothing"},
