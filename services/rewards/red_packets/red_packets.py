@@ -198,7 +198,7 @@ class RedPackets:
                 return "busy"
             state = await store.reserve_pool_open(
                 self.db, tenant_id, pool.pool_id, body.open_id, body.member_id, request_print,
-                index, nth, pool.shares[index])
+                index, nth)
             if isinstance(state, store.PoolOpenRow):
                 return state
             if state == "exists":  # a concurrent request with this open id recorded it first

@@ -14,12 +14,15 @@ from services.runtime.idempotency import Outcome
 
 
 class PoolRow(msgspec.Struct, frozen=True):
+    """A pool without its shares: a pool of 100,000 packets keeps an array of 800 KB, which
+    cost every open 13 ms of PostgreSQL and 4 ms of Python to read in full; an open reads only
+    its own share (``reserve_pool_open``)."""
+
     pool_id: str
     name: str
     total_points: int
     packets: int
     split: str
-    shares: list[int]
     open_cost_points: int
     per_member_opens: int
     starts_at: datetime | None
@@ -29,7 +32,7 @@ class PoolRow(msgspec.Struct, frozen=True):
     returned_points: int | None
 
 
-POOL = ("pool_id, name, total_points, packets, split, shares, open_cost_points,"
+POOL = ("pool_id, name, total_points, packets, split, open_cost_points,"
         " per_member_opens, starts_at, ends_at, escrow_member, status, returned_points")
 
 
@@ -164,17 +167,19 @@ async def pool_open(db: Db, tenant_id: str, open_id: str) -> PoolOpenRow | None:
 
 
 async def reserve_pool_open(db: Db, tenant_id: str, pool_id: str, open_id: str,
-                            member_id: str, fingerprint: bytes, index: int, nth: int,
-                            points: int) -> PoolOpenRow | Literal["taken", "member", "exists"]:
-    """The reserved open; 'taken' (the share index is recorded already), 'member' (the
-    member's n-th share is) or 'exists' (the open id is)."""
+                            member_id: str, fingerprint: bytes, index: int, nth: int
+                            ) -> PoolOpenRow | Literal["taken", "member", "exists"]:
+    """The reserved open of share ``index`` (its points as the pool's shares say); 'taken'
+    (the share index is recorded already), 'member' (the member's n-th share is) or 'exists'
+    (the open id is)."""
     try:
         row = await db.fetchrow(
             "INSERT INTO rewards.pool_opens (tenant_id, pool_id, open_id, member_id, fingerprint,"
             " share_index, member_nth, points, status)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'reserved')"
+            " SELECT $1, $2, $3, $4, $5, $6, $7, p.shares[$6 + 1], 'reserved'"
+            " FROM rewards.pools p WHERE p.tenant_id = $1 AND p.pool_id = $2"
             " ON CONFLICT (tenant_id, open_id) DO NOTHING RETURNING " + POOL_OPEN,
-            tenant_id, pool_id, open_id, member_id, fingerprint, index, nth, points)
+            tenant_id, pool_id, open_id, member_id, fingerprint, index, nth)
     except asyncpg.UniqueViolationError as exc:
         return "member" if exc.constraint_name == "pool_opens_member" else "taken"
     return "exists" if row is None else as_struct(PoolOpenRow, row)
