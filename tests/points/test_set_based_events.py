@@ -187,3 +187,42 @@ async def test_a_group_writes_what_one_event_at_a_time_writes(resources: Resourc
             assert mine[table] == theirs[table], table
         problems = await conn.fetch("SELECT * FROM points.ledger_problems($1)", grouped)
         assert not problems
+
+
+async def test_a_group_never_reads_a_whole_table_even_with_a_plan_made_on_empty_tables(
+        empty_database: str) -> None:
+    """The plans of points.record_events are cached per connection; one made while the tables
+    were empty was kept as they grew, and joined the rows it had claimed and locked to a
+    sequential scan of fuli.idempotency and points.members on every group. Here every plan is
+    generic and made on empty tables; auto_explain hands each one to the session."""
+    from services.composition.registry import MIGRATIONS
+    from services.runtime import tenants
+    from services.runtime.migrations import migrate
+
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await migrate(conn, MIGRATIONS)
+        await tenants.create_tenant(conn, "plans", "Asia/Shanghai")
+        plans: list[str] = []
+        conn.add_log_listener(lambda _conn, message: plans.append(str(message)))
+        for setting in ("auto_explain.log_min_duration = 0",
+                        "auto_explain.log_nested_statements = on",
+                        "plan_cache_mode = force_generic_plan", "client_min_messages = log"):
+            await conn.execute(f"SET {setting}")
+        await conn.execute("LOAD 'auto_explain'")
+        now = datetime.now(UTC)
+        for group in range(3):
+            events = [f"plan-{group}-{i}" for i in range(8)]
+            rows = await conn.fetch(
+                "SELECT refused FROM points.record_events('plans', $1, $2, $3, $4, $5, $6, $7,"
+                " $8)", events, [b"\x00"] * 8, [f"m{i % 5}" for i in range(8)],
+                ["purchase"] * 8, [now] * 8, [500] * 8, [None] * 8, now)
+            assert [r["refused"] for r in rows] == [None] * 8
+        await conn.execute("SET client_min_messages = warning")
+        group_plans = [p for p in plans if "Insert on lots" in p]
+        assert group_plans, plans[:3]
+        for plan in plans:
+            for table in ("idempotency", "members", "lots", "transfers", "outbox"):
+                assert f"Seq Scan on {table} " not in plan, plan
+    finally:
+        await conn.close()
