@@ -4,7 +4,9 @@ draws, and members' age bands."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
+import asyncpg
 import msgspec
 
 from proto.rewards import BoxIn, BoxSummary, WeightedPrize
@@ -171,8 +173,13 @@ BOX_COLUMNS = ("b.box_id, b.name, b.cost_points, b.daily_limit_per_member, b.pit
 _BOX_FIELDS = tuple(BoxRow.__struct_fields__)
 
 
-def _box_of(fields: dict[str, object]) -> BoxRow:
-    return msgspec.convert({name: fields.pop(name) for name in _BOX_FIELDS}, BoxRow)
+def _box_and_rest(row: asyncpg.Record | None) -> tuple[BoxRow, dict[str, Any]] | None:
+    """A row of BOX_COLUMNS and more: the box, and the other columns by name."""
+    if row is None:
+        return None
+    fields = dict(row.items())
+    return (msgspec.convert({name: fields.pop(name) for name in _BOX_FIELDS}, BoxRow),
+            fields)
 
 
 async def draw_setting(db: Db, tenant_id: str, box_id: str, member_id: str
@@ -193,11 +200,11 @@ async def draw_setting(db: Db, tenant_id: str, box_id: str, member_id: str
         "  ON m.tenant_id = b.tenant_id AND m.box_id = b.box_id AND m.member_id = $3"
         " LEFT JOIN fuli.tenants t ON t.tenant_id = b.tenant_id"
         " WHERE b.tenant_id = $1 AND b.box_id = $2", tenant_id, box_id, member_id)
-    if row is None:
+    found = _box_and_rest(row)
+    if found is None:
         return None
-    fields = dict(row.items())
-    box = _box_of(fields)
-    age_band, consent = fields.pop("age_band"), fields.pop("guardian_consent")
+    box, fields = found
+    age_band, consent = fields["age_band"], fields["guardian_consent"]
     return DrawSetting(
         box=box, profile=Profile(age_band, consent) if age_band is not None else None,
         member=BoxMember(fields["pity_counter"], fields["day"], fields["draws_that_day"]),
@@ -219,10 +226,10 @@ async def pick_setting(conn: Conn, tenant_id: str, box_id: str, member_id: str
         "  FROM rewards.box_members x WHERE x.tenant_id = b.tenant_id AND x.box_id = b.box_id"
         "  AND x.member_id = $3 FOR UPDATE) m ON true"
         " WHERE b.tenant_id = $1 AND b.box_id = $2", tenant_id, box_id, member_id)
-    if row is None:
+    found = _box_and_rest(row)
+    if found is None:
         return None
-    fields = dict(row.items())
-    box = _box_of(fields)
+    box, fields = found
     return PickSetting(
         box=box, time_zone=fields["time_zone"],
         seed=SeedRow(fields["seed_no"], fields["seed"], fields["commitment"], None)

@@ -27,6 +27,18 @@ async def draw(rewards: Rewards, box_id: str, member: str, **fields: Any) -> Any
                                      json={"draw_id": uid("d"), "member_id": member, **fields})
 
 
+async def assert_proofs_verify(rewards: Rewards, box_id: str, draw_ids: list[str],
+                               commitment: str) -> None:
+    """Each draw's proof, once its seed is revealed, recomputes to its prize."""
+    for draw_id in draw_ids:
+        proof = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/draws/{draw_id}/proof",
+                                          headers=rewards.ingest)).json()
+        options = [WeightedPrize(prize_id=c["prize_id"], weight=c["weight"])
+                   for c in proof["candidates"]]
+        assert rules.verify(seed=bytes.fromhex(proof["seed"]), published_commitment=commitment,
+                            draw_id=draw_id, options=options, prize_id=proof["prize_id"])
+
+
 async def test_500_concurrent_draws_award_the_top_prize_exactly_its_stock(
         rewards: Rewards) -> None:
     box_id = await put_box(rewards)
@@ -69,14 +81,8 @@ async def test_draws_racing_for_the_last_of_a_prize_pick_again_and_still_verify(
     assert next(p for p in odds["prizes"] if p["prize_id"] == "gold")["stock_left"] == 0
     await rewards.client.post(f"/rewards/v1/boxes/{box_id}/seed/rotate",
                               headers=rewards.operator)
-    for response in responses:
-        draw_id = response.json()["draw_id"]
-        proof = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/draws/{draw_id}/proof",
-                                          headers=rewards.ingest)).json()
-        options = [WeightedPrize(prize_id=c["prize_id"], weight=c["weight"])
-                   for c in proof["candidates"]]
-        assert rules.verify(seed=bytes.fromhex(proof["seed"]), published_commitment=commitment,
-                            draw_id=draw_id, options=options, prize_id=proof["prize_id"])
+    await assert_proofs_verify(rewards, box_id, [r.json()["draw_id"] for r in responses],
+                               commitment)
     await rewards.points.assert_ledger_ok()
 
 
@@ -113,13 +119,7 @@ async def test_draws_verify_after_the_seed_is_revealed(rewards: Rewards) -> None
     rotated = await rewards.client.post(f"/rewards/v1/boxes/{box_id}/seed/rotate",
                                         headers=rewards.operator)
     assert rotated.json()["revealed_seed_no"] == 1 and rotated.json()["seed_no"] == 2
-    for draw_id in ids:
-        proof = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/draws/{draw_id}/proof",
-                                          headers=rewards.ingest)).json()
-        options = [WeightedPrize(prize_id=c["prize_id"], weight=c["weight"])
-                   for c in proof["candidates"]]
-        assert rules.verify(seed=bytes.fromhex(proof["seed"]), published_commitment=commitment,
-                            draw_id=draw_id, options=options, prize_id=proof["prize_id"])
+    await assert_proofs_verify(rewards, box_id, ids, commitment)
 
 
 async def test_tickets_daily_limits_and_age(rewards: Rewards) -> None:
