@@ -101,16 +101,17 @@ class Redemptions:
         if perk is None:
             raise NotFound(f"no perk {body.sku!r}", code="unknown_sku", sku=body.sku)
         await self._precheck(tenant_id, body, perk, now)
-        if not await store.insert_redemption(
-                self.pool, tenant_id, body.redemption_id, body.member_id, body.sku,
-                body.quantity, perk.cost_points * body.quantity, request_print,
-                hold_id_for(body.redemption_id), "pending", None):
+        row = await store.insert_redemption(
+            self.pool, tenant_id, body.redemption_id, body.member_id, body.sku,
+            body.quantity, perk.cost_points * body.quantity, request_print,
+            hold_id_for(body.redemption_id), "pending", None)
+        if row is None:
             # A concurrent request with this id got there first.
             existing = await store.redemption(self.pool, tenant_id, body.redemption_id)
             if existing is None:
                 raise Forgotten
             return await self._replay(tenant_id, existing, request_print)
-        return await self.drive(tenant_id, body.redemption_id, replayed=False)
+        return await self.drive(tenant_id, body.redemption_id, replayed=False, row=row)
 
     async def _precheck(self, tenant_id: str, body: RedemptionIn, perk: PerkRow,
                         now: datetime) -> None:
@@ -124,62 +125,68 @@ class Redemptions:
                       request_print: bytes) -> Outcome:
         if row.fingerprint != request_print:
             raise IdempotencyConflict.for_key(row.redemption_id)
-        return await self.drive(tenant_id, row.redemption_id, replayed=True)
+        return await self.drive(tenant_id, row.redemption_id, replayed=True, row=row)
 
     # --- driving a redemption to its end ---------------------------------------------------
 
     async def drive(self, tenant_id: str, redemption_id: str, *, replayed: bool = False,
-                    abandon_pending: bool = False) -> Outcome:
+                    abandon_pending: bool = False, row: RedemptionRow | None = None) -> Outcome:
+        """Moves the redemption on until it has its answer. ``row`` is the redemption as last
+        read or written; a step that wrote it hands it on, the others have it read again."""
         for _ in range(MAX_STEPS):
-            row = await store.redemption(self.pool, tenant_id, redemption_id)
             if row is None:
-                raise Forgotten
+                row = await store.redemption(self.pool, tenant_id, redemption_id)
+                if row is None:
+                    raise Forgotten
             if row.status in FINAL and row.outcome_status is not None:
                 assert row.outcome_body is not None
                 return Outcome(row.outcome_status, row.outcome_body, replayed)
-            if row.status == "pending":
+            step, row = row, None
+            if step.status == "pending":
                 if abandon_pending:
-                    await store.move_redemption(
+                    row = await store.move_redemption(
                         self.pool, tenant_id, redemption_id, "pending", "releasing",
                         outcome=Outcome.refused(refused("redemption_failed",
                                                         reason="timed out")))
                 else:
-                    await self._hold_and_reserve(tenant_id, row)
-            elif row.status == "reserved":
-                await self._capture(tenant_id, row)
-            elif row.status == "releasing":
-                await self._release(tenant_id, row)
-            elif row.status == "cancelling":
-                await self._finish_cancel(tenant_id, row)
+                    row = await self._hold_and_reserve(tenant_id, step)
+            elif step.status == "reserved":
+                row = await self._capture(tenant_id, step)
+            elif step.status == "releasing":
+                await self._release(tenant_id, step)
+            elif step.status == "cancelling":
+                await self._finish_cancel(tenant_id, step)
         raise Conflict("the redemption is still in progress; retry", code="in_progress")
 
-    async def _hold_and_reserve(self, tenant_id: str, row: RedemptionRow) -> None:
+    async def _hold_and_reserve(self, tenant_id: str,
+                                row: RedemptionRow) -> RedemptionRow | None:
         answer = await self.points.hold(tenant_id, row.hold_id, row.member_id, row.points,
                                         f"redemption of {row.sku}", HOLD_EXPIRES_S)
         if answer.status_code != 201:  # nothing was held: forget the redemption
             if await store.forget_redemption(self.pool, tenant_id, row.redemption_id):
                 raise points_refusal(answer, row.points)
-            return
+            return None
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 taken = await wallet.reserve(conn, tenant_id, row.sku, row.quantity,
                                              row.member_id, redemption_id=row.redemption_id)
-                if not await store.move_redemption(conn, tenant_id, row.redemption_id,
-                                                   "pending", "reserved", codes=taken.codes):
+                reserved = await store.move_redemption(conn, tenant_id, row.redemption_id,
+                                                       "pending", "reserved", codes=taken.codes)
+                if reserved is None:
                     raise Moved
         except Conflict as refusal:
-            await store.move_redemption(self.pool, tenant_id, row.redemption_id, "pending",
-                                        "releasing", outcome=Outcome.refused(refusal))
-            return
+            return await store.move_redemption(self.pool, tenant_id, row.redemption_id,
+                                               "pending", "releasing",
+                                               outcome=Outcome.refused(refusal))
         except Moved:
-            return
+            return None
         await self.stock.publish(tenant_id, row.sku, taken.stock)
+        return reserved
 
-    async def _capture(self, tenant_id: str, row: RedemptionRow) -> None:
+    async def _capture(self, tenant_id: str, row: RedemptionRow) -> RedemptionRow | None:
         answer = await self.points.capture(tenant_id, row.hold_id)
         if answer.status_code == 200:
-            await self._complete(tenant_id, row)
-            return
+            return await self._complete(tenant_id, row)
         # The hold expired or was voided: put everything back, nothing was charged.
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await store.move_redemption(
@@ -190,14 +197,15 @@ class Redemptions:
                                               row.member_id, row.redemption_id, free_codes=True)
         if moved:
             await self.stock.publish(tenant_id, row.sku, level)
+        return None
 
-    async def _complete(self, tenant_id: str, row: RedemptionRow) -> None:
+    async def _complete(self, tenant_id: str, row: RedemptionRow) -> RedemptionRow | None:
         try:
-            await self._write_completion(tenant_id, row)
+            return await self._write_completion(tenant_id, row)
         except Moved:
-            pass
+            return None
 
-    async def _write_completion(self, tenant_id: str, row: RedemptionRow) -> None:
+    async def _write_completion(self, tenant_id: str, row: RedemptionRow) -> RedemptionRow:
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
             perk = await store.perk(conn, tenant_id, row.sku)
@@ -210,14 +218,16 @@ class Redemptions:
                     source="redemption", ref=row.redemption_id)
             status = "completed" if perk.fulfilment == "code" else "pending_fulfilment"
             outcome = Outcome.of(201, view(row, status, coupon_ids))
-            if not await store.move_redemption(conn, tenant_id, row.redemption_id, "reserved",
-                                               status, outcome=outcome):
+            moved = await store.move_redemption(conn, tenant_id, row.redemption_id, "reserved",
+                                                status, outcome=outcome)
+            if moved is None:
                 raise Moved  # rolls back the coupons: another driver completed it
             completed = RedemptionCompleted(
                 member_id=row.member_id, redemption_id=row.redemption_id, sku=row.sku,
                 quantity=row.quantity, points=row.points, completed_at=now)
             await emit(conn,
                        service="rewards", tenant_id=tenant_id, events=[completed])
+        return moved
 
     async def _release(self, tenant_id: str, row: RedemptionRow) -> None:
         await self.points.void(tenant_id, row.hold_id)  # voided, expired or never placed

@@ -140,25 +140,25 @@ async def free_codes(conn: Conn, tenant_id: str, sku: str) -> int:
 
 # --- redemptions ---------------------------------------------------------------------------
 
-REDEMPTION_BY_ID = (
-    "SELECT redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status,"
-    " codes, outcome_status, outcome_body, created_at, updated_at FROM rewards.redemptions"
-    " WHERE tenant_id = $1 AND redemption_id = $2"
-)
+REDEMPTION_COLUMNS = (
+    "redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status,"
+    " codes, outcome_status, outcome_body, created_at, updated_at")
+REDEMPTION_BY_ID = (f"SELECT {REDEMPTION_COLUMNS} FROM rewards.redemptions"
+                    " WHERE tenant_id = $1 AND redemption_id = $2")
 
 
 async def insert_redemption(db: Db, tenant_id: str, redemption_id: str, member_id: str,
                             sku: str, quantity: int, points: int, fingerprint: bytes,
-                            hold_id: str, status: str, outcome: Outcome | None) -> bool:
-    """False if the id is taken."""
-    inserted = await db.fetchval(
+                            hold_id: str, status: str,
+                            outcome: Outcome | None) -> RedemptionRow | None:
+    """The new redemption; None if the id is taken."""
+    return as_struct_or_none(RedemptionRow, await db.fetchrow(
         "INSERT INTO rewards.redemptions (tenant_id, redemption_id, member_id, sku, quantity,"
         " points, fingerprint, hold_id, status, outcome_status, outcome_body)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
-        " RETURNING true",
+        f" RETURNING {REDEMPTION_COLUMNS}",
         tenant_id, redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status,
-        outcome.status_code if outcome else None, outcome.body if outcome else None)
-    return bool(inserted)
+        outcome.status_code if outcome else None, outcome.body if outcome else None))
 
 
 async def redemption(db: Db, tenant_id: str, redemption_id: str, *,
@@ -177,16 +177,17 @@ async def forget_redemption(db: Db, tenant_id: str, redemption_id: str) -> bool:
 
 async def move_redemption(db: Db, tenant_id: str, redemption_id: str, from_status: str,
                           to_status: str, *, outcome: Outcome | None = None,
-                          codes: list[str] | None = None) -> bool:
-    """Compare-and-set of the status; False if someone else moved it first."""
-    moved = await db.fetchval(
+                          codes: list[str] | None = None) -> RedemptionRow | None:
+    """Compare-and-set of the status: the moved redemption, or None if someone else moved it
+    first."""
+    return as_struct_or_none(RedemptionRow, await db.fetchrow(
         "UPDATE rewards.redemptions SET status = $4, updated_at = now(),"
         " outcome_status = coalesce($5, outcome_status), outcome_body = coalesce($6, outcome_body),"
         " codes = coalesce($7, codes)"
-        " WHERE tenant_id = $1 AND redemption_id = $2 AND status = $3 RETURNING true",
+        " WHERE tenant_id = $1 AND redemption_id = $2 AND status = $3"
+        f" RETURNING {REDEMPTION_COLUMNS}",
         tenant_id, redemption_id, from_status, to_status,
-        outcome.status_code if outcome else None, outcome.body if outcome else None, codes)
-    return bool(moved)
+        outcome.status_code if outcome else None, outcome.body if outcome else None, codes))
 
 
 async def member_redemptions(db: Db, tenant_id: str, member_id: str,
