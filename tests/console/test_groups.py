@@ -17,6 +17,8 @@ def open_groups(console: ConsolePage) -> None:
     console.sign_in(console.stack.operator_key)
     console.open("groups")
     console.page.get_by_test_id("group-list").wait_for()
+    # The list is there before its rows: they come with the API's answer, all at once.
+    console.page.locator("[data-group-id]").first.wait_for()
 
 
 def shown_group_ids(console: ConsolePage) -> list[str]:

@@ -21,6 +21,8 @@ def open_segments(console: ConsolePage) -> None:
     console.sign_in(console.stack.operator_key)
     console.open("segments")
     console.page.get_by_test_id("segment-list").wait_for()
+    # The list is there before its rows: they come with the API's answer, all at once.
+    console.page.locator("[data-segment-id]").first.wait_for()
 
 
 def test_the_list_shows_the_segments_the_api_lists(console: ConsolePage) -> None:
