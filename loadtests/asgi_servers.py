@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -96,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             key = prepare_tenant(stack.base_url, stack.wait_ready()[0])
             granian, granian_url = start_granian(stack, work)
-            uvicorn_pid = next(p.pid for p in psutil.process_iter(["cmdline"])
-                               if "--listen-fd" in (p.info["cmdline"] or []))
+            uvicorn_pid = next(proc.pid for role, proc in stack.roles() if role == "api")
             postgres_pid = EmbeddedPostgres(stack.data_dir).running_pid()
             # granian's CPU is its process tree's: the server and its worker.
             servers = (("uvicorn", stack.base_url, uvicorn_pid),

@@ -143,6 +143,10 @@ async def tenant_count(conn: Conn) -> int:
 
 async def tenant_time_zone(db: Db, tenant_id: str) -> str:
     """The tenant's time zone, which defines its days, weeks and months."""
-    zone = await db.fetchval("SELECT time_zone FROM fuli.tenants WHERE tenant_id = $1",
-                             tenant_id)
-    return str(zone) if zone is not None else DEFAULT_TIME_ZONE
+    return time_zone_or_default(await db.fetchval(
+        "SELECT time_zone FROM fuli.tenants WHERE tenant_id = $1", tenant_id))
+
+
+def time_zone_or_default(time_zone: object) -> str:
+    """A tenant's time zone as read with its tenant row (None when there is no such row)."""
+    return str(time_zone) if time_zone is not None else DEFAULT_TIME_ZONE

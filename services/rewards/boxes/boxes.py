@@ -54,17 +54,12 @@ from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, FuliError, IdempotencyConflict, NotFound
 from services.runtime.idempotency import Outcome, fingerprint, run_once
 from services.runtime.pagination import decode_cursor, encode_cursor
-from services.runtime.tenants import DEFAULT_TIME_ZONE
 
 log = logging.getLogger("fuli.rewards.boxes")
 
 SCOPE = "rewards.draws"
 
 PrizeKind = Literal["points", "perk", "coupon", "nothing"]
-
-
-def _zone(time_zone: str | None) -> ZoneInfo:
-    return ZoneInfo(time_zone or DEFAULT_TIME_ZONE)
 
 
 def hold_id_for(draw_id: str) -> str:
@@ -286,7 +281,7 @@ class Boxes:
         # The daily limit and the prizes left, as the pick will see them (unlocked here):
         # answered before the hold when it can be, as a refusal after it is final.
         member = setting.member
-        today = datetime.now(UTC).astimezone(_zone(setting.time_zone)).date()
+        today = datetime.now(UTC).astimezone(ZoneInfo(setting.time_zone)).date()
         if rules.over_daily_limit(rules.draws_on(today, member.day, member.draws_that_day),
                                   box.daily_limit_per_member):
             raise refused("limit_reached", of="box",
@@ -309,22 +304,21 @@ class Boxes:
             if row.status in ("completed", "failed") and row.outcome_status is not None:
                 assert row.outcome_body is not None
                 return Outcome(row.outcome_status, row.outcome_body, replayed)
-            if row.status == "pending":
+            step, row = row, None
+            if step.status == "pending":
                 if abandon_pending:
                     row = await store.move_draw(
                         self.pool, tenant_id, draw_id, "pending", "releasing",
                         Outcome.refused(refused("draw_failed", reason="timed out")))
                 else:
-                    row = await self._pay_and_pick(tenant_id, row)
-            elif row.status == "drawn":
-                row = await self._capture_and_deliver(tenant_id, row)
-            elif row.status == "releasing":
-                if row.paid_with == "points":
-                    await self.points.void(tenant_id, row.hold_id)
+                    row = await self._pay_and_pick(tenant_id, step)
+            elif step.status == "drawn":
+                row = await self._capture_and_deliver(tenant_id, step)
+            elif step.status == "releasing":
+                if step.paid_with == "points":
+                    await self.points.void(tenant_id, step.hold_id)
                 row = await store.move_draw(self.pool, tenant_id, draw_id, "releasing",
                                             "failed")
-            else:
-                row = None
         raise Conflict("the draw is still in progress; retry", code="in_progress")
 
     async def _pay_and_pick(self, tenant_id: str, row: DrawRow) -> DrawRow | None:
@@ -363,7 +357,7 @@ class Boxes:
         member = setting.member
         if member is None:  # the member's first draw from this box
             member = await store.box_member(conn, tenant_id, row.box_id, row.member_id)
-        today = datetime.now(UTC).astimezone(_zone(setting.time_zone)).date()
+        today = datetime.now(UTC).astimezone(ZoneInfo(setting.time_zone)).date()
         drawn_today = rules.draws_on(today, member.day, member.draws_that_day)
         if rules.over_daily_limit(drawn_today, box.daily_limit_per_member):
             raise refused("limit_reached", of="box",

@@ -13,6 +13,7 @@ from proto.rewards import BoxIn, BoxSummary, WeightedPrize
 from services.rewards.boxes.rules import commitment, new_seed
 from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
 from services.runtime.idempotency import Outcome
+from services.runtime.tenants import time_zone_or_default
 
 
 class BoxRow(msgspec.Struct, frozen=True):
@@ -110,13 +111,13 @@ class Profile(msgspec.Struct, frozen=True):
 
 class DrawSetting(msgspec.Struct, frozen=True):
     """What a new draw is checked against before anything moves, read unlocked in one
-    statement: the box, the member's age band and draws in it, the tenant's time zone (None:
-    the default) and the prizes."""
+    statement: the box, the member's age band and draws in it, the tenant's time zone and the
+    prizes."""
 
     box: BoxRow
     profile: Profile | None
     member: BoxMember
-    time_zone: str | None
+    time_zone: str
     prizes: list[PrizeRow]
 
 
@@ -126,7 +127,7 @@ class PickSetting(msgspec.Struct, frozen=True):
     member never drew from the box)."""
 
     box: BoxRow
-    time_zone: str | None
+    time_zone: str
     seed: SeedRow | None
     member: BoxMember | None
 
@@ -161,13 +162,6 @@ async def put_box(conn: Conn, tenant_id: str, box_id: str, box: BoxIn,
         " VALUES ($1, $2, $3, $4)", tenant_id, box_id, key_id, msgspec.to_builtins(box))
 
 
-async def box(db: Db, tenant_id: str, box_id: str) -> BoxRow | None:
-    return as_struct_or_none(BoxRow, await db.fetchrow(
-        "SELECT box_id, name, cost_points, daily_limit_per_member, pity_after, pity_prize_ids,"
-        " starts_at, ends_at, min_age, enabled FROM rewards.boxes"
-        " WHERE tenant_id = $1 AND box_id = $2", tenant_id, box_id))
-
-
 BOX_COLUMNS = ("b.box_id, b.name, b.cost_points, b.daily_limit_per_member, b.pity_after,"
                " b.pity_prize_ids, b.starts_at, b.ends_at, b.min_age, b.enabled")
 _BOX_FIELDS = tuple(BoxRow.__struct_fields__)
@@ -180,6 +174,12 @@ def _box_and_rest(row: asyncpg.Record | None) -> tuple[BoxRow, dict[str, Any]] |
     fields = dict(row.items())
     return (msgspec.convert({name: fields.pop(name) for name in _BOX_FIELDS}, BoxRow),
             fields)
+
+
+async def box(db: Db, tenant_id: str, box_id: str) -> BoxRow | None:
+    return as_struct_or_none(BoxRow, await db.fetchrow(
+        f"SELECT {BOX_COLUMNS} FROM rewards.boxes b WHERE b.tenant_id = $1 AND b.box_id = $2",
+        tenant_id, box_id))
 
 
 async def draw_setting(db: Db, tenant_id: str, box_id: str, member_id: str
@@ -208,7 +208,8 @@ async def draw_setting(db: Db, tenant_id: str, box_id: str, member_id: str
     return DrawSetting(
         box=box, profile=Profile(age_band, consent) if age_band is not None else None,
         member=BoxMember(fields["pity_counter"], fields["day"], fields["draws_that_day"]),
-        time_zone=fields["time_zone"], prizes=msgspec.convert(fields["prizes"], list[PrizeRow]))
+        time_zone=time_zone_or_default(fields["time_zone"]),
+        prizes=msgspec.convert(fields["prizes"], list[PrizeRow]))
 
 
 async def pick_setting(conn: Conn, tenant_id: str, box_id: str, member_id: str
@@ -231,7 +232,7 @@ async def pick_setting(conn: Conn, tenant_id: str, box_id: str, member_id: str
         return None
     box, fields = found
     return PickSetting(
-        box=box, time_zone=fields["time_zone"],
+        box=box, time_zone=time_zone_or_default(fields["time_zone"]),
         seed=SeedRow(fields["seed_no"], fields["seed"], fields["commitment"], None)
         if fields["seed_no"] is not None else None,
         member=BoxMember(fields["pity_counter"], fields["day"], fields["draws_that_day"])
@@ -252,18 +253,15 @@ async def boxes(db: Db, tenant_id: str, after: str | None, limit: int) -> list[B
 
 
 async def definition(db: Db, tenant_id: str, box_id: str) -> Definition | None:
-    row = await db.fetchrow(
-        "SELECT b.box_id, b.name, b.cost_points, b.daily_limit_per_member, b.pity_after,"
-        " b.pity_prize_ids, b.starts_at, b.ends_at, b.min_age, b.enabled, b.updated_at,"
+    found = _box_and_rest(await db.fetchrow(
+        f"SELECT {BOX_COLUMNS}, b.updated_at,"
         " (SELECT s.seed_no FROM rewards.box_seeds s WHERE s.tenant_id = b.tenant_id"
         "  AND s.box_id = b.box_id AND s.revealed_at IS NULL) AS seed_no"
-        " FROM rewards.boxes b WHERE b.tenant_id = $1 AND b.box_id = $2", tenant_id, box_id)
-    if row is None:
+        " FROM rewards.boxes b WHERE b.tenant_id = $1 AND b.box_id = $2", tenant_id, box_id))
+    if found is None:
         return None
-    fields = dict(row.items())
-    seed_no, updated_at = fields.pop("seed_no"), fields.pop("updated_at")
-    return Definition(box=msgspec.convert(fields, BoxRow), seed_no=seed_no,
-                      updated_at=updated_at)
+    box, fields = found
+    return Definition(box=box, seed_no=fields["seed_no"], updated_at=fields["updated_at"])
 
 
 async def prize_draws(db: Db, tenant_id: str, box_id: str, since: datetime
