@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
@@ -163,6 +164,7 @@ async def test_passes_follow_the_rule_and_write_only_what_moves(tenant: Tenant,
     ]
     values: dict[str, int] = {}
     waits = 0
+    event_ids: list[uuid.UUID] = []
     for day, spend in enumerate(spends):
         now = START + timedelta(days=day)
         for member_id, cents in spend.items():
@@ -202,9 +204,11 @@ async def test_passes_follow_the_rule_and_write_only_what_moves(tenant: Tenant,
                    and h["at"] == now for h in history)
         # TierChanged payloads: the text the jsonb of each event gave, byte for byte.
         events = sorted(await pool.fetch(
-            "SELECT event_type, payload FROM fuli.outbox WHERE tenant_id = $1 AND id > $2",
-            tenant.name, last_event), key=lambda e: json.loads(e["payload"])["member_id"])
+            "SELECT event_id, event_type, payload FROM fuli.outbox"
+            " WHERE tenant_id = $1 AND id > $2", tenant.name, last_event),
+            key=lambda e: json.loads(e["payload"])["member_id"])
         assert len(events) == len(changes)
+        event_ids += [e["event_id"] for e in events]
         multipliers = {t["name"]: t.get("benefits", {}).get("earn_multiplier")
                        for t in GRACE_POLICY["tiers"]}
         for event, (member_id, from_tier, to_tier) in zip(events, changes, strict=True):
@@ -219,3 +223,6 @@ async def test_passes_follow_the_rule_and_write_only_what_moves(tenant: Tenant,
         members = expected
         waits += sum(m.below_since is not None for m in members.values())
     assert changes == [] and waits > 0
+    # Every event of every pass has its own id, a random (version 4) UUID.
+    assert len(set(event_ids)) == len(event_ids) > len(ids)
+    assert all(i.version == 4 and i.variant == uuid.RFC_4122 for i in event_ids)
