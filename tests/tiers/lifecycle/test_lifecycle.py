@@ -6,6 +6,7 @@ bad input."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -250,6 +251,10 @@ async def test_stages_history_events_and_funnel_follow_the_seeded_events(
     assert Counter(events) == Counter(tuple(h) for h in history)
     assert len(events) == sum(sum(expected_moves(before, after).values()) for before, after
                               in zip([{}, *stages_at], stages_at, strict=False))
+    # Each event of each evaluation has its own id, a random (version 4) UUID.
+    ids = [row["event_id"] for row in rows]
+    assert len(set(ids)) == len(ids) and all(
+        i.version == 4 and i.variant == uuid.RFC_4122 for i in ids)
 
     # The funnel between two moments equals the stages at the evaluations before them.
     def stages_by(moment: datetime) -> dict[str, str]:
