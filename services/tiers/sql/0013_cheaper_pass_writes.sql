@@ -12,10 +12,11 @@
 -- - tiers.is_escrow tests the two prefixes before the regular expression: every CHECK of a
 --   member id (each UPDATE of a tiers.members row evaluates it) ran the expression.
 -- - The events of a pass (TierChanged, LifecycleChanged) have as ids the pass's own random
---   UUID with each row's number in the pass as its last 12 hex digits, instead of the
---   outbox's default gen_random_uuid() each: the embedded server's build (without OpenSSL)
---   reads /dev/urandom for every one, 3 us an event.
--- - The metric sums are bigint (numeric before) and each member's metrics jsonb is built once.
+--   UUID with each row's number in the pass XOR the UUID's last 12 hex digits as its last 12,
+--   instead of the outbox's default gen_random_uuid() each: the embedded server's build
+--   (without OpenSSL) reads /dev/urandom for every one, 3 us an event.
+-- - The metric sums are bigint (numeric before; a member's window would need 9.2e18 cents to
+--   overflow it) and each member's metrics jsonb is built once.
 
 ALTER TABLE tiers.members SET (fillfactor = 40);
 
@@ -42,8 +43,11 @@ DECLARE
     v_changed bigint;
     v_cuts jsonb;
     -- The pass's TierChanged ids: one random version-4 UUID whose last 12 hex digits are
-    -- each member's position in the pass (tiers.compute_lifecycle numbers its rows alike).
-    v_event_id_head text := left(gen_random_uuid()::text, 24);
+    -- each member's position in the pass XOR the UUID's own last 12 (so an id does not show
+    -- the member's rank); tiers.compute_lifecycle numbers its rows alike.
+    v_event_id_uuid text := gen_random_uuid()::text;
+    v_event_id_head text := left(v_event_id_uuid, 24);
+    v_event_id_mask bigint := ('x' || right(v_event_id_uuid, 12))::bit(48)::bigint;
 BEGIN
     SELECT p.policy INTO v_policy FROM tiers.policies p
     WHERE p.tenant_id = p_tenant AND p.policy ->> 'mode' = 'percentile';
@@ -134,6 +138,7 @@ BEGIN
     ),
     measured AS (
         SELECT d.*, jsonb_build_object(v_metric, d.value) AS new_metrics FROM decided d
+        OFFSET 0  -- as above
     ),
     compared AS (
         SELECT d.*,
@@ -172,7 +177,8 @@ BEGIN
     GET DIAGNOSTICS v_changed = ROW_COUNT;
 
     INSERT INTO fuli.outbox (event_id, service, tenant_id, event_type, payload)
-    SELECT (v_event_id_head || lpad(to_hex(s.pos), 12, '0'))::uuid, 'tiers', p_tenant,
+    SELECT (v_event_id_head || lpad(to_hex(s.pos # v_event_id_mask), 12, '0'))::uuid,
+           'tiers', p_tenant,
            'TierChanged',
            convert_to(v_payload_heads[s.to_ord] || to_json(s.member_id)::text
                       || ', "changed_at": ' || v_changed_at
@@ -209,7 +215,9 @@ DECLARE
     v_changed bigint;
     v_stages jsonb;
     v_moves jsonb;
-    v_event_id_head text := left(gen_random_uuid()::text, 24);  -- as tiers.stratify's
+    v_event_id_uuid text := gen_random_uuid()::text;  -- the ids as tiers.stratify's
+    v_event_id_head text := left(v_event_id_uuid, 24);
+    v_event_id_mask bigint := ('x' || right(v_event_id_uuid, 12))::bit(48)::bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('tiers.lifecycle:' || p_tenant, 0));
     SELECT max(e.at) INTO v_last FROM tiers.lifecycle_evaluations e
@@ -252,8 +260,9 @@ BEGIN
     -- costs more than the rest of the row (stage names need no escaping, member ids get it).
     emitted AS (
         INSERT INTO fuli.outbox (event_id, service, tenant_id, event_type, payload)
-        SELECT (v_event_id_head || lpad(to_hex(row_number() OVER (ORDER BY ch.member_id)),
-                                         12, '0'))::uuid,
+        SELECT (v_event_id_head
+                || lpad(to_hex(row_number() OVER (ORDER BY ch.member_id) # v_event_id_mask),
+                        12, '0'))::uuid,
                'tiers', p_tenant, 'LifecycleChanged',
                convert_to('{"type":"LifecycleChanged","member_id":' || to_json(ch.member_id)::text
                           || ',"from_stage":' || coalesce('"' || ch.from_stage || '"', 'null')

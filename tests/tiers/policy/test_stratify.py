@@ -223,6 +223,8 @@ async def test_passes_follow_the_rule_and_write_only_what_moves(tenant: Tenant,
         members = expected
         waits += sum(m.below_since is not None for m in members.values())
     assert changes == [] and waits > 0
-    # Every event of every pass has its own id, a random (version 4) UUID.
+    # Every event of every pass has its own id, a random (version 4) UUID, whose last digits
+    # are not the member's position in the pass.
     assert len(set(event_ids)) == len(event_ids) > len(ids)
     assert all(i.version == 4 and i.variant == uuid.RFC_4122 for i in event_ids)
+    assert not any((i.int & 0xFFFF_FFFF_FFFF) <= len(ids) for i in event_ids)
