@@ -1,7 +1,7 @@
--- Percentile stratification (0012) and the lifecycle pass (0007) with less work per member;
--- tiers, stages, history, event payloads and cut lines are the same. A first stratification
--- of a million members spent most of its time in row writes that did not need to cost what
--- they did (loadtests/stratify_bench.py):
+-- Percentile stratification (0012) with less work per member; tiers, history, TierChanged
+-- payloads and cut lines are the same. A first pass over a million members spent most of its
+-- time in row writes that did not need to cost what they did (loadtests/stratify_bench.py;
+-- its TierChanged ids, the other cost, are runtime migration 0005's):
 --
 -- - tiers.members keeps room on each page (fillfactor 40), so a member's new row version goes
 --   on the same page as the old one (a HOT update) and the primary key gets no new entry: the
@@ -11,10 +11,6 @@
 --   what room they had until the table is rewritten (VACUUM FULL).
 -- - tiers.is_escrow tests the two prefixes before the regular expression: every CHECK of a
 --   member id (each UPDATE of a tiers.members row evaluates it) ran the expression.
--- - The events of a pass (TierChanged, LifecycleChanged) have as ids the pass's own random
---   UUID with each row's number in the pass XOR the UUID's last 12 hex digits as its last 12,
---   instead of the outbox's default gen_random_uuid() each: the embedded server's build
---   (without OpenSSL) reads /dev/urandom for every one, 3 us an event.
 -- - The metric sums are bigint (numeric before; a member's window would need 9.2e18 cents to
 --   overflow it) and each member's metrics jsonb is built once.
 
@@ -42,12 +38,6 @@ DECLARE
     v_members bigint;
     v_changed bigint;
     v_cuts jsonb;
-    -- The pass's TierChanged ids: one random version-4 UUID whose last 12 hex digits are
-    -- each member's position in the pass XOR the UUID's own last 12 (so an id does not show
-    -- the member's rank); tiers.compute_lifecycle numbers its rows alike.
-    v_event_id_uuid text := gen_random_uuid()::text;
-    v_event_id_head text := left(v_event_id_uuid, 24);
-    v_event_id_mask bigint := ('x' || right(v_event_id_uuid, 12))::bit(48)::bigint;
 BEGIN
     SELECT p.policy INTO v_policy FROM tiers.policies p
     WHERE p.tenant_id = p_tenant AND p.policy ->> 'mode' = 'percentile';
@@ -176,10 +166,8 @@ BEGIN
     FROM stratified s WHERE s.moves;
     GET DIAGNOSTICS v_changed = ROW_COUNT;
 
-    INSERT INTO fuli.outbox (event_id, service, tenant_id, event_type, payload)
-    SELECT (v_event_id_head || lpad(to_hex(s.pos # v_event_id_mask), 12, '0'))::uuid,
-           'tiers', p_tenant,
-           'TierChanged',
+    INSERT INTO fuli.outbox (service, tenant_id, event_type, payload)
+    SELECT 'tiers', p_tenant, 'TierChanged',
            convert_to(v_payload_heads[s.to_ord] || to_json(s.member_id)::text
                       || ', "changed_at": ' || v_changed_at
                       || coalesce(', "previous_tier": ' || to_json(s.from_tier)::text, '')
@@ -200,93 +188,4 @@ BEGIN
     INSERT INTO tiers.evaluations (tenant_id, metric, members, changed, cuts, at)
     VALUES (p_tenant, v_metric, v_members, v_changed, v_cuts, p_now);
     RETURN QUERY SELECT v_members, v_changed, v_cuts;
-END $$;
-
--- The lifecycle pass of 0007, its LifecycleChanged ids numbered as the stratification's are.
-CREATE OR REPLACE FUNCTION tiers.compute_lifecycle(p_tenant text, p_model jsonb,
-                                                  p_at timestamptz)
-RETURNS TABLE (day date, members bigint, changed bigint, stages jsonb, moves jsonb)
-LANGUAGE plpgsql SET work_mem = '128MB' AS $$
-DECLARE
-    v_day date := tiers.local_day(p_tenant, p_at);
-    v_at_json text := to_char(p_at AT TIME ZONE 'UTC', '"\""YYYY-MM-DD"T"HH24:MI:SS.US"Z\""');
-    v_last timestamptz;
-    v_members bigint;
-    v_changed bigint;
-    v_stages jsonb;
-    v_moves jsonb;
-    v_event_id_uuid text := gen_random_uuid()::text;  -- the ids as tiers.stratify's
-    v_event_id_head text := left(v_event_id_uuid, 24);
-    v_event_id_mask bigint := ('x' || right(v_event_id_uuid, 12))::bit(48)::bigint;
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('tiers.lifecycle:' || p_tenant, 0));
-    SELECT max(e.at) INTO v_last FROM tiers.lifecycle_evaluations e
-    WHERE e.tenant_id = p_tenant;
-    IF v_last > p_at THEN
-        RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'evaluation_out_of_order',
-            DETAIL = jsonb_build_object('last_evaluation_at', v_last)::text,
-            HINT = 'an evaluation may not be earlier than the tenant''s last one';
-    END IF;
-
-    WITH computed AS MATERIALIZED (
-        SELECT s.member_id, s.stage FROM tiers.lifecycle_stages(p_tenant, p_model, v_day, NULL) s
-    ),
-    changes AS MATERIALIZED (
-        SELECT c.member_id, cur.stage AS from_stage, c.stage AS to_stage
-        FROM computed c
-        LEFT JOIN tiers.member_stages cur
-          ON cur.tenant_id = p_tenant AND cur.member_id = c.member_id
-        WHERE cur.stage IS DISTINCT FROM c.stage
-    ),
-    -- Members with a stage have their row changed; members without one get theirs.
-    restaged AS (
-        UPDATE tiers.member_stages ms
-        SET stage = ch.to_stage, since = p_at, computed_day = v_day
-        FROM changes ch
-        WHERE ch.from_stage IS NOT NULL AND ms.tenant_id = p_tenant
-          AND ms.member_id = ch.member_id
-    ),
-    staged AS (
-        INSERT INTO tiers.member_stages (tenant_id, member_id, stage, since, computed_day)
-        SELECT p_tenant, ch.member_id, ch.to_stage, p_at, v_day
-        FROM changes ch WHERE ch.from_stage IS NULL ORDER BY ch.member_id
-    ),
-    recorded AS (
-        INSERT INTO tiers.stage_history (tenant_id, member_id, from_stage, to_stage, at)
-        SELECT p_tenant, ch.member_id, ch.from_stage, ch.to_stage, p_at
-        FROM changes ch ORDER BY ch.member_id
-    ),
-    -- The JSON of proto.events.LifecycleChanged, written as text: building a jsonb per row
-    -- costs more than the rest of the row (stage names need no escaping, member ids get it).
-    emitted AS (
-        INSERT INTO fuli.outbox (event_id, service, tenant_id, event_type, payload)
-        SELECT (v_event_id_head
-                || lpad(to_hex(row_number() OVER (ORDER BY ch.member_id) # v_event_id_mask),
-                        12, '0'))::uuid,
-               'tiers', p_tenant, 'LifecycleChanged',
-               convert_to('{"type":"LifecycleChanged","member_id":' || to_json(ch.member_id)::text
-                          || ',"from_stage":' || coalesce('"' || ch.from_stage || '"', 'null')
-                          || ',"to_stage":"' || ch.to_stage || '","at":' || v_at_json || '}',
-                          'UTF8')
-        FROM changes ch ORDER BY ch.member_id
-    )
-    SELECT (SELECT count(*) FROM computed),
-           (SELECT count(*) FROM changes),
-           (SELECT jsonb_build_object(
-                'aware', count(*) FILTER (WHERE c.stage = 'aware'),
-                'interested', count(*) FILTER (WHERE c.stage = 'interested'),
-                'purchased', count(*) FILTER (WHERE c.stage = 'purchased'),
-                'loyal', count(*) FILTER (WHERE c.stage = 'loyal'))
-            FROM computed c),
-           (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                        'from_stage', g.from_stage, 'to_stage', g.to_stage, 'members', g.n)
-                    ORDER BY g.from_stage NULLS FIRST, g.to_stage), '[]'::jsonb)
-            FROM (SELECT ch.from_stage, ch.to_stage, count(*) AS n FROM changes ch
-                  GROUP BY ch.from_stage, ch.to_stage) g)
-    INTO v_members, v_changed, v_stages, v_moves;
-
-    INSERT INTO tiers.lifecycle_evaluations (tenant_id, at, day, model, members, changed,
-                                             stages, moves)
-    VALUES (p_tenant, p_at, v_day, p_model, v_members, v_changed, v_stages, v_moves);
-    RETURN QUERY SELECT v_day, v_members, v_changed, v_stages, v_moves;
 END $$;
