@@ -21,7 +21,14 @@ from services.points import rules, store
 from services.points.group_commit import EventCommitter
 from services.runtime.db import Conn, Pool, init_connection, once_more_on_fault
 from services.runtime.errors import FuliError, IdempotencyConflict, ValidationFailed, refusal
-from services.runtime.idempotency import Effect, Outcome, fingerprint, replay_if_done, run_once
+from services.runtime.idempotency import (
+    Claim,
+    ClaimingEffect,
+    Outcome,
+    fingerprint,
+    replay_if_done,
+    run_claiming,
+)
 from services.runtime.pagination import decode_int_cursor, encode_cursor
 from services.runtime.settings import Settings
 from services.runtime.tiers_client import SegmentTarget, TiersClient, TiersUnavailable
@@ -91,11 +98,12 @@ class Ledger:
         self.tiers = tiers
 
     async def _run_once(self, tenant_id: str, scope: str, key: str, request: Any,
-                        effect: Effect) -> Outcome:
+                        effect: ClaimingEffect) -> Outcome:
+        """Each operation is one ledger function, called by the statement claiming its id."""
         async def attempt() -> Outcome:
             async with self.pool.acquire() as conn:
-                return await run_once(conn, tenant_id=tenant_id, scope=scope, key=key,
-                                      request=request, effect=effect)
+                return await run_claiming(conn, tenant_id=tenant_id, scope=scope, key=key,
+                                          request=request, effect=effect)
 
         # Safe to repeat: the idempotency record commits with the effect, in one transaction.
         return await once_more_on_fault(attempt, f"{scope} {key}")
@@ -154,9 +162,11 @@ class Ledger:
 
     async def reverse_event(self, tenant_id: str, event_id: str, body: p.ReversalIn,
                             now: datetime) -> Outcome:
-        async def effect(tx: Conn) -> tuple[int, p.Reversal]:
-            row = await store.call_reverse_event(tx, tenant_id, body.reversal_id, event_id,
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Reversal] | None:
+            row = await store.call_reverse_event(tx, claim, body.reversal_id, event_id,
                                                  body.amount_cents, now)
+            if row is None:
+                return None
             return 201, p.Reversal(
                 reversal_id=body.reversal_id, event_id=event_id, member_id=row.member_id,
                 refunded_cents=row.refunded_cents, points=row.points,
@@ -168,9 +178,11 @@ class Ledger:
     # --- holds, debits, moves, grants ------------------------------------------------------
 
     async def place_hold(self, tenant_id: str, body: p.HoldIn, now: datetime) -> Outcome:
-        async def effect(tx: Conn) -> tuple[int, p.Hold]:
-            row = await store.call_place_hold(tx, tenant_id, body.hold_id, body.member_id,
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Hold] | None:
+            row = await store.call_place_hold(tx, claim, body.hold_id, body.member_id,
                                               body.points, body.reason, body.expires_in_s, now)
+            if row is None:
+                return None
             return 201, p.Hold(hold_id=body.hold_id, member_id=body.member_id,
                                points=body.points, status="pending", expires_at=row.expires_at,
                                available=row.available, held=row.held)
@@ -180,8 +192,10 @@ class Ledger:
     async def settle_hold(self, tenant_id: str, hold_id: str, action: str,
                           body: p.SettleIn, now: datetime) -> Outcome:
         """``action`` is capture or void."""
-        async def effect(tx: Conn) -> tuple[int, p.Hold]:
-            row = await store.call_settle_hold(tx, tenant_id, hold_id, action, now)
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Hold] | None:
+            row = await store.call_settle_hold(tx, claim, hold_id, action, now)
+            if row is None:
+                return None
             return 200, p.Hold(hold_id=hold_id, member_id=row.member_id, points=row.points,
                                status=row.status,
                                available=row.available, held=row.held)
@@ -190,8 +204,10 @@ class Ledger:
 
     async def refund_hold(self, tenant_id: str, hold_id: str, body: p.RefundIn,
                           now: datetime) -> Outcome:
-        async def effect(tx: Conn) -> tuple[int, p.Refund]:
-            row = await store.call_refund_hold(tx, tenant_id, hold_id, now)
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Refund] | None:
+            row = await store.call_refund_hold(tx, claim, hold_id, now)
+            if row is None:
+                return None
             return 201, p.Refund(refund_id=body.refund_id, hold_id=hold_id,
                                  member_id=row.member_id, points=row.points,
                                  available=row.available)
@@ -200,19 +216,23 @@ class Ledger:
                                     {"hold_id": hold_id, "body": body}, effect)
 
     async def debit(self, tenant_id: str, body: p.DebitIn, now: datetime) -> Outcome:
-        async def effect(tx: Conn) -> tuple[int, p.Debit]:
-            available = await store.call_debit(tx, tenant_id, body.debit_id, body.member_id,
-                                               body.points, body.reason, now)
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Debit] | None:
+            after = await store.call_debit(tx, claim, body.debit_id, body.member_id,
+                                           body.points, body.reason, now)
+            if after is None:
+                return None
             return 201, p.Debit(debit_id=body.debit_id, member_id=body.member_id,
-                                points=body.points, available=available)
+                                points=body.points, available=after.available)
 
         return await self._run_once(tenant_id, "points.debits", body.debit_id, body, effect)
 
     async def move_points(self, tenant_id: str, body: p.MoveIn, now: datetime) -> Outcome:
-        async def effect(tx: Conn) -> tuple[int, p.Move]:
-            row = await store.call_move_points(tx, tenant_id, body.move_id, body.from_member_id,
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Move] | None:
+            row = await store.call_move_points(tx, claim, body.move_id, body.from_member_id,
                                                body.to_member_id, body.points, body.reason,
                                                body.expires_after_days, now)
+            if row is None:
+                return None
             return 201, p.Move(move_id=body.move_id, from_member_id=body.from_member_id,
                                to_member_id=body.to_member_id, points=body.points,
                                from_available=row.from_available,
@@ -222,12 +242,14 @@ class Ledger:
 
     async def retire_points(self, tenant_id: str, body: p.RetirementIn,
                             now: datetime) -> Outcome:
-        async def effect(tx: Conn) -> tuple[int, p.Retirement]:
-            available = await store.call_retire_points(tx, tenant_id, body.retirement_id,
-                                                       body.member_id, body.points, now)
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Retirement] | None:
+            after = await store.call_retire_points(tx, claim, body.retirement_id,
+                                                   body.member_id, body.points, now)
+            if after is None:
+                return None
             return 201, p.Retirement(retirement_id=body.retirement_id,
                                      member_id=body.member_id, points=body.points,
-                                     available=available)
+                                     available=after.available)
 
         return await self._run_once(tenant_id, "points.retirements", body.retirement_id, body,
                                     effect)
@@ -255,10 +277,12 @@ class Ledger:
             items = body.items
             rules.check_grant_expiries(items, now)
 
-        async def effect(tx: Conn) -> tuple[int, p.Grant]:
-            applied = await store.call_apply_grant(tx, tenant_id, body.grant_id, key_id,
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Grant] | None:
+            applied = await store.call_apply_grant(tx, claim, body.grant_id, key_id,
                                                    body.reason, items,
                                                    GRANT_DEFAULT_EXPIRY_DAYS, now)
+            if applied is None:
+                return None
             if segment is not None:
                 await store.audit_grant_segment(tx, tenant_id, body.grant_id,
                                                 segment.segment_id, segment.count,

@@ -23,7 +23,8 @@ from proto.points import (
     Rule,
     RuleIn,
 )
-from services.runtime.db import Db, S, as_struct, as_structs, refusals
+from services.runtime.db import Db, S, as_struct, as_struct_or_none, as_structs, refusals
+from services.runtime.idempotency import CLAIM_CTE, Claim
 
 
 class Row(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,12 +109,15 @@ class TransferRow(Row, frozen=True, kw_only=True):
     at: datetime
 
 
-async def _call(db: Db, kind: type[S], query: str, *args: Any) -> S:
-    """The one row a ledger function answers, its refusals raised as FuliErrors."""
+async def _claimed_call(db: Db, kind: type[S], claim: Claim, query: str,
+                        *args: Any) -> S | None:
+    """The one row a ledger function answers, made in the statement that claims the request's
+    id (its refusals raised as FuliErrors): ``query`` selects from
+    ``claim, LATERAL points.f(claim.tenant_id, $5, ...)``, so the function runs only when the
+    claim was made. None when the id was taken."""
     with refusals():
-        row = await db.fetchrow(query, *args)
-    assert row is not None
-    return as_struct(kind, row)
+        row = await db.fetchrow(f"{CLAIM_CTE} {query}", *claim.args, *args)
+    return as_struct_or_none(kind, row)
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -184,77 +188,81 @@ async def call_record_events(db: Db, tenant_id: str, events: Sequence[EventIn],
             for row in rows]
 
 
-async def call_reverse_event(db: Db, tenant_id: str, reversal_id: str, event_id: str,
-                             amount_cents: int | None, now: datetime) -> ReversedEvent:
-    return await _call(
-        db, ReversedEvent,
-        "SELECT member_id, refunded_cents, points, clawed_back, shortfall, available"
-        " FROM points.reverse_event($1, $2, $3, $4, $5)",
-        tenant_id, reversal_id, event_id, amount_cents, now)
+async def call_reverse_event(db: Db, claim: Claim, reversal_id: str, event_id: str,
+                             amount_cents: int | None, now: datetime) -> ReversedEvent | None:
+    return await _claimed_call(
+        db, ReversedEvent, claim,
+        "SELECT r.member_id, r.refunded_cents, r.points, r.clawed_back, r.shortfall,"
+        " r.available FROM claim, LATERAL points.reverse_event(claim.tenant_id, $5, $6, $7, $8) r",
+        reversal_id, event_id, amount_cents, now)
 
 
 # --- holds, debits, moves, grants ----------------------------------------------------------
 
-async def call_place_hold(db: Db, tenant_id: str, hold_id: str, member_id: str, points: int,
-                          reason: str, expires_in_s: int, now: datetime) -> PlacedHold:
-    return await _call(
-        db, PlacedHold,
-        "SELECT available, held, expires_at FROM points.place_hold($1, $2, $3, $4, $5, $6, $7)",
-        tenant_id, hold_id, member_id, points, reason, expires_in_s, now)
+async def call_place_hold(db: Db, claim: Claim, hold_id: str, member_id: str, points: int,
+                          reason: str, expires_in_s: int, now: datetime) -> PlacedHold | None:
+    return await _claimed_call(
+        db, PlacedHold, claim,
+        "SELECT r.available, r.held, r.expires_at FROM claim,"
+        " LATERAL points.place_hold(claim.tenant_id, $5, $6, $7, $8, $9, $10) r",
+        hold_id, member_id, points, reason, expires_in_s, now)
 
 
-async def call_settle_hold(db: Db, tenant_id: str, hold_id: str, action: str,
-                           now: datetime) -> SettledHold:
-    return await _call(
-        db, SettledHold,
-        "SELECT member_id, points, status, available, held"
-        " FROM points.settle_hold($1, $2, $3, $4)", tenant_id, hold_id, action, now)
+async def call_settle_hold(db: Db, claim: Claim, hold_id: str, action: str,
+                           now: datetime) -> SettledHold | None:
+    return await _claimed_call(
+        db, SettledHold, claim,
+        "SELECT r.member_id, r.points, r.status, r.available, r.held"
+        " FROM claim, LATERAL points.settle_hold(claim.tenant_id, $5, $6, $7) r",
+        hold_id, action, now)
 
 
-async def call_refund_hold(db: Db, tenant_id: str, hold_id: str,
-                           now: datetime) -> RefundedHold:
-    return await _call(
-        db, RefundedHold,
-        "SELECT member_id, points, available FROM points.refund_hold($1, $2, $3)",
-        tenant_id, hold_id, now)
+async def call_refund_hold(db: Db, claim: Claim, hold_id: str,
+                           now: datetime) -> RefundedHold | None:
+    return await _claimed_call(
+        db, RefundedHold, claim,
+        "SELECT r.member_id, r.points, r.available"
+        " FROM claim, LATERAL points.refund_hold(claim.tenant_id, $5, $6) r", hold_id, now)
 
 
-async def call_debit(db: Db, tenant_id: str, debit_id: str, member_id: str, points: int,
-                     reason: str, now: datetime) -> int:
+async def call_debit(db: Db, claim: Claim, debit_id: str, member_id: str, points: int,
+                     reason: str, now: datetime) -> AvailableAfter | None:
     """The member's available points after the debit."""
-    after = await _call(
-        db, AvailableAfter, "SELECT available FROM points.debit($1, $2, $3, $4, $5, $6)",
-        tenant_id, debit_id, member_id, points, reason, now)
-    return after.available
+    return await _claimed_call(
+        db, AvailableAfter, claim,
+        "SELECT r.available FROM claim,"
+        " LATERAL points.debit(claim.tenant_id, $5, $6, $7, $8, $9) r",
+        debit_id, member_id, points, reason, now)
 
 
-async def call_move_points(db: Db, tenant_id: str, move_id: str, from_member: str,
+async def call_move_points(db: Db, claim: Claim, move_id: str, from_member: str,
                            to_member: str, points: int, reason: str, expires_days: int,
-                           now: datetime) -> MovedPoints:
-    return await _call(
-        db, MovedPoints,
-        "SELECT from_available, to_available FROM points.move_points("
-        "$1, $2, $3, $4, $5, $6, $7, $8)",
-        tenant_id, move_id, from_member, to_member, points, reason, expires_days, now)
+                           now: datetime) -> MovedPoints | None:
+    return await _claimed_call(
+        db, MovedPoints, claim,
+        "SELECT r.from_available, r.to_available FROM claim, LATERAL points.move_points("
+        "claim.tenant_id, $5, $6, $7, $8, $9, $10, $11) r",
+        move_id, from_member, to_member, points, reason, expires_days, now)
 
 
-async def call_retire_points(db: Db, tenant_id: str, retirement_id: str, member_id: str,
-                             points: int, now: datetime) -> int:
+async def call_retire_points(db: Db, claim: Claim, retirement_id: str, member_id: str,
+                             points: int, now: datetime) -> AvailableAfter | None:
     """The member's available points after the retirement."""
-    after = await _call(
-        db, AvailableAfter, "SELECT available FROM points.retire_points($1, $2, $3, $4, $5)",
-        tenant_id, retirement_id, member_id, points, now)
-    return after.available
+    return await _claimed_call(
+        db, AvailableAfter, claim,
+        "SELECT r.available FROM claim,"
+        " LATERAL points.retire_points(claim.tenant_id, $5, $6, $7, $8) r",
+        retirement_id, member_id, points, now)
 
 
-async def call_apply_grant(db: Db, tenant_id: str, grant_id: str, key_id: str | None,
+async def call_apply_grant(db: Db, claim: Claim, grant_id: str, key_id: str | None,
                            reason: str, items: Sequence[GrantItem], default_days: int,
-                           now: datetime) -> AppliedGrant:
-    return await _call(
-        db, AppliedGrant,
-        "SELECT item_count, total_points FROM points.apply_grant("
-        "$1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        tenant_id, grant_id, key_id, reason, [i.member_id for i in items],
+                           now: datetime) -> AppliedGrant | None:
+    return await _claimed_call(
+        db, AppliedGrant, claim,
+        "SELECT r.item_count, r.total_points FROM claim, LATERAL points.apply_grant("
+        "claim.tenant_id, $5, $6, $7, $8, $9, $10, $11, $12) r",
+        grant_id, key_id, reason, [i.member_id for i in items],
         [i.points for i in items], [i.expires_at for i in items], default_days, now)
 
 

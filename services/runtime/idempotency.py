@@ -11,6 +11,9 @@ and the id stays free: a retry with the same id is evaluated again and answers t
 truth, as the IETF Idempotency-Key draft and Stripe do for requests that did not run. A retry
 waiting on the claim of a request that is refused then claims the id itself, so concurrent
 retries still run the effect at most once. Validation errors store nothing either.
+
+An effect that is one statement can make the claim itself (``run_claiming``): the claim is that
+statement's first part and what follows runs only if it was made, one round trip less.
 """
 
 from __future__ import annotations
@@ -28,6 +31,32 @@ from services.runtime.errors import Conflict, FuliError, IdempotencyConflict
 _encoder = msgspec.json.Encoder()
 
 Effect = Callable[[Conn], Awaitable[tuple[int, Any]]]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A request's claim of (tenant, scope, key), for an effect that makes it in its own first
+    statement (``run_claiming``): that statement starts with ``CLAIM_CTE`` and takes ``args``
+    as its first four parameters. Its ``claim`` has one row, the tenant's id, when the id was
+    free and is now claimed, none when it was taken; what the statement does after depends on
+    that row (e.g. ``FROM claim, LATERAL f(claim.tenant_id, ...)``), so a taken id does
+    nothing."""
+
+    tenant_id: str
+    scope: str
+    key: str
+    fingerprint: bytes
+
+    @property
+    def args(self) -> tuple[str, str, str, bytes]:
+        return self.tenant_id, self.scope, self.key, self.fingerprint
+
+
+CLAIM_CTE = ("WITH claim AS (INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)"
+             " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING tenant_id)")
+
+# None: the id was taken, and the effect did nothing.
+ClaimingEffect = Callable[[Conn, Claim], Awaitable[tuple[int, Any] | None]]
 
 
 @dataclass(frozen=True)
@@ -59,17 +88,26 @@ def fingerprint(scope: str, key: str, request: Any) -> bytes:
 async def run_once(conn: Conn, *, tenant_id: str, scope: str, key: str,
                    request: Any, effect: Effect) -> Outcome:
     """Run ``effect`` once per (tenant, scope, key); ``effect`` returns (status, response)."""
-    request_print = fingerprint(scope, key, request)
+    async def claiming(tx: Conn, claim: Claim) -> tuple[int, Any] | None:
+        if not await tx.fetchval(f"{CLAIM_CTE} SELECT true FROM claim", *claim.args):
+            return None
+        return await effect(tx)
+
+    return await run_claiming(conn, tenant_id=tenant_id, scope=scope, key=key, request=request,
+                              effect=claiming)
+
+
+async def run_claiming(conn: Conn, *, tenant_id: str, scope: str, key: str,
+                       request: Any, effect: ClaimingEffect) -> Outcome:
+    """``run_once`` for an effect that claims the id in its own first statement (see
+    ``Claim``): one round trip less, for an effect that is one statement."""
+    claim = Claim(tenant_id, scope, key, fingerprint(scope, key, request))
     async with conn.transaction():
-        claimed = await conn.fetchval(
-            "INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
-            tenant_id, scope, key, request_print,
-        )
-        if not claimed:
-            return await _replay(conn, tenant_id, scope, key, request_print)
         # A refusal raised by the effect leaves this block, rolling the claim back with it.
-        status, response = await effect(conn)
+        done = await effect(conn, claim)
+        if done is None:
+            return await _replay(conn, tenant_id, scope, key, claim.fingerprint)
+        status, response = done
         body = _encoder.encode(response)
         await conn.execute(
             "UPDATE fuli.idempotency SET status_code = $4, body = $5"

@@ -127,3 +127,31 @@ async def test_event_answers_stored_before_the_redesign_replay_as_they_are(
     other = await points.event(member, "bind", event_id=event_id)
     assert other.status_code == 409 and error_code(other) == "idempotency_conflict"
     assert other.json()["error"]["details"] == {"id": event_id}
+
+
+async def test_each_operation_runs_once_under_concurrent_repeats(points: Points) -> None:
+    """Each operation's claim is made by the statement that calls its ledger function, which
+    runs only when the id was free: twenty concurrent copies of a request place one hold, one
+    debit, one move, and a copy sent after the member's points are gone still answers the
+    original, where running the function again would be refused."""
+    member, other = uid("m"), uid("m")
+    await points.give(member, 100)
+    hold_id, debit_id, move_id = uid("h"), uid("d"), uid("mv")
+    for send in (lambda: points.hold(member, 30, hold_id),
+                 lambda: points.capture(hold_id),
+                 lambda: points.debit(member, 20, debit_id),
+                 lambda: points.move(member, other, 50, move_id)):
+        responses = await asyncio.gather(*[send() for _ in range(20)])
+        assert {r.status_code for r in responses} <= {200, 201}, responses[0].text
+        assert len({r.content for r in responses}) == 1
+        assert sum(1 for r in responses if r.headers.get("idempotent-replayed") != "true") == 1
+    info = await points.member(member)
+    assert (info["available"], info["held"], info["spent"]) == (0, 0, 100)
+    assert (await points.member(other))["available"] == 50
+    for again in (await points.hold(member, 30, hold_id), await points.capture(hold_id),
+                  await points.debit(member, 20, debit_id),
+                  await points.move(member, other, 50, move_id)):
+        assert again.status_code in (200, 201), again.text
+        assert again.headers["idempotent-replayed"] == "true"
+    assert len((await points.entries(member))["items"]) == 5  # grant, hold, capture, debit, move
+    await points.assert_ledger_ok()

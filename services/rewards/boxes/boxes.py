@@ -37,7 +37,7 @@ from proto.rewards import (
     TicketsIn,
 )
 from services.rewards.boxes import rules, store
-from services.rewards.boxes.store import BoxMember, BoxRow, DrawRow
+from services.rewards.boxes.store import BoxMember, BoxRow, DrawRow, PrizeRow
 from services.rewards.ids import digest
 from services.rewards.points_client import PointsClient
 from services.rewards.recovery import (
@@ -247,9 +247,11 @@ class Boxes:
 
     async def _draw(self, tenant_id: str, box_id: str, body: DrawIn, now: datetime) -> Outcome:
         request_print = fingerprint(SCOPE, body.draw_id, {"box_id": box_id, "body": body})
-        existing = await store.draw(self.pool, tenant_id, body.draw_id)
+        start = await store.draw_start(self.pool, tenant_id, box_id, body.member_id,
+                                       body.draw_id)
+        existing = start.existing
         if existing is None:
-            setting = await store.draw_setting(self.pool, tenant_id, box_id, body.member_id)
+            setting = start.setting
             if setting is None:
                 raise NotFound(f"no box {box_id!r}", code="unknown_box", box_id=box_id)
             box = setting.box
@@ -296,6 +298,7 @@ class Boxes:
                     abandon_pending: bool = False, row: DrawRow | None = None) -> Outcome:
         """Moves the draw on until it has its answer. ``row`` is the draw as last read or
         written; each step returns the draw as it left it, or None for it to be read again."""
+        picked: PrizeRow | None = None  # the prize as the pick saw it, when this drive picked
         for _ in range(MAX_STEPS):
             if row is None:
                 row = await store.draw(self.pool, tenant_id, draw_id)
@@ -311,9 +314,9 @@ class Boxes:
                         self.pool, tenant_id, draw_id, "pending", "releasing",
                         Outcome.refused(refused("draw_failed", reason="timed out")))
                 else:
-                    row = await self._pay_and_pick(tenant_id, step)
+                    row, picked = await self._pay_and_pick(tenant_id, step)
             elif step.status == "drawn":
-                row = await self._capture_and_deliver(tenant_id, step)
+                row = await self._capture_and_deliver(tenant_id, step, picked)
             elif step.status == "releasing":
                 if step.paid_with == "points":
                     await self.points.void(tenant_id, step.hold_id)
@@ -321,7 +324,9 @@ class Boxes:
                                             "failed")
         raise Conflict("the draw is still in progress; retry", code="in_progress")
 
-    async def _pay_and_pick(self, tenant_id: str, row: DrawRow) -> DrawRow | None:
+    async def _pay_and_pick(self, tenant_id: str, row: DrawRow
+                            ) -> tuple[DrawRow | None, PrizeRow | None]:
+        """The draw as it left it (None: read it again) and the prize it picked, if it did."""
         if row.paid_with == "points":
             answer = await self.points.hold(tenant_id, row.hold_id, row.member_id,
                                             row.cost_points, f"draw in {row.box_id}",
@@ -332,21 +337,22 @@ class Boxes:
                     raise refused(code, of="box",
                                   available=answer.error_details.get("available", 0),
                                   requested=row.cost_points)
-                return None
+                return None, None
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 return await self._pick(conn, tenant_id, row)
         except Moved:
-            return None
+            return None, None
         except Conflict as refusal:
             if row.paid_with == "points":  # the points were held: give them back, final
                 return await store.move_draw(self.pool, tenant_id, row.draw_id, "pending",
-                                             "releasing", Outcome.refused(refusal))
+                                             "releasing", Outcome.refused(refusal)), None
             if await store.forget_draw(self.pool, tenant_id, row.draw_id):
                 raise refusal from None  # nothing moved (the pick rolled back): forget it
-            return None
+            return None, None
 
-    async def _pick(self, conn: Conn, tenant_id: str, row: DrawRow) -> DrawRow:
+    async def _pick(self, conn: Conn, tenant_id: str, row: DrawRow
+                    ) -> tuple[DrawRow, PrizeRow]:
         """Under the member's lock: the pick from the prizes as they are, the picked prize's
         stock (if it has one) and the member's pity and draws. Only a draw that picks a prize
         with a stock locks that prize, from taking it to the commit; when another draw took
@@ -367,17 +373,19 @@ class Boxes:
             raise refused("no_ticket", of="box", box_id=row.box_id)
         seed = setting.seed or await store.live_seed(conn, tenant_id, row.box_id)
         due = rules.pity_due(member.pity_counter, box.pity_after)
+        prizes = setting.prizes
         for _ in range(MAX_STEPS):
-            prizes = await store.box_prizes(conn, tenant_id, row.box_id)
             options = rules.candidates([rules.Prize(p.prize_id, p.weight, p.stock_left)
                                         for p in prizes],
                                        pity=due, top_prize_ids=box.pity_prize_ids or ())
             if not options:
                 raise refused("out_of_stock", of="box", box_id=row.box_id)
             prize_id = rules.pick(options, rules.roll(seed.seed, row.draw_id))
-            limited = next(p.stock_left is not None for p in prizes if p.prize_id == prize_id)
-            if not limited or await store.take_prize(conn, tenant_id, row.box_id, prize_id):
+            prize = next(p for p in prizes if p.prize_id == prize_id)
+            if prize.stock_left is None or await store.take_prize(conn, tenant_id, row.box_id,
+                                                                  prize_id):
                 break
+            prizes = await store.box_prizes(conn, tenant_id, row.box_id)
         else:  # the stock kept running out under it: roll back, the driver goes round again
             raise Moved
         picked = await store.record_pick(
@@ -387,17 +395,21 @@ class Boxes:
                       day=today, draws_that_day=drawn_today + 1))
         if picked is None:
             raise Moved
-        return picked
+        return picked, prize
 
-    async def _capture_and_deliver(self, tenant_id: str, row: DrawRow) -> DrawRow | None:
+    async def _capture_and_deliver(self, tenant_id: str, row: DrawRow,
+                                   picked: PrizeRow | None) -> DrawRow | None:
+        """``picked``: the prize as the pick saw it, if this drive picked it; a draw picked
+        by another drive (a replay, the worker) reads its prize again."""
         if row.paid_with == "points":
             answer = await self.points.capture(tenant_id, row.hold_id)
             if answer.status_code != 200:
                 await self._give_back(tenant_id, row, answer.error_code)
                 return None
         assert row.prize_id is not None and row.pity_after is not None
-        prize = next(p for p in await store.box_prizes(self.pool, tenant_id, row.box_id)
-                     if p.prize_id == row.prize_id)
+        prize = picked if picked is not None and picked.prize_id == row.prize_id else next(
+            p for p in await store.box_prizes(self.pool, tenant_id, row.box_id)
+            if p.prize_id == row.prize_id)
         coupon_id = None
         if prize.kind == "points":
             assert prize.points is not None

@@ -121,15 +121,24 @@ class DrawSetting(msgspec.Struct, frozen=True):
     prizes: list[PrizeRow]
 
 
+class DrawStart(msgspec.Struct, frozen=True):
+    """A draw request's first read: the draw already made with its id, if any, and what a new
+    one would be checked against (None for an unknown box)."""
+
+    existing: DrawRow | None
+    setting: DrawSetting | None
+
+
 class PickSetting(msgspec.Struct, frozen=True):
-    """What the pick reads in its transaction before the prizes: the box, the tenant's time
-    zone, the live seed (None before its first need) and the member's row, locked (None if the
-    member never drew from the box)."""
+    """What the pick reads in its transaction: the box, the tenant's time zone, the live seed
+    (None before its first need), the member's row, locked (None if the member never drew from
+    the box), and the prizes as the statement found them."""
 
     box: BoxRow
     time_zone: str
     seed: SeedRow | None
     member: BoxMember | None
+    prizes: list[PrizeRow]
 
 
 # --- boxes, prizes and seeds ---------------------------------------------------------------
@@ -182,43 +191,52 @@ async def box(db: Db, tenant_id: str, box_id: str) -> BoxRow | None:
         tenant_id, box_id))
 
 
-async def draw_setting(db: Db, tenant_id: str, box_id: str, member_id: str
-                       ) -> DrawSetting | None:
+PRIZES_JSON = (
+    "(SELECT coalesce(jsonb_agg(jsonb_build_object("
+    "   'prize_id', z.prize_id, 'name', z.name, 'weight', z.weight,"
+    "   'stock_left', z.stock_left, 'kind', z.kind, 'points', z.points, 'sku', z.sku)"
+    "   ORDER BY z.position), '[]')"
+    "  FROM rewards.box_prizes z WHERE z.tenant_id = b.tenant_id AND z.box_id = b.box_id"
+    " ) AS prizes")
+
+
+async def draw_start(db: Db, tenant_id: str, box_id: str, member_id: str,
+                     draw_id: str) -> DrawStart:
     row = await db.fetchrow(
-        f"SELECT {BOX_COLUMNS}, p.age_band, p.guardian_consent,"
+        f"SELECT {_EXISTING_COLUMNS}, {BOX_COLUMNS}, p.age_band, p.guardian_consent,"
         " coalesce(m.pity_counter, 0) AS pity_counter, m.day,"
-        " coalesce(m.draws_that_day, 0) AS draws_that_day, t.time_zone,"
-        " (SELECT coalesce(jsonb_agg(jsonb_build_object("
-        "   'prize_id', z.prize_id, 'name', z.name, 'weight', z.weight,"
-        "   'stock_left', z.stock_left, 'kind', z.kind, 'points', z.points, 'sku', z.sku)"
-        "   ORDER BY z.position), '[]')"
-        "  FROM rewards.box_prizes z WHERE z.tenant_id = b.tenant_id AND z.box_id = b.box_id"
-        " ) AS prizes"
-        " FROM rewards.boxes b"
+        f" coalesce(m.draws_that_day, 0) AS draws_that_day, t.time_zone, {PRIZES_JSON}"
+        " FROM (SELECT) AS one"
+        " LEFT JOIN rewards.draws d ON d.tenant_id = $1 AND d.draw_id = $4"
+        " LEFT JOIN rewards.boxes b ON b.tenant_id = $1 AND b.box_id = $2"
         " LEFT JOIN rewards.member_profiles p ON p.tenant_id = b.tenant_id AND p.member_id = $3"
         " LEFT JOIN rewards.box_members m"
         "  ON m.tenant_id = b.tenant_id AND m.box_id = b.box_id AND m.member_id = $3"
-        " LEFT JOIN fuli.tenants t ON t.tenant_id = b.tenant_id"
-        " WHERE b.tenant_id = $1 AND b.box_id = $2", tenant_id, box_id, member_id)
-    found = _box_and_rest(row)
-    if found is None:
-        return None
-    box, fields = found
+        " LEFT JOIN fuli.tenants t ON t.tenant_id = b.tenant_id",
+        tenant_id, box_id, member_id, draw_id)
+    assert row is not None
+    fields = dict(row.items())
+    draw = {name: fields.pop(EXISTING_PREFIX + name) for name in _DRAW_FIELDS}
+    existing = msgspec.convert(draw, DrawRow) if draw["draw_id"] is not None else None
+    if fields["box_id"] is None:
+        return DrawStart(existing=existing, setting=None)
+    box = msgspec.convert({name: fields.pop(name) for name in _BOX_FIELDS}, BoxRow)
     age_band, consent = fields["age_band"], fields["guardian_consent"]
-    return DrawSetting(
+    return DrawStart(existing=existing, setting=DrawSetting(
         box=box, profile=Profile(age_band, consent) if age_band is not None else None,
         member=BoxMember(fields["pity_counter"], fields["day"], fields["draws_that_day"]),
         time_zone=time_zone_or_default(fields["time_zone"]),
-        prizes=msgspec.convert(fields["prizes"], list[PrizeRow]))
+        prizes=msgspec.convert(fields["prizes"], list[PrizeRow])))
 
 
 async def pick_setting(conn: Conn, tenant_id: str, box_id: str, member_id: str
                        ) -> PickSetting | None:
     """Locks the member's row for this box if there is one: it serialises the member's
-    draws."""
+    draws. The prizes are as the statement's snapshot has them, which may be from before it
+    waited for the lock: the pick takes a prize's stock only if some is left then."""
     row = await conn.fetchrow(
         f"SELECT {BOX_COLUMNS}, t.time_zone, s.seed_no, s.seed, s.commitment,"
-        " m.pity_counter, m.day, m.draws_that_day"
+        f" m.pity_counter, m.day, m.draws_that_day, {PRIZES_JSON}"
         " FROM rewards.boxes b"
         " LEFT JOIN fuli.tenants t ON t.tenant_id = b.tenant_id"
         " LEFT JOIN rewards.box_seeds s ON s.tenant_id = b.tenant_id AND s.box_id = b.box_id"
@@ -236,7 +254,8 @@ async def pick_setting(conn: Conn, tenant_id: str, box_id: str, member_id: str
         seed=SeedRow(fields["seed_no"], fields["seed"], fields["commitment"], None)
         if fields["seed_no"] is not None else None,
         member=BoxMember(fields["pity_counter"], fields["day"], fields["draws_that_day"])
-        if fields["pity_counter"] is not None else None)
+        if fields["pity_counter"] is not None else None,
+        prizes=msgspec.convert(fields["prizes"], list[PrizeRow]))
 
 
 async def boxes(db: Db, tenant_id: str, after: str | None, limit: int) -> list[BoxSummary]:
@@ -333,14 +352,13 @@ async def seed(db: Db, tenant_id: str, box_id: str, seed_no: int) -> SeedRow | N
 # --- members -------------------------------------------------------------------------------
 
 async def box_member(conn: Conn, tenant_id: str, box_id: str, member_id: str) -> BoxMember:
-    """The member's row for this box, created and locked: it serialises the member's draws."""
-    await conn.execute(
-        "INSERT INTO rewards.box_members (tenant_id, box_id, member_id) VALUES ($1, $2, $3)"
-        " ON CONFLICT DO NOTHING", tenant_id, box_id, member_id)
+    """The member's row for this box, created and locked: it serialises the member's draws.
+    An upsert locks the row it finds as SELECT ... FOR UPDATE would, in one statement."""
     row = await conn.fetchrow(
-        "SELECT pity_counter, day, draws_that_day FROM rewards.box_members"
-        " WHERE tenant_id = $1 AND box_id = $2 AND member_id = $3 FOR UPDATE",
-        tenant_id, box_id, member_id)
+        "INSERT INTO rewards.box_members AS x (tenant_id, box_id, member_id)"
+        " VALUES ($1, $2, $3) ON CONFLICT (tenant_id, box_id, member_id)"
+        " DO UPDATE SET pity_counter = x.pity_counter"
+        " RETURNING x.pity_counter, x.day, x.draws_that_day", tenant_id, box_id, member_id)
     assert row is not None
     return as_struct(BoxMember, row)
 
@@ -375,6 +393,9 @@ DRAW_COLUMNS = (
     "draw_id, box_id, member_id, fingerprint, paid_with, cost_points, hold_id, status,"
     " seed_no, candidates, pity_applied, prize_id, pity_before, pity_after, outcome_status,"
     " outcome_body, created_at")
+_DRAW_FIELDS = tuple(DrawRow.__struct_fields__)
+EXISTING_PREFIX = "existing_"
+_EXISTING_COLUMNS = ", ".join(f"d.{name} AS {EXISTING_PREFIX}{name}" for name in _DRAW_FIELDS)
 
 
 async def draw(db: Db, tenant_id: str, draw_id: str) -> DrawRow | None:
