@@ -321,7 +321,8 @@ class CpuMeter:
 
     def __exit__(self, *exc: object) -> None:
         end = self._snapshot()
-        self.seconds = {k: round(end[k] - self._start[k], 1) for k in end}
+        self.exact_seconds = {k: end[k] - self._start[k] for k in end}
+        self.seconds = {k: round(v, 1) for k, v in self.exact_seconds.items()}
 
 
 def prepare_tenant(base_url: str, admin_key: str) -> str:

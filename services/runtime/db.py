@@ -58,6 +58,26 @@ def as_structs(kind: type[S], records: Iterable[asyncpg.Record]) -> list[S]:
     return [msgspec.convert(dict(record.items()), kind) for record in records]
 
 
+def prefixed_columns(kind: type[msgspec.Struct], table: str, prefix: str, *,
+                     omit: tuple[str, ...] = ()) -> str:
+    """The columns of ``kind`` (but ``omit``, fields with defaults) from ``table`` (an alias),
+    each named with ``prefix``: a row of another table read in the same statement, e.g.
+    through a LEFT JOIN."""
+    return ", ".join(f"{table}.{name} AS {prefix}{name}"
+                     for name in kind.__struct_fields__ if name not in omit)
+
+
+def pop_prefixed(kind: type[S], fields: dict[str, Any], prefix: str, *,
+                 omit: tuple[str, ...] = ()) -> S | None:
+    """The ``prefixed_columns`` of ``kind``, taken out of a row's ``fields``; None when the
+    joined row was missing (every column NULL)."""
+    values = {name: fields.pop(prefix + name)
+              for name in kind.__struct_fields__ if name not in omit}
+    if all(value is None for value in values.values()):
+        return None
+    return msgspec.convert(values, kind)
+
+
 @contextlib.contextmanager
 def refusals() -> Iterator[None]:
     """Turn refusals raised by SQL functions (SQLSTATE P0001) into FuliErrors."""

@@ -11,7 +11,15 @@ import msgspec
 
 from proto.rewards import BoxIn, BoxSummary, WeightedPrize
 from services.rewards.boxes.rules import commitment, new_seed
-from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
+from services.runtime.db import (
+    Conn,
+    Db,
+    as_struct,
+    as_struct_or_none,
+    as_structs,
+    pop_prefixed,
+    prefixed_columns,
+)
 from services.runtime.idempotency import Outcome
 from services.runtime.tenants import time_zone_or_default
 
@@ -200,10 +208,13 @@ PRIZES_JSON = (
     " ) AS prizes")
 
 
+_EXISTING_DRAW = prefixed_columns(DrawRow, "d", "existing_")
+
+
 async def draw_start(db: Db, tenant_id: str, box_id: str, member_id: str,
                      draw_id: str) -> DrawStart:
     row = await db.fetchrow(
-        f"SELECT {_EXISTING_COLUMNS}, {BOX_COLUMNS}, p.age_band, p.guardian_consent,"
+        f"SELECT {_EXISTING_DRAW}, {BOX_COLUMNS}, p.age_band, p.guardian_consent,"
         " coalesce(m.pity_counter, 0) AS pity_counter, m.day,"
         f" coalesce(m.draws_that_day, 0) AS draws_that_day, t.time_zone, {PRIZES_JSON}"
         " FROM (SELECT) AS one"
@@ -216,11 +227,10 @@ async def draw_start(db: Db, tenant_id: str, box_id: str, member_id: str,
         tenant_id, box_id, member_id, draw_id)
     assert row is not None
     fields = dict(row.items())
-    draw = {name: fields.pop(EXISTING_PREFIX + name) for name in _DRAW_FIELDS}
-    existing = msgspec.convert(draw, DrawRow) if draw["draw_id"] is not None else None
-    if fields["box_id"] is None:
+    existing = pop_prefixed(DrawRow, fields, "existing_")
+    box = pop_prefixed(BoxRow, fields, "")
+    if box is None:
         return DrawStart(existing=existing, setting=None)
-    box = msgspec.convert({name: fields.pop(name) for name in _BOX_FIELDS}, BoxRow)
     age_band, consent = fields["age_band"], fields["guardian_consent"]
     return DrawStart(existing=existing, setting=DrawSetting(
         box=box, profile=Profile(age_band, consent) if age_band is not None else None,
@@ -393,9 +403,6 @@ DRAW_COLUMNS = (
     "draw_id, box_id, member_id, fingerprint, paid_with, cost_points, hold_id, status,"
     " seed_no, candidates, pity_applied, prize_id, pity_before, pity_after, outcome_status,"
     " outcome_body, created_at")
-_DRAW_FIELDS = tuple(DrawRow.__struct_fields__)
-EXISTING_PREFIX = "existing_"
-_EXISTING_COLUMNS = ", ".join(f"d.{name} AS {EXISTING_PREFIX}{name}" for name in _DRAW_FIELDS)
 
 
 async def draw(db: Db, tenant_id: str, draw_id: str) -> DrawRow | None:

@@ -20,7 +20,6 @@ from services.rewards.catalog.catalog import perk_rules
 from services.rewards.catalog.stock import StockMirror
 from services.rewards.catalog.store import PerkRow, RedemptionRow
 from services.rewards.ids import digest
-from services.rewards.member_tiers import member_tier
 from services.rewards.points_client import PointsAnswer, PointsClient
 from services.rewards.recovery import (
     HOLD_EXPIRES_S,
@@ -94,13 +93,14 @@ class Redemptions:
 
     async def _redeem(self, tenant_id: str, body: RedemptionIn, now: datetime) -> Outcome:
         request_print = fingerprint(SCOPE, body.redemption_id, body)
-        existing = await store.redemption(self.pool, tenant_id, body.redemption_id)
-        if existing is not None:
-            return await self._replay(tenant_id, existing, request_print)
-        perk = await store.perk(self.pool, tenant_id, body.sku)
+        start = await store.redemption_start(self.pool, tenant_id, body.redemption_id, body.sku,
+                                             body.member_id)
+        if start.existing is not None:
+            return await self._replay(tenant_id, start.existing, request_print)
+        perk = start.perk
         if perk is None:
             raise NotFound(f"no perk {body.sku!r}", code="unknown_sku", sku=body.sku)
-        await self._precheck(tenant_id, body, perk, now)
+        await self._precheck(tenant_id, body, perk, start.member_tier, now)
         row = await store.insert_redemption(
             self.pool, tenant_id, body.redemption_id, body.member_id, body.sku,
             body.quantity, perk.cost_points * body.quantity, request_print,
@@ -111,11 +111,11 @@ class Redemptions:
             if existing is None:
                 raise Forgotten
             return await self._replay(tenant_id, existing, request_print)
-        return await self.drive(tenant_id, body.redemption_id, replayed=False, row=row)
+        return await self.drive(tenant_id, body.redemption_id, replayed=False, row=row,
+                                perk=perk)
 
     async def _precheck(self, tenant_id: str, body: RedemptionIn, perk: PerkRow,
-                        now: datetime) -> None:
-        tier = await member_tier(self.pool, tenant_id, body.member_id)
+                        tier: str | None, now: datetime) -> None:
         rules.check_redeemable(perk_rules(perk), tier, body.quantity, now)
         left = await self.stock.left(tenant_id, body.sku, self.pool)
         if left is not None and left < body.quantity:  # fast answer once sold out
@@ -130,9 +130,12 @@ class Redemptions:
     # --- driving a redemption to its end ---------------------------------------------------
 
     async def drive(self, tenant_id: str, redemption_id: str, *, replayed: bool = False,
-                    abandon_pending: bool = False, row: RedemptionRow | None = None) -> Outcome:
+                    abandon_pending: bool = False, row: RedemptionRow | None = None,
+                    perk: PerkRow | None = None) -> Outcome:
         """Moves the redemption on until it has its answer. ``row`` is the redemption as last
-        read or written; a step that wrote it hands it on, the others have it read again."""
+        read or written; a step that wrote it hands it on, the others have it read again.
+        ``perk``: the perk as the request read it, when this drive started the redemption; the
+        completion reads it otherwise."""
         for _ in range(MAX_STEPS):
             if row is None:
                 row = await store.redemption(self.pool, tenant_id, redemption_id)
@@ -151,7 +154,7 @@ class Redemptions:
                 else:
                     row = await self._hold_and_reserve(tenant_id, step)
             elif step.status == "reserved":
-                row = await self._capture(tenant_id, step)
+                row = await self._capture(tenant_id, step, perk)
             elif step.status == "releasing":
                 await self._release(tenant_id, step)
             elif step.status == "cancelling":
@@ -183,10 +186,11 @@ class Redemptions:
         await self.stock.publish(tenant_id, row.sku, taken.stock)
         return reserved
 
-    async def _capture(self, tenant_id: str, row: RedemptionRow) -> RedemptionRow | None:
+    async def _capture(self, tenant_id: str, row: RedemptionRow,
+                       perk: PerkRow | None) -> RedemptionRow | None:
         answer = await self.points.capture(tenant_id, row.hold_id)
         if answer.status_code == 200:
-            return await self._complete(tenant_id, row)
+            return await self._complete(tenant_id, row, perk)
         # The hold expired or was voided: put everything back, nothing was charged.
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await store.move_redemption(
@@ -199,16 +203,19 @@ class Redemptions:
             await self.stock.publish(tenant_id, row.sku, level)
         return None
 
-    async def _complete(self, tenant_id: str, row: RedemptionRow) -> RedemptionRow | None:
+    async def _complete(self, tenant_id: str, row: RedemptionRow,
+                        perk: PerkRow | None) -> RedemptionRow | None:
         try:
-            return await self._write_completion(tenant_id, row)
+            return await self._write_completion(tenant_id, row, perk)
         except Moved:
             return None
 
-    async def _write_completion(self, tenant_id: str, row: RedemptionRow) -> RedemptionRow:
+    async def _write_completion(self, tenant_id: str, row: RedemptionRow,
+                                perk: PerkRow | None) -> RedemptionRow:
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
-            perk = await store.perk(conn, tenant_id, row.sku)
+            if perk is None or perk.sku != row.sku:
+                perk = await store.perk(conn, tenant_id, row.sku)
             assert perk is not None
             coupon_ids: list[str] = []
             if row.codes:

@@ -10,7 +10,15 @@ import msgspec
 
 from proto.rewards import PerkIn
 from services.rewards.wallet.wallet import StockLevel
-from services.runtime.db import Conn, Db, as_struct, as_struct_or_none, as_structs
+from services.runtime.db import (
+    Conn,
+    Db,
+    as_struct,
+    as_struct_or_none,
+    as_structs,
+    pop_prefixed,
+    prefixed_columns,
+)
 from services.runtime.idempotency import Outcome
 
 
@@ -159,6 +167,35 @@ async def insert_redemption(db: Db, tenant_id: str, redemption_id: str, member_i
         f" RETURNING {REDEMPTION_COLUMNS}",
         tenant_id, redemption_id, member_id, sku, quantity, points, fingerprint, hold_id, status,
         outcome.status_code if outcome else None, outcome.body if outcome else None))
+
+
+class RedemptionStart(msgspec.Struct, frozen=True):
+    """A redemption request's first read: the redemption already made with its id, if any, the
+    perk (None if unknown) and the member's tier as mirrored here."""
+
+    existing: RedemptionRow | None
+    perk: PerkRow | None
+    member_tier: str | None
+
+
+_EXISTING_REDEMPTION = prefixed_columns(RedemptionRow, "r", "existing_")
+_LISTING_ONLY = ("codes_available",)
+_PERK = prefixed_columns(PerkRow, "p", "perk_", omit=_LISTING_ONLY)
+
+
+async def redemption_start(db: Db, tenant_id: str, redemption_id: str, sku: str,
+                           member_id: str) -> RedemptionStart:
+    row = await db.fetchrow(
+        f"SELECT {_EXISTING_REDEMPTION}, {_PERK}, t.tier AS member_tier FROM (SELECT) AS one"
+        " LEFT JOIN rewards.redemptions r ON r.tenant_id = $1 AND r.redemption_id = $2"
+        " LEFT JOIN rewards.perks p ON p.tenant_id = $1 AND p.sku = $3"
+        " LEFT JOIN rewards.member_tiers t ON t.tenant_id = $1 AND t.member_id = $4",
+        tenant_id, redemption_id, sku, member_id)
+    assert row is not None
+    fields = dict(row.items())
+    return RedemptionStart(existing=pop_prefixed(RedemptionRow, fields, "existing_"),
+                           perk=pop_prefixed(PerkRow, fields, "perk_", omit=_LISTING_ONLY),
+                           member_tier=fields["member_tier"])
 
 
 async def redemption(db: Db, tenant_id: str, redemption_id: str, *,

@@ -79,6 +79,8 @@ async def test_refusals_charge_nothing(rewards: Rewards) -> None:
     assert error_code(await rewards.redeem(member, sold_out)) == "out_of_stock"
     no_codes = await rewards.perk(cost_points=1, fulfilment="code")
     assert error_code(await rewards.redeem(member, no_codes)) == "out_of_stock"
+    unknown = await rewards.redeem(member, uid("no-such-sku"))
+    assert unknown.status_code == 404 and error_code(unknown) == "unknown_sku"
     info = await rewards.points.member(member)
     assert (info["available"], info["held"], info["spent"]) == (15, 0, 0)
     await rewards.points.assert_ledger_ok()

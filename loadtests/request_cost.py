@@ -1,0 +1,167 @@
+"""What one request of a multi-step route costs, sent one at a time: CPU per request of the API
+process and of PostgreSQL, and the statements PostgreSQL ran per request.
+
+A draw or a redemption is several transactions and calls to points; under load, the machine's
+other tenants move its CPU per request by ±15 % from one run to the next, more than a change of
+a round trip or two. Sent one at a time, with the worker paused (its relay and consumers apply
+the events after the measurement), the cost is the route's own, and two checkouts can be
+compared run for run. The statements are counted from PostgreSQL's own log (log_statement =
+all, for the measured requests only).
+
+    .venv/bin/python loadtests/request_cost.py --route draw --requests 1000
+    .venv/bin/python loadtests/request_cost.py --route redeem --statements
+
+Prints one JSON line: ms of CPU per request by part, wall ms per request and, with
+--statements, the statements per request by their first words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import re
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from loadtests.bench import (  # noqa: E402
+    CpuMeter,
+    Stack,
+    positive,
+    prepare_tenant,
+    worker_paused,
+)
+from services.runtime.embedded import EmbeddedPostgres  # noqa: E402
+
+MEMBERS = 2000
+WARM_UP = 300  # requests before the measurement: every pooled connection prepares its statements
+BOX = "cost-box"
+PERK = "cost-perk"
+# What the bench's draw scenario draws from (loadtests/scenarios.py), paid with 1 point.
+PRIZES = [
+    {"prize_id": "limited", "name": "Limited", "kind": "points", "points": 10, "weight": 25,
+     "stock": 25},
+    {"prize_id": "small", "name": "1 point", "kind": "points", "points": 1, "weight": 25},
+    {"prize_id": "none", "name": "Thank you", "kind": "nothing", "weight": 50},
+]
+LOGGED = re.compile(r"\[(\d+)\] LOG:  (?:statement: |execute [^:]*: )(.*)")
+
+
+def set_up(http: httpx.Client) -> None:
+    granted = http.post("/points/v1/grants", json={
+        "grant_id": "cost-fund", "reason": "request cost",
+        "items": [{"member_id": f"cost-m{n}", "points": 1_000_000}
+                  for n in range(1, MEMBERS + 1)]})
+    box = http.put(f"/rewards/v1/boxes/{BOX}", json={
+        "name": "Cost box", "cost_points": 1, "prizes": PRIZES})
+    perk = http.put(f"/rewards/v1/perks/{PERK}", json={
+        "name": "Cost perk", "cost_points": 1, "stock": 10_000_000})
+    for response in (granted, box, perk):
+        if response.status_code not in (200, 201):
+            raise SystemExit(f"set-up failed: {response.status_code} {response.text[:300]}")
+
+
+def send(http: httpx.Client, route: str, n: int) -> None:
+    member = f"cost-m{n % MEMBERS + 1}"
+    if route == "draw":
+        response = http.post(f"/rewards/v1/boxes/{BOX}/draws",
+                             json={"draw_id": uuid.uuid4().hex, "member_id": member})
+    else:
+        response = http.post("/rewards/v1/redemptions", json={
+            "redemption_id": uuid.uuid4().hex, "member_id": member, "sku": PERK})
+    if response.status_code != 201:
+        raise SystemExit(f"{route} answered {response.status_code}: {response.text[:300]}")
+
+
+async def log_statements(postgres: EmbeddedPostgres, on: bool) -> None:
+    conn = await asyncpg.connect(postgres.url)
+    try:
+        await conn.execute("ALTER SYSTEM SET log_statement = 'all'" if on
+                           else "ALTER SYSTEM RESET log_statement")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
+def count_statements(log: str, requests: int) -> dict[str, float]:
+    """Statements per request by their first three words, from the log lines of the run."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in log.splitlines():
+        found = LOGGED.search(line)
+        if found and not found.group(2).startswith(("ALTER SYSTEM", "SELECT pg_reload_conf")):
+            counts[" ".join(found.group(2).split()[:3])] += 1
+    per_request = {text: round(n / requests, 2) for text, n in counts.most_common()}
+    return {"total": round(sum(counts.values()) / requests, 2), **per_request}
+
+
+def measure(route: str, requests: int, statements: bool, paused: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="fuli-cost-") as tmp:
+        stack = Stack(Path(tmp) / "data", Path(tmp) / "fuli-up.log", group_commit=True)
+        try:
+            admin_key, _ = stack.wait_ready()
+            ingest_key = prepare_tenant(stack.base_url, admin_key)
+            with httpx.Client(base_url=stack.base_url, timeout=60,
+                              headers={"Authorization": f"Bearer {admin_key}"}) as admin:
+                set_up(admin)
+            postgres = EmbeddedPostgres(stack.data_dir)
+            with httpx.Client(base_url=stack.base_url, timeout=60,
+                              headers={"Authorization": f"Bearer {ingest_key}"}) as http:
+                for n in range(WARM_UP):
+                    send(http, route, n)
+                time.sleep(2)  # the worker applies the warm-up's events
+                log_start = postgres.logfile.stat().st_size
+                if statements:
+                    asyncio.run(log_statements(postgres, True))
+                with worker_paused(stack, paused), CpuMeter(stack) as cpu:
+                    started = time.monotonic()
+                    for n in range(WARM_UP, WARM_UP + requests):
+                        send(http, route, n)
+                    wall = time.monotonic() - started
+                if statements:
+                    asyncio.run(log_statements(postgres, False))
+            figures: dict[str, Any] = {
+                "route": route, "requests": requests, "worker_paused": paused,
+                "cpu_ms_per_request": {part: round(seconds / requests * 1000, 2)
+                                       for part, seconds in cpu.exact_seconds.items()
+                                       if part != "load_generator"},
+                "wall_ms_per_request": round(wall / requests * 1000, 2)}
+            if statements:
+                with postgres.logfile.open() as log:
+                    log.seek(log_start)
+                    figures["statements_per_request"] = count_statements(log.read(), requests)
+            return figures
+        finally:
+            stack.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--route", choices=("draw", "redeem"), default="draw",
+                        help="POST /rewards/v1/boxes/{id}/draws (paid with points) or POST"
+                             " /rewards/v1/redemptions (default draw)")
+    parser.add_argument("--requests", type=positive, default=1000,
+                        help="requests measured, after a warm-up of 300 (default 1000)")
+    parser.add_argument("--statements", action="store_true",
+                        help="also count the statements PostgreSQL ran (logging them costs"
+                             " CPU: leave it off when comparing CPU)")
+    parser.add_argument("--worker", action="store_true",
+                        help="leave the worker running (default: paused while measuring)")
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.route, args.requests, args.statements, not args.worker)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
