@@ -6,7 +6,8 @@ other tenants move its CPU per request by ±15 % from one run to the next, more 
 a round trip or two. Sent one at a time, with the worker paused (its relay and consumers apply
 the events after the measurement), the cost is the route's own, and two checkouts can be
 compared run for run. The statements are counted from PostgreSQL's own log (log_statement =
-all, for the measured requests only).
+all from before the warm-up, so that every pooled connection has taken it up; the lines
+between two marker statements this script runs around the measured requests).
 
     .venv/bin/python loadtests/request_cost.py --route draw --requests 1000
     .venv/bin/python loadtests/request_cost.py --route redeem --statements
@@ -45,7 +46,6 @@ from loadtests.bench import (  # noqa: E402
 )
 from services.runtime.embedded import EmbeddedPostgres  # noqa: E402
 
-MEMBERS = 2000
 WARM_UP = 300  # requests before the measurement: every pooled connection prepares its statements
 BOX = "cost-box"
 PERK = "cost-perk"
@@ -57,13 +57,14 @@ PRIZES = [
     {"prize_id": "none", "name": "Thank you", "kind": "nothing", "weight": 50},
 ]
 LOGGED = re.compile(r"\[(\d+)\] LOG:  (?:statement: |execute [^:]*: )(.*)")
+START, END = "SELECT 'request_cost: start'", "SELECT 'request_cost: end'"
 
 
-def set_up(http: httpx.Client) -> None:
+def set_up(http: httpx.Client, members: int) -> None:
     granted = http.post("/points/v1/grants", json={
         "grant_id": "cost-fund", "reason": "request cost",
         "items": [{"member_id": f"cost-m{n}", "points": 1_000_000}
-                  for n in range(1, MEMBERS + 1)]})
+                  for n in range(1, members + 1)]})
     box = http.put(f"/rewards/v1/boxes/{BOX}", json={
         "name": "Cost box", "cost_points": 1, "prizes": PRIZES})
     perk = http.put(f"/rewards/v1/perks/{PERK}", json={
@@ -73,8 +74,8 @@ def set_up(http: httpx.Client) -> None:
             raise SystemExit(f"set-up failed: {response.status_code} {response.text[:300]}")
 
 
-def send(http: httpx.Client, route: str, n: int) -> None:
-    member = f"cost-m{n % MEMBERS + 1}"
+def send(http: httpx.Client, route: str, n: int, members: int) -> None:
+    member = f"cost-m{n % members + 1}"
     if route == "draw":
         response = http.post(f"/rewards/v1/boxes/{BOX}/draws",
                              json={"draw_id": uuid.uuid4().hex, "member_id": member})
@@ -85,28 +86,34 @@ def send(http: httpx.Client, route: str, n: int) -> None:
         raise SystemExit(f"{route} answered {response.status_code}: {response.text[:300]}")
 
 
-async def log_statements(postgres: EmbeddedPostgres, on: bool) -> None:
+async def run_sql(postgres: EmbeddedPostgres, *statements: str) -> None:
     conn = await asyncpg.connect(postgres.url)
     try:
-        await conn.execute("ALTER SYSTEM SET log_statement = 'all'" if on
-                           else "ALTER SYSTEM RESET log_statement")
-        await conn.execute("SELECT pg_reload_conf()")
+        for statement in statements:
+            await conn.execute(statement)
     finally:
         await conn.close()
 
 
 def count_statements(log: str, requests: int) -> dict[str, float]:
-    """Statements per request by their first three words, from the log lines of the run."""
+    """Statements per request by their first three words: the logged statements between the
+    start and end markers."""
     counts: collections.Counter[str] = collections.Counter()
+    measuring = False
     for line in log.splitlines():
         found = LOGGED.search(line)
-        if found and not found.group(2).startswith(("ALTER SYSTEM", "SELECT pg_reload_conf")):
+        if found is None:
+            continue
+        if found.group(2) in (START, END):
+            measuring = found.group(2) == START
+        elif measuring:
             counts[" ".join(found.group(2).split()[:3])] += 1
     per_request = {text: round(n / requests, 2) for text, n in counts.most_common()}
     return {"total": round(sum(counts.values()) / requests, 2), **per_request}
 
 
-def measure(route: str, requests: int, statements: bool, paused: bool) -> dict[str, Any]:
+def measure(route: str, requests: int, members: int, statements: bool,
+            paused: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fuli-cost-") as tmp:
         stack = Stack(Path(tmp) / "data", Path(tmp) / "fuli-up.log", group_commit=True)
         try:
@@ -114,25 +121,30 @@ def measure(route: str, requests: int, statements: bool, paused: bool) -> dict[s
             ingest_key = prepare_tenant(stack.base_url, admin_key)
             with httpx.Client(base_url=stack.base_url, timeout=60,
                               headers={"Authorization": f"Bearer {admin_key}"}) as admin:
-                set_up(admin)
+                set_up(admin, members)
             postgres = EmbeddedPostgres(stack.data_dir)
+            if statements:
+                asyncio.run(run_sql(postgres, "ALTER SYSTEM SET log_statement = 'all'",
+                                    "SELECT pg_reload_conf()"))
+            log_start = postgres.logfile.stat().st_size
             with httpx.Client(base_url=stack.base_url, timeout=60,
                               headers={"Authorization": f"Bearer {ingest_key}"}) as http:
                 for n in range(WARM_UP):
-                    send(http, route, n)
+                    send(http, route, n, members)
                 time.sleep(2)  # the worker applies the warm-up's events
-                log_start = postgres.logfile.stat().st_size
-                if statements:
-                    asyncio.run(log_statements(postgres, True))
-                with worker_paused(stack, paused), CpuMeter(stack) as cpu:
-                    started = time.monotonic()
-                    for n in range(WARM_UP, WARM_UP + requests):
-                        send(http, route, n)
-                    wall = time.monotonic() - started
-                if statements:
-                    asyncio.run(log_statements(postgres, False))
+                with worker_paused(stack, paused):
+                    if statements:
+                        asyncio.run(run_sql(postgres, START))
+                    with CpuMeter(stack) as cpu:
+                        started = time.monotonic()
+                        for n in range(WARM_UP, WARM_UP + requests):
+                            send(http, route, n, members)
+                        wall = time.monotonic() - started
+                    if statements:
+                        asyncio.run(run_sql(postgres, END))
             figures: dict[str, Any] = {
-                "route": route, "requests": requests, "worker_paused": paused,
+                "route": route, "requests": requests, "members": members,
+                "worker_paused": paused,
                 "cpu_ms_per_request": {part: round(seconds / requests * 1000, 2)
                                        for part, seconds in cpu.exact_seconds.items()
                                        if part != "load_generator"},
@@ -153,13 +165,17 @@ def main(argv: list[str] | None = None) -> int:
                              " /rewards/v1/redemptions (default draw)")
     parser.add_argument("--requests", type=positive, default=1000,
                         help="requests measured, after a warm-up of 300 (default 1000)")
+    parser.add_argument("--members", type=positive, default=2000,
+                        help="members the requests go to in turn: with more members than"
+                             " requests, every draw is its member's first (default 2000)")
     parser.add_argument("--statements", action="store_true",
                         help="also count the statements PostgreSQL ran (logging them costs"
                              " CPU: leave it off when comparing CPU)")
     parser.add_argument("--worker", action="store_true",
                         help="leave the worker running (default: paused while measuring)")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.route, args.requests, args.statements, not args.worker)))
+    print(json.dumps(measure(args.route, args.requests, args.members, args.statements,
+                             not args.worker)))
     return 0
 
 

@@ -12,7 +12,7 @@ truth, as the IETF Idempotency-Key draft and Stripe do for requests that did not
 waiting on the claim of a request that is refused then claims the id itself, so concurrent
 retries still run the effect at most once. Validation errors store nothing either.
 
-An effect that is one statement can make the claim itself (``run_claiming``): the claim is that
+An effect can make the claim in its first statement (``run_claiming``): the claim is that
 statement's first part and what follows runs only if it was made, one round trip less.
 """
 
@@ -99,8 +99,8 @@ async def run_once(conn: Conn, *, tenant_id: str, scope: str, key: str,
 
 async def run_claiming(conn: Conn, *, tenant_id: str, scope: str, key: str,
                        request: Any, effect: ClaimingEffect) -> Outcome:
-    """``run_once`` for an effect that claims the id in its own first statement (see
-    ``Claim``): one round trip less, for an effect that is one statement."""
+    """``run_once`` for an effect whose first statement claims the id (see ``Claim``): one
+    round trip less."""
     claim = Claim(tenant_id, scope, key, fingerprint(scope, key, request))
     async with conn.transaction():
         # A refusal raised by the effect leaves this block, rolling the claim back with it.
@@ -122,7 +122,8 @@ async def replay_if_done(conn: Conn, *, tenant_id: str, scope: str, key: str,
     """The stored answer of a request already run with this id (or 409
     ``idempotency_conflict`` for another body); None if the id is free. For a request that
     must read something slow or remote before its effect (a segment's members): a repeat
-    answers without reading it again. ``run_once`` still decides, under the claim."""
+    answers without reading it again. ``run_once`` or ``run_claiming`` still decides, under
+    the claim."""
     exists = await conn.fetchval(
         "SELECT true FROM fuli.idempotency WHERE tenant_id = $1 AND scope = $2 AND key = $3"
         " AND status_code IS NOT NULL", tenant_id, scope, key)

@@ -353,10 +353,16 @@ class Boxes:
 
     async def _pick(self, conn: Conn, tenant_id: str, row: DrawRow
                     ) -> tuple[DrawRow, PrizeRow]:
-        """Under the member's lock: the pick from the prizes as they are, the picked prize's
-        stock (if it has one) and the member's pity and draws. Only a draw that picks a prize
-        with a stock locks that prize, from taking it to the commit; when another draw took
-        its last one meanwhile, the pick is made again from the prizes as they are then."""
+        """Under the member's lock: the pick, the picked prize's stock (if it has one) and the
+        member's pity and draws. Only a draw that picks a prize with a stock locks that prize,
+        from taking it to the commit; when another draw took its last one meanwhile, the pick
+        is made again from the prizes as they are then.
+
+        The first pick is made from the prizes read with the member's row, which are as they
+        were before any wait for its lock: a prize's stock may have gone meanwhile (taking it
+        then fails, and the pick is made again) or come back (a draw given back). So a refusal
+        for want of prizes and a pity draw, whose promise is a top prize if one is left, are
+        decided on the prizes read again."""
         setting = await store.pick_setting(conn, tenant_id, row.box_id, row.member_id)
         assert setting is not None
         box = setting.box
@@ -373,11 +379,16 @@ class Boxes:
             raise refused("no_ticket", of="box", box_id=row.box_id)
         seed = setting.seed or await store.live_seed(conn, tenant_id, row.box_id)
         due = rules.pity_due(member.pity_counter, box.pity_after)
-        prizes = setting.prizes
+        prizes, read_again = setting.prizes, False
+        if due:
+            prizes, read_again = await store.box_prizes(conn, tenant_id, row.box_id), True
         for _ in range(MAX_STEPS):
             options = rules.candidates([rules.Prize(p.prize_id, p.weight, p.stock_left)
                                         for p in prizes],
                                        pity=due, top_prize_ids=box.pity_prize_ids or ())
+            if not options and not read_again:
+                prizes, read_again = await store.box_prizes(conn, tenant_id, row.box_id), True
+                continue
             if not options:
                 raise refused("out_of_stock", of="box", box_id=row.box_id)
             prize_id = rules.pick(options, rules.roll(seed.seed, row.draw_id))
@@ -385,7 +396,7 @@ class Boxes:
             if prize.stock_left is None or await store.take_prize(conn, tenant_id, row.box_id,
                                                                   prize_id):
                 break
-            prizes = await store.box_prizes(conn, tenant_id, row.box_id)
+            prizes, read_again = await store.box_prizes(conn, tenant_id, row.box_id), True
         else:  # the stock kept running out under it: roll back, the driver goes round again
             raise Moved
         picked = await store.record_pick(
@@ -440,8 +451,9 @@ class Boxes:
             if not await store.move_draw(conn, tenant_id, row.draw_id, "drawn", "releasing",
                                          Outcome.refused(refused("draw_failed", reason=reason))):
                 return
-            await store.change_prize_stock(conn, tenant_id, row.box_id, row.prize_id, 1)
+            # The member's row before the prize's, in the order a pick locks them.
             member = await store.box_member(conn, tenant_id, row.box_id, row.member_id)
+            await store.change_prize_stock(conn, tenant_id, row.box_id, row.prize_id, 1)
             await store.set_box_member(conn, tenant_id, row.box_id, row.member_id, BoxMember(
                 pity_counter=row.pity_before, day=member.day,
                 draws_that_day=max(member.draws_that_day - 1, 0)))

@@ -111,8 +111,7 @@ class Redemptions:
             if existing is None:
                 raise Forgotten
             return await self._replay(tenant_id, existing, request_print)
-        return await self.drive(tenant_id, body.redemption_id, replayed=False, row=row,
-                                perk=perk)
+        return await self.drive(tenant_id, body.redemption_id, replayed=False, row=row)
 
     async def _precheck(self, tenant_id: str, body: RedemptionIn, perk: PerkRow,
                         tier: str | None, now: datetime) -> None:
@@ -130,12 +129,9 @@ class Redemptions:
     # --- driving a redemption to its end ---------------------------------------------------
 
     async def drive(self, tenant_id: str, redemption_id: str, *, replayed: bool = False,
-                    abandon_pending: bool = False, row: RedemptionRow | None = None,
-                    perk: PerkRow | None = None) -> Outcome:
+                    abandon_pending: bool = False, row: RedemptionRow | None = None) -> Outcome:
         """Moves the redemption on until it has its answer. ``row`` is the redemption as last
-        read or written; a step that wrote it hands it on, the others have it read again.
-        ``perk``: the perk as the request read it, when this drive started the redemption; the
-        completion reads it otherwise."""
+        read or written; a step that wrote it hands it on, the others have it read again."""
         for _ in range(MAX_STEPS):
             if row is None:
                 row = await store.redemption(self.pool, tenant_id, redemption_id)
@@ -154,7 +150,7 @@ class Redemptions:
                 else:
                     row = await self._hold_and_reserve(tenant_id, step)
             elif step.status == "reserved":
-                row = await self._capture(tenant_id, step, perk)
+                row = await self._capture(tenant_id, step)
             elif step.status == "releasing":
                 await self._release(tenant_id, step)
             elif step.status == "cancelling":
@@ -186,11 +182,10 @@ class Redemptions:
         await self.stock.publish(tenant_id, row.sku, taken.stock)
         return reserved
 
-    async def _capture(self, tenant_id: str, row: RedemptionRow,
-                       perk: PerkRow | None) -> RedemptionRow | None:
+    async def _capture(self, tenant_id: str, row: RedemptionRow) -> RedemptionRow | None:
         answer = await self.points.capture(tenant_id, row.hold_id)
         if answer.status_code == 200:
-            return await self._complete(tenant_id, row, perk)
+            return await self._complete(tenant_id, row)
         # The hold expired or was voided: put everything back, nothing was charged.
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await store.move_redemption(
@@ -203,19 +198,16 @@ class Redemptions:
             await self.stock.publish(tenant_id, row.sku, level)
         return None
 
-    async def _complete(self, tenant_id: str, row: RedemptionRow,
-                        perk: PerkRow | None) -> RedemptionRow | None:
+    async def _complete(self, tenant_id: str, row: RedemptionRow) -> RedemptionRow | None:
         try:
-            return await self._write_completion(tenant_id, row, perk)
+            return await self._write_completion(tenant_id, row)
         except Moved:
             return None
 
-    async def _write_completion(self, tenant_id: str, row: RedemptionRow,
-                                perk: PerkRow | None) -> RedemptionRow:
+    async def _write_completion(self, tenant_id: str, row: RedemptionRow) -> RedemptionRow:
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
-            if perk is None or perk.sku != row.sku:
-                perk = await store.perk(conn, tenant_id, row.sku)
+            perk = await store.perk(conn, tenant_id, row.sku)
             assert perk is not None
             coupon_ids: list[str] = []
             if row.codes:
