@@ -44,18 +44,12 @@ from loadtests.bench import (  # noqa: E402
     prepare_tenant,
     worker_paused,
 )
+from loadtests.scenarios import BOX_PRIZES  # noqa: E402
 from services.runtime.embedded import EmbeddedPostgres  # noqa: E402
 
 WARM_UP = 300  # requests before the measurement: every pooled connection prepares its statements
 BOX = "cost-box"
 PERK = "cost-perk"
-# What the bench's draw scenario draws from (loadtests/scenarios.py), paid with 1 point.
-PRIZES = [
-    {"prize_id": "limited", "name": "Limited", "kind": "points", "points": 10, "weight": 25,
-     "stock": 25},
-    {"prize_id": "small", "name": "1 point", "kind": "points", "points": 1, "weight": 25},
-    {"prize_id": "none", "name": "Thank you", "kind": "nothing", "weight": 50},
-]
 LOGGED = re.compile(r"\[(\d+)\] LOG:  (?:statement: |execute [^:]*: )(.*)")
 START, END = "SELECT 'request_cost: start'", "SELECT 'request_cost: end'"
 
@@ -66,7 +60,7 @@ def set_up(http: httpx.Client, members: int) -> None:
         "items": [{"member_id": f"cost-m{n}", "points": 1_000_000}
                   for n in range(1, members + 1)]})
     box = http.put(f"/rewards/v1/boxes/{BOX}", json={
-        "name": "Cost box", "cost_points": 1, "prizes": PRIZES})
+        "name": "Cost box", "cost_points": 1, "prizes": BOX_PRIZES})
     perk = http.put(f"/rewards/v1/perks/{PERK}", json={
         "name": "Cost perk", "cost_points": 1, "stock": 10_000_000})
     for response in (granted, box, perk):

@@ -50,6 +50,13 @@ LIMITED_PRIZE = "limited"
 # Drawn one time in four, so it runs out after about a hundred draws: the oversell check then
 # looks at a prize that sold out under load.
 LIMITED_STOCK = 25
+# The box's prizes, 1 point a draw (loadtests/request_cost.py draws from the same).
+BOX_PRIZES: list[dict[str, Any]] = [
+    {"prize_id": LIMITED_PRIZE, "name": "Limited", "kind": "points", "points": 10, "weight": 25,
+     "stock": LIMITED_STOCK},
+    {"prize_id": "small", "name": "1 point", "kind": "points", "points": 1, "weight": 25},
+    {"prize_id": "none", "name": "Thank you", "kind": "nothing", "weight": 50},
+]
 POOL = "suite-pool"
 POOL_PACKETS = 100_000
 POOL_POINTS = 1_000_000
@@ -240,12 +247,7 @@ def create_box(run: Run) -> dict[str, Any]:
     fund_members(run)
     with run.admin() as http:
         expect(http.put(f"/rewards/v1/boxes/{BOX}", json={
-            "name": "Bench box", "cost_points": 1, "prizes": [
-                {"prize_id": LIMITED_PRIZE, "name": "Limited", "kind": "points", "points": 10,
-                 "weight": 25, "stock": LIMITED_STOCK},
-                {"prize_id": "small", "name": "1 point", "kind": "points", "points": 1,
-                 "weight": 25},
-                {"prize_id": "none", "name": "Thank you", "kind": "nothing", "weight": 50}]}),
+            "name": "Bench box", "cost_points": 1, "prizes": BOX_PRIZES}),
             200, "creating the box")
     return first_request(run, f"/rewards/v1/boxes/{BOX}/draws", {
         "draw_id": f"suite-first-{run.stamp}", "member_id": "bench-m1"})

@@ -162,11 +162,9 @@ class Ledger:
 
     async def reverse_event(self, tenant_id: str, event_id: str, body: p.ReversalIn,
                             now: datetime) -> Outcome:
-        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Reversal] | None:
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Reversal]:
             row = await store.call_reverse_event(tx, claim, body.reversal_id, event_id,
                                                  body.amount_cents, now)
-            if row is None:
-                return None
             return 201, p.Reversal(
                 reversal_id=body.reversal_id, event_id=event_id, member_id=row.member_id,
                 refunded_cents=row.refunded_cents, points=row.points,
@@ -178,11 +176,9 @@ class Ledger:
     # --- holds, debits, moves, grants ------------------------------------------------------
 
     async def place_hold(self, tenant_id: str, body: p.HoldIn, now: datetime) -> Outcome:
-        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Hold] | None:
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Hold]:
             row = await store.call_place_hold(tx, claim, body.hold_id, body.member_id,
                                               body.points, body.reason, body.expires_in_s, now)
-            if row is None:
-                return None
             return 201, p.Hold(hold_id=body.hold_id, member_id=body.member_id,
                                points=body.points, status="pending", expires_at=row.expires_at,
                                available=row.available, held=row.held)
@@ -192,10 +188,8 @@ class Ledger:
     async def settle_hold(self, tenant_id: str, hold_id: str, action: str,
                           body: p.SettleIn, now: datetime) -> Outcome:
         """``action`` is capture or void."""
-        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Hold] | None:
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Hold]:
             row = await store.call_settle_hold(tx, claim, hold_id, action, now)
-            if row is None:
-                return None
             return 200, p.Hold(hold_id=hold_id, member_id=row.member_id, points=row.points,
                                status=row.status,
                                available=row.available, held=row.held)
@@ -204,10 +198,8 @@ class Ledger:
 
     async def refund_hold(self, tenant_id: str, hold_id: str, body: p.RefundIn,
                           now: datetime) -> Outcome:
-        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Refund] | None:
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Refund]:
             row = await store.call_refund_hold(tx, claim, hold_id, now)
-            if row is None:
-                return None
             return 201, p.Refund(refund_id=body.refund_id, hold_id=hold_id,
                                  member_id=row.member_id, points=row.points,
                                  available=row.available)
@@ -216,23 +208,19 @@ class Ledger:
                                     {"hold_id": hold_id, "body": body}, effect)
 
     async def debit(self, tenant_id: str, body: p.DebitIn, now: datetime) -> Outcome:
-        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Debit] | None:
-            after = await store.call_debit(tx, claim, body.debit_id, body.member_id,
-                                           body.points, body.reason, now)
-            if after is None:
-                return None
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Debit]:
+            available = await store.call_debit(tx, claim, body.debit_id, body.member_id,
+                                               body.points, body.reason, now)
             return 201, p.Debit(debit_id=body.debit_id, member_id=body.member_id,
-                                points=body.points, available=after.available)
+                                points=body.points, available=available)
 
         return await self._run_once(tenant_id, "points.debits", body.debit_id, body, effect)
 
     async def move_points(self, tenant_id: str, body: p.MoveIn, now: datetime) -> Outcome:
-        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Move] | None:
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Move]:
             row = await store.call_move_points(tx, claim, body.move_id, body.from_member_id,
                                                body.to_member_id, body.points, body.reason,
                                                body.expires_after_days, now)
-            if row is None:
-                return None
             return 201, p.Move(move_id=body.move_id, from_member_id=body.from_member_id,
                                to_member_id=body.to_member_id, points=body.points,
                                from_available=row.from_available,
@@ -242,14 +230,12 @@ class Ledger:
 
     async def retire_points(self, tenant_id: str, body: p.RetirementIn,
                             now: datetime) -> Outcome:
-        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Retirement] | None:
-            after = await store.call_retire_points(tx, claim, body.retirement_id,
-                                                   body.member_id, body.points, now)
-            if after is None:
-                return None
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Retirement]:
+            available = await store.call_retire_points(tx, claim, body.retirement_id,
+                                                       body.member_id, body.points, now)
             return 201, p.Retirement(retirement_id=body.retirement_id,
                                      member_id=body.member_id, points=body.points,
-                                     available=after.available)
+                                     available=available)
 
         return await self._run_once(tenant_id, "points.retirements", body.retirement_id, body,
                                     effect)
@@ -277,12 +263,10 @@ class Ledger:
             items = body.items
             rules.check_grant_expiries(items, now)
 
-        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Grant] | None:
+        async def effect(tx: Conn, claim: Claim) -> tuple[int, p.Grant]:
             applied = await store.call_apply_grant(tx, claim, body.grant_id, key_id,
                                                    body.reason, items,
                                                    GRANT_DEFAULT_EXPIRY_DAYS, now)
-            if applied is None:
-                return None
             if segment is not None:
                 await store.audit_grant_segment(tx, tenant_id, body.grant_id,
                                                 segment.segment_id, segment.count,

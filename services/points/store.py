@@ -23,8 +23,8 @@ from proto.points import (
     Rule,
     RuleIn,
 )
-from services.runtime.db import Db, S, as_struct, as_struct_or_none, as_structs, refusals
-from services.runtime.idempotency import CLAIM_CTE, Claim
+from services.runtime.db import Db, S, as_struct, as_structs, refusals
+from services.runtime.idempotency import Claim, IdTaken, claiming_call
 
 
 class Row(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,15 +109,16 @@ class TransferRow(Row, frozen=True, kw_only=True):
     at: datetime
 
 
-async def _claimed_call(db: Db, kind: type[S], claim: Claim, query: str,
-                        *args: Any) -> S | None:
-    """The one row a ledger function answers, made in the statement that claims the request's
-    id (its refusals raised as FuliErrors): ``query`` selects from
-    ``claim, LATERAL points.f(claim.tenant_id, $5, ...)``, so the function runs only when the
-    claim was made. None when the id was taken."""
+async def _claimed_call(db: Db, kind: type[S], claim: Claim, function: str, *args: Any) -> S:
+    """The one row ledger ``function`` answers, called with the tenant and ``args`` by the
+    statement that claims the request's id (``claiming_call``: it does not run when the id was
+    taken, and ``IdTaken`` is raised); its refusals raised as FuliErrors."""
     with refusals():
-        row = await db.fetchrow(f"{CLAIM_CTE} {query}", *claim.args, *args)
-    return as_struct_or_none(kind, row)
+        row = await db.fetchrow(claiming_call(function, kind.__struct_fields__, len(args)),
+                                *claim.args, *args)
+    if row is None:
+        raise IdTaken
+    return as_struct(kind, row)
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -189,81 +190,61 @@ async def call_record_events(db: Db, tenant_id: str, events: Sequence[EventIn],
 
 
 async def call_reverse_event(db: Db, claim: Claim, reversal_id: str, event_id: str,
-                             amount_cents: int | None, now: datetime) -> ReversedEvent | None:
-    return await _claimed_call(
-        db, ReversedEvent, claim,
-        "SELECT r.member_id, r.refunded_cents, r.points, r.clawed_back, r.shortfall,"
-        " r.available FROM claim, LATERAL points.reverse_event(claim.tenant_id, $5, $6, $7, $8) r",
-        reversal_id, event_id, amount_cents, now)
+                             amount_cents: int | None, now: datetime) -> ReversedEvent:
+    return await _claimed_call(db, ReversedEvent, claim, "points.reverse_event",
+                               reversal_id, event_id, amount_cents, now)
 
 
 # --- holds, debits, moves, grants ----------------------------------------------------------
 
 async def call_place_hold(db: Db, claim: Claim, hold_id: str, member_id: str, points: int,
-                          reason: str, expires_in_s: int, now: datetime) -> PlacedHold | None:
-    return await _claimed_call(
-        db, PlacedHold, claim,
-        "SELECT r.available, r.held, r.expires_at FROM claim,"
-        " LATERAL points.place_hold(claim.tenant_id, $5, $6, $7, $8, $9, $10) r",
-        hold_id, member_id, points, reason, expires_in_s, now)
+                          reason: str, expires_in_s: int, now: datetime) -> PlacedHold:
+    return await _claimed_call(db, PlacedHold, claim, "points.place_hold",
+                               hold_id, member_id, points, reason, expires_in_s, now)
 
 
 async def call_settle_hold(db: Db, claim: Claim, hold_id: str, action: str,
-                           now: datetime) -> SettledHold | None:
-    return await _claimed_call(
-        db, SettledHold, claim,
-        "SELECT r.member_id, r.points, r.status, r.available, r.held"
-        " FROM claim, LATERAL points.settle_hold(claim.tenant_id, $5, $6, $7) r",
-        hold_id, action, now)
+                           now: datetime) -> SettledHold:
+    return await _claimed_call(db, SettledHold, claim, "points.settle_hold",
+                               hold_id, action, now)
 
 
 async def call_refund_hold(db: Db, claim: Claim, hold_id: str,
-                           now: datetime) -> RefundedHold | None:
-    return await _claimed_call(
-        db, RefundedHold, claim,
-        "SELECT r.member_id, r.points, r.available"
-        " FROM claim, LATERAL points.refund_hold(claim.tenant_id, $5, $6) r", hold_id, now)
+                           now: datetime) -> RefundedHold:
+    return await _claimed_call(db, RefundedHold, claim, "points.refund_hold", hold_id, now)
 
 
 async def call_debit(db: Db, claim: Claim, debit_id: str, member_id: str, points: int,
-                     reason: str, now: datetime) -> AvailableAfter | None:
+                     reason: str, now: datetime) -> int:
     """The member's available points after the debit."""
-    return await _claimed_call(
-        db, AvailableAfter, claim,
-        "SELECT r.available FROM claim,"
-        " LATERAL points.debit(claim.tenant_id, $5, $6, $7, $8, $9) r",
-        debit_id, member_id, points, reason, now)
+    after = await _claimed_call(db, AvailableAfter, claim, "points.debit",
+                                debit_id, member_id, points, reason, now)
+    return after.available
 
 
 async def call_move_points(db: Db, claim: Claim, move_id: str, from_member: str,
                            to_member: str, points: int, reason: str, expires_days: int,
-                           now: datetime) -> MovedPoints | None:
-    return await _claimed_call(
-        db, MovedPoints, claim,
-        "SELECT r.from_available, r.to_available FROM claim, LATERAL points.move_points("
-        "claim.tenant_id, $5, $6, $7, $8, $9, $10, $11) r",
-        move_id, from_member, to_member, points, reason, expires_days, now)
+                           now: datetime) -> MovedPoints:
+    return await _claimed_call(db, MovedPoints, claim, "points.move_points",
+                               move_id, from_member, to_member, points, reason, expires_days,
+                               now)
 
 
 async def call_retire_points(db: Db, claim: Claim, retirement_id: str, member_id: str,
-                             points: int, now: datetime) -> AvailableAfter | None:
+                             points: int, now: datetime) -> int:
     """The member's available points after the retirement."""
-    return await _claimed_call(
-        db, AvailableAfter, claim,
-        "SELECT r.available FROM claim,"
-        " LATERAL points.retire_points(claim.tenant_id, $5, $6, $7, $8) r",
-        retirement_id, member_id, points, now)
+    after = await _claimed_call(db, AvailableAfter, claim, "points.retire_points",
+                                retirement_id, member_id, points, now)
+    return after.available
 
 
 async def call_apply_grant(db: Db, claim: Claim, grant_id: str, key_id: str | None,
                            reason: str, items: Sequence[GrantItem], default_days: int,
-                           now: datetime) -> AppliedGrant | None:
-    return await _claimed_call(
-        db, AppliedGrant, claim,
-        "SELECT r.item_count, r.total_points FROM claim, LATERAL points.apply_grant("
-        "claim.tenant_id, $5, $6, $7, $8, $9, $10, $11, $12) r",
-        grant_id, key_id, reason, [i.member_id for i in items],
-        [i.points for i in items], [i.expires_at for i in items], default_days, now)
+                           now: datetime) -> AppliedGrant:
+    return await _claimed_call(db, AppliedGrant, claim, "points.apply_grant",
+                               grant_id, key_id, reason, [i.member_id for i in items],
+                               [i.points for i in items], [i.expires_at for i in items],
+                               default_days, now)
 
 
 async def audit_grant_segment(db: Db, tenant_id: str, grant_id: str, segment_id: str,

@@ -18,6 +18,7 @@ statement's first part and what follows runs only if it was made, one round trip
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,11 +37,8 @@ Effect = Callable[[Conn], Awaitable[tuple[int, Any]]]
 @dataclass(frozen=True)
 class Claim:
     """A request's claim of (tenant, scope, key), for an effect that makes it in its own first
-    statement (``run_claiming``): that statement starts with ``CLAIM_CTE`` and takes ``args``
-    as its first four parameters. Its ``claim`` has one row, the tenant's id, when the id was
-    free and is now claimed, none when it was taken; what the statement does after depends on
-    that row (e.g. ``FROM claim, LATERAL f(claim.tenant_id, ...)``), so a taken id does
-    nothing."""
+    statement (``run_claiming``): a statement of ``claiming_call``, which takes ``args`` as its
+    first four parameters."""
 
     tenant_id: str
     scope: str
@@ -52,11 +50,30 @@ class Claim:
         return self.tenant_id, self.scope, self.key, self.fingerprint
 
 
-CLAIM_CTE = ("WITH claim AS (INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)"
-             " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING tenant_id)")
+class IdTaken(Exception):
+    """Raised by a claiming effect whose id was taken (it did nothing): ``run_claiming``
+    answers with the stored outcome."""
 
-# None: the id was taken, and the effect did nothing.
-ClaimingEffect = Callable[[Conn, Claim], Awaitable[tuple[int, Any] | None]]
+
+_CLAIM_CTE = ("WITH claim AS (INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)"
+              " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING tenant_id)")
+_CLAIM = f"{_CLAIM_CTE} SELECT true FROM claim"
+
+
+@functools.cache
+def claiming_call(function: str, columns: tuple[str, ...], arguments: int) -> str:
+    """The statement that claims a request's id and calls ``function`` (a set-returning SQL
+    function) with the tenant's id and ``arguments`` more parameters ($5 on), selecting
+    ``columns`` of its row. The function is called laterally on the claim's row, which is
+    there only when the id was free: when it was taken, the function does not run and no row
+    comes back."""
+    parameters = "".join(f", ${n}" for n in range(5, 5 + arguments))
+    selected = ", ".join(f"r.{column}" for column in columns)
+    return (f"{_CLAIM_CTE} SELECT {selected}"
+            f" FROM claim, LATERAL {function}(claim.tenant_id{parameters}) r")
+
+
+ClaimingEffect = Callable[[Conn, Claim], Awaitable[tuple[int, Any]]]
 
 
 @dataclass(frozen=True)
@@ -88,9 +105,9 @@ def fingerprint(scope: str, key: str, request: Any) -> bytes:
 async def run_once(conn: Conn, *, tenant_id: str, scope: str, key: str,
                    request: Any, effect: Effect) -> Outcome:
     """Run ``effect`` once per (tenant, scope, key); ``effect`` returns (status, response)."""
-    async def claiming(tx: Conn, claim: Claim) -> tuple[int, Any] | None:
-        if not await tx.fetchval(f"{CLAIM_CTE} SELECT true FROM claim", *claim.args):
-            return None
+    async def claiming(tx: Conn, claim: Claim) -> tuple[int, Any]:
+        if not await tx.fetchval(_CLAIM, *claim.args):
+            raise IdTaken
         return await effect(tx)
 
     return await run_claiming(conn, tenant_id=tenant_id, scope=scope, key=key, request=request,
@@ -104,10 +121,10 @@ async def run_claiming(conn: Conn, *, tenant_id: str, scope: str, key: str,
     claim = Claim(tenant_id, scope, key, fingerprint(scope, key, request))
     async with conn.transaction():
         # A refusal raised by the effect leaves this block, rolling the claim back with it.
-        done = await effect(conn, claim)
-        if done is None:
+        try:
+            status, response = await effect(conn, claim)
+        except IdTaken:
             return await _replay(conn, tenant_id, scope, key, claim.fingerprint)
-        status, response = done
         body = _encoder.encode(response)
         await conn.execute(
             "UPDATE fuli.idempotency SET status_code = $4, body = $5"

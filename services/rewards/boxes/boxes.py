@@ -379,24 +379,21 @@ class Boxes:
             raise refused("no_ticket", of="box", box_id=row.box_id)
         seed = setting.seed or await store.live_seed(conn, tenant_id, row.box_id)
         due = rules.pity_due(member.pity_counter, box.pity_after)
-        prizes, read_again = setting.prizes, False
-        if due:
-            prizes, read_again = await store.box_prizes(conn, tenant_id, row.box_id), True
+        fresh = due  # a pity draw starts from the prizes read again
+        prizes = await store.box_prizes(conn, tenant_id, row.box_id) if fresh else setting.prizes
         for _ in range(MAX_STEPS):
             options = rules.candidates([rules.Prize(p.prize_id, p.weight, p.stock_left)
                                         for p in prizes],
                                        pity=due, top_prize_ids=box.pity_prize_ids or ())
-            if not options and not read_again:
-                prizes, read_again = await store.box_prizes(conn, tenant_id, row.box_id), True
-                continue
-            if not options:
+            if options:
+                prize_id = rules.pick(options, rules.roll(seed.seed, row.draw_id))
+                prize = next(p for p in prizes if p.prize_id == prize_id)
+                if prize.stock_left is None or await store.take_prize(
+                        conn, tenant_id, row.box_id, prize_id):
+                    break
+            elif fresh:
                 raise refused("out_of_stock", of="box", box_id=row.box_id)
-            prize_id = rules.pick(options, rules.roll(seed.seed, row.draw_id))
-            prize = next(p for p in prizes if p.prize_id == prize_id)
-            if prize.stock_left is None or await store.take_prize(conn, tenant_id, row.box_id,
-                                                                  prize_id):
-                break
-            prizes, read_again = await store.box_prizes(conn, tenant_id, row.box_id), True
+            prizes, fresh = await store.box_prizes(conn, tenant_id, row.box_id), True
         else:  # the stock kept running out under it: roll back, the driver goes round again
             raise Moved
         picked = await store.record_pick(

@@ -179,18 +179,17 @@ async def put_box(conn: Conn, tenant_id: str, box_id: str, box: BoxIn,
         " VALUES ($1, $2, $3, $4)", tenant_id, box_id, key_id, msgspec.to_builtins(box))
 
 
-BOX_COLUMNS = ("b.box_id, b.name, b.cost_points, b.daily_limit_per_member, b.pity_after,"
-               " b.pity_prize_ids, b.starts_at, b.ends_at, b.min_age, b.enabled")
-_BOX_FIELDS = tuple(BoxRow.__struct_fields__)
+BOX_COLUMNS = prefixed_columns(BoxRow, "b", "")
 
 
 def _box_and_rest(row: asyncpg.Record | None) -> tuple[BoxRow, dict[str, Any]] | None:
-    """A row of BOX_COLUMNS and more: the box, and the other columns by name."""
+    """A row of BOX_COLUMNS and more: the box (None if it was not found), and the other columns
+    by name."""
     if row is None:
         return None
     fields = dict(row.items())
-    return (msgspec.convert({name: fields.pop(name) for name in _BOX_FIELDS}, BoxRow),
-            fields)
+    box = pop_prefixed(BoxRow, fields, "")
+    return None if box is None else (box, fields)
 
 
 async def box(db: Db, tenant_id: str, box_id: str) -> BoxRow | None:
