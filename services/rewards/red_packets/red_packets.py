@@ -415,13 +415,20 @@ class RedPackets:
                 break
             # Redis handed out a share the record already has (after a rebuild): take another.
             await self.shares.uncount(tenant_id, "packet", packet_id, body.member_id)
-        if body.grab_id is not None and (found := await store.grab_by_id(
-                self.db, tenant_id, body.grab_id)) is not None:
-            return await self._replay_grab(tenant_id, body.grab_id, request_print, *found, now)
-        earlier = await store.grab(self.db, tenant_id, packet_id, body.member_id)
-        if earlier is None:
-            raise Conflict("the packet is busy; retry", code="in_progress")
-        return await self._answer_earlier(tenant_id, packet, earlier, body, request_print, now)
+        # The member's share went to a concurrent request (the same grab sent twice, or another
+        # grab of this member) that may not have recorded it yet: wait for its record, as a
+        # pool open waits for the request holding its claim, rather than answer "busy".
+        for _ in range(CLAIM_WAITS):
+            if body.grab_id is not None and (found := await store.grab_by_id(
+                    self.db, tenant_id, body.grab_id)) is not None:
+                return await self._replay_grab(tenant_id, body.grab_id, request_print, *found,
+                                               now)
+            earlier = await store.grab(self.db, tenant_id, packet_id, body.member_id)
+            if earlier is not None:
+                return await self._answer_earlier(tenant_id, packet, earlier, body,
+                                                  request_print, now)
+            await asyncio.sleep(CLAIM_POLL_S)
+        raise Conflict("the packet is busy; retry", code="in_progress")
 
     async def _replay_grab(self, tenant_id: str, grab_id: str, request_print: bytes | None,
                            packet_id: str, found: store.GrabRow, now: datetime) -> Outcome:
