@@ -22,8 +22,9 @@ absolute rates, and run it more than once.
 
     .venv/bin/python loadtests/scale_bench.py --duration 60
     .venv/bin/python loadtests/scale_bench.py --members 100000 --rows 1000000 --duration 20
-    .venv/bin/python loadtests/scale_bench.py --no-check \
-        --sql "ALTER TABLE points.members SET (fillfactor = 80)"
+    .venv/bin/python loadtests/scale_bench.py --duration 60 --warmup 60 --no-check
+    .venv/bin/python loadtests/scale_bench.py --no-check --pg-set max_wal_size=8GB \
+        --sql "ALTER TABLE points.lots SET (fillfactor = 90)"
 """
 
 from __future__ import annotations
@@ -156,16 +157,22 @@ def _literal(value: str) -> str:
 
 
 def locust_phase(stack: Stack, key: str, duration: int, users: int, members: int,
-                 csv_prefix: Path, postgres: EmbeddedPostgres) -> dict[str, Any]:
+                 csv_prefix: Path, postgres: EmbeddedPostgres,
+                 warmup: int) -> dict[str, Any]:
     """bench.py's Locust phase, for events to members bench-m1 .. bench-m<members>, and the
     worker's relay of what it left in the outbox: the costs per event count both, so that work
-    the worker put off during the phase is not missing from them."""
+    the worker put off during the phase is not missing from them. With ``warmup``, the same
+    load runs that many seconds first, unmeasured."""
+    if warmup:
+        run_locust(stack, key, warmup, users, Path(f"{csv_prefix}-warmup"), members)
+        wait_outbox_drained(postgres, timeout=300)
     before = db_counters(postgres)
     with CpuMeter(stack) as cpu_with_relay:
         with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as cpu:
             figures = run_locust(stack, key, duration, users, csv_prefix, members)
         figures["outbox"] = wait_outbox_drained(postgres, timeout=300)
     figures["members"] = members
+    figures["warmup_s"] = warmup
     figures["database"] = counters_delta(before, db_counters(postgres))
     figures["cpu_s"] = cpu.seconds
     figures["cpu_s_with_relay"] = cpu_with_relay.seconds
@@ -293,6 +300,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="ledger rows (transfers) to load, about (default 10,000,000)")
     parser.add_argument("--duration", type=positive, default=60,
                         help="seconds of each Locust phase (default 60)")
+    parser.add_argument("--warmup", type=int, default=0, metavar="SECONDS",
+                        help="seconds of the same load before each phase, unmeasured: the "
+                             "loaded phase then starts with the buffer cache warm and the "
+                             "pages first changed after the load's checkpoint fewer "
+                             "(default 0)")
     parser.add_argument("--users", type=positive, default=32,
                         help="concurrent Locust users (default 32)")
     parser.add_argument("--workers", type=positive, default=2,
@@ -326,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"at": started.isoformat(timespec="seconds"),
                               "commit": git_commit(), "machine": machine(),
-                              "duration_s": args.duration, "users": args.users}
+                              "duration_s": args.duration, "warmup_s": args.warmup,
+                              "users": args.users}
 
     with tempfile.TemporaryDirectory(prefix="fuli-scale-") as tmp:
         work = Path(tmp)
@@ -349,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"scale: empty database, Locust {args.users} users for {args.duration} s",
                   file=sys.stderr)
             empty = locust_phase(stack, ingest_key, args.duration, args.users, EMPTY_MEMBERS,
-                                 out_dir / f"scale-{stamp}-empty", postgres)
+                                 out_dir / f"scale-{stamp}-empty", postgres, args.warmup)
             report["empty"] = empty
 
             print(f"scale: loading {args.members:,} members and about {args.rows:,} ledger "
@@ -368,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             loaded = locust_phase(stack, ingest_key, args.duration, args.users,
                                   EMPTY_MEMBERS + args.members,
-                                  out_dir / f"scale-{stamp}-loaded", postgres)
+                                  out_dir / f"scale-{stamp}-loaded", postgres, args.warmup)
             report["loaded"] = loaded
             report["ratio"] = round(loaded["events_per_s"] / empty["events_per_s"], 3)
             report["goal"] = GOAL
