@@ -48,11 +48,13 @@ async def test_limits_per_caller_and_group_answer_429_with_retry_after(
 async def test_leases_never_let_more_than_the_limit_through(settings: Settings,
                                                             resources: Resources,
                                                             tenant: Tenant) -> None:
-    """Two processes (two limiters) sharing one caller's limit of 1000 per hour (so that
-    hardly anything refills during the test): each takes leases of 10 from Redis. Together
-    they let through at most the limit, and refuse at most one unused lease each early."""
+    """Two processes (two limiters) sharing one caller's limit of 1000 per day: each takes
+    leases of 10 from Redis. Together they let through at most the limit, and refuse at most
+    one unused lease each early. The limit refills one request every 86 s, so nothing comes
+    back during the test, however slowly a busy machine runs it (with 1000 per hour, one
+    request came back every 3.6 s, and a slow run let 1001 through)."""
     limited = msgspec.structs.replace(settings, rate_limits=settings.rate_limits
-                                      + ",key.lease=1000/3600")
+                                      + ",key.lease=1000/86400")
     limiters = [RateLimiter(resources.redis, limited) for _ in range(2)]
     caller = Principal(tenant_id=tenant.name, role="ingest", key_id=uid("k"))
 
