@@ -19,7 +19,6 @@ Prints one JSON line: ms of CPU per request by part, wall ms per request and, wi
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import json
 import re
@@ -30,7 +29,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +40,7 @@ from loadtests.bench import (  # noqa: E402
     Stack,
     positive,
     prepare_tenant,
+    psql,
     worker_paused,
 )
 from loadtests.scenarios import BOX_PRIZES  # noqa: E402
@@ -80,15 +79,6 @@ def send(http: httpx.Client, route: str, n: int, members: int) -> None:
         raise SystemExit(f"{route} answered {response.status_code}: {response.text[:300]}")
 
 
-async def run_sql(postgres: EmbeddedPostgres, *statements: str) -> None:
-    conn = await asyncpg.connect(postgres.url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 def count_statements(log: str, requests: int) -> dict[str, float]:
     """Statements per request by their first three words: the logged statements between the
     start and end markers."""
@@ -118,8 +108,8 @@ def measure(route: str, requests: int, members: int, statements: bool,
                 set_up(admin, members)
             postgres = EmbeddedPostgres(stack.data_dir)
             if statements:
-                asyncio.run(run_sql(postgres, "ALTER SYSTEM SET log_statement = 'all'",
-                                    "SELECT pg_reload_conf()"))
+                psql(postgres, "ALTER SYSTEM SET log_statement = 'all'")
+                psql(postgres, "SELECT pg_reload_conf()")
             log_start = postgres.logfile.stat().st_size
             with httpx.Client(base_url=stack.base_url, timeout=60,
                               headers={"Authorization": f"Bearer {ingest_key}"}) as http:
@@ -128,14 +118,14 @@ def measure(route: str, requests: int, members: int, statements: bool,
                 time.sleep(2)  # the worker applies the warm-up's events
                 with worker_paused(stack, paused):
                     if statements:
-                        asyncio.run(run_sql(postgres, START))
+                        psql(postgres, START)
                     with CpuMeter(stack) as cpu:
                         started = time.monotonic()
                         for n in range(WARM_UP, WARM_UP + requests):
                             send(http, route, n, members)
                         wall = time.monotonic() - started
                     if statements:
-                        asyncio.run(run_sql(postgres, END))
+                        psql(postgres, END)
             figures: dict[str, Any] = {
                 "route": route, "requests": requests, "members": members,
                 "worker_paused": paused,

@@ -389,7 +389,7 @@ class RedPackets:
             raise refused("own_packet", of="packet")
         if packet.status != "open" or not open_at(now, None, packet.expires_at):
             raise refused("not_available", of="packet")
-        record_waits = 1
+        waits = 0
         for _ in range(MAX_SHARE_TRIES):
             index, _, recheck = await self.shares.take(
                 tenant_id, "packet", packet_id, body.member_id, 1,
@@ -399,8 +399,12 @@ class RedPackets:
                 continue
             if index == NONE_LEFT:
                 raise refused("out_of_stock", of="packet")
-            if index < 0:  # grabbed concurrently by this member (or no state in time)
-                record_waits = CLAIM_WAITS if index == MEMBER_LIMIT else 1
+            if index < 0:
+                # The member's share went to a concurrent request (the same grab sent twice,
+                # or another grab of this member) that may not have recorded it yet: wait for
+                # its record, as a pool open waits for the request holding its claim. With no
+                # state in time (NEEDS_REBUILD) there is nothing to wait for.
+                waits = CLAIM_WAITS if index == MEMBER_LIMIT else 0
                 break
             state = await store.record_grab(self.db, tenant_id, packet_id, body.member_id,
                                             index, packet.shares[index], body.grab_id,
@@ -417,11 +421,9 @@ class RedPackets:
                 break
             # Redis handed out a share the record already has (after a rebuild): take another.
             await self.shares.uncount(tenant_id, "packet", packet_id, body.member_id)
-        # Where Redis gave the member's share to a concurrent request (the same grab sent twice,
-        # or another grab of this member), that request may not have recorded it yet: wait for
-        # its record, as a pool open waits for the request holding its claim, rather than
-        # answer "busy".
-        for attempt in range(record_waits):
+        for attempt in range(1 + waits):
+            if attempt:
+                await asyncio.sleep(CLAIM_POLL_S)
             if body.grab_id is not None and (found := await store.grab_by_id(
                     self.db, tenant_id, body.grab_id)) is not None:
                 return await self._replay_grab(tenant_id, body.grab_id, request_print, *found,
@@ -430,8 +432,6 @@ class RedPackets:
             if earlier is not None:
                 return await self._answer_earlier(tenant_id, packet, earlier, body,
                                                   request_print, now)
-            if attempt + 1 < record_waits:
-                await asyncio.sleep(CLAIM_POLL_S)
         raise Conflict("the packet is busy; retry", code="in_progress")
 
     async def _replay_grab(self, tenant_id: str, grab_id: str, request_print: bytes | None,
