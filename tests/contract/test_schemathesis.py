@@ -19,16 +19,17 @@ from tests.conftest import TEST_RATE_LIMITS
 from tests.e2e.process import REPO, FuliServer, fuli
 
 HERE = Path(__file__).parent
-KEY = re.compile(r"(fuli_[0-9a-f]{16}_[A-Za-z0-9_-]{20,})")
+KEY = re.compile(r"(fuli_([0-9a-f]{16})_[A-Za-z0-9_-]{20,})")
 # Examples per operation in the fuzzing phase (the coverage phase adds its own): about 90 s
 # for all three documents on two cores.
 MAX_EXAMPLES = int(os.environ.get("FULI_FUZZ_EXAMPLES", "50"))
 
 
 class Live:
-    def __init__(self, server: FuliServer, admin_key: str) -> None:
+    def __init__(self, server: FuliServer, admin_key: str, admin_key_id: str) -> None:
         self.server = server
         self.admin_key = admin_key
+        self.admin_key_id = admin_key_id
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def live(configured_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     server = FuliServer(env)
     server.start()
     try:
-        yield Live(server, admin.group(1))
+        yield Live(server, admin.group(1), admin.group(2))
     finally:
         server.stop()
 
@@ -52,7 +53,8 @@ def live(configured_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
 @pytest.mark.parametrize("service", SERVICE_NAMES)
 def test_the_served_contract_holds_under_schemathesis(live: Live, service: str,
                                                      tmp_path: Path) -> None:
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.contract.hooks", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.contract.hooks", "PYTHONPATH": str(REPO),
+           "FULI_CONTRACT_KEY_ID": live.admin_key_id}
     command = [
         str(Path(sys.executable).with_name("st")), "--no-color",
         "--config-file", str(HERE / "schemathesis.toml"), "run",
