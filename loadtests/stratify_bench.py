@@ -20,6 +20,7 @@ and prints the figures: each pass's wall time (`<pass>_s`) and the CPU time Post
 processes spent on it (`<pass>_cpu_s`, steadier on a shared machine), with
 `lifecycle_and_tags_vs_stratify`, the first passes of lifecycle and
 tags together over the first stratification (the issue's goal: at most 2).
+`--stratify-only` seeds the members and their days alone and times the two stratifications.
 
     python loadtests/stratify_bench.py --members 1000000
 """
@@ -88,6 +89,8 @@ SEED = {
                now() - interval '100 days'
         FROM generate_series(1, $2::int) AS i WHERE i % 2 = 0"""),
 }
+# What the stratification reads: the members and the days of their metric.
+STRATIFY_TABLES = ("members", "member_days")
 # The unique constraints and indexes of a table, to drop before loading it and build after.
 INDEXES = """
 SELECT c.conname, pg_get_constraintdef(c.oid) AS constraint_def, i.indexrelid::regclass::text
@@ -162,7 +165,8 @@ class Timer:
         return result
 
 
-async def measure(url: str, pgdata: Path, members: int) -> dict[str, float | int]:
+async def measure(url: str, pgdata: Path, members: int,
+                  stratify_only: bool) -> dict[str, float | int]:
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn, MIGRATIONS)
@@ -173,7 +177,8 @@ async def measure(url: str, pgdata: Path, members: int) -> dict[str, float | int
         async with conn.transaction():
             await conn.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
             for table, (columns, query) in SEED.items():
-                await load(url, conn, table, columns, query, members)
+                if not stratify_only or table in STRATIFY_TABLES:
+                    await load(url, conn, table, columns, query, members)
         await conn.execute("VACUUM ANALYZE")
         figures: dict[str, float | int] = {
             "members": members, "seed_s": round(time.perf_counter() - started, 1)}
@@ -189,6 +194,8 @@ async def measure(url: str, pgdata: Path, members: int) -> dict[str, float | int
         tomorrow = now + timedelta(days=1)
         await timer.time("stratify_first", policies.stratify(TENANT, now))
         await timer.time("stratify_second", policies.stratify(TENANT, now))
+        if stratify_only:
+            return figures
         await timer.time("lifecycle_first", lifecycle.evaluate(TENANT, now, now))
         await timer.time("tags_first", tags.evaluate(TENANT, now, now))
         await timer.time("lifecycle_next_day", lifecycle.evaluate(TENANT, tomorrow, tomorrow))
@@ -207,13 +214,15 @@ async def measure(url: str, pgdata: Path, members: int) -> dict[str, float | int
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--stratify-only", action="store_true",
+                        help="seed only what stratification reads and time only its passes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fuli-stratify-") as data_dir:
         servers = EmbeddedServers(data_dir)
         urls = servers.start(valkey=False)
         try:
             print(json.dumps(asyncio.run(measure(urls.database_url, servers.postgres.pgdata,
-                                                 args.members))))
+                                                 args.members, args.stratify_only))))
         finally:
             servers.stop()
     return 0

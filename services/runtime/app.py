@@ -200,7 +200,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings) -> Litestar:
         middleware=[
             RequestContextMiddleware,
             DefineMiddleware(AuthMiddleware, exclude=[docs_path]),
-            RateLimitMiddleware(exclude=(docs_path,)),
+            RateLimitMiddleware(),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(

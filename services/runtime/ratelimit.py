@@ -104,11 +104,11 @@ class RateLimiter:
 
 
 class RateLimitMiddleware(ASGIMiddleware):
+    """Limits authenticated requests only: what authentication skips (the docs, public
+    routes) carries no principal and passes, so no path needs excluding here."""
+
     scopes = (ScopeType.HTTP,)
     exclude_opt_key = EXCLUDE_OPT
-
-    def __init__(self, exclude: tuple[str, ...] = ()) -> None:
-        self.exclude_path_pattern = exclude or None
 
     async def handle(self, scope: Scope, receive: Receive, send: Send,
                      next_app: ASGIApp) -> None:

@@ -17,7 +17,7 @@ async def test_limits_per_caller_and_group_answer_429_with_retry_after(
         client: httpx.AsyncClient, settings: Settings, resources: Resources,
         tenant: Tenant) -> None:
     limited_settings = msgspec.structs.replace(
-        settings, rate_limits=settings.rate_limits + ",member.probe=3/60,key.probe=5/60")
+        settings, rate_limits=settings.rate_limits + ",member.probe=3/60,key.probe=5/60,member.default=3/60")
     limited_resources = Resources(
         settings=limited_settings, pool=resources.pool, redis=resources.redis,
         authenticator=resources.authenticator,
@@ -43,6 +43,11 @@ async def test_limits_per_caller_and_group_answer_429_with_retry_after(
         # Other route groups are not affected.
         other = await http.get("/probe/v1/members/alice", headers=tenant.headers(alice))
         assert other.status_code == 200
+        # The docs are never limited: five reads with a member's token, whose other routes
+        # allow three a minute.
+        docs = [(await http.get("/probe/docs/openapi.json", headers=tenant.headers(alice)))
+                .status_code for _ in range(5)]
+        assert docs == [200] * 5
 
 
 async def test_leases_never_let_more_than_the_limit_through(settings: Settings,
