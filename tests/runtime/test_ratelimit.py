@@ -17,7 +17,8 @@ async def test_limits_per_caller_and_group_answer_429_with_retry_after(
         client: httpx.AsyncClient, settings: Settings, resources: Resources,
         tenant: Tenant) -> None:
     limited_settings = msgspec.structs.replace(
-        settings, rate_limits=settings.rate_limits + ",member.probe=3/60,key.probe=5/60,member.default=3/60")
+        settings, rate_limits=settings.rate_limits
+        + ",member.probe=3/60,key.probe=5/60,member.default=3/60")
     limited_resources = Resources(
         settings=limited_settings, pool=resources.pool, redis=resources.redis,
         authenticator=resources.authenticator,
