@@ -155,14 +155,19 @@ class EmbeddedPostgres:
         for path in (self.pgdata, self.socket_dir):
             path.mkdir(parents=True, exist_ok=True)
             os.chown(path, entry.pw_uid, entry.pw_gid)
-        # The server user must be able to reach its directories.
+        self._let_user_reach_directories()
+        if not self.logfile.exists():
+            self.logfile.touch()
+        os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
+
+    def _let_user_reach_directories(self) -> None:
+        """The server user must be able to pass through every parent of its directories.
+        Others may take that away while it runs: pytest makes its temporary root private
+        again at each session's start."""
         for parent in [*self.pgdata.resolve().parents, *self.socket_dir.resolve().parents]:
             mode = parent.stat().st_mode
             if not mode & stat.S_IXOTH:
                 parent.chmod(mode | stat.S_IXOTH)
-        if not self.logfile.exists():
-            self.logfile.touch()
-        os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
 
     def running_pid(self) -> int | None:
         pidfile = self.pgdata / "postmaster.pid"
@@ -203,6 +208,8 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self.running_pid() is None:
             return
+        if self.user is not None:
+            self._let_user_reach_directories()
         _run([str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop"],
              user=self.user)
 
