@@ -1,14 +1,14 @@
 -- Percentile stratification (0013) planned for a whole tenant: the same tiers, history,
 -- TierChanged payloads and cut lines, from sorted reads instead of hash tables.
 --
--- The pass sums each member's days and joins the sums to the members. The planner chose hash
--- tables for both (a hash aggregate of a million groups, then a hash join), which cost twice
--- what reading both tables in member order and merging does: the aggregate and the join went
--- from 2.3 s to 1.0 s over a million members (loadtests/stratify_bench.py's data). At ten
--- million, a hash table of the members no longer fits in work_mem and spills. So the pass
--- plans without either; the member rows it then updates are joined by merge too, in the
--- member order the pass's rows are already in. The cut lines, three or so tiers against the
--- pass's rows, are the exception: without a hash join they would scan the rows once a tier.
+-- The pass sums each member's days and joins the sums to the members. Over a million members
+-- the planner chose hash tables for both (a hash aggregate of a million groups, then a hash
+-- join), which cost twice what reading both tables in member order and merging does: 2.3 s
+-- against 1.0 s (loadtests/stratify_bench.py's data). Over ten million it summed in order but
+-- still hashed the join; the first pass took 0.92-0.96 of its time without. So the pass plans
+-- without either; the member rows it then updates are joined by merge too, in the member order
+-- the pass's rows are already in. The cut lines, three or so tiers against the pass's rows,
+-- are the exception: without a hash join they would scan the rows once a tier.
 
 CREATE OR REPLACE FUNCTION tiers.stratify(p_tenant text, p_now timestamptz)
 RETURNS TABLE (members bigint, changed bigint, cuts jsonb)
