@@ -528,11 +528,17 @@ def machine() -> dict[str, Any]:
     }
 
 
-def positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+    def whole_number(value: str) -> int:
+        number = int(value)
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return number
+    return whole_number
+
+
+positive = at_least(1)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -58,6 +58,7 @@ from loadtests.bench import (  # noqa: E402
     CpuMeter,
     RssSampler,
     Stack,
+    at_least,
     git_commit,
     machine,
     positive,
@@ -291,13 +292,6 @@ def _first_index(plan: dict[str, Any]) -> str | None:
     return None
 
 
-def not_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return number
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Earn rate on an empty database and with a loaded ledger, in one run.")
@@ -307,7 +301,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="ledger rows (transfers) to load, about (default 10,000,000)")
     parser.add_argument("--duration", type=positive, default=60,
                         help="seconds of each Locust phase (default 60)")
-    parser.add_argument("--warmup", type=not_negative, default=0, metavar="SECONDS",
+    parser.add_argument("--warmup", type=at_least(0), default=0, metavar="SECONDS",
                         help="seconds of the same load before each phase, unmeasured: the "
                              "loaded phase then starts with the buffer cache warm and the "
                              "pages first changed after the load's checkpoint fewer "

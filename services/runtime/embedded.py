@@ -164,6 +164,8 @@ class EmbeddedPostgres:
         """The server user must be able to pass through every parent of its directories.
         Others may take that away while it runs: pytest makes its temporary root private
         again at each session's start."""
+        if self.user is None:  # the server runs as the caller, who made its directories
+            return
         for parent in [*self.pgdata.resolve().parents, *self.socket_dir.resolve().parents]:
             mode = parent.stat().st_mode
             if not mode & stat.S_IXOTH:
@@ -208,8 +210,7 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self.running_pid() is None:
             return
-        if self.user is not None:
-            self._let_user_reach_directories()
+        self._let_user_reach_directories()
         _run([str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop"],
              user=self.user)
 
