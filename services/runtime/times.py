@@ -3,16 +3,19 @@ skew) where they say when something happened."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.runtime.errors import ValidationFailed
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
-# Times a client sends run from 1900 to 8999 (in the offset they are written in): far enough for
-# any "never", and clear of the ends of Python's and PostgreSQL's ranges, where converting to
-# another zone overflows.
+# Times a client sends run from 1900 to 8999, both as written and in UTC: far enough for any
+# "never", and clear of the ends of Python's and PostgreSQL's ranges, where converting to another
+# zone overflows. fuli answers a sent time in UTC (a box's definition, say), so the UTC bound keeps
+# the answer within the years its request schema states.
 EARLIEST_YEAR, LATEST_YEAR = 1900, 8999
+EARLIEST = datetime(EARLIEST_YEAR, 1, 1, tzinfo=UTC)
+END = datetime(LATEST_YEAR + 1, 1, 1, tzinfo=UTC)
 
 # RFC 3339 as patterns for the OpenAPI contract and for query parameters: months have their
 # lengths, 29 February only in leap years, a time has its offset. What clients send keeps to the
@@ -36,9 +39,10 @@ ANSWERED_DATE_TIME_PATTERN = rf"^{_ANY_DATE}{_TIME}"
 def sent_time(value: datetime, field: str) -> datetime:
     """A time a client sent: with an offset, and within the years fuli takes."""
     with_offset(value, field)
-    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
-        raise ValidationFailed(f"{field}: times run from {EARLIEST_YEAR} to {LATEST_YEAR}",
-                               field=field)
+    if not (EARLIEST_YEAR <= value.year <= LATEST_YEAR and EARLIEST <= value < END):
+        raise ValidationFailed(
+            f"{field}: times run from {EARLIEST_YEAR} to {LATEST_YEAR}, in UTC as well",
+            field=field)
     return value
 
 

@@ -55,8 +55,10 @@ async def test_at_takes_an_rfc3339_time(client: httpx.AsyncClient, tenant: Tenan
     assert error_code(response) == "unknown_group"
 
 
+# The last two are in range as written and not in UTC: 1899-12-31T23:00Z and 9000-01-01T00:30Z.
 @pytest.mark.parametrize("expires_at", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59-01:00",
-                                        "2999-01-01T00:00:00"])
+                                        "2999-01-01T00:00:00", "1900-01-01T00:00:00+01:00",
+                                        "8999-12-31T23:30:00-01:00"])
 async def test_sent_times_need_an_offset_and_a_year_from_1900_to_8999(
         client: httpx.AsyncClient, tenant: Tenant, expires_at: str) -> None:
     response = await Points(client, tenant).grant(

@@ -4,12 +4,14 @@ the draws made under the current definition."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
 from services.runtime.pagination import encode_cursor
+from services.runtime.times import DATE_TIME_PATTERN
 from tests.rewards.boxes.test_boxes import draw, put_box
 from tests.support.api import Rewards, error_code, member_token, uid
 
@@ -203,3 +205,20 @@ async def test_stats_keep_the_draws_pity_decided_apart(rewards: Rewards) -> None
         "top": by_odds["top"], "none": by_odds["none"]}
     assert [p["expected"] for p in body["prizes"]] == [
         float(body["draws"] * Fraction(1, 100)), float(body["draws"] * Fraction(99, 100))]
+
+
+async def test_a_box_window_reads_back_within_the_years_a_put_may_send(rewards: Rewards) -> None:
+    # The definition is answered in UTC with the request's schema: a time in range as written
+    # but not in UTC would come back out of that schema's years.
+    box_id = await put_box(rewards, starts_at="1900-01-01T00:00:00Z",
+                           ends_at="8999-12-31T23:59:59Z")
+    definition = (await get(rewards, f"/boxes/{box_id}")).json()["definition"]
+    for field in ("starts_at", "ends_at"):
+        assert re.fullmatch(DATE_TIME_PATTERN, definition[field]), definition[field]
+    for field, sent in (("starts_at", "1900-01-01T00:00:00+01:00"),
+                        ("ends_at", "8999-12-31T23:30:00-01:00")):
+        refused = await rewards.client.put(
+            f"/rewards/v1/boxes/{uid('box')}", headers=rewards.operator,
+            json={"name": "Edge box", "cost_points": 1, "prizes": PRIZES, field: sent})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["details"]["field"] == field
