@@ -37,12 +37,12 @@ class RulesController(Controller):
     path = "/rules"
     tags = ["rules"]
 
-    @get(guards=[allow("operator")])
+    @get(access=allow("operator"))
     async def list_rules(self, principal: PrincipalDep, ledger: LedgerDep) -> p.RuleList:
         """Earning rules: the tenant's own and the built-in defaults it has not replaced."""
         return await ledger.list_rules(principal.tenant_id)
 
-    @put("/{action:str}", guards=[allow("admin")])
+    @put("/{action:str}", access=allow("admin"))
     async def put_rule(self, action: ActionPath, data: JSONBody[p.RuleIn],
                        principal: PrincipalDep, ledger: LedgerDep) -> p.Rule:
         """Create or replace the earning rule of an action."""
@@ -53,20 +53,20 @@ class EventsController(Controller):
     path = "/events"
     tags = ["events"]
 
-    @post(guards=[allow("ingest")], opt=EVENTS, status_code=201,
+    @post(access=allow("ingest"), opt=EVENTS, status_code=201,
           responses=replayable(201, p.EventResult))
     async def record_event(self, data: JSONBody[p.EventIn], principal: PrincipalDep,
                            ledger: LedgerDep) -> Response[bytes]:
         """Record a member action and award points by its rule; idempotent by ``event_id``."""
         return outcome_response(await ledger.record_event(principal.tenant_id, data, now()))
 
-    @post("/batch", guards=[allow("ingest")], opt=EVENTS, status_code=200)
+    @post("/batch", access=allow("ingest"), opt=EVENTS, status_code=200)
     async def record_batch(self, data: JSONBody[p.EventBatchIn], principal: PrincipalDep,
                            ledger: LedgerDep) -> p.EventBatchResult:
         """Up to 1000 events in one request and one transaction; each is idempotent alone."""
         return await ledger.record_batch(principal.tenant_id, data, now())
 
-    @post("/{event_id:str}/reversal", guards=[allow("ingest")], opt=WRITE, status_code=201,
+    @post("/{event_id:str}/reversal", access=allow("ingest"), opt=WRITE, status_code=201,
           responses=replayable(201, p.Reversal))
     async def reverse(self, event_id: PathId, data: JSONBody[p.ReversalIn],
                       principal: PrincipalDep, ledger: LedgerDep) -> Response[bytes]:
@@ -79,19 +79,19 @@ class MembersController(Controller):
     path = "/members/{member_id:str}"
     tags = ["members"]
 
-    @get(guards=[allow("ingest", member=True)])
+    @get(access=allow("ingest", member=True))
     async def get_member(self, member_id: PathId, principal: PrincipalDep,
                          ledger: LedgerDep) -> p.Member:
         """Balances, spend and the next expiring points of a member."""
-        return await ledger.member(principal.tenant_id, member_id, now())
+        return await ledger.member(principal.tenant_id, member_id)
 
-    @get("/entries", guards=[allow("ingest", member=True)])
+    @get("/entries", access=allow("ingest", member=True))
     async def get_entries(self, member_id: PathId, principal: PrincipalDep, ledger: LedgerDep,
                           limit: PageLimit = 50, cursor: Cursor = None) -> p.EntryPage:
         """Ledger history, newest first."""
         return await ledger.entries(principal.tenant_id, member_id, cursor, limit)
 
-    @put("/earn-multiplier", guards=[allow("admin")])
+    @put("/earn-multiplier", access=allow("admin"))
     async def put_multiplier(self, member_id: PathId, data: JSONBody[p.MultiplierIn],
                              principal: PrincipalDep, ledger: LedgerDep) -> p.MultiplierIn:
         """Set the member's earn multiplier (a tier benefit); rule points are multiplied by it."""
@@ -103,14 +103,14 @@ class HoldsController(Controller):
     path = "/holds"
     tags = ["holds"]
 
-    @post(guards=[allow("ingest")], opt=WRITE, status_code=201,
+    @post(access=allow("ingest"), opt=WRITE, status_code=201,
           responses=replayable(201, p.Hold))
     async def place(self, data: JSONBody[p.HoldIn], principal: PrincipalDep,
                     ledger: LedgerDep) -> Response[bytes]:
         """Reserve points for a two-phase spend; a pending hold times out to void."""
         return outcome_response(await ledger.place_hold(principal.tenant_id, data, now()))
 
-    @post("/{hold_id:str}/capture", guards=[allow("ingest")], opt=WRITE, status_code=200,
+    @post("/{hold_id:str}/capture", access=allow("ingest"), opt=WRITE, status_code=200,
           responses=replayable(200, p.Hold))
     async def capture(self, hold_id: PathId, principal: PrincipalDep, ledger: LedgerDep,
                       data: JSONBody[p.SettleIn | None] = None) -> Response[bytes]:
@@ -118,7 +118,7 @@ class HoldsController(Controller):
         return outcome_response(await ledger.settle_hold(
             principal.tenant_id, hold_id, "capture", data or p.SettleIn(), now()))
 
-    @post("/{hold_id:str}/void", guards=[allow("ingest")], opt=WRITE, status_code=200,
+    @post("/{hold_id:str}/void", access=allow("ingest"), opt=WRITE, status_code=200,
           responses=replayable(200, p.Hold))
     async def void(self, hold_id: PathId, principal: PrincipalDep, ledger: LedgerDep,
                    data: JSONBody[p.SettleIn | None] = None) -> Response[bytes]:
@@ -126,7 +126,7 @@ class HoldsController(Controller):
         return outcome_response(await ledger.settle_hold(
             principal.tenant_id, hold_id, "void", data or p.SettleIn(), now()))
 
-    @post("/{hold_id:str}/refund", guards=[allow("ingest")], opt=WRITE, status_code=201,
+    @post("/{hold_id:str}/refund", access=allow("ingest"), opt=WRITE, status_code=201,
           responses=replayable(201, p.Refund))
     async def refund(self, hold_id: PathId, data: JSONBody[p.RefundIn],
                      principal: PrincipalDep, ledger: LedgerDep) -> Response[bytes]:
@@ -138,14 +138,14 @@ class HoldsController(Controller):
 class SpendController(Controller):
     tags = ["debits", "grants"]
 
-    @post("/debits", guards=[allow("ingest")], opt=WRITE, status_code=201,
+    @post("/debits", access=allow("ingest"), opt=WRITE, status_code=201,
           responses=replayable(201, p.Debit))
     async def debit(self, data: JSONBody[p.DebitIn], principal: PrincipalDep,
                     ledger: LedgerDep) -> Response[bytes]:
         """Spend points at once; 409 insufficient_points shows what is available."""
         return outcome_response(await ledger.debit(principal.tenant_id, data, now()))
 
-    @post("/moves", guards=[allow("ingest")], opt=WRITE, status_code=201,
+    @post("/moves", access=allow("ingest"), opt=WRITE, status_code=201,
           responses=replayable(201, p.Move))
     async def move(self, data: JSONBody[p.MoveIn], principal: PrincipalDep,
                    ledger: LedgerDep) -> Response[bytes]:
@@ -153,14 +153,14 @@ class SpendController(Controller):
         lot for the receiver."""
         return outcome_response(await ledger.move_points(principal.tenant_id, data, now()))
 
-    @post("/retirements", guards=[allow("operator")], opt=WRITE, status_code=201,
+    @post("/retirements", access=allow("operator"), opt=WRITE, status_code=201,
           responses=replayable(201, p.Retirement))
     async def retire(self, data: JSONBody[p.RetirementIn], principal: PrincipalDep,
                      ledger: LedgerDep) -> Response[bytes]:
         """Give a member's points back to the issuance account (an ended pool's escrow)."""
         return outcome_response(await ledger.retire_points(principal.tenant_id, data, now()))
 
-    @post("/grants", guards=[allow("operator")], opt=WRITE, status_code=201,
+    @post("/grants", access=allow("operator"), opt=WRITE, status_code=201,
           responses=replayable(201, p.Grant))
     async def grant(self, data: JSONBody[p.GrantIn], principal: PrincipalDep,
                     ledger: LedgerDep) -> Response[bytes]:
@@ -168,7 +168,7 @@ class SpendController(Controller):
         return outcome_response(await ledger.grant(principal.tenant_id, principal.key_id, data,
                                                    now()))
 
-    @get("/ledger/check", guards=[allow("admin")])
+    @get("/ledger/check", access=allow("admin"))
     async def check(self, principal: PrincipalDep, ledger: LedgerDep) -> p.LedgerCheck:
         """The ledger's invariants for this tenant: accounts sum to zero, balances match lots and
         transfers, balance-after chains hold, every event is in the ledger once."""
@@ -179,7 +179,7 @@ class StatsController(Controller):
     path = "/stats"
     tags = ["stats"]
 
-    @get("/daily", guards=[allow("operator")])
+    @get("/daily", access=allow("operator"))
     async def daily(self, principal: PrincipalDep, stats: StatsDep,
                     days: Days = DEFAULT_DAYS) -> p.DailyStats:
         """Per local day of the tenant's time zone, the last ``days`` ending today, oldest first:
@@ -187,14 +187,14 @@ class StatsController(Controller):
         end (today: now)."""
         return await stats.daily(principal.tenant_id, days, now())
 
-    @get("/hourly", guards=[allow("operator")])
+    @get("/hourly", access=allow("operator"))
     async def hourly(self, principal: PrincipalDep, stats: StatsDep,
                      hours: Hours = DEFAULT_HOURS) -> p.HourlyStats:
         """Events recorded and the points they awarded per UTC hour, the last ``hours`` ending
         with the current one, oldest first."""
         return await stats.hourly(principal.tenant_id, hours, now())
 
-    @get("/overview", guards=[allow("operator")])
+    @get("/overview", access=allow("operator"))
     async def overview(self, principal: PrincipalDep, stats: StatsDep) -> p.StatsOverview:
         """Members, members active in the last 7 and 30 days, and the tenant's outbox lag."""
         return await stats.overview(principal.tenant_id, now())

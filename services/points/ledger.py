@@ -9,8 +9,8 @@ actors call through the store."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from datetime import datetime
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -30,6 +30,7 @@ from services.runtime.idempotency import (
     run_claiming,
 )
 from services.runtime.pagination import decode_int_cursor, encode_cursor
+from services.runtime.read_groups import ReadGroups
 from services.runtime.settings import Settings
 from services.runtime.tiers_client import SegmentTarget, TiersClient, TiersUnavailable
 from services.runtime.times import happened
@@ -96,6 +97,7 @@ class Ledger:
         self.committer = committer
         # Reads segments for grants to one; None (the command line) grants items only.
         self.tiers = tiers
+        self._members = ReadGroups(self._read_members)
 
     async def _run_once(self, tenant_id: str, scope: str, key: str, request: Any,
                         effect: ClaimingEffect) -> Outcome:
@@ -278,14 +280,18 @@ class Ledger:
 
     # --- reads -----------------------------------------------------------------------------
 
-    async def member(self, tenant_id: str, member_id: str, now: datetime) -> p.Member:
-        found = await store.select_member(self.pool, tenant_id, member_id, now, EXPIRING_SHOWN)
+    async def member(self, tenant_id: str, member_id: str) -> p.Member:
+        found = await self._members.read((tenant_id, member_id))
         if found is None:  # never seen: nothing earned yet
             return p.Member(member_id=member_id, available=0, held=0, lifetime_earned=0,
                             spent=0, expired=0, reversed=0, spend_cents=0,
                             earn_multiplier=1.0, expiring=[])
         row, soon = found
         return p.Member(**msgspec.structs.asdict(row), expiring=soon)
+
+    async def _read_members(self, keys: Sequence[store.MemberKey]
+                            ) -> dict[store.MemberKey, tuple[store.MemberRow, list[p.Expiring]]]:
+        return await store.select_members(self.pool, keys, datetime.now(UTC), EXPIRING_SHOWN)
 
     async def entries(self, tenant_id: str, member_id: str, cursor: str | None,
                       limit: int) -> p.EntryPage:

@@ -258,32 +258,36 @@ async def audit_grant_segment(db: Db, tenant_id: str, grant_id: str, segment_id:
 
 # --- reads ---------------------------------------------------------------------------------
 
-async def select_member(db: Db, tenant_id: str, member_id: str, now: datetime,
-                        expiring: int) -> tuple[MemberRow, list[Expiring]] | None:
-    """The member's balances (``available`` leaves out expired lots not swept yet) and the
-    next ``expiring`` expiry dates of available points, soonest first, in one statement: the
-    balance is the most read thing there is."""
-    row = await db.fetchrow(
-        "SELECT m.member_id,"
+MemberKey = tuple[str, str]  # (tenant id, member id)
+
+
+async def select_members(db: Db, keys: Sequence[MemberKey], now: datetime,
+                         expiring: int) -> dict[MemberKey, tuple[MemberRow, list[Expiring]]]:
+    """Each member's balances (``available`` leaves out expired lots not swept yet) and the next
+    ``expiring`` expiry dates of available points, soonest first, in one statement for all of
+    ``keys``: the balance is the most read thing there is. Members never seen are left out."""
+    rows = await db.fetch(
+        "SELECT k.tenant_id, m.member_id,"
         " m.available - points.expired_unswept(m.tenant_id, m.member_id, $3) AS available,"
         " m.held, m.lifetime_earned, m.spent, m.expired, m.reversed, m.spend_cents,"
         " m.earn_multiplier::float8 AS earn_multiplier, e.points AS expiring_points,"
         " e.expires_at AS expiring_at"
-        " FROM points.members m CROSS JOIN LATERAL ("
+        " FROM unnest($1::text[], $2::text[]) AS k(tenant_id, member_id)"
+        " JOIN points.members m ON m.tenant_id = k.tenant_id AND m.member_id = k.member_id"
+        " CROSS JOIN LATERAL ("
         "  SELECT array_agg(x.points ORDER BY x.expires_at) AS points,"
         "   array_agg(x.expires_at ORDER BY x.expires_at) AS expires_at"
         "  FROM (SELECT sum(l.remaining - l.held)::bigint AS points, l.expires_at"
         "   FROM points.lots l WHERE l.tenant_id = m.tenant_id AND l.member_id = m.member_id"
         "    AND l.remaining > l.held AND l.expires_at > $3"
-        "   GROUP BY l.expires_at ORDER BY l.expires_at LIMIT $4) x) e"
-        " WHERE m.tenant_id = $1 AND m.member_id = $2",
-        tenant_id, member_id, now, expiring)
-    if row is None:
-        return None
-    soon = [Expiring(points=points, expires_at=at)
-            for points, at in zip(row["expiring_points"] or [], row["expiring_at"] or [],
-                                  strict=True)]
-    return as_struct(MemberRow, row), soon
+        "   GROUP BY l.expires_at ORDER BY l.expires_at LIMIT $4) x) e",
+        [tenant for tenant, _ in keys], [member for _, member in keys], now, expiring)
+    return {(row["tenant_id"], row["member_id"]): (
+                as_struct(MemberRow, row),
+                [Expiring(points=points, expires_at=at)
+                 for points, at in zip(row["expiring_points"] or [], row["expiring_at"] or [],
+                                       strict=True)])
+            for row in rows}
 
 
 async def select_transfers(db: Db, tenant_id: str, member_id: str, before_id: int | None,

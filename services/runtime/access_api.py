@@ -27,7 +27,7 @@ from services.runtime.errors import ValidationFailed
 class AccessController(Controller):
     tags = ["access"]
 
-    @get("/whoami", guards=[allow("admin", "operator", "ingest", member=True)])
+    @get("/whoami", access=allow("admin", "operator", "ingest", member=True))
     async def whoami(self, principal: PrincipalDep, resources: ResourcesDep) -> Whoami:
         """The caller: its tenant and the tenant's time zone, its role, and its key or member."""
         time_zone = await tenants.tenant_time_zone(resources.pool, principal.tenant_id)
@@ -37,7 +37,7 @@ class AccessController(Controller):
                       role=cast(PrincipalRole, principal.role),
                       key_id=principal.key_id, label=label, member_id=principal.member_id)
 
-    @post("/keys", guards=[allow("admin")], status_code=HTTP_201_CREATED)
+    @post("/keys", access=allow("admin"), status_code=HTTP_201_CREATED)
     async def create_key(self, data: JSONBody[KeyCreateRequest], principal: PrincipalDep,
                          resources: ResourcesDep) -> KeyCreated:
         """Create an API key for this tenant. The key is shown once."""
@@ -46,13 +46,13 @@ class AccessController(Controller):
         return KeyCreated(key_id=issued.key_id, key=issued.key, role=data.role,
                           label=issued.label, created_at=issued.created_at)
 
-    @get("/keys", guards=[allow("admin")])
+    @get("/keys", access=allow("admin"))
     async def list_keys(self, principal: PrincipalDep, resources: ResourcesDep) -> KeyList:
         async with resources.pool.acquire() as conn:
             rows = await tenants.list_keys(conn, principal.tenant_id)
         return KeyList(items=rows)
 
-    @delete("/keys/{key_id:str}", guards=[allow("admin")], status_code=HTTP_204_NO_CONTENT)
+    @delete("/keys/{key_id:str}", access=allow("admin"), status_code=HTTP_204_NO_CONTENT)
     async def revoke_key(self, key_id: PathId, principal: PrincipalDep,
                          resources: ResourcesDep) -> None:
         """Revoke a key: it stops working at once on this process."""
@@ -60,7 +60,7 @@ class AccessController(Controller):
             await tenants.revoke_key(conn, key_id, principal.tenant_id)
         resources.authenticator.forget_key(key_id)
 
-    @post("/member-tokens", guards=[allow("ingest")], status_code=HTTP_201_CREATED)
+    @post("/member-tokens", access=allow("ingest"), status_code=HTTP_201_CREATED)
     async def mint_member_token(self, data: JSONBody[MemberTokenRequest], principal: PrincipalDep,
                                 resources: ResourcesDep) -> MemberToken:
         """A short-lived token that may read and act only as ``member_id``."""

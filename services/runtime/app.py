@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from proto.common import Health
-from services.runtime.auth import EXCLUDE_OPT, AuthMiddleware
+from services.runtime.auth import ACCESS_OPT, EXCLUDE_OPT, AuthMiddleware
 from services.runtime.deps import PrincipalDep, get_principal, get_resources
 from services.runtime.errors import EXCEPTION_HANDLERS
 from services.runtime.heartbeat import newest_heartbeat_age
@@ -131,16 +131,16 @@ async def readiness_checks(resources: Resources) -> dict[str, str]:
     return checks
 
 
-def _check_every_route_guarded(app: Litestar, public_prefixes: Sequence[str]) -> None:
-    """Refuse to start if a route has neither a guard nor an explicit public marker."""
+def _check_every_route_has_access(app: Litestar, public_prefixes: Sequence[str]) -> None:
+    """Refuse to start if a route has neither an ``access`` nor an explicit public marker."""
     for route in app.routes:
         if any(route.path.startswith(p) for p in public_prefixes):
             continue
         for handler in getattr(route, "route_handlers", ()):
             if handler.opt.get(EXCLUDE_OPT) or handler.http_methods == {"OPTIONS"}:
                 continue
-            if not handler.resolve_guards():
-                raise RuntimeError(f"route {route.path} has no guard")
+            if ACCESS_OPT not in handler.opt:
+                raise RuntimeError(f"route {route.path} has no access (allow)")
 
 
 def _from_components(pick: Callable[[Any], object]) -> Provide:
@@ -215,7 +215,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings) -> Litestar:
         state=State({"service": spec.name}),
         debug=False,
     )
-    _check_every_route_guarded(app, [docs_path])
+    _check_every_route_has_access(app, [docs_path])
     allowed_methods.update({route.path_format: ", ".join(sorted(route.methods))
                             for route in app.routes if isinstance(route, HTTPRoute)})
     install_contract(app)

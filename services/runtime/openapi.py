@@ -5,7 +5,7 @@ Litestar's own schema generation documents a 400 body nobody gets, loses constra
 and on optional fields, says ``oneOf`` where msgspec accepts any matching member, and cannot see
 the body of a handler that answers with stored bytes. So every body schema is msgspec's own JSON
 schema of the type the handler decodes or encodes (the exact rules the server applies), every
-operation lists the error statuses its guards, parameters and method can produce in the
+operation lists the error statuses its access, parameters and method can produce in the
 ``{"error": {code, message, details}}`` envelope, and its security says which bearer credential
 it takes.
 """
@@ -26,6 +26,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 
 from proto.common import ErrorEnvelope, Request
+from services.runtime.auth import ACCESS_OPT, Access
 from services.runtime.errors import INVALID_REFUSALS, NOT_FOUND_REFUSALS
 from services.runtime.times import ANSWERED_DATE_TIME_PATTERN, DATE_PATTERN, DATE_TIME_PATTERN
 
@@ -82,7 +83,7 @@ TEXT_BODY_OPT = "text_body"
 
 
 def refuses(*statuses: int) -> dict[str, tuple[int, ...]]:
-    """A handler's ``opt`` naming error statuses its guards, parameters and method do not imply
+    """A handler's ``opt`` naming error statuses its access, parameters and method do not imply
     (a read that answers 409 before a model is set, a singleton's 404)."""
     return {REFUSES_OPT: statuses}
 
@@ -300,7 +301,7 @@ def _document_bodies(handler: HTTPRouteHandler, operation: dict[str, Any],
 def _document_errors(method: str, handler: HTTPRouteHandler, operation: dict[str, Any]) -> None:
     parameters = operation.get("parameters", [])
     statuses = {503}
-    if _guards(handler):
+    if ACCESS_OPT in handler.opt:
         statuses |= {401, 403, 429}
     if any(p.get("in") == "path" for p in parameters) or "requestBody" in operation:
         statuses.add(404)  # what the path or the body names (a member, a hold, a box) is unknown
@@ -316,20 +317,12 @@ def _document_errors(method: str, handler: HTTPRouteHandler, operation: dict[str
         operation["responses"][str(status)] = {"$ref": f"#/components/responses/{name}"}
 
 
-def _guards(handler: HTTPRouteHandler) -> list[Any]:
-    return [getattr(guard, "func", guard) for guard in handler.resolve_guards()]
-
-
 def _document_security(handler: HTTPRouteHandler, operation: dict[str, Any]) -> None:
-    guards = _guards(handler)
-    if not guards:
+    access: Access | None = handler.opt.get(ACCESS_OPT)
+    if access is None:
         operation["security"] = []
         return
-    roles: set[str] = set()
-    member = False
-    for guard in guards:
-        roles |= set(getattr(guard, "fuli_roles", ()))
-        member = member or bool(getattr(guard, "fuli_member", False))
+    roles, member = access.roles, access.member
     security: list[dict[str, list[str]]] = [{API_KEY_SCHEME: []}]
     who = (f"an API key with role {' or '.join(sorted(roles))} (roles nest: admin, then "
            "operator, then ingest)")

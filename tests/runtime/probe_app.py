@@ -1,5 +1,6 @@
-"""A small service built on the runtime, to exercise its mechanisms (auth, guards, idempotency,
-errors, rate limits) against the real servers without depending on any one service's API."""
+"""A small service built on the runtime, to exercise its mechanisms (auth, route access,
+idempotency, errors, rate limits) against the real servers without depending on any one
+service's API."""
 
 from __future__ import annotations
 
@@ -54,22 +55,22 @@ class Who(ResponseStruct):
     member_id: str | None
 
 
-@get("/probe/v1/members/{member_id:str}", guards=[allow("ingest", member=True)])
+@get("/probe/v1/members/{member_id:str}", access=allow("ingest", member=True))
 async def read_member(member_id: PathId, principal: PrincipalDep) -> Who:
     return Who(tenant_id=principal.tenant_id, role=principal.role, member_id=member_id)
 
 
-@get("/probe/v1/operator-only", guards=[allow("operator")])
+@get("/probe/v1/operator-only", access=allow("operator"))
 async def operator_only(principal: PrincipalDep) -> Who:
     return Who(tenant_id=principal.tenant_id, role=principal.role, member_id=None)
 
 
-@get("/probe/v1/limited", guards=[allow("ingest", member=True)], opt={"rate_group": "probe"})
+@get("/probe/v1/limited", access=allow("ingest", member=True), opt={"rate_group": "probe"})
 async def limited(principal: PrincipalDep) -> Who:
     return Who(tenant_id=principal.tenant_id, role=principal.role, member_id=None)
 
 
-@get("/probe/v1/echo", guards=[allow("ingest")])
+@get("/probe/v1/echo", access=allow("ingest"))
 async def echo(text: Annotated[str, Parameter(max_length=100)], principal: PrincipalDep,
                resources: ResourcesDep) -> Who:
     """Hands an unchecked query parameter to PostgreSQL."""
@@ -77,7 +78,7 @@ async def echo(text: Annotated[str, Parameter(max_length=100)], principal: Princ
     return Who(tenant_id=principal.tenant_id, role=echoed, member_id=None)
 
 
-@post("/probe/v1/transfers", guards=[allow("ingest", member=True)],
+@post("/probe/v1/transfers", access=allow("ingest", member=True),
       responses=replayable(201, Transfer))
 async def transfer(data: JSONBody[TransferRequest], principal: PrincipalDep,
                    resources: ResourcesDep) -> Response[bytes]:

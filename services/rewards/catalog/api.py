@@ -24,13 +24,13 @@ class PerksController(Controller):
     path = "/perks"
     tags = ["perks"]
 
-    @put("/{sku:str}", guards=[allow("operator")])
+    @put("/{sku:str}", access=allow("operator"))
     async def put_perk(self, sku: PathId, data: JSONBody[r.PerkIn], principal: PrincipalDep,
                        catalog: NamedDependency[Catalog]) -> r.Perk:
         """Create or replace a perk. ``stock`` is what is left to redeem from now on."""
         return await catalog.put_perk(principal.tenant_id, sku, data)
 
-    @get(guards=[allow("ingest", member=True)])
+    @get(access=allow("ingest", member=True))
     async def list_perks(self, principal: PrincipalDep, catalog: NamedDependency[Catalog],
                          member_id: Annotated[str | None, Parameter(
                              min_length=1, max_length=128, pattern=ID_PATTERN)] = None
@@ -41,7 +41,7 @@ class PerksController(Controller):
         return await catalog.perks(principal.tenant_id, member, for_member=principal.is_member,
                                    now=datetime.now(UTC))
 
-    @post("/{sku:str}/codes", guards=[allow("operator")], status_code=201)
+    @post("/{sku:str}/codes", access=allow("operator"), status_code=201)
     async def add_codes(self, sku: PathId, data: JSONBody[r.CodesIn], principal: PrincipalDep,
                         catalog: NamedDependency[Catalog]) -> r.CodesAdded:
         """Upload coupon codes for a ``code`` perk; codes already in the pool are skipped."""
@@ -51,7 +51,7 @@ class PerksController(Controller):
 class RedemptionsController(Controller):
     tags = ["redemptions"]
 
-    @post("/redemptions", guards=[allow("ingest", member=True)], opt=WRITE, status_code=201,
+    @post("/redemptions", access=allow("ingest", member=True), opt=WRITE, status_code=201,
           responses=replayable(201, r.Redemption))
     async def redeem(self, data: JSONBody[r.RedemptionIn], principal: PrincipalDep,
                      redemptions: NamedDependency[Redemptions]) -> Response[bytes]:
@@ -60,21 +60,21 @@ class RedemptionsController(Controller):
         return outcome_response(await redemptions.redeem(principal.tenant_id, data,
                                                          datetime.now(UTC)))
 
-    @get("/members/{member_id:str}/redemptions", guards=[allow("ingest", member=True)])
+    @get("/members/{member_id:str}/redemptions", access=allow("ingest", member=True))
     async def list_redemptions(self, member_id: PathId, principal: PrincipalDep,
                                redemptions: NamedDependency[Redemptions], limit: PageLimit = 50,
                                cursor: Cursor = None) -> r.RedemptionList:
         return await redemptions.member_redemptions(principal.tenant_id, member_id, limit,
                                                     cursor)
 
-    @post("/redemptions/{redemption_id:str}/cancel", guards=[allow("operator")], opt=WRITE,
+    @post("/redemptions/{redemption_id:str}/cancel", access=allow("operator"), opt=WRITE,
           status_code=200)
     async def cancel(self, redemption_id: PathId, principal: PrincipalDep,
                      redemptions: NamedDependency[Redemptions]) -> r.Redemption:
         """Refund the points (once, through the points service) and put the stock back."""
         return await redemptions.cancel(principal.tenant_id, redemption_id)
 
-    @post("/redemptions/{redemption_id:str}/fulfil", guards=[allow("operator")], opt=WRITE,
+    @post("/redemptions/{redemption_id:str}/fulfil", access=allow("operator"), opt=WRITE,
           status_code=200)
     async def fulfil(self, redemption_id: PathId, principal: PrincipalDep,
                      redemptions: NamedDependency[Redemptions]) -> r.Redemption:

@@ -28,13 +28,13 @@ def now() -> datetime:
 class RedPacketsController(Controller):
     tags = ["red packets"]
 
-    @post("/pools", guards=[allow("operator")], opt=WRITE, status_code=201)
+    @post("/pools", access=allow("operator"), opt=WRITE, status_code=201)
     async def create_pool(self, data: JSONBody[r.PoolIn], principal: PrincipalDep,
                           red_packets: NamedDependency[RedPackets]) -> r.Pool:
         """A pool of packets funded from the issuance account; idempotent by ``pool_id``."""
         return await red_packets.create_pool(principal.tenant_id, data, now())
 
-    @get("/pools", guards=[allow("operator")])
+    @get("/pools", access=allow("operator"))
     async def list_pools(self, principal: PrincipalDep,
                          red_packets: NamedDependency[RedPackets],
                          status: StatusParam = None, limit: PageLimit = 50,
@@ -43,12 +43,12 @@ class RedPacketsController(Controller):
         ``status``), each with the packets and points left in it."""
         return await red_packets.pools(principal.tenant_id, status, limit, cursor)
 
-    @get("/pools/{pool_id:str}", guards=[allow("ingest", member=True)])
+    @get("/pools/{pool_id:str}", access=allow("ingest", member=True))
     async def get_pool(self, pool_id: PathId, principal: PrincipalDep,
                        red_packets: NamedDependency[RedPackets]) -> r.Pool:
         return await red_packets.pool_view(principal.tenant_id, pool_id)
 
-    @post("/pools/{pool_id:str}/opens", guards=[allow("ingest", member=True)], opt=WRITE,
+    @post("/pools/{pool_id:str}/opens", access=allow("ingest", member=True), opt=WRITE,
           status_code=201, responses=replayable(201, r.PoolOpened))
     async def open_pool(self, pool_id: PathId, data: JSONBody[r.PoolOpenIn],
                         principal: PrincipalDep,
@@ -58,19 +58,19 @@ class RedPacketsController(Controller):
         return outcome_response(await red_packets.open(principal.tenant_id, pool_id, data,
                                                        now()))
 
-    @post("/packets", guards=[allow("ingest", member=True)], opt=WRITE, status_code=201)
+    @post("/packets", access=allow("ingest", member=True), opt=WRITE, status_code=201)
     async def make_packet(self, data: JSONBody[r.PacketIn], principal: PrincipalDep,
                           red_packets: NamedDependency[RedPackets]) -> r.Packet:
         """A member's red packet, paid from their points; idempotent by ``packet_id``."""
         principal.require_member(data.member_id)
         return await red_packets.make_packet(principal.tenant_id, data, now())
 
-    @get("/packets/{packet_id:str}", guards=[allow("ingest", member=True)])
+    @get("/packets/{packet_id:str}", access=allow("ingest", member=True))
     async def get_packet(self, packet_id: PathId, principal: PrincipalDep,
                          red_packets: NamedDependency[RedPackets]) -> r.Packet:
         return await red_packets.packet_view(principal.tenant_id, packet_id)
 
-    @post("/packets/{packet_id:str}/grabs", guards=[allow("ingest", member=True)], opt=WRITE,
+    @post("/packets/{packet_id:str}/grabs", access=allow("ingest", member=True), opt=WRITE,
           status_code=201, responses={201: ResponseSpec(
               data_container=r.Grab, description="The grab (first time or replayed)",
               generate_examples=False)})

@@ -29,7 +29,7 @@ PeriodParam = Annotated[str | None, Parameter(
 class TasksController(Controller):
     tags = ["tasks"]
 
-    @put("/tasks/{task_id:str}", guards=[allow("operator")])
+    @put("/tasks/{task_id:str}", access=allow("operator"))
     async def put_task(self, task_id: PathId, data: JSONBody[tk.TaskIn],
                        principal: PrincipalDep, tasks: NamedDependency[Tasks]) -> tk.Task:
         """Creates or replaces a task; every change is kept in the audit log. Refused with 422
@@ -37,24 +37,24 @@ class TasksController(Controller):
         chain_cycle, and validation_failed (streak_days, window, empty reward)."""
         return await tasks.put_task(principal.tenant_id, task_id, data, principal.key_id)
 
-    @get("/tasks", guards=[allow("operator")])
+    @get("/tasks", access=allow("operator"))
     async def list_tasks(self, principal: PrincipalDep,
                          tasks: NamedDependency[Tasks]) -> tk.TaskList:
         return await tasks.tasks(principal.tenant_id)
 
-    @get("/tasks/{task_id:str}", guards=[allow("operator")])
+    @get("/tasks/{task_id:str}", access=allow("operator"))
     async def get_task(self, task_id: PathId, principal: PrincipalDep,
                        tasks: NamedDependency[Tasks]) -> tk.Task:
         return await tasks.task(principal.tenant_id, task_id)
 
-    @get("/tasks/{task_id:str}/stats", guards=[allow("operator")])
+    @get("/tasks/{task_id:str}/stats", access=allow("operator"))
     async def stats(self, task_id: PathId, principal: PrincipalDep,
                     tasks: NamedDependency[Tasks], period: PeriodParam = None) -> tk.TaskStats:
         """Members who started, completions, claims and payments (in ``period`` if given),
         rewards paid, and the funnel of the task's chain (members who completed each step)."""
         return await tasks.stats(principal.tenant_id, task_id, period)
 
-    @get("/members/{member_id:str}/tasks", guards=[allow("ingest", member=True)])
+    @get("/members/{member_id:str}/tasks", access=allow("ingest", member=True))
     async def member_tasks(self, member_id: PathId, principal: PrincipalDep,
                            tasks: NamedDependency[Tasks]) -> tk.MemberTaskList:
         """The tasks open to the member now, each with its progress in the current period
@@ -63,7 +63,7 @@ class TasksController(Controller):
         return await tasks.member_tasks(principal.tenant_id, member_id, datetime.now(UTC))
 
     @post("/members/{member_id:str}/tasks/{task_id:str}/claims",
-          guards=[allow("ingest", member=True)], opt=WRITE, status_code=201,
+          access=allow("ingest", member=True), opt=WRITE, status_code=201,
           responses=replayable(201, tk.Claimed))
     async def claim(self, member_id: PathId, task_id: PathId, data: JSONBody[tk.ClaimIn],
                     principal: PrincipalDep, tasks: NamedDependency[Tasks]) -> Response[bytes]:

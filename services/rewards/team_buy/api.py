@@ -35,7 +35,7 @@ def team_response(created: bool, team: tb.Team) -> Response[bytes]:
 class CampaignsController(Controller):
     tags = ["team-buy"]
 
-    @get("/campaigns", guards=[allow("operator")])
+    @get("/campaigns", access=allow("operator"))
     async def list_campaigns(self, principal: PrincipalDep, team_buy: NamedDependency[TeamBuy],
                              status: StatusParam = None, limit: PageLimit = 50,
                              cursor: Cursor = None) -> tb.CampaignList:
@@ -48,7 +48,7 @@ class TeamBuyController(Controller):
     path = "/campaigns/{campaign_id:str}"
     tags = ["team-buy"]
 
-    @put(guards=[allow("operator")])
+    @put(access=allow("operator"))
     async def put_campaign(self, campaign_id: PathId, data: JSONBody[tb.CampaignIn],
                            principal: PrincipalDep,
                            team_buy: NamedDependency[TeamBuy]) -> tb.Campaign:
@@ -56,12 +56,12 @@ class TeamBuyController(Controller):
         tenant's local times."""
         return await team_buy.put_campaign(principal.tenant_id, campaign_id, data)
 
-    @get(guards=[allow("ingest", member=True)])
+    @get(access=allow("ingest", member=True))
     async def get_campaign(self, campaign_id: PathId, principal: PrincipalDep,
                            team_buy: NamedDependency[TeamBuy]) -> tb.Campaign:
         return await team_buy.campaign(principal.tenant_id, campaign_id)
 
-    @post("/teams", guards=[allow("ingest", member=True)], opt=WRITE,
+    @post("/teams", access=allow("ingest", member=True), opt=WRITE,
           status_code=201, responses=replayable(201, tb.Team))
     async def create_team(self, campaign_id: PathId, data: JSONBody[tb.TeamIn],
                           principal: PrincipalDep,
@@ -73,7 +73,7 @@ class TeamBuyController(Controller):
                                                    datetime.now(UTC))
         return team_response(created, team)
 
-    @post("/teams/{team_id:str}/members", guards=[allow("ingest", member=True)],
+    @post("/teams/{team_id:str}/members", access=allow("ingest", member=True),
           opt=WRITE, status_code=201, responses=replayable(201, tb.Team))
     async def join_team(self, campaign_id: PathId, team_id: PathId, data: JSONBody[tb.JoinIn],
                         principal: PrincipalDep,
@@ -85,12 +85,12 @@ class TeamBuyController(Controller):
                                                  data.member_id, datetime.now(UTC))
         return team_response(created, team)
 
-    @get("/teams/{team_id:str}", guards=[allow("ingest", member=True)])
+    @get("/teams/{team_id:str}", access=allow("ingest", member=True))
     async def get_team(self, campaign_id: PathId, team_id: PathId, principal: PrincipalDep,
                        team_buy: NamedDependency[TeamBuy]) -> tb.Team:
         return await team_buy.team(principal.tenant_id, campaign_id, team_id)
 
-    @get("/leaderboard", guards=[allow("ingest", member=True)])
+    @get("/leaderboard", access=allow("ingest", member=True))
     async def leaderboard(self, campaign_id: PathId, principal: PrincipalDep,
                           team_buy: NamedDependency[TeamBuy], limit: BoardLimit = 20,
                           cursor: BoardCursor = None,
@@ -103,14 +103,14 @@ class TeamBuyController(Controller):
             around_team=around_team,
             member_id=principal.member_id if principal.is_member else None)
 
-    @get("/leaderboard/members", guards=[allow("ingest", member=True)])
+    @get("/leaderboard/members", access=allow("ingest", member=True))
     async def member_board(self, campaign_id: PathId, principal: PrincipalDep,
                            team_buy: NamedDependency[TeamBuy],
                            limit: BoardLimit = 20) -> tb.MemberBoard:
         """The top individual spenders (counted spend in their team), ties by member id."""
         return await team_buy.member_board(principal.tenant_id, campaign_id, limit)
 
-    @get("/results", guards=[allow("ingest", member=True)])
+    @get("/results", access=allow("ingest", member=True))
     async def results(self, campaign_id: PathId, principal: PrincipalDep,
                       team_buy: NamedDependency[TeamBuy]) -> tb.Results:
         """The frozen ranking with prizes; empty until the campaign is settled."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,7 @@ from services.runtime.pagination import (
     encode_cursor,
     newest_first_cursor,
 )
+from services.runtime.read_groups import ReadGroups
 from services.runtime.resources import Resources
 from services.runtime.tenants import tenant_time_zone
 
@@ -59,6 +61,18 @@ def _open_for_teams(campaign: store.CampaignRow, now: datetime) -> None:
                        ends_at=campaign.ends_at.isoformat())
 
 
+PageKey = tuple[str, str, int, int]  # tenant, campaign, offset, limit
+BuiltPage = tuple[list[tb.LeaderboardRow] | None, int]  # rows (None: no campaign), board size
+
+
+def board_rows(page: list[tuple[int, str, int]],
+               teams: dict[str, store.TeamRow]) -> list[tb.LeaderboardRow]:
+    return [tb.LeaderboardRow(rank=rank, team_id=team_id, score=score,
+                              name=teams[team_id].name if team_id in teams else None,
+                              members=teams[team_id].members if team_id in teams else 0)
+            for rank, team_id, score in page]
+
+
 class TeamBuy:
     """Campaigns, teams and their boards, and the settlement of ended campaigns."""
 
@@ -66,6 +80,7 @@ class TeamBuy:
         self.db: Pool = resources.pool
         self.points = points
         self.boards = Leaderboards(resources.redis)
+        self._built_pages = ReadGroups(self._read_built_pages)
 
     # --- campaigns and teams ---------------------------------------------------------------
 
@@ -189,11 +204,12 @@ class TeamBuy:
         """A page of teams by the ranking rule, from ``cursor`` or centred on
         ``around_team``; with ``member_id``, also that member's team's row."""
         offset = 0 if cursor is None else decode_int_cursor(cursor)
-        # A page from an offset, of a built board, is read in one round trip to Redis and one
-        # to PostgreSQL (which finds the campaign with the teams): the read of every visitor.
-        read = None if around_team is not None else await self.boards.built_team_page(
-            tenant_id, campaign_id, offset, limit)
-        if read is None:
+        # A page from an offset, of a built board, is the read of every visitor: the requests
+        # for one page that arrive together share its one round trip to Redis and one to
+        # PostgreSQL (which finds the campaign with the teams).
+        built = None if around_team is not None else await self._built_pages.read(
+            (tenant_id, campaign_id, offset, limit))
+        if built is None:
             await require_campaign(self.db, tenant_id, campaign_id)
             await self.boards.ensure_built(self.db, tenant_id, campaign_id)
             if around_team is not None:
@@ -202,15 +218,33 @@ class TeamBuy:
                     raise NotFound(f"no team {around_team!r} on the board",
                                    code="unknown_team")
                 offset = rules.page_around(position, limit)
-            read = await self.boards.team_page(tenant_id, campaign_id, offset, limit)
-        page, size = read
-        items = await self._board_rows(tenant_id, campaign_id, page)
+            page, size = await self.boards.team_page(tenant_id, campaign_id, offset, limit)
+            items = await self._board_rows(tenant_id, campaign_id, page)
+        else:
+            found, size = built
+            if found is None:
+                raise NotFound(f"no campaign {campaign_id!r}", code="unknown_campaign")
+            items = found
         me = None if member_id is None else await self._row_of_member(tenant_id, campaign_id,
                                                                       member_id)
         return tb.Leaderboard(
             items=items,
             next_cursor=encode_cursor(offset + limit) if offset + limit < size else None,
             me=me)
+
+    async def _read_built_pages(self, keys: Sequence[PageKey]) -> dict[PageKey, BuiltPage]:
+        """Each page of a built board with its board's size; rows None when there is no such
+        campaign. A board not built is left out."""
+        found: dict[PageKey, BuiltPage] = {}
+        for key in keys:
+            tenant_id, campaign_id, offset, limit = key
+            read = await self.boards.built_team_page(tenant_id, campaign_id, offset, limit)
+            if read is not None:
+                page, size = read
+                teams = await store.teams_by_id(self.db, tenant_id, campaign_id,
+                                                [team_id for _, team_id, _ in page])
+                found[key] = (None if teams is None else board_rows(page, teams), size)
+        return found
 
     async def _row_of_member(self, tenant_id: str, campaign_id: str,
                              member_id: str) -> tb.LeaderboardRow | None:
@@ -230,10 +264,7 @@ class TeamBuy:
                                         [team_id for _, team_id, _ in page])
         if teams is None:
             raise NotFound(f"no campaign {campaign_id!r}", code="unknown_campaign")
-        return [tb.LeaderboardRow(rank=rank, team_id=team_id, score=score,
-                                  name=teams[team_id].name if team_id in teams else None,
-                                  members=teams[team_id].members if team_id in teams else 0)
-                for rank, team_id, score in page]
+        return board_rows(page, teams)
 
     async def member_board(self, tenant_id: str, campaign_id: str,
                            limit: int) -> tb.MemberBoard:

@@ -20,14 +20,14 @@ from services.runtime.ratelimit import WRITE
 class WalletController(Controller):
     tags = ["coupons"]
 
-    @get("/members/{member_id:str}/coupons", guards=[allow("ingest", member=True)])
+    @get("/members/{member_id:str}/coupons", access=allow("ingest", member=True))
     async def list_coupons(self, member_id: PathId, principal: PrincipalDep,
                            wallet: NamedDependency[Wallet], limit: PageLimit = 50,
                            cursor: Cursor = None) -> r.CouponList:
         return await wallet.coupons(principal.tenant_id, member_id, limit, cursor,
                                     datetime.now(UTC))
 
-    @post("/coupons/{coupon_id:str}/transfer", guards=[allow("ingest", member=True)],
+    @post("/coupons/{coupon_id:str}/transfer", access=allow("ingest", member=True),
           opt=WRITE, status_code=201, responses=replayable(201, r.Transferred))
     async def transfer(self, coupon_id: PathId, data: JSONBody[r.TransferIn],
                        principal: PrincipalDep, wallet: NamedDependency[Wallet]
@@ -36,14 +36,14 @@ class WalletController(Controller):
         return outcome_response(await wallet.transfer(principal, coupon_id, data,
                                                        datetime.now(UTC)))
 
-    @post("/coupons/{coupon_id:str}/use", guards=[allow("ingest")], opt=WRITE,
+    @post("/coupons/{coupon_id:str}/use", access=allow("ingest"), opt=WRITE,
           status_code=201, responses=replayable(201, r.Used))
     async def use(self, coupon_id: PathId, data: JSONBody[r.UseIn], principal: PrincipalDep,
                   wallet: NamedDependency[Wallet]) -> Response[bytes]:
         """Use a coupon at the till, once."""
         return outcome_response(await wallet.use(principal, coupon_id, data, datetime.now(UTC)))
 
-    @post("/issues", guards=[allow("operator")], opt=WRITE, status_code=201,
+    @post("/issues", access=allow("operator"), opt=WRITE, status_code=201,
           responses=replayable(201, r.Issued))
     async def issue(self, data: JSONBody[r.IssueIn], principal: PrincipalDep,
                     wallet: NamedDependency[Wallet]) -> Response[bytes]:

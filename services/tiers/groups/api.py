@@ -52,7 +52,7 @@ class GroupsController(Controller):
     path = "/groups"
     tags = ["groups"]
 
-    @put("/{group_id:str}", guards=[allow("operator")])
+    @put("/{group_id:str}", access=allow("operator"))
     async def put_group(self, group_id: PathId, data: JSONBody[t.GroupBody],
                         principal: PrincipalDep, groups: NamedDependency[Groups]) -> t.Group:
         """Creates or replaces a community group: its tier must be one of the policy's, its
@@ -61,7 +61,7 @@ class GroupsController(Controller):
         group, and on an existing group may only repeat it (409 ``created_at_fixed``)."""
         return await groups.put(principal.tenant_id, group_id, data, datetime.now(UTC))
 
-    @post("/{group_id:str}/dissolution", guards=[allow("operator")], status_code=200)
+    @post("/{group_id:str}/dissolution", access=allow("operator"), status_code=200)
     async def dissolve(self, group_id: PathId, principal: PrincipalDep,
                        groups: NamedDependency[Groups],
                        data: JSONBody[t.DissolutionBody | None] = None) -> t.Group:
@@ -71,7 +71,7 @@ class GroupsController(Controller):
         return await groups.dissolve(principal.tenant_id, group_id,
                                      data.at if data is not None else None, datetime.now(UTC))
 
-    @get("/", guards=[allow("operator")], opt=refuses(404))
+    @get("/", access=allow("operator"), opt=refuses(404))
     async def list_groups(self, principal: PrincipalDep, groups: NamedDependency[Groups],
                           tag: TagParam = None, owner: OwnerParam = None,
                           status: StatusParam = None, tier: TierParam = None,
@@ -84,7 +84,7 @@ class GroupsController(Controller):
         return await groups.listing(principal.tenant_id, where, cursor, limit,
                                     datetime.now(UTC))
 
-    @get("/export.csv", guards=[allow("operator")], responses=CSV, opt=refuses(404))
+    @get("/export.csv", access=allow("operator"), responses=CSV, opt=refuses(404))
     async def export_groups(self, principal: PrincipalDep, groups: NamedDependency[Groups],
                             tag: TagParam = None, owner: OwnerParam = None,
                             status: StatusParam = None, tier: TierParam = None,
@@ -97,7 +97,7 @@ class GroupsController(Controller):
         return _csv(export.group_list(groups, principal.tenant_id, where, first, now),
                     "groups.csv")
 
-    @get("/trends", guards=[allow("operator")], opt=refuses(404))
+    @get("/trends", access=allow("operator"), opt=refuses(404))
     async def trends(self, principal: PrincipalDep, groups: NamedDependency[Groups],
                      first: FromParam, last: ToParam, by: ByParam = "day",
                      owner: OwnerParam = None, tag: TagParam = None,
@@ -108,7 +108,7 @@ class GroupsController(Controller):
         return await groups.trends(principal.tenant_id, parent, owner, tag,
                                    rules.parse_day(first, "from"), rules.parse_day(last, "to"), by)
 
-    @get("/trends.csv", guards=[allow("operator")], responses=CSV, opt=refuses(404))
+    @get("/trends.csv", access=allow("operator"), responses=CSV, opt=refuses(404))
     async def trends_csv(self, principal: PrincipalDep, groups: NamedDependency[Groups],
                          first: FromParam, last: ToParam, by: ByParam = "day",
                          owner: OwnerParam = None, tag: TagParam = None,
@@ -118,7 +118,7 @@ class GroupsController(Controller):
                                     rules.parse_day(first, "from"), rules.parse_day(last, "to"), by)
         return _csv(export.trend_lines(found), "group-trends.csv")
 
-    @get("/{group_id:str}/trends", guards=[allow("operator")])
+    @get("/{group_id:str}/trends", access=allow("operator"))
     async def group_trends(self, group_id: PathId, principal: PrincipalDep,
                            groups: NamedDependency[Groups], first: FromParam, last: ToParam,
                            by: ByParam = "day") -> t.GroupTrends:
@@ -126,7 +126,7 @@ class GroupsController(Controller):
         return await groups.trends(principal.tenant_id, group_id, None, None,
                                    rules.parse_day(first, "from"), rules.parse_day(last, "to"), by)
 
-    @get("/{group_id:str}/trends.csv", guards=[allow("operator")], responses=CSV)
+    @get("/{group_id:str}/trends.csv", access=allow("operator"), responses=CSV)
     async def group_trends_csv(self, group_id: PathId, principal: PrincipalDep,
                                groups: NamedDependency[Groups], first: FromParam,
                                last: ToParam, by: ByParam = "day") -> Stream:
@@ -135,19 +135,19 @@ class GroupsController(Controller):
                                     rules.parse_day(first, "from"), rules.parse_day(last, "to"), by)
         return _csv(export.trend_lines(found), f"group-{group_id}-trends.csv")
 
-    @get("/{group_id:str}", guards=[allow("operator")])
+    @get("/{group_id:str}", access=allow("operator"))
     async def get_group(self, group_id: PathId, principal: PrincipalDep,
                         groups: NamedDependency[Groups]) -> t.Group:
         return await groups.get(principal.tenant_id, group_id)
 
-    @put("/{group_id:str}/members/{member_id:str}", guards=[allow("operator")])
+    @put("/{group_id:str}/members/{member_id:str}", access=allow("operator"))
     async def join(self, group_id: PathId, member_id: PathId, principal: PrincipalDep,
                    groups: NamedDependency[Groups], at: At = None) -> t.Membership:
         """Records a join at ``at`` (default now); a current member is left as they are."""
         return await groups.join(principal.tenant_id, group_id, member_id, moment(at),
                                  datetime.now(UTC))
 
-    @delete("/{group_id:str}/members/{member_id:str}", guards=[allow("operator")],
+    @delete("/{group_id:str}/members/{member_id:str}", access=allow("operator"),
             status_code=200)
     async def leave(self, group_id: PathId, member_id: PathId, principal: PrincipalDep,
                     groups: NamedDependency[Groups], at: At = None) -> t.Membership:
@@ -155,7 +155,7 @@ class GroupsController(Controller):
         return await groups.leave(principal.tenant_id, group_id, member_id, moment(at),
                                   datetime.now(UTC))
 
-    @get("/{group_id:str}/report", guards=[allow("operator")])
+    @get("/{group_id:str}/report", access=allow("operator"))
     async def report(self, group_id: PathId, principal: PrincipalDep,
                      groups: NamedDependency[Groups], period: PeriodParam = "week",
                      at: At = None) -> t.GroupReport:
@@ -163,7 +163,7 @@ class GroupsController(Controller):
         return await groups.report(principal.tenant_id, group_id, period, moment(at),
                                    datetime.now(UTC))
 
-    @get("/migrations", guards=[allow("operator")])
+    @get("/migrations", access=allow("operator"))
     async def migrations(self, principal: PrincipalDep, groups: NamedDependency[Groups],
                          limit: MoveLimit = 100, tolerance: Tolerance = 0.1) -> t.Migrations:
         """Suggested moves and the composition of super-user and member groups, now."""

@@ -34,20 +34,20 @@ class LifecycleController(Controller):
     path = "/lifecycle"
     tags = ["lifecycle"]
 
-    @put(guards=[allow("admin")])
+    @put(access=allow("admin"))
     async def put_model(self, data: JSONBody[t.LifecycleModel], principal: PrincipalDep,
                         lifecycle: NamedDependency[Lifecycle]) -> t.LifecycleModelView:
         """The tenant's AIPL model (fields left out take their defaults). It applies from the
         next evaluation: the hourly job runs one soon after a change, or POST evaluations."""
         return await lifecycle.put_model(principal.tenant_id, data)
 
-    @get(guards=[allow("operator")])
+    @get(access=allow("operator"))
     async def get_model(self, principal: PrincipalDep,
                         lifecycle: NamedDependency[Lifecycle]) -> t.LifecycleModelView:
         """The model in force; ``is_default`` when the tenant has set none."""
         return await lifecycle.model(principal.tenant_id)
 
-    @post("/evaluations", guards=[allow("admin")], status_code=200)
+    @post("/evaluations", access=allow("admin"), status_code=200)
     async def evaluate(self, data: JSONBody[t.LifecycleEvaluationBody], principal: PrincipalDep,
                        lifecycle: NamedDependency[Lifecycle]) -> t.LifecycleEvaluation:
         """Every known member to their stage as of ``at`` (default now), in one pass: members
@@ -55,7 +55,7 @@ class LifecycleController(Controller):
         ``evaluation_out_of_order``."""
         return await lifecycle.evaluate(principal.tenant_id, data.at, datetime.now(UTC))
 
-    @get("/funnel", guards=[allow("operator")])
+    @get("/funnel", access=allow("operator"))
     async def funnel(self, principal: PrincipalDep, lifecycle: NamedDependency[Lifecycle],
                      from_: FunnelFrom, to: FunnelTo) -> t.LifecycleFunnel:
         """Members with a stage at ``to``: per stage at ``from`` (``none``: no stage yet) and
@@ -67,14 +67,14 @@ class MemberLifecycleController(Controller):
     path = "/members/{member_id:str}/lifecycle"
     tags = ["lifecycle"]
 
-    @get(guards=[allow("operator")])
+    @get(access=allow("operator"))
     async def member(self, member_id: PathId, principal: PrincipalDep,
                      lifecycle: NamedDependency[Lifecycle]) -> t.MemberLifecycle:
         """The member's stage as of the last evaluation, the figures of its window and what
         moves the member up; an unknown member is a 404 ``unknown_member``."""
         return await lifecycle.member(principal.tenant_id, member_id, datetime.now(UTC))
 
-    @get("/history", guards=[allow("operator")])
+    @get("/history", access=allow("operator"))
     async def history(self, member_id: PathId, principal: PrincipalDep,
                       lifecycle: NamedDependency[Lifecycle], limit: PageLimit = 50,
                       cursor: Cursor = None) -> t.StageHistory:

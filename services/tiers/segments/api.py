@@ -29,7 +29,7 @@ class SegmentsController(Controller):
     path = "/segments"
     tags = ["segments"]
 
-    @put("/{segment_id:str}", guards=[allow("operator")])
+    @put("/{segment_id:str}", access=allow("operator"))
     async def put_segment(self, segment_id: PathId, data: JSONBody[t.SegmentBody],
                           principal: PrincipalDep,
                           segments: NamedDependency[Segments]) -> t.Segment:
@@ -37,27 +37,27 @@ class SegmentsController(Controller):
         the next refresh)."""
         return await segments.put(principal.tenant_id, segment_id, data, datetime.now(UTC))
 
-    @post("/previews", guards=[allow("operator")], status_code=200)
+    @post("/previews", access=allow("operator"), status_code=200)
     async def preview(self, data: JSONBody[t.SegmentPreviewBody], principal: PrincipalDep,
                       segments: NamedDependency[Segments]) -> t.SegmentPreview:
         """How many known members a filter selects now, without saving a segment: the count
         an operator sees while composing one."""
         return await segments.preview(principal.tenant_id, data.filter, datetime.now(UTC))
 
-    @get("/", guards=[allow("operator")])
+    @get("/", access=allow("operator"))
     async def list_segments(self, principal: PrincipalDep,
                             segments: NamedDependency[Segments], limit: ListLimit = 50,
                             cursor: Cursor = None) -> t.SegmentList:
         """The tenant's segments in id order."""
         return await segments.listed(principal.tenant_id, limit, cursor)
 
-    @get("/{segment_id:str}", guards=[allow("operator")])
+    @get("/{segment_id:str}", access=allow("operator"))
     async def get_segment(self, segment_id: PathId, principal: PrincipalDep,
                           segments: NamedDependency[Segments]) -> t.Segment:
         """The definition, and the count and computation time of the frozen list."""
         return await segments.get(principal.tenant_id, segment_id)
 
-    @get("/{segment_id:str}/members", guards=[allow("operator")], opt=refuses(409))
+    @get("/{segment_id:str}/members", access=allow("operator"), opt=refuses(409))
     async def members(self, segment_id: PathId, principal: PrincipalDep,
                       segments: NamedDependency[Segments], limit: MembersLimit = 100,
                       cursor: Cursor = None) -> t.SegmentMembers:
@@ -65,7 +65,7 @@ class SegmentsController(Controller):
         segment was computed again is ``409 segment_recomputed``."""
         return await segments.members(principal.tenant_id, segment_id, limit, cursor)
 
-    @get("/{segment_id:str}/export.csv", guards=[allow("operator")],
+    @get("/{segment_id:str}/export.csv", access=allow("operator"),
          media_type=CSV, responses={200: ResponseSpec(
              data_container=str, media_type=CSV, generate_examples=False,
              description="`member_id`, then one member id per line")})
@@ -76,13 +76,13 @@ class SegmentsController(Controller):
         return Stream(lines, media_type=CSV, headers={
             "Content-Disposition": f'attachment; filename="{segment_id}.csv"'})
 
-    @post("/{segment_id:str}/refresh", guards=[allow("operator")], status_code=200)
+    @post("/{segment_id:str}/refresh", access=allow("operator"), status_code=200)
     async def refresh(self, segment_id: PathId, principal: PrincipalDep,
                       segments: NamedDependency[Segments]) -> t.Segment:
         """Computes the member list again now."""
         return await segments.refresh(principal.tenant_id, segment_id, datetime.now(UTC))
 
-    @delete("/{segment_id:str}", guards=[allow("operator")], status_code=HTTP_204_NO_CONTENT)
+    @delete("/{segment_id:str}", access=allow("operator"), status_code=HTTP_204_NO_CONTENT)
     async def delete_segment(self, segment_id: PathId, principal: PrincipalDep,
                              segments: NamedDependency[Segments]) -> None:
         await segments.delete(principal.tenant_id, segment_id)

@@ -36,14 +36,14 @@ class TagGroupsController(Controller):
     path = "/tag-groups"
     tags = ["tags"]
 
-    @put("/{tag_group:str}", guards=[allow("operator")])
+    @put("/{tag_group:str}", access=allow("operator"))
     async def put_group(self, tag_group: GroupParam, data: JSONBody[t.TagGroupBody],
                         principal: PrincipalDep, tags: NamedDependency[Tags]) -> t.TagGroup:
         """Creates or describes a tag group: tags ``<group>:<value>`` may then be set. The
         rule groups ``source`` and ``first_order_days`` are built in."""
         return await tags.put_group(principal.tenant_id, tag_group, data)
 
-    @get("", guards=[allow("operator")])
+    @get("", access=allow("operator"))
     async def groups(self, principal: PrincipalDep,
                      tags: NamedDependency[Tags]) -> t.TagGroupList:
         """The rule groups and the tenant's own, with members per tag."""
@@ -54,19 +54,19 @@ class MemberTagsController(Controller):
     path = "/members/{member_id:str}/tags"
     tags = ["tags"]
 
-    @get("", guards=[allow("operator")])
+    @get("", access=allow("operator"))
     async def member_tags(self, member_id: PathId, principal: PrincipalDep,
                           tags: NamedDependency[Tags]) -> t.MemberTags:
         """The member's manual and rule tags."""
         return await tags.member_tags(principal.tenant_id, member_id)
 
-    @put("/{tag:str}", guards=[allow("operator")])
+    @put("/{tag:str}", access=allow("operator"))
     async def tag(self, member_id: PathId, tag: TagParam, principal: PrincipalDep,
                   tags: NamedDependency[Tags]) -> t.MemberTag:
         """Sets a manual tag; a member who has it keeps it as it is."""
         return await tags.tag(principal.tenant_id, member_id, tag, datetime.now(UTC))
 
-    @delete("/{tag:str}", guards=[allow("operator")], status_code=200)
+    @delete("/{tag:str}", access=allow("operator"), status_code=200)
     async def untag(self, member_id: PathId, tag: TagParam, principal: PrincipalDep,
                     tags: NamedDependency[Tags]) -> t.MemberTag:
         """Removes a manual tag; answers the tag as it was."""
@@ -77,7 +77,7 @@ class TagBulkController(Controller):
     path = "/tags"
     tags = ["tags"]
 
-    @post("/bulk", guards=[allow("operator")], status_code=201,
+    @post("/bulk", access=allow("operator"), status_code=201,
           responses=replayable(201, t.TagBulk))
     async def bulk(self, data: JSONBody[t.TagBulkIn], principal: PrincipalDep,
                    tags: NamedDependency[Tags]) -> Response[bytes]:
@@ -86,7 +86,7 @@ class TagBulkController(Controller):
         again answers the first result; with another body it is a 409), audited."""
         return outcome_response(await tags.bulk(principal, data, datetime.now(UTC)))
 
-    @post("/bulk/csv", guards=[allow("operator")], status_code=201,
+    @post("/bulk/csv", access=allow("operator"), status_code=201,
           responses=replayable(201, t.TagBulk), opt=text_body("text/csv", CSV_BODY))
     async def bulk_csv(self, request: Request[Any, Any, Any], bulk_id: BulkId, tag: TagParam,
                        action: ActionParam, principal: PrincipalDep,
@@ -101,7 +101,7 @@ class TagBulkController(Controller):
         return outcome_response(await tags.bulk_csv(principal, bulk_id, tag, action, text,
                                                     datetime.now(UTC)))
 
-    @post("/evaluations", guards=[allow("admin")], status_code=200)
+    @post("/evaluations", access=allow("admin"), status_code=200)
     async def evaluate(self, principal: PrincipalDep, tags: NamedDependency[Tags],
                        data: JSONBody[t.TagEvaluationIn | None] = None) -> t.TagEvaluation:
         """Recomputes every member's rule tags as of ``at`` (default now; never before the
@@ -114,14 +114,14 @@ class TagRulesController(Controller):
     path = "/tag-rules"
     tags = ["tags"]
 
-    @put("", guards=[allow("admin")])
+    @put("", access=allow("admin"))
     async def put_rules(self, data: JSONBody[t.TagRules], principal: PrincipalDep,
                         tags: NamedDependency[Tags]) -> t.TagRules:
         """The thresholds of the rule tags; a rule left out keeps its defaults. The next
         hourly run re-evaluates the tenant's rule tags under them."""
         return await tags.put_rules(principal.tenant_id, data)
 
-    @get("", guards=[allow("operator")])
+    @get("", access=allow("operator"))
     async def rules(self, principal: PrincipalDep, tags: NamedDependency[Tags]) -> t.TagRules:
         """The tenant's tag rules, the defaults where none were set."""
         return await tags.rules(principal.tenant_id)

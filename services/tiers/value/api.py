@@ -23,18 +23,18 @@ Share = Annotated[float, Parameter(gt=0, le=0.2)]
 class ValueController(Controller):
     tags = ["value"]
 
-    @put("/value-model", guards=[allow("admin")])
+    @put("/value-model", access=allow("admin"))
     async def put_value_model(self, data: JSONBody[t.ValueModel], principal: PrincipalDep,
                               values: NamedDependency[Values]) -> t.ValueModel:
         """Weights per action and category, the window and the high-value line."""
         return await values.put_model(principal.tenant_id, data)
 
-    @get("/value-model", guards=[allow("admin")], opt=refuses(404))
+    @get("/value-model", access=allow("admin"), opt=refuses(404))
     async def get_value_model(self, principal: PrincipalDep,
                               values: NamedDependency[Values]) -> t.ValueModel:
         return await values.model(principal.tenant_id)
 
-    @get("/members/{member_id:str}/value", guards=[allow("operator", member=True)],
+    @get("/members/{member_id:str}/value", access=allow("operator", member=True),
          opt=refuses(409))
     async def member_value(self, member_id: PathId, principal: PrincipalDep,
                            values: NamedDependency[Values], at: At = None) -> t.MemberValue:
@@ -42,7 +42,7 @@ class ValueController(Controller):
         return await values.member_value(principal.tenant_id, member_id, moment(at),
                                          datetime.now(UTC))
 
-    @get("/koc", guards=[allow("operator")], opt=refuses(409))
+    @get("/koc", access=allow("operator"), opt=refuses(409))
     async def koc(self, principal: PrincipalDep, values: NamedDependency[Values],
                   share: Share = DEFAULT_SHARE, at: At = None) -> t.KocList:
         """The top ``share`` of members by total value score, with their sub-scores."""

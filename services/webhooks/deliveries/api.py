@@ -24,7 +24,7 @@ class DeliveriesController(Controller):
     path = "/endpoints/{endpoint_id:str}"
     tags = ["deliveries"]
 
-    @get("/deliveries", guards=[allow("admin")])
+    @get("/deliveries", access=allow("admin"))
     async def list_deliveries(self, endpoint_id: PathId, principal: PrincipalDep,
                               deliveries: NamedDependency[Deliveries],
                               status: StatusFilter = None, limit: ListLimit = 50,
@@ -33,26 +33,26 @@ class DeliveriesController(Controller):
         latency, and when the next attempt is due."""
         return await deliveries.listed(principal.tenant_id, endpoint_id, status, limit, cursor)
 
-    @get("/deliveries/{delivery_id:str}", guards=[allow("admin")])
+    @get("/deliveries/{delivery_id:str}", access=allow("admin"))
     async def get_delivery(self, endpoint_id: PathId, delivery_id: PathId,
                            principal: PrincipalDep,
                            deliveries: NamedDependency[Deliveries]) -> w.Delivery:
         return await deliveries.get(principal.tenant_id, endpoint_id, delivery_id)
 
-    @post("/deliveries/{delivery_id:str}/retry", guards=[allow("admin")], status_code=200)
+    @post("/deliveries/{delivery_id:str}/retry", access=allow("admin"), status_code=200)
     async def retry(self, endpoint_id: PathId, delivery_id: PathId, principal: PrincipalDep,
                     deliveries: NamedDependency[Deliveries]) -> w.Delivery:
         """Sends the delivery again now (same webhook-id), its retry schedule started over."""
         return await deliveries.retry(principal.tenant_id, endpoint_id, delivery_id)
 
-    @post("/replay", guards=[allow("admin")], status_code=200)
+    @post("/replay", access=allow("admin"), status_code=200)
     async def replay(self, endpoint_id: PathId, data: JSONBody[w.ReplayBody],
                      principal: PrincipalDep,
                      deliveries: NamedDependency[Deliveries]) -> w.Replayed:
         """Sends again every delivered or failed delivery created in ``[from, to)``."""
         return await deliveries.replay(principal.tenant_id, endpoint_id, data)
 
-    @post("/test", guards=[allow("admin")], status_code=200)
+    @post("/test", access=allow("admin"), status_code=200)
     async def test(self, endpoint_id: PathId, principal: PrincipalDep,
                    deliveries: NamedDependency[Deliveries]) -> w.PingResult:
         """Sends a signed ``WebhookTest`` event now and says what the endpoint answered."""

@@ -23,7 +23,7 @@ class EndpointsController(Controller):
     path = "/endpoints"
     tags = ["endpoints"]
 
-    @post("/", guards=[allow("admin")], status_code=201)
+    @post("/", access=allow("admin"), status_code=201)
     async def create(self, data: JSONBody[w.EndpointBody], principal: PrincipalDep,
                      endpoints: NamedDependency[Endpoints]) -> w.EndpointCreated:
         """Registers an endpoint for the given public event types (``*``: all). The signing
@@ -31,19 +31,19 @@ class EndpointsController(Controller):
         loopback, private, link-local or other non-public address (422 otherwise)."""
         return await endpoints.create(principal.tenant_id, data, datetime.now(UTC))
 
-    @get("/", guards=[allow("admin")])
+    @get("/", access=allow("admin"))
     async def list_endpoints(self, principal: PrincipalDep,
                              endpoints: NamedDependency[Endpoints], limit: ListLimit = 50,
                              cursor: Cursor = None) -> w.EndpointList:
         """The tenant's endpoints in id order."""
         return await endpoints.listed(principal.tenant_id, limit, cursor, datetime.now(UTC))
 
-    @get("/{endpoint_id:str}", guards=[allow("admin")])
+    @get("/{endpoint_id:str}", access=allow("admin"))
     async def get_endpoint(self, endpoint_id: PathId, principal: PrincipalDep,
                            endpoints: NamedDependency[Endpoints]) -> w.Endpoint:
         return await endpoints.get(principal.tenant_id, endpoint_id, datetime.now(UTC))
 
-    @patch("/{endpoint_id:str}", guards=[allow("admin")])
+    @patch("/{endpoint_id:str}", access=allow("admin"))
     async def patch_endpoint(self, endpoint_id: PathId, data: JSONBody[w.EndpointPatch],
                              principal: PrincipalDep,
                              endpoints: NamedDependency[Endpoints]) -> w.Endpoint:
@@ -51,13 +51,13 @@ class EndpointsController(Controller):
         for failing."""
         return await endpoints.patch(principal.tenant_id, endpoint_id, data, datetime.now(UTC))
 
-    @delete("/{endpoint_id:str}", guards=[allow("admin")], status_code=HTTP_204_NO_CONTENT)
+    @delete("/{endpoint_id:str}", access=allow("admin"), status_code=HTTP_204_NO_CONTENT)
     async def delete_endpoint(self, endpoint_id: PathId, principal: PrincipalDep,
                               endpoints: NamedDependency[Endpoints]) -> None:
         """Removes the endpoint and its deliveries."""
         await endpoints.delete(principal.tenant_id, endpoint_id)
 
-    @post("/{endpoint_id:str}/secret/rotate", guards=[allow("admin")], status_code=200)
+    @post("/{endpoint_id:str}/secret/rotate", access=allow("admin"), status_code=200)
     async def rotate(self, endpoint_id: PathId, principal: PrincipalDep,
                      endpoints: NamedDependency[Endpoints]) -> w.SecretRotated:
         """A new signing secret, shown once; for 24 hours every send is signed with both."""

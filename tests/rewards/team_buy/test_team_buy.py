@@ -19,6 +19,7 @@ from services.rewards.ids import digest
 from services.rewards.team_buy import actors, store
 from services.rewards.team_buy.team_buy import freeze
 from services.runtime.outbox import MAX_BATCH
+from services.runtime.pagination import encode_cursor
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.runtime.worker import WorkerContext
@@ -173,6 +174,16 @@ async def test_leaderboard_of_810_teams_equals_an_independent_ranking(
     around = await api.board(around_team=expected[400], limit=10)
     assert [r["team_id"] for r in around["items"]] == expected[395:405]
     assert around["items"][5]["rank"] == 401
+
+    # Pages read together (grouped into shared reads): each is its own slice of the ranking.
+    pages = [(offset, limit) for offset in (0, 20, 500, 800) for limit in (1, 20, 50)] * 8
+    read = await asyncio.gather(*(api.board(limit=limit, cursor=encode_cursor(offset))
+                                  for offset, limit in pages))
+    for (offset, limit), page in zip(pages, read, strict=True):
+        assert [(r["rank"], r["team_id"], r["score"]) for r in page["items"]] == [
+            (rank, t, score[t]) for rank, t in
+            enumerate(expected[offset:offset + limit], offset + 1)], (offset, limit)
+        assert (page["next_cursor"] is None) == (offset + limit >= 810)
 
     # Redis flushed: the board is rebuilt from PostgreSQL, identical.
     await resources.redis.flushdb()
@@ -421,6 +432,12 @@ async def test_the_leaderboard_of_an_unknown_campaign_is_404_however_read(
     assert (await api.put()).status_code == 200
     assert (await api.team("t1", "m1")).status_code == 201
     assert [r["team_id"] for r in (await api.board())["items"]] == ["t1"]  # built now
+    # Read together with the pages of a campaign that does not exist, each gets its own answer.
+    unknown = f"/rewards/v1/campaigns/{uid('camp')}/leaderboard"
+    answers = await asyncio.gather(*(api.client.get(path, headers=api.ingest)
+                                     for path in [f"{api.base}/leaderboard", unknown] * 20))
+    assert [a.status_code for a in answers] == [200, 404] * 20
+    assert all(a.json()["items"][0]["team_id"] == "t1" for a in answers[::2])
     # The same board in Redis under a tenant that has no such campaign.
     other = await make_tenant(resources.pool)
     for kind in ("built", "teams", "teams:index"):
