@@ -279,7 +279,10 @@ async def select_members(db: Db, keys: Sequence[MemberKey], now: datetime,
         "   array_agg(x.expires_at ORDER BY x.expires_at) AS expires_at"
         "  FROM (SELECT sum(l.remaining - l.held)::bigint AS points, l.expires_at"
         "   FROM points.lots l WHERE l.tenant_id = m.tenant_id AND l.member_id = m.member_id"
-        "    AND l.remaining > l.held AND l.expires_at > $3"
+        # remaining > 0 follows from remaining > held (held >= 0); said, it lets the open lots'
+        # index give them in expiry order, so a member's first few expiry dates are read
+        # without reading every lot the member has
+        "    AND l.remaining > l.held AND l.remaining > 0 AND l.expires_at > $3"
         "   GROUP BY l.expires_at ORDER BY l.expires_at LIMIT $4) x) e",
         [tenant for tenant, _ in keys], [member for _, member in keys], now, expiring)
     return {(row["tenant_id"], row["member_id"]): (
