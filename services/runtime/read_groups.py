@@ -5,7 +5,8 @@ Alone, each read costs a pool checkout, a round trip and a statement; read as a 
 costs one of each. Up to ``max_in_flight`` groups run at once; a read that finds a free slot goes
 out at once, so a lone read waits for nobody. When every slot is busy, arrivals wait and go out
 together with the next group. A group's statement starts after each of its reads arrived, so a
-read sees everything committed before it arrived, as it would alone.
+read sees everything committed before it arrived, as it would alone. If a group's read fails,
+its keys are read again one by one, so one bad key never fails another.
 
 One group at a time is the default: a read's statement is short (no locks to wait for), so the
 wait for the group before is too, and bigger groups cost the API less per read. Balance and
@@ -58,11 +59,11 @@ class ReadGroups(Generic[K, V]):
             group = {key: self._waiting.pop(key) for key in keys}
             try:
                 found = await self._read_many(keys)
-            except Exception as exc:  # every read of the group fails as the statement did
-                for answers in group.values():
-                    for answer in answers:
-                        if not answer.done():
-                            answer.set_exception(exc)
+            except Exception as exc:
+                if len(keys) == 1:
+                    _settle(group[keys[0]], exc=exc)
+                else:  # one key's failure (another tenant's, say) must not fail the others
+                    await self._one_by_one(group)
                 continue
             except BaseException:  # cancelled (the app stopping): so are the reads
                 for answers in group.values():
@@ -70,6 +71,24 @@ class ReadGroups(Generic[K, V]):
                         answer.cancel()
                 raise
             for key, answers in group.items():
-                for answer in answers:
-                    if not answer.done():  # not when the request went away
-                        answer.set_result(found.get(key))
+                _settle(answers, found=found.get(key))
+
+    async def _one_by_one(self, group: dict[K, list[asyncio.Future[V | None]]]) -> None:
+        for key, answers in group.items():
+            try:
+                found = await self._read_many([key])
+            except Exception as exc:
+                _settle(answers, exc=exc)
+            else:
+                _settle(answers, found=found.get(key))
+
+
+def _settle(answers: list[asyncio.Future[V | None]], *, found: V | None = None,
+            exc: Exception | None = None) -> None:
+    for answer in answers:
+        if answer.done():  # the request went away
+            continue
+        if exc is not None:
+            answer.set_exception(exc)
+        else:
+            answer.set_result(found)

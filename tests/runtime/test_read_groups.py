@@ -24,6 +24,8 @@ class Squares:
         await self.release.wait()
         if self.fail_with is not None:
             raise self.fail_with
+        if 13 in keys:
+            raise LookupError("13 cannot be read")
         return {key: key * key for key in keys if key >= 0}  # negative keys: not found
 
 
@@ -93,6 +95,23 @@ async def test_a_failed_group_fails_each_of_its_reads_and_no_later_one() -> None
             await read
     squares.fail_with = None
     assert await groups.read(3) == 9
+
+
+async def test_a_key_that_fails_its_group_fails_only_its_own_reads() -> None:
+    squares = Squares()
+    squares.release.clear()
+    groups = ReadGroups(squares, max_in_flight=1)
+    blocker = asyncio.ensure_future(groups.read(0))
+    await settle()
+    reads = [asyncio.ensure_future(groups.read(key)) for key in (2, 13, 3, 13)]
+    await settle()
+    squares.release.set()
+    assert await blocker == 0
+    assert await reads[0] == 4 and await reads[2] == 9
+    for read in (reads[1], reads[3]):
+        with pytest.raises(LookupError):
+            await read
+    assert squares.calls == [[0], [2, 13, 3], [2], [13], [3]], "read again one by one"
 
 
 async def test_a_read_that_goes_away_leaves_the_others_theirs() -> None:

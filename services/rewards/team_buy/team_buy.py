@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -235,16 +236,19 @@ class TeamBuy:
     async def _read_built_pages(self, keys: Sequence[PageKey]) -> dict[PageKey, BuiltPage]:
         """Each page of a built board with its board's size; rows None when there is no such
         campaign. A board not built is left out."""
-        found: dict[PageKey, BuiltPage] = {}
-        for key in keys:
+        async def built_page(key: PageKey) -> BuiltPage | None:
             tenant_id, campaign_id, offset, limit = key
             read = await self.boards.built_team_page(tenant_id, campaign_id, offset, limit)
-            if read is not None:
-                page, size = read
-                teams = await store.teams_by_id(self.db, tenant_id, campaign_id,
-                                                [team_id for _, team_id, _ in page])
-                found[key] = (None if teams is None else board_rows(page, teams), size)
-        return found
+            if read is None:
+                return None
+            page, size = read
+            teams = await store.teams_by_id(self.db, tenant_id, campaign_id,
+                                            [team_id for _, team_id, _ in page])
+            return (None if teams is None else board_rows(page, teams), size)
+
+        # Different pages (boards, tenants) side by side, as their requests would be alone.
+        pages = await asyncio.gather(*(built_page(key) for key in keys))
+        return {key: page for key, page in zip(keys, pages, strict=True) if page is not None}
 
     async def _row_of_member(self, tenant_id: str, campaign_id: str,
                              member_id: str) -> tb.LeaderboardRow | None:
