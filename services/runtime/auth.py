@@ -15,6 +15,7 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from services.runtime.errors import Forbidden, Unauthorized
+from services.runtime.requests import scope_header
 from services.runtime.tenants import hash_key, key_id_of
 
 EXCLUDE_OPT = "exclude_from_auth"
@@ -180,12 +181,8 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]
                                    ) -> AuthenticationResult:
         authenticator: Authenticator = connection.app.state.resources.authenticator
-        # Straight from the scope (names come lower-cased): connection.headers would first
-        # build a header map of the whole request.
-        header = next((value for name, value in connection.scope["headers"]
-                       if name == b"authorization"), None)
         principal = await authenticator.authenticate(
-            None if header is None else header.decode("latin-1"))
+            scope_header(connection.scope, b"authorization"))
         access: Access | None = connection.route_handler.opt.get(ACCESS_OPT)
         if access is not None:
             access.check(principal, connection.path_params)

@@ -17,6 +17,8 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.runtime.requests import scope_header
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None)
 
@@ -96,8 +98,7 @@ _requests = itertools.count()
 def request_context(scope: Scope) -> tuple[str, float]:
     state = scope.setdefault("state", {})
     if "request_id" not in state:
-        incoming = next((value for name, value in scope["headers"] if name == b"x-request-id"),
-                        b"").decode("latin-1")
+        incoming = scope_header(scope, b"x-request-id") or ""
         state["request_id"] = (incoming if 0 < len(incoming) <= 128
                                else f"{_process_id}{next(_requests):016x}")
         state["started"] = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Strict request bodies.
+"""Strict request bodies, and headers read straight from the ASGI scope.
 
 Litestar converts JSON bodies with msgspec in lax mode, which would accept ``"10"`` for an
 integer. Points are value, so bodies declared as Structs (or ``Struct | None``) are decoded
@@ -28,6 +28,16 @@ from services.runtime.times import sent_time
 
 # Beyond 2**53 a float no longer spells one integer exactly.
 _EXACT_FLOAT_LIMIT = 2**53
+
+
+def scope_header(scope: Any, name: bytes) -> str | None:
+    """The first value of the header ``name`` (lower case, as ASGI servers give names), read
+    from the scope: Litestar's ``connection.headers`` would first build a map of them all, on
+    every request."""
+    for header, value in scope["headers"]:
+        if header == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 @lru_cache(maxsize=512)

@@ -35,6 +35,16 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def group_held_out(squares: Squares, first: int = 0
+                         ) -> tuple[ReadGroups[int, int], asyncio.Future[int | None]]:
+    """Groups with one slot, taken by the read of ``first``, held until squares.release."""
+    squares.release.clear()
+    groups = ReadGroups(squares, max_in_flight=1)
+    held = asyncio.ensure_future(groups.read(first))
+    await settle()
+    return groups, held
+
+
 async def test_a_lone_read_goes_out_at_once() -> None:
     squares = Squares()
     groups = ReadGroups(squares)
@@ -56,10 +66,7 @@ async def test_reads_one_after_another_each_get_their_answer() -> None:
 
 async def test_reads_arriving_while_a_group_is_out_go_out_together() -> None:
     squares = Squares()
-    squares.release.clear()
-    groups = ReadGroups(squares, max_in_flight=1)
-    first = asyncio.ensure_future(groups.read(1))
-    await settle()  # the first group is out, held
+    groups, first = await group_held_out(squares, 1)
     rest = [asyncio.ensure_future(groups.read(key)) for key in (2, 3, 3, -1, 2)]
     await settle()
     assert squares.calls == [[1]], "a read went out while the only slot was busy"
@@ -99,10 +106,7 @@ async def test_a_failed_group_fails_each_of_its_reads_and_no_later_one() -> None
 
 async def test_a_key_that_fails_its_group_fails_only_its_own_reads() -> None:
     squares = Squares()
-    squares.release.clear()
-    groups = ReadGroups(squares, max_in_flight=1)
-    blocker = asyncio.ensure_future(groups.read(0))
-    await settle()
+    groups, blocker = await group_held_out(squares)
     reads = [asyncio.ensure_future(groups.read(key)) for key in (2, 13, 3, 13)]
     await settle()
     squares.release.set()
@@ -116,10 +120,7 @@ async def test_a_key_that_fails_its_group_fails_only_its_own_reads() -> None:
 
 async def test_a_read_that_goes_away_leaves_the_others_theirs() -> None:
     squares = Squares()
-    squares.release.clear()
-    groups = ReadGroups(squares, max_in_flight=1)
-    blocker = asyncio.ensure_future(groups.read(0))
-    await settle()
+    groups, blocker = await group_held_out(squares)
     leaving = asyncio.ensure_future(groups.read(5))
     staying = asyncio.ensure_future(groups.read(5))
     await settle()

@@ -63,15 +63,7 @@ def _open_for_teams(campaign: store.CampaignRow, now: datetime) -> None:
 
 
 PageKey = tuple[str, str, int, int]  # tenant, campaign, offset, limit
-BuiltPage = tuple[list[tb.LeaderboardRow] | None, int]  # rows (None: no campaign), board size
-
-
-def board_rows(page: list[tuple[int, str, int]],
-               teams: dict[str, store.TeamRow]) -> list[tb.LeaderboardRow]:
-    return [tb.LeaderboardRow(rank=rank, team_id=team_id, score=score,
-                              name=teams[team_id].name if team_id in teams else None,
-                              members=teams[team_id].members if team_id in teams else 0)
-            for rank, team_id, score in page]
+BuiltPage = tuple[list[tb.LeaderboardRow], int]  # the page's rows, the board's size
 
 
 class TeamBuy:
@@ -222,10 +214,7 @@ class TeamBuy:
             page, size = await self.boards.team_page(tenant_id, campaign_id, offset, limit)
             items = await self._board_rows(tenant_id, campaign_id, page)
         else:
-            found, size = built
-            if found is None:
-                raise NotFound(f"no campaign {campaign_id!r}", code="unknown_campaign")
-            items = found
+            items, size = built
         me = None if member_id is None else await self._row_of_member(tenant_id, campaign_id,
                                                                       member_id)
         return tb.Leaderboard(
@@ -234,17 +223,16 @@ class TeamBuy:
             me=me)
 
     async def _read_built_pages(self, keys: Sequence[PageKey]) -> dict[PageKey, BuiltPage]:
-        """Each page of a built board with its board's size; rows None when there is no such
-        campaign. A board not built is left out."""
+        """Each page of a built board with its board's size; a board not built is left out.
+        A page of no campaign raises NotFound (its group is then read key by key, so only its
+        own requests get the 404)."""
         async def built_page(key: PageKey) -> BuiltPage | None:
             tenant_id, campaign_id, offset, limit = key
             read = await self.boards.built_team_page(tenant_id, campaign_id, offset, limit)
             if read is None:
                 return None
             page, size = read
-            teams = await store.teams_by_id(self.db, tenant_id, campaign_id,
-                                            [team_id for _, team_id, _ in page])
-            return (None if teams is None else board_rows(page, teams), size)
+            return await self._board_rows(tenant_id, campaign_id, page), size
 
         # Different pages (boards, tenants) side by side, as their requests would be alone.
         pages = await asyncio.gather(*(built_page(key) for key in keys))
@@ -268,7 +256,10 @@ class TeamBuy:
                                         [team_id for _, team_id, _ in page])
         if teams is None:
             raise NotFound(f"no campaign {campaign_id!r}", code="unknown_campaign")
-        return board_rows(page, teams)
+        return [tb.LeaderboardRow(rank=rank, team_id=team_id, score=score,
+                                  name=teams[team_id].name if team_id in teams else None,
+                                  members=teams[team_id].members if team_id in teams else 0)
+                for rank, team_id, score in page]
 
     async def member_board(self, tenant_id: str, campaign_id: str,
                            limit: int) -> tb.MemberBoard:
