@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -219,6 +220,14 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def freeze_startup_heap() -> None:
+    """Leaves what the process built to start (imported modules, the app) out of the garbage
+    collector's full passes. Each full pass walked all of it: in the API process that was a
+    pause of 80-130 ms every few seconds under load, every request in flight waiting."""
+    gc.collect()
+    gc.freeze()
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     mounted = (args.service,) if args.service else SERVICE_NAMES
     # Under `fuli up`: the listening socket it bound, and it prints the banner.
@@ -231,8 +240,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             _banner(ready, mounted, None)
         # The other services are hosted too (not mounted), for in-process calls when
         # FULI_POINTS_URL and friends are not set.
-        serve(Stack(ready, SERVICES, mounted=list(mounted), console=console_directory(ready)),
-              ready, inherited)
+        stack = Stack(ready, SERVICES, mounted=list(mounted), console=console_directory(ready))
+        freeze_startup_heap()
+        serve(stack, ready, inherited)
     return 0
 
 
@@ -265,6 +275,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     with resolved(settings) as ready:
         asyncio.run(prepare_database(ready, create_default_tenant=False))
         actors, periodic = jobs(args.service or SERVICE_NAMES)
+        freeze_startup_heap()
         run_worker(ready, SERVICES, actors, periodic, stop)
     return 0
 
