@@ -205,16 +205,17 @@ class Stack:
         return found
 
     def rss_mib(self, role: str | None = None) -> float:
-        """Resident memory of `fuli up`'s own processes, or of those of one role."""
-        total = 0
+        """Resident memory of all of `fuli up`'s own processes, or of the largest process of
+        one role (the goal is per process, and --api-processes runs several API processes)."""
+        sizes = []
         for proc_role, proc in self.roles():
             if role is not None and proc_role != role:
                 continue
             try:
-                total += proc.memory_info().rss
+                sizes.append(proc.memory_info().rss)
             except psutil.NoSuchProcess:
                 pass
-        return total / 2**20
+        return (sum(sizes) if role is None else max(sizes, default=0)) / 2**20
 
     def stop(self) -> int | None:
         """SIGTERM and wait (fuli up stops the worker and its embedded servers itself)."""
@@ -563,6 +564,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where the JSON and Locust CSV files go (default loadtests/results)")
     parser.add_argument("--group-commit", action=argparse.BooleanOptionalAction, default=True,
                         help="FULI_EVENT_GROUP_COMMIT of the stack under test (default on)")
+    parser.add_argument("--api-processes", type=positive, default=1,
+                        help="FULI_WORKERS of the stack under test: API processes serving the "
+                             "one socket, each with its own pools and group committer "
+                             "(default 1)")
     parser.add_argument("--light", action=argparse.BooleanOptionalAction, default=True,
                         help="after the earn phase, the same requests from light_earn.py, a "
                              "lighter load generator, with --users connections (default on)")
@@ -699,7 +704,8 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = work / "data"
         # Private targets for the webhook scenario's receiver on 127.0.0.1.
         stack = Stack(data_dir, work / "fuli-up.log", group_commit=args.group_commit,
-                      settings={"FULI_WEBHOOKS_ALLOW_PRIVATE": "true"})
+                      settings={"FULI_WEBHOOKS_ALLOW_PRIVATE": "true",
+                                "FULI_WORKERS": str(args.api_processes)})
         stopped: int | None = None
         try:
             print(f"bench: starting fuli up on {stack.base_url} (data in {data_dir})",
@@ -721,6 +727,8 @@ def main(argv: list[str] | None = None) -> int:
                                         out_dir / f"bench-{stamp}")
                 if stack.process.poll() is not None:
                     raise stack._failure("fuli up died during the Locust phase")
+                processes = {role: sum(1 for found, _ in stack.roles() if found == role)
+                             for role in ROLE_NAMES}
 
                 outbox = wait_outbox_drained(postgres, timeout=max(30, 2 * args.duration))
                 # pgbench right after the earn phase, so that the ratio of the two compares the
@@ -783,6 +791,8 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": args.duration,
         "users": args.users,
         "group_commit": args.group_commit,
+        "api_processes": args.api_processes,
+        "processes": processes,
         "worker_paused": args.worker_paused,
         "locust": locust,
         "pgbench": pgbench,

@@ -46,9 +46,30 @@ def test_every_scenario_answers_without_failures_or_oversell(tmp_path: Path) -> 
     assert not perk["oversold"] and perk["adds_up"], perk
     assert report["zero_oversell"] is True
 
+    assert report["processes"] == {"supervisor": 1, "api": 1, "worker": 1}
     per_process = report["memory"]["per_process"]
     assert set(per_process) == {"supervisor", "api", "worker"}
     assert all(memory["peak_mib"] > 0 for memory in per_process.values())
     assert {goal["figure"] for goal in report["goals"]} >= {
         "scenarios.balance", "scenarios.batch", "scenarios.draw", "scenarios.latency",
         "scenarios.leaderboard", "memory.per_process"}
+
+
+@pytest.mark.timeout(180)
+def test_the_stack_can_run_several_api_processes(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "loadtests/bench.py", "--duration", "2", "--scenarios", "balance",
+         "--scenario-duration", "2", "--users", "8", "--pg-clients", "4", "--no-light",
+         "--api-processes", "2", "--out-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=160, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout)
+
+    assert report["api_processes"] == 2
+    assert report["processes"] == {"supervisor": 1, "api": 2, "worker": 1}
+    assert report["locust"]["requests"] > 0 and report["locust"]["failures"] == 0
+    balance = report["scenarios"]["balance"]
+    assert balance["requests"] > 0 and balance["failures"] == 0
+    # Memory is per process: each API process on its own, not the two added up.
+    api = report["memory"]["per_process"]["api"]
+    assert 0 < api["peak_mib"] < report["memory"]["peak_rss_mib"] - api["peak_mib"]
