@@ -727,8 +727,8 @@ def main(argv: list[str] | None = None) -> int:
                                         out_dir / f"bench-{stamp}")
                 if stack.process.poll() is not None:
                     raise stack._failure("fuli up died during the Locust phase")
-                processes = {role: sum(1 for found, _ in stack.roles() if found == role)
-                             for role in ROLE_NAMES}
+                running = [role for role, _ in stack.roles()]
+                processes = {role: running.count(role) for role in ROLE_NAMES}
 
                 outbox = wait_outbox_drained(postgres, timeout=max(30, 2 * args.duration))
                 # pgbench right after the earn phase, so that the ratio of the two compares the
