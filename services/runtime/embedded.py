@@ -139,12 +139,10 @@ class EmbeddedPostgres:
             #
             # A new data directory has no used WAL segments to recycle: every 16 MB of WAL,
             # the committing process creates the next segment, and with wal_init_zero it
-            # writes and syncs 16 MB of zeros while holding the WAL write lock. At 2,000 events
-            # a second that stopped every commit for about 50 ms every two seconds: the p99 of
-            # the earn path at 80 % load was 44 ms in the API with it and 20 ms without
-            # (loadtests/bench.py --scenarios latency). Without it a segment is created at its
-            # size and filled as WAL is written; WAL records carry checksums, so recovery does
-            # not depend on the zeros, and a full disk stops a commit either way.
+            # writes and syncs 16 MB of zeros while holding the WAL write lock, every other
+            # commit waiting (the README's Performance section has the measurements). WAL
+            # records carry checksums, so recovery does not depend on the zeros, and a full
+            # disk stops a commit either way.
             options.update(shared_buffers=f"{durable_shared_buffers_mb()}MB",
                            max_wal_size="4GB", checkpoint_timeout="15min", wal_init_zero="off")
         else:

@@ -22,7 +22,7 @@ from typing import Any, Union, get_args, get_origin
 
 import msgspec
 from litestar import Request
-from litestar.types import Empty
+from litestar.types import Empty, Scope
 
 from services.runtime.times import sent_time
 
@@ -30,13 +30,13 @@ from services.runtime.times import sent_time
 _EXACT_FLOAT_LIMIT = 2**53
 
 
-def scope_header(scope: Any, name: bytes) -> str | None:
+def scope_header(scope: Scope, name: bytes) -> str | None:
     """The first value of the header ``name`` (lower case, as ASGI servers give names), read
     from the scope: Litestar's ``connection.headers`` would first build a map of them all, on
     every request."""
     for header, value in scope["headers"]:
         if header == name:
-            return str(value.decode("latin-1"))
+            return value.decode("latin-1")
     return None
 
 

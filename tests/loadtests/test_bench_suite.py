@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,14 +18,20 @@ from loadtests.scenarios import SCENARIOS
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.timeout(240)
-def test_every_scenario_answers_without_failures_or_oversell(tmp_path: Path) -> None:
+def bench(out_dir: Path, *args: str, timeout: float) -> dict[str, Any]:
+    """The report of the shortest bench run (two-second phases, eight users) with ``args``."""
     result = subprocess.run(
         [sys.executable, "loadtests/bench.py", "--duration", "2", "--scenario-duration", "2",
-         "--users", "8", "--pg-clients", "4", "--out-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=220, check=False)
+         "--users", "8", "--pg-clients", "4", "--out-dir", str(out_dir), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
     assert result.returncode == 0, result.stderr[-4000:]
-    report = json.loads(result.stdout)
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+@pytest.mark.timeout(240)
+def test_every_scenario_answers_without_failures_or_oversell(tmp_path: Path) -> None:
+    report = bench(tmp_path, timeout=220)
 
     assert report["locust"]["requests"] > 0 and report["locust"]["failures"] == 0
     light = report["light"]
@@ -57,13 +64,8 @@ def test_every_scenario_answers_without_failures_or_oversell(tmp_path: Path) -> 
 
 @pytest.mark.timeout(180)
 def test_the_stack_can_run_several_api_processes(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "loadtests/bench.py", "--duration", "2", "--scenarios", "balance",
-         "--scenario-duration", "2", "--users", "8", "--pg-clients", "4", "--no-light",
-         "--api-processes", "2", "--out-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=160, check=False)
-    assert result.returncode == 0, result.stderr[-4000:]
-    report = json.loads(result.stdout)
+    report = bench(tmp_path, "--scenarios", "balance", "--no-light", "--api-processes", "2",
+                   timeout=160)
 
     assert report["api_processes"] == 2
     assert report["processes"] == {"supervisor": 1, "api": 2, "worker": 1}
