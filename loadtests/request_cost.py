@@ -5,15 +5,17 @@ A draw or a redemption is several transactions and calls to points; under load, 
 other tenants move its CPU per request by ±15 % from one run to the next, more than a change of
 a round trip or two. Sent one at a time, with the worker paused (its relay and consumers apply
 the events after the measurement), the cost is the route's own, and two checkouts can be
-compared run for run. The statements are counted from PostgreSQL's own log (log_statement =
-all from before the warm-up, so that every pooled connection has taken it up; the lines
-between two marker statements this script runs around the measured requests).
+compared run for run. The statements are counted and timed from PostgreSQL's own log
+(log_min_duration_statement = 0 from before the warm-up, so that every pooled connection has
+taken it up; the lines between two marker statements this script runs around the measured
+requests).
 
     .venv/bin/python loadtests/request_cost.py --route draw --requests 1000
     .venv/bin/python loadtests/request_cost.py --route redeem --statements
 
 Prints one JSON line: ms of CPU per request by part, wall ms per request and, with
---statements, the statements per request by their first words.
+--statements, the statements per request by their first words and the ms PostgreSQL took for
+them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -49,7 +51,10 @@ from services.runtime.embedded import EmbeddedPostgres  # noqa: E402
 WARM_UP = 300  # requests before the measurement: every pooled connection prepares its statements
 BOX = "cost-box"
 PERK = "cost-perk"
-LOGGED = re.compile(r"\[(\d+)\] LOG:  (?:statement: |execute [^:]*: )(.*)")
+# A statement's lines: with the extended protocol its parse and bind (where a plan is made)
+# before its execute, each with its own duration; a simple query is one line.
+LOGGED = re.compile(r"\[\d+\] LOG:  duration: ([0-9.]+) ms  (statement|parse|bind|execute)"
+                    r"(?: [^:]*)?: (.*)")
 START, END = "SELECT 'request_cost: start'", "SELECT 'request_cost: end'"
 
 
@@ -79,21 +84,34 @@ def send(http: httpx.Client, route: str, n: int, members: int) -> None:
         raise SystemExit(f"{route} answered {response.status_code}: {response.text[:300]}")
 
 
-def count_statements(log: str, requests: int) -> dict[str, float]:
-    """Statements per request by their first three words: the logged statements between the
-    start and end markers."""
+class Statements(NamedTuple):
+    counts: dict[str, float]  # statements per request by their first three words
+    ms: dict[str, float]  # PostgreSQL's ms per request for them, parse and bind included
+
+
+def logged_statements(log: str, requests: int) -> Statements:
+    """The logged statements between the start and end markers, per request."""
     counts: collections.Counter[str] = collections.Counter()
+    ms: collections.defaultdict[str, float] = collections.defaultdict(float)
     measuring = False
     for line in log.splitlines():
         found = LOGGED.search(line)
         if found is None:
             continue
-        if found.group(2) in (START, END):
-            measuring = found.group(2) == START
+        duration, step, text = float(found.group(1)), found.group(2), found.group(3)
+        if text in (START, END):
+            measuring = text == START
         elif measuring:
-            counts[" ".join(found.group(2).split()[:3])] += 1
-    per_request = {text: round(n / requests, 2) for text, n in counts.most_common()}
-    return {"total": round(sum(counts.values()) / requests, 2), **per_request}
+            words = " ".join(text.split()[:3])
+            ms[words] += duration
+            if step in ("statement", "execute"):
+                counts[words] += 1
+    return Statements(
+        counts={"total": round(sum(counts.values()) / requests, 2),
+                **{words: round(n / requests, 2) for words, n in counts.most_common()}},
+        ms={"total": round(sum(ms.values()) / requests, 3),
+            **{words: round(n / requests, 3)
+               for words, n in sorted(ms.items(), key=lambda item: -item[1])}})
 
 
 def measure(route: str, requests: int, members: int, statements: bool,
@@ -108,7 +126,7 @@ def measure(route: str, requests: int, members: int, statements: bool,
                 set_up(admin, members)
             postgres = EmbeddedPostgres(stack.data_dir)
             if statements:
-                psql(postgres, "ALTER SYSTEM SET log_statement = 'all'")
+                psql(postgres, "ALTER SYSTEM SET log_min_duration_statement = 0")
                 psql(postgres, "SELECT pg_reload_conf()")
             log_start = postgres.logfile.stat().st_size
             with httpx.Client(base_url=stack.base_url, timeout=60,
@@ -136,7 +154,9 @@ def measure(route: str, requests: int, members: int, statements: bool,
             if statements:
                 with postgres.logfile.open() as log:
                     log.seek(log_start)
-                    figures["statements_per_request"] = count_statements(log.read(), requests)
+                    logged = logged_statements(log.read(), requests)
+                figures["statements_per_request"] = logged.counts
+                figures["statement_ms_per_request"] = logged.ms
             return figures
         finally:
             stack.stop()
@@ -153,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="members the requests go to in turn: with more members than"
                              " requests, every draw is its member's first (default 2000)")
     parser.add_argument("--statements", action="store_true",
-                        help="also count the statements PostgreSQL ran (logging them costs"
-                             " CPU: leave it off when comparing CPU)")
+                        help="also count and time the statements PostgreSQL ran (logging them"
+                             " costs CPU: leave it off when comparing CPU)")
     parser.add_argument("--worker", action="store_true",
                         help="leave the worker running (default: paused while measuring)")
     args = parser.parse_args(argv)

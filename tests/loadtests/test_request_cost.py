@@ -1,6 +1,6 @@
 """loadtests/request_cost.py end to end in its shortest form, so that it cannot rot: each route
-measured against a fresh `fuli up`, with its statements counted from PostgreSQL's log, and the
-statements a draw and a redemption were rid of staying gone."""
+measured against a fresh `fuli up`, with its statements counted and timed from PostgreSQL's log,
+and the statements a draw and a redemption were rid of staying gone."""
 
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ def request_cost(route: str, members: int) -> dict[str, Any]:
     assert report["worker_paused"]
     cpu = report["cpu_ms_per_request"]
     assert cpu["api"] > 0 and cpu["postgres"] > 0 and report["wall_ms_per_request"] > 0
+    # Every counted statement is timed, and nothing is timed that was not run: its parse and
+    # bind go with its execute. PostgreSQL's time for them fits in the wall time.
+    counted, timed = report["statements_per_request"], report["statement_ms_per_request"]
+    assert set(timed) == set(counted)
+    assert timed["total"] > 0 and all(ms >= 0 for ms in timed.values()), timed
+    assert timed["total"] == pytest.approx(  # each rounded to a thousandth
+        sum(ms for words, ms in timed.items() if words != "total"), abs=0.001 * len(timed))
+    assert timed["total"] < report["wall_ms_per_request"]
     return report
 
 
