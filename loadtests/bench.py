@@ -204,18 +204,24 @@ class Stack:
                 found.append((role, proc))
         return found
 
-    def rss_mib(self, role: str | None = None) -> float:
-        """Resident memory of all of `fuli up`'s own processes, or of the largest process of
-        one role (the goal is per process, and --api-processes runs several API processes)."""
-        sizes = []
-        for proc_role, proc in self.roles():
-            if role is not None and proc_role != role:
-                continue
+    def _rss_by_role(self) -> list[tuple[str, int]]:
+        found = []
+        for role, proc in self.roles():
             try:
-                sizes.append(proc.memory_info().rss)
+                found.append((role, proc.memory_info().rss))
             except psutil.NoSuchProcess:
                 pass
-        return (sum(sizes) if role is None else max(sizes, default=0)) / 2**20
+        return found
+
+    def rss_mib(self) -> float:
+        """Resident memory of all of `fuli up`'s own processes together."""
+        return sum(rss for _, rss in self._rss_by_role()) / 2**20
+
+    def largest_rss_mib(self, role: str) -> float:
+        """Resident memory of the largest process of ``role``: the goal is per process, and
+        --api-processes runs several API processes."""
+        return max((rss for found, rss in self._rss_by_role() if found == role),
+                   default=0) / 2**20
 
     def stop(self) -> int | None:
         """SIGTERM and wait (fuli up stops the worker and its embedded servers itself)."""
@@ -714,11 +720,11 @@ def main(argv: list[str] | None = None) -> int:
             ingest_key = prepare_tenant(stack.base_url, admin_key)
             postgres = EmbeddedPostgres(data_dir)
             idle_rss = stack.rss_mib()
-            idle_by_role = {role: stack.rss_mib(role) for role in ROLE_NAMES}
+            idle_by_role = {role: stack.largest_rss_mib(role) for role in ROLE_NAMES}
 
             with contextlib.ExitStack() as sampling:
-                by_role = {role: sampling.enter_context(
-                    RssSampler(functools.partial(stack.rss_mib, role))) for role in ROLE_NAMES}
+                by_role = {role: sampling.enter_context(RssSampler(
+                    functools.partial(stack.largest_rss_mib, role))) for role in ROLE_NAMES}
                 print(f"bench: locust, {args.users} users for {args.duration} s",
                       file=sys.stderr)
                 with RssSampler(stack.rss_mib) as rss, CpuMeter(stack) as locust_cpu, \

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -91,7 +92,7 @@ class Statements(NamedTuple):
 
 def logged_statements(log: str, requests: int) -> Statements:
     """The logged statements between the start and end markers, per request."""
-    counts: collections.Counter[str] = collections.Counter()
+    counts: collections.defaultdict[str, float] = collections.defaultdict(float)
     ms: collections.defaultdict[str, float] = collections.defaultdict(float)
     measuring = False
     for line in log.splitlines():
@@ -106,12 +107,15 @@ def logged_statements(log: str, requests: int) -> Statements:
             ms[words] += duration
             if step in ("statement", "execute"):
                 counts[words] += 1
-    return Statements(
-        counts={"total": round(sum(counts.values()) / requests, 2),
-                **{words: round(n / requests, 2) for words, n in counts.most_common()}},
-        ms={"total": round(sum(ms.values()) / requests, 3),
-            **{words: round(n / requests, 3)
-               for words, n in sorted(ms.items(), key=lambda item: -item[1])}})
+    return Statements(counts=_per_request(counts, requests, 2),
+                      ms=_per_request(ms, requests, 3))
+
+
+def _per_request(totals: Mapping[str, float], requests: int, digits: int) -> dict[str, float]:
+    """The total and each key's share of it per request, the largest first."""
+    ordered = sorted(totals.items(), key=lambda item: -item[1])
+    return {"total": round(sum(totals.values()) / requests, digits),
+            **{words: round(n / requests, digits) for words, n in ordered}}
 
 
 def measure(route: str, requests: int, members: int, statements: bool,

@@ -501,7 +501,7 @@ def run_scenarios(run: Run, names: list[str]) -> dict[str, dict[str, Any]]:
         report.update(prepared or {})
         report["setup_s"] = setup_s
         report["outbox_at_start"] = drained
-        report["rss_end_mib"] = {role: round(run.stack.rss_mib(role), 1)
+        report["rss_end_mib"] = {role: round(run.stack.largest_rss_mib(role), 1)
                                  for role in ROLE_NAMES}
         results[name] = report
     return results
