@@ -6,6 +6,7 @@ the id consumers deduplicate on.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -187,6 +188,46 @@ class TierChanged(Event, frozen=True, kw_only=True):
     earn_multiplier: float | None = None
 
 
+class TierChanges(Event, frozen=True, kw_only=True):
+    """What ``TierChanged`` says of each of ``member_ids``, all moved from ``previous_tier`` to
+    ``tier`` in one percentile stratification: up to TIER_CHANGES_MEMBERS of them in one event,
+    so a pass over a million members writes a thousand outbox rows and messages, not a million.
+    Between services only: the webhooks service pushes a ``TierChanged`` for each member, whose
+    event id ``tier_changed_id`` derives from this event's and the member's."""
+
+    member_ids: list[str]
+    tier: str
+    previous_tier: str | None = None
+    changed_at: datetime
+    earn_multiplier: float | None = None
+
+    def each(self) -> list[TierChanged]:
+        return [TierChanged(member_id=m, tier=self.tier, previous_tier=self.previous_tier,
+                            changed_at=self.changed_at, earn_multiplier=self.earn_multiplier)
+                for m in self.member_ids]
+
+
+TIER_CHANGES_MEMBERS = 1000  # written by tiers.stratify (services/tiers/sql)
+_tier_announcement = msgspec.json.Decoder(TierChanged | TierChanges)
+
+
+def tier_changes(data: bytes) -> TierChanges:
+    """A ``TierChanged`` or ``TierChanges`` payload as the latter (of one member for the
+    former): what the consumers of both apply."""
+    event = _tier_announcement.decode(data)
+    if isinstance(event, TierChanges):
+        return event
+    return TierChanges(member_ids=[event.member_id], tier=event.tier,
+                       previous_tier=event.previous_tier, changed_at=event.changed_at,
+                       earn_multiplier=event.earn_multiplier)
+
+
+def tier_changed_id(tier_changes_id: str, member_id: str) -> str:
+    """The event id of one member's ``TierChanged`` within a ``TierChanges``: the same on every
+    redelivery, and distinct for every member and every ``TierChanges``."""
+    return str(uuid.uuid5(uuid.UUID(tier_changes_id), member_id))
+
+
 class GroupJoined(Event, frozen=True, kw_only=True):
     """A member joined a community group (a rejoin too; not a repeated join of a current
     member)."""
@@ -229,8 +270,9 @@ TASK_PROGRESS = Subscriber("rewards", "rewards.advance_tasks", batch=True,
 # event type -> the actors (by queue and name) that consume it. The outbox relay reads this, so a
 # relay in any process can route every event without importing the consumers.
 SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
-    "TierChanged": (Subscriber("rewards", "rewards.apply_tier_changed"),
-                    Subscriber("points", "points.apply_tier_multiplier")),
+    **{name: (Subscriber("rewards", "rewards.apply_tier_changed"),
+              Subscriber("points", "points.apply_tier_multiplier"))
+       for name in ("TierChanged", "TierChanges")},
     "PacketMade": (Subscriber("points", "points.earn_for_red_packets"),),
     **{name: (TIER_METRICS,)
        for name in ("PointsAwarded", "PointsSpent", "PointsExpired", "PointsReversed",
@@ -252,7 +294,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (ActionRecorded, PointsAwarded, PointsSpent, PurchaseRecorded, PurchaseReversed,
                 PointsReversed, PointsRefunded, PointsExpired, RedemptionCompleted,
                 RedemptionCancelled, CouponUsed, CouponTransferred, PacketMade, PacketGrabbed,
-                TeamFormed, CampaignSettled, TierChanged, GroupJoined, TaskCompleted,
+                TeamFormed, CampaignSettled, TierChanged, TierChanges, GroupJoined, TaskCompleted,
                 TaskRewarded)
 }
 
@@ -285,5 +327,5 @@ PUBLIC_EVENT_TYPES: tuple[str, ...] = (
     "PacketMade", "PacketGrabbed", "TeamFormed", "CampaignSettled",
     "TaskCompleted", "TaskRewarded",
 )
-for _public in PUBLIC_EVENT_TYPES:
+for _public in (*PUBLIC_EVENT_TYPES, "TierChanges"):  # the latter pushed as its TierChanged
     SUBSCRIPTIONS[_public] = (*SUBSCRIPTIONS.get(_public, ()), WEBHOOK_DELIVERIES)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from proto.events import Envelope, PacketGrabbed, PacketMade, TierChanged
+from proto.events import Envelope, PacketGrabbed, PacketMade, tier_changes
 from proto.points import EventIn
 from services.points import ledger, store
 from services.runtime.bus import ActorSpec, PeriodicJob, consume
@@ -73,16 +73,17 @@ async def _earn_for_packet(conn: Conn, envelope: Envelope) -> None:
 
 
 async def apply_tier_multiplier(bodies: str | list[str]) -> None:
-    """A tier's earn multiplier, announced by the tiers service, applies to later earning."""
+    """A tier's earn multiplier, announced by the tiers service (``TierChanged``, or
+    ``TierChanges`` for many members), applies to later earning."""
     resources = await WorkerContext.resources()
     await consume(resources.pool, APPLY_TIER_MULTIPLIER, bodies, _set_multiplier)
 
 
 async def _set_multiplier(conn: Conn, envelope: Envelope) -> None:
-    changed = msgspec.json.decode(envelope.data, type=TierChanged)
+    changed = tier_changes(envelope.data)
     if changed.earn_multiplier is not None:
-        await store.upsert_multiplier(conn, envelope.tenant_id, changed.member_id,
-                                      changed.earn_multiplier, changed.changed_at)
+        await store.upsert_multipliers(conn, envelope.tenant_id, changed.member_ids,
+                                       changed.earn_multiplier, changed.changed_at)
 
 
 ACTORS: list[ActorSpec] = [

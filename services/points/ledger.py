@@ -124,7 +124,7 @@ class Ledger:
     async def set_multiplier(self, tenant_id: str, member_id: str, multiplier: float,
                              at: datetime) -> None:
         """The member's earn multiplier from ``at`` on, unless a newer one was set already."""
-        await store.upsert_multiplier(self.pool, tenant_id, member_id, multiplier, at)
+        await store.upsert_multipliers(self.pool, tenant_id, [member_id], multiplier, at)
 
     # --- events ----------------------------------------------------------------------------
 

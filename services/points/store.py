@@ -148,17 +148,20 @@ async def upsert_rule(db: Db, tenant_id: str, action: str, rule: RuleIn,
         rule.expires_after_days, rule.enabled)
 
 
-async def upsert_multiplier(db: Db, tenant_id: str, member_id: str, multiplier: float,
-                            at: datetime) -> None:
-    """Sets the multiplier as of ``at``; a setting older than the current one is ignored."""
+async def upsert_multipliers(db: Db, tenant_id: str, member_ids: Sequence[str],
+                             multiplier: float, at: datetime) -> None:
+    """Sets the members' multiplier as of ``at``; for a member whose current setting is newer,
+    it is ignored. Rows are taken in member order, as every writer of many members takes them,
+    so two of these never wait on each other crosswise."""
     await db.execute(
         "INSERT INTO points.members (tenant_id, member_id, earn_multiplier, multiplier_set_at)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, member_id)"
+        " SELECT $1, m.member_id, $3, $4 FROM unnest($2::text[]) AS m(member_id)"
+        " ORDER BY m.member_id ON CONFLICT (tenant_id, member_id)"
         " DO UPDATE SET earn_multiplier = EXCLUDED.earn_multiplier,"
         " multiplier_set_at = EXCLUDED.multiplier_set_at"
         " WHERE points.members.multiplier_set_at IS NULL"
         " OR points.members.multiplier_set_at <= EXCLUDED.multiplier_set_at",
-        tenant_id, member_id, multiplier, at)
+        tenant_id, list(member_ids), multiplier, at)
 
 
 # --- events --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from proto.events import Envelope, Event, PacketGrabbed, PacketMade, TierChanged
+from proto.events import Envelope, Event, PacketGrabbed, PacketMade, TierChanged, TierChanges
 from services.points import actors
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
@@ -45,6 +45,22 @@ async def test_tier_multipliers_apply_once_and_the_newest_wins(
     assert await inbox_count(resources, tenant, actors.APPLY_TIER_MULTIPLIER) == 3
     assert (await points.member(member))["earn_multiplier"] == 3.0
     assert (await points.event(member, "speak")).json()["points"] == 3
+
+
+async def test_tier_changes_set_each_member_s_multiplier_unless_a_newer_one_is_set(
+        points: Points, resources: Resources, settings: Settings) -> None:
+    tenant, ahead, behind = points.tenant.name, uid("m"), uid("m")
+    earlier = datetime.now(UTC) - timedelta(minutes=5)
+    newer = envelope(tenant, TierChanged(member_id=ahead, tier="vip", earn_multiplier=3.0,
+                                         changed_at=earlier + timedelta(minutes=1)), "tiers")
+    moved = envelope(tenant, TierChanges(member_ids=[behind, ahead], tier="member",
+                                         earn_multiplier=2.0, changed_at=earlier), "tiers")
+    async with worker_context(settings):
+        await actors.apply_tier_multiplier(newer)
+        await actors.apply_tier_multiplier([moved, moved])  # one batch, the event twice
+    assert await inbox_count(resources, tenant, actors.APPLY_TIER_MULTIPLIER) == 2
+    assert (await points.member(ahead))["earn_multiplier"] == 3.0
+    assert (await points.member(behind))["earn_multiplier"] == 2.0
 
 
 async def test_red_packets_earn_the_maker_once_per_envelope(

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 import time
+import uuid
 from datetime import UTC, datetime
 
 import msgspec
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from proto.events import PUBLIC_EVENT_TYPES, SUBSCRIPTIONS
+from proto.events import PUBLIC_EVENT_TYPES, SUBSCRIPTIONS, TierChanged, TierChanges
 from services.runtime.errors import ValidationFailed
 from services.webhooks import signing
 from services.webhooks.deliveries import rules as deliveries
@@ -81,6 +82,28 @@ def test_every_public_type_is_an_event_routed_to_the_webhooks_consumer() -> None
     for name in PUBLIC_EVENT_TYPES:
         assert "webhooks.record_events" in [s.actor for s in SUBSCRIPTIONS[name]], name
     assert "webhooks.record_events" not in [s.actor for s in SUBSCRIPTIONS["ActionRecorded"]]
+
+
+def test_a_tier_changes_event_is_pushed_as_a_tier_changed_for_each_member() -> None:
+    assert "webhooks.record_events" in [s.actor for s in SUBSCRIPTIONS["TierChanges"]]
+    at = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    moved = msgspec.json.encode(TierChanges(member_ids=["a", 'b"', "c"], tier="vip",
+                                            previous_tier="fan", changed_at=at,
+                                            earn_multiplier=1.5))
+    first, again = (deliveries.public_events("0f8e7c6b-5a49-4c3d-9e1f-a2b3c4d5e6f7",
+                                             "TierChanges", moved) for _ in range(2))
+    other = deliveries.public_events("1f8e7c6b-5a49-4c3d-9e1f-a2b3c4d5e6f7", "TierChanges", moved)
+    assert first == again, "the same ids on a redelivery"
+    ids = [e.event_id for e in first + other]
+    assert len(set(ids)) == 6 and all(uuid.UUID(i).version == 5 for i in ids)
+    assert [e.event_type for e in first] == ["TierChanged"] * 3
+    assert [msgspec.json.decode(e.data, type=TierChanged) for e in first] == [
+        TierChanged(member_id=m, tier="vip", previous_tier="fan", changed_at=at,
+                    earn_multiplier=1.5) for m in ["a", 'b"', "c"]]
+    awarded = b'{"type":"PointsAwarded"}'
+    assert deliveries.public_events("e", "PointsAwarded", awarded) == [
+        deliveries.PublicEvent("e", "PointsAwarded", awarded)]
+    assert deliveries.public_events("e", "ActionRecorded", b"{}") == []
 
 
 def test_event_types() -> None:

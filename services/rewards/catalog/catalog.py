@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import msgspec
-
-from proto.events import Envelope, TierChanged
+from proto.events import Envelope, tier_changes
 from proto.rewards import CodesAdded, CodesIn, Eligibility, Perk, PerkIn, PerkList
 from services.rewards.catalog import rules, store
 from services.rewards.catalog.stock import StockMirror
 from services.rewards.catalog.store import PerkRow
-from services.rewards.member_tiers import member_tier, set_member_tier
+from services.rewards.member_tiers import member_tier, set_member_tiers
 from services.rewards.wallet import wallet
 from services.rewards.windows import check_window
 from services.runtime.bus import consume
@@ -81,7 +79,8 @@ class Catalog:
                           available=available)
 
     async def apply_tier_changes(self, bodies: str | list[str]) -> None:
-        """Members' tiers as the tiers service announces them (``TierChanged`` envelopes)."""
+        """Members' tiers as the tiers service announces them (``TierChanged`` and
+        ``TierChanges`` envelopes)."""
         await consume(self.pool, TIER_CONSUMER, bodies, record_tier)
 
     async def sync_stock(self) -> int:
@@ -90,6 +89,6 @@ class Catalog:
 
 
 async def record_tier(conn: Conn, envelope: Envelope) -> None:
-    changed = msgspec.json.decode(envelope.data, type=TierChanged)
-    await set_member_tier(conn, envelope.tenant_id, changed.member_id, changed.tier,
-                                changed.changed_at)
+    changed = tier_changes(envelope.data)
+    await set_member_tiers(conn, envelope.tenant_id, changed.member_ids, changed.tier,
+                           changed.changed_at)

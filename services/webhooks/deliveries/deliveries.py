@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from proto import webhooks as w
 from proto.events import Envelope
-from proto.webhooks import PUBLIC_EVENT_TYPES
 from services.runtime.bus import Handler
 from services.runtime.db import Conn, Pool
 from services.runtime.errors import NotFound, ValidationFailed
@@ -26,17 +25,19 @@ def record_handler() -> Handler:
     read: dict[str, list[store.Subscription]] = {}
 
     async def record(conn: Conn, envelope: Envelope) -> None:
-        if envelope.type not in PUBLIC_EVENT_TYPES:
+        events = rules.public_events(envelope.event_id, envelope.type, bytes(envelope.data))
+        if not events:
             return
         if envelope.tenant_id not in read:
             read[envelope.tenant_id] = await store.subscriptions(conn, envelope.tenant_id)
-        endpoint_ids = rules.subscribers(read[envelope.tenant_id], envelope.type)
-        if not endpoint_ids:
-            return
-        body = rules.body(envelope.type, envelope.emitted_at, bytes(envelope.data))
-        await store.insert(conn, envelope.tenant_id, envelope.event_id, envelope.type, body,
-                           endpoint_ids,
-                           [rules.delivery_id(envelope.event_id, e) for e in endpoint_ids])
+        deliveries = [
+            store.NewDelivery(rules.delivery_id(event.event_id, endpoint_id), endpoint_id,
+                              event.event_id, event.event_type,
+                              rules.body(event.event_type, envelope.emitted_at, event.data))
+            for event in events
+            for endpoint_id in rules.subscribers(read[envelope.tenant_id], event.event_type)]
+        if deliveries:
+            await store.insert(conn, envelope.tenant_id, deliveries)
 
     return record
 

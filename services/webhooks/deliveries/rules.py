@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
-from proto.webhooks import TEST_EVENT_TYPE
+from proto.events import TierChanges, tier_changed_id
+from proto.webhooks import PUBLIC_EVENT_TYPES, TEST_EVENT_TYPE
 
 
 class Subscribed(Protocol):
@@ -36,6 +37,27 @@ ERROR_TEXT_LIMIT = 500
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+class PublicEvent(NamedTuple):
+    event_id: str
+    event_type: str
+    data: bytes  # the event's JSON, its bus tag included
+
+
+# Bus events that stand for several public events: a TierChanges for a TierChanged each member.
+SPLIT_EVENTS = frozenset({"TierChanges"})
+
+
+def public_events(event_id: str, event_type: str, data: bytes) -> list[PublicEvent]:
+    """The public events a bus event stands for: itself if it is public, each member's
+    ``TierChanged`` of a ``TierChanges`` (with its own event id, the same on a redelivery),
+    none otherwise."""
+    if event_type in SPLIT_EVENTS:
+        return [PublicEvent(tier_changed_id(event_id, changed.member_id), "TierChanged",
+                            _encoder.encode(changed))
+                for changed in msgspec.json.decode(data, type=TierChanges).each()]
+    return [PublicEvent(event_id, event_type, data)] if event_type in PUBLIC_EVENT_TYPES else []
 
 
 def delivery_id(event_id: str, endpoint_id: str) -> str:

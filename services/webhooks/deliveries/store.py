@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 
@@ -43,15 +44,24 @@ async def subscriptions(conn: Conn, tenant_id: str) -> list[Subscription]:
         " AND enabled ORDER BY endpoint_id", tenant_id))
 
 
-async def insert(conn: Conn, tenant_id: str, event_id: str, event_type: str, body: bytes,
-                 endpoint_ids: Sequence[str], delivery_ids: Sequence[str]) -> None:
+class NewDelivery(NamedTuple):
+    delivery_id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    body: bytes
+
+
+async def insert(conn: Conn, tenant_id: str, deliveries: Sequence[NewDelivery]) -> None:
+    """Pending deliveries, due now; one already written (a redelivered event) stays as it is."""
     await conn.execute(
         "INSERT INTO webhooks.deliveries (tenant_id, delivery_id, endpoint_id, event_id,"
         " event_type, body, next_attempt_at)"
-        " SELECT $1, t.delivery_id, t.endpoint_id, $2::uuid, $3, $4, now()"
-        " FROM unnest($5::text[], $6::text[]) AS t(endpoint_id, delivery_id)"
+        " SELECT $1, t.delivery_id, t.endpoint_id, t.event_id::uuid, t.event_type, t.body, now()"
+        " FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])"
+        " AS t(delivery_id, endpoint_id, event_id, event_type, body)"
         " ON CONFLICT DO NOTHING",
-        tenant_id, event_id, event_type, body, list(endpoint_ids), list(delivery_ids))
+        tenant_id, *(list(column) for column in zip(*deliveries, strict=True)))
 
 
 async def claim(conn: Conn, per_endpoint: int, limit: int, lease_s: float) -> list[Claimed]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
 import httpx
+import msgspec
 
+from proto.events import TierChanges
 from services.composition.registry import SERVICES
 from services.runtime.resources import Resources
 from tests.support.api import Tenant, error_code
@@ -48,10 +49,16 @@ async def test_50_30_20_over_10000_members(client: httpx.AsyncClient, tenant: Te
     assert distribution["cut_lines"] == body["cuts"]
     top = await client.get("/tiers/v1/members/m010000/tier", headers=operator)
     assert top.json()["tier"] == "vip"
-    changed = await resources.pool.fetchval(
-        "SELECT count(*) FROM fuli.outbox WHERE tenant_id = $1 AND event_type = 'TierChanged'",
-        tenant.name)
-    assert changed == 10_000
+    # The moves announced 1,000 members an event: spends rise with the ids, so each run of a
+    # thousand movers in member order lands in one tier.
+    announced = [msgspec.json.decode(r["payload"], type=TierChanges) for r in
+                 await resources.pool.fetch("SELECT event_type, payload FROM fuli.outbox"
+                                            " WHERE tenant_id = $1", tenant.name)]
+    assert sorted((len(e.member_ids), e.previous_tier, e.tier) for e in announced) == sorted(
+        [(1000, None, "fan")] * 5 + [(1000, None, "member")] * 3 + [(1000, None, "vip")] * 2)
+    assert sorted(m for e in announced for m in e.member_ids) == [
+        f"m{i:06d}" for i in range(1, 10_001)]
+    assert all(e.earn_multiplier == (1.5 if e.tier == "vip" else 1.0) for e in announced)
     # Nothing moved: a second pass changes nothing and announces nothing.
     again = (await client.post("/tiers/v1/evaluations", headers=operator)).json()
     assert again["changed"] == 0
@@ -202,29 +209,33 @@ async def test_passes_follow_the_rule_and_write_only_what_moves(tenant: Tenant,
         assert [(h["member_id"], h["from_tier"], h["to_tier"]) for h in history] == changes
         assert all(h["metrics"] == {"spend_cents": values.get(h["member_id"], 0)}
                    and h["at"] == now for h in history)
-        # TierChanged payloads: the text the jsonb of each event gave, byte for byte.
-        events = sorted(await pool.fetch(
+        # TierChanges payloads: the text the jsonb of each event gave, byte for byte; an
+        # event for each pair of tiers the pass moved members between, every move in one.
+        events = await pool.fetch(
             "SELECT event_id, event_type, payload FROM fuli.outbox"
-            " WHERE tenant_id = $1 AND id > $2", tenant.name, last_event),
-            key=lambda e: json.loads(e["payload"])["member_id"])
-        assert len(events) == len(changes)
+            " WHERE tenant_id = $1 AND id > $2", tenant.name, last_event)
         event_ids += [e["event_id"] for e in events]
         multipliers = {t["name"]: t.get("benefits", {}).get("earn_multiplier")
                        for t in GRACE_POLICY["tiers"]}
-        for event, (member_id, from_tier, to_tier) in zip(events, changes, strict=True):
+        announced = []
+        for event in events:
+            moved = msgspec.json.decode(event["payload"], type=TierChanges)
             expected_payload = await pool.fetchval(
                 "SELECT convert_to(jsonb_strip_nulls(jsonb_build_object("
-                "'type', 'TierChanged', 'member_id', $1::text, 'tier', $2::text,"
+                "'type', 'TierChanges', 'member_ids', $1::text[], 'tier', $2::text,"
                 " 'previous_tier', $3::text, 'changed_at', $4::timestamptz,"
                 " 'earn_multiplier', coalesce($5::float8, 1.0)))::text, 'UTF8')",
-                member_id, to_tier, from_tier, now, multipliers[to_tier])
-            assert (event["event_type"], bytes(event["payload"])) == ("TierChanged",
+                moved.member_ids, moved.tier, moved.previous_tier, now, multipliers[moved.tier])
+            assert (event["event_type"], bytes(event["payload"])) == ("TierChanges",
                                                                       expected_payload)
+            announced += [(m, moved.previous_tier, moved.tier) for m in moved.member_ids]
+        assert sorted(announced) == changes
+        assert len(events) == len({(f, t) for _, f, t in changes})
         members = expected
         waits += sum(m.below_since is not None for m in members.values())
     assert changes == [] and waits > 0
     # Every event of every pass has its own id, a random (version 4) UUID, whose last digits
-    # are not the member's position in the pass.
-    assert len(set(event_ids)) == len(event_ids) > len(ids)
+    # are not the event's position in the pass.
+    assert len(set(event_ids)) == len(event_ids) > len(GRACE_POLICY["tiers"])
     assert all(i.version == 4 and i.variant == uuid.RFC_4122 for i in event_ids)
     assert not any((i.int & 0xFFFF_FFFF_FFFF) <= len(ids) for i in event_ids)

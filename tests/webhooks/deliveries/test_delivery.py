@@ -5,6 +5,7 @@ every request with the `standardwebhooks` package."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import zlib
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 import msgspec
 from standardwebhooks import Webhook
 
-from proto.events import PUBLIC_EVENT_TYPES
+from proto.events import PUBLIC_EVENT_TYPES, tier_changed_id
 from services.runtime.resources import Resources
 from services.runtime.settings import Settings
 from services.webhooks.deliveries import rules
@@ -123,6 +124,62 @@ async def test_a_mixed_workload_arrives_once_per_subscribed_event_and_nothing_el
         assert {d["status"] for d in listed} == {"delivered"}
     body = broad.arrivals[0].body
     assert set(body) == {"type", "timestamp", "data"} and "type" not in body["data"]
+
+
+async def test_a_stratification_reaches_every_consumer_and_each_member_s_webhook_once(
+        hooks: Hooks, tenant: Tenant, resources: Resources, settings: Settings,
+        receiver: StartReceiver) -> None:
+    """A pass's moves travel as TierChanges events of up to 1,000 members: the rewards and
+    points consumers apply every member of them, and the webhooks service pushes each member's
+    TierChanged, with an id of its own that a redelivered event does not change."""
+    target = receiver()
+    endpoint_id = await subscribe(hooks, tenant, target, ["TierChanged"])
+    admin, operator = tenant.headers(tenant.admin), tenant.headers(tenant.operator)
+    policy = {"mode": "percentile", "metric": "spend_cents", "grace_days": 0, "tiers": [
+        {"name": "fan", "share": 0.5}, {"name": "member", "share": 0.3},
+        {"name": "vip", "share": 0.2, "benefits": {"earn_multiplier": 1.5}}]}
+    assert (await hooks.client.put("/tiers/v1/policy", headers=admin,
+                                   json=policy)).status_code == 200
+    members = [f"m{i:04d}" for i in range(1, 1201)]  # spends rise with the ids
+    await resources.pool.execute(
+        "INSERT INTO tiers.members (tenant_id, member_id) SELECT $1, unnest($2::text[])",
+        tenant.name, members)
+    await resources.pool.execute(
+        "INSERT INTO tiers.member_days (tenant_id, member_id, day, spend_cents)"
+        " SELECT $1, m, current_date, 100 * o FROM unnest($2::text[]) WITH ORDINALITY AS"
+        " t(m, o)", tenant.name, members)
+    assert (await hooks.client.post("/tiers/v1/evaluations", headers=operator)).json()[
+        "changed"] == 1200
+    tiers = {m: "fan" if i < 600 else "member" if i < 960 else "vip"
+             for i, m in enumerate(members)}
+
+    events = await resources.pool.fetch(
+        "SELECT event_id::text AS event_id, payload FROM fuli.outbox WHERE tenant_id = $1"
+        " AND event_type = 'TierChanges'", tenant.name)
+    # The first thousand movers in three events, one a tier; the last 200 (all vip) in one.
+    assert sorted(len(json.loads(e["payload"])["member_ids"]) for e in events) == [
+        40, 200, 360, 600]
+    pushed = {tier_changed_id(e["event_id"], m): m
+              for e in events for m in json.loads(e["payload"])["member_ids"]}
+    await deliver(resources, settings, tenant.name, twice=True)
+
+    assert dict(await resources.pool.fetch(
+        "SELECT member_id, tier FROM rewards.member_tiers WHERE tenant_id = $1",
+        tenant.name)) == tiers
+    assert dict(await resources.pool.fetch(
+        "SELECT member_id, earn_multiplier FROM points.members WHERE tenant_id = $1",
+        tenant.name)) == {m: 1.5 if t == "vip" else 1.0 for m, t in tiers.items()}
+    expected = {rules.delivery_id(event_id, endpoint_id) for event_id in pushed}
+    await hooks.pump_until(lambda: len(target.delivered_ids()) >= len(expected), timeout_s=120)
+    await hooks.settle()
+    assert sorted(target.delivered_ids()) == sorted(expected), "each member's, once"
+    for arrival in target.arrivals:
+        data = arrival.body["data"]
+        event_id = next(e for e in pushed if rules.delivery_id(e, endpoint_id)
+                        == arrival.webhook_id)
+        assert arrival.event_type == "TierChanged" and data["member_id"] == pushed[event_id]
+        assert (data["tier"], data["previous_tier"], data["earn_multiplier"]) == (
+            tiers[data["member_id"]], None, 1.5 if tiers[data["member_id"]] == "vip" else 1.0)
 
 
 async def test_three_failures_then_delivered_on_the_fourth_attempt(
