@@ -7,7 +7,12 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+# The end of a value, in a pattern that refuses line breaks. Python's `$`, which msgspec
+# validates with, also matches before a final newline: r"^[a-z]+$" would take "abc\n", which
+# the same pattern refuses in JSON Schema (ECMA 262) and so in the published contract. No
+# newline may follow this one, so it is the end in both.
+PATTERN_END = r"$(?!\n)"
+ID_PATTERN = r"^[A-Za-z0-9._:-]+" + PATTERN_END
 
 # Members of the points ledger that only hold points in escrow for the rewards service (a red
 # packet pool's or a member packet's points until handed out): ``pool:`` or ``packet:`` and the
@@ -21,7 +26,7 @@ Id = Annotated[
          description="1-128 characters of [A-Za-z0-9._:-]"),
 ]
 TenantName = Annotated[
-    str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*" + PATTERN_END)
 ]
 Points = Annotated[int, Meta(gt=0, le=1_000_000_000, description="points, a positive integer")]
 Cents = Annotated[int, Meta(ge=0, le=100_000_000_000, description="money in integer cents")]

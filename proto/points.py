@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from proto.common import NO_NUL, Cents, Id, Points, Request, Response, ShortText
+from proto.common import NO_NUL, PATTERN_END, Cents, Id, Points, Request, Response, ShortText
 
 # An action's name, also in the path of PUT /rules/{action}.
-ACTION_PATTERN = r"^[a-z][a-z0-9_]*$"
+ACTION_PATTERN = r"^[a-z][a-z0-9_]*" + PATTERN_END
 ACTION_MAX_LENGTH = 64
 ActionName = Annotated[str, Meta(min_length=1, max_length=ACTION_MAX_LENGTH,
                                  pattern=ACTION_PATTERN)]

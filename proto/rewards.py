@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from proto.common import NO_NUL, Id, LongText, Request, Response
+from proto.common import NO_NUL, PATTERN_END, Id, LongText, Request, Response
 
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
-TierName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
-Code = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+TierName = Annotated[str, Meta(min_length=1, max_length=64,
+                               pattern=r"^[A-Za-z0-9._-]+" + PATTERN_END)]
+Code = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+" + PATTERN_END)]
 MAX_CODES_PER_UPLOAD = 10_000
 MAX_ISSUE_MEMBERS = 10_000
 MAX_QUANTITY = 100

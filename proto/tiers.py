@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from proto.common import Request, Response
+from proto.common import ID_PATTERN, PATTERN_END, Request, Response
 
-TierName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+TierName = Annotated[str, Meta(min_length=1, max_length=64,
+                               pattern=r"^[A-Za-z0-9._-]+" + PATTERN_END)]
 Metric = Literal["points_earned", "points_available", "spend_cents"]
 Amount = Annotated[int, Meta(ge=0, le=10**15)]
 
@@ -140,9 +141,9 @@ GroupStatus = Literal["active", "dissolved"]
 Period = Literal["week", "month"]
 # A staff member's id, another group's id, and a group label (the pattern of
 # services/tiers/tag_names.py TAG_PATTERN).
-GroupOwner = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
-GroupRef = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
-GroupTag = Annotated[str, Meta(pattern=r"^[a-z0-9_:-]{1,64}$")]
+GroupOwner = Annotated[str, Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
+GroupRef = Annotated[str, Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
+GroupTag = Annotated[str, Meta(pattern=r"^[a-z0-9_:-]{1,64}" + PATTERN_END)]
 
 
 class GroupBody(Request, frozen=True, kw_only=True):
@@ -242,7 +243,8 @@ class ValueModel(Request, frozen=True, kw_only=True):
     window_days: Annotated[int, Meta(ge=1, le=3650)]
     high_value_line: Annotated[float, Meta(ge=0, le=10**12)]
     actions: Annotated[
-        dict[Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")],
+        dict[Annotated[str, Meta(min_length=1, max_length=64,
+                                 pattern=r"^[a-z][a-z0-9_]*" + PATTERN_END)],
              ActionWeight],
         Meta(min_length=1, max_length=200)]
 
@@ -280,7 +282,8 @@ class KocList(Response, frozen=True, kw_only=True):
 # --- lifecycle (AIPL) ---------------------------------------------------------------------
 
 LifecycleStage = Literal["aware", "interested", "purchased", "loyal"]
-EngagementAction = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+EngagementAction = Annotated[str, Meta(min_length=1, max_length=64,
+                                       pattern=r"^[a-z][a-z0-9_]*" + PATTERN_END)]
 DEFAULT_ENGAGEMENT_ACTIONS = ("speak", "survey", "bind", "referral")
 
 
@@ -491,12 +494,12 @@ class GroupTrends(Response, frozen=True, kw_only=True):
 # --- segments -----------------------------------------------------------------------------
 
 # A tag's name, as services/tiers/tag_names.py TAG_PATTERN says.
-SegmentTag = Annotated[str, Meta(pattern=r"^[a-z0-9_:-]{1,64}$",
+SegmentTag = Annotated[str, Meta(pattern=r"^[a-z0-9_:-]{1,64}" + PATTERN_END,
                                  description="1-64 characters of [a-z0-9_:-]; group:value")]
 SegmentTags = Annotated[list[SegmentTag], Meta(max_length=50)]
 SegmentStage = Literal["aware", "interested", "purchased", "loyal"]
 Score = Annotated[float, Meta(ge=-10**12, le=10**12)]
-SegmentId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+SegmentId = Annotated[str, Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
 
 
 class TagFilter(Request, frozen=True, kw_only=True):
@@ -577,13 +580,13 @@ class SegmentMembers(Response, frozen=True, kw_only=True):
 # --- member tags ----------------------------------------------------------------------------
 
 # services.tiers.tag_names.TAG_PATTERN (a test keeps them equal)
-Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_:-]{1,64}$",
+Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_:-]{1,64}" + PATTERN_END,
                           description="1-64 characters of [a-z0-9_:-]; `group:value` belongs "
                                       "to the tag group `group`")]
 TagSource = Literal["manual", "rule"]
 TagAction = Literal["add", "remove"]
 # proto.common.Id, spelt out so this block stands alone
-PlainId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
+PlainId = Annotated[str, Meta(min_length=1, max_length=128, pattern=ID_PATTERN,
                               description="1-128 characters of [A-Za-z0-9._:-]")]
 MAX_BULK_MEMBERS = 10_000
 Days = Annotated[int, Meta(ge=1, le=3650)]

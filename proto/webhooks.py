@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from proto.common import NO_NUL, Request, Response
+from proto.common import NO_NUL, PATTERN_END, Request, Response
 from proto.events import PUBLIC_EVENT_TYPES as PUBLIC_EVENT_TYPES
 
 # PUBLIC_EVENT_TYPES (proto.events) lists the event types an endpoint may subscribe to; ``*``
@@ -18,10 +18,11 @@ ALL_EVENTS = "*"
 # The type of the signed ping ``POST .../test`` sends.
 TEST_EVENT_TYPE = "WebhookTest"
 
-EventType = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^(\*|[A-Za-z]+)$",
+EventType = Annotated[str, Meta(min_length=1, max_length=64,
+                                pattern=r"^(\*|[A-Za-z]+)" + PATTERN_END,
                                 description="a public event type, or `*` for all of them")]
 EventTypes = Annotated[list[EventType], Meta(min_length=1, max_length=64)]
-Url = Annotated[str, Meta(min_length=1, max_length=2000, pattern=r"^[^\x00-\x20]+$",
+Url = Annotated[str, Meta(min_length=1, max_length=2000, pattern=r"^[^\x00-\x20]+" + PATTERN_END,
                           description="https URL (http only where the deployment allows it)")]
 Description = Annotated[str, Meta(max_length=500, pattern=NO_NUL)]
 AwareTime = Annotated[datetime, Meta(tz=True, description="RFC 3339 with an offset")]

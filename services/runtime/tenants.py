@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from proto.auth import KeyInfo
+from proto.common import PATTERN_END
 from services.runtime.db import Conn, Db, as_structs
 from services.runtime.errors import Conflict, NotFound, ValidationFailed
 
 ROLES = ("admin", "operator", "ingest")
-TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-ISSUED_KEY = re.compile(r"^fuli_([0-9a-f]{16})_[A-Za-z0-9_-]{20,}$")
+TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}" + PATTERN_END)
+ISSUED_KEY = re.compile(r"^fuli_([0-9a-f]{16})_[A-Za-z0-9_-]{20,}" + PATTERN_END)
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
 

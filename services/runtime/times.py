@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from proto.common import PATTERN_END
 from services.runtime.errors import ValidationFailed
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -23,7 +24,8 @@ END = datetime(LATEST_YEAR + 1, 1, 1, tzinfo=UTC)
 # digits.
 _DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
         r"|02-(?:0[1-9]|1\d|2[0-8]))")
-_TIME = r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
+_TIME = (r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
+         + PATTERN_END)
 _SENT_YEAR = r"(?:19\d{2}|[2-8]\d{3})"
 _ANY_YEAR = r"\d{4}"
 # Leap years: divisible by 4, centuries only when divisible by 400.
@@ -31,7 +33,7 @@ _SENT_LEAP_YEAR = r"(?:(?:19|[2-8]\d)(?:0[48]|[2468][048]|[13579][26])|(?:[2468]
 _ANY_LEAP_YEAR = r"(?:\d{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
 _SENT_DATE = rf"(?:{_SENT_YEAR}-{_DAY}|{_SENT_LEAP_YEAR}-02-29)"
 _ANY_DATE = rf"(?:{_ANY_YEAR}-{_DAY}|{_ANY_LEAP_YEAR}-02-29)"
-DATE_PATTERN = rf"^{_ANY_DATE}$"
+DATE_PATTERN = rf"^{_ANY_DATE}{PATTERN_END}"
 DATE_TIME_PATTERN = rf"^{_SENT_DATE}{_TIME}"
 ANSWERED_DATE_TIME_PATTERN = rf"^{_ANY_DATE}{_TIME}"
 

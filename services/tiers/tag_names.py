@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-TAG_PATTERN = "^[a-z0-9_:-]{1,64}$"
+from proto.common import PATTERN_END
+
+TAG_PATTERN = "^[a-z0-9_:-]{1,64}" + PATTERN_END
 _TAG = re.compile(TAG_PATTERN)
 
 # Tag groups every tenant has, whose tags only the daily rules set (the tags feature), and which

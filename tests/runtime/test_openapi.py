@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from proto.common import ID_PATTERN
+from proto.common import ID_PATTERN, NO_NUL, PATTERN_END
 from services.composition.cli import OPENAPI_DIR
 from services.composition.registry import openapi_documents
 from services.runtime.settings import load_settings
@@ -75,6 +76,24 @@ def test_request_schemas_refuse_unknown_fields_and_keep_item_constraints() -> No
     points = documents["points"]["components"]["schemas"]
     values = points["EventIn"]["properties"]["attributes"]["anyOf"][0]
     assert "anyOf" in values["additionalProperties"]
+
+
+def _patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [p for key, value in node.items()
+                for p in ([value] if key == "pattern" and isinstance(value, str)
+                          else _patterns(value))]
+    return [p for item in node for p in _patterns(item)] if isinstance(node, list) else []
+
+
+def test_patterns_end_values_alike_in_python_and_json_schema() -> None:
+    """A pattern that refuses line breaks ends with PATTERN_END: with a bare `$`, the service
+    (Python) would take a value with a final newline that the published schema refuses."""
+    patterns = {p for document in _documents().values() for p in _patterns(document)}
+    assert ID_PATTERN in patterns
+    assert {p for p in patterns if not p.endswith(PATTERN_END)} == {NO_NUL}
+    for pattern in patterns - {NO_NUL}:
+        assert re.search(pattern, "a\n") is None, pattern
 
 
 def test_stored_outcome_bodies_are_documented_as_objects() -> None:

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from proto import tasks as tk
+from proto.common import PATTERN_END
 from services.rewards.tasks import rules
 from services.rewards.tasks.tasks import Tasks
 from services.runtime.app import outcome_response, replayable
@@ -19,7 +20,7 @@ from services.runtime.ratelimit import WRITE
 
 # Any kind's period; the task's own kind is checked once the task is read.
 PERIOD_PATTERN = "^(" + "|".join(dict.fromkeys(
-    pattern for pattern, _ in rules.PERIOD_FORMATS.values())) + ")$"
+    pattern for pattern, _ in rules.PERIOD_FORMATS.values())) + ")" + PATTERN_END
 PeriodParam = Annotated[str | None, Parameter(
     min_length=4, max_length=10, pattern=PERIOD_PATTERN,
     description="a local day (2026-12-06; a streak's first day), an ISO week (2026-W49), a "

@@ -13,7 +13,7 @@ from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.response import Stream
 
 from proto import tiers as t
-from proto.common import ID_PATTERN
+from proto.common import ID_PATTERN, PATTERN_END
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
 from services.runtime.openapi import refuses
@@ -34,7 +34,7 @@ ParentParam = Annotated[str | None, Parameter(min_length=1, max_length=128, patt
                                               description="a group id")]
 StatusParam = Annotated[t.GroupStatus | None, Parameter(description="active or dissolved")]
 TierParam = Annotated[str | None, Parameter(min_length=1, max_length=64,
-                                            pattern=r"^[A-Za-z0-9._-]+$")]
+                                            pattern=r"^[A-Za-z0-9._-]+" + PATTERN_END)]
 KindParam = Annotated[t.GroupKind | None, Parameter(description="super, member, fan or flash")]
 Cursor = Annotated[str | None, Parameter(max_length=200)]
 PageLimit = Annotated[int, Parameter(ge=1, le=200)]

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from proto import tiers as t
-from proto.common import ID_PATTERN
+from proto.common import ID_PATTERN, PATTERN_END
 from services.runtime.app import outcome_response, replayable
 from services.runtime.auth import allow
 from services.runtime.deps import PathId, PrincipalDep
@@ -23,7 +23,7 @@ from services.tiers.tags.tags import Tags
 TagParam = Annotated[str, Parameter(min_length=1, max_length=64, pattern=TAG_PATTERN,
                                     description="1-64 characters of [a-z0-9_:-]")]
 GroupParam = Annotated[str, Parameter(min_length=1, max_length=62,
-                                      pattern=r"^[a-z0-9_-]{1,62}$",
+                                      pattern=r"^[a-z0-9_-]{1,62}" + PATTERN_END,
                                       description="1-62 characters of [a-z0-9_-]")]
 BulkId = Annotated[str, Parameter(min_length=1, max_length=128, pattern=ID_PATTERN,
                                   description="the call's own id (idempotency)")]
