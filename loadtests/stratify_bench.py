@@ -9,7 +9,8 @@ million members seed in minutes). Then it times, each through the service the AP
 worker call:
 
 - two passes of the percentile stratification (`tiers.stratify`): the first moves everyone
-  (tier updates, history and TierChanged outbox rows), the second none;
+  (tier updates, history, and TierChanges outbox rows of up to 1,000 members), the second
+  none;
 - two lifecycle evaluations and two rule-tag evaluations a day apart: the first gives every
   member a stage and their tags (history and LifecycleChanged rows), the second moves the
   members the rolled windows move;
