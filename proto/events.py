@@ -190,10 +190,11 @@ class TierChanged(Event, frozen=True, kw_only=True):
 
 class TierChanges(Event, frozen=True, kw_only=True):
     """What ``TierChanged`` says of each of ``member_ids``, all moved from ``previous_tier`` to
-    ``tier`` in one percentile stratification: up to TIER_CHANGES_MEMBERS of them in one event,
-    so a pass over a million members writes a thousand outbox rows and messages, not a million.
-    Between services only: the webhooks service pushes a ``TierChanged`` for each member, whose
-    event id ``tier_changed_id`` derives from this event's and the member's."""
+    ``tier`` in one percentile stratification: those among each TIER_CHANGES_MEMBERS movers (in
+    member order) that moved alike, so a first pass over a million members and three tiers
+    writes about 3,000 outbox rows and messages, not a million. Between services only: the
+    webhooks service pushes a ``TierChanged`` for each member (PUSHED_AS), whose event id
+    ``tier_changed_id`` derives from this event's and the member's."""
 
     member_ids: list[str]
     tier: str
@@ -327,5 +328,7 @@ PUBLIC_EVENT_TYPES: tuple[str, ...] = (
     "PacketMade", "PacketGrabbed", "TeamFormed", "CampaignSettled",
     "TaskCompleted", "TaskRewarded",
 )
-for _public in (*PUBLIC_EVENT_TYPES, "TierChanges"):  # the latter pushed as its TierChanged
+# Bus events the webhooks service pushes as several public events, one a member, of this type.
+PUSHED_AS: dict[str, str] = {"TierChanges": "TierChanged"}
+for _public in (*PUBLIC_EVENT_TYPES, *PUSHED_AS):
     SUBSCRIPTIONS[_public] = (*SUBSCRIPTIONS.get(_public, ()), WEBHOOK_DELIVERIES)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
 from typing import Any, NamedTuple
 
@@ -30,6 +30,9 @@ _encoder = msgspec.json.Encoder()
 Enqueue = Callable[[list[dramatiq.Message[Any]]], None]
 Routed = tuple[asyncpg.Record, Sequence[Subscriber]]
 MAX_BATCH = 200  # envelopes per message to a batch subscriber
+# ... and bytes of them, at most, beside one envelope: a TierChanges of a thousand members is
+# over 100 kB (and RabbitMQ refuses a message over 16 MiB by default)
+MAX_BATCH_BYTES = 1 << 20
 PARKED_AFTER_SENDS = 8  # about half an hour of re-sending: a consumer that keeps failing
 
 OUTBOX_COLUMNS = "o.id, o.event_id, o.service, o.tenant_id, o.event_type, o.payload, o.created_at"
@@ -129,10 +132,11 @@ async def route(db: Db, rows: Sequence[asyncpg.Record],
     return routed(rows, subscriptions, tenants_of)
 
 
-def messages_for(deliveries: Iterable[Routed],
-                 max_batch: int = MAX_BATCH) -> list[dramatiq.Message[Any]]:
+def messages_for(deliveries: Iterable[Routed], max_batch: int = MAX_BATCH,
+                 max_bytes: int = MAX_BATCH_BYTES) -> list[dramatiq.Message[Any]]:
     """One message per row and subscriber, except that a batch subscriber gets its rows
-    together, in the order given (outbox order), up to ``max_batch`` bodies per message."""
+    together, in the order given (outbox order), up to ``max_batch`` bodies and ``max_bytes``
+    of them per message (a larger body goes alone)."""
     messages: list[dramatiq.Message[Any]] = []
     batches: dict[Subscriber, list[str]] = {}
     for row, subscribers in deliveries:
@@ -144,11 +148,23 @@ def messages_for(deliveries: Iterable[Routed],
                 messages.append(dramatiq.Message(queue_name=sub.queue, actor_name=sub.actor,
                                                  args=(body,), kwargs={}, options={}))
     for sub, bodies in batches.items():
-        for start in range(0, len(bodies), max_batch):
+        for batch in _batches(bodies, max_batch, max_bytes):
             messages.append(dramatiq.Message(queue_name=sub.queue, actor_name=sub.actor,
-                                             args=(bodies[start:start + max_batch],),
-                                             kwargs={}, options={}))
+                                             args=(batch,), kwargs={}, options={}))
     return messages
+
+
+def _batches(bodies: Sequence[str], max_batch: int, max_bytes: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    size = 0
+    for body in bodies:
+        if batch and (len(batch) == max_batch or size + len(body) > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(body)
+        size += len(body)
+    if batch:
+        yield batch
 
 
 async def mark_sent(conn: Conn, deliveries: Sequence[Routed], resend_after_s: float) -> None:

@@ -22,15 +22,17 @@ END = datetime(LATEST_YEAR + 1, 1, 1, tzinfo=UTC)
 # lengths, 29 February only in leap years, a time has its offset. What clients send keeps to the
 # years above; what fuli answers may be written in another zone, so its years are only four
 # digits.
-_DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
-        r"|02-(?:0[1-9]|1\d|2[0-8]))")
-_TIME = (r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
-         + PATTERN_END)
-_SENT_YEAR = r"(?:19\d{2}|[2-8]\d{3})"
-_ANY_YEAR = r"\d{4}"
+# Digits are [0-9]: Python's \d also takes other scripts' digits, which JSON Schema's does not.
+_DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+        r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))")
+_TIME = (r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+         r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])" + PATTERN_END)
+_SENT_YEAR = r"(?:19[0-9]{2}|[2-8][0-9]{3})"
+_ANY_YEAR = r"[0-9]{4}"
 # Leap years: divisible by 4, centuries only when divisible by 400.
-_SENT_LEAP_YEAR = r"(?:(?:19|[2-8]\d)(?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[357][26])00)"
-_ANY_LEAP_YEAR = r"(?:\d{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+_SENT_LEAP_YEAR = (r"(?:(?:19|[2-8][0-9])(?:0[48]|[2468][048]|[13579][26])"
+                   r"|(?:[2468][048]|[357][26])00)")
+_ANY_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
 _SENT_DATE = rf"(?:{_SENT_YEAR}-{_DAY}|{_SENT_LEAP_YEAR}-02-29)"
 _ANY_DATE = rf"(?:{_ANY_YEAR}-{_DAY}|{_ANY_LEAP_YEAR}-02-29)"
 DATE_PATTERN = rf"^{_ANY_DATE}{PATTERN_END}"

@@ -37,6 +37,20 @@ def test_batch_subscribers_get_their_events_together_in_order() -> None:
     assert numbers == list(range(7))
 
 
+def test_a_batch_message_holds_at_most_so_many_bytes_of_events() -> None:
+    batched = Subscriber("q", "batched", batch=True)
+    rows = [row("A", n) for n in range(10)]
+    size = len(messages_for(routed(rows[:1], {"A": (batched,)}))[0].args[0][0])
+    messages = messages_for(routed(rows, {"A": (batched,)}),  # type: ignore[arg-type]
+                            max_batch=4, max_bytes=3 * size)
+    assert [len(m.args[0]) for m in messages] == [3, 3, 3, 1]
+    alone = messages_for(routed(rows[:3], {"A": (batched,)}),  # type: ignore[arg-type]
+                         max_bytes=size - 1)
+    assert [len(m.args[0]) for m in alone] == [1, 1, 1], "a larger body goes alone"
+    assert [msgspec.json.decode(body)["data"]["n"] for m in messages for body in m.args[0]] \
+        == list(range(10))
+
+
 def envelope(n: int) -> str:
     return msgspec.json.encode(Envelope(
         event_id=str(uuid.uuid4()), tenant_id="t", service="test", type="Probe",

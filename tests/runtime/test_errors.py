@@ -72,7 +72,7 @@ async def test_unknown_path_and_method(client: httpx.AsyncClient, tenant: Tenant
 
 
 async def test_bad_path_id_is_422(probe: httpx.AsyncClient, tenant: Tenant) -> None:
-    # A newline at the end too: Python's `$` alone would let it through (proto.common.END).
+    # A newline at the end too: Python's `$` alone would let it through (proto.common.PATTERN_END).
     for bad in ("m" * 200, "m%0A", "m%0Ax"):
         response = await probe.get("/probe/v1/members/" + bad,
                                    headers=tenant.headers(tenant.ingest))

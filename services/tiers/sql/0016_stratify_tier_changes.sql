@@ -4,10 +4,10 @@
 --
 -- A first pass over a million members moves them all. A TierChanged outbox row each was the
 -- largest of its writes (6.5 s of 16.5 under auto_explain), and a million messages for each
--- consumer after it. A thousand rows of a thousand members take a sort and a string_agg
--- instead: the pass took 0.68-0.73 of its time (loadtests/stratify_bench.py, README,
--- Performance). The consumers apply an event's members in one statement, and the webhooks
--- service pushes a TierChanged for each member still.
+-- consumer after it. About 3,000 rows (three tiers) take a sort and a string_agg instead: the
+-- pass took 0.74-0.80 of its time at a million members and 0.76 at ten million
+-- (loadtests/stratify_bench.py; README, Performance). The consumers apply an event's members in
+-- one statement, and the webhooks service pushes a TierChanged for each member still.
 
 CREATE OR REPLACE FUNCTION tiers.stratify(p_tenant text, p_now timestamptz)
 RETURNS TABLE (members bigint, changed bigint, cuts jsonb)
@@ -165,7 +165,8 @@ BEGIN
            convert_to(v_payload_heads[g.to_ord] || g.member_ids || ']'
                       || coalesce(', "previous_tier": ' || to_json(g.from_tier)::text, '')
                       || v_payload_tails[g.to_ord], 'UTF8')
-    FROM (SELECT s.from_tier, s.to_ord, string_agg(to_json(s.member_id)::text, ', ') AS member_ids
+    FROM (SELECT s.from_tier, s.to_ord,
+                 string_agg(to_json(s.member_id)::text, ', ' ORDER BY s.member_id) AS member_ids
           FROM stratified s WHERE s.moves
           GROUP BY s.chunk, s.from_tier, s.to_ord) g;
 

@@ -25,19 +25,21 @@ def record_handler() -> Handler:
     read: dict[str, list[store.Subscription]] = {}
 
     async def record(conn: Conn, envelope: Envelope) -> None:
-        events = rules.public_events(envelope.event_id, envelope.type, bytes(envelope.data))
-        if not events:
+        public_type = rules.public_type(envelope.type)
+        if public_type is None:
             return
         if envelope.tenant_id not in read:
             read[envelope.tenant_id] = await store.subscriptions(conn, envelope.tenant_id)
-        deliveries = [
-            store.NewDelivery(rules.delivery_id(event.event_id, endpoint_id), endpoint_id,
-                              event.event_id, event.event_type,
-                              rules.body(event.event_type, envelope.emitted_at, event.data))
-            for event in events
-            for endpoint_id in rules.subscribers(read[envelope.tenant_id], event.event_type)]
-        if deliveries:
-            await store.insert(conn, envelope.tenant_id, deliveries)
+        endpoint_ids = rules.subscribers(read[envelope.tenant_id], public_type)
+        if not endpoint_ids:
+            return
+        deliveries = []
+        for event in rules.public_events(envelope.event_id, envelope.type, bytes(envelope.data)):
+            body = rules.body(event.event_type, envelope.emitted_at, event.data)
+            deliveries += [store.NewDelivery(rules.delivery_id(event.event_id, endpoint_id),
+                                             endpoint_id, event.event_id, event.event_type, body)
+                           for endpoint_id in endpoint_ids]
+        await store.insert(conn, envelope.tenant_id, deliveries)
 
     return record
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
-from proto.events import TierChanges, tier_changed_id
+from proto.events import PUSHED_AS, TierChanges, tier_changed_id
 from proto.webhooks import PUBLIC_EVENT_TYPES, TEST_EVENT_TYPE
 
 
@@ -45,16 +45,18 @@ class PublicEvent(NamedTuple):
     data: bytes  # the event's JSON, its bus tag included
 
 
-# Bus events that stand for several public events: a TierChanges for a TierChanged each member.
-SPLIT_EVENTS = frozenset({"TierChanges"})
+def public_type(event_type: str) -> str | None:
+    """The type of the public events a bus event stands for (None: not pushed)."""
+    pushed = PUSHED_AS.get(event_type, event_type)
+    return pushed if pushed in PUBLIC_EVENT_TYPES else None
 
 
 def public_events(event_id: str, event_type: str, data: bytes) -> list[PublicEvent]:
     """The public events a bus event stands for: itself if it is public, each member's
     ``TierChanged`` of a ``TierChanges`` (with its own event id, the same on a redelivery),
     none otherwise."""
-    if event_type in SPLIT_EVENTS:
-        return [PublicEvent(tier_changed_id(event_id, changed.member_id), "TierChanged",
+    if event_type == "TierChanges":
+        return [PublicEvent(tier_changed_id(event_id, changed.member_id), PUSHED_AS[event_type],
                             _encoder.encode(changed))
                 for changed in msgspec.json.decode(data, type=TierChanges).each()]
     return [PublicEvent(event_id, event_type, data)] if event_type in PUBLIC_EVENT_TYPES else []

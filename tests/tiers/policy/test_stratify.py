@@ -10,7 +10,7 @@ from typing import NamedTuple
 import httpx
 import msgspec
 
-from proto.events import TierChanges
+from proto.events import TIER_CHANGES_MEMBERS, TierChanges
 from services.composition.registry import SERVICES
 from services.runtime.resources import Resources
 from tests.support.api import Tenant, error_code
@@ -49,11 +49,12 @@ async def test_50_30_20_over_10000_members(client: httpx.AsyncClient, tenant: Te
     assert distribution["cut_lines"] == body["cuts"]
     top = await client.get("/tiers/v1/members/m010000/tier", headers=operator)
     assert top.json()["tier"] == "vip"
-    # The moves announced 1,000 members an event: spends rise with the ids, so each run of a
-    # thousand movers in member order lands in one tier.
+    # The moves announced 1,000 members an event (what tiers.stratify writes): spends rise with
+    # the ids, so each run of a thousand movers in member order lands in one tier.
     announced = [msgspec.json.decode(r["payload"], type=TierChanges) for r in
                  await resources.pool.fetch("SELECT event_type, payload FROM fuli.outbox"
                                             " WHERE tenant_id = $1", tenant.name)]
+    assert TIER_CHANGES_MEMBERS == 1000
     assert sorted((len(e.member_ids), e.previous_tier, e.tier) for e in announced) == sorted(
         [(1000, None, "fan")] * 5 + [(1000, None, "member")] * 3 + [(1000, None, "vip")] * 2)
     assert sorted(m for e in announced for m in e.member_ids) == [
