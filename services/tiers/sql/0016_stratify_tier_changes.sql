@@ -160,13 +160,14 @@ BEGIN
 
     -- The movers 1,000 at a time in member order, an event for each pair of tiers they move
     -- between among them: a first pass over three tiers writes 3 events a thousand members.
+    -- Members are listed as the sort leaves them: ordered, a first pass took 0.95 of the time
+    -- before 0016 in one pair, 0.84 unordered in the next; consumers take them in any order.
     INSERT INTO fuli.outbox (service, tenant_id, event_type, payload)
     SELECT 'tiers', p_tenant, 'TierChanges',
            convert_to(v_payload_heads[g.to_ord] || g.member_ids || ']'
                       || coalesce(', "previous_tier": ' || to_json(g.from_tier)::text, '')
                       || v_payload_tails[g.to_ord], 'UTF8')
-    FROM (SELECT s.from_tier, s.to_ord,
-                 string_agg(to_json(s.member_id)::text, ', ' ORDER BY s.member_id) AS member_ids
+    FROM (SELECT s.from_tier, s.to_ord, string_agg(to_json(s.member_id)::text, ', ') AS member_ids
           FROM stratified s WHERE s.moves
           GROUP BY s.chunk, s.from_tier, s.to_ord) g;
 
