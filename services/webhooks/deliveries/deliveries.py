@@ -35,7 +35,7 @@ def record_handler() -> Handler:
             return
         deliveries = []
         for event in rules.public_events(envelope.event_id, envelope.type, bytes(envelope.data)):
-            body = rules.body(event.event_type, envelope.emitted_at, event.data)
+            body = rules.body(event, envelope.emitted_at)
             deliveries += [store.NewDelivery(rules.delivery_id(event.event_id, endpoint_id),
                                              endpoint_id, event.event_id, event.event_type, body)
                            for endpoint_id in endpoint_ids]

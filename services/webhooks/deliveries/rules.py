@@ -42,7 +42,7 @@ _decoder = msgspec.json.Decoder(dict[str, Any])
 class PublicEvent(NamedTuple):
     event_id: str
     event_type: str
-    data: bytes  # the event's JSON, its bus tag included
+    fields: dict[str, Any]  # the event's, its bus tag left out
 
 
 def public_type(event_type: str) -> str | None:
@@ -57,9 +57,16 @@ def public_events(event_id: str, event_type: str, data: bytes) -> list[PublicEve
     none otherwise."""
     if event_type == "TierChanges":
         return [PublicEvent(tier_changed_id(event_id, changed.member_id), PUSHED_AS[event_type],
-                            _encoder.encode(changed))
+                            _untagged(msgspec.to_builtins(changed)))
                 for changed in msgspec.json.decode(data, type=TierChanges).each()]
-    return [PublicEvent(event_id, event_type, data)] if event_type in PUBLIC_EVENT_TYPES else []
+    if event_type not in PUBLIC_EVENT_TYPES:
+        return []
+    return [PublicEvent(event_id, event_type, _untagged(_decoder.decode(data)))]
+
+
+def _untagged(fields: dict[str, Any]) -> dict[str, Any]:
+    fields.pop("type", None)
+    return fields
 
 
 def delivery_id(event_id: str, endpoint_id: str) -> str:
@@ -68,14 +75,12 @@ def delivery_id(event_id: str, endpoint_id: str) -> str:
     return "msg-" + event_id.replace("-", "") + "-" + endpoint_id
 
 
-def body(event_type: str, emitted_at: datetime, data: bytes) -> bytes:
-    """``{type, timestamp, data}``: the event's fields (its bus tag left out) as data, the time
-    it was emitted as timestamp."""
-    fields = _decoder.decode(data)
-    fields.pop("type", None)
-    return _encoder.encode({"type": event_type,
+def body(event: PublicEvent, emitted_at: datetime) -> bytes:
+    """``{type, timestamp, data}``: the event's fields as data, the time it was emitted as
+    timestamp."""
+    return _encoder.encode({"type": event.event_type,
                             "timestamp": emitted_at.astimezone(UTC).isoformat(),
-                            "data": fields})
+                            "data": event.fields})
 
 
 def ping_body(endpoint_id: str, now: datetime) -> bytes:

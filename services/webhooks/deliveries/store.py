@@ -54,6 +54,8 @@ class NewDelivery(NamedTuple):
 
 async def insert(conn: Conn, tenant_id: str, deliveries: Sequence[NewDelivery]) -> None:
     """Pending deliveries, due now; one already written (a redelivered event) stays as it is."""
+    if not deliveries:
+        return
     await conn.execute(
         "INSERT INTO webhooks.deliveries (tenant_id, delivery_id, endpoint_id, event_id,"
         " event_type, body, next_attempt_at)"
