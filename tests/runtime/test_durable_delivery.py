@@ -316,6 +316,37 @@ async def test_settle_deletes_a_row_only_once_every_consumer_it_went_to_applied_
     assert [r["id"] for r in left] == [rows[1]["id"], rows[2]["id"]]
 
 
+async def test_a_relay_leaves_the_events_of_a_type_it_does_not_know_to_one_that_knows_it(
+        resources: Resources) -> None:
+    """As when a newer release writes a new type of event while an older relay still runs:
+    the older one neither sends it nor deletes it; the newer one sends it to its consumer."""
+    tag = uuid.uuid4().hex[:8]
+    tenant, consumer = f"t-{tag}", f"probe.newer_{tag}"
+    sent: list[str] = []
+    older = OutboxRelay(resources.pool, lambda ms: sent.extend(m.actor_name for m in ms),
+                        batch_size=100_000)
+    newer = OutboxRelay(resources.pool, lambda ms: sent.extend(m.actor_name for m in ms),
+                        batch_size=100_000, subscriptions={"Noted": (Subscriber("q", consumer),)})
+    try:
+        async with resources.pool.acquire() as conn, conn.transaction():
+            await emit(conn, service="probe", tenant_id=tenant, events=[Noted(n=1)])
+        await older.send_new()
+        await older.resend_due()
+        await settle_all(older)
+        unsent = await resources.pool.fetchrow(
+            "SELECT resend_at, consumers FROM fuli.outbox WHERE tenant_id = $1", tenant)
+        assert unsent is not None and tuple(unsent) == (None, None)
+        assert consumer not in sent
+        await newer.send_new()
+        await settle_all(newer)
+        row = await resources.pool.fetchrow(
+            "SELECT resend_at, consumers FROM fuli.outbox WHERE tenant_id = $1", tenant)
+        assert row is not None and row["consumers"] == [consumer]
+        assert row["resend_at"] is not None and sent.count(consumer) == 1
+    finally:
+        await resources.pool.execute("DELETE FROM fuli.outbox WHERE tenant_id = $1", tenant)
+
+
 async def test_the_relay_sends_tasks_and_webhooks_only_the_events_of_tenants_with_some(
         resources: Resources) -> None:
     """An earning event's action goes to the tiers activity consumer always, and to task
