@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import msgspec
 
 from proto.points import (
@@ -23,12 +22,11 @@ from proto.points import (
     RuleList,
 )
 from services.runtime.errors import FuliError
-from services.runtime.peer_http import PeerHttp
+from services.runtime.peer_http import PeerHttp, PeerUnreachable
 from services.runtime.resources import Resources
 from services.runtime.service import Peers
 
 TIMEOUT_S = 5.0
-JSON = {"Content-Type": "application/json"}
 
 _encoder = msgspec.json.Encoder()
 
@@ -61,7 +59,6 @@ class PointsAnswer(msgspec.Struct, frozen=True):
 class PointsClient:
     def __init__(self, peer: PeerHttp) -> None:
         self._peer = peer
-        self._http = peer.http
 
     @classmethod
     def connect(cls, resources: Resources, peers: Peers) -> PointsClient:
@@ -74,16 +71,12 @@ class PointsClient:
 
     async def _post(self, tenant_id: str, path: str,
                     body: msgspec.Struct | None) -> PointsAnswer:
-        headers = await self._peer.authorization(tenant_id)
-        if body is not None:
-            headers.update(JSON)
         try:
-            response = await self._http.post(
-                f"/points/v1{path}", headers=headers,
-                content=_encoder.encode(body) if body is not None else None)
-        except httpx.HTTPError as exc:
-            raise PointsUnavailable(f"the points service did not answer: {type(exc).__name__}"
-                                    ) from None
+            response = await self._peer.post(
+                tenant_id, f"/points/v1{path}",
+                _encoder.encode(body) if body is not None else None)
+        except PeerUnreachable as exc:
+            raise PointsUnavailable(f"the points service did not answer: {exc}") from None
         if response.status_code >= 500 or response.status_code == 429:
             raise PointsUnavailable(f"the points service answered {response.status_code}")
         try:
@@ -132,12 +125,10 @@ class PointsClient:
             debit_id=debit_id, member_id=member_id, points=points, reason=reason))
 
     async def _get(self, tenant_id: str, path: str) -> bytes:
-        headers = await self._peer.authorization(tenant_id)
         try:
-            response = await self._http.get(f"/points/v1{path}", headers=headers)
-        except httpx.HTTPError as exc:
-            raise PointsUnavailable(f"the points service did not answer: {type(exc).__name__}"
-                                    ) from None
+            response = await self._peer.get(tenant_id, f"/points/v1{path}")
+        except PeerUnreachable as exc:
+            raise PointsUnavailable(f"the points service did not answer: {exc}") from None
         if response.status_code != 200:
             raise PointsUnavailable(f"the points service answered {response.status_code}")
         return response.content

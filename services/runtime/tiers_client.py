@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import httpx
 import msgspec
 
 from proto.tiers import SegmentMembers
 from services.runtime.errors import Conflict, FuliError, NotFound, ValidationFailed
-from services.runtime.peer_http import PeerHttp
+from services.runtime.peer_http import PeerHttp, PeerUnreachable
 from services.runtime.resources import Resources
 from services.runtime.service import Peers
 
@@ -56,13 +55,11 @@ class TiersClient:
         an unknown segment (404 ``unknown_segment``), one of more than ``limit`` members (422
         ``segment_too_large``) and an empty one (409 ``segment_empty``); a tiers service that
         does not answer is 503 ``tiers_unavailable``."""
-        headers = await self._peer.authorization(tenant_id)
         try:
-            response = await self._peer.http.get(f"/tiers/v1/segments/{segment_id}/members",
-                                            params={"limit": limit}, headers=headers)
-        except httpx.HTTPError as exc:
-            raise TiersUnavailable(f"the tiers service did not answer: {type(exc).__name__}"
-                                   ) from None
+            response = await self._peer.get(tenant_id, f"/tiers/v1/segments/{segment_id}/members",
+                                            {"limit": limit})
+        except PeerUnreachable as exc:
+            raise TiersUnavailable(f"the tiers service did not answer: {exc}") from None
         if response.status_code == 404:
             raise NotFound(f"no segment {segment_id!r}", code="unknown_segment",
                            field="segment_id")

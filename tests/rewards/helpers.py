@@ -9,7 +9,7 @@ import httpx
 
 from services.rewards.points_client import PointsClient
 from services.runtime.pagination import encode_cursor
-from services.runtime.peer_http import PeerHttp
+from services.runtime.peer_http import OverNetwork, PeerHttp
 from services.runtime.resources import Resources
 from services.runtime.stack import Stack
 
@@ -32,7 +32,7 @@ def points_client_with(stack: Stack, fails: Callable[[httpx.Request], bool]) -> 
     """A client of the stack's points app whose calls fail when ``fails`` says so."""
     transport = FailingTransport(httpx.ASGITransport(app=stack.host.apps["points"]), fails)
     http = httpx.AsyncClient(transport=transport, base_url="http://points.internal")
-    return PointsClient(PeerHttp(http, stack.host.resources, "rewards"))
+    return PointsClient(PeerHttp(OverNetwork(http), stack.host.resources, "rewards"))
 
 
 async def rewards_rows(resources: Resources, tenant: str) -> tuple[int, ...]:
