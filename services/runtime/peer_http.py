@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any, NamedTuple, Protocol, cast
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from litestar.types import ASGIApp, Message, Scope
@@ -25,6 +25,8 @@ from services.runtime.service import Peers
 TOKEN_TTL_S = 300
 # The address an in-process call comes from, as httpx's ASGI transport gave it.
 IN_PROCESS_CLIENT = ("127.0.0.1", 123)
+# What a path may hold unescaped (RFC 3986 pchar and "/"), as an HTTP client would send it.
+PATH_SAFE = "/:@!$&'()*+,;="
 
 
 class PeerUnreachable(Exception):
@@ -77,7 +79,8 @@ class InProcess:
                         for name, value in headers.items()]
         scope: dict[str, Any] = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+            "method": method, "scheme": "http", "path": path,
+            "raw_path": quote(path, safe=PATH_SAFE).encode(),
             "query_string": urlencode(query).encode() if query else b"",
             "root_path": "", "headers": raw_headers, "server": (self.host.decode(), 80),
             "client": IN_PROCESS_CLIENT, "extensions": {}}
