@@ -1,20 +1,24 @@
 """A call to another service's app in this process is the request an HTTP server would hand it:
-path, query, headers and body arrive as sent, and its answer comes back whole."""
+path, query, headers and body arrive as sent, and its answer comes back whole; a service that
+does not answer over the network is PeerUnreachable (the clients' 503)."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 from litestar import Litestar, Request, get, post
 
-from services.runtime.peer_http import InProcess
+from services.runtime.peer_http import InProcess, OverNetwork, PeerUnreachable
 
 
 @post("/echo/{item_id:str}", status_code=201)
 async def echo(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return {"item_id": request.path_params["item_id"], "path": request.url.path, "query": dict(request.query_params),
+    return {"item_id": request.path_params["item_id"], "path": request.url.path,
+            "query": dict(request.query_params),
             "authorization": request.headers.get("authorization"),
             "content_type": request.headers.get("content-type"),
             "host": request.headers.get("host"), "body": (await request.body()).decode()}
@@ -50,3 +54,15 @@ async def test_an_app_that_does_not_answer_is_an_error_not_an_empty_answer() -> 
 
     with pytest.raises(RuntimeError, match="left GET /x unanswered"):
         await InProcess(silent, "probe.internal").request("GET", "/x", {}, None, None)
+
+
+async def test_a_service_that_does_not_answer_over_the_network_is_unreachable() -> None:
+    with socket.socket() as probe:  # a port nothing listens on once the probe closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    peer = OverNetwork(httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2))
+    try:
+        with pytest.raises(PeerUnreachable, match="ConnectError"):
+            await peer.request("GET", "/points/v1/rules", {}, None, None)
+    finally:
+        await peer.aclose()
