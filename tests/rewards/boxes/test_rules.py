@@ -3,7 +3,7 @@ draw, and what a box may be."""
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
@@ -18,6 +18,9 @@ from services.runtime.errors import ValidationFailed
 
 # Chi-square critical values at significance 0.001 by degrees of freedom.
 CHI2_999 = {1: 10.828, 2: 13.816, 3: 16.266, 4: 18.467}
+# The draws are HMAC-SHA256 of fixed seeds and ids: with fresh ones, a fair pick still fails at
+# 0.001 one run in a thousand (it did: 20.3 against 16.266), so each run tests the same draws.
+FIXED_SEEDS = [hashlib.sha256(f"fuli box test seed {n}".encode()).digest() for n in range(2)]
 
 
 def chi_square(observed: Counter[str], expected: dict[str, float]) -> float:
@@ -29,7 +32,7 @@ PRIZES = [rules.Prize("spa", 1, 3), rules.Prize("kit", 9, None), rules.Prize("co
 
 
 def test_100000_draws_match_the_published_odds() -> None:
-    seed = rules.new_seed()
+    seed = FIXED_SEEDS[0]
     odds = rules.probabilities([rules.Prize(p.prize_id, p.weight, None) for p in PRIZES])
     options = rules.candidates([rules.Prize(p.prize_id, p.weight, None) for p in PRIZES],
                                pity=False)
@@ -44,10 +47,10 @@ def test_a_prize_out_of_stock_gives_its_chance_to_the_others() -> None:
     odds = rules.probabilities(sold_out)
     assert odds["spa"] == 0
     assert odds["kit"] == Fraction(9, 199) and sum(odds.values()) == 1
-    seed = rules.new_seed()
+    seed = FIXED_SEEDS[1]
     options = rules.candidates(sold_out, pity=False)
     n = 100_000
-    seen = Counter(rules.pick(options, rules.roll(seed, secrets.token_hex(8))) for _ in range(n))
+    seen = Counter(rules.pick(options, rules.roll(seed, f"d-{i}")) for i in range(n))
     assert seen["spa"] == 0
     assert chi_square(seen, {k: float(v) * n for k, v in odds.items()}) < CHI2_999[3]
 
