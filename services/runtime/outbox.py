@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
 from typing import Any, NamedTuple
@@ -34,6 +35,10 @@ MAX_BATCH = 200  # envelopes per message to a batch subscriber
 # over 100 kB (and RabbitMQ refuses a message over 16 MiB by default)
 MAX_BATCH_BYTES = 1 << 20
 PARKED_AFTER_SENDS = 8  # about half an hour of re-sending: a consumer that keeps failing
+# How long a relay leaves a row of a type it does not know to a relay that knows it, the overlap
+# of two releases in a rolling upgrade; then it settles the row as consumed by no one (after a
+# rollback, no relay that knows it is left), or the row would count as lag for good.
+UNKNOWN_TYPE_GRACE_S = 600.0
 
 OUTBOX_COLUMNS = "o.id, o.event_id, o.service, o.tenant_id, o.event_type, o.payload, o.created_at"
 # The consumers of row ``o`` that have not applied it yet.
@@ -186,7 +191,8 @@ class OutboxRelay:
     def __init__(self, pool: Pool, enqueue: Enqueue, *, batch_size: int = 500,
                  settle_batch: int = 5000, resend_after_s: float = 20.0,
                  resend_max_s: float = 600.0,
-                 subscriptions: Mapping[str, Sequence[Subscriber]] = SUBSCRIPTIONS) -> None:
+                 subscriptions: Mapping[str, Sequence[Subscriber]] = SUBSCRIPTIONS,
+                 unknown_type_grace_s: float = UNKNOWN_TYPE_GRACE_S) -> None:
         self._pool = pool
         self._enqueue = enqueue
         self._batch_size = batch_size
@@ -196,22 +202,30 @@ class OutboxRelay:
         self._subscriptions = subscriptions
         self._by_actor = {sub.actor: sub for subs in subscriptions.values() for sub in subs}
         # A row of a type this relay does not know (one a newer release writes, while this
-        # release still runs beside it) is left unsent for a relay that knows it: routed here,
-        # it would go to no one and be deleted as applied.
-        self._known_types = sorted({*EVENT_TYPES, *subscriptions})
+        # release still runs beside it) is left unsent for a relay that knows it, for
+        # ``unknown_type_grace_s``: routed here, it goes to no one and is deleted as applied.
+        self._known_types = frozenset({*EVENT_TYPES, *subscriptions})
+        self._unknown_type_grace_s = unknown_type_grace_s
         self.settled_up_to = 0
         self._checked_at = 0.0
 
     async def send_new(self) -> int:
-        """Sends the oldest rows never sent, of the types it knows; returns how many."""
+        """Sends the oldest rows never sent, of the types it knows and of others older than
+        the grace period; returns how many."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 f"SELECT {OUTBOX_COLUMNS} FROM fuli.outbox o WHERE o.resend_at IS NULL"
-                " AND o.event_type = any($2::text[])"
+                " AND (o.event_type = any($2::text[])"
+                "      OR o.created_at < now() - make_interval(secs => $3))"
                 " ORDER BY o.id LIMIT $1 FOR UPDATE SKIP LOCKED", self._batch_size,
-                self._known_types)
+                sorted(self._known_types), self._unknown_type_grace_s)
             if not rows:
                 return 0
+            unknown = Counter(row["event_type"] for row in rows
+                              if row["event_type"] not in self._known_types)
+            if unknown:
+                log.error("settling events of types no running relay knows, as consumed by"
+                          " no one", extra={"fields": {"events": dict(unknown)}})
             deliveries = await route(conn, rows, self._subscriptions)
             await self._send(deliveries)
             await mark_sent(conn, deliveries, self._resend_after_s)

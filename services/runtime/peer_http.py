@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol, cast
 from urllib.parse import quote, urlencode
 
@@ -29,6 +30,10 @@ IN_PROCESS_CLIENT = ("127.0.0.1", 123)
 PATH_SAFE = "/:@!$&'()*+,;="
 
 
+# Query parameters as this module encodes them (urlencode: str() of each value).
+Query = Mapping[str, str | int]
+
+
 class PeerUnreachable(Exception):
     """The other service did not answer (connection refused, reset, timed out)."""
 
@@ -40,7 +45,7 @@ class PeerResponse(NamedTuple):
 
 class PeerTransport(Protocol):
     async def request(self, method: str, path: str, headers: dict[str, str],
-                      query: dict[str, Any] | None, content: bytes | None) -> PeerResponse: ...
+                      query: Query | None, content: bytes | None) -> PeerResponse: ...
 
     async def aclose(self) -> None: ...
 
@@ -52,7 +57,7 @@ class OverNetwork:
         self.http = http
 
     async def request(self, method: str, path: str, headers: dict[str, str],
-                      query: dict[str, Any] | None, content: bytes | None) -> PeerResponse:
+                      query: Query | None, content: bytes | None) -> PeerResponse:
         try:
             response = await self.http.request(method, path, headers=headers, params=query,
                                                content=content)
@@ -72,7 +77,7 @@ class InProcess:
         self.host = host.encode()
 
     async def request(self, method: str, path: str, headers: dict[str, str],
-                      query: dict[str, Any] | None, content: bytes | None) -> PeerResponse:
+                      query: Query | None, content: bytes | None) -> PeerResponse:
         body = content or b""
         raw_headers = [(b"host", self.host), (b"content-length", str(len(body)).encode())]
         raw_headers += [(name.lower().encode(), value.encode())
@@ -141,7 +146,7 @@ class PeerHttp:
         await self.transport.aclose()
 
     async def get(self, tenant_id: str, path: str,
-                  query: dict[str, Any] | None = None) -> PeerResponse:
+                  query: Query | None = None) -> PeerResponse:
         """GET ``path`` for ``tenant_id``; PeerUnreachable when the service does not answer."""
         return await self.transport.request("GET", path, await self.authorization(tenant_id),
                                             query, None)

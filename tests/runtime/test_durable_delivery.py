@@ -20,6 +20,7 @@ from services.runtime.bus import ActorSpec, consume
 from services.runtime.db import Conn
 from services.runtime.outbox import (
     PARKED_AFTER_SENDS,
+    UNKNOWN_TYPE_GRACE_S,
     OutboxRelay,
     emit,
     outbox_backlog,
@@ -317,9 +318,11 @@ async def test_settle_deletes_a_row_only_once_every_consumer_it_went_to_applied_
 
 
 async def test_a_relay_leaves_the_events_of_a_type_it_does_not_know_to_one_that_knows_it(
-        resources: Resources) -> None:
+        resources: Resources, caplog: pytest.LogCaptureFixture) -> None:
     """As when a newer release writes a new type of event while an older relay still runs:
-    the older one neither sends it nor deletes it; the newer one sends it to its consumer."""
+    the older one neither sends it nor deletes it, and the newer one sends it to its consumer.
+    After a rollback no relay knows the type: once the grace period is over, the older relay
+    settles such a row as consumed by no one, and says so, rather than keep it as lag."""
     tag = uuid.uuid4().hex[:8]
     tenant, consumer = f"t-{tag}", f"probe.newer_{tag}"
     sent: list[str] = []
@@ -327,22 +330,45 @@ async def test_a_relay_leaves_the_events_of_a_type_it_does_not_know_to_one_that_
                         batch_size=100_000)
     newer = OutboxRelay(resources.pool, lambda ms: sent.extend(m.actor_name for m in ms),
                         batch_size=100_000, subscriptions={"Noted": (Subscriber("q", consumer),)})
+
+    async def outbox_row() -> Any:
+        return await resources.pool.fetchrow(
+            "SELECT resend_at, consumers FROM fuli.outbox WHERE tenant_id = $1", tenant)
+
     try:
         async with resources.pool.acquire() as conn, conn.transaction():
             await emit(conn, service="probe", tenant_id=tenant, events=[Noted(n=1)])
         await older.send_new()
         await older.resend_due()
         await settle_all(older)
-        unsent = await resources.pool.fetchrow(
-            "SELECT resend_at, consumers FROM fuli.outbox WHERE tenant_id = $1", tenant)
+        unsent = await outbox_row()
         assert unsent is not None and tuple(unsent) == (None, None)
         assert consumer not in sent
         await newer.send_new()
         await settle_all(newer)
-        row = await resources.pool.fetchrow(
-            "SELECT resend_at, consumers FROM fuli.outbox WHERE tenant_id = $1", tenant)
+        row = await outbox_row()
         assert row is not None and row["consumers"] == [consumer]
         assert row["resend_at"] is not None and sent.count(consumer) == 1
+
+        await resources.pool.execute("DELETE FROM fuli.outbox WHERE tenant_id = $1", tenant)
+        async with resources.pool.acquire() as conn, conn.transaction():
+            await emit(conn, service="probe", tenant_id=tenant, events=[Noted(n=2)])
+        await resources.pool.execute(  # written just inside the grace period
+            "UPDATE fuli.outbox SET created_at = now() - make_interval(secs => $2 - 30)"
+            " WHERE tenant_id = $1", tenant, UNKNOWN_TYPE_GRACE_S)
+        await older.send_new()
+        assert tuple(await outbox_row()) == (None, None)
+        await resources.pool.execute(  # and just outside it
+            "UPDATE fuli.outbox SET created_at = now() - make_interval(secs => $2 + 30)"
+            " WHERE tenant_id = $1", tenant, UNKNOWN_TYPE_GRACE_S)
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="fuli.outbox"):
+            await older.send_new()
+        await settle_all(older)
+        assert await outbox_row() is None and sent.count(consumer) == 1
+        assert [r.fields for r in caplog.records  # type: ignore[attr-defined]
+                if r.message.startswith("settling events of types no running relay knows")
+                ] == [{"events": {"Noted": 1}}]
     finally:
         await resources.pool.execute("DELETE FROM fuli.outbox WHERE tenant_id = $1", tenant)
 

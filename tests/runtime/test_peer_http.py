@@ -66,3 +66,20 @@ async def test_a_service_that_does_not_answer_over_the_network_is_unreachable() 
             await peer.request("GET", "/points/v1/rules", {}, None, None)
     finally:
         await peer.aclose()
+
+
+async def test_the_path_goes_escaped_in_raw_path_and_an_answer_in_parts_is_joined() -> None:
+    seen: dict[str, Any] = {}
+
+    async def in_parts(scope: Any, receive: Any, send: Any) -> None:
+        seen.update(path=scope["path"], raw_path=scope["raw_path"], query=scope["query_string"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"one,", b"two,", b"three"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    answer = await InProcess(in_parts, "probe.internal").request(
+        "GET", "/members/a b%/tier:1", {}, {"limit": 2}, None)
+    assert answer == (200, b"one,two,three")
+    assert seen == {"path": "/members/a b%/tier:1", "raw_path": b"/members/a%20b%25/tier:1",
+                    "query": b"limit=2"}
