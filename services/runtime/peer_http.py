@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 import httpx
 from litestar.types import ASGIApp, Message, Scope
 
+from services.runtime.observability import request_id_var
 from services.runtime.resources import Resources
 from services.runtime.service import Peers
 
@@ -148,22 +149,28 @@ class PeerHttp:
     async def get(self, tenant_id: str, path: str,
                   query: Query | None = None) -> PeerResponse:
         """GET ``path`` for ``tenant_id``; PeerUnreachable when the service does not answer."""
-        return await self.transport.request("GET", path, await self.authorization(tenant_id),
+        return await self.transport.request("GET", path, await self._headers(tenant_id),
                                             query, None)
 
     async def post(self, tenant_id: str, path: str, json: bytes | None) -> PeerResponse:
         """POST the JSON body ``json`` (or none) to ``path`` for ``tenant_id``."""
-        headers = await self.authorization(tenant_id)
+        headers = await self._headers(tenant_id)
         if json is not None:
             headers["Content-Type"] = "application/json"
         return await self.transport.request("POST", path, headers, None, json)
 
-    async def authorization(self, tenant_id: str) -> dict[str, str]:
-        """The header that authenticates a call for ``tenant_id``."""
+    async def _headers(self, tenant_id: str) -> dict[str, str]:
+        """The service token for ``tenant_id``, and the id of the request being served, if
+        any: the other service logs the call under the same request id."""
         cached = self._tokens.get(tenant_id)
         if cached and cached[0] > time.monotonic():
-            return {"Authorization": f"Bearer {cached[1]}"}
-        token = await self._resources.authenticator.mint_service_token(
-            tenant_id, self._caller, TOKEN_TTL_S)
-        self._tokens[tenant_id] = (time.monotonic() + TOKEN_TTL_S / 2, token)
-        return {"Authorization": f"Bearer {token}"}
+            token = cached[1]
+        else:
+            token = await self._resources.authenticator.mint_service_token(
+                tenant_id, self._caller, TOKEN_TTL_S)
+            self._tokens[tenant_id] = (time.monotonic() + TOKEN_TTL_S / 2, token)
+        headers = {"Authorization": f"Bearer {token}"}
+        request_id = request_id_var.get()
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        return headers

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from typing import Any
+
+import pytest
 
 from proto.rewards import WeightedPrize
 from services.rewards.boxes import rules
@@ -260,3 +263,22 @@ async def test_every_change_of_prizes_is_audited(rewards: Rewards, resources: An
     assert [len(r["definition"]["prizes"]) for r in rows] == [3, 1]
     assert rows[1]["definition"]["prizes"][0]["weight"] == 9
     assert {r["key_id"] for r in rows} == {rewards.tenant.operator.split("_")[1]}
+
+
+async def test_the_calls_a_draw_makes_to_points_carry_its_request_id(
+        rewards: Rewards, caplog: pytest.LogCaptureFixture) -> None:
+    box_id = await put_box(rewards)
+    member = uid("m")
+    await rewards.points.grant([{"member_id": member, "points": 50}])
+    request_id = uid("trace")
+    with caplog.at_level(logging.INFO, logger="fuli.access"):
+        response = await rewards.client.post(
+            f"/rewards/v1/boxes/{box_id}/draws", json={"draw_id": uid("d"), "member_id": member},
+            headers={**rewards.ingest, "X-Request-Id": request_id})
+    assert response.status_code == 201, response.text
+    assert response.headers["x-request-id"] == request_id
+    logged = [(r.fields["service"], r.fields["route"])  # type: ignore[attr-defined]
+              for r in caplog.records if r.fields["request_id"] == request_id]  # type: ignore[attr-defined]
+    assert ("points", "/points/v1/holds") in logged
+    assert ("points", "/points/v1/holds/{hold_id}/capture") in logged
+    assert logged[-1] == ("rewards", "/rewards/v1/boxes/{box_id}/draws")
