@@ -277,8 +277,9 @@ async def test_the_calls_a_draw_makes_to_points_carry_its_request_id(
             headers={**rewards.ingest, "X-Request-Id": request_id})
     assert response.status_code == 201, response.text
     assert response.headers["x-request-id"] == request_id
-    logged = [(r.fields["service"], r.fields["route"])  # type: ignore[attr-defined]
-              for r in caplog.records if r.fields["request_id"] == request_id]  # type: ignore[attr-defined]
+    access = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+              if r.name == "fuli.access"]
+    logged = [(f["service"], f["route"]) for f in access if f["request_id"] == request_id]
     assert ("points", "/points/v1/holds") in logged
     assert ("points", "/points/v1/holds/{hold_id}/capture") in logged
     assert logged[-1] == ("rewards", "/rewards/v1/boxes/{box_id}/draws")
