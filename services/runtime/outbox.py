@@ -205,6 +205,7 @@ class OutboxRelay:
         # release still runs beside it) is left unsent for a relay that knows it, for
         # ``unknown_type_grace_s``: routed here, it goes to no one and is deleted as applied.
         self._known_types = frozenset({*EVENT_TYPES, *subscriptions})
+        self._known_type_list = sorted(self._known_types)  # the query's, built once
         self._unknown_type_grace_s = unknown_type_grace_s
         self.settled_up_to = 0
         self._checked_at = 0.0
@@ -218,7 +219,7 @@ class OutboxRelay:
                 " AND (o.event_type = any($2::text[])"
                 "      OR o.created_at < now() - make_interval(secs => $3))"
                 " ORDER BY o.id LIMIT $1 FOR UPDATE SKIP LOCKED", self._batch_size,
-                sorted(self._known_types), self._unknown_type_grace_s)
+                self._known_type_list, self._unknown_type_grace_s)
             if not rows:
                 return 0
             unknown = Counter(row["event_type"] for row in rows

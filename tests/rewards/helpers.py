@@ -5,34 +5,43 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
-
 from services.rewards.points_client import PointsClient
 from services.runtime.pagination import encode_cursor
-from services.runtime.peer_http import OverNetwork, PeerHttp
+from services.runtime.peer_http import (
+    InProcess,
+    PeerHttp,
+    PeerResponse,
+    PeerTransport,
+    PeerUnreachable,
+    Query,
+)
 from services.runtime.resources import Resources
 from services.runtime.stack import Stack
 
 
-class FailingTransport(httpx.AsyncBaseTransport):
-    """The points API, unreachable for the requests ``fails`` picks."""
+class FailingTransport:
+    """The points app in this process, as the stack calls it, unreachable for the calls whose
+    path ``fails`` picks."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport,
-                 fails: Callable[[httpx.Request], bool]) -> None:
+    def __init__(self, inner: PeerTransport, fails: Callable[[str], bool]) -> None:
         self.inner = inner
         self.fails = fails
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.fails(request):
-            raise httpx.ConnectError("points service unreachable", request=request)
-        return await self.inner.handle_async_request(request)
+    async def request(self, method: str, path: str, headers: dict[str, str],
+                      query: Query | None, content: bytes | None) -> PeerResponse:
+        if self.fails(path):
+            raise PeerUnreachable("ConnectError")
+        return await self.inner.request(method, path, headers, query, content)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
-def points_client_with(stack: Stack, fails: Callable[[httpx.Request], bool]) -> PointsClient:
-    """A client of the stack's points app whose calls fail when ``fails`` says so."""
-    transport = FailingTransport(httpx.ASGITransport(app=stack.host.apps["points"]), fails)
-    http = httpx.AsyncClient(transport=transport, base_url="http://points.internal")
-    return PointsClient(PeerHttp(OverNetwork(http), stack.host.resources, "rewards"))
+def points_client_with(stack: Stack, fails: Callable[[str], bool]) -> PointsClient:
+    """A client of the stack's points app whose calls fail when ``fails`` says so of their
+    path."""
+    transport = FailingTransport(InProcess(stack.host.apps["points"], "points.internal"), fails)
+    return PointsClient(PeerHttp(transport, stack.host.resources, "rewards"))
 
 
 async def rewards_rows(resources: Resources, tenant: str) -> tuple[int, ...]:

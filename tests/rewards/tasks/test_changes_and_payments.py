@@ -23,8 +23,8 @@ from tests.support.bus import deliver
 def payers(resources: Resources, stack: Stack) -> tuple[Tasks, Tasks]:
     """One whose points grants cannot reach the points service, and one whose can."""
     broken = Tasks(resources.pool, points_client_with(
-        stack, lambda request: request.url.path.endswith("/grants")))
-    working = Tasks(resources.pool, points_client_with(stack, lambda request: False))
+        stack, lambda path: path.endswith("/grants")))
+    working = Tasks(resources.pool, points_client_with(stack, lambda path: False))
     return broken, working
 
 

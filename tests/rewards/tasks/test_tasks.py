@@ -386,7 +386,7 @@ async def test_a_crash_between_completion_and_payment_pays_once(
     await api.event(second)
     # The consumer completes both, then the points service is unreachable when it pays.
     broken = Tasks(resources.pool, points_client_with(
-        stack, lambda request: request.url.path.endswith("/grants")))
+        stack, lambda path: path.endswith("/grants")))
     await broken.advance(await bodies_of(resources, tenant, "ActionRecorded"),
                          datetime.now(UTC))
     assert await completions(resources, tenant, "daily", first) == [
@@ -399,7 +399,7 @@ async def test_a_crash_between_completion_and_payment_pays_once(
     assert await completions(resources, tenant, "daily", first) == [
         (today().isoformat(), False)]
     # A payer that granted the second member's points, then died before recording it.
-    working = points_client_with(stack, lambda request: False)
+    working = points_client_with(stack, lambda path: False)
     answer = await working.grant(tenant.name, pay_id("daily", second, today().isoformat()),
                                  second, 7, f"task daily {today().isoformat()}")
     assert answer.status_code == 201
@@ -436,12 +436,12 @@ async def test_paying_right_after_completion_waits_for_a_consumer_holding_the_ro
     member = uid("m")
     await api.event(member)
     broken = Tasks(resources.pool, points_client_with(
-        stack, lambda request: request.url.path.endswith("/grants")))
+        stack, lambda path: path.endswith("/grants")))
     now = datetime.now(UTC)
     await broken.advance(await bodies_of(resources, tenant, "ActionRecorded"), now)
     key = ProgressKey(tenant_id=tenant.name, task_id="daily", member_id=member,
                       period=today().isoformat())
-    working = Tasks(resources.pool, points_client_with(stack, lambda request: False))
+    working = Tasks(resources.pool, points_client_with(stack, lambda path: False))
     async with resources.pool.acquire() as conn, conn.transaction():
         # What a consumer counting a later event of the period holds until it commits.
         await conn.execute(
