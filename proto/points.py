@@ -7,7 +7,17 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from proto.common import NO_NUL, PATTERN_END, Cents, Id, Points, Request, Response, ShortText
+from proto.common import (
+    NO_NUL,
+    PATTERN_END,
+    Cents,
+    ErrorBody,
+    Id,
+    Points,
+    Request,
+    Response,
+    ShortText,
+)
 
 # An action's name, also in the path of PUT /rules/{action}.
 ACTION_PATTERN = r"^[a-z][a-z0-9_]*" + PATTERN_END
@@ -25,6 +35,7 @@ EntryKind = Literal["earn", "grant", "hold", "capture", "void", "debit", "revers
                     "refund"]
 HoldStatus = Literal["pending", "captured", "voided", "expired"]
 MAX_BATCH_EVENTS = 1000
+MAX_BATCH_HOLDS = 1000
 MAX_GRANT_ITEMS = 10_000
 
 
@@ -190,6 +201,36 @@ class SettleIn(Request, frozen=True, kw_only=True):
     """Body of capture and void (optional)."""
 
     note: ShortText | None = None
+
+
+class HoldBatchIn(Request, frozen=True, kw_only=True):
+    holds: Annotated[list[HoldIn], Meta(min_length=1, max_length=MAX_BATCH_HOLDS)]
+
+
+class SettlementIn(Request, frozen=True, kw_only=True):
+    """A capture or void of one hold, as ``POST /holds/{hold_id}/{action}`` with ``note``."""
+
+    hold_id: Id
+    action: Literal["capture", "void"]
+    note: ShortText | None = None
+
+
+class SettlementBatchIn(Request, frozen=True, kw_only=True):
+    settlements: Annotated[list[SettlementIn], Meta(min_length=1, max_length=MAX_BATCH_HOLDS)]
+
+
+class HoldBatchItem(Response, frozen=True, kw_only=True):
+    """One hold's outcome: ``status_code`` and ``result`` (the hold) or ``error`` (the error
+    body) as its own request would have answered them."""
+
+    hold_id: str
+    status_code: int
+    result: Hold | None = None
+    error: ErrorBody | None = None
+
+
+class HoldBatchResult(Response, frozen=True, kw_only=True):
+    items: list[HoldBatchItem]
 
 
 class RefundIn(Request, frozen=True, kw_only=True):

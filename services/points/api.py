@@ -110,6 +110,20 @@ class HoldsController(Controller):
         """Reserve points for a two-phase spend; a pending hold times out to void."""
         return outcome_response(await ledger.place_hold(principal.tenant_id, data, now()))
 
+    @post("/batch", access=allow("ingest"), opt=WRITE, status_code=200)
+    async def place_batch(self, data: JSONBody[p.HoldBatchIn], principal: PrincipalDep,
+                          ledger: LedgerDep) -> p.HoldBatchResult:
+        """Up to 1000 holds in one request and one transaction; each is placed, replayed or
+        refused as its own POST /holds would be."""
+        return await ledger.place_holds(principal.tenant_id, data, now())
+
+    @post("/settlements", access=allow("ingest"), opt=WRITE, status_code=200)
+    async def settle_batch(self, data: JSONBody[p.SettlementBatchIn], principal: PrincipalDep,
+                           ledger: LedgerDep) -> p.HoldBatchResult:
+        """Up to 1000 captures and voids in one request and one transaction; each is done,
+        replayed or refused as its own POST /holds/{hold_id}/capture or /void would be."""
+        return await ledger.settle_holds(principal.tenant_id, data, now())
+
     @post("/{hold_id:str}/capture", access=allow("ingest"), opt=WRITE, status_code=200,
           responses=replayable(200, p.Hold))
     async def capture(self, hold_id: PathId, principal: PrincipalDep, ledger: LedgerDep,

@@ -9,7 +9,7 @@ actors call through the store."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,13 @@ from proto import points as p
 from services.points import rules, store
 from services.points.group_commit import EventCommitter
 from services.runtime.db import Conn, Pool, init_connection, once_more_on_fault
-from services.runtime.errors import FuliError, IdempotencyConflict, ValidationFailed, refusal
+from services.runtime.errors import (
+    FuliError,
+    IdempotencyConflict,
+    ValidationFailed,
+    raised_refusal,
+    refusal,
+)
 from services.runtime.idempotency import (
     Claim,
     ClaimingEffect,
@@ -28,6 +34,8 @@ from services.runtime.idempotency import (
     fingerprint,
     replay_if_done,
     run_claiming,
+    store_answers,
+    stored_answers,
 )
 from services.runtime.pagination import decode_int_cursor, encode_cursor
 from services.runtime.read_groups import ReadGroups
@@ -37,11 +45,13 @@ from services.runtime.times import happened
 
 EVENTS_SCOPE = "points.events"
 GRANTS_SCOPE = "points.grants"
+HOLDS_SCOPE = "points.holds"  # a capture's and a void's: HOLDS_SCOPE + ".capture" or ".void"
 EVENT_RECORDED = 201  # an event's answer, first time or replayed; refusals are raised
 GRANT_DEFAULT_EXPIRY_DAYS = 365
 EXPIRING_SHOWN = 5
 
 _event_result = msgspec.json.Decoder(p.EventResult)
+_hold = msgspec.json.Decoder(p.Hold)
 
 
 def event_fingerprint(event: p.EventIn) -> bytes:
@@ -63,6 +73,43 @@ def _event_refusal(code: str, event: p.EventIn, *, in_batch: bool) -> FuliError:
 def _batch_error(event_id: str, exc: FuliError) -> p.BatchItem:
     return p.BatchItem(event_id=event_id, status_code=exc.status_code,
                        error=p.BatchItemError(code=exc.code, message=exc.message))
+
+
+def _hold_item(hold_id: str, answer: Outcome | FuliError) -> p.HoldBatchItem:
+    if isinstance(answer, FuliError):
+        return p.HoldBatchItem(hold_id=hold_id, status_code=answer.status_code,
+                               error=answer.envelope().error)
+    return p.HoldBatchItem(hold_id=hold_id, status_code=answer.status_code,
+                           result=_hold.decode(answer.body))
+
+
+def _claimed_answers(rows: Sequence[store.BatchItemRow], claims: Sequence[Claim],
+                     answer: Callable[[int], Outcome]) -> list[Outcome | FuliError | None]:
+    """Each item's answer as a batch function left it: ``answer(i)`` for one that ran, its
+    refusal, or None for one whose id was taken (its stored answer is read next)."""
+    answers: list[Outcome | FuliError | None] = []
+    for index, row in enumerate(rows):
+        if row.outcome == "done":
+            answers.append(answer(index))
+        elif row.outcome == "refused":
+            answers.append(raised_refusal(row.refusal or "", row.refusal_hint,
+                                          row.refusal_details))
+        else:
+            answers.append(None)
+    assert len(answers) == len(claims)
+    return answers
+
+
+async def _settle_answers(conn: Conn, claims: Sequence[Claim],
+                          answers: list[Outcome | FuliError | None]) -> list[Outcome | FuliError]:
+    """Stores the answers of the items that ran and reads those of the items whose ids were
+    taken, in the batch's transaction."""
+    pairs = list(zip(claims, answers, strict=True))
+    await store_answers(conn, [(claim, answer) for claim, answer in pairs
+                               if isinstance(answer, Outcome)])
+    replays = iter(await stored_answers(conn, [claim for claim, answer in pairs
+                                               if answer is None]))
+    return [next(replays) if answer is None else answer for answer in answers]
 
 
 def _entry(row: store.TransferRow) -> p.Entry:
@@ -185,7 +232,7 @@ class Ledger:
                                points=body.points, status="pending", expires_at=row.expires_at,
                                available=row.available, held=row.held)
 
-        return await self._run_once(tenant_id, "points.holds", body.hold_id, body, effect)
+        return await self._run_once(tenant_id, HOLDS_SCOPE, body.hold_id, body, effect)
 
     async def settle_hold(self, tenant_id: str, hold_id: str, action: str,
                           body: p.SettleIn, now: datetime) -> Outcome:
@@ -196,7 +243,67 @@ class Ledger:
                                status=row.status,
                                available=row.available, held=row.held)
 
-        return await self._run_once(tenant_id, f"points.holds.{action}", hold_id, body, effect)
+        return await self._run_once(tenant_id, f"{HOLDS_SCOPE}.{action}", hold_id, body,
+                                    effect)
+
+    async def place_holds(self, tenant_id: str, batch: p.HoldBatchIn,
+                          now: datetime) -> p.HoldBatchResult:
+        """Each hold placed, replayed or refused as ``place_hold`` would, in one transaction."""
+        claims = [Claim(tenant_id, HOLDS_SCOPE, hold.hold_id,
+                        fingerprint(HOLDS_SCOPE, hold.hold_id, hold)) for hold in batch.holds]
+
+        async def attempt() -> list[Outcome | FuliError]:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await store.call_place_holds(conn, tenant_id, batch.holds,
+                                                    [claim.fingerprint for claim in claims], now)
+
+                def placed(index: int) -> Outcome:
+                    hold, row = batch.holds[index], rows[index]
+                    assert row.available is not None and row.held is not None
+                    return Outcome.of(201, p.Hold(
+                        hold_id=hold.hold_id, member_id=hold.member_id, points=hold.points,
+                        status="pending", expires_at=row.expires_at, available=row.available,
+                        held=row.held))
+
+                return await _settle_answers(conn, claims, _claimed_answers(rows, claims, placed))
+
+        answers = await once_more_on_fault(attempt, f"{HOLDS_SCOPE} batch")
+        return p.HoldBatchResult(items=[
+            _hold_item(hold.hold_id, answer)
+            for hold, answer in zip(batch.holds, answers, strict=True)])
+
+    async def settle_holds(self, tenant_id: str, batch: p.SettlementBatchIn,
+                           now: datetime) -> p.HoldBatchResult:
+        """Each capture or void done, replayed or refused as ``settle_hold`` would, in one
+        transaction."""
+        items = batch.settlements
+        claims = [Claim(tenant_id, f"{HOLDS_SCOPE}.{item.action}", item.hold_id,
+                        fingerprint(f"{HOLDS_SCOPE}.{item.action}", item.hold_id,
+                                    p.SettleIn(note=item.note))) for item in items]
+
+        async def attempt() -> list[Outcome | FuliError]:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await store.call_settle_holds(
+                    conn, tenant_id, [item.hold_id for item in items],
+                    [item.action for item in items], [claim.fingerprint for claim in claims],
+                    now)
+
+                def settled(index: int) -> Outcome:
+                    row = rows[index]
+                    assert (row.member_id is not None and row.points is not None
+                            and row.status is not None and row.available is not None
+                            and row.held is not None)
+                    return Outcome.of(200, p.Hold(
+                        hold_id=items[index].hold_id, member_id=row.member_id,
+                        points=row.points, status=row.status, available=row.available,
+                        held=row.held))
+
+                return await _settle_answers(conn, claims,
+                                             _claimed_answers(rows, claims, settled))
+
+        answers = await once_more_on_fault(attempt, f"{HOLDS_SCOPE} settlements")
+        return p.HoldBatchResult(items=[
+            _hold_item(item.hold_id, answer) for item, answer in zip(items, answers, strict=True)])
 
     async def refund_hold(self, tenant_id: str, hold_id: str, body: p.RefundIn,
                           now: datetime) -> Outcome:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -17,6 +17,7 @@ from proto.points import (
     EventIn,
     Expiring,
     GrantItem,
+    HoldIn,
     HoldStatus,
     HourlyFigures,
     LedgerProblem,
@@ -52,6 +53,30 @@ class SettledHold(Row, frozen=True, kw_only=True):
     status: HoldStatus
     available: int
     held: int
+
+
+class BatchItemRow(Row, frozen=True, kw_only=True):
+    """One item of a batch function: ``done`` (the effect ran), ``taken`` (its id was claimed
+    before: nothing ran) or ``refused``, with what points.refuse raised."""
+
+    outcome: Literal["done", "taken", "refused"]
+    refusal: str | None
+    refusal_hint: str | None
+    refusal_details: str | None
+
+
+class PlacedHoldItem(BatchItemRow, frozen=True, kw_only=True):
+    available: int | None
+    held: int | None
+    expires_at: datetime | None
+
+
+class SettledHoldItem(BatchItemRow, frozen=True, kw_only=True):
+    member_id: str | None
+    points: int | None
+    status: HoldStatus | None
+    available: int | None
+    held: int | None
 
 
 class RefundedHold(Row, frozen=True, kw_only=True):
@@ -210,6 +235,27 @@ async def call_settle_hold(db: Db, claim: Claim, hold_id: str, action: str,
                            now: datetime) -> SettledHold:
     return await _claimed_call(db, SettledHold, claim, "points.settle_hold",
                                hold_id, action, now)
+
+
+async def call_place_holds(db: Db, tenant_id: str, holds: Sequence[HoldIn],
+                           fingerprints: Sequence[bytes], now: datetime) -> list[PlacedHoldItem]:
+    """One row per hold, in the order of ``holds``."""
+    return as_structs(PlacedHoldItem, await db.fetch(
+        "SELECT outcome, available, held, expires_at, refusal, refusal_hint, refusal_details"
+        " FROM points.place_holds($1, $2, $3, $4, $5, $6, $7, $8) ORDER BY ord",
+        tenant_id, [h.hold_id for h in holds], list(fingerprints), [h.member_id for h in holds],
+        [h.points for h in holds], [h.reason for h in holds], [h.expires_in_s for h in holds],
+        now))
+
+
+async def call_settle_holds(db: Db, tenant_id: str, hold_ids: Sequence[str],
+                            actions: Sequence[str], fingerprints: Sequence[bytes],
+                            now: datetime) -> list[SettledHoldItem]:
+    """One row per hold, in the order of ``hold_ids``."""
+    return as_structs(SettledHoldItem, await db.fetch(
+        "SELECT outcome, member_id, points, status, available, held, refusal, refusal_hint,"
+        " refusal_details FROM points.settle_holds($1, $2, $3, $4, $5) ORDER BY ord",
+        tenant_id, list(hold_ids), list(actions), list(fingerprints), now))
 
 
 async def call_refund_hold(db: Db, claim: Claim, hold_id: str,

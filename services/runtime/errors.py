@@ -162,13 +162,21 @@ def refusal_from_database(exc: Exception) -> FuliError | None:
     """The FuliError for a refusal raised by a SQL function, or None for any other error."""
     if getattr(exc, "sqlstate", None) != "P0001":
         return None
-    code = str(getattr(exc, "message", "")) or "conflict"
-    hint = getattr(exc, "hint", None) or code.replace("_", " ")
+    return raised_refusal(str(getattr(exc, "message", "")), getattr(exc, "hint", None),
+                          getattr(exc, "detail", None))
+
+
+def raised_refusal(code: str, hint: str | None, detail: str | None) -> FuliError:
+    """The FuliError for what ``points.refuse`` raised: its message (the code), hint and
+    detail (the details as JSON), whether caught by the driver or by a SQL function that
+    answers many items."""
+    code = code or "conflict"
     try:
-        details = msgspec.json.decode(getattr(exc, "detail", None) or "{}")
+        details = msgspec.json.decode(detail or "{}")
     except msgspec.DecodeError:
         details = {}
-    return refusal(code, hint, details if isinstance(details, dict) else {})
+    return refusal(code, hint or code.replace("_", " "),
+                   details if isinstance(details, dict) else {})
 
 
 HTTP_CODES = {

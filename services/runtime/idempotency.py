@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,3 +161,42 @@ async def _replay(conn: Conn, tenant_id: str, scope: str, key: str,
     if row["fingerprint"] != request_print:
         raise IdempotencyConflict.for_key(key)
     return Outcome(row["status_code"], bytes(row["body"]), replayed=True)
+
+
+# --- many ids claimed in one transaction (batches) -----------------------------------------
+
+async def store_answers(conn: Conn, answered: Sequence[tuple[Claim, Outcome]]) -> None:
+    """Record the answers of ids claimed in this transaction, each under its claim."""
+    if not answered:
+        return
+    await conn.execute(
+        "UPDATE fuli.idempotency i SET status_code = a.status, body = a.body"
+        " FROM unnest($2::text[], $3::text[], $4::int[], $5::bytea[]) AS a(scope, key, status,"
+        " body) WHERE i.tenant_id = $1 AND i.scope = a.scope AND i.key = a.key",
+        answered[0][0].tenant_id, [claim.scope for claim, _ in answered],
+        [claim.key for claim, _ in answered], [outcome.status_code for _, outcome in answered],
+        [outcome.body for _, outcome in answered])
+
+
+async def stored_answers(conn: Conn, claims: Sequence[Claim]) -> list[Outcome | FuliError]:
+    """For ids that were claimed before (all of one tenant): each one's stored answer, or 409
+    ``idempotency_conflict`` where it was claimed for another request."""
+    if not claims:
+        return []
+    rows = await conn.fetch(
+        "SELECT i.scope, i.key, i.fingerprint, i.status_code, i.body FROM fuli.idempotency i"
+        " JOIN unnest($2::text[], $3::text[]) AS c(scope, key)"
+        " ON i.tenant_id = $1 AND i.scope = c.scope AND i.key = c.key",
+        claims[0].tenant_id, [claim.scope for claim in claims], [claim.key for claim in claims])
+    stored = {(row["scope"], row["key"]): row for row in rows}
+    answers: list[Outcome | FuliError] = []
+    for claim in claims:
+        row = stored.get((claim.scope, claim.key))
+        if row is None or row["status_code"] is None:  # pragma: no cover - rows commit complete
+            answers.append(Conflict("this request is still being processed; retry",
+                                    code="in_progress"))
+        elif row["fingerprint"] != claim.fingerprint:
+            answers.append(IdempotencyConflict.for_key(claim.key))
+        else:
+            answers.append(Outcome(row["status_code"], bytes(row["body"]), replayed=True))
+    return answers

@@ -91,6 +91,14 @@ class Points:
             "hold_id": hold_id or uid("hold"), "member_id": member_id, "points": points,
             "reason": "test hold", "expires_in_s": expires_in_s})
 
+    async def hold_batch(self, holds: list[dict[str, Any]]) -> httpx.Response:
+        return await self.client.post("/points/v1/holds/batch", headers=self.ingest,
+                                      json={"holds": holds})
+
+    async def settle_batch(self, settlements: list[dict[str, Any]]) -> httpx.Response:
+        return await self.client.post("/points/v1/holds/settlements", headers=self.ingest,
+                                      json={"settlements": settlements})
+
     async def capture(self, hold_id: str) -> httpx.Response:
         return await self.client.post(f"/points/v1/holds/{hold_id}/capture", headers=self.ingest)
 

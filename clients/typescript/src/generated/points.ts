@@ -136,6 +136,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/points/v1/holds/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * PlaceBatch
+         * @description Up to 1000 holds in one request and one transaction; each is placed, replayed or
+         *     refused as its own POST /holds would be.
+         *
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
+         */
+        post: operations["PointsV1HoldsBatchPlaceBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/points/v1/holds/settlements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * SettleBatch
+         * @description Up to 1000 captures and voids in one request and one transaction; each is done,
+         *     replayed or refused as its own POST /holds/{hold_id}/capture or /void would be.
+         *
+         *     Who: an API key with role ingest (roles nest: admin, then operator, then ingest).
+         */
+        post: operations["PointsV1HoldsSettlementsSettleBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/points/v1/holds/{hold_id}/capture": {
         parameters: {
             query?: never;
@@ -737,6 +783,27 @@ export interface components {
             /** @enum {unknown} */
             status: "captured" | "expired" | "pending" | "voided";
         };
+        /** HoldBatchIn */
+        HoldBatchIn: {
+            holds: components["schemas"]["HoldIn"][];
+        };
+        /**
+         * HoldBatchItem
+         * @description One hold's outcome: ``status_code`` and ``result`` (the hold) or ``error`` (the error
+         *     body) as its own request would have answered them.
+         */
+        HoldBatchItem: {
+            /** @default null */
+            error: components["schemas"]["ErrorBody"] | null;
+            hold_id: string;
+            /** @default null */
+            result: components["schemas"]["Hold"] | null;
+            status_code: number;
+        };
+        /** HoldBatchResult */
+        HoldBatchResult: {
+            items: components["schemas"]["HoldBatchItem"][];
+        };
         /** HoldIn */
         HoldIn: {
             /** @default 900 */
@@ -982,6 +1049,22 @@ export interface components {
          * @description Body of capture and void (optional).
          */
         SettleIn: {
+            /** @default null */
+            note?: string | null;
+        };
+        /** SettlementBatchIn */
+        SettlementBatchIn: {
+            settlements: components["schemas"]["SettlementIn"][];
+        };
+        /**
+         * SettlementIn
+         * @description A capture or void of one hold, as ``POST /holds/{hold_id}/{action}`` with ``note``.
+         */
+        SettlementIn: {
+            /** @enum {unknown} */
+            action: "capture" | "void";
+            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            hold_id: string;
             /** @default null */
             note?: string | null;
         };
@@ -1353,6 +1436,70 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Hold"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    PointsV1HoldsBatchPlaceBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HoldBatchIn"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HoldBatchResult"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    PointsV1HoldsSettlementsSettleBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettlementBatchIn"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HoldBatchResult"];
                 };
             };
             401: components["responses"]["Unauthorized"];

@@ -1,0 +1,184 @@
+"""POST /holds/batch and POST /holds/settlements: each item answered as its own request would
+be, in one transaction, against the real servers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+
+from tests.support.api import Points, error_code, uid
+
+
+def hold(member_id: str, points: int, hold_id: str | None = None,
+         expires_in_s: int = 900) -> dict[str, Any]:
+    return {"hold_id": hold_id or uid("hold"), "member_id": member_id, "points": points,
+            "reason": "batch test", "expires_in_s": expires_in_s}
+
+
+async def single_answer(points: Points, path: str, body: dict[str, Any] | None) -> Any:
+    response = await points.client.post(f"/points/v1/holds{path}", headers=points.ingest,
+                                        json=body)
+    return response.status_code, msgspec.json.decode(response.content), response.headers
+
+
+async def test_a_batch_answers_each_hold_as_its_own_request_would(points: Points) -> None:
+    rich, poor, unknown = uid("m"), uid("m"), uid("m")
+    await points.give(rich, 100)
+    await points.give(poor, 5)
+    items = [hold(rich, 30), hold(poor, 10), hold(rich, 50), hold(unknown, 1), hold(rich, 21)]
+    response = await points.hold_batch(items)
+    assert response.status_code == 200
+    answered = response.json()["items"]
+    assert [a["hold_id"] for a in answered] == [i["hold_id"] for i in items]
+    assert [a["status_code"] for a in answered] == [201, 409, 201, 404, 409]
+    # Placed in the order given: the third sees what the first took, the fifth both.
+    assert answered[0]["result"]["available"] == 70 and answered[2]["result"]["available"] == 20
+    assert answered[2]["result"]["held"] == 80
+    assert answered[1]["error"] == {"code": "insufficient_points",
+                                    "message": "not enough points available",
+                                    "details": {"available": 5, "requested": 10}}
+    assert answered[3]["error"]["code"] == "unknown_member"
+    assert answered[4]["error"]["details"] == {"available": 20, "requested": 21}
+
+    # A placed item is stored as POST /holds stores it: the single route replays it.
+    for item, answer in ((items[0], answered[0]), (items[2], answered[2])):
+        status, body, headers = await single_answer(points, "", item)
+        assert (status, body) == (201, answer["result"])
+        assert headers["Idempotent-Replayed"] == "true"
+    # A refused one pinned nothing, and its error is what the single route answers.
+    for item, answer in ((items[1], answered[1]), (items[3], answered[3])):
+        status, body, _ = await single_answer(points, "", item)
+        assert (status, body) == (answer["status_code"], {"error": answer["error"]})
+    assert (await points.member(rich))["available"] == 20
+    assert (await points.member(rich))["held"] == 80
+    assert (await points.member(poor))["held"] == 0
+
+    # The same batch again: the placed replay, the refused are evaluated again.
+    await points.give(poor, 5)
+    again = (await points.hold_batch(items)).json()["items"]
+    assert again[0] == answered[0] and again[2] == answered[2]
+    assert again[1]["status_code"] == 201 and again[1]["result"]["available"] == 0
+    assert (await points.member(rich))["held"] == 80
+    assert (await points.member(poor))["held"] == 10
+    await points.assert_ledger_ok()
+
+
+async def test_ids_are_claimed_item_by_item(points: Points) -> None:
+    member = uid("m")
+    await points.give(member, 100)
+    placed_alone = hold(member, 10)
+    assert (await points.client.post("/points/v1/holds", headers=points.ingest,
+                                      json=placed_alone)).status_code == 201
+    twice = hold(member, 20)
+    reused = dict(placed_alone, points=11)
+    answered = (await points.hold_batch([twice, placed_alone, twice, reused])).json()["items"]
+    assert [a["status_code"] for a in answered] == [201, 201, 201, 409]
+    assert answered[2] == answered[0], "the same id and body twice in a batch is held once"
+    assert answered[1]["result"]["held"] == 10, "a hold placed alone is replayed as it was"
+    assert error_code_of(answered[3]) == "idempotency_conflict"
+    member_now = await points.member(member)
+    assert (member_now["available"], member_now["held"]) == (70, 30)
+    await points.assert_ledger_ok()
+
+
+def error_code_of(item: dict[str, Any]) -> str:
+    assert item["result"] is None and set(item["error"]) == {"code", "message", "details"}
+    return str(item["error"]["code"])
+
+
+async def test_settlements_capture_and_void_each_alone(points: Points) -> None:
+    member = uid("m")
+    await points.give(member, 100)
+    kept, given_back, expiring = hold(member, 30), hold(member, 20), hold(member, 5, None, 1)
+    for item in (kept, given_back, expiring):
+        assert (await points.client.post("/points/v1/holds", headers=points.ingest,
+                                          json=item)).status_code == 201
+    await asyncio.sleep(1.2)
+    unknown = uid("hold")
+    response = await points.settle_batch([
+        {"hold_id": kept["hold_id"], "action": "capture"},
+        {"hold_id": given_back["hold_id"], "action": "void", "note": "changed their mind"},
+        {"hold_id": unknown, "action": "capture"},
+        {"hold_id": expiring["hold_id"], "action": "capture"},
+        {"hold_id": kept["hold_id"], "action": "capture"},
+        {"hold_id": kept["hold_id"], "action": "void"},
+    ])
+    assert response.status_code == 200
+    answered = response.json()["items"]
+    assert [a["status_code"] for a in answered] == [200, 200, 404, 409, 200, 409]
+    assert answered[0]["result"]["status"] == "captured"
+    assert answered[1]["result"] == {
+        "hold_id": given_back["hold_id"], "member_id": member, "points": 20,
+        "status": "voided", "available": 65, "held": 5, "expires_at": None}
+    assert [error_code_of(answered[i]) for i in (2, 3, 5)] == [
+        "unknown_hold", "hold_expired", "hold_not_pending"]
+    assert answered[4] == answered[0], "a capture repeated in the batch is replayed"
+
+    status, body, headers = await single_answer(points, f"/{kept['hold_id']}/capture", None)
+    assert (status, body, headers["Idempotent-Replayed"]) == (200, answered[0]["result"], "true")
+    status, body, _ = await single_answer(
+        points, f"/{given_back['hold_id']}/void", {"note": "another note"})
+    assert (status, error_code_of({"result": None, **body})) == (409, "idempotency_conflict")
+    member_now = await points.member(member)
+    assert (member_now["available"], member_now["held"], member_now["spent"]) == (65, 5, 30)
+    await points.assert_ledger_ok()
+
+
+async def test_concurrent_batches_in_opposite_orders_hold_and_capture_exactly(
+        points: Points) -> None:
+    """Twenty batches at once, each holding 10 points of the same ten members (half of them in
+    the reverse order), against 100 points a member: exactly ten holds a member go through,
+    nothing waits for ever, and the captures that follow, each hold in two batches, spend
+    each hold once."""
+    members = [uid("m") for _ in range(10)]
+    for member in members:
+        await points.give(member, 100)
+    batches = [[hold(member, 10) for member in (members if n % 2 else members[::-1])]
+               for n in range(20)]
+    responses = await asyncio.gather(*(points.hold_batch(batch) for batch in batches))
+    assert {r.status_code for r in responses} == {200}
+    placed = [item["hold_id"] for r in responses for item in r.json()["items"]
+              if item["status_code"] == 201]
+    refused = [error_code_of(item) for r in responses for item in r.json()["items"]
+               if item["status_code"] != 201]
+    assert len(placed) == 100 and refused == ["insufficient_points"] * 100
+    for member in members:
+        assert (await points.member(member))["held"] == 100
+
+    halves = [placed[n::4] for n in range(4)]
+    settlements = [[{"hold_id": h, "action": "capture"} for h in (half if n % 2 else half[::-1])]
+                   for n, half in enumerate(halves + halves)]
+    responses = await asyncio.gather(*(points.settle_batch(s) for s in settlements))
+    assert {r.status_code for r in responses} == {200}
+    answers: dict[str, list[Any]] = {}
+    for r in responses:
+        for item in r.json()["items"]:
+            answers.setdefault(item["hold_id"], []).append(item)
+    assert len(answers) == 100
+    for first, second in answers.values():
+        assert first == second and first["status_code"] == 200
+    for member in members:
+        member_now = await points.member(member)
+        assert (member_now["available"], member_now["held"], member_now["spent"]) == (0, 0, 100)
+    await points.assert_ledger_ok()
+
+
+async def test_a_bad_batch_is_refused_whole_and_changes_nothing(points: Points) -> None:
+    member = uid("m")
+    await points.give(member, 100)
+    good = hold(member, 10)
+    for body in ({"holds": []}, {"holds": [good] * 1001}, {"holds": [good, hold(member, 0)]},
+                 {"holds": [good], "extra": 1}, {"holds": [dict(good, color="red")]}):
+        response = await points.client.post("/points/v1/holds/batch", headers=points.ingest,
+                                             json=body)
+        assert response.status_code == 422, body
+        assert error_code(response) == "validation_failed"
+    for body in ({"settlements": []},
+                 {"settlements": [{"hold_id": good["hold_id"], "action": "refund"}]}):
+        response = await points.client.post("/points/v1/holds/settlements",
+                                             headers=points.ingest, json=body)
+        assert response.status_code == 422, body
+    assert (await points.member(member))["held"] == 0
+    assert (await points.hold_batch([good])).json()["items"][0]["status_code"] == 201
