@@ -14,12 +14,15 @@ from proto.points import (
     DebitIn,
     GrantIn,
     GrantItem,
+    HoldBatchIn,
     HoldIn,
     Member,
     MoveIn,
     RefundIn,
     RetirementIn,
     RuleList,
+    SettlementBatchIn,
+    SettlementIn,
 )
 from services.runtime.errors import FuliError
 from services.runtime.peer_http import PeerHttp, PeerUnreachable
@@ -94,6 +97,17 @@ class PointsClient:
     async def capture(self, tenant_id: str, hold_id: str) -> PointsAnswer:
         return await self._post(tenant_id, f"/holds/{hold_id}/capture", None)
 
+    async def hold_many(self, tenant_id: str, holds: list[HoldIn]) -> list[PointsAnswer]:
+        """Each hold's answer, as ``hold`` would have it."""
+        return _items(await self._post(tenant_id, "/holds/batch", HoldBatchIn(holds=holds)),
+                      len(holds))
+
+    async def capture_many(self, tenant_id: str, hold_ids: list[str]) -> list[PointsAnswer]:
+        """Each capture's answer, as ``capture`` would have it."""
+        return _items(await self._post(tenant_id, "/holds/settlements", SettlementBatchIn(
+            settlements=[SettlementIn(hold_id=hold_id, action="capture")
+                         for hold_id in hold_ids])), len(hold_ids))
+
     async def void(self, tenant_id: str, hold_id: str) -> PointsAnswer:
         return await self._post(tenant_id, f"/holds/{hold_id}/void", None)
 
@@ -146,3 +160,15 @@ class PointsClient:
         return await self._post(tenant_id, f"/holds/{hold_id}/refund",
                                 RefundIn(refund_id=refund_id))
 
+
+
+def _items(answer: PointsAnswer, count: int) -> list[PointsAnswer]:
+    """A batch's answer item by item, each as its own request's answer (the result, or the
+    error envelope); a batch refused whole (4xx) is that refusal for each item."""
+    items = answer.body.get("items")
+    if answer.status_code != 200 or not isinstance(items, list) or len(items) != count:
+        if answer.status_code == 200:
+            raise PointsUnavailable("the points service answered a batch out of shape")
+        return [answer] * count
+    return [PointsAnswer(item["status_code"], item["result"] if item.get("result") is not None
+                         else {"error": item.get("error") or {}}) for item in items]

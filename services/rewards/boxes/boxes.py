@@ -37,6 +37,7 @@ from proto.rewards import (
     TicketsIn,
 )
 from services.rewards.boxes import rules, store
+from services.rewards.boxes.draw_groups import DrawGroups
 from services.rewards.boxes.store import BoxMember, BoxRow, DrawRow, PrizeRow
 from services.rewards.ids import digest
 from services.rewards.points_client import PointsClient
@@ -94,6 +95,7 @@ class Boxes:
     def __init__(self, pool: Pool, points: PointsClient) -> None:
         self.pool = pool
         self.points = points
+        self.groups = DrawGroups(self)
 
     # --- boxes, odds, seeds, proofs --------------------------------------------------------
 
@@ -257,6 +259,11 @@ class Boxes:
             box = setting.box
             paid_with = "ticket" if body.use_ticket or box.cost_points == 0 else "points"
             self._precheck(setting, now, paid_with)
+            if paid_with == "points":
+                answer = await self.groups.draw(tenant_id, box_id, body, request_print,
+                                                box.cost_points, hold_id_for(body.draw_id))
+                return answer if answer is not None else await self.drive(tenant_id,
+                                                                          body.draw_id)
             row = await store.insert_draw(
                 self.pool, tenant_id, body.draw_id, box_id, body.member_id, request_print,
                 paid_with, box.cost_points, hold_id_for(body.draw_id), "pending", None)
@@ -412,8 +419,13 @@ class Boxes:
         if row.paid_with == "points":
             answer = await self.points.capture(tenant_id, row.hold_id)
             if answer.status_code != 200:
-                await self._give_back(tenant_id, row, answer.error_code)
+                await self.give_back(tenant_id, row, answer.error_code)
                 return None
+        return await self.deliver(tenant_id, row, picked)
+
+    async def deliver(self, tenant_id: str, row: DrawRow,
+                      picked: PrizeRow | None) -> DrawRow | None:
+        """A paid draw's prize to its member, and drawn -> completed with the answer."""
         assert row.prize_id is not None and row.pity_after is not None
         prize = picked if picked is not None and picked.prize_id == row.prize_id else next(
             p for p in await store.box_prizes(self.pool, tenant_id, row.box_id)
@@ -441,7 +453,7 @@ class Boxes:
         return await store.move_draw(self.pool, tenant_id, row.draw_id, "drawn", "completed",
                                      Outcome.of(201, result))
 
-    async def _give_back(self, tenant_id: str, row: DrawRow, reason: str | None) -> None:
+    async def give_back(self, tenant_id: str, row: DrawRow, reason: str | None) -> None:
         """The payment failed after the pick: return the prize and the pity state."""
         assert row.prize_id is not None and row.pity_before is not None
         async with self.pool.acquire() as conn, conn.transaction():

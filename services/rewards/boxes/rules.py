@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from fractions import Fraction
+from typing import NamedTuple
 
 from proto.rewards import BoxIn, WeightedPrize
 from services.rewards.windows import check_window, open_at
@@ -86,6 +87,69 @@ def next_pity(counter: int, prize_id: str, top_prize_ids: Sequence[str] | None) 
     if top_prize_ids is None:
         return 0
     return 0 if prize_id in top_prize_ids else counter + 1
+
+
+class MemberDraws(NamedTuple):
+    """A member's pity counter and draws on ``day`` (the tenant's day) in one box."""
+
+    pity_counter: int
+    day: date | None
+    draws_that_day: int
+
+
+@dataclass(frozen=True)
+class PlannedPick:
+    draw_id: str
+    options: list[WeightedPrize]
+    pity_applied: bool
+    prize_id: str
+    pity_before: int
+    member: MemberDraws  # the member's state after this draw
+
+
+@dataclass(frozen=True)
+class PickPlan:
+    """For each draw, its pick or the code it is refused with (``limit_reached``,
+    ``out_of_stock``); how many of each stocked prize the picks take; each member's state after
+    its last pick."""
+
+    picks: list[PlannedPick | str]
+    taken: dict[str, int]
+    members: dict[str, MemberDraws]
+
+
+def plan_picks(draws: Sequence[tuple[str, str]], members: Mapping[str, MemberDraws],
+               prizes: Sequence[Prize], *, seed: bytes, today: date, daily_limit: int | None,
+               pity_after: int | None, top_prize_ids: Sequence[str] | None) -> PickPlan:
+    """Picks for ``draws`` (draw id, member id) made one after another in this order, each as
+    it would be made alone under its member's lock, with the prizes and the member as the
+    draws before it left them."""
+    state = dict(members)
+    stock = {p.prize_id: p.stock_left for p in prizes}
+    taken: dict[str, int] = {}
+    picks: list[PlannedPick | str] = []
+    for draw_id, member_id in draws:
+        member = state[member_id]
+        drawn_today = draws_on(today, member.day, member.draws_that_day)
+        if over_daily_limit(drawn_today, daily_limit):
+            picks.append("limit_reached")
+            continue
+        due = pity_due(member.pity_counter, pity_after)
+        options = candidates([Prize(p.prize_id, p.weight, stock[p.prize_id]) for p in prizes],
+                             pity=due, top_prize_ids=top_prize_ids or ())
+        if not options:
+            picks.append("out_of_stock")
+            continue
+        prize_id = pick(options, roll(seed, draw_id))
+        left = stock[prize_id]
+        if left is not None:
+            stock[prize_id] = left - 1
+            taken[prize_id] = taken.get(prize_id, 0) + 1
+        after = MemberDraws(next_pity(member.pity_counter, prize_id, top_prize_ids), today,
+                            drawn_today + 1)
+        state[member_id] = after
+        picks.append(PlannedPick(draw_id, options, due, prize_id, member.pity_counter, after))
+    return PickPlan(picks, taken, {m: state[m] for m in state if state[m] != members[m]})
 
 
 def verify(*, seed: bytes, published_commitment: str, draw_id: str,

@@ -3,6 +3,7 @@ draws, and members' age bands."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -458,6 +459,116 @@ async def forget_draw(db: Db, tenant_id: str, draw_id: str) -> bool:
     return bool(await db.fetchval(
         "DELETE FROM rewards.draws WHERE tenant_id = $1 AND draw_id = $2 AND status = 'pending'"
         " RETURNING true", tenant_id, draw_id))
+
+
+# --- draws made together (draw_groups) -----------------------------------------------------
+
+class NewDraw(msgspec.Struct, frozen=True):
+    draw_id: str
+    member_id: str
+    fingerprint: bytes
+    cost_points: int
+    hold_id: str
+
+
+async def insert_draws(db: Db, tenant_id: str, box_id: str,
+                       draws: Sequence[NewDraw]) -> list[DrawRow]:
+    """New points-paid draws, pending; those whose id is taken are left out."""
+    return as_structs(DrawRow, await db.fetch(
+        "INSERT INTO rewards.draws (tenant_id, draw_id, box_id, member_id, fingerprint,"
+        " paid_with, cost_points, hold_id, status)"
+        " SELECT $1, t.draw_id, $2, t.member_id, t.fingerprint, 'points', t.cost_points,"
+        " t.hold_id, 'pending' FROM unnest($3::text[], $4::text[], $5::bytea[], $6::bigint[],"
+        " $7::text[]) AS t(draw_id, member_id, fingerprint, cost_points, hold_id)"
+        f" ON CONFLICT DO NOTHING RETURNING {DRAW_COLUMNS}", tenant_id, box_id,
+        [d.draw_id for d in draws], [d.member_id for d in draws],
+        [d.fingerprint for d in draws], [d.cost_points for d in draws],
+        [d.hold_id for d in draws]))
+
+
+async def lock_box_members(conn: Conn, tenant_id: str, box_id: str,
+                           member_ids: Sequence[str]) -> dict[str, BoxMember]:
+    """The members' rows for this box, created and locked in member order, the order every
+    statement locking several of them takes."""
+    ordered = sorted(set(member_ids))
+    await conn.execute(
+        "INSERT INTO rewards.box_members (tenant_id, box_id, member_id)"
+        " SELECT $1, $2, m FROM unnest($3::text[]) AS m ORDER BY m ON CONFLICT DO NOTHING",
+        tenant_id, box_id, ordered)
+    rows = await conn.fetch(
+        "SELECT member_id, pity_counter, day, draws_that_day FROM rewards.box_members"
+        " WHERE tenant_id = $1 AND box_id = $2 AND member_id = any($3::text[])"
+        " ORDER BY member_id FOR UPDATE", tenant_id, box_id, ordered)
+    return {row["member_id"]: BoxMember(row["pity_counter"], row["day"], row["draws_that_day"])
+            for row in rows}
+
+
+async def lock_stocked_prizes(conn: Conn, tenant_id: str, box_id: str) -> None:
+    """Locks the box's prizes that have a stock, to the commit: the statements after this one
+    read their stock as it stays until then."""
+    await conn.execute(
+        "SELECT 1 FROM rewards.box_prizes WHERE tenant_id = $1 AND box_id = $2"
+        " AND stock_left IS NOT NULL ORDER BY prize_id FOR UPDATE", tenant_id, box_id)
+
+
+async def lock_pending_draws(conn: Conn, tenant_id: str, draw_ids: Sequence[str]) -> set[str]:
+    """Of these draws, those still pending, locked; one another driver is moving is left
+    out rather than waited for."""
+    return {row["draw_id"] for row in await conn.fetch(
+        "SELECT draw_id FROM rewards.draws WHERE tenant_id = $1 AND draw_id = any($2::text[])"
+        " AND status = 'pending' FOR UPDATE SKIP LOCKED", tenant_id, list(draw_ids))}
+
+
+async def take_prizes(conn: Conn, tenant_id: str, box_id: str, taken: dict[str, int]) -> None:
+    if taken:
+        await conn.execute(
+            "UPDATE rewards.box_prizes p SET stock_left = p.stock_left - t.n"
+            " FROM unnest($3::text[], $4::int[]) AS t(prize_id, n)"
+            " WHERE p.tenant_id = $1 AND p.box_id = $2 AND p.prize_id = t.prize_id",
+            tenant_id, box_id, list(taken), list(taken.values()))
+
+
+class Pick(msgspec.Struct, frozen=True):
+    draw_id: str
+    candidates: list[WeightedPrize]
+    pity_applied: bool
+    prize_id: str
+    pity_before: int
+    pity_after: int
+
+
+async def record_picks(conn: Conn, tenant_id: str, box_id: str, seed_no: int,
+                       picks: Sequence[Pick], members: dict[str, BoxMember]) -> list[DrawRow]:
+    """pending -> drawn for each pick, and the members' rows set to ``members``, in one
+    statement; a draw another driver moved first is left out."""
+    return as_structs(DrawRow, await conn.fetch(
+        "WITH members AS ("
+        "  UPDATE rewards.box_members x SET pity_counter = m.pity_counter, day = m.day,"
+        "  draws_that_day = m.draws_that_day"
+        "  FROM unnest($4::text[], $5::int[], $6::date[], $7::int[])"
+        "   AS m(member_id, pity_counter, day, draws_that_day)"
+        "  WHERE x.tenant_id = $1 AND x.box_id = $2 AND x.member_id = m.member_id)"
+        " UPDATE rewards.draws d SET status = 'drawn', seed_no = $3,"
+        " candidates = t.new_candidates::jsonb, pity_applied = t.new_pity_applied,"
+        " prize_id = t.new_prize_id, pity_before = t.new_pity_before,"
+        " pity_after = t.new_pity_after, updated_at = now()"
+        " FROM unnest($8::text[], $9::text[], $10::bool[], $11::text[], $12::int[], $13::int[])"
+        "  AS t(new_draw_id, new_candidates, new_pity_applied, new_prize_id, new_pity_before,"
+        "  new_pity_after)"
+        " WHERE d.tenant_id = $1 AND d.draw_id = t.new_draw_id AND d.status = 'pending'"
+        f" RETURNING {DRAW_COLUMNS}", tenant_id, box_id, seed_no,
+        list(members), [m.pity_counter for m in members.values()],
+        [m.day for m in members.values()], [m.draws_that_day for m in members.values()],
+        [p.draw_id for p in picks], [msgspec.json.encode(p.candidates).decode() for p in picks],
+        [p.pity_applied for p in picks], [p.prize_id for p in picks],
+        [p.pity_before for p in picks], [p.pity_after for p in picks]))
+
+
+async def forget_draws(db: Db, tenant_id: str, draw_ids: Sequence[str]) -> set[str]:
+    """``forget_draw`` of each: the ids deleted (the others were moved first)."""
+    return {row["draw_id"] for row in await db.fetch(
+        "DELETE FROM rewards.draws WHERE tenant_id = $1 AND draw_id = any($2::text[])"
+        " AND status = 'pending' RETURNING draw_id", tenant_id, list(draw_ids))}
 
 
 async def revealed_draws(db: Db, tenant_id: str, box_id: str) -> list[RevealedDraw]:

@@ -222,7 +222,7 @@ async def test_a_draw_whose_capture_fails_gives_the_prize_back(
     member = uid("m")
     await rewards.points.give(member, 10)
     broken = points_client_with(stack,
-                                lambda path: path.endswith("/capture"))
+                                lambda path: path.endswith(("/capture", "/settlements")))
     boxes = Boxes(resources.pool, broken)
     body = DrawIn(draw_id=uid("d"), member_id=member)
     try:
@@ -280,6 +280,7 @@ async def test_the_calls_a_draw_makes_to_points_carry_its_request_id(
     access = [r.fields for r in caplog.records  # type: ignore[attr-defined]
               if r.name == "fuli.access"]
     logged = [(f["service"], f["route"]) for f in access if f["request_id"] == request_id]
-    assert ("points", "/points/v1/holds") in logged
-    assert ("points", "/points/v1/holds/{hold_id}/capture") in logged
+    # A lone draw is a group of one: its hold and capture go in batches of one, under its id.
+    assert ("points", "/points/v1/holds/batch") in logged
+    assert ("points", "/points/v1/holds/settlements") in logged
     assert logged[-1] == ("rewards", "/rewards/v1/boxes/{box_id}/draws")

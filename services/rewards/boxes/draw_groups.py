@@ -1,0 +1,232 @@
+"""New draws paid with points that arrive together are paid, picked and captured together.
+
+A draw is the same row moving pending -> drawn -> completed as a draw driven alone
+(``Boxes.drive``), each step a compare-and-set, so a replay and the worker finish it the same way.
+What changes is who takes the steps: the draws of one box that arrive while a group is under way
+are inserted by one statement, held by one call of points' ``POST /holds/batch``, picked in one
+transaction and captured by one ``POST /holds/settlements``. The pick locks the group's members
+in member order, then the box's stocked prizes, then the draws' rows (skipping one another driver
+has locked): the order a draw alone takes its member, prize and row in, so groups and single
+draws never wait for each other in a cycle. Each draw is picked as it would be alone, one after
+another in the order they arrived (``rules.plan_picks``). Delivering the prize and the answer
+are each draw's own.
+
+A draw the group cannot take through a step (another driver moved it, its capture failed) leaves
+the group and its request drives it alone from where it stands. A failure of a whole step (points
+unreachable, a lost connection) is each draw's answer, and the draws stay where they were for a
+retry or the worker, as a draw alone does.
+
+Up to ``max_in_flight`` groups run at once and a draw that finds one free starts at once, so a
+lone draw waits for nobody. A group's calls to points carry the request id of its draw when it
+has one draw, and none when it has several.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from proto.points import HoldIn
+from proto.rewards import DrawIn
+from services.rewards.boxes import rules, store
+from services.rewards.boxes.store import BoxMember, DrawRow, NewDraw, Pick, PrizeRow
+from services.rewards.recovery import HOLD_EXPIRES_S, Forgotten
+from services.rewards.refusals import refused
+from services.runtime.errors import FuliError
+from services.runtime.idempotency import Outcome
+from services.runtime.observability import request_id_var
+
+if TYPE_CHECKING:
+    from services.rewards.boxes.boxes import Boxes
+
+# What a draw's request is told: its answer, or None for "drive the draw alone from where it
+# stands"; ``Answering`` tells it that, or raises an error (or Forgotten) in it.
+Answer = Outcome | None
+Answering = Callable[[str, Answer | Exception], None]
+
+
+@dataclass
+class _Pending:
+    tenant_id: str
+    box_id: str
+    draw: NewDraw
+    request_id: str | None
+    done: asyncio.Future[Answer] = field(repr=False)
+
+
+class DrawGroups:
+    def __init__(self, boxes: Boxes, *, max_group: int = 200, max_in_flight: int = 4) -> None:
+        self._boxes = boxes
+        self._max_group = max_group
+        self._max_in_flight = max_in_flight
+        self._queue: deque[_Pending] = deque()
+        self._in_flight = 0
+
+    async def draw(self, tenant_id: str, box_id: str, body: DrawIn, fingerprint: bytes,
+                   cost_points: int, hold_id: str) -> Answer:
+        """The new draw's answer, or None when its request is to drive it alone. Raises
+        Forgotten when the id turned out to be taken: the request is evaluated again."""
+        done: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(tenant_id, box_id, NewDraw(
+            draw_id=body.draw_id, member_id=body.member_id, fingerprint=fingerprint,
+            cost_points=cost_points, hold_id=hold_id), request_id_var.get(), done))
+        if self._in_flight < self._max_in_flight:
+            self._in_flight += 1
+            asyncio.get_running_loop().create_task(self._drain())
+        return await done
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                group = [self._queue.popleft()
+                         for _ in range(min(self._max_group, len(self._queue)))]
+                by_box: dict[tuple[str, str], list[_Pending]] = {}
+                for pending in group:
+                    by_box.setdefault((pending.tenant_id, pending.box_id), []).append(pending)
+                for (tenant_id, box_id), items in by_box.items():
+                    await self._run(tenant_id, box_id, items)
+        finally:
+            self._in_flight -= 1
+
+    async def _run(self, tenant_id: str, box_id: str, items: list[_Pending]) -> None:
+        request_id_var.set(items[0].request_id if len(items) == 1 else None)
+        try:
+            await self._steps(tenant_id, box_id, items)
+        except BaseException as exc:
+            for pending in items:
+                if not pending.done.done():
+                    pending.done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _steps(self, tenant_id: str, box_id: str, items: list[_Pending]) -> None:
+        boxes = self._boxes
+        first: dict[str, _Pending] = {}
+        for pending in items:  # a second request with the same id finds the first's row
+            if pending.draw.draw_id in first:
+                pending.done.set_exception(Forgotten())
+            else:
+                first[pending.draw.draw_id] = pending
+
+        def answer(draw_id: str, outcome: Answer | Exception) -> None:
+            done = first[draw_id].done
+            if isinstance(outcome, Exception):
+                done.set_exception(outcome)
+            else:
+                done.set_result(outcome)
+
+        arrived = {draw_id: n for n, draw_id in enumerate(first)}
+        rows = sorted(await store.insert_draws(boxes.pool, tenant_id, box_id,
+                                               [p.draw for p in first.values()]),
+                      key=lambda row: arrived[row.draw_id])
+        inserted = {row.draw_id for row in rows}
+        for draw_id, pending in first.items():
+            if draw_id not in inserted:
+                pending.done.set_exception(Forgotten())
+        if not rows:
+            return
+
+        rows = await self._hold(tenant_id, box_id, rows, answer)
+        if not rows:
+            return
+        drawn, prizes = await self._pick(tenant_id, box_id, rows, answer)
+        if not drawn:
+            return
+        captures = await boxes.points.capture_many(tenant_id, [row.hold_id for row in drawn])
+        delivering: list[DrawRow] = []
+        for row, capture in zip(drawn, captures, strict=True):
+            if capture.status_code == 200:
+                delivering.append(row)
+            else:
+                await boxes.give_back(tenant_id, row, capture.error_code)
+                answer(row.draw_id, None)
+
+        async def deliver(row: DrawRow) -> None:
+            try:
+                completed = await boxes.deliver(tenant_id, row, prizes.get(row.prize_id or ""))
+            except Exception as exc:  # this draw's own failure: it stays drawn for a retry
+                answer(row.draw_id, exc)
+                return
+            answer(row.draw_id, None if completed is None or completed.outcome_status is None
+                   else Outcome(completed.outcome_status, completed.outcome_body or b""))
+
+        await asyncio.gather(*(deliver(row) for row in delivering))
+
+    async def _hold(self, tenant_id: str, box_id: str, rows: list[DrawRow],
+                    answer: Answering) -> list[DrawRow]:
+        """The draws whose points were held; the others answered."""
+        boxes = self._boxes
+        holds = await boxes.points.hold_many(tenant_id, [HoldIn(
+            hold_id=row.hold_id, member_id=row.member_id, points=row.cost_points,
+            reason=f"draw in {box_id}", expires_in_s=HOLD_EXPIRES_S) for row in rows])
+        held = [row for row, hold in zip(rows, holds, strict=True) if hold.status_code == 201]
+        refused_holds = {row.draw_id: (row, hold) for row, hold in zip(rows, holds, strict=True)
+                         if hold.status_code != 201}
+        if refused_holds:  # nothing was held: forget these draws, as a draw alone does
+            forgotten = await store.forget_draws(boxes.pool, tenant_id, list(refused_holds))
+            for draw_id, (row, hold) in refused_holds.items():
+                if draw_id not in forgotten:
+                    answer(draw_id, Forgotten())
+                    continue
+                answer(draw_id, refused(
+                    "insufficient_points" if hold.short_of_points else "draw_failed",
+                    of="box", available=hold.error_details.get("available", 0),
+                    requested=row.cost_points))
+        return held
+
+    async def _pick(self, tenant_id: str, box_id: str, rows: list[DrawRow],
+                    answer: Answering) -> tuple[list[DrawRow], dict[str, PrizeRow]]:
+        """The draws picked (drawn), and the prizes as the pick saw them; the others
+        answered."""
+        boxes = self._boxes
+        async with boxes.pool.acquire() as conn, conn.transaction():
+            members = await store.lock_box_members(conn, tenant_id, box_id,
+                                                   [row.member_id for row in rows])
+            await store.lock_stocked_prizes(conn, tenant_id, box_id)
+            setting = await store.pick_setting(conn, tenant_id, box_id, rows[0].member_id)
+            assert setting is not None
+            pending = await store.lock_pending_draws(conn, tenant_id,
+                                                     [row.draw_id for row in rows])
+            mine = [row for row in rows if row.draw_id in pending]
+            seed = setting.seed or await store.live_seed(conn, tenant_id, box_id)
+            box = setting.box
+            plan = rules.plan_picks(
+                [(row.draw_id, row.member_id) for row in mine],
+                {member: rules.MemberDraws(state.pity_counter, state.day, state.draws_that_day)
+                 for member, state in members.items()},
+                [rules.Prize(p.prize_id, p.weight, p.stock_left) for p in setting.prizes],
+                seed=seed.seed,
+                today=datetime.now(UTC).astimezone(ZoneInfo(setting.time_zone)).date(),
+                daily_limit=box.daily_limit_per_member, pity_after=box.pity_after,
+                top_prize_ids=box.pity_prize_ids)
+            await store.take_prizes(conn, tenant_id, box_id, plan.taken)
+            picks = [pick for pick in plan.picks if isinstance(pick, rules.PlannedPick)]
+            drawn = await store.record_picks(
+                conn, tenant_id, box_id, seed.seed_no,
+                [Pick(draw_id=p.draw_id, candidates=p.options, pity_applied=p.pity_applied,
+                      prize_id=p.prize_id, pity_before=p.pity_before,
+                      pity_after=p.member.pity_counter) for p in picks],
+                {member: BoxMember(state.pity_counter, state.day, state.draws_that_day)
+                 for member, state in plan.members.items()})
+            assert len(drawn) == len(picks)  # their rows are locked by this transaction
+            # Refused after the points were held: given back, and that is the draw's answer.
+            for row, pick in zip(mine, plan.picks, strict=True):
+                if isinstance(pick, str):
+                    await store.move_draw(conn, tenant_id, row.draw_id, "pending", "releasing",
+                                          Outcome.refused(self._refusal(pick, box)))
+        picked = {row.draw_id for row in drawn}
+        for row in rows:
+            if row.draw_id not in picked:
+                answer(row.draw_id, None)  # releasing, or moved by another driver
+        return drawn, {p.prize_id: p for p in setting.prizes}
+
+    @staticmethod
+    def _refusal(code: str, box: store.BoxRow) -> FuliError:
+        if code == "limit_reached":
+            return refused(code, of="box", daily_limit_per_member=box.daily_limit_per_member)
+        return refused(code, of="box", box_id=box.box_id)
