@@ -138,3 +138,44 @@ def test_a_tally_counts_draws_by_the_odds_and_sets_pity_apart() -> None:
     tally = rules.tally(["a", "b", "c"], counts)
     assert tally == rules.Tally(draws=9, pity_draws=3, observed={"a": 7, "b": 2, "c": 0})
     assert rules.tally(["a"], []) == rules.Tally(draws=0, pity_draws=0, observed={"a": 0})
+
+
+def plan(draws: list[tuple[str, str]], prizes: list[rules.Prize], *, limit: int | None = None,
+         pity_after: int | None = None, top: list[str] | None = None,
+         members: dict[str, rules.MemberDraws] | None = None) -> rules.PickPlan:
+    start = members or {m: rules.MemberDraws(0, None, 0) for _, m in draws}
+    return rules.plan_picks(draws, start, prizes, seed=FIXED_SEEDS[0], today=date(2026, 5, 1),
+                            daily_limit=limit, pity_after=pity_after, top_prize_ids=top)
+
+
+def test_a_group_is_picked_as_its_draws_would_be_one_after_another() -> None:
+    prizes = [rules.Prize("gold", 1000, 1), rules.Prize("none", 1, None)]
+    result = plan([("d-1", "a"), ("d-2", "b"), ("d-3", "a"), ("d-4", "a")], prizes, limit=2)
+    picks = result.picks
+    assert picks[3] == "limit_reached", "a's third draw of the day"
+    assert [p.prize_id for p in picks[:3] if isinstance(p, rules.PlannedPick)] == \
+        ["gold", "none", "none"], "the gold's one is gone after the first draw"
+    assert result.taken == {"gold": 1}
+    assert result.members == {"a": rules.MemberDraws(0, date(2026, 5, 1), 2),
+                              "b": rules.MemberDraws(0, date(2026, 5, 1), 1)}
+    # Each pick is the verifiable pick of its own candidates.
+    for picked in picks[:3]:
+        assert isinstance(picked, rules.PlannedPick)
+        assert picked.prize_id == rules.pick(picked.options,
+                                             rules.roll(FIXED_SEEDS[0], picked.draw_id))
+    assert [o.prize_id for o in picks[1].options] == ["none"]  # type: ignore[union-attr]
+
+
+def test_pity_and_stock_run_on_from_draw_to_draw_of_a_group() -> None:
+    prizes = [rules.Prize("top", 1, 1), rules.Prize("none", 10**9, None)]
+    result = plan([(f"d-{n}", "a") for n in range(5)], prizes, pity_after=2, top=["top"])
+    picks = [p for p in result.picks if isinstance(p, rules.PlannedPick)]
+    assert [(p.pity_before, p.pity_applied, p.prize_id) for p in picks] == [
+        (0, False, "none"), (1, True, "top"), (0, False, "none"),
+        # pity is due again, but the top prize is gone: the draw falls back to the others
+        (1, True, "none"), (2, True, "none")]
+    assert result.members["a"] == rules.MemberDraws(3, date(2026, 5, 1), 5)
+    gone = plan([("d-1", "a"), ("d-2", "b")], [rules.Prize("last", 1, 1)])
+    assert [isinstance(p, rules.PlannedPick) for p in gone.picks] == [True, False]
+    assert gone.picks[1] == "out_of_stock" and gone.taken == {"last": 1}
+    assert set(gone.members) == {"a"}, "a member whose draws were all refused is left as it was"

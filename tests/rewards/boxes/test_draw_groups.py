@@ -1,0 +1,81 @@
+"""Draws paid with points that arrive together go through points in batches and are picked in
+one transaction: against the real servers, each still answers as it would alone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.rewards.boxes.test_boxes import draw, put_box
+from tests.support.api import Rewards, error_code, uid
+
+
+def nothing(prize_id: str, weight: int, **fields: Any) -> dict[str, Any]:
+    return {"prize_id": prize_id, "name": prize_id.title(), "weight": weight, "kind": "nothing",
+            **fields}
+
+
+async def test_concurrent_draws_share_the_calls_to_points(
+        rewards: Rewards, caplog: pytest.LogCaptureFixture) -> None:
+    box_id = await put_box(rewards, cost_points=1, prizes=[nothing("none", 1)])
+    members = [uid("m") for _ in range(60)]
+    await rewards.points.grant([{"member_id": m, "points": 1} for m in members])
+    with caplog.at_level(logging.INFO, logger="fuli.access"):
+        responses = await asyncio.gather(*[draw(rewards, box_id, m) for m in members])
+    assert {r.status_code for r in responses} == {201}
+    routes = Counter(r.fields["route"] for r in caplog.records  # type: ignore[attr-defined]
+                     if r.name == "fuli.access" and r.fields["service"] == "points")
+    assert routes["/points/v1/holds"] == 0 and routes["/points/v1/holds/{hold_id}/capture"] == 0
+    assert 0 < routes["/points/v1/holds/batch"] < 60, routes
+    assert routes["/points/v1/holds/settlements"] == routes["/points/v1/holds/batch"]
+    for member in members:
+        state = await rewards.points.member(member)
+        assert (state["available"], state["held"], state["spent"]) == (0, 0, 1)
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_a_daily_limit_holds_for_draws_that_arrive_together(rewards: Rewards) -> None:
+    """Six draws at once by a member allowed three a day all pass the check made before the
+    hold; the pick, one draw after another under the member's lock, lets three through and
+    gives the others' points back, as their final answer."""
+    box_id = await put_box(rewards, cost_points=1, daily_limit_per_member=3,
+                           prizes=[nothing("none", 1)])
+    member = uid("m")
+    await rewards.points.give(member, 10)
+    bodies = [{"draw_id": uid("d"), "member_id": member} for _ in range(6)]
+    responses = await asyncio.gather(*[
+        rewards.client.post(f"/rewards/v1/boxes/{box_id}/draws", headers=rewards.ingest,
+                            json=body) for body in bodies])
+    assert sorted(r.status_code for r in responses) == [201] * 3 + [409] * 3
+    refused = [(body, r) for body, r in zip(bodies, responses, strict=True)
+               if r.status_code == 409]
+    assert {error_code(r) for _, r in refused} == {"limit_reached"}
+    state = await rewards.points.member(member)
+    assert (state["available"], state["held"], state["spent"]) == (7, 0, 3)
+    for body, first in refused:  # refused after the points were held: that answer stands
+        again = await rewards.client.post(f"/rewards/v1/boxes/{box_id}/draws",
+                                          headers=rewards.ingest, json=body)
+        assert (again.status_code, again.content) == (409, first.content)
+        assert again.headers["Idempotent-Replayed"] == "true"
+    stats = (await rewards.client.get(f"/rewards/v1/boxes/{box_id}/stats",
+                                      headers=rewards.operator)).json()
+    assert stats["draws"] == 3
+    await rewards.points.assert_ledger_ok()
+
+
+async def test_pity_counts_on_through_draws_that_arrive_together(rewards: Rewards) -> None:
+    box_id = await put_box(rewards, cost_points=1, pity={"after_draws": 4, "prize_ids": ["top"]},
+                           prizes=[nothing("top", 1), nothing("none", 10**9)])
+    member = uid("m")
+    await rewards.points.give(member, 12)
+    responses = await asyncio.gather(*[draw(rewards, box_id, member) for _ in range(12)])
+    assert {r.status_code for r in responses} == {201}
+    answers = [r.json() for r in responses]
+    assert Counter(a["prize"]["prize_id"] for a in answers) == {"top": 3, "none": 9}
+    assert Counter(a["pity_counter"] for a in answers) == {0: 3, 1: 3, 2: 3, 3: 3}
+    state = await rewards.points.member(member)
+    assert (state["available"], state["spent"]) == (0, 12)
