@@ -1,13 +1,68 @@
 -- Holds placed, captured and voided many at a time (POST /holds/batch, POST /holds/settlements):
 -- each item exactly as its own request would do it, by the same ledger function, claimed under
--- its own id and scope, and refused on its own (its claim rolled back with it), so one item's
--- refusal never undoes another's effect. The members of a batch are locked first, in member
--- order, as every other statement that locks several members does, so batches and single
--- operations never wait for each other in a cycle.
+-- its own id and scope, and refused on its own (its claim deleted), so one item's refusal never
+-- undoes another's effect. The members of a batch are locked first, in member order, as every
+-- other statement that locks several members does, so batches and single operations never wait
+-- for each other in a cycle.
+--
+-- An item's refusal is decided before its ledger function runs (hold_refusal, settle_refusal:
+-- the checks the function would raise on, with the same codes and details), not caught from
+-- it: catching takes a subtransaction an item, and a transaction with more than 64 of them
+-- makes every other session's snapshots slower until it ends.
 --
 -- Each row answers one item, by its position: `done` (the effect ran; its answer is stored by
 -- the caller in the same transaction), `taken` (the id was claimed before: nothing ran, the
--- stored answer is the item's) or `refused`, with the refusal as points.refuse raised it.
+-- stored answer is the item's) or `refused`, with the refusal's code, hint and details.
+
+-- Why a hold would be refused now (NULL code: it would not), the member being locked.
+CREATE FUNCTION points.hold_refusal(p_tenant text, p_member text, p_points bigint,
+                                    p_now timestamptz, OUT code text, OUT hint text,
+                                    OUT details jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_available bigint;
+    v_live bigint;
+BEGIN
+    SELECT x.available INTO v_available FROM points.members x
+    WHERE x.tenant_id = p_tenant AND x.member_id = p_member;
+    IF NOT FOUND THEN
+        code := 'unknown_member';
+        hint := 'no such member';
+        details := jsonb_build_object('member_id', p_member);
+        RETURN;
+    END IF;
+    v_live := v_available - points.expired_unswept(p_tenant, p_member, p_now);
+    IF v_live < p_points THEN
+        code := 'insufficient_points';
+        hint := 'not enough points available';
+        details := jsonb_build_object('available', v_live, 'requested', p_points);
+    END IF;
+END $$;
+
+-- Why a capture or void of a hold would be refused now (NULL code: it would not), its member
+-- being locked.
+CREATE FUNCTION points.settle_refusal(p_tenant text, p_hold_id text, p_action text,
+                                      p_now timestamptz, OUT code text, OUT hint text,
+                                      OUT details jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    h points.holds;
+BEGIN
+    SELECT * INTO h FROM points.holds x WHERE x.tenant_id = p_tenant AND x.hold_id = p_hold_id;
+    IF NOT FOUND THEN
+        code := 'unknown_hold';
+        hint := 'no such hold';
+        details := jsonb_build_object('hold_id', p_hold_id);
+    ELSIF h.status <> 'pending' THEN
+        code := 'hold_not_pending';
+        hint := 'the hold was already ' || h.status;
+        details := jsonb_build_object('status', h.status);
+    ELSIF p_action = 'capture' AND h.expires_at <= p_now THEN
+        code := 'hold_expired';
+        hint := 'the hold expired and can no longer be captured';
+        details := jsonb_build_object('expired_at', h.expires_at);
+    END IF;
+END $$;
 
 CREATE FUNCTION points.place_holds(p_tenant text, p_hold_ids text[], p_fingerprints bytea[],
                                    p_members text[], p_points bigint[], p_reasons text[],
@@ -22,23 +77,25 @@ BEGIN
         ord := i;
         available := NULL; held := NULL; expires_at := NULL;
         refusal := NULL; refusal_hint := NULL; refusal_details := NULL;
-        BEGIN
-            INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
-            VALUES (p_tenant, 'points.holds', p_hold_ids[i], p_fingerprints[i])
-            ON CONFLICT DO NOTHING;
-            IF FOUND THEN
+        INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
+        VALUES (p_tenant, 'points.holds', p_hold_ids[i], p_fingerprints[i])
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            outcome := 'taken';
+        ELSE
+            SELECT r.code, r.hint, r.details::text INTO refusal, refusal_hint, refusal_details
+            FROM points.hold_refusal(p_tenant, p_members[i], p_points[i], p_now) r;
+            IF refusal IS NULL THEN
                 SELECT h.available, h.held, h.expires_at INTO available, held, expires_at
                 FROM points.place_hold(p_tenant, p_hold_ids[i], p_members[i], p_points[i],
                                        p_reasons[i], p_expires_in_s[i], p_now) h;
                 outcome := 'done';
             ELSE
-                outcome := 'taken';
+                DELETE FROM fuli.idempotency x WHERE x.tenant_id = p_tenant
+                  AND x.scope = 'points.holds' AND x.key = p_hold_ids[i];
+                outcome := 'refused';
             END IF;
-        EXCEPTION WHEN raise_exception THEN
-            GET STACKED DIAGNOSTICS refusal = MESSAGE_TEXT, refusal_hint = PG_EXCEPTION_HINT,
-                                    refusal_details = PG_EXCEPTION_DETAIL;
-            outcome := 'refused';
-        END;
+        END IF;
         RETURN NEXT;
     END LOOP;
 END $$;
@@ -59,23 +116,25 @@ BEGIN
         ord := i;
         member_id := NULL; points := NULL; status := NULL; available := NULL; held := NULL;
         refusal := NULL; refusal_hint := NULL; refusal_details := NULL;
-        BEGIN
-            INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
-            VALUES (p_tenant, 'points.holds.' || p_actions[i], p_hold_ids[i], p_fingerprints[i])
-            ON CONFLICT DO NOTHING;
-            IF FOUND THEN
+        INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
+        VALUES (p_tenant, 'points.holds.' || p_actions[i], p_hold_ids[i], p_fingerprints[i])
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            outcome := 'taken';
+        ELSE
+            SELECT r.code, r.hint, r.details::text INTO refusal, refusal_hint, refusal_details
+            FROM points.settle_refusal(p_tenant, p_hold_ids[i], p_actions[i], p_now) r;
+            IF refusal IS NULL THEN
                 SELECT s.member_id, s.points, s.status, s.available, s.held
                 INTO member_id, points, status, available, held
                 FROM points.settle_hold(p_tenant, p_hold_ids[i], p_actions[i], p_now) s;
                 outcome := 'done';
             ELSE
-                outcome := 'taken';
+                DELETE FROM fuli.idempotency x WHERE x.tenant_id = p_tenant
+                  AND x.scope = 'points.holds.' || p_actions[i] AND x.key = p_hold_ids[i];
+                outcome := 'refused';
             END IF;
-        EXCEPTION WHEN raise_exception THEN
-            GET STACKED DIAGNOSTICS refusal = MESSAGE_TEXT, refusal_hint = PG_EXCEPTION_HINT,
-                                    refusal_details = PG_EXCEPTION_DETAIL;
-            outcome := 'refused';
-        END;
+        END IF;
         RETURN NEXT;
     END LOOP;
 END $$;

@@ -421,11 +421,12 @@ class Boxes:
             if answer.status_code != 200:
                 await self.give_back(tenant_id, row, answer.error_code)
                 return None
-        return await self.deliver(tenant_id, row, picked)
+        return await store.move_draw(self.pool, tenant_id, row.draw_id, "drawn", "completed",
+                                     Outcome.of(201, await self.deliver(tenant_id, row, picked)))
 
-    async def deliver(self, tenant_id: str, row: DrawRow,
-                      picked: PrizeRow | None) -> DrawRow | None:
-        """A paid draw's prize to its member, and drawn -> completed with the answer."""
+    async def deliver(self, tenant_id: str, row: DrawRow, picked: PrizeRow | None) -> DrawResult:
+        """A paid draw's prize to its member (its points granted or its coupon issued, once
+        however often this runs): the draw's answer."""
         assert row.prize_id is not None and row.pity_after is not None
         prize = picked if picked is not None and picked.prize_id == row.prize_id else next(
             p for p in await store.box_prizes(self.pool, tenant_id, row.box_id)
@@ -445,13 +446,11 @@ class Boxes:
                 coupon_id = await wallet.prize_coupon(conn, tenant_id, row.member_id, prize.sku,
                                                       prize_coupon_ref(row.draw_id),
                                                       datetime.now(UTC))
-        result = DrawResult(
+        return DrawResult(
             draw_id=row.draw_id, paid_with=cast(Literal["points", "ticket"], row.paid_with),
             pity_counter=row.pity_after,
             prize=DrawnPrize(prize_id=prize.prize_id, name=prize.name, kind=prize.kind,
                              points=prize.points, coupon_id=coupon_id))
-        return await store.move_draw(self.pool, tenant_id, row.draw_id, "drawn", "completed",
-                                     Outcome.of(201, result))
 
     async def give_back(self, tenant_id: str, row: DrawRow, reason: str | None) -> None:
         """The payment failed after the pick: return the prize and the pity state."""

@@ -99,8 +99,7 @@ class DrawGroups:
             await self._steps(tenant_id, box_id, items)
         except BaseException as exc:
             for pending in items:
-                if not pending.done.done():
-                    pending.done.set_exception(exc)
+                _tell(pending, exc)
             if not isinstance(exc, Exception):
                 raise
 
@@ -109,16 +108,12 @@ class DrawGroups:
         first: dict[str, _Pending] = {}
         for pending in items:  # a second request with the same id finds the first's row
             if pending.draw.draw_id in first:
-                pending.done.set_exception(Forgotten())
+                _tell(pending, Forgotten())
             else:
                 first[pending.draw.draw_id] = pending
 
         def answer(draw_id: str, outcome: Answer | Exception) -> None:
-            done = first[draw_id].done
-            if isinstance(outcome, Exception):
-                done.set_exception(outcome)
-            else:
-                done.set_result(outcome)
+            _tell(first[draw_id], outcome)
 
         arrived = {draw_id: n for n, draw_id in enumerate(first)}
         rows = sorted(await store.insert_draws(boxes.pool, tenant_id, box_id,
@@ -127,7 +122,7 @@ class DrawGroups:
         inserted = {row.draw_id for row in rows}
         for draw_id, pending in first.items():
             if draw_id not in inserted:
-                pending.done.set_exception(Forgotten())
+                _tell(pending, Forgotten())
         if not rows:
             return
 
@@ -146,16 +141,19 @@ class DrawGroups:
                 await boxes.give_back(tenant_id, row, capture.error_code)
                 answer(row.draw_id, None)
 
-        async def deliver(row: DrawRow) -> None:
+        async def deliver(row: DrawRow) -> tuple[str, Outcome] | None:
             try:
-                completed = await boxes.deliver(tenant_id, row, prizes.get(row.prize_id or ""))
+                result = await boxes.deliver(tenant_id, row, prizes.get(row.prize_id or ""))
             except Exception as exc:  # this draw's own failure: it stays drawn for a retry
                 answer(row.draw_id, exc)
-                return
-            answer(row.draw_id, None if completed is None or completed.outcome_status is None
-                   else Outcome(completed.outcome_status, completed.outcome_body or b""))
+                return None
+            return row.draw_id, Outcome.of(201, result)
 
-        await asyncio.gather(*(deliver(row) for row in delivering))
+        delivered = [d for d in await asyncio.gather(*map(deliver, delivering)) if d]
+        completed = await store.complete_draws(boxes.pool, tenant_id, delivered)
+        for draw_id, outcome in delivered:
+            # One another driver completed first is answered by the row it left.
+            answer(draw_id, outcome if draw_id in completed else None)
 
     async def _hold(self, tenant_id: str, box_id: str, rows: list[DrawRow],
                     answer: Answering) -> list[DrawRow]:
@@ -230,3 +228,14 @@ class DrawGroups:
         if code == "limit_reached":
             return refused(code, of="box", daily_limit_per_member=box.daily_limit_per_member)
         return refused(code, of="box", box_id=box.box_id)
+
+
+def _tell(pending: _Pending, outcome: Answer | BaseException) -> None:
+    """Hands a draw its answer, unless its request left (its future was cancelled) or was
+    answered already."""
+    if pending.done.done():
+        return
+    if isinstance(outcome, BaseException):
+        pending.done.set_exception(outcome)
+    else:
+        pending.done.set_result(outcome)

@@ -564,6 +564,22 @@ async def record_picks(conn: Conn, tenant_id: str, box_id: str, seed_no: int,
         [p.pity_before for p in picks], [p.pity_after for p in picks]))
 
 
+async def complete_draws(db: Db, tenant_id: str,
+                         answers: Sequence[tuple[str, Outcome]]) -> set[str]:
+    """drawn -> completed with each draw's answer, in one statement: the ids completed (the
+    others were moved first)."""
+    if not answers:
+        return set()
+    return {row["draw_id"] for row in await db.fetch(
+        "UPDATE rewards.draws d SET status = 'completed', updated_at = now(),"
+        " outcome_status = t.status, outcome_body = t.body"
+        " FROM unnest($2::text[], $3::int[], $4::bytea[]) AS t(draw_id, status, body)"
+        " WHERE d.tenant_id = $1 AND d.draw_id = t.draw_id AND d.status = 'drawn'"
+        " RETURNING d.draw_id", tenant_id, [draw_id for draw_id, _ in answers],
+        [outcome.status_code for _, outcome in answers],
+        [outcome.body for _, outcome in answers])}
+
+
 async def forget_draws(db: Db, tenant_id: str, draw_ids: Sequence[str]) -> set[str]:
     """``forget_draw`` of each: the ids deleted (the others were moved first)."""
     return {row["draw_id"] for row in await db.fetch(
