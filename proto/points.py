@@ -36,6 +36,7 @@ EntryKind = Literal["earn", "grant", "hold", "capture", "void", "debit", "revers
 HoldStatus = Literal["pending", "captured", "voided", "expired"]
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_HOLDS = 1000
+MAX_BATCH_GRANTS = 1000
 MAX_GRANT_ITEMS = 10_000
 
 
@@ -316,6 +317,34 @@ class Grant(Response, frozen=True, kw_only=True):
     grant_id: str
     item_count: int
     total_points: int
+
+
+class ItemGrantIn(Request, frozen=True, kw_only=True):
+    """A grant of items, as ``POST /grants`` takes one (a grant to a segment is made alone)."""
+
+    grant_id: Id
+    reason: Reason
+    items: Annotated[list[GrantItem], Meta(min_length=1, max_length=MAX_GRANT_ITEMS)]
+
+
+class GrantBatchIn(Request, frozen=True, kw_only=True):
+    """Up to MAX_BATCH_GRANTS grants, of MAX_GRANT_ITEMS items in all."""
+
+    grants: Annotated[list[ItemGrantIn], Meta(min_length=1, max_length=MAX_BATCH_GRANTS)]
+
+
+class GrantBatchItem(Response, frozen=True, kw_only=True):
+    """One grant's outcome: ``status_code`` and ``result`` or ``error`` as its own request
+    would have answered them."""
+
+    grant_id: str
+    status_code: int
+    result: Grant | None = None
+    error: ErrorBody | None = None
+
+
+class GrantBatchResult(Response, frozen=True, kw_only=True):
+    items: list[GrantBatchItem]
 
 
 # --- ledger check --------------------------------------------------------------------------

@@ -182,6 +182,13 @@ class SpendController(Controller):
         return outcome_response(await ledger.grant(principal.tenant_id, principal.key_id, data,
                                                    now()))
 
+    @post("/grants/batch", access=allow("operator"), opt=WRITE, status_code=200)
+    async def grant_batch(self, data: JSONBody[p.GrantBatchIn], principal: PrincipalDep,
+                          ledger: LedgerDep) -> p.GrantBatchResult:
+        """Up to 1000 grants of items (10 000 items in all) in one request and one
+        transaction; each is made, replayed or refused as its own POST /grants would be."""
+        return await ledger.grant_many(principal.tenant_id, principal.key_id, data, now())
+
     @get("/ledger/check", access=allow("admin"))
     async def check(self, principal: PrincipalDep, ledger: LedgerDep) -> p.LedgerCheck:
         """The ledger's invariants for this tenant: accounts sum to zero, balances match lots and

@@ -52,6 +52,7 @@ EXPIRING_SHOWN = 5
 
 _event_result = msgspec.json.Decoder(p.EventResult)
 _hold = msgspec.json.Decoder(p.Hold)
+_grant = msgspec.json.Decoder(p.Grant)
 
 
 def event_fingerprint(event: p.EventIn) -> bytes:
@@ -83,7 +84,17 @@ def _hold_item(hold_id: str, answer: Outcome | FuliError) -> p.HoldBatchItem:
                            result=_hold.decode(answer.body))
 
 
-def _claimed_answers(rows: Sequence[store.BatchItemRow], claims: Sequence[Claim],
+def _grant_item(grant_id: str, answer: Outcome | FuliError | None) -> p.GrantBatchItem:
+    assert answer is not None
+    if isinstance(answer, FuliError):
+        return p.GrantBatchItem(grant_id=grant_id, status_code=answer.status_code,
+                                error=answer.envelope().error)
+    return p.GrantBatchItem(grant_id=grant_id, status_code=answer.status_code,
+                            result=_grant.decode(answer.body))
+
+
+def _claimed_answers(rows: Sequence[store.BatchItemRow | store.AppliedGrantItem],
+                     claims: Sequence[Claim],
                      answer: Callable[[int], Outcome]) -> list[Outcome | FuliError | None]:
     """Each item's answer as a batch function left it: ``answer(i)`` for one that ran, its
     refusal, or None for one whose id was taken (its stored answer is read next)."""
@@ -92,6 +103,7 @@ def _claimed_answers(rows: Sequence[store.BatchItemRow], claims: Sequence[Claim]
         if row.outcome == "done":
             answers.append(answer(index))
         elif row.outcome == "refused":
+            assert isinstance(row, store.BatchItemRow)
             answers.append(raised_refusal(row.refusal or "", row.refusal_hint,
                                           row.refusal_details))
         else:
@@ -384,6 +396,50 @@ class Ledger:
                                 total_points=applied.total_points)
 
         return await self._run_once(tenant_id, GRANTS_SCOPE, body.grant_id, body, effect)
+
+    async def grant_many(self, tenant_id: str, key_id: str | None, batch: p.GrantBatchIn,
+                         now: datetime) -> p.GrantBatchResult:
+        """Each grant of items made, replayed or refused as ``grant`` would, in one
+        transaction."""
+        if sum(len(grant.items) for grant in batch.grants) > p.MAX_GRANT_ITEMS:
+            raise ValidationFailed(f"a batch grants at most {p.MAX_GRANT_ITEMS} items in all",
+                                   field="grants")
+        answers: list[Outcome | FuliError | None] = [None] * len(batch.grants)
+        valid: list[int] = []
+        for index, grant in enumerate(batch.grants):
+            try:
+                rules.check_grant_expiries(grant.items, now)
+                valid.append(index)
+            except ValidationFailed as exc:
+                answers[index] = exc
+        grants = [batch.grants[i] for i in valid]
+        claims = [Claim(tenant_id, GRANTS_SCOPE, grant.grant_id, fingerprint(
+            GRANTS_SCOPE, grant.grant_id,
+            p.GrantIn(grant_id=grant.grant_id, reason=grant.reason, items=grant.items)))
+            for grant in grants]
+
+        async def attempt() -> list[Outcome | FuliError]:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await store.call_apply_grants(
+                    conn, tenant_id, grants, [claim.fingerprint for claim in claims], key_id,
+                    GRANT_DEFAULT_EXPIRY_DAYS, now)
+
+                def granted(index: int) -> Outcome:
+                    row = rows[index]
+                    assert row.item_count is not None and row.total_points is not None
+                    return Outcome.of(201, p.Grant(grant_id=grants[index].grant_id,
+                                                   item_count=row.item_count,
+                                                   total_points=row.total_points))
+
+                return await _settle_answers(conn, claims,
+                                             _claimed_answers(rows, claims, granted))
+
+        for index, answer in zip(valid, await once_more_on_fault(attempt, "grants batch")
+                                 if grants else [], strict=True):
+            answers[index] = answer
+        return p.GrantBatchResult(items=[
+            _grant_item(grant.grant_id, answer)
+            for grant, answer in zip(batch.grants, answers, strict=True)])
 
     # --- reads -----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from proto.points import (
     HoldIn,
     HoldStatus,
     HourlyFigures,
+    ItemGrantIn,
     LedgerProblem,
     Rule,
     RuleIn,
@@ -77,6 +78,14 @@ class SettledHoldItem(BatchItemRow, frozen=True, kw_only=True):
     status: HoldStatus | None
     available: int | None
     held: int | None
+
+
+class AppliedGrantItem(Row, frozen=True, kw_only=True):
+    """One grant of a batch: ``done`` or ``taken`` (its id was claimed before)."""
+
+    outcome: Literal["done", "taken"]
+    item_count: int | None
+    total_points: int | None
 
 
 class RefundedHold(Row, frozen=True, kw_only=True):
@@ -294,6 +303,20 @@ async def call_apply_grant(db: Db, claim: Claim, grant_id: str, key_id: str | No
                                grant_id, key_id, reason, [i.member_id for i in items],
                                [i.points for i in items], [i.expires_at for i in items],
                                default_days, now)
+
+
+async def call_apply_grants(db: Db, tenant_id: str, grants: Sequence[ItemGrantIn],
+                            fingerprints: Sequence[bytes], key_id: str | None,
+                            default_days: int, now: datetime) -> list[AppliedGrantItem]:
+    """One row per grant, in the order of ``grants``."""
+    items = [item for grant in grants for item in grant.items]
+    return as_structs(AppliedGrantItem, await db.fetch(
+        "SELECT outcome, item_count, total_points FROM points.apply_grants("
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ORDER BY ord",
+        tenant_id, [g.grant_id for g in grants], list(fingerprints), key_id,
+        [g.reason for g in grants], [len(g.items) for g in grants],
+        [i.member_id for i in items], [i.points for i in items], [i.expires_at for i in items],
+        default_days, now))
 
 
 async def audit_grant_segment(db: Db, tenant_id: str, grant_id: str, segment_id: str,

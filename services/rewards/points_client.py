@@ -12,10 +12,12 @@ import msgspec
 
 from proto.points import (
     DebitIn,
+    GrantBatchIn,
     GrantIn,
     GrantItem,
     HoldBatchIn,
     HoldIn,
+    ItemGrantIn,
     Member,
     MoveIn,
     RefundIn,
@@ -121,6 +123,14 @@ class PointsClient:
         return await self._post(tenant_id, "/grants", GrantIn(
             grant_id=grant_id, reason=reason,
             items=[GrantItem(member_id=member_id, points=points) for member_id in member_ids]))
+
+    async def grant_many(self, tenant_id: str,
+                         grants: list[tuple[str, str, int, str]]) -> list[PointsAnswer]:
+        """Grants of (grant id, member, points, reason), each as ``grant`` would have it."""
+        return _items(await self._post(tenant_id, "/grants/batch", GrantBatchIn(grants=[
+            ItemGrantIn(grant_id=grant_id, reason=reason,
+                        items=[GrantItem(member_id=member_id, points=points)])
+            for grant_id, member_id, points, reason in grants])), len(grants))
 
     async def move(self, tenant_id: str, move_id: str, from_member: str, to_member: str,
                    points: int, reason: str) -> PointsAnswer:

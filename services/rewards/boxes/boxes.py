@@ -37,7 +37,7 @@ from proto.rewards import (
     TicketsIn,
 )
 from services.rewards.boxes import rules, store
-from services.rewards.boxes.draw_groups import DrawGroups
+from services.rewards.boxes.draw_groups import DrawGroups, prize_not_credited
 from services.rewards.boxes.store import BoxMember, BoxRow, DrawRow, PrizeRow
 from services.rewards.ids import digest
 from services.rewards.points_client import PointsClient
@@ -424,22 +424,23 @@ class Boxes:
         return await store.move_draw(self.pool, tenant_id, row.draw_id, "drawn", "completed",
                                      Outcome.of(201, await self.deliver(tenant_id, row, picked)))
 
-    async def deliver(self, tenant_id: str, row: DrawRow, picked: PrizeRow | None) -> DrawResult:
-        """A paid draw's prize to its member (its points granted or its coupon issued, once
-        however often this runs): the draw's answer."""
+    async def deliver(self, tenant_id: str, row: DrawRow, picked: PrizeRow | None, *,
+                      points_granted: bool = False) -> DrawResult:
+        """A paid draw's prize to its member (its points granted, unless ``points_granted``
+        says that was done, or its coupon issued; once however often this runs): the draw's
+        answer."""
         assert row.prize_id is not None and row.pity_after is not None
         prize = picked if picked is not None and picked.prize_id == row.prize_id else next(
             p for p in await store.box_prizes(self.pool, tenant_id, row.box_id)
             if p.prize_id == row.prize_id)
         coupon_id = None
-        if prize.kind == "points":
+        if prize.kind == "points" and not points_granted:
             assert prize.points is not None
             answer = await self.points.grant(tenant_id, hold_id_for(row.draw_id),
                                              row.member_id, prize.points,
                                              f"blind box {row.box_id}")
             if answer.status_code != 201:
-                raise Conflict("the prize points could not be credited; retry",
-                               code="in_progress")
+                raise prize_not_credited()
         elif prize.kind in ("perk", "coupon"):
             assert prize.sku is not None
             async with self.pool.acquire() as conn, conn.transaction():

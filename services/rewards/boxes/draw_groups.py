@@ -4,12 +4,13 @@ A draw is the same row moving pending -> drawn -> completed as a draw driven alo
 (``Boxes.drive``), each step a compare-and-set, so a replay and the worker finish it the same way.
 What changes is who takes the steps: the draws of one box that arrive while a group is under way
 are inserted by one statement, held by one call of points' ``POST /holds/batch``, picked in one
-transaction and captured by one ``POST /holds/settlements``. The pick locks the group's members
-in member order, then the box's stocked prizes, then the draws' rows (skipping one another driver
-has locked): the order a draw alone takes its member, prize and row in, so groups and single
-draws never wait for each other in a cycle. Each draw is picked as it would be alone, one after
-another in the order they arrived (``rules.plan_picks``). Delivering the prize and the answer
-are each draw's own.
+transaction, captured by one ``POST /holds/settlements``, their prize points granted by one
+``POST /grants/batch`` (coupons are issued draw by draw) and their answers recorded by one
+statement. The pick locks the group's members in member order, then the box's stocked prizes,
+then the draws' rows (skipping one another driver has locked): the order a draw alone takes its
+member, prize and row in, so groups and single draws never wait for each other in a cycle. Each
+draw is picked as it would be alone, one after another in the order they arrived
+(``rules.plan_picks``).
 
 A draw the group cannot take through a step (another driver moved it, its capture failed) leaves
 the group and its request drives it alone from where it stands. A failure of a whole step (points
@@ -37,7 +38,7 @@ from services.rewards.boxes import rules, store
 from services.rewards.boxes.store import BoxMember, DrawRow, NewDraw, Pick, PrizeRow
 from services.rewards.recovery import HOLD_EXPIRES_S, Forgotten
 from services.rewards.refusals import refused
-from services.runtime.errors import FuliError
+from services.runtime.errors import Conflict, FuliError
 from services.runtime.idempotency import Outcome
 from services.runtime.observability import request_id_var
 
@@ -141,13 +142,18 @@ class DrawGroups:
                 await boxes.give_back(tenant_id, row, capture.error_code)
                 answer(row.draw_id, None)
 
+        granted = await self._grant(tenant_id, box_id, delivering, prizes, answer)
+
         async def deliver(row: DrawRow) -> tuple[str, Outcome] | None:
             try:
-                result = await boxes.deliver(tenant_id, row, prizes.get(row.prize_id or ""))
+                result = await boxes.deliver(tenant_id, row, prizes.get(row.prize_id or ""),
+                                             points_granted=True)
             except Exception as exc:  # this draw's own failure: it stays drawn for a retry
                 answer(row.draw_id, exc)
                 return None
             return row.draw_id, Outcome.of(201, result)
+
+        delivering = [row for row in delivering if row.draw_id in granted]
 
         delivered = [d for d in await asyncio.gather(*map(deliver, delivering)) if d]
         completed = await store.complete_draws(boxes.pool, tenant_id, delivered)
@@ -176,6 +182,23 @@ class DrawGroups:
                     of="box", available=hold.error_details.get("available", 0),
                     requested=row.cost_points))
         return held
+
+    async def _grant(self, tenant_id: str, box_id: str, rows: list[DrawRow],
+                     prizes: dict[str, PrizeRow], answer: Answering) -> set[str]:
+        """The draws whose prize points are granted (by one POST /grants/batch) or which have
+        none to grant; the others answered."""
+        owed = [row for row in rows if row.prize_id in prizes
+                and prizes[row.prize_id].kind == "points"]
+        if not owed:
+            return {row.draw_id for row in rows}
+        grants = await self._boxes.points.grant_many(tenant_id, [
+            (row.hold_id, row.member_id, prizes[row.prize_id or ""].points or 0,
+             f"blind box {box_id}") for row in owed])  # a draw's grant id is its hold's
+        failed = {row.draw_id for row, grant in zip(owed, grants, strict=True)
+                  if grant.status_code != 201}
+        for draw_id in failed:
+            answer(draw_id, prize_not_credited())
+        return {row.draw_id for row in rows} - failed
 
     async def _pick(self, tenant_id: str, box_id: str, rows: list[DrawRow],
                     answer: Answering) -> tuple[list[DrawRow], dict[str, PrizeRow]]:
@@ -239,3 +262,9 @@ def _tell(pending: _Pending, outcome: Answer | BaseException) -> None:
         pending.done.set_exception(outcome)
     else:
         pending.done.set_result(outcome)
+
+
+def prize_not_credited() -> Conflict:
+    """The answer while a draw's prize points could not be granted: the draw stays drawn, and
+    a replay or the worker grants them (under the draw's id, once)."""
+    return Conflict("the prize points could not be credited; retry", code="in_progress")

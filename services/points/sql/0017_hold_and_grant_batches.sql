@@ -1,4 +1,5 @@
--- Holds placed, captured and voided many at a time (POST /holds/batch, POST /holds/settlements):
+-- Holds placed, captured and voided, and grants made, many at a time (POST /holds/batch,
+-- POST /holds/settlements, POST /grants/batch):
 -- each item exactly as its own request would do it, by the same ledger function, claimed under
 -- its own id and scope, and refused on its own (its claim deleted), so one item's refusal never
 -- undoes another's effect. The members of a batch are locked first, in member order, as every
@@ -135,6 +136,42 @@ BEGIN
                 outcome := 'refused';
             END IF;
         END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+-- Grants of items (never refused), each claimed under its own id: the items of grant i are
+-- the p_item_counts[i] that follow those of the grants before it.
+CREATE FUNCTION points.apply_grants(p_tenant text, p_grant_ids text[], p_fingerprints bytea[],
+                                    p_key_id text, p_reasons text[], p_item_counts int[],
+                                    p_members text[], p_points bigint[],
+                                    p_expires timestamptz[], p_default_days int,
+                                    p_now timestamptz)
+RETURNS TABLE (ord int, outcome text, item_count int, total_points bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_from int := 1;
+    v_to int;
+BEGIN
+    PERFORM points.lock_members(p_tenant, p_members, true);
+    FOR i IN 1 .. cardinality(p_grant_ids) LOOP
+        ord := i;
+        item_count := NULL; total_points := NULL;
+        v_to := v_from + p_item_counts[i] - 1;
+        INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
+        VALUES (p_tenant, 'points.grants', p_grant_ids[i], p_fingerprints[i])
+        ON CONFLICT DO NOTHING;
+        IF FOUND THEN
+            SELECT g.item_count, g.total_points INTO item_count, total_points
+            FROM points.apply_grant(p_tenant, p_grant_ids[i], p_key_id, p_reasons[i],
+                                    p_members[v_from:v_to], p_points[v_from:v_to],
+                                    p_expires[v_from:v_to], p_default_days, p_now) g;
+            outcome := 'done';
+        ELSE
+            outcome := 'taken';
+        END IF;
+        v_from := v_to + 1;
         RETURN NEXT;
     END LOOP;
 END $$;

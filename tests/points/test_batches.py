@@ -1,5 +1,5 @@
-"""POST /holds/batch and POST /holds/settlements: each item answered as its own request would
-be, in one transaction, against the real servers."""
+"""POST /holds/batch, POST /holds/settlements and POST /grants/batch: each item answered as its
+own request would be, in one transaction, against the real servers."""
 
 from __future__ import annotations
 
@@ -182,3 +182,50 @@ async def test_a_bad_batch_is_refused_whole_and_changes_nothing(points: Points) 
         assert response.status_code == 422, body
     assert (await points.member(member))["held"] == 0
     assert (await points.hold_batch([good])).json()["items"][0]["status_code"] == 201
+
+
+def grant(grant_id: str, *items: tuple[str, int], **fields: Any) -> dict[str, Any]:
+    return {"grant_id": grant_id, "reason": "batch test",
+            "items": [{"member_id": m, "points": n, **fields} for m, n in items]}
+
+
+async def test_a_batch_of_grants_makes_each_as_its_own_request_would(points: Points) -> None:
+    a, b = uid("m"), uid("m")
+    made_alone = grant(uid("g"), (a, 7))
+    assert (await points.client.post("/points/v1/grants", headers=points.operator,
+                                      json=made_alone)).status_code == 201
+    first, second = grant(uid("g"), (a, 10), (b, 20)), grant(uid("g"), (b, 5))
+    past = grant(uid("g"), (a, 1), expires_at="2020-01-01T00:00:00Z")
+    reused = dict(made_alone, reason="another reason")
+    body = {"grants": [first, made_alone, past, second, reused, first]}
+    response = await points.client.post("/points/v1/grants/batch", headers=points.operator,
+                                         json=body)
+    assert response.status_code == 200, response.text
+    answered = response.json()["items"]
+    assert [a["status_code"] for a in answered] == [201, 201, 422, 201, 409, 201]
+    assert answered[0]["result"] == {"grant_id": first["grant_id"], "item_count": 2,
+                                     "total_points": 30}
+    assert answered[5] == answered[0], "the same grant twice in a batch is made once"
+    assert answered[1]["result"]["total_points"] == 7, "a grant made alone is replayed"
+    assert error_code_of(answered[2]) == "validation_failed"
+    assert answered[2]["error"]["details"] == {"field": "items[0].expires_at"}
+    assert error_code_of(answered[4]) == "idempotency_conflict"
+    assert (await points.member(a))["available"] == 17
+    assert (await points.member(b))["available"] == 25
+    replay = await points.client.post("/points/v1/grants", headers=points.operator, json=second)
+    assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == answered[3]["result"]
+    await points.assert_ledger_ok()
+
+    ingest = await points.client.post("/points/v1/grants/batch", headers=points.ingest,
+                                      json={"grants": [grant(uid("g"), (a, 1))]})
+    assert ingest.status_code == 403, "grants are an operator's, in a batch as alone"
+    too_many = {"grants": [grant(uid("g"), *[(uid("m"), 1)] * 6000) for _ in range(2)]}
+    refused = await points.client.post("/points/v1/grants/batch", headers=points.operator,
+                                       json=too_many)
+    assert refused.status_code == 422 and error_code(refused) == "validation_failed"
+    segment = {"grants": [{"grant_id": uid("g"), "reason": "x", "segment_id": "s", "points": 1}]}
+    alone = await points.client.post("/points/v1/grants/batch", headers=points.operator,
+                                     json=segment)
+    assert alone.status_code == 422, "a grant to a segment is made alone"
+    assert (await points.member(a))["available"] == 17
