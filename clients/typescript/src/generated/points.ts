@@ -114,6 +114,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/points/v1/grants/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * GrantBatch
+         * @description Up to 1000 grants of items (10 000 items in all) in one request and one
+         *     transaction; each is made, replayed or refused as its own POST /grants would be.
+         *
+         *     Who: an API key with role operator (roles nest: admin, then operator, then ingest).
+         */
+        post: operations["PointsV1GrantsBatchGrantBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/points/v1/holds": {
         parameters: {
             query?: never;
@@ -744,6 +767,30 @@ export interface components {
             total_points: number;
         };
         /**
+         * GrantBatchIn
+         * @description Up to MAX_BATCH_GRANTS grants, of MAX_GRANT_ITEMS items in all.
+         */
+        GrantBatchIn: {
+            grants: components["schemas"]["ItemGrantIn"][];
+        };
+        /**
+         * GrantBatchItem
+         * @description One grant's outcome: ``status_code`` and ``result`` or ``error`` as its own request
+         *     would have answered them.
+         */
+        GrantBatchItem: {
+            /** @default null */
+            error: components["schemas"]["ErrorBody"] | null;
+            grant_id: string;
+            /** @default null */
+            result: components["schemas"]["Grant"] | null;
+            status_code: number;
+        };
+        /** GrantBatchResult */
+        GrantBatchResult: {
+            items: components["schemas"]["GrantBatchItem"][];
+        };
+        /**
          * GrantIn
          * @description Either ``items`` (each member's points), or ``segment_id`` with the ``points`` (and
          *     ``expires_at``) every member of that tiers segment's frozen list (at most MAX_GRANT_ITEMS)
@@ -836,6 +883,16 @@ export interface components {
         HourlyStats: {
             hours: components["schemas"]["HourlyFigures"][];
             time_zone: string;
+        };
+        /**
+         * ItemGrantIn
+         * @description A grant of items, as ``POST /grants`` takes one (a grant to a segment is made alone).
+         */
+        ItemGrantIn: {
+            /** @description 1-128 characters of [A-Za-z0-9._:-] */
+            grant_id: string;
+            items: components["schemas"]["GrantItem"][];
+            reason: string;
         };
         /** KeyCreateRequest */
         KeyCreateRequest: {
@@ -1404,6 +1461,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Grant"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    PointsV1GrantsBatchGrantBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GrantBatchIn"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GrantBatchResult"];
                 };
             };
             401: components["responses"]["Unauthorized"];
