@@ -504,11 +504,13 @@ async def lock_box_members(conn: Conn, tenant_id: str, box_id: str,
 
 
 async def lock_stocked_prizes(conn: Conn, tenant_id: str, box_id: str) -> None:
-    """Locks the box's prizes that have a stock, to the commit: the statements after this one
-    read their stock as it stays until then."""
+    """Locks the box's prizes that have some stock left, to the commit: the statements after
+    this one read their stock as it stays until then. One with none left is not locked (groups
+    of draws do not wait for each other on it): it can only come back, by a draw given back, and
+    a pick that misses that is the pick the draw would have had a moment before."""
     await conn.execute(
         "SELECT 1 FROM rewards.box_prizes WHERE tenant_id = $1 AND box_id = $2"
-        " AND stock_left IS NOT NULL ORDER BY prize_id FOR UPDATE", tenant_id, box_id)
+        " AND stock_left > 0 ORDER BY prize_id FOR UPDATE", tenant_id, box_id)
 
 
 async def lock_pending_draws(conn: Conn, tenant_id: str, draw_ids: Sequence[str]) -> set[str]:
