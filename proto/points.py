@@ -228,6 +228,7 @@ class HoldBatchItem(Response, frozen=True, kw_only=True):
     status_code: int
     result: Hold | None = None
     error: ErrorBody | None = None
+    replayed: bool = False  # what Idempotent-Replayed would say of the item alone
 
 
 class HoldBatchResult(Response, frozen=True, kw_only=True):
@@ -341,6 +342,7 @@ class GrantBatchItem(Response, frozen=True, kw_only=True):
     status_code: int
     result: Grant | None = None
     error: ErrorBody | None = None
+    replayed: bool = False  # what Idempotent-Replayed would say of the item alone
 
 
 class GrantBatchResult(Response, frozen=True, kw_only=True):

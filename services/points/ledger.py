@@ -81,7 +81,7 @@ def _hold_item(hold_id: str, answer: Outcome | FuliError) -> p.HoldBatchItem:
         return p.HoldBatchItem(hold_id=hold_id, status_code=answer.status_code,
                                error=answer.envelope().error)
     return p.HoldBatchItem(hold_id=hold_id, status_code=answer.status_code,
-                           result=_hold.decode(answer.body))
+                           result=_hold.decode(answer.body), replayed=answer.replayed)
 
 
 def _grant_item(grant_id: str, answer: Outcome | FuliError | None) -> p.GrantBatchItem:
@@ -90,7 +90,7 @@ def _grant_item(grant_id: str, answer: Outcome | FuliError | None) -> p.GrantBat
         return p.GrantBatchItem(grant_id=grant_id, status_code=answer.status_code,
                                 error=answer.envelope().error)
     return p.GrantBatchItem(grant_id=grant_id, status_code=answer.status_code,
-                            result=_grant.decode(answer.body))
+                            result=_grant.decode(answer.body), replayed=answer.replayed)
 
 
 def _claimed_answers(rows: Sequence[store.BatchItemRow | store.AppliedGrantItem],

@@ -176,6 +176,8 @@ def _items(answer: PointsAnswer, count: int) -> list[PointsAnswer]:
     """A batch's answer item by item, each as its own request's answer (the result, or the
     error envelope); a batch refused whole (4xx) is that refusal for each item."""
     items = answer.body.get("items")
+    if answer.status_code in (404, 405):  # a points service older than its batch routes
+        raise PointsUnavailable(f"the points service answered {answer.status_code} to a batch")
     if answer.status_code != 200 or not isinstance(items, list) or len(items) != count:
         if answer.status_code == 200:
             raise PointsUnavailable("the points service answered a batch out of shape")

@@ -1,10 +1,14 @@
 -- Holds placed, captured and voided, and grants made, many at a time (POST /holds/batch,
--- POST /holds/settlements, POST /grants/batch):
--- each item exactly as its own request would do it, by the same ledger function, claimed under
--- its own id and scope, and refused on its own (its claim deleted), so one item's refusal never
--- undoes another's effect. The members of a batch are locked first, in member order, as every
--- other statement that locks several members does, so batches and single operations never wait
--- for each other in a cycle.
+-- POST /holds/settlements, POST /grants/batch): each item exactly as its own request would do
+-- it, by the same ledger function, claimed under its own id and scope, and refused on its own
+-- (its claim deleted), so one item's refusal never undoes another's effect.
+--
+-- Locks are taken in the order a single operation takes them, claim first, then member: a batch
+-- claims all its ids first (in scope and id order), then locks its members (in member order),
+-- so batches and single operations never wait for each other in a cycle. Only the members
+-- locked then take part: a member (or a hold) that appears after it is, to the batch, one that
+-- does not exist yet. A later item with the id of an earlier one is that one's replay, or, if
+-- the earlier one was refused, claims the id again and is evaluated on its own.
 --
 -- An item's refusal is decided before its ledger function runs (hold_refusal, settle_refusal:
 -- the checks the function would raise on, with the same codes and details), not caught from
@@ -14,6 +18,49 @@
 -- Each row answers one item, by its position: `done` (the effect ran; its answer is stored by
 -- the caller in the same transaction), `taken` (the id was claimed before: nothing ran, the
 -- stored answer is the item's) or `refused`, with the refusal's code, hint and details.
+
+-- The items of a batch that claim their ids (the first with each id, if free), claiming them in
+-- (scope, id) order; true at the position of each.
+CREATE FUNCTION points.claim_batch(p_tenant text, p_scopes text[], p_keys text[],
+                                   p_fingerprints bytea[])
+RETURNS boolean[] LANGUAGE plpgsql AS $$
+DECLARE
+    v_claimed boolean[];
+BEGIN
+    WITH claimed AS (
+        INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
+        SELECT p_tenant, t.scope, t.key, t.fingerprint
+        FROM unnest(p_scopes, p_keys, p_fingerprints) WITH ORDINALITY
+             AS t(scope, key, fingerprint, ord)
+        ORDER BY t.scope, t.key, t.ord
+        ON CONFLICT DO NOTHING
+        RETURNING scope, key),
+    items AS (
+        SELECT t.scope, t.key, t.ord, min(t.ord) OVER (PARTITION BY t.scope, t.key) AS first
+        FROM unnest(p_scopes, p_keys) WITH ORDINALITY AS t(scope, key, ord))
+    SELECT array_agg(i.ord = i.first AND c.key IS NOT NULL ORDER BY i.ord) INTO v_claimed
+    FROM items i LEFT JOIN claimed c ON c.scope = i.scope AND c.key = i.key;
+    RETURN v_claimed;
+END $$;
+
+-- Whether item i runs: it claimed its id with the batch, or its id was freed by the refusal of
+-- an earlier item with that id and it claims it now.
+CREATE FUNCTION points.claim_again(p_tenant text, p_scope text, p_key text, p_fingerprint bytea)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
+    VALUES (p_tenant, p_scope, p_key, p_fingerprint) ON CONFLICT DO NOTHING;
+    RETURN FOUND;
+END $$;
+
+-- The members locked, in member order, for a batch: those of p_members that exist.
+CREATE FUNCTION points.lock_batch_members(p_tenant text, p_members text[])
+RETURNS text[] LANGUAGE sql AS $$
+    SELECT coalesce(array_agg(x.member_id), '{}') FROM (
+        SELECT x.member_id FROM points.members x
+        WHERE x.tenant_id = p_tenant AND x.member_id = ANY (p_members)
+        ORDER BY x.member_id FOR UPDATE) x;
+$$;
 
 -- Why a hold would be refused now (NULL code: it would not), the member being locked.
 CREATE FUNCTION points.hold_refusal(p_tenant text, p_member text, p_points bigint,
@@ -72,20 +119,31 @@ RETURNS TABLE (ord int, outcome text, available bigint, held bigint, expires_at 
                refusal text, refusal_hint text, refusal_details text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
+DECLARE
+    v_scopes text[] := array_fill('points.holds'::text, ARRAY[cardinality(p_hold_ids)]);
+    v_claimed boolean[] := points.claim_batch(p_tenant, v_scopes, p_hold_ids, p_fingerprints);
+    v_locked text[] := points.lock_batch_members(p_tenant, p_members);
+    v_runs boolean;
 BEGIN
-    PERFORM points.lock_members(p_tenant, p_members, false);
     FOR i IN 1 .. cardinality(p_hold_ids) LOOP
         ord := i;
         available := NULL; held := NULL; expires_at := NULL;
         refusal := NULL; refusal_hint := NULL; refusal_details := NULL;
-        INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
-        VALUES (p_tenant, 'points.holds', p_hold_ids[i], p_fingerprints[i])
-        ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
+        v_runs := v_claimed[i];
+        IF NOT v_runs THEN
+            v_runs := points.claim_again(p_tenant, v_scopes[i], p_hold_ids[i], p_fingerprints[i]);
+        END IF;
+        IF NOT v_runs THEN
             outcome := 'taken';
         ELSE
-            SELECT r.code, r.hint, r.details::text INTO refusal, refusal_hint, refusal_details
-            FROM points.hold_refusal(p_tenant, p_members[i], p_points[i], p_now) r;
+            IF p_members[i] = ANY (v_locked) THEN
+                SELECT r.code, r.hint, r.details::text INTO refusal, refusal_hint, refusal_details
+                FROM points.hold_refusal(p_tenant, p_members[i], p_points[i], p_now) r;
+            ELSE
+                refusal := 'unknown_member';
+                refusal_hint := 'no such member';
+                refusal_details := jsonb_build_object('member_id', p_members[i])::text;
+            END IF;
             IF refusal IS NULL THEN
                 SELECT h.available, h.held, h.expires_at INTO available, held, expires_at
                 FROM points.place_hold(p_tenant, p_hold_ids[i], p_members[i], p_points[i],
@@ -93,7 +151,7 @@ BEGIN
                 outcome := 'done';
             ELSE
                 DELETE FROM fuli.idempotency x WHERE x.tenant_id = p_tenant
-                  AND x.scope = 'points.holds' AND x.key = p_hold_ids[i];
+                  AND x.scope = v_scopes[i] AND x.key = p_hold_ids[i];
                 outcome := 'refused';
             END IF;
         END IF;
@@ -109,22 +167,34 @@ RETURNS TABLE (ord int, outcome text, member_id text, points bigint, status text
                refusal_details text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
-BEGIN
-    PERFORM points.lock_members(p_tenant, ARRAY(
+DECLARE
+    v_scopes text[] := ARRAY(SELECT 'points.holds.' || a FROM unnest(p_actions) AS a);
+    v_claimed boolean[] := points.claim_batch(p_tenant, v_scopes, p_hold_ids, p_fingerprints);
+    v_locked text[] := points.lock_batch_members(p_tenant, ARRAY(
         SELECT x.member_id FROM points.holds x
-        WHERE x.tenant_id = p_tenant AND x.hold_id = ANY (p_hold_ids)), false);
+        WHERE x.tenant_id = p_tenant AND x.hold_id = ANY (p_hold_ids)));
+    v_runs boolean;
+BEGIN
     FOR i IN 1 .. cardinality(p_hold_ids) LOOP
         ord := i;
         member_id := NULL; points := NULL; status := NULL; available := NULL; held := NULL;
         refusal := NULL; refusal_hint := NULL; refusal_details := NULL;
-        INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
-        VALUES (p_tenant, 'points.holds.' || p_actions[i], p_hold_ids[i], p_fingerprints[i])
-        ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
+        v_runs := v_claimed[i];
+        IF NOT v_runs THEN
+            v_runs := points.claim_again(p_tenant, v_scopes[i], p_hold_ids[i], p_fingerprints[i]);
+        END IF;
+        IF NOT v_runs THEN
             outcome := 'taken';
         ELSE
             SELECT r.code, r.hint, r.details::text INTO refusal, refusal_hint, refusal_details
             FROM points.settle_refusal(p_tenant, p_hold_ids[i], p_actions[i], p_now) r;
+            IF refusal IS NULL AND NOT EXISTS (
+                    SELECT 1 FROM points.holds x WHERE x.tenant_id = p_tenant
+                    AND x.hold_id = p_hold_ids[i] AND x.member_id = ANY (v_locked)) THEN
+                refusal := 'unknown_hold';
+                refusal_hint := 'no such hold';
+                refusal_details := jsonb_build_object('hold_id', p_hold_ids[i])::text;
+            END IF;
             IF refusal IS NULL THEN
                 SELECT s.member_id, s.points, s.status, s.available, s.held
                 INTO member_id, points, status, available, held
@@ -132,7 +202,7 @@ BEGIN
                 outcome := 'done';
             ELSE
                 DELETE FROM fuli.idempotency x WHERE x.tenant_id = p_tenant
-                  AND x.scope = 'points.holds.' || p_actions[i] AND x.key = p_hold_ids[i];
+                  AND x.scope = v_scopes[i] AND x.key = p_hold_ids[i];
                 outcome := 'refused';
             END IF;
         END IF;
@@ -151,6 +221,8 @@ RETURNS TABLE (ord int, outcome text, item_count int, total_points bigint)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
+    v_scopes text[] := array_fill('points.grants'::text, ARRAY[cardinality(p_grant_ids)]);
+    v_claimed boolean[] := points.claim_batch(p_tenant, v_scopes, p_grant_ids, p_fingerprints);
     v_from int := 1;
     v_to int;
 BEGIN
@@ -159,10 +231,7 @@ BEGIN
         ord := i;
         item_count := NULL; total_points := NULL;
         v_to := v_from + p_item_counts[i] - 1;
-        INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
-        VALUES (p_tenant, 'points.grants', p_grant_ids[i], p_fingerprints[i])
-        ON CONFLICT DO NOTHING;
-        IF FOUND THEN
+        IF v_claimed[i] THEN
             SELECT g.item_count, g.total_points INTO item_count, total_points
             FROM points.apply_grant(p_tenant, p_grant_ids[i], p_key_id, p_reasons[i],
                                     p_members[v_from:v_to], p_points[v_from:v_to],

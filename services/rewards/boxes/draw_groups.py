@@ -61,12 +61,13 @@ class _Pending:
 
 
 class DrawGroups:
-    def __init__(self, boxes: Boxes, *, max_group: int = 200, max_in_flight: int = 4) -> None:
+    def __init__(self, boxes: Boxes, *, max_group: int = 200, max_in_flight: int = 2) -> None:
         self._boxes = boxes
         self._max_group = max_group
         self._max_in_flight = max_in_flight
         self._queue: deque[_Pending] = deque()
         self._in_flight = 0
+        self._draining: set[asyncio.Task[None]] = set()
 
     async def draw(self, tenant_id: str, box_id: str, body: DrawIn, fingerprint: bytes,
                    cost_points: int, hold_id: str) -> Answer:
@@ -78,7 +79,9 @@ class DrawGroups:
             cost_points=cost_points, hold_id=hold_id), request_id_var.get(), done))
         if self._in_flight < self._max_in_flight:
             self._in_flight += 1
-            asyncio.get_running_loop().create_task(self._drain())
+            task = asyncio.get_running_loop().create_task(self._drain())
+            self._draining.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._draining.discard)
         return await done
 
     async def _drain(self) -> None:
@@ -89,8 +92,13 @@ class DrawGroups:
                 by_box: dict[tuple[str, str], list[_Pending]] = {}
                 for pending in group:
                     by_box.setdefault((pending.tenant_id, pending.box_id), []).append(pending)
-                for (tenant_id, box_id), items in by_box.items():
-                    await self._run(tenant_id, box_id, items)
+                try:
+                    for (tenant_id, box_id), items in by_box.items():
+                        await self._run(tenant_id, box_id, items)
+                except BaseException as exc:  # cancelled (shutting down): no draw is left waiting
+                    for pending in group:
+                        _tell(pending, exc)
+                    raise
         finally:
             self._in_flight -= 1
 
@@ -174,8 +182,8 @@ class DrawGroups:
         if refused_holds:  # nothing was held: forget these draws, as a draw alone does
             forgotten = await store.forget_draws(boxes.pool, tenant_id, list(refused_holds))
             for draw_id, (row, hold) in refused_holds.items():
-                if draw_id not in forgotten:
-                    answer(draw_id, Forgotten())
+                if draw_id not in forgotten:  # another driver moved it: drive it on alone
+                    answer(draw_id, None)
                     continue
                 answer(draw_id, refused(
                     "insufficient_points" if hold.short_of_points else "draw_failed",
@@ -208,7 +216,7 @@ class DrawGroups:
         async with boxes.pool.acquire() as conn, conn.transaction():
             members = await store.lock_box_members(conn, tenant_id, box_id,
                                                    [row.member_id for row in rows])
-            await store.lock_stocked_prizes(conn, tenant_id, box_id)
+            stock = await store.lock_stocked_prizes(conn, tenant_id, box_id)
             setting = await store.pick_setting(conn, tenant_id, box_id, rows[0].member_id)
             assert setting is not None
             pending = await store.lock_pending_draws(conn, tenant_id,
@@ -220,12 +228,15 @@ class DrawGroups:
                 [(row.draw_id, row.member_id) for row in mine],
                 {member: rules.MemberDraws(state.pity_counter, state.day, state.draws_that_day)
                  for member, state in members.items()},
-                [rules.Prize(p.prize_id, p.weight, p.stock_left) for p in setting.prizes],
+                [rules.Prize(p.prize_id, p.weight,
+                             None if p.stock_left is None else stock.get(p.prize_id, 0))
+                 for p in setting.prizes],
                 seed=seed.seed,
                 today=datetime.now(UTC).astimezone(ZoneInfo(setting.time_zone)).date(),
                 daily_limit=box.daily_limit_per_member, pity_after=box.pity_after,
                 top_prize_ids=box.pity_prize_ids)
-            await store.take_prizes(conn, tenant_id, box_id, plan.taken)
+            taken = await store.take_prizes(conn, tenant_id, box_id, plan.taken)
+            assert taken  # the prizes it takes from are locked by this transaction
             picks = [pick for pick in plan.picks if isinstance(pick, rules.PlannedPick)]
             drawn = await store.record_picks(
                 conn, tenant_id, box_id, seed.seed_no,

@@ -503,14 +503,13 @@ async def lock_box_members(conn: Conn, tenant_id: str, box_id: str,
             for row in rows}
 
 
-async def lock_stocked_prizes(conn: Conn, tenant_id: str, box_id: str) -> None:
-    """Locks the box's prizes that have some stock left, to the commit: the statements after
-    this one read their stock as it stays until then. One with none left is not locked (groups
-    of draws do not wait for each other on it): it can only come back, by a draw given back, and
-    a pick that misses that is the pick the draw would have had a moment before."""
-    await conn.execute(
-        "SELECT 1 FROM rewards.box_prizes WHERE tenant_id = $1 AND box_id = $2"
-        " AND stock_left > 0 ORDER BY prize_id FOR UPDATE", tenant_id, box_id)
+async def lock_stocked_prizes(conn: Conn, tenant_id: str, box_id: str) -> dict[str, int]:
+    """Locks the box's prizes that have some stock left, to the commit, and answers what is
+    left of each; one with none left is not locked, so groups of draws do not take turns on
+    it (a draw given back may return one of it meanwhile: that one waits for a later pick)."""
+    return {row["prize_id"]: row["stock_left"] for row in await conn.fetch(
+        "SELECT prize_id, stock_left FROM rewards.box_prizes WHERE tenant_id = $1"
+        " AND box_id = $2 AND stock_left > 0 ORDER BY prize_id FOR UPDATE", tenant_id, box_id)}
 
 
 async def lock_pending_draws(conn: Conn, tenant_id: str, draw_ids: Sequence[str]) -> set[str]:
@@ -521,13 +520,17 @@ async def lock_pending_draws(conn: Conn, tenant_id: str, draw_ids: Sequence[str]
         " AND status = 'pending' FOR UPDATE SKIP LOCKED", tenant_id, list(draw_ids))}
 
 
-async def take_prizes(conn: Conn, tenant_id: str, box_id: str, taken: dict[str, int]) -> None:
-    if taken:
-        await conn.execute(
-            "UPDATE rewards.box_prizes p SET stock_left = p.stock_left - t.n"
-            " FROM unnest($3::text[], $4::int[]) AS t(prize_id, n)"
-            " WHERE p.tenant_id = $1 AND p.box_id = $2 AND p.prize_id = t.prize_id",
-            tenant_id, box_id, list(taken), list(taken.values()))
+async def take_prizes(conn: Conn, tenant_id: str, box_id: str, taken: dict[str, int]) -> bool:
+    """Takes ``taken`` of each prize's stock; False (nothing taken) if one has too few left."""
+    if not taken:
+        return True
+    changed = await conn.fetchval(
+        "WITH taken AS (UPDATE rewards.box_prizes p SET stock_left = p.stock_left - t.n"
+        " FROM unnest($3::text[], $4::int[]) AS t(prize_id, n)"
+        " WHERE p.tenant_id = $1 AND p.box_id = $2 AND p.prize_id = t.prize_id"
+        " AND p.stock_left >= t.n RETURNING 1) SELECT count(*) FROM taken",
+        tenant_id, box_id, list(taken), list(taken.values()))
+    return bool(changed == len(taken))
 
 
 class Pick(msgspec.Struct, frozen=True):
