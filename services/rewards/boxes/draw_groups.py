@@ -17,8 +17,9 @@ the group and its request drives it alone from where it stands. A failure of a w
 unreachable, a lost connection) is each draw's answer, and the draws stay where they were for a
 retry or the worker, as a draw alone does.
 
-Up to ``max_in_flight`` groups run at once and a draw that finds one free starts at once, so a
-lone draw waits for nobody. A group's calls to points carry the request id of its draw when it
+Up to ``max_in_flight`` groups run at once (two: with more, on two cores, groups were smaller
+and a draw cost more; with one, a group's steps one after another held the rate back) and a draw
+that finds fewer under way starts at once, so a lone draw waits for nobody. A group's calls to points carry the request id of its draw when it
 has one draw, and none when it has several.
 """
 

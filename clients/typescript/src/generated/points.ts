@@ -782,6 +782,8 @@ export interface components {
             /** @default null */
             error: components["schemas"]["ErrorBody"] | null;
             grant_id: string;
+            /** @default false */
+            replayed: boolean;
             /** @default null */
             result: components["schemas"]["Grant"] | null;
             status_code: number;
@@ -843,6 +845,8 @@ export interface components {
             /** @default null */
             error: components["schemas"]["ErrorBody"] | null;
             hold_id: string;
+            /** @default false */
+            replayed: boolean;
             /** @default null */
             result: components["schemas"]["Hold"] | null;
             status_code: number;
