@@ -43,15 +43,26 @@ BEGIN
     RETURN v_claimed;
 END $$;
 
--- Whether item i runs: it claimed its id with the batch, or its id was freed by the refusal of
--- an earlier item with that id and it claims it now.
-CREATE FUNCTION points.claim_again(p_tenant text, p_scope text, p_key text, p_fingerprint bytea)
+-- Whether an item runs: it claimed its id with the batch (p_claimed), or its id was freed by
+-- the refusal of an earlier item with that id and it claims it now.
+CREATE FUNCTION points.item_claims(p_tenant text, p_claimed boolean, p_scope text, p_key text,
+                                   p_fingerprint bytea)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
+    IF p_claimed THEN
+        RETURN true;
+    END IF;
     INSERT INTO fuli.idempotency (tenant_id, scope, key, fingerprint)
     VALUES (p_tenant, p_scope, p_key, p_fingerprint) ON CONFLICT DO NOTHING;
     RETURN FOUND;
 END $$;
+
+-- A refused item's claim goes, as a refused request's does: its id stays free.
+CREATE FUNCTION points.unclaim(p_tenant text, p_scope text, p_key text)
+RETURNS void LANGUAGE sql AS $$
+    DELETE FROM fuli.idempotency x
+    WHERE x.tenant_id = p_tenant AND x.scope = p_scope AND x.key = p_key;
+$$;
 
 -- The members locked, in member order, for a batch: those of p_members that exist.
 CREATE FUNCTION points.lock_batch_members(p_tenant text, p_members text[])
@@ -123,17 +134,13 @@ DECLARE
     v_scopes text[] := array_fill('points.holds'::text, ARRAY[cardinality(p_hold_ids)]);
     v_claimed boolean[] := points.claim_batch(p_tenant, v_scopes, p_hold_ids, p_fingerprints);
     v_locked text[] := points.lock_batch_members(p_tenant, p_members);
-    v_runs boolean;
 BEGIN
     FOR i IN 1 .. cardinality(p_hold_ids) LOOP
         ord := i;
         available := NULL; held := NULL; expires_at := NULL;
         refusal := NULL; refusal_hint := NULL; refusal_details := NULL;
-        v_runs := v_claimed[i];
-        IF NOT v_runs THEN
-            v_runs := points.claim_again(p_tenant, v_scopes[i], p_hold_ids[i], p_fingerprints[i]);
-        END IF;
-        IF NOT v_runs THEN
+        IF NOT points.item_claims(p_tenant, v_claimed[i], v_scopes[i], p_hold_ids[i],
+                                  p_fingerprints[i]) THEN
             outcome := 'taken';
         ELSE
             IF p_members[i] = ANY (v_locked) THEN
@@ -150,8 +157,7 @@ BEGIN
                                        p_reasons[i], p_expires_in_s[i], p_now) h;
                 outcome := 'done';
             ELSE
-                DELETE FROM fuli.idempotency x WHERE x.tenant_id = p_tenant
-                  AND x.scope = v_scopes[i] AND x.key = p_hold_ids[i];
+                PERFORM points.unclaim(p_tenant, v_scopes[i], p_hold_ids[i]);
                 outcome := 'refused';
             END IF;
         END IF;
@@ -173,17 +179,13 @@ DECLARE
     v_locked text[] := points.lock_batch_members(p_tenant, ARRAY(
         SELECT x.member_id FROM points.holds x
         WHERE x.tenant_id = p_tenant AND x.hold_id = ANY (p_hold_ids)));
-    v_runs boolean;
 BEGIN
     FOR i IN 1 .. cardinality(p_hold_ids) LOOP
         ord := i;
         member_id := NULL; points := NULL; status := NULL; available := NULL; held := NULL;
         refusal := NULL; refusal_hint := NULL; refusal_details := NULL;
-        v_runs := v_claimed[i];
-        IF NOT v_runs THEN
-            v_runs := points.claim_again(p_tenant, v_scopes[i], p_hold_ids[i], p_fingerprints[i]);
-        END IF;
-        IF NOT v_runs THEN
+        IF NOT points.item_claims(p_tenant, v_claimed[i], v_scopes[i], p_hold_ids[i],
+                                  p_fingerprints[i]) THEN
             outcome := 'taken';
         ELSE
             SELECT r.code, r.hint, r.details::text INTO refusal, refusal_hint, refusal_details
@@ -201,8 +203,7 @@ BEGIN
                 FROM points.settle_hold(p_tenant, p_hold_ids[i], p_actions[i], p_now) s;
                 outcome := 'done';
             ELSE
-                DELETE FROM fuli.idempotency x WHERE x.tenant_id = p_tenant
-                  AND x.scope = v_scopes[i] AND x.key = p_hold_ids[i];
+                PERFORM points.unclaim(p_tenant, v_scopes[i], p_hold_ids[i]);
                 outcome := 'refused';
             END IF;
         END IF;
