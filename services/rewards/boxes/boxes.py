@@ -262,8 +262,9 @@ class Boxes:
             if paid_with == "points":
                 answer = await self.groups.draw(tenant_id, box_id, body, request_print,
                                                 box.cost_points, hold_id_for(body.draw_id))
-                return answer if answer is not None else await self.drive(tenant_id,
-                                                                          body.draw_id)
+                if isinstance(answer, Outcome):
+                    return answer
+                return await self.drive(tenant_id, body.draw_id, row=answer)
             row = await store.insert_draw(
                 self.pool, tenant_id, body.draw_id, box_id, body.member_id, request_print,
                 paid_with, box.cost_points, hold_id_for(body.draw_id), "pending", None)

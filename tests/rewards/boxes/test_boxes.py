@@ -280,7 +280,7 @@ async def test_the_calls_a_draw_makes_to_points_carry_its_request_id(
     access = [r.fields for r in caplog.records  # type: ignore[attr-defined]
               if r.name == "fuli.access"]
     logged = [(f["service"], f["route"]) for f in access if f["request_id"] == request_id]
-    # A lone draw is a group of one: its hold and capture go in batches of one, under its id.
-    assert ("points", "/points/v1/holds/batch") in logged
-    assert ("points", "/points/v1/holds/settlements") in logged
+    # A lone draw is driven alone: its own hold and capture, under its id.
+    assert ("points", "/points/v1/holds") in logged
+    assert ("points", "/points/v1/holds/{hold_id}/capture") in logged
     assert logged[-1] == ("rewards", "/rewards/v1/boxes/{box_id}/draws")
