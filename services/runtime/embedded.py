@@ -140,7 +140,7 @@ class EmbeddedPostgres:
             # A new data directory has no used WAL segments to recycle: every 16 MB of WAL,
             # the committing process creates the next segment, and with wal_init_zero it
             # writes and syncs 16 MB of zeros while holding the WAL write lock, every other
-            # commit waiting (the README's Performance section has the measurements). WAL
+            # commit waiting (loadtests/HISTORY.md has the measurements). WAL
             # records carry checksums, so recovery does not depend on the zeros, and a full
             # disk stops a commit either way.
             options.update(shared_buffers=f"{durable_shared_buffers_mb()}MB",
