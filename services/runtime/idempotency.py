@@ -151,16 +151,10 @@ async def replay_if_done(conn: Conn, *, tenant_id: str, scope: str, key: str,
 
 async def _replay(conn: Conn, tenant_id: str, scope: str, key: str,
                   request_print: bytes) -> Outcome:
-    row = await conn.fetchrow(
-        "SELECT fingerprint, status_code, body FROM fuli.idempotency"
-        " WHERE tenant_id = $1 AND scope = $2 AND key = $3",
-        tenant_id, scope, key,
-    )
-    if row is None or row["status_code"] is None:  # pragma: no cover - rows commit complete
-        raise Conflict("this request is still being processed; retry", code="in_progress")
-    if row["fingerprint"] != request_print:
-        raise IdempotencyConflict.for_key(key)
-    return Outcome(row["status_code"], bytes(row["body"]), replayed=True)
+    [answer] = await stored_answers(conn, [Claim(tenant_id, scope, key, request_print)])
+    if isinstance(answer, FuliError):
+        raise answer
+    return answer
 
 
 # --- many ids claimed in one transaction (batches) -----------------------------------------

@@ -38,7 +38,8 @@ from proto.rewards import (
 )
 from services.rewards.boxes import rules, store
 from services.rewards.boxes.draw_groups import DrawGroups, prize_not_credited
-from services.rewards.boxes.store import BoxMember, BoxRow, DrawRow, PrizeRow
+from services.rewards.boxes.rules import BoxMember
+from services.rewards.boxes.store import BoxRow, DrawRow, PrizeRow
 from services.rewards.ids import digest
 from services.rewards.points_client import PointsClient
 from services.rewards.recovery import (

@@ -27,9 +27,8 @@ lone draw waits for nobody. A group's calls to points carry no request id: they 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -37,9 +36,10 @@ from zoneinfo import ZoneInfo
 from proto.points import HoldIn
 from proto.rewards import DrawIn
 from services.rewards.boxes import rules, store
-from services.rewards.boxes.store import BoxMember, DrawRow, NewDraw, Pick, PrizeRow
+from services.rewards.boxes.store import DrawRow, NewDraw, PrizeRow
 from services.rewards.recovery import HOLD_EXPIRES_S, Forgotten
 from services.rewards.refusals import refused
+from services.runtime.arrivals import Arrival, Arrivals
 from services.runtime.errors import Conflict, FuliError
 from services.runtime.idempotency import Outcome
 from services.runtime.observability import request_id_var
@@ -54,87 +54,66 @@ Answer = Outcome | DrawRow | None
 Answering = Callable[[str, Answer | Exception], None]
 
 
-@dataclass
-class _Pending:
+@dataclass(frozen=True)
+class _Draw:
     tenant_id: str
     box_id: str
     draw: NewDraw
-    done: asyncio.Future[Answer] = field(repr=False)
+
+
+_Pending = Arrival[_Draw, Answer]
 
 
 class DrawGroups:
     def __init__(self, boxes: Boxes, *, max_group: int = 200, max_in_flight: int = 2) -> None:
         self._boxes = boxes
-        self._max_group = max_group
-        self._max_in_flight = max_in_flight
-        self._queue: deque[_Pending] = deque()
-        self._in_flight = 0
-        self._draining: set[asyncio.Task[None]] = set()
+        self._arrivals: Arrivals[_Draw, Answer] = Arrivals(
+            self._run, max_group=max_group, max_in_flight=max_in_flight)
 
     async def draw(self, tenant_id: str, box_id: str, body: DrawIn, fingerprint: bytes,
                    cost_points: int, hold_id: str) -> Answer:
         """The new draw's answer, or the row (None: read it again) its request is to drive
         alone. Raises Forgotten when the id turned out to be taken: the request is evaluated
         again."""
-        done: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(tenant_id, box_id, NewDraw(
+        return await self._arrivals.submit(_Draw(tenant_id, box_id, NewDraw(
             draw_id=body.draw_id, member_id=body.member_id, fingerprint=fingerprint,
-            cost_points=cost_points, hold_id=hold_id), done))
-        if self._in_flight < self._max_in_flight:
-            self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._drain())
-            self._draining.add(task)  # the loop keeps only a weak reference to a task
-            task.add_done_callback(self._draining.discard)
-        return await done
+            cost_points=cost_points, hold_id=hold_id)))
 
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                group = [self._queue.popleft()
-                         for _ in range(min(self._max_group, len(self._queue)))]
-                by_box: dict[tuple[str, str], list[_Pending]] = {}
-                for pending in group:
-                    by_box.setdefault((pending.tenant_id, pending.box_id), []).append(pending)
-                try:
-                    for (tenant_id, box_id), items in by_box.items():
-                        await self._run(tenant_id, box_id, items)
-                except BaseException as exc:  # cancelled (shutting down): no draw is left waiting
-                    for pending in group:
-                        _tell(pending, exc)
-                    raise
-        finally:
-            self._in_flight -= 1
-
-    async def _run(self, tenant_id: str, box_id: str, items: list[_Pending]) -> None:
+    async def _run(self, group: list[_Pending]) -> None:
         request_id_var.set(None)
-        try:
-            await self._steps(tenant_id, box_id, items)
-        except BaseException as exc:
-            for pending in items:
-                _tell(pending, exc)
-            if not isinstance(exc, Exception):
-                raise
+        by_box: dict[tuple[str, str], list[_Pending]] = {}
+        for pending in group:
+            by_box.setdefault((pending.item.tenant_id, pending.item.box_id), []).append(pending)
+        for (tenant_id, box_id), items in by_box.items():
+            try:
+                await self._steps(tenant_id, box_id, items)
+            except Exception as exc:  # a step failed for the whole box's group: each draw is told
+                for pending in items:
+                    pending.fail(exc)
 
     async def _steps(self, tenant_id: str, box_id: str, items: list[_Pending]) -> None:
         boxes = self._boxes
         first: dict[str, _Pending] = {}
         for pending in items:  # a second request with the same id finds the first's row
-            if pending.draw.draw_id in first:
-                _tell(pending, Forgotten())
+            if pending.item.draw.draw_id in first:
+                pending.fail(Forgotten())
             else:
-                first[pending.draw.draw_id] = pending
+                first[pending.item.draw.draw_id] = pending
 
         def answer(draw_id: str, outcome: Answer | Exception) -> None:
-            _tell(first[draw_id], outcome)
+            if isinstance(outcome, Exception):
+                first[draw_id].fail(outcome)
+            else:
+                first[draw_id].answer(outcome)
 
         arrived = {draw_id: n for n, draw_id in enumerate(first)}
         rows = sorted(await store.insert_draws(boxes.pool, tenant_id, box_id,
-                                               [p.draw for p in first.values()]),
+                                               [p.item.draw for p in first.values()]),
                       key=lambda row: arrived[row.draw_id])
         inserted = {row.draw_id for row in rows}
         for draw_id, pending in first.items():
             if draw_id not in inserted:
-                _tell(pending, Forgotten())
+                pending.fail(Forgotten())
         if len(rows) <= 1:  # a draw alone is driven alone: its steps cost fewer statements
             for row in rows:
                 answer(row.draw_id, row)
@@ -231,8 +210,7 @@ class DrawGroups:
             box = setting.box
             plan = rules.plan_picks(
                 [(row.draw_id, row.member_id) for row in mine],
-                {member: rules.MemberDraws(state.pity_counter, state.day, state.draws_that_day)
-                 for member, state in members.items()},
+                members,
                 [rules.Prize(p.prize_id, p.weight,
                              None if p.stock_left is None else stock.get(p.prize_id, 0))
                  for p in setting.prizes],
@@ -245,11 +223,7 @@ class DrawGroups:
             picks = [pick for pick in plan.picks if isinstance(pick, rules.PlannedPick)]
             drawn = await store.record_picks(
                 conn, tenant_id, box_id, seed.seed_no,
-                [Pick(draw_id=p.draw_id, candidates=p.options, pity_applied=p.pity_applied,
-                      prize_id=p.prize_id, pity_before=p.pity_before,
-                      pity_after=p.member.pity_counter) for p in picks],
-                {member: BoxMember(state.pity_counter, state.day, state.draws_that_day)
-                 for member, state in plan.members.items()})
+                picks, plan.members)
             assert len(drawn) == len(picks)  # their rows are locked by this transaction
             # Refused after the points were held: given back, and that is the draw's answer.
             for row, pick in zip(mine, plan.picks, strict=True):
@@ -267,17 +241,6 @@ class DrawGroups:
         if code == "limit_reached":
             return refused(code, of="box", daily_limit_per_member=box.daily_limit_per_member)
         return refused(code, of="box", box_id=box.box_id)
-
-
-def _tell(pending: _Pending, outcome: Answer | BaseException) -> None:
-    """Hands a draw its answer, unless its request left (its future was cancelled) or was
-    answered already."""
-    if pending.done.done():
-        return
-    if isinstance(outcome, BaseException):
-        pending.done.set_exception(outcome)
-    else:
-        pending.done.set_result(outcome)
 
 
 def prize_not_credited() -> Conflict:

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from fractions import Fraction
-from typing import NamedTuple
+
+import msgspec
 
 from proto.rewards import BoxIn, WeightedPrize
 from services.rewards.windows import check_window, open_at
@@ -89,7 +90,7 @@ def next_pity(counter: int, prize_id: str, top_prize_ids: Sequence[str] | None) 
     return 0 if prize_id in top_prize_ids else counter + 1
 
 
-class MemberDraws(NamedTuple):
+class BoxMember(msgspec.Struct, frozen=True):
     """A member's pity counter and draws on ``day`` (the tenant's day) in one box."""
 
     pity_counter: int
@@ -104,7 +105,7 @@ class PlannedPick:
     pity_applied: bool
     prize_id: str
     pity_before: int
-    member: MemberDraws  # the member's state after this draw
+    member: BoxMember  # the member's state after this draw
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,10 @@ class PickPlan:
 
     picks: list[PlannedPick | str]
     taken: dict[str, int]
-    members: dict[str, MemberDraws]
+    members: dict[str, BoxMember]
 
 
-def plan_picks(draws: Sequence[tuple[str, str]], members: Mapping[str, MemberDraws],
+def plan_picks(draws: Sequence[tuple[str, str]], members: Mapping[str, BoxMember],
                prizes: Sequence[Prize], *, seed: bytes, today: date, daily_limit: int | None,
                pity_after: int | None, top_prize_ids: Sequence[str] | None) -> PickPlan:
     """Picks for ``draws`` (draw id, member id) made one after another in this order, each as
@@ -145,7 +146,7 @@ def plan_picks(draws: Sequence[tuple[str, str]], members: Mapping[str, MemberDra
         if left is not None:
             stock[prize_id] = left - 1
             taken[prize_id] = taken.get(prize_id, 0) + 1
-        after = MemberDraws(next_pity(member.pity_counter, prize_id, top_prize_ids), today,
+        after = BoxMember(next_pity(member.pity_counter, prize_id, top_prize_ids), today,
                             drawn_today + 1)
         state[member_id] = after
         picks.append(PlannedPick(draw_id, options, due, prize_id, member.pity_counter, after))

@@ -4,14 +4,14 @@ draws, and members' age bands."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
 from proto.rewards import BoxIn, BoxSummary, WeightedPrize
-from services.rewards.boxes.rules import commitment, new_seed
+from services.rewards.boxes.rules import BoxMember, PlannedPick, commitment, new_seed
 from services.runtime.db import (
     Conn,
     Db,
@@ -69,14 +69,6 @@ class SeedRow(msgspec.Struct, frozen=True):
     seed: bytes
     commitment: str
     revealed_at: datetime | None
-
-
-class BoxMember(msgspec.Struct, frozen=True):
-    """A member's pity counter and draws on ``day`` (the tenant's day) in one box."""
-
-    pity_counter: int
-    day: date | None
-    draws_that_day: int
 
 
 class DrawRow(msgspec.Struct, frozen=True):
@@ -533,17 +525,9 @@ async def take_prizes(conn: Conn, tenant_id: str, box_id: str, taken: dict[str, 
     return bool(changed == len(taken))
 
 
-class Pick(msgspec.Struct, frozen=True):
-    draw_id: str
-    candidates: list[WeightedPrize]
-    pity_applied: bool
-    prize_id: str
-    pity_before: int
-    pity_after: int
-
-
 async def record_picks(conn: Conn, tenant_id: str, box_id: str, seed_no: int,
-                       picks: Sequence[Pick], members: dict[str, BoxMember]) -> list[DrawRow]:
+                       picks: Sequence[PlannedPick],
+                       members: dict[str, BoxMember]) -> list[DrawRow]:
     """pending -> drawn for each pick, and the members' rows set to ``members``, in one
     statement; a draw another driver moved first is left out."""
     return as_structs(DrawRow, await conn.fetch(
@@ -564,9 +548,9 @@ async def record_picks(conn: Conn, tenant_id: str, box_id: str, seed_no: int,
         f" RETURNING {DRAW_COLUMNS}", tenant_id, box_id, seed_no,
         list(members), [m.pity_counter for m in members.values()],
         [m.day for m in members.values()], [m.draws_that_day for m in members.values()],
-        [p.draw_id for p in picks], [msgspec.json.encode(p.candidates).decode() for p in picks],
+        [p.draw_id for p in picks], [msgspec.json.encode(p.options).decode() for p in picks],
         [p.pity_applied for p in picks], [p.prize_id for p in picks],
-        [p.pity_before for p in picks], [p.pity_after for p in picks]))
+        [p.pity_before for p in picks], [p.member.pity_counter for p in picks]))
 
 
 async def complete_draws(db: Db, tenant_id: str,

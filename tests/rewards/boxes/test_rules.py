@@ -142,8 +142,8 @@ def test_a_tally_counts_draws_by_the_odds_and_sets_pity_apart() -> None:
 
 def plan(draws: list[tuple[str, str]], prizes: list[rules.Prize], *, limit: int | None = None,
          pity_after: int | None = None, top: list[str] | None = None,
-         members: dict[str, rules.MemberDraws] | None = None) -> rules.PickPlan:
-    start = members or {m: rules.MemberDraws(0, None, 0) for _, m in draws}
+         members: dict[str, rules.BoxMember] | None = None) -> rules.PickPlan:
+    start = members or {m: rules.BoxMember(0, None, 0) for _, m in draws}
     return rules.plan_picks(draws, start, prizes, seed=FIXED_SEEDS[0], today=date(2026, 5, 1),
                             daily_limit=limit, pity_after=pity_after, top_prize_ids=top)
 
@@ -156,8 +156,8 @@ def test_a_group_is_picked_as_its_draws_would_be_one_after_another() -> None:
     assert [p.prize_id for p in picks[:3] if isinstance(p, rules.PlannedPick)] == \
         ["gold", "none", "none"], "the gold's one is gone after the first draw"
     assert result.taken == {"gold": 1}
-    assert result.members == {"a": rules.MemberDraws(0, date(2026, 5, 1), 2),
-                              "b": rules.MemberDraws(0, date(2026, 5, 1), 1)}
+    assert result.members == {"a": rules.BoxMember(0, date(2026, 5, 1), 2),
+                              "b": rules.BoxMember(0, date(2026, 5, 1), 1)}
     # Each pick is the verifiable pick of its own candidates.
     for picked in picks[:3]:
         assert isinstance(picked, rules.PlannedPick)
@@ -174,7 +174,7 @@ def test_pity_and_stock_run_on_from_draw_to_draw_of_a_group() -> None:
         (0, False, "none"), (1, True, "top"), (0, False, "none"),
         # pity is due again, but the top prize is gone: the draw falls back to the others
         (1, True, "none"), (2, True, "none")]
-    assert result.members["a"] == rules.MemberDraws(3, date(2026, 5, 1), 5)
+    assert result.members["a"] == rules.BoxMember(3, date(2026, 5, 1), 5)
     gone = plan([("d-1", "a"), ("d-2", "b")], [rules.Prize("last", 1, 1)])
     assert [isinstance(p, rules.PlannedPick) for p in gone.picks] == [True, False]
     assert gone.picks[1] == "out_of_stock" and gone.taken == {"last": 1}
