@@ -143,8 +143,15 @@ class EmbeddedPostgres:
             # commit waiting (loadtests/HISTORY.md has the measurements). WAL
             # records carry checksums, so recovery does not depend on the zeros, and a full
             # disk stops a commit either way.
+            #
+            # A new installation's tables grow from nothing, and each connection keeps the
+            # plans it made while they were small until the table is analyzed again: a lookup by
+            # key planned as a scan of a table of a few rows stays a scan of thousands. With a
+            # minute between autovacuum's rounds that lasts a minute of load; with ten seconds,
+            # ten (loadtests/HISTORY.md).
             options.update(shared_buffers=f"{durable_shared_buffers_mb()}MB",
-                           max_wal_size="4GB", checkpoint_timeout="15min", wal_init_zero="off")
+                           max_wal_size="4GB", checkpoint_timeout="15min", wal_init_zero="off",
+                           autovacuum_naptime="10s")
         else:
             # Throwaway test clusters: crash safety of the files is not needed there.
             options.update(fsync="off", synchronous_commit="off", full_page_writes="off")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
@@ -56,6 +57,7 @@ from services.runtime.db import Conn, Db, Pool
 from services.runtime.errors import Conflict, FuliError, IdempotencyConflict, NotFound
 from services.runtime.idempotency import Outcome, fingerprint, run_once
 from services.runtime.pagination import decode_cursor, encode_cursor
+from services.runtime.read_groups import ReadGroups
 
 log = logging.getLogger("fuli.rewards.boxes")
 
@@ -97,6 +99,8 @@ class Boxes:
         self.pool = pool
         self.points = points
         self.groups = DrawGroups(self)
+        # A draw request's first read, made together with the others that arrive with it.
+        self._starts = ReadGroups(partial(store.draw_starts, pool))
 
     # --- boxes, odds, seeds, proofs --------------------------------------------------------
 
@@ -250,8 +254,9 @@ class Boxes:
 
     async def _draw(self, tenant_id: str, box_id: str, body: DrawIn, now: datetime) -> Outcome:
         request_print = fingerprint(SCOPE, body.draw_id, {"box_id": box_id, "body": body})
-        start = await store.draw_start(self.pool, tenant_id, box_id, body.member_id,
-                                       body.draw_id)
+        start = await self._starts.read(store.DrawRequest(tenant_id, box_id, body.member_id,
+                                                          body.draw_id))
+        assert start is not None  # every key has its row
         existing = start.existing
         if existing is None:
             setting = start.setting

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -203,22 +203,37 @@ PRIZES_JSON = (
 _EXISTING_DRAW = prefixed_columns(DrawRow, "d", "existing_")
 
 
-async def draw_start(db: Db, tenant_id: str, box_id: str, member_id: str,
-                     draw_id: str) -> DrawStart:
-    row = await db.fetchrow(
-        f"SELECT {_EXISTING_DRAW}, {BOX_COLUMNS}, p.age_band, p.guardian_consent,"
+class DrawRequest(NamedTuple):
+    """What a draw request's first read is of."""
+
+    tenant_id: str
+    box_id: str
+    member_id: str
+    draw_id: str
+
+
+async def draw_starts(db: Db, keys: Sequence[DrawRequest]) -> dict[DrawRequest, DrawStart]:
+    """The first read of each draw request, in one statement."""
+    rows = await db.fetch(
+        f"SELECT k.n, {_EXISTING_DRAW}, {BOX_COLUMNS}, p.age_band, p.guardian_consent,"
         " coalesce(m.pity_counter, 0) AS pity_counter, m.day,"
         f" coalesce(m.draws_that_day, 0) AS draws_that_day, t.time_zone, {PRIZES_JSON}"
-        " FROM (SELECT) AS one"
-        " LEFT JOIN rewards.draws d ON d.tenant_id = $1 AND d.draw_id = $4"
-        " LEFT JOIN rewards.boxes b ON b.tenant_id = $1 AND b.box_id = $2"
-        " LEFT JOIN rewards.member_profiles p ON p.tenant_id = b.tenant_id AND p.member_id = $3"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY"
+        "  AS k(tenant_id, box_id, member_id, draw_id, n)"
+        " LEFT JOIN rewards.draws d ON d.tenant_id = k.tenant_id AND d.draw_id = k.draw_id"
+        " LEFT JOIN rewards.boxes b ON b.tenant_id = k.tenant_id AND b.box_id = k.box_id"
+        # Each joined on the request's own columns, so that its whole key is an index lookup.
+        " LEFT JOIN rewards.member_profiles p"
+        "  ON p.tenant_id = k.tenant_id AND p.member_id = k.member_id"
         " LEFT JOIN rewards.box_members m"
-        "  ON m.tenant_id = b.tenant_id AND m.box_id = b.box_id AND m.member_id = $3"
-        " LEFT JOIN fuli.tenants t ON t.tenant_id = b.tenant_id",
-        tenant_id, box_id, member_id, draw_id)
-    assert row is not None
-    fields = dict(row.items())
+        "  ON m.tenant_id = k.tenant_id AND m.box_id = k.box_id AND m.member_id = k.member_id"
+        " LEFT JOIN fuli.tenants t ON t.tenant_id = k.tenant_id",
+        [k.tenant_id for k in keys], [k.box_id for k in keys], [k.member_id for k in keys],
+        [k.draw_id for k in keys])
+    return {keys[row["n"] - 1]: _draw_start(dict(row.items())) for row in rows}
+
+
+def _draw_start(fields: dict[str, Any]) -> DrawStart:
     existing = pop_prefixed(DrawRow, fields, "existing_")
     box = pop_prefixed(BoxRow, fields, "")
     if box is None:
@@ -536,7 +551,10 @@ async def record_picks(conn: Conn, tenant_id: str, box_id: str, seed_no: int,
         "  draws_that_day = m.draws_that_day"
         "  FROM unnest($4::text[], $5::int[], $6::date[], $7::int[])"
         "   AS m(member_id, pity_counter, day, draws_that_day)"
-        "  WHERE x.tenant_id = $1 AND x.box_id = $2 AND x.member_id = m.member_id)"
+        "  WHERE x.tenant_id = $1 AND x.box_id = $2 AND x.member_id = m.member_id"
+        # Said as well as joined: a plan made while the table was small (and kept by the
+        # connection) then still looks its rows up by their whole key, not the box's all.
+        "  AND x.member_id = any($4::text[]))"
         " UPDATE rewards.draws d SET status = 'drawn', seed_no = $3,"
         " candidates = t.new_candidates::jsonb, pity_applied = t.new_pity_applied,"
         " prize_id = t.new_prize_id, pity_before = t.new_pity_before,"
@@ -544,7 +562,8 @@ async def record_picks(conn: Conn, tenant_id: str, box_id: str, seed_no: int,
         " FROM unnest($8::text[], $9::text[], $10::bool[], $11::text[], $12::int[], $13::int[])"
         "  AS t(new_draw_id, new_candidates, new_pity_applied, new_prize_id, new_pity_before,"
         "  new_pity_after)"
-        " WHERE d.tenant_id = $1 AND d.draw_id = t.new_draw_id AND d.status = 'pending'"
+        " WHERE d.tenant_id = $1 AND d.draw_id = t.new_draw_id AND d.draw_id = any($8::text[])"
+        " AND d.status = 'pending'"
         f" RETURNING {DRAW_COLUMNS}", tenant_id, box_id, seed_no,
         list(members), [m.pity_counter for m in members.values()],
         [m.day for m in members.values()], [m.draws_that_day for m in members.values()],
@@ -563,7 +582,8 @@ async def complete_draws(db: Db, tenant_id: str,
         "UPDATE rewards.draws d SET status = 'completed', updated_at = now(),"
         " outcome_status = t.status, outcome_body = t.body"
         " FROM unnest($2::text[], $3::int[], $4::bytea[]) AS t(draw_id, status, body)"
-        " WHERE d.tenant_id = $1 AND d.draw_id = t.draw_id AND d.status = 'drawn'"
+        " WHERE d.tenant_id = $1 AND d.draw_id = t.draw_id AND d.draw_id = any($2::text[])"
+        " AND d.status = 'drawn'"
         " RETURNING d.draw_id", tenant_id, [draw_id for draw_id, _ in answers],
         [outcome.status_code for _, outcome in answers],
         [outcome.body for _, outcome in answers])}

@@ -81,3 +81,49 @@ async def test_pity_counts_on_through_draws_that_arrive_together(rewards: Reward
     assert Counter(a["pity_counter"] for a in answers) == {0: 3, 1: 3, 2: 3, 3: 3}
     state = await rewards.points.member(member)
     assert (state["available"], state["spent"]) == (0, 12)
+
+
+async def test_first_reads_made_together_answer_each_request_its_own(rewards: Rewards) -> None:
+    """Draw requests that arrive together are read in one statement: each still finds its own
+    box, its member's age band and daily draws, and its own earlier try."""
+    open_box = await put_box(rewards, cost_points=1, daily_limit_per_member=1,
+                             prizes=[nothing("none", 1)])
+    adults_only = await put_box(rewards, cost_points=1, min_age=18, prizes=[nothing("none", 1)])
+    members = [uid("m") for _ in range(5)]
+    await rewards.points.grant([{"member_id": m, "points": 5} for m in members])
+    child, drew_today, fresh, adult, again = members
+    await rewards.client.put(f"/rewards/v1/members/{child}/eligibility", headers=rewards.ingest,
+                             json={"age_band": "8_17", "guardian_consent": True})
+    await rewards.client.put(f"/rewards/v1/members/{adult}/eligibility", headers=rewards.ingest,
+                             json={"age_band": "adult"})
+    earlier = {"draw_id": uid("d"), "member_id": again}
+    first = await rewards.client.post(f"/rewards/v1/boxes/{open_box}/draws",
+                                      headers=rewards.ingest, json=earlier)
+    assert (await draw(rewards, open_box, drew_today)).status_code == 201
+    assert first.status_code == 201
+
+    def post(box_id: str, body: dict[str, Any]) -> Any:
+        return rewards.client.post(f"/rewards/v1/boxes/{box_id}/draws", headers=rewards.ingest,
+                                   json=body)
+
+    for _ in range(5):
+        sent = [(box, {"draw_id": uid("d"), **body}, status, code) for box, body, status, code in [
+            # (box, body, status, error code), sent all at once
+            (adults_only, {"member_id": child}, 409, "not_eligible"),
+            (adults_only, {"member_id": adult}, 201, None),
+            (open_box, {"member_id": drew_today}, 409, "limit_reached"),
+            (open_box, {"member_id": fresh}, 201, None),
+            ("no-such-box", {"member_id": fresh}, 404, "unknown_box"),
+            (open_box, earlier, 201, None),  # the earlier draw's replay
+            (open_box, {**earlier, "member_id": adult}, 409, "idempotency_conflict"),
+        ]]
+        responses = await asyncio.gather(*[post(box, body) for box, body, _, _ in sent])
+        for (box, body, status, code), response in zip(sent, responses, strict=True):
+            assert response.status_code == status, (box, body, response.text)
+            assert code is None or error_code(response) == code, (box, body, response.text)
+        replay = responses[5]
+        assert replay.json() == first.json() and replay.headers["idempotent-replayed"] == "true"
+        # Each round's new draw is one a day: the next round's is refused before the hold.
+        drew_today, fresh = fresh, uid("m")
+        await rewards.points.give(fresh, 5)
+    await rewards.points.assert_ledger_ok()
