@@ -215,35 +215,25 @@ class DrawRequest(NamedTuple):
 async def draw_starts(db: Db, keys: Sequence[DrawRequest]) -> dict[DrawRequest, DrawStart]:
     """The first read of each draw request, in one statement."""
     rows = await db.fetch(
-        f"SELECT k.n, {_EXISTING_DRAW}, {BOX_COLUMNS}, p.age_band, p.guardian_consent,"
-        " coalesce(m.pity_counter, 0) AS pity_counter, m.day,"
-        f" coalesce(m.draws_that_day, 0) AS draws_that_day, t.time_zone, {PRIZES_JSON}"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY"
-        "  AS k(tenant_id, box_id, member_id, draw_id, n)"
-        " LEFT JOIN rewards.draws d ON d.tenant_id = k.tenant_id AND d.draw_id = k.draw_id"
-        " LEFT JOIN rewards.boxes b ON b.tenant_id = k.tenant_id AND b.box_id = k.box_id"
-        # Each joined on the request's own columns, so that its whole key is an index lookup.
-        " LEFT JOIN rewards.member_profiles p"
-        "  ON p.tenant_id = k.tenant_id AND p.member_id = k.member_id"
-        " LEFT JOIN rewards.box_members m"
-        "  ON m.tenant_id = k.tenant_id AND m.box_id = k.box_id AND m.member_id = k.member_id"
-        " LEFT JOIN fuli.tenants t ON t.tenant_id = k.tenant_id",
+        "SELECT n, draw, box, profile, member, time_zone, prizes"
+        " FROM rewards.draw_starts($1, $2, $3, $4)",
         [k.tenant_id for k in keys], [k.box_id for k in keys], [k.member_id for k in keys],
         [k.draw_id for k in keys])
-    return {keys[row["n"] - 1]: _draw_start(dict(row.items())) for row in rows}
+    return {keys[row["n"] - 1]: _draw_start(row) for row in rows}
 
 
-def _draw_start(fields: dict[str, Any]) -> DrawStart:
-    existing = pop_prefixed(DrawRow, fields, "existing_")
-    box = pop_prefixed(BoxRow, fields, "")
+def _draw_start(row: asyncpg.Record) -> DrawStart:
+    """A row of rewards.draw_starts, whose rows of each table are whole (None: not found)."""
+    existing = as_struct_or_none(DrawRow, row["draw"])
+    box = as_struct_or_none(BoxRow, row["box"])
     if box is None:
         return DrawStart(existing=existing, setting=None)
-    age_band, consent = fields["age_band"], fields["guardian_consent"]
+    profile, member = row["profile"], row["member"]
     return DrawStart(existing=existing, setting=DrawSetting(
-        box=box, profile=Profile(age_band, consent) if age_band is not None else None,
-        member=BoxMember(fields["pity_counter"], fields["day"], fields["draws_that_day"]),
-        time_zone=time_zone_or_default(fields["time_zone"]),
-        prizes=msgspec.convert(fields["prizes"], list[PrizeRow])))
+        box=box, profile=as_struct_or_none(Profile, profile),
+        member=BoxMember(0, None, 0) if member is None else as_struct(BoxMember, member),
+        time_zone=time_zone_or_default(row["time_zone"]),
+        prizes=msgspec.convert(row["prizes"], list[PrizeRow])))
 
 
 async def pick_setting(conn: Conn, tenant_id: str, box_id: str, member_id: str
