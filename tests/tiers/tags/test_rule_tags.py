@@ -122,7 +122,14 @@ def seed_population(rng: random.Random, count: int, now: datetime) -> list[Membe
     for index in range(count):
         member = Member(uid(f"m{index}"))
         kind = rng.random()
-        if kind < 0.05:
+        if index == count - 1:
+            # A coupon lover under any of the rules tested, whatever the time of day: the random
+            # members are not always one under the strictest.
+            for days in (5, 6, 7):
+                at = now - timedelta(days=days)
+                member.events += [Event(uid("ev"), "purchase", at, amount=10_000),
+                                  Event(uid("ev"), "coupon_used", at)]
+        elif kind < 0.05:
             member.joins.append(now - timedelta(days=rng.uniform(0, 60)))
         else:
             for _ in range(rng.randint(1, 7)):
