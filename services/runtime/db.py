@@ -39,24 +39,10 @@ def _encode_json(value: Any) -> str:
     return _json_encoder.encode(value).decode()
 
 
-# jsonb's binary form is a version byte, then the text. Binary, so that a row of a table with a
-# jsonb column can be read as one value (asyncpg decodes such rows only in binary).
-_JSONB_VERSION = b"\x01"
-
-
-def _encode_jsonb(value: Any) -> bytes:
-    return _JSONB_VERSION + _json_encoder.encode(value)
-
-
-def _decode_jsonb(data: bytes) -> Any:
-    return msgspec.json.decode(data[1:])
-
-
 async def init_connection(conn: Conn) -> None:
-    await conn.set_type_codec("json", schema="pg_catalog", encoder=_encode_json,
-                              decoder=msgspec.json.decode, format="text")
-    await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=_encode_jsonb,
-                              decoder=_decode_jsonb, format="binary")
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(type_name, schema="pg_catalog", encoder=_encode_json,
+                                  decoder=msgspec.json.decode, format="text")
 
 
 def as_struct(kind: type[S], record: asyncpg.Record) -> S:

@@ -215,25 +215,23 @@ class DrawRequest(NamedTuple):
 async def draw_starts(db: Db, keys: Sequence[DrawRequest]) -> dict[DrawRequest, DrawStart]:
     """The first read of each draw request, in one statement."""
     rows = await db.fetch(
-        "SELECT n, draw, box, profile, member, time_zone, prizes"
-        " FROM rewards.draw_starts($1, $2, $3, $4)",
+        "SELECT s.* FROM rewards.draw_starts($1, $2, $3, $4) s",
         [k.tenant_id for k in keys], [k.box_id for k in keys], [k.member_id for k in keys],
         [k.draw_id for k in keys])
-    return {keys[row["n"] - 1]: _draw_start(row) for row in rows}
+    return {keys[row["n"] - 1]: _draw_start(dict(row.items())) for row in rows}
 
 
-def _draw_start(row: asyncpg.Record) -> DrawStart:
-    """A row of rewards.draw_starts, whose rows of each table are whole (None: not found)."""
-    existing = as_struct_or_none(DrawRow, row["draw"])
-    box = as_struct_or_none(BoxRow, row["box"])
+def _draw_start(fields: dict[str, Any]) -> DrawStart:
+    existing = pop_prefixed(DrawRow, fields, "existing_")
+    box = pop_prefixed(BoxRow, fields, "")
     if box is None:
         return DrawStart(existing=existing, setting=None)
-    profile, member = row["profile"], row["member"]
+    age_band, consent = fields["age_band"], fields["guardian_consent"]
     return DrawStart(existing=existing, setting=DrawSetting(
-        box=box, profile=as_struct_or_none(Profile, profile),
-        member=BoxMember(0, None, 0) if member is None else as_struct(BoxMember, member),
-        time_zone=time_zone_or_default(row["time_zone"]),
-        prizes=msgspec.convert(row["prizes"], list[PrizeRow])))
+        box=box, profile=Profile(age_band, consent) if age_band is not None else None,
+        member=BoxMember(fields["pity_counter"], fields["day"], fields["draws_that_day"]),
+        time_zone=time_zone_or_default(fields["time_zone"]),
+        prizes=msgspec.convert(fields["prizes"], list[PrizeRow])))
 
 
 async def pick_setting(conn: Conn, tenant_id: str, box_id: str, member_id: str

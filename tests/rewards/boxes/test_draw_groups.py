@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.rewards.boxes.test_boxes import draw, put_box
@@ -127,3 +128,63 @@ async def test_first_reads_made_together_answer_each_request_its_own(rewards: Re
         drew_today, fresh = fresh, uid("m")
         await rewards.points.give(fresh, 5)
     await rewards.points.assert_ledger_ok()
+
+
+async def test_the_first_read_looks_rows_up_by_key_with_its_plan_made_on_empty_tables(
+        empty_database: str) -> None:
+    """rewards.draw_starts keeps one generic plan a connection (its own setting): one made
+    while the tables were empty still looks each request's rows up by key once they hold
+    thousands, and reads each request's own."""
+    from services.composition.registry import MIGRATIONS
+    from services.rewards.boxes import store
+    from services.runtime import tenants
+    from services.runtime.db import init_connection
+    from services.runtime.migrations import migrate
+
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await init_connection(conn)
+        await migrate(conn, MIGRATIONS)
+        await tenants.create_tenant(conn, "plans", "Asia/Shanghai")
+        config = await conn.fetchval("SELECT proconfig FROM pg_proc"
+                                     " WHERE proname = 'draw_starts'")
+        assert config == ["plan_cache_mode=force_generic_plan"]
+        plans: list[str] = []
+        conn.add_log_listener(lambda _conn, message: plans.append(str(message)))
+        for setting in ("auto_explain.log_min_duration = 0",
+                        "auto_explain.log_nested_statements = on", "client_min_messages = log"):
+            await conn.execute(f"SET {setting}")
+        await conn.execute("LOAD 'auto_explain'")
+
+        def requests(n: int) -> list[store.DrawRequest]:
+            return [store.DrawRequest("plans", "box-1", f"m{i}", f"d{i}") for i in range(n)]
+
+        assert not any(start.setting or start.existing
+                       for start in (await store.draw_starts(conn, requests(3))).values())
+        await conn.execute(
+            "INSERT INTO rewards.boxes (tenant_id, box_id, name, cost_points)"
+            " SELECT 'plans', 'box-' || i, 'Box', i FROM generate_series(1, 2000) AS i;"
+            " INSERT INTO rewards.box_members (tenant_id, box_id, member_id, pity_counter)"
+            " SELECT 'plans', 'box-1', 'm' || i, i FROM generate_series(1, 20000) AS i;"
+            " INSERT INTO rewards.member_profiles (tenant_id, member_id, age_band)"
+            " SELECT 'plans', 'm' || i, 'adult' FROM generate_series(1, 20000) AS i;"
+            " INSERT INTO rewards.draws (tenant_id, draw_id, box_id, member_id, fingerprint,"
+            "  paid_with, cost_points, hold_id, status)"
+            " SELECT 'plans', 'd' || i, 'box-1', 'm' || i, '\\x00', 'points', 1, 'h' || i,"
+            "  'pending' FROM generate_series(0, 20000) AS i")
+        plans.clear()
+        starts = await store.draw_starts(conn, requests(8))
+        await conn.execute("SET client_min_messages = warning")
+        for n, key in enumerate(requests(8)):
+            start = starts[key]
+            assert start.existing is not None and start.existing.draw_id == f"d{n}"
+            assert start.setting is not None and start.setting.box.cost_points == 1
+            assert start.setting.member.pity_counter == n  # m0 has no row: 0
+            assert (start.setting.profile is not None) == (n > 0)
+        read = [p for p in plans if "rewards.draws d" in p]
+        assert read, plans[:3]
+        for plan in read:
+            for table in ("draws", "boxes", "member_profiles", "box_members"):
+                assert f"Seq Scan on {table} " not in plan, plan
+    finally:
+        await conn.close()
