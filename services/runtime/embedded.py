@@ -146,9 +146,11 @@ class EmbeddedPostgres:
             #
             # A new installation's tables grow from nothing, and each connection keeps the
             # plans it made while they were small until the table is analyzed again: a lookup by
-            # key planned as a scan of a table of a few rows stays a scan of thousands. With a
-            # minute between autovacuum's rounds that lasts a minute of load; with ten seconds,
-            # ten (loadtests/HISTORY.md).
+            # key planned as a scan of a table of a few rows stays a scan of thousands.
+            # Autovacuum analyzes a table once a tenth of it (and 50 rows) changed, at its next
+            # look; it looks every ten seconds here rather than every minute, so a table growing
+            # under load is analyzed, and its plans made again, within seconds
+            # (loadtests/HISTORY.md).
             options.update(shared_buffers=f"{durable_shared_buffers_mb()}MB",
                            max_wal_size="4GB", checkpoint_timeout="15min", wal_init_zero="off",
                            autovacuum_naptime="10s")
