@@ -76,21 +76,15 @@ def _batch_error(event_id: str, exc: FuliError) -> p.BatchItem:
                        error=p.BatchItemError(code=exc.code, message=exc.message))
 
 
-def _hold_item(hold_id: str, answer: Outcome | FuliError) -> p.HoldBatchItem:
-    if isinstance(answer, FuliError):
-        return p.HoldBatchItem(hold_id=hold_id, status_code=answer.status_code,
-                               error=answer.envelope().error)
-    return p.HoldBatchItem(hold_id=hold_id, status_code=answer.status_code,
-                           result=_hold.decode(answer.body), replayed=answer.replayed)
-
-
-def _grant_item(grant_id: str, answer: Outcome | FuliError | None) -> p.GrantBatchItem:
+def _item_answer(answer: Outcome | FuliError | None,
+                 result: msgspec.json.Decoder[Any]) -> dict[str, Any]:
+    """A batch item's status code, and its result (by ``result``) or error, as its own request
+    would have answered them."""
     assert answer is not None
     if isinstance(answer, FuliError):
-        return p.GrantBatchItem(grant_id=grant_id, status_code=answer.status_code,
-                                error=answer.envelope().error)
-    return p.GrantBatchItem(grant_id=grant_id, status_code=answer.status_code,
-                            result=_grant.decode(answer.body), replayed=answer.replayed)
+        return {"status_code": answer.status_code, "error": answer.envelope().error}
+    return {"status_code": answer.status_code, "result": result.decode(answer.body),
+            "replayed": answer.replayed}
 
 
 def _claimed_answers(rows: Sequence[store.BatchItemRow | store.AppliedGrantItem],
@@ -281,7 +275,7 @@ class Ledger:
 
         answers = await once_more_on_fault(attempt, f"{HOLDS_SCOPE} batch")
         return p.HoldBatchResult(items=[
-            _hold_item(hold.hold_id, answer)
+            p.HoldBatchItem(hold_id=hold.hold_id, **_item_answer(answer, _hold))
             for hold, answer in zip(batch.holds, answers, strict=True)])
 
     async def settle_holds(self, tenant_id: str, batch: p.SettlementBatchIn,
@@ -315,7 +309,8 @@ class Ledger:
 
         answers = await once_more_on_fault(attempt, f"{HOLDS_SCOPE} settlements")
         return p.HoldBatchResult(items=[
-            _hold_item(item.hold_id, answer) for item, answer in zip(items, answers, strict=True)])
+            p.HoldBatchItem(hold_id=item.hold_id, **_item_answer(answer, _hold))
+            for item, answer in zip(items, answers, strict=True)])
 
     async def refund_hold(self, tenant_id: str, hold_id: str, body: p.RefundIn,
                           now: datetime) -> Outcome:
@@ -438,7 +433,7 @@ class Ledger:
                                  if grants else [], strict=True):
             answers[index] = answer
         return p.GrantBatchResult(items=[
-            _grant_item(grant.grant_id, answer)
+            p.GrantBatchItem(grant_id=grant.grant_id, **_item_answer(answer, _grant))
             for grant, answer in zip(batch.grants, answers, strict=True)])
 
     # --- reads -----------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """Reads that arrive together in one process, made together.
 
-Under load many requests read the same kind of row at once (a balance, a leaderboard page).
-Alone, each read costs a pool checkout, a round trip and a statement; read as a group, the group
-costs one of each. Up to ``max_in_flight`` groups run at once; a read that finds a free slot goes
-out at once, so a lone read waits for nobody. When every slot is busy, arrivals wait and go out
-together with the next group. A group's statement starts after each of its reads arrived, so a
-read sees everything committed before it arrived, as it would alone. If a group's read fails,
-its keys are read again one by one, so one bad key never fails another.
+Under load many requests read the same kind of row at once (a balance, a leaderboard page, the
+first read of a draw). Alone, each read costs a pool checkout, a round trip and a statement;
+read as a group (``services.runtime.arrivals``: a lone read waits for nobody, reads that arrive
+while every slot is busy go out together with the next group), the group costs one of each, and
+a key several of its reads ask for is read once. A group's statement starts after each of its
+reads arrived, so a read sees everything committed before it arrived, as it would alone. If a
+group's read fails, its keys are read again one by one, so one bad key never fails another.
 
 One group at a time is the default: a read's statement is short (no locks to wait for), so the
 wait for the group before is too, and bigger groups cost the API less per read. Balance and
@@ -16,9 +16,10 @@ leaderboard reads from 16 connections: 4 groups in flight gave 4,160 leaderboard
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Generic, TypeVar
+
+from services.runtime.arrivals import Arrival, Arrivals
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -28,67 +29,34 @@ class ReadGroups(Generic[K, V]):
     def __init__(self, read_many: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], *,
                  max_group: int = 200, max_in_flight: int = 1) -> None:
         """``read_many`` answers the keys it was given that exist (a key left out reads as
-        None); a key asked for by several reads of one group is read once."""
+        None). A group is up to ``max_group`` reads."""
         self._read_many = read_many
-        self._max_group = max_group
-        self._max_in_flight = max_in_flight
-        self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
-        self._in_flight = 0  # counted down as a group's task ends, not in a later callback
-        self._tasks: set[asyncio.Task[None]] = set()  # referenced until done
+        self._arrivals: Arrivals[K, V | None] = Arrivals(
+            self._read_group, max_group=max_group, max_in_flight=max_in_flight)
 
     async def read(self, key: K) -> V | None:
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[V | None] = loop.create_future()
-        self._waiting.setdefault(key, []).append(answer)
-        if self._in_flight < self._max_in_flight:
-            self._in_flight += 1
-            task = loop.create_task(self._drain())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await answer
+        return await self._arrivals.submit(key)
 
-    async def _drain(self) -> None:
+    async def _read_group(self, group: list[Arrival[K, V | None]]) -> None:
+        keys = list(dict.fromkeys(arrival.item for arrival in group))
         try:
-            await self._read_groups()
-        finally:
-            self._in_flight -= 1
+            found = await self._read_many(keys)
+        except Exception:
+            if len(keys) == 1:
+                raise  # each read of the group gets the error
+            # One key's failure (another tenant's, say) must not fail the others.
+            for key in keys:
+                await self._read_alone(key, [a for a in group if a.item == key])
+            return
+        for arrival in group:
+            arrival.answer(found.get(arrival.item))
 
-    async def _read_groups(self) -> None:
-        while self._waiting:
-            keys = list(self._waiting)[:self._max_group]
-            group = {key: self._waiting.pop(key) for key in keys}
-            try:
-                found = await self._read_many(keys)
-            except Exception as exc:
-                if len(keys) == 1:
-                    _settle(group[keys[0]], exc=exc)
-                else:  # one key's failure (another tenant's, say) must not fail the others
-                    await self._one_by_one(group)
-                continue
-            except BaseException:  # cancelled (the app stopping): so are the reads
-                for answers in group.values():
-                    for answer in answers:
-                        answer.cancel()
-                raise
-            for key, answers in group.items():
-                _settle(answers, found=found.get(key))
-
-    async def _one_by_one(self, group: dict[K, list[asyncio.Future[V | None]]]) -> None:
-        for key, answers in group.items():
-            try:
-                found = await self._read_many([key])
-            except Exception as exc:
-                _settle(answers, exc=exc)
-            else:
-                _settle(answers, found=found.get(key))
-
-
-def _settle(answers: list[asyncio.Future[V | None]], *, found: V | None = None,
-            exc: Exception | None = None) -> None:
-    for answer in answers:
-        if answer.done():  # the request went away
-            continue
-        if exc is not None:
-            answer.set_exception(exc)
+    async def _read_alone(self, key: K, reads: list[Arrival[K, V | None]]) -> None:
+        try:
+            found = await self._read_many([key])
+        except Exception as exc:
+            for arrival in reads:
+                arrival.fail(exc)
         else:
-            answer.set_result(found)
+            for arrival in reads:
+                arrival.answer(found.get(key))
