@@ -1,4 +1,5 @@
-"""Work that arrives together in one process, done together (earning events, blind-box draws).
+"""Work that arrives together in one process, done together (earning events, blind-box draws,
+reads: ``services.runtime.read_groups``).
 
 Each arrival waits for its answer. Up to ``max_in_flight`` groups run at once; an arrival that
 finds a free slot starts a group at once, so a lone arrival waits for nobody. While every slot is
